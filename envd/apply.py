@@ -1,0 +1,451 @@
+"""Execute a plan against an engine, in dependency order, in parallel.
+
+``apply`` decides nothing: the plan says what to do. It owns *when*: a
+service's containers are touched only once each of its dependencies meets its
+``depends_on`` condition (started / healthy / completed), independent services
+proceed in parallel on a bounded pool, and — when asked — it waits until every
+service is running and healthy (or completed) and reports the ones that are not.
+
+Recreate is stop → remove → create → start: at no moment do two containers
+claim one name, and a crash between any two steps leaves a state the next plan
+repairs (a stopped stale container is recreated, a missing one created, a
+created one started).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from envd import labels
+from envd.desired import DesiredProject
+from envd.engine.base import Engine
+from envd.engine.types import BuildRequest, ObservedContainer
+from envd.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
+from envd.events import Clock, Emit, Event, SystemClock, discard
+from envd.observe import Observed
+from envd.plan import Action, Plan
+
+READY = "ready"
+COMPLETED = "completed"
+FAILED = "failed"
+PENDING = "pending"
+
+
+@dataclass
+class ServiceProgress:
+    name: str
+    state: str = PENDING  # pending → converging → converged; then ready/completed/failed
+    error: str = ""
+    settled: str = ""  # READY / COMPLETED / FAILED once known
+    containers: list[ObservedContainer] = field(default_factory=list)
+
+
+def apply_images(
+    plan: Plan,
+    engine: Engine,
+    desired: DesiredProject,
+    emit: Emit = discard,
+    workers: int = 4,
+) -> set[str]:
+    """Pull and build what the plan asks for; return the refs pulled or built."""
+    done: set[str] = set()
+    failures: list[ServiceFailure] = []
+
+    def run(action: Action) -> None:
+        svc = desired.services[action.service]
+        emit(Event(action.kind, action.resource, action.reason, "working", action.service))
+
+        def progress(line: str) -> None:
+            emit(Event(action.kind, action.resource, line, "working", action.service))
+
+        if action.kind == "pull":
+            engine.pull_image(action.name, progress)
+        else:
+            assert svc.build is not None
+            engine.build_image(
+                BuildRequest(
+                    context=svc.build.context,
+                    tag=action.name,
+                    dockerfile=svc.build.dockerfile,
+                    args=svc.build.args,
+                    target=svc.build.target,
+                    labels={
+                        labels.PROJECT: desired.project,
+                        labels.SERVICE: svc.name,
+                        labels.CONTEXT_DIGEST: svc.build.digest,
+                    },
+                ),
+                progress,
+            )
+        emit(Event(action.kind, action.resource, "done", "done", action.service))
+
+    actions = plan.image_actions
+    if not actions:
+        return done
+    with ThreadPoolExecutor(max_workers=min(workers, len(actions))) as pool:
+        futures = {pool.submit(run, a): a for a in actions}
+        for fut, action in futures.items():
+            try:
+                fut.result()
+                done.add(action.name)
+            except EngineError as exc:
+                if exc.exit_code == 3:
+                    raise
+                emit(Event(action.kind, action.resource, str(exc), "error", action.service))
+                verb = "pull" if action.kind == "pull" else "build"
+                failures.append(ServiceFailure(action.service, f"could not {verb} {action.name}: {exc}"))
+    if failures:
+        raise EnvironmentFailed(failures)
+    return done
+
+
+class Applier:
+    def __init__(
+        self,
+        engine: Engine,
+        desired: DesiredProject,
+        emit: Emit = discard,
+        clock: Clock | None = None,
+        workers: int = 8,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self.engine = engine
+        self.desired = desired
+        self.emit = emit
+        self.clock = clock or SystemClock()
+        self.workers = workers
+        self.poll_interval = poll_interval
+
+    # ------------------------------------------------------------------ phases
+    def apply(
+        self,
+        plan: Plan,
+        observed: Observed,
+        wait_ready: bool = True,
+        timeout: float | None = None,
+    ) -> dict[str, ServiceProgress]:
+        """Run the plan; raise EnvironmentFailed listing services that did not converge."""
+        deadline = None if timeout is None else self.clock.monotonic() + timeout
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            self._parallel(pool, [a for a in plan.actions if a.kind in ("create-network", "create-volume")])
+            self._check_external()
+            self._parallel(pool, [a for a in plan.actions if a.kind == "remove"])
+            progress = self._converge(pool, plan, observed, wait_ready, deadline)
+            self._parallel(pool, [a for a in plan.actions if a.kind == "remove-network"], tolerate=True)
+        failures = [
+            ServiceFailure(p.name, p.error or "failed", _first_container(p))
+            for p in progress.values()
+            if p.settled == FAILED
+        ]
+        if failures:
+            raise EnvironmentFailed(sorted(failures, key=lambda f: f.service))
+        return progress
+
+    def _check_external(self) -> None:
+        for net in self.desired.networks.values():
+            if net.external and not self.engine.network_exists(net.name):
+                raise EnvironmentFailed(
+                    [ServiceFailure("-", f"needs external network {net.name!r}, which does not exist")]
+                )
+        for vol in self.desired.volumes.values():
+            if vol.external and not self.engine.volume_exists(vol.name):
+                users = sorted(
+                    s.name for s in self.desired.services.values()
+                    if any(m.source == vol.name for m in s.template.mounts)
+                )
+                if users:
+                    raise EnvironmentFailed(
+                        [ServiceFailure(users[0], f"needs external volume {vol.name!r}, which does not exist")]
+                    )
+
+    def _parallel(self, pool: ThreadPoolExecutor, actions: list[Action], tolerate: bool = False) -> None:
+        if not actions:
+            return
+        futures = [pool.submit(self._run, a) for a in actions]
+        errors = []
+        for fut, action in zip(futures, actions):
+            try:
+                fut.result()
+            except EngineError as exc:
+                if exc.exit_code == 3 or not tolerate:
+                    errors.append((action, exc))
+        for action, exc in errors:
+            if exc.exit_code == 3:
+                raise exc
+        if errors:
+            action, exc = errors[0]
+            raise EnvironmentFailed(
+                [ServiceFailure(action.service or "-", f"{action.kind} {action.resource} failed: {exc}")]
+            )
+
+    # ------------------------------------------------------------------ one action
+    def _run(self, action: Action) -> None:
+        e = self.engine
+        self.emit(Event(action.kind, action.resource, action.reason, "working", action.service))
+        if action.kind == "create-network":
+            net = next(n for n in self.desired.networks.values() if n.name == action.name)
+            try:
+                e.create_network(net.name, dict(net.labels), net.driver, net.internal)
+            except Conflict:
+                pass  # created concurrently: converged is converged
+        elif action.kind == "create-volume":
+            vol = next(v for v in self.desired.volumes.values() if v.name == action.name)
+            try:
+                e.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
+            except Conflict:
+                pass
+        elif action.kind == "remove-network":
+            e.remove_network(action.name)
+        elif action.kind == "remove":
+            self._stop_remove(action.container_id, action.stop_timeout)
+        elif action.kind == "start":
+            e.start_container(action.container_id)
+        elif action.kind in ("create", "recreate"):
+            assert action.container is not None
+            if action.kind == "recreate":
+                self._stop_remove(action.container_id, action.stop_timeout)
+            try:
+                cid = e.create_container(action.container)
+            except Conflict:
+                raise EngineError(
+                    f"a container named {action.container.name!r} already exists and is not"
+                    " managed by this project; remove or rename it"
+                ) from None
+            e.start_container(cid)
+        elif action.kind == "ok":
+            return
+        else:
+            raise AssertionError(f"apply cannot execute a {action.kind!r} action")
+        self.emit(Event(action.kind, action.resource, "done", "done", action.service))
+
+    def _stop_remove(self, container_id: str, timeout: int) -> None:
+        try:
+            self.engine.stop_container(container_id, timeout)
+            self.engine.remove_container(container_id)
+        except NotFound:
+            pass  # already gone: the goal of this step
+
+    # ------------------------------------------------------------------ scheduling
+    def _converge(
+        self,
+        pool: ThreadPoolExecutor,
+        plan: Plan,
+        observed: Observed,
+        wait_ready: bool,
+        deadline: float | None,
+    ) -> dict[str, ServiceProgress]:
+        services = self.desired.services
+        progress = {name: ServiceProgress(name) for name in services}
+        by_service = observed.by_service()
+        for name, p in progress.items():
+            p.containers = list(by_service.get(name, []))
+        running: dict[Future[None], str] = {}
+        outstanding: dict[str, int] = {}
+        if any(a.kind == "pending" for a in plan.actions):
+            raise AssertionError("plan still has pending image actions; plan again after images")
+
+        def deps_state(name: str) -> tuple[bool, str]:
+            """(all satisfied, error) for a service's dependencies."""
+            for dep, cond in services[name].depends_on.items():
+                if dep not in progress:
+                    if cond.required:
+                        return False, f"dependency {dep!r} is not active (check profiles)"
+                    continue
+                dp = progress[dep]
+                if dp.settled == FAILED:
+                    return False, f"dependency {dep!r} failed: {dp.error}"
+                ok, err = _condition(dp, cond.condition, services[dep].replicas)
+                if err:
+                    return False, f"dependency {dep!r} {err}"
+                if not ok:
+                    return False, ""
+            return True, ""
+
+        def refresh() -> None:
+            current = self.engine.list_containers(self.desired.project)
+            grouped: dict[str, list[ObservedContainer]] = {}
+            for c in current:
+                if c.labels.get(labels.ONE_OFF) == "1":
+                    continue
+                grouped.setdefault(c.service, []).append(c)
+            for name, p in progress.items():
+                if p.state == "converged":
+                    p.containers = [
+                        c for c in grouped.get(name, [])
+                        if c.name.startswith(f"{self.desired.project}-{name}-")
+                    ]
+
+        while True:
+            # Start every service whose dependencies are satisfied.
+            for name, p in progress.items():
+                if p.state != PENDING:
+                    continue
+                ok, err = deps_state(name)
+                if err:
+                    p.state, p.settled, p.error = "converged", FAILED, err
+                    self.emit(Event("failed", f"service {name}", err, "error", name))
+                    continue
+                if not ok:
+                    continue
+                actions = [a for a in plan.for_service(name) if a.kind in ("create", "recreate", "start")]
+                p.state = "converging"
+                outstanding[name] = len(actions)
+                if not actions:
+                    p.state = "converged"
+                for a in actions:
+                    running[pool.submit(self._run, a)] = name
+            # Settle services whose containers reached a final state.
+            for name, p in progress.items():
+                if p.state == "converged" and p.settled in ("", PENDING):
+                    settled, err = _settle(p, services[name].replicas, services[name].restart)
+                    if settled:
+                        p.settled, p.error = settled, err
+                        phase = "error" if settled == FAILED else "done"
+                        self.emit(Event(settled, f"service {name}", err or settled, phase, name))
+            unsettled = [n for n, p in progress.items() if p.settled == ""]
+            blocking = [n for n in unsettled if wait_ready or self._is_dependency(n, progress)]
+            if not running and not blocking and all(p.state != PENDING for p in progress.values()):
+                break
+            if deadline is not None and self.clock.monotonic() >= deadline:
+                for name in unsettled:
+                    p = progress[name]
+                    p.settled = FAILED
+                    p.error = p.error or _timeout_reason(p)
+                    self.emit(Event("timeout", f"service {name}", p.error, "error", name))
+                for fut in running:
+                    fut.cancel()
+                break
+            if running:
+                done, _ = wait(list(running), timeout=self.poll_interval)
+                for fut in done:
+                    name = running.pop(fut)
+                    outstanding[name] -= 1
+                    try:
+                        fut.result()
+                    except EngineError as exc:
+                        if exc.exit_code == 3:
+                            raise
+                        progress[name].settled = FAILED
+                        progress[name].error = str(exc)
+                        self.emit(Event("failed", f"service {name}", str(exc), "error", name))
+                    if outstanding[name] == 0:
+                        progress[name].state = "converged"
+                if done:
+                    refresh()
+                continue
+            self.clock.sleep(self.poll_interval)
+            refresh()
+        return progress
+
+    def _is_dependency(self, name: str, progress: Mapping[str, ServiceProgress]) -> bool:
+        return any(
+            name in self.desired.services[other].depends_on and p.state == PENDING
+            for other, p in progress.items()
+        )
+
+
+def _condition(p: ServiceProgress, condition: str, replicas: int) -> tuple[bool, str]:
+    """(satisfied, error) of one dependency condition from the last observation."""
+    if p.state != "converged":
+        return False, ""
+    if replicas == 0:
+        return True, ""
+    cs = p.containers
+    if len(cs) < replicas:
+        return False, ""
+    if condition == "started":
+        return all(c.status in ("running", "exited", "restarting") for c in cs), ""
+    if condition == "healthy":
+        for c in cs:
+            if c.status == "exited":
+                return False, f"exited with code {c.exit_code} before becoming healthy"
+            if c.status == "running" and c.health is None:
+                return False, "has no healthcheck; use condition 'started' or add one"
+            if c.health == "unhealthy":
+                return False, "is unhealthy"
+        return all(c.health == "healthy" for c in cs), ""
+    # completed
+    for c in cs:
+        if c.status == "exited" and c.exit_code not in (0, None):
+            return False, f"exited with code {c.exit_code}"
+    return all(c.status == "exited" and c.exit_code == 0 for c in cs), ""
+
+
+def _settle(p: ServiceProgress, replicas: int, restart: str) -> tuple[str, str]:
+    if p.settled == FAILED:
+        return FAILED, p.error
+    if replicas == 0:
+        return READY, ""
+    cs = p.containers
+    if len(cs) < replicas:
+        return "", ""
+    states: list[str] = []
+    for c in cs:
+        if c.status == "running":
+            if c.health in (None, "healthy"):
+                states.append(READY)
+            elif c.health == "unhealthy":
+                return FAILED, f"is unhealthy (container {c.name})"
+            else:
+                return "", ""
+        elif c.status == "exited":
+            if c.exit_code == 0 and restart in ("no", "on-failure"):
+                states.append(COMPLETED)
+            elif restart in ("no",) or (restart == "on-failure" and c.exit_code == 0):
+                return FAILED, f"exited with code {c.exit_code} (container {c.name})"
+            else:
+                return "", ""  # the engine will restart it
+        elif c.status == "dead":
+            return FAILED, f"container {c.name} is dead"
+        else:
+            return "", ""
+    return (COMPLETED if all(s == COMPLETED for s in states) else READY), ""
+
+
+def _timeout_reason(p: ServiceProgress) -> str:
+    if p.state == PENDING:
+        return "timed out waiting for its dependencies"
+    if not p.containers:
+        return "timed out before its containers were created"
+    c = p.containers[0]
+    detail = c.status + (f", health {c.health}" if c.health else "")
+    if c.status == "exited":
+        detail += f" with code {c.exit_code}"
+    return f"timed out waiting to become ready (state: {detail})"
+
+
+def _first_container(p: ServiceProgress) -> str:
+    return p.containers[0].id if p.containers else ""
+
+
+def container_ids(progress: Mapping[str, ServiceProgress]) -> dict[str, list[str]]:
+    return {n: [c.id for c in p.containers] for n, p in progress.items()}
+
+
+def remove_all(
+    engine: Engine,
+    containers: Iterable[ObservedContainer],
+    stop_timeout: Callable[[ObservedContainer], int],
+    emit: Emit = discard,
+    workers: int = 16,
+) -> None:
+    """Stop and remove containers in parallel (``down``)."""
+    items = list(containers)
+    if not items:
+        return
+
+    def one(c: ObservedContainer) -> None:
+        emit(Event("remove", f"container {c.name}", "stopping", "working", c.service))
+        try:
+            if c.status in ("running", "restarting", "paused"):
+                engine.stop_container(c.id, stop_timeout(c))
+            engine.remove_container(c.id)
+        except NotFound:
+            pass
+        emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        for fut in [pool.submit(one, c) for c in items]:
+            fut.result()

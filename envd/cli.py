@@ -1,0 +1,434 @@
+"""The command line: the only module that prints for people.
+
+Every command maps errors to the contract's exit codes: 0 success, 1 the
+environment failed, 2 bad usage or spec (nothing changed), 3 engine
+unreachable. Errors are one sentence on stderr; ``--debug`` adds a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from envd import __version__
+from envd.errors import EngineError, EnvdError, EnvironmentFailed, SpecError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Ctx:
+    project_dir: str | None
+    file: str | None
+    environment: str | None
+    profiles: frozenset[str]
+    debug: bool
+
+    def target(self) -> Any:
+        from envd.converge import Target
+
+        return Target(self.project_dir, self.file, self.environment, self.profiles)
+
+
+def engine() -> Any:
+    from envd.engine.real import DockerEngine
+
+    eng = DockerEngine()
+    eng.ping()
+    return eng
+
+
+def err(message: str) -> None:
+    click.echo(f"envd: {message}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-C", "project_dir", metavar="DIR", help="Project directory (default: .).")
+@click.option("-f", "--file", "file", metavar="FILE", help="Spec file (default: DIR/envd.toml).")
+@click.option("--env", "environment", envvar="ENVD_ENV", metavar="NAME",
+              help="Environment overlay to apply (also ENVD_ENV).")
+@click.option("--profile", "profiles", multiple=True, envvar="ENVD_PROFILES", metavar="NAME",
+              help="Enable services of this profile (repeatable).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(__version__, prog_name="envd")
+@click.pass_context
+def main(ctx: click.Context, project_dir: str | None, file: str | None,
+         environment: str | None, profiles: tuple[str, ...], debug: bool) -> None:
+    """envd: declarative, reproducible container environments."""
+    ctx.obj = Ctx(project_dir, file, environment or None, frozenset(profiles), debug)
+
+
+def _json_opt(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+
+
+# --------------------------------------------------------------------------- validate / schema
+
+
+@main.command()
+@_json_opt
+@click.pass_obj
+def validate(obj: Ctx, as_json: bool) -> None:
+    """Parse and validate the spec (every environment overlay too)."""
+    from envd.spec.load import load
+
+    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    problems: list[Any] = []
+    envs = sorted(loaded.spec.environments) if obj.environment is None else []
+    for env in envs:
+        try:
+            load(obj.project_dir, obj.file, env, profiles=obj.profiles)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    services = len(loaded.spec.services)
+    if as_json:
+        click.echo(json.dumps({"valid": True, "project": loaded.project, "services": services,
+                               "environments": sorted(loaded.spec.environments)}))
+    else:
+        extra = f", {len(envs)} environment(s)" if envs else ""
+        click.echo(f"{_rel(loaded.file)} is valid: project {loaded.project!r}, {services} service(s){extra}")
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of envd.toml."""
+    from envd.spec.schema import render
+
+    click.echo(render(), nl=False)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@main.command()
+@_json_opt
+@click.pass_obj
+def plan(obj: Ctx, as_json: bool) -> None:
+    """Show what `up` would change, per resource, and why (changes nothing)."""
+    from envd.converge import plan_project, prepare
+
+    _, desired = prepare(obj.target())
+    the_plan, _ = plan_project(engine(), desired)
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json(), indent=2))
+        return
+    marks = {"create": "+", "create-network": "+", "create-volume": "+", "pull": "↓", "build": "⚙",
+             "recreate": "~", "start": "▶", "remove": "-", "remove-network": "-", "ok": "=",
+             "pending": "?"}
+    env = f" (environment {desired.environment})" if desired.environment else ""
+    click.echo(f"Project {desired.project}{env}")
+    width = max((len(a.resource) for a in the_plan.actions), default=10)
+    for a in the_plan.actions:
+        click.echo(f"  {marks.get(a.kind, ' ')} {a.kind:<14} {a.resource:<{width}}  {a.reason}")
+    for p in the_plan.problems:
+        click.echo(f"  ! {p}")
+    n = len(the_plan.changes)
+    click.echo(f"{n} change(s)" if n else "Nothing to do: the project is up to date.")
+
+
+# --------------------------------------------------------------------------- up / down
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Converge and wait, then exit (no daemon).")
+@click.option("--timeout", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for services to become ready.")
+@click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
+@click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
+@_json_opt
+@click.pass_obj
+def up(obj: Ctx, once: bool, timeout: float, no_wait: bool, force_recreate: bool, as_json: bool) -> None:
+    """Converge the project and wait until every service is ready."""
+    from envd.converge import converge, prepare
+    from envd.progress import make_progress
+
+    _, desired = prepare(obj.target())
+    eng = engine()
+    progress = make_progress(as_json)
+    force = frozenset(desired.services) if force_recreate else frozenset()
+    try:
+        _, result = converge(eng, desired, progress, wait_ready=not no_wait, timeout=timeout,
+                             force_recreate=force)
+    except EnvironmentFailed as exc:
+        progress.close()
+        _report_failures(eng, exc, as_json)
+        raise
+    progress.close()
+    if as_json:
+        click.echo(json.dumps({"result": "ok", "project": desired.project,
+                               "services": {n: p.settled or p.state for n, p in result.items()}}))
+    else:
+        click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
+
+
+def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
+    for f in exc.failures:
+        lines: list[str] = []
+        if f.container:
+            try:
+                lines = eng.container_logs(f.container, tail=20)
+            except EnvdError:
+                lines = []
+        f.log_tail = lines
+        if as_json:
+            continue
+        err(f"service {f.service!r} {f.reason}")
+        if lines:
+            click.echo(f"--- last {len(lines)} log lines of {f.service} ---", err=True)
+            for line in lines:
+                click.echo(f"  {f.service} | {line}", err=True)
+    if as_json:
+        click.echo(json.dumps({"result": "failed", "failures": [
+            {"service": f.service, "reason": f.reason, "logs": f.log_tail} for f in exc.failures
+        ]}))
+
+
+@main.command()
+@click.option("-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares.")
+@click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
+@_json_opt
+@click.pass_obj
+def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
+    """Stop and remove the project's containers and networks."""
+    from envd import labels
+    from envd.apply import remove_all
+    from envd.converge import prepare
+    from envd.progress import make_progress
+
+    _, desired = prepare(obj.target())
+    eng = engine()
+    progress = make_progress(as_json)
+    containers = eng.list_containers(desired.project)
+
+    def grace(c: Any) -> int:
+        if timeout is not None:
+            return timeout
+        svc = desired.services.get(c.service)
+        return svc.template.stop_timeout if svc else 10
+
+    remove_all(eng, containers, grace, progress)
+    from envd.events import Event
+
+    for net in eng.list_networks(desired.project):
+        progress(Event("remove-network", f"network {net.name}", "", "working"))
+        try:
+            eng.remove_network(net.name)
+            progress(Event("remove-network", f"network {net.name}", "", "done"))
+        except EngineError as exc:
+            progress(Event("remove-network", f"network {net.name}", str(exc), "error"))
+    removed_volumes: list[str] = []
+    if volumes:
+        declared = {v.name for v in desired.volumes.values() if not v.external}
+        for vol in eng.list_volumes(desired.project):
+            if vol.name in declared and vol.labels.get(labels.PROJECT) == desired.project:
+                progress(Event("remove", f"volume {vol.name}", "", "working"))
+                eng.remove_volume(vol.name)
+                removed_volumes.append(vol.name)
+                progress(Event("remove", f"volume {vol.name}", "", "done"))
+    progress.close()
+    if as_json:
+        click.echo(json.dumps({"result": "ok", "containers": len(containers), "volumes": removed_volumes}))
+    else:
+        click.echo(f"Project {desired.project} is down.", err=True)
+
+
+# --------------------------------------------------------------------------- status
+
+
+@main.command()
+@_json_opt
+@click.pass_obj
+def status(obj: Ctx, as_json: bool) -> None:
+    """Per service: desired vs actual, health, container ids, drift."""
+    from envd.converge import plan_project, prepare
+    from envd.status import project_status
+
+    _, desired = prepare(obj.target())
+    eng = engine()
+    the_plan, observed = plan_project(eng, desired)
+    report = project_status(desired, observed, the_plan)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    rows = [("SERVICE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
+    for s in report["services"]:
+        rows.append((
+            s["name"], str(s["desired_replicas"]), s["actual"], s["health"] or "-",
+            ",".join(c["id"] for c in s["containers"]) or "-", "; ".join(s["drift"]) or "-",
+        ))
+    for o in report["orphans"]:
+        rows.append((o["service"] or "?", "0", o["status"], "-", o["id"], "orphan: not in the spec"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+# --------------------------------------------------------------------------- logs / exec / run
+
+
+@main.command()
+@click.argument("services", nargs=-1)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("--tail", default="all", help="Number of lines from the end (default: all).")
+@click.option("--no-prefix", is_flag=True, help="Do not prefix lines with the container name.")
+@click.pass_obj
+def logs(obj: Ctx, services: tuple[str, ...], follow: bool, tail: str, no_prefix: bool) -> None:
+    """Show container logs, prefixed by service."""
+    from envd.converge import prepare
+
+    _, desired = prepare(obj.target())
+    for s in services:
+        if s not in desired.services:
+            raise UsageError(f"no service named {s!r} in the spec")
+    tail_n: int | None = None if tail == "all" else _int(tail, "--tail")
+    eng = engine()
+    containers = sorted(
+        (c for c in eng.list_containers(desired.project)
+         if (not services or c.service in services) and c.labels.get("dev.envd.one-off") != "1"),
+        key=lambda c: (c.service, c.replica),
+    )
+    width = max((len(c.name) for c in containers), default=0)
+    lock = threading.Lock()
+
+    def pump(c: Any) -> None:
+        prefix = "" if no_prefix else f"{c.name.ljust(width)} | "
+        for line in eng.stream_logs(c.id, tail=tail_n, follow=follow):
+            with lock:
+                click.echo(prefix + line)
+
+    if not follow:
+        for c in containers:
+            pump(c)
+        return
+    threads = [threading.Thread(target=pump, args=(c,), daemon=True) for c in containers]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            while t.is_alive():
+                t.join(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"{flag} takes a number or 'all', not {text!r}") from None
+
+
+def _service_container(eng: Any, desired: Any, service: str, index: int) -> Any:
+    if service not in desired.services:
+        raise UsageError(f"no service named {service!r} in the spec")
+    for c in eng.list_containers(desired.project):
+        if c.service == service and c.replica == index and c.labels.get("dev.envd.one-off") != "1":
+            if c.status != "running":
+                raise UsageError(
+                    f"service {service!r} is not running (container {c.name} is {c.status})"
+                )
+            return c
+    raise UsageError(f"service {service!r} has no container #{index}; run `envd up` first")
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("service")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--index", default=1, show_default=True, help="Replica to run in.")
+@click.option("-T", "no_tty", is_flag=True, help="Do not allocate a TTY.")
+@click.pass_obj
+def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: bool) -> None:
+    """Run a command in a running service container: envd exec SERVICE -- CMD..."""
+    from envd.converge import prepare
+
+    _, desired = prepare(obj.target())
+    eng = engine()
+    c = _service_container(eng, desired, service, index)
+    docker_cli = shutil.which("docker")
+    if docker_cli:
+        flags = ["-i"] if sys.stdin.isatty() or not no_tty else []
+        if sys.stdin.isatty() and sys.stdout.isatty() and not no_tty:
+            flags.append("-t")
+        os.execvp(docker_cli, ["docker", "exec", *flags, c.id, *command])
+    code, output = eng.exec_run(c.id, list(command))
+    sys.stdout.buffer.write(output)
+    sys.exit(code)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("service")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.option("--rm/--no-rm", default=True, show_default=True, help="Remove the container afterwards.")
+@click.pass_obj
+def run(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
+    """Run a one-off container of a service: envd run SERVICE -- CMD..."""
+    from envd.converge import prepare
+    from envd.oneoff import run_one_off
+
+    _, desired = prepare(obj.target())
+    if service not in desired.services:
+        raise UsageError(f"no service named {service!r} in the spec")
+    sys.exit(run_one_off(engine(), desired, service, list(command) or None, rm))
+
+
+# --------------------------------------------------------------------------- entry
+
+
+def _rel(path: Any) -> str:
+    try:
+        rel = os.path.relpath(path)
+        return str(path) if rel.startswith("..") else rel
+    except ValueError:
+        return str(path)
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        main.main(args=argv, prog_name="envd", standalone_mode=False)
+        return 0
+    except click.exceptions.Abort:
+        err("aborted")
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except EnvdError as exc:
+        if debug:
+            traceback.print_exc()
+        if isinstance(exc, SpecError):
+            for problem in exc.problems:
+                click.echo(problem.render(), err=True)
+        elif isinstance(exc, EnvironmentFailed):
+            if not exc.failures:
+                err(str(exc))
+        else:
+            err(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # a bug: say so in one line, offer the traceback
+        if debug:
+            traceback.print_exc()
+        err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
+        return 1
+
+
+def run() -> int:
+    return run_cli(None)
+

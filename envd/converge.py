@@ -1,0 +1,92 @@
+"""The ``up`` pipeline, shared by the CLI and the daemon.
+
+load → read secrets → desire → observe → plan → (images → observe → plan) → apply.
+Everything before ``observe`` is pure or reads only the project's files, so a
+bad spec fails (exit 2) before the engine is touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from envd.apply import Applier, ServiceProgress, apply_images
+from envd.buildctx import context_digest
+from envd.desired import DesiredProject, desire
+from envd.engine.base import Engine
+from envd.events import Clock, Emit, discard
+from envd.observe import Observed, observe
+from envd.plan import Plan, make_plan
+from envd.secrets import read_secrets
+from envd.spec.load import LoadedSpec, load
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the user pointed envd: project dir, file, environment, profiles."""
+
+    project_dir: str | None = None
+    file: str | None = None
+    environment: str | None = None
+    profiles: frozenset[str] = frozenset()
+
+
+def state_dir(project_dir: Path) -> Path:
+    return project_dir / ".envd"
+
+
+def prepare(
+    target: Target, environ: Mapping[str, str] | None = None, image_overrides: Mapping[str, str] | None = None
+) -> tuple[LoadedSpec, DesiredProject]:
+    """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
+    environ = os.environ if environ is None else environ
+    loaded = load(target.project_dir, target.file, target.environment, environ, target.profiles)
+    active = loaded.active_services()
+    secret_names = {s.source for svc in active.values() for s in svc.secrets}
+    values = read_secrets(secret_names, loaded.spec.secrets, loaded.project_dir, environ)
+    digests: dict[str, str] = {}
+    for name, svc in active.items():
+        if svc.build is not None:
+            digests[name] = context_digest(
+                loaded.project_dir / svc.build.context,
+                svc.build.dockerfile,
+                svc.build.args,
+                svc.build.target,
+                cache_dir=state_dir(loaded.project_dir),
+            )
+    return loaded, desire(loaded, values, digests, image_overrides)
+
+
+def image_refs(desired: DesiredProject) -> list[str]:
+    return sorted({s.image_ref for s in desired.services.values()})
+
+
+def plan_project(engine: Engine, desired: DesiredProject, pulled: frozenset[str] = frozenset(),
+                 force_recreate: frozenset[str] = frozenset()) -> tuple[Plan, Observed]:
+    observed = observe(engine, desired.project, image_refs(desired))
+    return make_plan(desired, observed, pulled=pulled, force_recreate=force_recreate), observed
+
+
+def converge(
+    engine: Engine,
+    desired: DesiredProject,
+    emit: Emit = discard,
+    wait_ready: bool = True,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+    force_recreate: frozenset[str] = frozenset(),
+) -> tuple[Plan, dict[str, ServiceProgress]]:
+    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
+    plan, observed = plan_project(engine, desired, force_recreate=force_recreate)
+    from envd.errors import EnvironmentFailed, ServiceFailure
+
+    if plan.problems:
+        raise EnvironmentFailed([ServiceFailure(p.split("'")[1] if "'" in p else "-", p.split(": ", 1)[-1]) for p in plan.problems])
+    if plan.image_actions:
+        pulled = apply_images(plan, engine, desired, emit)
+        plan, observed = plan_project(engine, desired, frozenset(pulled), force_recreate)
+    applier = Applier(engine, desired, emit, clock)
+    progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
+    return plan, progress

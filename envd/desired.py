@@ -1,0 +1,365 @@
+"""Desired state: what each container should look like, and its config hash.
+
+``desire`` turns a loaded spec (plus secret values and build-context
+digests) into engine-neutral values. ``container_for`` stamps one replica
+with the image id it will run and the ``dev.envd.config-hash`` label. The
+hash covers exactly what forces a recreate — image id, command, env, mounts,
+ports, networks, healthcheck… — and nothing that does not (replicas,
+depends_on, profiles, watch rules).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from envd import __version__, labels
+from envd.engine.types import (
+    ContainerCreate,
+    Healthcheck,
+    Mount,
+    NetworkAttachment,
+    PortBinding,
+    SecretFile,
+)
+from envd.secrets import digest as secret_digest
+from envd.spec.load import LoadedSpec
+from envd.spec.models import Dependency, Service
+
+
+@dataclass(frozen=True)
+class DesiredBuild:
+    context: str
+    dockerfile: str
+    args: Mapping[str, str]
+    target: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class DesiredService:
+    name: str
+    replicas: int
+    depends_on: Mapping[str, Dependency]
+    image_ref: str
+    pull: str
+    build: DesiredBuild | None
+    template: ContainerCreate  # name and envd labels are filled per replica
+    restart: str
+
+    def container_name(self, project: str, replica: int) -> str:
+        return f"{project}-{self.name}-{replica}"
+
+
+@dataclass(frozen=True)
+class DesiredNetwork:
+    key: str  # the name in the spec ("default" for the implicit one)
+    name: str  # the engine-side name
+    external: bool = False
+    driver: str = "bridge"
+    internal: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredVolume:
+    key: str
+    name: str
+    external: bool = False
+    driver: str = "local"
+    driver_opts: Mapping[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DesiredProject:
+    project: str
+    environment: str | None
+    project_dir: str
+    services: Mapping[str, DesiredService]
+    networks: Mapping[str, DesiredNetwork]
+    volumes: Mapping[str, DesiredVolume]
+
+    def levels(self) -> list[list[str]]:
+        """Services grouped so each depends only on earlier groups."""
+        remaining = dict(self.services)
+        done: set[str] = set()
+        out: list[list[str]] = []
+        while remaining:
+            level = sorted(
+                n for n, s in remaining.items()
+                if all(d in done or d not in self.services for d in s.depends_on)
+            )
+            if not level:  # a cycle; the loader rejects these, so be defensive
+                level = sorted(remaining)
+            out.append(level)
+            for n in level:
+                done.add(n)
+                del remaining[n]
+        return out
+
+
+def network_name(project: str, key: str) -> str:
+    return f"{project}_{key}"
+
+
+def volume_name(project: str, key: str) -> str:
+    return f"{project}_{key}"
+
+
+def build_tag(project: str, service: str) -> str:
+    return f"{project}-{service}:envd"
+
+
+def desire(
+    loaded: LoadedSpec,
+    secret_values: Mapping[str, bytes],
+    build_digests: Mapping[str, str] | None = None,
+    image_overrides: Mapping[str, str] | None = None,
+) -> DesiredProject:
+    """Pure: the desired project. ``image_overrides`` pins refs (the lock file)."""
+    spec = loaded.spec
+    project = loaded.project
+    base = loaded.project_dir
+    common = {labels.PROJECT: project}
+    if loaded.environment:
+        common[labels.ENVIRONMENT] = loaded.environment
+
+    active = loaded.active_services()
+    networks: dict[str, DesiredNetwork] = {}
+    used_networks = {n for s in active.values() for n in (s.networks or {"default": None})}
+    for key in sorted(used_networks):
+        definition = spec.networks.get(key)
+        if definition is not None and definition.external:
+            networks[key] = DesiredNetwork(key, definition.name or key, external=True)
+            continue
+        networks[key] = DesiredNetwork(
+            key=key,
+            name=(definition.name if definition and definition.name else network_name(project, key)),
+            driver=definition.driver if definition else "bridge",
+            internal=definition.internal if definition else False,
+            labels={**(dict(definition.labels) if definition else {}), **common, labels.NETWORK: key},
+        )
+    volumes: dict[str, DesiredVolume] = {}
+    for key, vdef in spec.volumes.items():
+        if vdef.external:
+            volumes[key] = DesiredVolume(key, vdef.name or key, external=True)
+        else:
+            volumes[key] = DesiredVolume(
+                key=key,
+                name=vdef.name or volume_name(project, key),
+                driver=vdef.driver,
+                driver_opts=dict(vdef.driver_opts),
+                labels={**vdef.labels, **common, labels.VOLUME: key},
+            )
+
+    services: dict[str, DesiredService] = {}
+    for name, svc in active.items():
+        services[name] = _service(
+            name, svc, loaded, base, networks, volumes, secret_values,
+            (build_digests or {}).get(name, ""), (image_overrides or {}).get(name),
+        )
+    return DesiredProject(
+        project=project,
+        environment=loaded.environment,
+        project_dir=str(base),
+        services=services,
+        networks=networks,
+        volumes=volumes,
+    )
+
+
+def _service(
+    name: str,
+    svc: Service,
+    loaded: LoadedSpec,
+    base: Path,
+    networks: Mapping[str, DesiredNetwork],
+    volumes: Mapping[str, DesiredVolume],
+    secret_values: Mapping[str, bytes],
+    build_digest: str,
+    image_override: str | None,
+) -> DesiredService:
+    env: dict[str, str] = dict(loaded.env_files.get(name, {}))
+    for key, value in svc.env.items():
+        if value is None:
+            if key in loaded.variables:
+                env[key] = loaded.variables[key]
+        else:
+            env[key] = value
+
+    mounts: list[Mount] = []
+    tmpfs: list[tuple[str, str]] = []
+    for m in svc.volumes:
+        if m.type == "tmpfs":
+            tmpfs.append((m.target, ""))
+        elif m.type == "bind":
+            src = Path(os.path.expanduser(m.source))
+            if not src.is_absolute():
+                src = base / src
+            mounts.append(Mount("bind", m.target, os.path.normpath(str(src)), m.read_only))
+        elif m.source:
+            mounts.append(Mount("volume", m.target, volumes[m.source].name, m.read_only))
+        else:
+            mounts.append(Mount("volume", m.target, "", m.read_only))
+    for entry in svc.tmpfs:
+        path, _, opts = entry.partition(":")
+        tmpfs.append((path, opts))
+
+    attachments = []
+    for key, net in (svc.networks or {"default": None}).items():  # type: ignore[dict-item]
+        aliases = [name, *(net.aliases if net else [])]
+        attachments.append(NetworkAttachment(networks[key].name, tuple(dict.fromkeys(aliases))))
+
+    hc: Healthcheck | None = None
+    if svc.healthcheck is not None:
+        if svc.healthcheck.disable:
+            hc = Healthcheck(("NONE",))
+        else:
+            h = svc.healthcheck
+            hc = Healthcheck(tuple(h.test), h.interval, h.timeout, h.retries, h.start_period)
+
+    secret_files = tuple(
+        SecretFile(
+            target=s.path,
+            uid=int(s.uid),
+            gid=int(s.gid),
+            mode=s.mode,
+            value=secret_values.get(s.source, b""),
+        )
+        for s in svc.secrets
+    )
+
+    build: DesiredBuild | None = None
+    if svc.build is not None:
+        build = DesiredBuild(
+            context=str((base / svc.build.context).resolve()),
+            dockerfile=svc.build.dockerfile,
+            args=dict(sorted(svc.build.args.items())),
+            target=svc.build.target,
+            digest=build_digest,
+        )
+    image_ref = svc.image or build_tag(loaded.project, name)
+    if image_override:
+        image_ref = image_override
+
+    template = ContainerCreate(
+        name="",
+        image=image_ref,
+        labels=dict(sorted(svc.labels.items())),
+        command=tuple(svc.command) if svc.command is not None else None,
+        entrypoint=tuple(svc.entrypoint) if svc.entrypoint is not None else None,
+        working_dir=svc.working_dir,
+        user=svc.user,
+        hostname=svc.hostname,
+        env=tuple(sorted(env.items())),
+        ports=tuple(
+            PortBinding(p.target, p.protocol, p.host_ip, p.published or None) for p in svc.ports
+        ),
+        mounts=tuple(mounts),
+        tmpfs=tuple(tmpfs),
+        networks=tuple(attachments),
+        healthcheck=hc,
+        restart=svc.restart,
+        init=svc.init,
+        stop_signal=svc.stop_signal,
+        stop_timeout=max(0, math.ceil(svc.stop_grace_period)),
+        read_only=svc.read_only,
+        cap_add=tuple(sorted(svc.cap_add)),
+        cap_drop=tuple(sorted(svc.cap_drop)),
+        secrets=secret_files,
+    )
+    return DesiredService(
+        name=name,
+        replicas=svc.replicas,
+        depends_on=dict(svc.depends_on),
+        image_ref=image_ref,
+        pull=svc.pull,
+        build=build,
+        template=template,
+        restart=svc.restart,
+    )
+
+
+# --------------------------------------------------------------------------- hashing
+
+_HASHED_FIELDS = (
+    "image", "command", "entrypoint", "working_dir", "user", "hostname", "env", "ports",
+    "mounts", "tmpfs", "networks", "healthcheck", "restart", "init", "stop_signal",
+    "stop_timeout", "read_only", "cap_add", "cap_drop", "labels", "secrets",
+)
+
+
+def canonical(spec: ContainerCreate) -> dict[str, Any]:
+    """The hashed view of a container: stable, JSON-able, secret-free."""
+    data: dict[str, Any] = {}
+    for name in _HASHED_FIELDS:
+        value = getattr(spec, name)
+        if name == "secrets":
+            value = [
+                {"target": s.target, "uid": s.uid, "gid": s.gid, "mode": s.mode,
+                 "digest": secret_digest(s.value)}
+                for s in value
+            ]
+        elif name == "healthcheck":
+            value = asdict(value) if value is not None else None
+        elif name in ("ports", "mounts", "networks"):
+            value = [asdict(v) for v in value]
+        elif name == "labels":
+            value = dict(sorted(value.items()))
+        data[name] = value
+    return data
+
+
+def _digest(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=list)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def config_hash(spec: ContainerCreate) -> tuple[str, str]:
+    """(full hash, per-field short hashes as ``field=abcd1234,...``)."""
+    data = canonical(spec)
+    fields = ",".join(f"{k}={_digest(v)[:8]}" for k, v in sorted(data.items()))
+    return _digest(data), fields
+
+
+def changed_fields(old_fields: str, new_fields: str) -> list[str]:
+    """Which fields differ between two ``dev.envd.field-hashes`` labels."""
+    def parse(text: str) -> dict[str, str]:
+        return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
+
+    old, new = parse(old_fields), parse(new_fields)
+    if not old:
+        return []
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def container_for(
+    project: DesiredProject, service: DesiredService, replica: int, image_id: str
+) -> ContainerCreate:
+    """The exact create request for one replica, with its config-hash labels."""
+    # The hash covers the image *id* (a re-pulled or rebuilt tag recreates),
+    # while the container is created from the reference so `docker ps` reads well.
+    full, fields = config_hash(replace(service.template, image=image_id))
+    spec = service.template
+    envd_labels = {
+        labels.PROJECT: project.project,
+        labels.SERVICE: service.name,
+        labels.REPLICA: str(replica),
+        labels.CONFIG_HASH: full,
+        labels.FIELD_HASHES: fields,
+        labels.VERSION: __version__,
+    }
+    if project.environment:
+        envd_labels[labels.ENVIRONMENT] = project.environment
+    return replace(
+        spec,
+        name=service.container_name(project.project, replica),
+        labels={**spec.labels, **envd_labels},
+    )

@@ -1,0 +1,100 @@
+"""The small interface envd needs from a container engine.
+
+Implementations: ``envd.engine.real.DockerEngine`` (the only module that
+speaks to Docker), ``envd.engine.fake.FakeEngine`` (in memory, for unit
+tests) and ``envd.engine.exploding.ExplodingEngine`` (fails every call, for
+proving that pure code paths never touch the engine). A contract suite in
+``tests/contract`` runs against both the fake and the real engine so the fake
+cannot drift.
+
+Errors: every method raises ``envd.errors.EngineUnavailable`` when the engine
+cannot be reached, ``NotFound`` for a missing object, ``Conflict`` for a name
+in use, and ``EngineError`` for anything else the engine refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from envd.engine.types import (
+    BuildRequest,
+    ContainerCreate,
+    ContainerState,
+    ObservedContainer,
+    ObservedImage,
+    ObservedNetwork,
+    ObservedVolume,
+)
+
+ProgressFn = Callable[[str], None]
+
+
+class Engine(Protocol):
+    def ping(self) -> None:
+        """Raise EngineUnavailable unless the engine answers."""
+
+    # --- observe -----------------------------------------------------------
+    def list_containers(self, project: str) -> list[ObservedContainer]:
+        """All containers (any state) labelled with this project, in one call."""
+
+    def list_networks(self, project: str) -> list[ObservedNetwork]: ...
+
+    def list_volumes(self, project: str) -> list[ObservedVolume]: ...
+
+    def inspect_image(self, ref: str) -> ObservedImage | None:
+        """The local image for a reference or id, or None when absent."""
+
+    def container_state(self, container_id: str) -> ContainerState: ...
+
+    # --- images ------------------------------------------------------------
+    def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage: ...
+
+    def build_image(self, req: BuildRequest, progress: ProgressFn | None = None) -> ObservedImage: ...
+
+    # --- networks and volumes ---------------------------------------------
+    def create_network(
+        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
+    ) -> str: ...
+
+    def remove_network(self, name: str) -> None: ...
+
+    def create_volume(
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "local",
+        driver_opts: dict[str, str] | None = None,
+    ) -> str: ...
+
+    def remove_volume(self, name: str) -> None: ...
+
+    def volume_exists(self, name: str) -> bool: ...
+
+    def network_exists(self, name: str) -> bool: ...
+
+    # --- containers --------------------------------------------------------
+    def create_container(self, spec: ContainerCreate) -> str:
+        """Create (not start) a container, attach its networks, write its secrets."""
+
+    def start_container(self, container_id: str) -> None: ...
+
+    def stop_container(self, container_id: str, timeout: int) -> None:
+        """Stop with the container's own stop signal, SIGKILL after ``timeout`` s."""
+
+    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+        """Remove a (stopped) container; ``volumes`` also drops anonymous volumes."""
+
+    def rename_container(self, container_id: str, name: str) -> None: ...
+
+    def put_archive(self, container_id: str, path: str, data: bytes) -> None:
+        """Extract a tar archive into the container at ``path``."""
+
+    def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+        """Run a command in a running container, wait, return (code, output)."""
+
+    def container_logs(self, container_id: str, tail: int = 50) -> list[str]: ...
+
+    def stream_logs(
+        self, container_id: str, tail: int | None = None, follow: bool = True
+    ) -> Iterator[str]: ...

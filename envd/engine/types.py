@@ -1,0 +1,164 @@
+"""Plain values that cross the engine boundary.
+
+Nothing here knows about the Docker SDK; the real adapter translates these to
+API payloads and back, the fake keeps them in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+MountType = Literal["volume", "bind", "tmpfs"]
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+    host_port: int | None = None  # None: the engine picks a free port
+
+
+@dataclass(frozen=True)
+class Mount:
+    type: MountType
+    target: str
+    source: str = ""  # volume name (project-scoped) or absolute host path
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Healthcheck:
+    test: tuple[str, ...]  # ("CMD", ...), ("CMD-SHELL", "..."), or ("NONE",)
+    interval_s: float = 30.0
+    timeout_s: float = 30.0
+    retries: int = 3
+    start_period_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class NetworkAttachment:
+    network: str  # the engine-side network name
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """A secret delivered as a file; the value never reaches a label or env."""
+
+    target: str  # absolute path inside the container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o400
+    value: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class ContainerCreate:
+    """Everything needed to create one container. Produced by ``desired``."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    working_dir: str = ""
+    user: str = ""
+    hostname: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+    ports: tuple[PortBinding, ...] = ()
+    mounts: tuple[Mount, ...] = ()
+    tmpfs: tuple[tuple[str, str], ...] = ()  # (path, options)
+    networks: tuple[NetworkAttachment, ...] = ()
+    healthcheck: Healthcheck | None = None
+    restart: str = "no"
+    init: bool = True
+    stop_signal: str = "SIGTERM"
+    stop_timeout: int = 10
+    read_only: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    secrets: tuple[SecretFile, ...] = ()
+    auto_remove: bool = False
+    tty: bool = False
+    stdin_open: bool = False
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: str  # absolute path
+    tag: str
+    dockerfile: str = "Dockerfile"
+    args: Mapping[str, str] = field(default_factory=dict)
+    target: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+ContainerStatus = Literal["created", "running", "paused", "restarting", "removing", "exited", "dead"]
+Health = Literal["starting", "healthy", "unhealthy"]
+
+
+@dataclass(frozen=True)
+class ObservedContainer:
+    """One container as a single list call reports it (no inspect needed)."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    status: str  # ContainerStatus
+    health: str | None = None  # Health, or None when no healthcheck
+    exit_code: int | None = None
+    image_id: str = ""
+    # Published ports with the host port the engine chose (running containers).
+    ports: tuple[PortBinding, ...] = ()
+
+    @property
+    def service(self) -> str:
+        return self.labels.get("dev.envd.service", "")
+
+    @property
+    def replica(self) -> int:
+        try:
+            return int(self.labels.get("dev.envd.replica", "0"))
+        except ValueError:
+            return 0
+
+    @property
+    def config_hash(self) -> str:
+        return self.labels.get("dev.envd.config-hash", "")
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """Detail of one container from an inspect, for waiting on conditions."""
+
+    id: str
+    status: str
+    exit_code: int | None
+    health: str | None
+    has_healthcheck: bool
+    oom_killed: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ObservedNetwork:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ObservedVolume:
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ObservedImage:
+    ref: str
+    id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    repo_digests: tuple[str, ...] = ()

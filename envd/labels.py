@@ -1,0 +1,22 @@
+"""Label keys envd stamps on every Docker object it creates (contract §4).
+
+Docker is the record of what envd manages: these labels are all a restarted
+daemon needs to adopt what exists.
+"""
+
+from __future__ import annotations
+
+PREFIX = "dev.envd."
+PROJECT = "dev.envd.project"
+SERVICE = "dev.envd.service"
+REPLICA = "dev.envd.replica"
+CONFIG_HASH = "dev.envd.config-hash"
+# Short per-field digests, so a plan can say *what* changed, not only that
+# something did.
+FIELD_HASHES = "dev.envd.field-hashes"
+VERSION = "dev.envd.version"
+ENVIRONMENT = "dev.envd.environment"
+CONTEXT_DIGEST = "dev.envd.context-digest"
+ONE_OFF = "dev.envd.one-off"
+NETWORK = "dev.envd.network"
+VOLUME = "dev.envd.volume"

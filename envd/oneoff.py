@@ -1,0 +1,66 @@
+"""``envd run``: a one-off container with a service's configuration."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+
+from envd import labels
+from envd.apply import apply_images
+from envd.converge import plan_project
+from envd.desired import DesiredProject
+from envd.engine.base import Engine
+from envd.errors import EnvironmentFailed, ServiceFailure
+
+
+def run_one_off(
+    engine: Engine, desired: DesiredProject, service: str, command: list[str] | None, rm: bool
+) -> int:
+    plan, _ = plan_project(engine, desired)
+    if plan.problems:
+        raise EnvironmentFailed([ServiceFailure(service, plan.problems[0])])
+    needed = [a for a in plan.image_actions if a.service == service]
+    if needed:
+        apply_images(replace(plan, actions=tuple(needed)), engine, desired)
+    for a in plan.actions:
+        if a.kind == "create-network":
+            engine.create_network(a.name, dict(next(
+                n.labels for n in desired.networks.values() if n.name == a.name)))
+        if a.kind == "create-volume":
+            vol = next(v for v in desired.volumes.values() if v.name == a.name)
+            engine.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
+    svc = desired.services[service]
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    spec = replace(
+        svc.template,
+        name=f"{desired.project}-{service}-run-{secrets.token_hex(4)}",
+        labels={**svc.template.labels, labels.PROJECT: desired.project, labels.SERVICE: service,
+                labels.ONE_OFF: "1"},
+        command=tuple(command) if command else svc.template.command,
+        ports=(),  # like Compose: a one-off does not grab the service's host ports
+        restart="no",
+        tty=tty,
+        stdin_open=True,
+    )
+    cid = engine.create_container(spec)
+    try:
+        docker_cli = shutil.which("docker")
+        if docker_cli:
+            args = [docker_cli, "start", "-a"] + (["-i"] if sys.stdin.isatty() or not tty else [])
+            proc = subprocess.run([*args, cid], check=False, env=os.environ)
+            return engine.container_state(cid).exit_code or proc.returncode
+        engine.start_container(cid)
+        for line in engine.stream_logs(cid, follow=True):
+            print(line, flush=True)
+        state = engine.container_state(cid)
+        return state.exit_code or 0
+    finally:
+        if rm:
+            try:
+                engine.remove_container(cid, volumes=True)
+            except Exception:  # noqa: BLE001 - best effort cleanup of a one-off
+                pass

@@ -1,0 +1,272 @@
+"""The plan: a pure value saying what ``apply`` must do, and why.
+
+``make_plan(desired, observed)`` decides everything; ``apply`` only executes.
+Each ``Action`` names its resource and carries the reason a user reads in
+``envd plan``. Services whose image is about to be pulled or built get a
+``pending`` entry: their container actions are planned again once the image
+id is known (``up`` plans twice: images, then containers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from envd import labels
+from envd.desired import DesiredProject, DesiredService, changed_fields, container_for
+from envd.engine.types import ContainerCreate, ObservedContainer
+from envd.observe import Observed
+
+ActionKind = Literal[
+    "pull",
+    "build",
+    "create-network",
+    "create-volume",
+    "remove",
+    "remove-network",
+    "create",
+    "recreate",
+    "start",
+    "pending",
+    "ok",
+]
+
+MUTATING: frozenset[str] = frozenset(
+    {"pull", "build", "create-network", "create-volume", "remove", "remove-network",
+     "create", "recreate", "start"}
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: ActionKind
+    resource: str  # "service api #1", "network shop_default", "image postgres:16"
+    reason: str
+    service: str = ""
+    replica: int = 0
+    container_id: str = ""
+    container: ContainerCreate | None = field(default=None, repr=False)
+    name: str = ""  # network/volume/image name
+    stop_timeout: int = 10
+
+    @property
+    def mutating(self) -> bool:
+        return self.kind in MUTATING
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "action": self.kind,
+            "resource": self.resource,
+            "reason": self.reason,
+        }
+        if self.service:
+            out["service"] = self.service
+        if self.replica:
+            out["replica"] = self.replica
+        if self.container_id:
+            out["container_id"] = self.container_id[:12]
+        if self.name:
+            out["name"] = self.name
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    actions: tuple[Action, ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.mutating)
+
+    @property
+    def image_actions(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.kind in ("pull", "build"))
+
+    def for_service(self, service: str) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.service == service)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "project": self.project,
+            "changes": len(self.changes),
+            "actions": [a.to_json() for a in self.actions],
+            "problems": list(self.problems),
+        }
+
+
+def make_plan(
+    desired: DesiredProject,
+    observed: Observed,
+    *,
+    pulled: frozenset[str] = frozenset(),
+    force_recreate: frozenset[str] = frozenset(),
+) -> Plan:
+    """Pure: compare desired with observed. ``pulled``: refs already pulled this run."""
+    actions: list[Action] = []
+    problems: list[str] = []
+    project = desired.project
+
+    # --- images --------------------------------------------------------------
+    image_ids: dict[str, str] = {}
+    for name in sorted(desired.services):
+        svc = desired.services[name]
+        image = observed.images.get(svc.image_ref)
+        resource = f"image {svc.image_ref}"
+        if svc.build is not None and svc.pull != "always":
+            have = image.labels.get(labels.CONTEXT_DIGEST) if image else None
+            if image is None:
+                actions.append(Action("build", resource, "image not built yet", service=name, name=svc.image_ref))
+                continue
+            if svc.build.digest and have != svc.build.digest and svc.image_ref not in pulled:
+                actions.append(Action("build", resource, "build context changed", service=name, name=svc.image_ref))
+                continue
+            image_ids[name] = image.id
+            continue
+        if svc.pull == "always" and svc.image_ref not in pulled:
+            actions.append(Action("pull", resource, "pull policy is 'always'", service=name, name=svc.image_ref))
+            continue
+        if image is None:
+            if svc.pull == "never":
+                problems.append(
+                    f"service {name!r}: image {svc.image_ref!r} is not present locally and pull = 'never'"
+                )
+                continue
+            actions.append(Action("pull", resource, "image not present locally", service=name, name=svc.image_ref))
+            continue
+        image_ids[name] = image.id
+    # One pull/build per distinct image, even when several services share it.
+    seen: set[tuple[str, str]] = set()
+    deduped: list[Action] = []
+    for a in actions:
+        if (a.kind, a.name) in seen:
+            continue
+        seen.add((a.kind, a.name))
+        deduped.append(a)
+    actions = deduped
+
+    # --- networks and volumes -------------------------------------------------
+    observed_networks = {n.name for n in observed.networks}
+    for key in sorted(desired.networks):
+        net = desired.networks[key]
+        if not net.external and net.name not in observed_networks:
+            actions.append(Action("create-network", f"network {net.name}", "does not exist", name=net.name))
+    observed_volumes = {v.name for v in observed.volumes}
+    used_volumes = {
+        m.source for s in desired.services.values() for m in s.template.mounts if m.type == "volume"
+    }
+    for key in sorted(desired.volumes):
+        vol = desired.volumes[key]
+        if not vol.external and vol.name not in observed_volumes and vol.name in used_volumes:
+            actions.append(Action("create-volume", f"volume {vol.name}", "does not exist", name=vol.name))
+
+    # --- containers -------------------------------------------------------------
+    by_service = observed.by_service()
+    for name in sorted(by_service):
+        if name not in desired.services:
+            for c in sorted(by_service[name], key=lambda c: c.name):
+                actions.append(
+                    Action("remove", f"container {c.name}",
+                           f"service {name!r} is no longer in the spec" if name else "not owned by a service",
+                           service=name, replica=c.replica, container_id=c.id, name=c.name)
+                )
+    for level in desired.levels():
+        for name in level:
+            svc = desired.services[name]
+            actions.extend(
+                _service_actions(desired, svc, by_service.get(name, []), image_ids.get(name), force_recreate)
+            )
+
+    # --- orphan networks (after their containers are gone) -----------------------
+    desired_net_names = {n.name for n in desired.networks.values()}
+    for net in sorted(observed.networks, key=lambda n: n.name):
+        if net.name not in desired_net_names:
+            actions.append(Action("remove-network", f"network {net.name}", "no longer used by the spec", name=net.name))
+    return Plan(project, tuple(actions), tuple(problems))
+
+
+def _service_actions(
+    desired: DesiredProject,
+    svc: DesiredService,
+    existing: list[ObservedContainer],
+    image_id: str | None,
+    force_recreate: frozenset[str],
+) -> list[Action]:
+    actions: list[Action] = []
+    project = desired.project
+    slots: dict[int, list[ObservedContainer]] = {}
+    for c in existing:
+        slots.setdefault(c.replica, []).append(c)
+    stop_timeout = svc.template.stop_timeout
+
+    for replica in sorted(r for r in slots if r < 1 or r > svc.replicas):
+        for c in slots[replica]:
+            actions.append(
+                Action("remove", f"container {c.name}", f"scaled down to {svc.replicas} replica(s)",
+                       service=svc.name, replica=replica, container_id=c.id, name=c.name,
+                       stop_timeout=stop_timeout)
+            )
+
+    for replica in range(1, svc.replicas + 1):
+        name = svc.container_name(project, replica)
+        resource = f"container {name}"
+        found = slots.get(replica, [])
+        primary = next((c for c in found if c.name == name), None)
+        for c in found:
+            if c is not primary:
+                actions.append(
+                    Action("remove", f"container {c.name}", "left over from an interrupted change",
+                           service=svc.name, replica=replica, container_id=c.id, name=c.name,
+                           stop_timeout=stop_timeout)
+                )
+        if image_id is None:
+            why = "waiting for its image"
+            actions.append(Action("pending", resource, why, service=svc.name, replica=replica,
+                                  container_id=primary.id if primary else "", name=name,
+                                  stop_timeout=stop_timeout))
+            continue
+        want = container_for(desired, svc, replica, image_id)
+        if primary is None:
+            actions.append(Action("create", resource, "does not exist", service=svc.name,
+                                  replica=replica, container=want, name=name, stop_timeout=stop_timeout))
+            continue
+        if primary.config_hash != want.labels[labels.CONFIG_HASH] or svc.name in force_recreate:
+            if svc.name in force_recreate:
+                reason = "recreate forced"
+            else:
+                fields = changed_fields(
+                    primary.labels.get(labels.FIELD_HASHES, ""), want.labels[labels.FIELD_HASHES]
+                )
+                reason = ("changed: " + ", ".join(fields)) if fields else "configuration changed"
+            actions.append(Action("recreate", resource, reason, service=svc.name, replica=replica,
+                                  container_id=primary.id, container=want, name=name,
+                                  stop_timeout=stop_timeout))
+            continue
+        status = primary.status
+        if status in ("running", "restarting", "paused"):
+            actions.append(Action("ok", resource, f"up to date ({status})", service=svc.name,
+                                  replica=replica, container_id=primary.id, name=name))
+        elif status == "created":
+            actions.append(Action("start", resource, "created but not started", service=svc.name,
+                                  replica=replica, container_id=primary.id, name=name))
+        elif status == "exited" and svc.restart == "no" and primary.exit_code == 0:
+            actions.append(Action("ok", resource, "completed (exited 0)", service=svc.name,
+                                  replica=replica, container_id=primary.id, name=name))
+        elif status == "dead" or status == "removing":
+            actions.append(Action("recreate", resource, f"container is {status}", service=svc.name,
+                                  replica=replica, container_id=primary.id, container=want,
+                                  name=name, stop_timeout=stop_timeout))
+        else:
+            code = f" with code {primary.exit_code}" if primary.exit_code is not None else ""
+            actions.append(Action("start", resource, f"{status}{code}", service=svc.name,
+                                  replica=replica, container_id=primary.id, name=name))
+    return actions
+
+
+def summarize(plan: Plan) -> Mapping[str, int]:
+    counts: dict[str, int] = {}
+    for a in plan.actions:
+        counts[a.kind] = counts.get(a.kind, 0) + 1
+    return counts

@@ -1,0 +1,118 @@
+"""Rendering events for people (TTY and plain) and for machines (JSON lines).
+
+The only module besides ``cli`` that writes to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import IO, Any
+
+from envd.events import Event
+
+_SYMBOL = {"working": "…", "done": "✔", "error": "✘", "waiting": "·", "info": " "}
+_LABEL = {
+    "pull": "Pulling", "build": "Building", "create": "Creating", "recreate": "Recreating",
+    "start": "Starting", "remove": "Removing", "create-network": "Creating",
+    "create-volume": "Creating", "remove-network": "Removing", "ready": "Ready",
+    "completed": "Completed", "failed": "Failed", "timeout": "Timed out",
+}
+_DONE_LABEL = {
+    "pull": "Pulled", "build": "Built", "create": "Started", "recreate": "Recreated",
+    "start": "Started", "remove": "Removed", "create-network": "Created",
+    "create-volume": "Created", "remove-network": "Removed",
+}
+
+
+def _describe(ev: Event) -> str:
+    if ev.phase == "done":
+        verb = _DONE_LABEL.get(ev.kind) or _LABEL.get(ev.kind, ev.kind.capitalize())
+        return verb
+    verb = _LABEL.get(ev.kind, ev.kind.capitalize())
+    if ev.phase == "error":
+        return f"{verb}: {ev.message}"
+    if ev.message and ev.kind not in ("pull", "build"):
+        return f"{verb} ({ev.message})"
+    return verb
+
+
+class PlainProgress:
+    """One line per meaningful event; for pipes, CI logs and dumb terminals."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        if ev.phase == "working" and ev.kind in ("pull", "build") and ev.message not in ("", None):
+            if not ev.message.startswith(("image not", "build context", "pull policy")):
+                return  # streaming build/pull output is too chatty for plain logs
+        with self.lock:
+            print(f"{_SYMBOL[ev.phase]} {ev.resource}: {_describe(ev)}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        return None
+
+
+class JsonProgress:
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        with self.lock:
+            print(json.dumps({"event": ev.to_json()}), file=self.stream, flush=True)
+
+    def close(self) -> None:
+        return None
+
+
+class TtyProgress:
+    """A live per-resource view like Compose's, drawn with rich."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.rows: dict[str, tuple[str, str]] = {}
+        self.lock = threading.Lock()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=10, transient=False)
+        self.live.start()
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table.grid(padding=(0, 1))
+        colours = {"working": "yellow", "done": "green", "error": "red", "waiting": "blue", "info": "white"}
+        for resource, (phase, text) in self.rows.items():
+            table.add_row(
+                f"[{colours[phase]}]{_SYMBOL[phase]}[/]", resource, f"[{colours[phase]}]{text}[/]"
+            )
+        return table
+
+    def __call__(self, ev: Event) -> None:
+        with self.lock:
+            text = _describe(ev)
+            if ev.kind in ("pull", "build") and ev.phase == "working" and ev.message:
+                text = f"{_LABEL[ev.kind]}: {ev.message[-60:]}"
+            self.rows[ev.resource] = (ev.phase, text)
+            self.live.update(self._render())
+
+    def close(self) -> None:
+        self.live.stop()
+
+
+def make_progress(json_mode: bool, quiet: bool = False) -> Any:
+    if json_mode:
+        return JsonProgress()
+    if quiet:
+        return lambda ev: None
+    if sys.stderr.isatty():
+        try:
+            return TtyProgress()
+        except Exception:  # a broken terminal must not break up
+            return PlainProgress()
+    return PlainProgress()

@@ -1,0 +1,614 @@
+"""Typed models of ``envd.toml`` (contract §2).
+
+Every model is frozen and forbids unknown fields. Short and long syntaxes are
+normalised here (a port string becomes ``Port`` values, a volume string a
+``VolumeMount``…), so everything downstream sees one shape. Field names follow
+the Compose specification where one exists.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from envd.spec.durations import PATTERN as DURATION_PATTERN
+from envd.spec.durations import parse_duration
+
+SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "A duration like '500ms', '5s' or '1m30s' (a bare number is seconds).",
+        }
+    ),
+]
+
+
+def _scalar_str(value: Any) -> Any:
+    """TOML gives ints, floats and bools; env values and args are strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+def _str_map(value: Any) -> Any:
+    if isinstance(value, list):
+        out: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError("list entries must be strings of the form KEY=VALUE")
+            key, sep, val = item.partition("=")
+            out[key] = val if sep else None
+        return out
+    if isinstance(value, dict):
+        return {k: _scalar_str(v) for k, v in value.items()}
+    return value
+
+
+StrMap = Annotated[
+    dict[str, str],
+    BeforeValidator(_str_map),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        }
+    ),
+]
+
+# Env values may be None: ``["KEY"]`` passes KEY through from envd's environment.
+EnvMap = Annotated[
+    dict[str, str | None],
+    BeforeValidator(_str_map),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                {"type": "array", "items": {"type": "string"}},
+            ]
+        }
+    ),
+]
+
+
+def _command(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command string: {exc}") from None
+    return value
+
+
+Command = Annotated[
+    list[str],
+    BeforeValidator(_command),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    ),
+]
+
+
+def _str_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[
+    list[str],
+    BeforeValidator(_str_list),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    ),
+]
+
+# --------------------------------------------------------------------------- ports
+
+
+class Port(_Model):
+    """A published port. Short syntax: ``[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]``."""
+
+    target: int = Field(ge=1, le=65535)
+    published: int | None = Field(default=None, ge=0, le=65535)
+    host_ip: str = ""
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _published_str(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if not v.isdigit():
+                raise ValueError(f"published port {v!r} is not a number")
+            return int(v)
+        return v
+
+
+def _port_range(text: str) -> list[int]:
+    lo, sep, hi = text.partition("-")
+    if not lo.isdigit() or (sep and not hi.isdigit()):
+        raise ValueError(f"invalid port {text!r}")
+    start, end = int(lo), int(hi) if sep else int(lo)
+    if end < start:
+        raise ValueError(f"invalid port range {text!r}")
+    return list(range(start, end + 1))
+
+
+def parse_port(text: str) -> list[dict[str, Any]]:
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    host_ip = ""
+    if spec.startswith("["):
+        close = spec.find("]")
+        if close < 0 or spec[close + 1 : close + 2] != ":":
+            raise ValueError(f"invalid port {text!r}")
+        host_ip, spec = spec[1:close], spec[close + 2 :]
+        parts = spec.split(":")
+    else:
+        parts = spec.split(":")
+        if len(parts) == 3:
+            host_ip = parts.pop(0)
+    if len(parts) == 1:
+        published: list[int | None] = []
+        targets = _port_range(parts[0])
+        published = [None] * len(targets)
+    elif len(parts) == 2:
+        targets = _port_range(parts[1])
+        if parts[0] == "":
+            published = [None] * len(targets)
+        else:
+            pub = _port_range(parts[0])
+            if len(pub) == 1 and len(targets) > 1:
+                raise ValueError(f"invalid port {text!r}: one host port for a range")
+            if len(pub) != len(targets):
+                raise ValueError(f"invalid port {text!r}: ranges differ in length")
+            published = list(pub)
+    else:
+        raise ValueError(f"invalid port {text!r}: use [HOST_IP:][HOST_PORT:]CONTAINER_PORT")
+    return [
+        {"target": t, "published": p, "host_ip": host_ip, "protocol": proto}
+        for t, p in zip(targets, published)
+    ]
+
+
+def _ports(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = str(item)
+        if isinstance(item, str):
+            out.extend(parse_port(item))
+        else:
+            out.append(item)
+    return out
+
+
+Ports = Annotated[
+    list[Port],
+    BeforeValidator(_ports),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "integer"},
+                    {"$ref": "#/$defs/Port"},
+                ]
+            },
+        }
+    ),
+]
+
+# --------------------------------------------------------------------------- volumes
+
+
+class VolumeMount(_Model):
+    """A mount. Short syntax: ``name:/path[:ro]``, ``./host:/path[:ro]`` or ``/path``."""
+
+    type: Literal["volume", "bind", "tmpfs"] = "volume"
+    source: str = ""
+    target: str
+    read_only: bool = False
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"mount target {v!r} must be an absolute path in the container")
+        return v
+
+    @model_validator(mode="after")
+    def _source(self) -> VolumeMount:
+        if self.type == "bind" and not self.source:
+            raise ValueError("a bind mount needs a source path")
+        if self.type == "tmpfs" and self.source:
+            raise ValueError("a tmpfs mount takes no source")
+        return self
+
+
+def parse_volume(text: str) -> dict[str, Any]:
+    parts = text.split(":")
+    mode = ""
+    if len(parts) == 3:
+        mode = parts.pop()
+    elif len(parts) > 3:
+        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:ro]")
+    if mode and mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z"):
+        raise ValueError(f"invalid volume mode {mode!r} in {text!r}: use 'ro' or 'rw'")
+    if len(parts) == 1:
+        return {"type": "volume", "source": "", "target": parts[0]}
+    source, target = parts
+    kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+    return {"type": kind, "source": source, "target": target, "read_only": mode.startswith("ro")}
+
+
+def _volumes(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [parse_volume(v) if isinstance(v, str) else v for v in value]
+
+
+Volumes = Annotated[
+    list[VolumeMount],
+    BeforeValidator(_volumes),
+    WithJsonSchema(
+        {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/VolumeMount"}]}}
+    ),
+]
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _id(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class ServiceSecret(_Model):
+    """A secret delivered to a service as ``/run/secrets/<target>``."""
+
+    source: str
+    target: str = ""
+    uid: Annotated[str, BeforeValidator(_id)] = "0"
+    gid: Annotated[str, BeforeValidator(_id)] = "0"
+    mode: int = Field(default=0o400, ge=0, le=0o777)
+
+    @field_validator("uid", "gid")
+    @classmethod
+    def _numeric(cls, v: str) -> str:
+        if not v.isdigit():
+            raise ValueError(f"{v!r} is not a numeric id")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if v and (".." in v.split("/")):
+            raise ValueError("a secret target cannot contain '..'")
+        return v
+
+    @property
+    def path(self) -> str:
+        target = self.target or self.source
+        return target if target.startswith("/") else f"/run/secrets/{target}"
+
+
+def _secrets(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [{"source": v} if isinstance(v, str) else v for v in value]
+
+
+ServiceSecrets = Annotated[
+    list[ServiceSecret],
+    BeforeValidator(_secrets),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/ServiceSecret"}]},
+        }
+    ),
+]
+
+# --------------------------------------------------------------------------- depends_on
+
+Condition = Literal["started", "healthy", "completed"]
+_CONDITION_ALIASES = {
+    "service_started": "started",
+    "service_healthy": "healthy",
+    "service_completed_successfully": "completed",
+}
+
+
+class Dependency(_Model):
+    condition: Condition = "started"
+    required: bool = True
+
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _alias(cls, v: Any) -> Any:
+        return _CONDITION_ALIASES.get(v, v) if isinstance(v, str) else v
+
+
+def _depends_on(value: Any) -> Any:
+    if isinstance(value, list):
+        return {name: {"condition": "started"} for name in value}
+    if isinstance(value, dict):
+        return {k: {"condition": v} if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
+DependsOn = Annotated[
+    dict[str, Dependency],
+    BeforeValidator(_depends_on),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            {"enum": ["started", "healthy", "completed"]},
+                            {"$ref": "#/$defs/Dependency"},
+                        ]
+                    },
+                },
+            ]
+        }
+    ),
+]
+
+# --------------------------------------------------------------------------- the rest
+
+
+class Healthcheck(_Model):
+    """How the engine decides a service is healthy."""
+
+    test: Command = Field(default_factory=list)
+    interval: Duration = 5.0
+    timeout: Duration = 10.0
+    retries: int = Field(default=3, ge=1)
+    start_period: Duration = 0.0
+    disable: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shell_string(cls, data: Any) -> Any:
+        # A string test is a shell command (Compose); a list must say how.
+        if isinstance(data, dict) and isinstance(data.get("test"), str):
+            return {**data, "test": ["CMD-SHELL", data["test"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _test(self) -> Healthcheck:
+        if self.disable:
+            return self
+        if not self.test:
+            raise ValueError("a healthcheck needs a 'test' (or disable = true)")
+        if self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError(
+                "healthcheck test must start with \"CMD\", \"CMD-SHELL\" or \"NONE\","
+                f" got {self.test[0]!r}"
+            )
+        if len(self.test) < 2 and self.test[0] != "NONE":
+            raise ValueError(f"healthcheck test {self.test[0]} needs a command")
+        return self
+
+
+class Build(_Model):
+    """Build an image through the engine. Short syntax: the context path."""
+
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    args: StrMap = Field(default_factory=dict)
+    target: str = ""
+
+
+def _build(value: Any) -> Any:
+    return {"context": value} if isinstance(value, str) else value
+
+
+class ServiceNetwork(_Model):
+    aliases: list[str] = Field(default_factory=list)
+
+
+def _networks(value: Any) -> Any:
+    if isinstance(value, list):
+        return {name: {} for name in value}
+    if isinstance(value, dict):
+        return {k: ({} if v is None else v) for k, v in value.items()}
+    return value
+
+
+class WatchRule(_Model):
+    """A file-watch rule for the daemon's hot reload."""
+
+    path: str
+    action: Literal["sync", "rebuild", "restart", "sync+restart"]
+    target: str = ""
+    ignore: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _target(self) -> WatchRule:
+        if self.action in ("sync", "sync+restart") and not self.target:
+            raise ValueError(f"a '{self.action}' watch rule needs a 'target' in the container")
+        if self.target and not self.target.startswith("/"):
+            raise ValueError(f"watch target {self.target!r} must be an absolute path")
+        return self
+
+
+Signal = Annotated[str, Field(pattern=r"^(SIG[A-Z0-9+-]+|[0-9]+)$")]
+
+
+class Service(_Model):
+    """One service: a set of identical containers (``replicas``)."""
+
+    image: str | None = None
+    build: Annotated[Build | None, BeforeValidator(_build)] = None
+    pull: Literal["missing", "always", "never", "build"] = "missing"
+    command: Command | None = None
+    entrypoint: Command | None = None
+    working_dir: str = ""
+    user: str = ""
+    hostname: str = ""
+    env: EnvMap = Field(default_factory=dict)
+    env_file: StrList = Field(default_factory=list)
+    ports: Ports = Field(default_factory=list)
+    volumes: Volumes = Field(default_factory=list)
+    tmpfs: StrList = Field(default_factory=list)
+    networks: Annotated[dict[str, ServiceNetwork], BeforeValidator(_networks)] = Field(
+        default_factory=dict
+    )
+    depends_on: DependsOn = Field(default_factory=dict)
+    healthcheck: Healthcheck | None = None
+    restart: Literal["no", "always", "on-failure", "unless-stopped"] = "no"
+    init: bool = True
+    stop_signal: Signal = "SIGTERM"
+    stop_grace_period: Duration = 10.0
+    secrets: ServiceSecrets = Field(default_factory=list)
+    labels: StrMap = Field(default_factory=dict)
+    read_only: bool = False
+    cap_add: list[str] = Field(default_factory=list)
+    cap_drop: list[str] = Field(default_factory=list)
+    replicas: int = Field(default=1, ge=0)
+    profiles: list[str] = Field(default_factory=list)
+    watch: list[WatchRule] = Field(default_factory=list)
+
+    @field_validator("restart", mode="before")
+    @classmethod
+    def _restart(cls, v: Any) -> Any:
+        # TOML has no bare `no`, but YAML-minded users write false.
+        if v is False:
+            return "no"
+        if isinstance(v, str) and v.startswith("on-failure:"):
+            return "on-failure"
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for key in v:
+            if key.startswith("dev.envd."):
+                raise ValueError(f"label {key!r} uses the reserved prefix 'dev.envd.'")
+        return v
+
+    @model_validator(mode="after")
+    def _image_or_build(self) -> Service:
+        if not self.image and self.build is None:
+            raise ValueError("a service needs an 'image' or a 'build'")
+        if self.pull == "build" and self.build is None:
+            raise ValueError("pull = 'build' needs a 'build' section")
+        return self
+
+
+class Project(_Model):
+    name: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        if v is not None and not PROJECT_NAME.match(v):
+            raise ValueError(
+                f"project name {v!r} must be lowercase letters, digits, '-' or '_',"
+                " starting with a letter or digit"
+            )
+        return v
+
+
+class VolumeDef(_Model):
+    """A named volume. ``external = true``: it exists already and envd never manages it."""
+
+    external: bool = False
+    name: str | None = None
+    driver: str = "local"
+    driver_opts: StrMap = Field(default_factory=dict)
+    labels: StrMap = Field(default_factory=dict)
+
+
+class NetworkDef(_Model):
+    external: bool = False
+    name: str | None = None
+    driver: str = "bridge"
+    internal: bool = False
+    labels: StrMap = Field(default_factory=dict)
+
+
+class SecretDef(_Model):
+    """Where a secret's value comes from: exactly one of file, env, command."""
+
+    file: str | None = None
+    env: str | None = None
+    command: Command | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretDef:
+        given = [k for k in ("file", "env", "command") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a secret needs exactly one of 'file', 'env' or 'command'")
+        return self
+
+
+class Spec(_Model):
+    """The whole ``envd.toml``."""
+
+    project: Project = Field(default_factory=Project)
+    services: dict[str, Service] = Field(default_factory=dict)
+    volumes: dict[str, VolumeDef] = Field(default_factory=dict)
+    networks: dict[str, NetworkDef] = Field(default_factory=dict)
+    secrets: dict[str, SecretDef] = Field(default_factory=dict)
+    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("services", "volumes", "networks", "secrets")
+    @classmethod
+    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not SERVICE_NAME.match(name):
+                raise ValueError(
+                    f"name {name!r} is invalid: use letters, digits, '.', '_' or '-',"
+                    " starting with a letter or digit"
+                )
+        return v
+
+
+# Compose spellings users will type out of habit → the envd field.
+COMPOSE_SYNONYMS = {
+    "environment": "env",
+    "container_name": "(not supported: envd names containers <project>-<service>-<n>)",
+    "deploy": "replicas",
+    "scale": "replicas",
+    "restart_policy": "restart",
+    "workdir": "working_dir",
+    "cmd": "command",
+}
