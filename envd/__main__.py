@@ -15,9 +15,9 @@ def main() -> None:
         from envd import init
 
         sys.exit(init.main(argv[1:]))
-    from envd.cli import run
+    from envd.cli import run_cli
 
-    sys.exit(run())
+    sys.exit(run_cli())
 
 
 if __name__ == "__main__":

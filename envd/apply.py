@@ -14,8 +14,9 @@ created one started).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from envd import labels
@@ -23,7 +24,7 @@ from envd.desired import DesiredProject
 from envd.engine.base import Engine
 from envd.engine.types import BuildRequest, ObservedContainer
 from envd.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
-from envd.events import Clock, Emit, Event, SystemClock, discard
+from envd.events import Clock, Emit, Event, Phase, SystemClock, discard
 from envd.observe import Observed
 from envd.plan import Action, Plan
 
@@ -95,7 +96,9 @@ def apply_images(
                     raise
                 emit(Event(action.kind, action.resource, str(exc), "error", action.service))
                 verb = "pull" if action.kind == "pull" else "build"
-                failures.append(ServiceFailure(action.service, f"could not {verb} {action.name}: {exc}"))
+                failures.append(
+                    ServiceFailure(action.service, f"could not {verb} {action.name}: {exc}")
+                )
     if failures:
         raise EnvironmentFailed(failures)
     return done
@@ -129,11 +132,15 @@ class Applier:
         """Run the plan; raise EnvironmentFailed listing services that did not converge."""
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            self._parallel(pool, [a for a in plan.actions if a.kind in ("create-network", "create-volume")])
+            self._parallel(
+                pool, [a for a in plan.actions if a.kind in ("create-network", "create-volume")]
+            )
             self._check_external()
             self._parallel(pool, [a for a in plan.actions if a.kind == "remove"])
             progress = self._converge(pool, plan, observed, wait_ready, deadline)
-            self._parallel(pool, [a for a in plan.actions if a.kind == "remove-network"], tolerate=True)
+            self._parallel(
+                pool, [a for a in plan.actions if a.kind == "remove-network"], tolerate=True
+            )
         failures = [
             ServiceFailure(p.name, p.error or "failed", _first_container(p))
             for p in progress.values()
@@ -147,37 +154,53 @@ class Applier:
         for net in self.desired.networks.values():
             if net.external and not self.engine.network_exists(net.name):
                 raise EnvironmentFailed(
-                    [ServiceFailure("-", f"needs external network {net.name!r}, which does not exist")]
+                    [
+                        ServiceFailure(
+                            "-", f"needs external network {net.name!r}, which does not exist"
+                        )
+                    ]
                 )
         for vol in self.desired.volumes.values():
             if vol.external and not self.engine.volume_exists(vol.name):
                 users = sorted(
-                    s.name for s in self.desired.services.values()
+                    s.name
+                    for s in self.desired.services.values()
                     if any(m.source == vol.name for m in s.template.mounts)
                 )
                 if users:
                     raise EnvironmentFailed(
-                        [ServiceFailure(users[0], f"needs external volume {vol.name!r}, which does not exist")]
+                        [
+                            ServiceFailure(
+                                users[0],
+                                f"needs external volume {vol.name!r}, which does not exist",
+                            )
+                        ]
                     )
 
-    def _parallel(self, pool: ThreadPoolExecutor, actions: list[Action], tolerate: bool = False) -> None:
+    def _parallel(
+        self, pool: ThreadPoolExecutor, actions: list[Action], tolerate: bool = False
+    ) -> None:
         if not actions:
             return
         futures = [pool.submit(self._run, a) for a in actions]
-        errors = []
-        for fut, action in zip(futures, actions):
+        errors: list[tuple[Action, EngineError]] = []
+        for fut, action in zip(futures, actions, strict=True):
             try:
                 fut.result()
             except EngineError as exc:
                 if exc.exit_code == 3 or not tolerate:
                     errors.append((action, exc))
-        for action, exc in errors:
-            if exc.exit_code == 3:
-                raise exc
+        for _, problem in errors:
+            if problem.exit_code == 3:
+                raise problem
         if errors:
-            action, exc = errors[0]
+            first, problem = errors[0]
             raise EnvironmentFailed(
-                [ServiceFailure(action.service or "-", f"{action.kind} {action.resource} failed: {exc}")]
+                [
+                    ServiceFailure(
+                        first.service or "-", f"{first.kind} {first.resource} failed: {problem}"
+                    )
+                ]
             )
 
     # ------------------------------------------------------------------ one action
@@ -192,10 +215,8 @@ class Applier:
                 pass  # created concurrently: converged is converged
         elif action.kind == "create-volume":
             vol = next(v for v in self.desired.volumes.values() if v.name == action.name)
-            try:
+            with contextlib.suppress(Conflict):
                 e.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
-            except Conflict:
-                pass
         elif action.kind == "remove-network":
             e.remove_network(action.name)
         elif action.kind == "remove":
@@ -273,7 +294,8 @@ class Applier:
             for name, p in progress.items():
                 if p.state == "converged":
                     p.containers = [
-                        c for c in grouped.get(name, [])
+                        c
+                        for c in grouped.get(name, [])
                         if c.name.startswith(f"{self.desired.project}-{name}-")
                     ]
 
@@ -289,7 +311,9 @@ class Applier:
                     continue
                 if not ok:
                     continue
-                actions = [a for a in plan.for_service(name) if a.kind in ("create", "recreate", "start")]
+                actions = [
+                    a for a in plan.for_service(name) if a.kind in ("create", "recreate", "start")
+                ]
                 p.state = "converging"
                 outstanding[name] = len(actions)
                 if not actions:
@@ -302,7 +326,7 @@ class Applier:
                     settled, err = _settle(p, services[name].replicas, services[name].restart)
                     if settled:
                         p.settled, p.error = settled, err
-                        phase = "error" if settled == FAILED else "done"
+                        phase: Phase = "error" if settled == FAILED else "done"
                         self.emit(Event(settled, f"service {name}", err or settled, phase, name))
             unsettled = [n for n, p in progress.items() if p.settled == ""]
             blocking = [n for n in unsettled if wait_ready or self._is_dependency(n, progress)]

@@ -42,7 +42,8 @@ def _included_files(context: Path, dockerfile: str) -> list[str]:
             if line and not line.startswith("#"):
                 patterns.append(line)
     files = sorted(
-        p for p in exclude_paths(str(context), patterns, dockerfile=dockerfile)
+        p
+        for p in exclude_paths(str(context), patterns, dockerfile=dockerfile)
         if (context / p).is_file() or (context / p).is_symlink()
     )
     return files
@@ -83,7 +84,11 @@ def context_digest(
             h.update(b"link:" + os.readlink(full).encode())
         else:
             with open(full, "rb") as fh:
-                h.update(hashlib.file_digest(fh, "sha256").digest() if hasattr(hashlib, "file_digest") else hashlib.sha256(fh.read()).digest())
+                h.update(
+                    hashlib.file_digest(fh, "sha256").digest()
+                    if hasattr(hashlib, "file_digest")
+                    else hashlib.sha256(fh.read()).digest()
+                )
         h.update(b"\n")
     result = h.hexdigest()
     if cache_file is not None:

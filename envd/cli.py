@@ -54,15 +54,32 @@ def err(message: str) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "project_dir", metavar="DIR", help="Project directory (default: .).")
 @click.option("-f", "--file", "file", metavar="FILE", help="Spec file (default: DIR/envd.toml).")
-@click.option("--env", "environment", envvar="ENVD_ENV", metavar="NAME",
-              help="Environment overlay to apply (also ENVD_ENV).")
-@click.option("--profile", "profiles", multiple=True, envvar="ENVD_PROFILES", metavar="NAME",
-              help="Enable services of this profile (repeatable).")
+@click.option(
+    "--env",
+    "environment",
+    envvar="ENVD_ENV",
+    metavar="NAME",
+    help="Environment overlay to apply (also ENVD_ENV).",
+)
+@click.option(
+    "--profile",
+    "profiles",
+    multiple=True,
+    envvar="ENVD_PROFILES",
+    metavar="NAME",
+    help="Enable services of this profile (repeatable).",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.version_option(__version__, prog_name="envd")
 @click.pass_context
-def main(ctx: click.Context, project_dir: str | None, file: str | None,
-         environment: str | None, profiles: tuple[str, ...], debug: bool) -> None:
+def main(
+    ctx: click.Context,
+    project_dir: str | None,
+    file: str | None,
+    environment: str | None,
+    profiles: tuple[str, ...],
+    debug: bool,
+) -> None:
     """envd: declarative, reproducible container environments."""
     ctx.obj = Ctx(project_dir, file, environment or None, frozenset(profiles), debug)
 
@@ -93,11 +110,21 @@ def validate(obj: Ctx, as_json: bool) -> None:
         raise SpecError(problems)
     services = len(loaded.spec.services)
     if as_json:
-        click.echo(json.dumps({"valid": True, "project": loaded.project, "services": services,
-                               "environments": sorted(loaded.spec.environments)}))
+        click.echo(
+            json.dumps(
+                {
+                    "valid": True,
+                    "project": loaded.project,
+                    "services": services,
+                    "environments": sorted(loaded.spec.environments),
+                }
+            )
+        )
     else:
         extra = f", {len(envs)} environment(s)" if envs else ""
-        click.echo(f"{_rel(loaded.file)} is valid: project {loaded.project!r}, {services} service(s){extra}")
+        click.echo(
+            f"{_rel(loaded.file)} is valid: project {loaded.project!r}, {services} service(s){extra}"
+        )
 
 
 @main.command()
@@ -123,9 +150,19 @@ def plan(obj: Ctx, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
         return
-    marks = {"create": "+", "create-network": "+", "create-volume": "+", "pull": "↓", "build": "⚙",
-             "recreate": "~", "start": "▶", "remove": "-", "remove-network": "-", "ok": "=",
-             "pending": "?"}
+    marks = {
+        "create": "+",
+        "create-network": "+",
+        "create-volume": "+",
+        "pull": "↓",
+        "build": "⚙",
+        "recreate": "~",
+        "start": "▶",
+        "remove": "-",
+        "remove-network": "-",
+        "ok": "=",
+        "pending": "?",
+    }
     env = f" (environment {desired.environment})" if desired.environment else ""
     click.echo(f"Project {desired.project}{env}")
     width = max((len(a.resource) for a in the_plan.actions), default=10)
@@ -142,13 +179,20 @@ def plan(obj: Ctx, as_json: bool) -> None:
 
 @main.command()
 @click.option("--once", is_flag=True, help="Converge and wait, then exit (no daemon).")
-@click.option("--timeout", type=float, default=300.0, show_default=True,
-              help="Seconds to wait for services to become ready.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for services to become ready.",
+)
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @_json_opt
 @click.pass_obj
-def up(obj: Ctx, once: bool, timeout: float, no_wait: bool, force_recreate: bool, as_json: bool) -> None:
+def up(
+    obj: Ctx, once: bool, timeout: float, no_wait: bool, force_recreate: bool, as_json: bool
+) -> None:
     """Converge the project and wait until every service is ready."""
     from envd.converge import converge, prepare
     from envd.progress import make_progress
@@ -158,16 +202,24 @@ def up(obj: Ctx, once: bool, timeout: float, no_wait: bool, force_recreate: bool
     progress = make_progress(as_json)
     force = frozenset(desired.services) if force_recreate else frozenset()
     try:
-        _, result = converge(eng, desired, progress, wait_ready=not no_wait, timeout=timeout,
-                             force_recreate=force)
+        _, result = converge(
+            eng, desired, progress, wait_ready=not no_wait, timeout=timeout, force_recreate=force
+        )
     except EnvironmentFailed as exc:
         progress.close()
         _report_failures(eng, exc, as_json)
         raise
     progress.close()
     if as_json:
-        click.echo(json.dumps({"result": "ok", "project": desired.project,
-                               "services": {n: p.settled or p.state for n, p in result.items()}}))
+        click.echo(
+            json.dumps(
+                {
+                    "result": "ok",
+                    "project": desired.project,
+                    "services": {n: p.settled or p.state for n, p in result.items()},
+                }
+            )
+        )
     else:
         click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
 
@@ -189,13 +241,23 @@ def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
             for line in lines:
                 click.echo(f"  {f.service} | {line}", err=True)
     if as_json:
-        click.echo(json.dumps({"result": "failed", "failures": [
-            {"service": f.service, "reason": f.reason, "logs": f.log_tail} for f in exc.failures
-        ]}))
+        click.echo(
+            json.dumps(
+                {
+                    "result": "failed",
+                    "failures": [
+                        {"service": f.service, "reason": f.reason, "logs": f.log_tail}
+                        for f in exc.failures
+                    ],
+                }
+            )
+        )
 
 
 @main.command()
-@click.option("-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares.")
+@click.option(
+    "-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares."
+)
 @click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
 @_json_opt
 @click.pass_obj
@@ -238,7 +300,9 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
                 progress(Event("remove", f"volume {vol.name}", "", "done"))
     progress.close()
     if as_json:
-        click.echo(json.dumps({"result": "ok", "containers": len(containers), "volumes": removed_volumes}))
+        click.echo(
+            json.dumps({"result": "ok", "containers": len(containers), "volumes": removed_volumes})
+        )
     else:
         click.echo(f"Project {desired.project} is down.", err=True)
 
@@ -263,15 +327,23 @@ def status(obj: Ctx, as_json: bool) -> None:
         return
     rows = [("SERVICE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
     for s in report["services"]:
-        rows.append((
-            s["name"], str(s["desired_replicas"]), s["actual"], s["health"] or "-",
-            ",".join(c["id"] for c in s["containers"]) or "-", "; ".join(s["drift"]) or "-",
-        ))
+        rows.append(
+            (
+                s["name"],
+                str(s["desired_replicas"]),
+                s["actual"],
+                s["health"] or "-",
+                ",".join(c["id"] for c in s["containers"]) or "-",
+                "; ".join(s["drift"]) or "-",
+            )
+        )
     for o in report["orphans"]:
-        rows.append((o["service"] or "?", "0", o["status"], "-", o["id"], "orphan: not in the spec"))
+        rows.append(
+            (o["service"] or "?", "0", o["status"], "-", o["id"], "orphan: not in the spec")
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
 
 
 # --------------------------------------------------------------------------- logs / exec / run
@@ -294,8 +366,11 @@ def logs(obj: Ctx, services: tuple[str, ...], follow: bool, tail: str, no_prefix
     tail_n: int | None = None if tail == "all" else _int(tail, "--tail")
     eng = engine()
     containers = sorted(
-        (c for c in eng.list_containers(desired.project)
-         if (not services or c.service in services) and c.labels.get("dev.envd.one-off") != "1"),
+        (
+            c
+            for c in eng.list_containers(desired.project)
+            if (not services or c.service in services) and c.labels.get("dev.envd.one-off") != "1"
+        ),
         key=lambda c: (c.service, c.replica),
     )
     width = max((len(c.name) for c in containers), default=0)
@@ -369,9 +444,11 @@ def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: 
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("service")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-@click.option("--rm/--no-rm", default=True, show_default=True, help="Remove the container afterwards.")
+@click.option(
+    "--rm/--no-rm", default=True, show_default=True, help="Remove the container afterwards."
+)
 @click.pass_obj
-def run(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
+def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
     """Run a one-off container of a service: envd run SERVICE -- CMD..."""
     from envd.converge import prepare
     from envd.oneoff import run_one_off
@@ -427,8 +504,3 @@ def run_cli(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         return 1
-
-
-def run() -> int:
-    return run_cli(None)
-

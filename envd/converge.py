@@ -38,7 +38,9 @@ def state_dir(project_dir: Path) -> Path:
 
 
 def prepare(
-    target: Target, environ: Mapping[str, str] | None = None, image_overrides: Mapping[str, str] | None = None
+    target: Target,
+    environ: Mapping[str, str] | None = None,
+    image_overrides: Mapping[str, str] | None = None,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
     environ = os.environ if environ is None else environ
@@ -63,8 +65,12 @@ def image_refs(desired: DesiredProject) -> list[str]:
     return sorted({s.image_ref for s in desired.services.values()})
 
 
-def plan_project(engine: Engine, desired: DesiredProject, pulled: frozenset[str] = frozenset(),
-                 force_recreate: frozenset[str] = frozenset()) -> tuple[Plan, Observed]:
+def plan_project(
+    engine: Engine,
+    desired: DesiredProject,
+    pulled: frozenset[str] = frozenset(),
+    force_recreate: frozenset[str] = frozenset(),
+) -> tuple[Plan, Observed]:
     observed = observe(engine, desired.project, image_refs(desired))
     return make_plan(desired, observed, pulled=pulled, force_recreate=force_recreate), observed
 
@@ -83,7 +89,12 @@ def converge(
     from envd.errors import EnvironmentFailed, ServiceFailure
 
     if plan.problems:
-        raise EnvironmentFailed([ServiceFailure(p.split("'")[1] if "'" in p else "-", p.split(": ", 1)[-1]) for p in plan.problems])
+        raise EnvironmentFailed(
+            [
+                ServiceFailure(p.split("'")[1] if "'" in p else "-", p.split(": ", 1)[-1])
+                for p in plan.problems
+            ]
+        )
     if plan.image_actions:
         pulled = apply_images(plan, engine, desired, emit)
         plan, observed = plan_project(engine, desired, frozenset(pulled), force_recreate)

@@ -93,7 +93,8 @@ class DesiredProject:
         out: list[list[str]] = []
         while remaining:
             level = sorted(
-                n for n, s in remaining.items()
+                n
+                for n, s in remaining.items()
                 if all(d in done or d not in self.services for d in s.depends_on)
             )
             if not level:  # a cycle; the loader rejects these, so be defensive
@@ -133,7 +134,7 @@ def desire(
 
     active = loaded.active_services()
     networks: dict[str, DesiredNetwork] = {}
-    used_networks = {n for s in active.values() for n in (s.networks or {"default": None})}
+    used_networks = {n for s in active.values() for n in (s.networks or ["default"])}
     for key in sorted(used_networks):
         definition = spec.networks.get(key)
         if definition is not None and definition.external:
@@ -141,10 +142,16 @@ def desire(
             continue
         networks[key] = DesiredNetwork(
             key=key,
-            name=(definition.name if definition and definition.name else network_name(project, key)),
+            name=(
+                definition.name if definition and definition.name else network_name(project, key)
+            ),
             driver=definition.driver if definition else "bridge",
             internal=definition.internal if definition else False,
-            labels={**(dict(definition.labels) if definition else {}), **common, labels.NETWORK: key},
+            labels={
+                **(dict(definition.labels) if definition else {}),
+                **common,
+                labels.NETWORK: key,
+            },
         )
     volumes: dict[str, DesiredVolume] = {}
     for key, vdef in spec.volumes.items():
@@ -162,8 +169,15 @@ def desire(
     services: dict[str, DesiredService] = {}
     for name, svc in active.items():
         services[name] = _service(
-            name, svc, loaded, base, networks, volumes, secret_values,
-            (build_digests or {}).get(name, ""), (image_overrides or {}).get(name),
+            name,
+            svc,
+            loaded,
+            base,
+            networks,
+            volumes,
+            secret_values,
+            (build_digests or {}).get(name, ""),
+            (image_overrides or {}).get(name),
         )
     return DesiredProject(
         project=project,
@@ -290,9 +304,27 @@ def _service(
 # --------------------------------------------------------------------------- hashing
 
 _HASHED_FIELDS = (
-    "image", "command", "entrypoint", "working_dir", "user", "hostname", "env", "ports",
-    "mounts", "tmpfs", "networks", "healthcheck", "restart", "init", "stop_signal",
-    "stop_timeout", "read_only", "cap_add", "cap_drop", "labels", "secrets",
+    "image",
+    "command",
+    "entrypoint",
+    "working_dir",
+    "user",
+    "hostname",
+    "env",
+    "ports",
+    "mounts",
+    "tmpfs",
+    "networks",
+    "healthcheck",
+    "restart",
+    "init",
+    "stop_signal",
+    "stop_timeout",
+    "read_only",
+    "cap_add",
+    "cap_drop",
+    "labels",
+    "secrets",
 )
 
 
@@ -303,8 +335,13 @@ def canonical(spec: ContainerCreate) -> dict[str, Any]:
         value = getattr(spec, name)
         if name == "secrets":
             value = [
-                {"target": s.target, "uid": s.uid, "gid": s.gid, "mode": s.mode,
-                 "digest": secret_digest(s.value)}
+                {
+                    "target": s.target,
+                    "uid": s.uid,
+                    "gid": s.gid,
+                    "mode": s.mode,
+                    "digest": secret_digest(s.value),
+                }
                 for s in value
             ]
         elif name == "healthcheck":
@@ -331,6 +368,7 @@ def config_hash(spec: ContainerCreate) -> tuple[str, str]:
 
 def changed_fields(old_fields: str, new_fields: str) -> list[str]:
     """Which fields differ between two ``dev.envd.field-hashes`` labels."""
+
     def parse(text: str) -> dict[str, str]:
         return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -28,8 +29,9 @@ def run_one_off(
         apply_images(replace(plan, actions=tuple(needed)), engine, desired)
     for a in plan.actions:
         if a.kind == "create-network":
-            engine.create_network(a.name, dict(next(
-                n.labels for n in desired.networks.values() if n.name == a.name)))
+            engine.create_network(
+                a.name, dict(next(n.labels for n in desired.networks.values() if n.name == a.name))
+            )
         if a.kind == "create-volume":
             vol = next(v for v in desired.volumes.values() if v.name == a.name)
             engine.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
@@ -38,8 +40,12 @@ def run_one_off(
     spec = replace(
         svc.template,
         name=f"{desired.project}-{service}-run-{secrets.token_hex(4)}",
-        labels={**svc.template.labels, labels.PROJECT: desired.project, labels.SERVICE: service,
-                labels.ONE_OFF: "1"},
+        labels={
+            **svc.template.labels,
+            labels.PROJECT: desired.project,
+            labels.SERVICE: service,
+            labels.ONE_OFF: "1",
+        },
         command=tuple(command) if command else svc.template.command,
         ports=(),  # like Compose: a one-off does not grab the service's host ports
         restart="no",
@@ -60,7 +66,5 @@ def run_one_off(
         return state.exit_code or 0
     finally:
         if rm:
-            try:
+            with contextlib.suppress(Exception):
                 engine.remove_container(cid, volumes=True)
-            except Exception:  # noqa: BLE001 - best effort cleanup of a one-off
-                pass

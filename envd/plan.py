@@ -33,8 +33,17 @@ ActionKind = Literal[
 ]
 
 MUTATING: frozenset[str] = frozenset(
-    {"pull", "build", "create-network", "create-volume", "remove", "remove-network",
-     "create", "recreate", "start"}
+    {
+        "pull",
+        "build",
+        "create-network",
+        "create-volume",
+        "remove",
+        "remove-network",
+        "create",
+        "recreate",
+        "start",
+    }
 )
 
 
@@ -118,15 +127,27 @@ def make_plan(
         if svc.build is not None and svc.pull != "always":
             have = image.labels.get(labels.CONTEXT_DIGEST) if image else None
             if image is None:
-                actions.append(Action("build", resource, "image not built yet", service=name, name=svc.image_ref))
+                actions.append(
+                    Action(
+                        "build", resource, "image not built yet", service=name, name=svc.image_ref
+                    )
+                )
                 continue
             if svc.build.digest and have != svc.build.digest and svc.image_ref not in pulled:
-                actions.append(Action("build", resource, "build context changed", service=name, name=svc.image_ref))
+                actions.append(
+                    Action(
+                        "build", resource, "build context changed", service=name, name=svc.image_ref
+                    )
+                )
                 continue
             image_ids[name] = image.id
             continue
         if svc.pull == "always" and svc.image_ref not in pulled:
-            actions.append(Action("pull", resource, "pull policy is 'always'", service=name, name=svc.image_ref))
+            actions.append(
+                Action(
+                    "pull", resource, "pull policy is 'always'", service=name, name=svc.image_ref
+                )
+            )
             continue
         if image is None:
             if svc.pull == "never":
@@ -134,7 +155,11 @@ def make_plan(
                     f"service {name!r}: image {svc.image_ref!r} is not present locally and pull = 'never'"
                 )
                 continue
-            actions.append(Action("pull", resource, "image not present locally", service=name, name=svc.image_ref))
+            actions.append(
+                Action(
+                    "pull", resource, "image not present locally", service=name, name=svc.image_ref
+                )
+            )
             continue
         image_ids[name] = image.id
     # One pull/build per distinct image, even when several services share it.
@@ -152,7 +177,9 @@ def make_plan(
     for key in sorted(desired.networks):
         net = desired.networks[key]
         if not net.external and net.name not in observed_networks:
-            actions.append(Action("create-network", f"network {net.name}", "does not exist", name=net.name))
+            actions.append(
+                Action("create-network", f"network {net.name}", "does not exist", name=net.name)
+            )
     observed_volumes = {v.name for v in observed.volumes}
     used_volumes = {
         m.source for s in desired.services.values() for m in s.template.mounts if m.type == "volume"
@@ -160,7 +187,9 @@ def make_plan(
     for key in sorted(desired.volumes):
         vol = desired.volumes[key]
         if not vol.external and vol.name not in observed_volumes and vol.name in used_volumes:
-            actions.append(Action("create-volume", f"volume {vol.name}", "does not exist", name=vol.name))
+            actions.append(
+                Action("create-volume", f"volume {vol.name}", "does not exist", name=vol.name)
+            )
 
     # --- containers -------------------------------------------------------------
     by_service = observed.by_service()
@@ -168,22 +197,39 @@ def make_plan(
         if name not in desired.services:
             for c in sorted(by_service[name], key=lambda c: c.name):
                 actions.append(
-                    Action("remove", f"container {c.name}",
-                           f"service {name!r} is no longer in the spec" if name else "not owned by a service",
-                           service=name, replica=c.replica, container_id=c.id, name=c.name)
+                    Action(
+                        "remove",
+                        f"container {c.name}",
+                        f"service {name!r} is no longer in the spec"
+                        if name
+                        else "not owned by a service",
+                        service=name,
+                        replica=c.replica,
+                        container_id=c.id,
+                        name=c.name,
+                    )
                 )
     for level in desired.levels():
         for name in level:
             svc = desired.services[name]
             actions.extend(
-                _service_actions(desired, svc, by_service.get(name, []), image_ids.get(name), force_recreate)
+                _service_actions(
+                    desired, svc, by_service.get(name, []), image_ids.get(name), force_recreate
+                )
             )
 
     # --- orphan networks (after their containers are gone) -----------------------
     desired_net_names = {n.name for n in desired.networks.values()}
-    for net in sorted(observed.networks, key=lambda n: n.name):
-        if net.name not in desired_net_names:
-            actions.append(Action("remove-network", f"network {net.name}", "no longer used by the spec", name=net.name))
+    for onet in sorted(observed.networks, key=lambda n: n.name):
+        if onet.name not in desired_net_names:
+            actions.append(
+                Action(
+                    "remove-network",
+                    f"network {onet.name}",
+                    "no longer used by the spec",
+                    name=onet.name,
+                )
+            )
     return Plan(project, tuple(actions), tuple(problems))
 
 
@@ -204,9 +250,16 @@ def _service_actions(
     for replica in sorted(r for r in slots if r < 1 or r > svc.replicas):
         for c in slots[replica]:
             actions.append(
-                Action("remove", f"container {c.name}", f"scaled down to {svc.replicas} replica(s)",
-                       service=svc.name, replica=replica, container_id=c.id, name=c.name,
-                       stop_timeout=stop_timeout)
+                Action(
+                    "remove",
+                    f"container {c.name}",
+                    f"scaled down to {svc.replicas} replica(s)",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=c.id,
+                    name=c.name,
+                    stop_timeout=stop_timeout,
+                )
             )
 
     for replica in range(1, svc.replicas + 1):
@@ -217,20 +270,46 @@ def _service_actions(
         for c in found:
             if c is not primary:
                 actions.append(
-                    Action("remove", f"container {c.name}", "left over from an interrupted change",
-                           service=svc.name, replica=replica, container_id=c.id, name=c.name,
-                           stop_timeout=stop_timeout)
+                    Action(
+                        "remove",
+                        f"container {c.name}",
+                        "left over from an interrupted change",
+                        service=svc.name,
+                        replica=replica,
+                        container_id=c.id,
+                        name=c.name,
+                        stop_timeout=stop_timeout,
+                    )
                 )
         if image_id is None:
             why = "waiting for its image"
-            actions.append(Action("pending", resource, why, service=svc.name, replica=replica,
-                                  container_id=primary.id if primary else "", name=name,
-                                  stop_timeout=stop_timeout))
+            actions.append(
+                Action(
+                    "pending",
+                    resource,
+                    why,
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id if primary else "",
+                    name=name,
+                    stop_timeout=stop_timeout,
+                )
+            )
             continue
         want = container_for(desired, svc, replica, image_id)
         if primary is None:
-            actions.append(Action("create", resource, "does not exist", service=svc.name,
-                                  replica=replica, container=want, name=name, stop_timeout=stop_timeout))
+            actions.append(
+                Action(
+                    "create",
+                    resource,
+                    "does not exist",
+                    service=svc.name,
+                    replica=replica,
+                    container=want,
+                    name=name,
+                    stop_timeout=stop_timeout,
+                )
+            )
             continue
         if primary.config_hash != want.labels[labels.CONFIG_HASH] or svc.name in force_recreate:
             if svc.name in force_recreate:
@@ -240,28 +319,84 @@ def _service_actions(
                     primary.labels.get(labels.FIELD_HASHES, ""), want.labels[labels.FIELD_HASHES]
                 )
                 reason = ("changed: " + ", ".join(fields)) if fields else "configuration changed"
-            actions.append(Action("recreate", resource, reason, service=svc.name, replica=replica,
-                                  container_id=primary.id, container=want, name=name,
-                                  stop_timeout=stop_timeout))
+            actions.append(
+                Action(
+                    "recreate",
+                    resource,
+                    reason,
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    container=want,
+                    name=name,
+                    stop_timeout=stop_timeout,
+                )
+            )
             continue
         status = primary.status
         if status in ("running", "restarting", "paused"):
-            actions.append(Action("ok", resource, f"up to date ({status})", service=svc.name,
-                                  replica=replica, container_id=primary.id, name=name))
+            actions.append(
+                Action(
+                    "ok",
+                    resource,
+                    f"up to date ({status})",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    name=name,
+                )
+            )
         elif status == "created":
-            actions.append(Action("start", resource, "created but not started", service=svc.name,
-                                  replica=replica, container_id=primary.id, name=name))
+            actions.append(
+                Action(
+                    "start",
+                    resource,
+                    "created but not started",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    name=name,
+                )
+            )
         elif status == "exited" and svc.restart == "no" and primary.exit_code == 0:
-            actions.append(Action("ok", resource, "completed (exited 0)", service=svc.name,
-                                  replica=replica, container_id=primary.id, name=name))
+            actions.append(
+                Action(
+                    "ok",
+                    resource,
+                    "completed (exited 0)",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    name=name,
+                )
+            )
         elif status == "dead" or status == "removing":
-            actions.append(Action("recreate", resource, f"container is {status}", service=svc.name,
-                                  replica=replica, container_id=primary.id, container=want,
-                                  name=name, stop_timeout=stop_timeout))
+            actions.append(
+                Action(
+                    "recreate",
+                    resource,
+                    f"container is {status}",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    container=want,
+                    name=name,
+                    stop_timeout=stop_timeout,
+                )
+            )
         else:
             code = f" with code {primary.exit_code}" if primary.exit_code is not None else ""
-            actions.append(Action("start", resource, f"{status}{code}", service=svc.name,
-                                  replica=replica, container_id=primary.id, name=name))
+            actions.append(
+                Action(
+                    "start",
+                    resource,
+                    f"{status}{code}",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    name=name,
+                )
+            )
     return actions
 
 

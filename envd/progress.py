@@ -14,15 +14,30 @@ from envd.events import Event
 
 _SYMBOL = {"working": "…", "done": "✔", "error": "✘", "waiting": "·", "info": " "}
 _LABEL = {
-    "pull": "Pulling", "build": "Building", "create": "Creating", "recreate": "Recreating",
-    "start": "Starting", "remove": "Removing", "create-network": "Creating",
-    "create-volume": "Creating", "remove-network": "Removing", "ready": "Ready",
-    "completed": "Completed", "failed": "Failed", "timeout": "Timed out",
+    "pull": "Pulling",
+    "build": "Building",
+    "create": "Creating",
+    "recreate": "Recreating",
+    "start": "Starting",
+    "remove": "Removing",
+    "create-network": "Creating",
+    "create-volume": "Creating",
+    "remove-network": "Removing",
+    "ready": "Ready",
+    "completed": "Completed",
+    "failed": "Failed",
+    "timeout": "Timed out",
 }
 _DONE_LABEL = {
-    "pull": "Pulled", "build": "Built", "create": "Started", "recreate": "Recreated",
-    "start": "Started", "remove": "Removed", "create-network": "Created",
-    "create-volume": "Created", "remove-network": "Removed",
+    "pull": "Pulled",
+    "build": "Built",
+    "create": "Started",
+    "recreate": "Recreated",
+    "start": "Started",
+    "remove": "Removed",
+    "create-network": "Created",
+    "create-volume": "Created",
+    "remove-network": "Removed",
 }
 
 
@@ -46,11 +61,13 @@ class PlainProgress:
         self.lock = threading.Lock()
 
     def __call__(self, ev: Event) -> None:
-        if ev.phase == "working" and ev.kind in ("pull", "build") and ev.message not in ("", None):
-            if not ev.message.startswith(("image not", "build context", "pull policy")):
-                return  # streaming build/pull output is too chatty for plain logs
+        streaming = ev.phase == "working" and ev.kind in ("pull", "build") and ev.message
+        if streaming and not ev.message.startswith(("image not", "build context", "pull policy")):
+            return  # streaming build/pull output is too chatty for plain logs
         with self.lock:
-            print(f"{_SYMBOL[ev.phase]} {ev.resource}: {_describe(ev)}", file=self.stream, flush=True)
+            print(
+                f"{_SYMBOL[ev.phase]} {ev.resource}: {_describe(ev)}", file=self.stream, flush=True
+            )
 
     def close(self) -> None:
         return None
@@ -79,14 +96,22 @@ class TtyProgress:
         self.console = Console(stderr=True)
         self.rows: dict[str, tuple[str, str]] = {}
         self.lock = threading.Lock()
-        self.live = Live(self._render(), console=self.console, refresh_per_second=10, transient=False)
+        self.live = Live(
+            self._render(), console=self.console, refresh_per_second=10, transient=False
+        )
         self.live.start()
 
     def _render(self) -> Any:
         from rich.table import Table
 
         table = Table.grid(padding=(0, 1))
-        colours = {"working": "yellow", "done": "green", "error": "red", "waiting": "blue", "info": "white"}
+        colours = {
+            "working": "yellow",
+            "done": "green",
+            "error": "red",
+            "waiting": "blue",
+            "info": "white",
+        }
         for resource, (phase, text) in self.rows.items():
             table.add_row(
                 f"[{colours[phase]}]{_SYMBOL[phase]}[/]", resource, f"[{colours[phase]}]{text}[/]"

@@ -67,7 +67,9 @@ def read_secret(name: str, definition: SecretDef, base: Path, environ: Mapping[s
             return path.read_bytes()
         except OSError as exc:
             raise SpecError(
-                SpecProblem(f"cannot read file {definition.file!r}: {exc.strerror}", path=f"secrets.{name}")
+                SpecProblem(
+                    f"cannot read file {definition.file!r}: {exc.strerror}", path=f"secrets.{name}"
+                )
             ) from None
     if definition.env is not None:
         if definition.env not in environ:

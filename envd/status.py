@@ -18,36 +18,51 @@ def project_status(desired: DesiredProject, observed: Observed, plan: Plan) -> d
         running = [c for c in containers if c.status == "running"]
         healths = {c.health for c in running if c.health}
         health = (
-            "unhealthy" if "unhealthy" in healths else
-            "starting" if "starting" in healths else
-            "healthy" if healths else None
+            "unhealthy"
+            if "unhealthy" in healths
+            else "starting"
+            if "starting" in healths
+            else "healthy"
+            if healths
+            else None
         )
         drift = [
-            f"{a.kind}: {a.reason}" for a in plan.for_service(name) if a.mutating or a.kind == "pending"
+            f"{a.kind}: {a.reason}"
+            for a in plan.for_service(name)
+            if a.mutating or a.kind == "pending"
         ]
         actual = f"{len(running)} running"
         exited = [c for c in containers if c.status == "exited"]
         if exited:
             codes = ",".join(str(c.exit_code) for c in exited)
             actual += f", {len(exited)} exited ({codes})"
-        services.append({
-            "name": name,
-            "desired_replicas": svc.replicas,
-            "actual": actual,
-            "running": len(running),
-            "health": health,
-            "image": svc.image_ref,
-            "containers": [
-                {"id": c.id[:12], "name": c.name, "status": c.status, "health": c.health,
-                 "exit_code": c.exit_code, "replica": c.replica}
-                for c in containers
-            ],
-            "drift": drift,
-            "in_sync": not drift,
-        })
+        services.append(
+            {
+                "name": name,
+                "desired_replicas": svc.replicas,
+                "actual": actual,
+                "running": len(running),
+                "health": health,
+                "image": svc.image_ref,
+                "containers": [
+                    {
+                        "id": c.id[:12],
+                        "name": c.name,
+                        "status": c.status,
+                        "health": c.health,
+                        "exit_code": c.exit_code,
+                        "replica": c.replica,
+                    }
+                    for c in containers
+                ],
+                "drift": drift,
+                "in_sync": not drift,
+            }
+        )
     orphans = [
         {"id": c.id[:12], "name": c.name, "service": c.service, "status": c.status}
-        for c in observed.containers if c.service not in desired.services
+        for c in observed.containers
+        if c.service not in desired.services
     ]
     return {
         "project": desired.project,

@@ -50,7 +50,9 @@ class Engine(Protocol):
     # --- images ------------------------------------------------------------
     def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage: ...
 
-    def build_image(self, req: BuildRequest, progress: ProgressFn | None = None) -> ObservedImage: ...
+    def build_image(
+        self, req: BuildRequest, progress: ProgressFn | None = None
+    ) -> ObservedImage: ...
 
     # --- networks and volumes ---------------------------------------------
     def create_network(

@@ -96,7 +96,9 @@ class BuildRequest:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-ContainerStatus = Literal["created", "running", "paused", "restarting", "removing", "exited", "dead"]
+ContainerStatus = Literal[
+    "created", "running", "paused", "restarting", "removing", "exited", "dead"
+]
 Health = Literal["starting", "healthy", "unhealthy"]
 
 

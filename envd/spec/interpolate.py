@@ -13,6 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A quoted .env value, optionally followed by a comment: KEY="a b"  # note
+_QUOTED = re.compile(r"""^(?:"((?:\\.|[^"\\])*)"|'([^']*)')\s*(?:#.*)?$""")
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
 
 
 class InterpolationError(ValueError):
@@ -121,13 +125,12 @@ def parse_dotenv(text: str) -> dict[str, str]:
         key, _, value = line.partition("=")
         key = key.strip()
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            quote = value[0]
-            value = value[1:-1]
-            if quote == '"':
-                value = (
-                    value.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
-                )
+        quoted = _QUOTED.match(value)
+        if quoted:
+            if quoted.group(1) is not None:  # double quotes: \n, \t, \" and \\ escapes
+                value = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), quoted.group(1))
+            else:  # single quotes: literal
+                value = quoted.group(2)
         else:
             hash_at = value.find(" #")
             if hash_at >= 0:

@@ -90,7 +90,9 @@ def load(
             SpecProblem(f"no spec found (looked for {display}); create one or pass -f FILE")
         ) from None
     except OSError as exc:
-        raise SpecError(SpecProblem(f"cannot read the spec: {exc.strerror}", file=display)) from None
+        raise SpecError(
+            SpecProblem(f"cannot read the spec: {exc.strerror}", file=display)
+        ) from None
     environ = os.environ if environ is None else environ
     return load_text(text, spec_file, base, environment, environ, frozenset(profiles))
 
@@ -114,9 +116,7 @@ def load_text(
     except InterpolationError as exc:
         path = getattr(exc, "path", ())
         line, col = _locate_with_env(locator, path, environment)
-        raise SpecError(
-            SpecProblem(str(exc), display, line, col, _dotted(path))
-        ) from None
+        raise SpecError(SpecProblem(str(exc), display, line, col, _dotted(path))) from None
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
@@ -142,7 +142,8 @@ def load_text(
 
 def parse_toml(text: str, display: str) -> dict[str, Any]:
     try:
-        return tomllib.loads(text)
+        data: dict[str, Any] = tomllib.loads(text)
+        return data
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -179,7 +180,9 @@ def apply_environment(
     overlays = raw.get("environments", {})
     if not isinstance(overlays, dict):
         line, col = locator.locate(["environments"])
-        raise SpecError(SpecProblem("must be a table of overlays", display, line, col, "environments"))
+        raise SpecError(
+            SpecProblem("must be a table of overlays", display, line, col, "environments")
+        )
     data = {k: v for k, v in raw.items() if k != "environments"}
     if environment is None:
         return {**data, "environments": overlays}
@@ -193,20 +196,24 @@ def apply_environment(
     if not isinstance(overlay, dict):
         line, col = locator.locate(["environments", environment])
         raise SpecError(
-            SpecProblem("an environment must be a table", display, line, col, f"environments.{environment}")
+            SpecProblem(
+                "an environment must be a table", display, line, col, f"environments.{environment}"
+            )
         )
     if "environments" in overlay:
         line, col = locator.locate(["environments", environment, "environments"])
-        raise SpecError(
-            SpecProblem("environments cannot be nested", display, line, col)
-        )
+        raise SpecError(SpecProblem("environments cannot be nested", display, line, col))
     merged = deep_merge(data, overlay)
     return {**merged, "environments": overlays}
 
 
 def did_you_mean(word: str, candidates: Any) -> str:
     if word in COMPOSE_SYNONYMS:
-        return f" (did you mean {COMPOSE_SYNONYMS[word]!r}?)" if not COMPOSE_SYNONYMS[word].startswith("(") else f" {COMPOSE_SYNONYMS[word]}"
+        return (
+            f" (did you mean {COMPOSE_SYNONYMS[word]!r}?)"
+            if not COMPOSE_SYNONYMS[word].startswith("(")
+            else f" {COMPOSE_SYNONYMS[word]}"
+        )
     close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -219,10 +226,9 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
     path: list[str | int] = []
     current = data
     for i, elem in enumerate(loc):
-        if isinstance(current, dict) and elem in current:
-            path.append(elem)
-            current = current[elem]
-        elif isinstance(current, list) and isinstance(elem, int) and 0 <= elem < len(current):
+        in_dict = isinstance(current, dict) and elem in current
+        in_list = isinstance(current, list) and isinstance(elem, int) and 0 <= elem < len(current)
+        if in_dict or in_list:
             path.append(elem)
             current = current[elem]
         elif i == len(loc) - 1 and isinstance(elem, str) and not _is_tag(elem):
@@ -231,8 +237,10 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[str | int, ...]:
 
 
 def _is_tag(elem: str) -> bool:
-    return "[" in elem or elem in {"str", "int", "float", "bool", "list", "dict", "none"} or (
-        elem[:1].isupper()
+    return (
+        "[" in elem
+        or elem in {"str", "int", "float", "bool", "list", "dict", "none"}
+        or (elem[:1].isupper())
     )
 
 
@@ -345,7 +353,7 @@ def _locate_with_env(
 
 
 def _overlay_has(locator: Locator, environment: str, keys: list[str]) -> bool:
-    return tuple(["environments", environment, *keys]) in locator._index  # noqa: SLF001
+    return tuple(["environments", environment, *keys]) in locator._index
 
 
 def _sorted(problems: list[SpecProblem]) -> list[SpecProblem]:
@@ -381,8 +389,13 @@ def cross_check(
     for name, svc in services.items():
         for dep in svc.depends_on:
             if dep not in services:
-                add(f"service {name!r} depends on unknown service {dep!r}{did_you_mean(dep, services)}",
-                    "services", name, "depends_on", dep)
+                add(
+                    f"service {name!r} depends on unknown service {dep!r}{did_you_mean(dep, services)}",
+                    "services",
+                    name,
+                    "depends_on",
+                    dep,
+                )
             elif dep == name:
                 add(f"service {name!r} depends on itself", "services", name, "depends_on")
         for i, mount in enumerate(svc.volumes):
@@ -390,25 +403,40 @@ def cross_check(
                 add(
                     f"service {name!r} mounts undefined volume {mount.source!r}"
                     f"{did_you_mean(mount.source, spec.volumes)}; declare it under [volumes.{mount.source}]",
-                    "services", name, "volumes", i,
+                    "services",
+                    name,
+                    "volumes",
+                    i,
                 )
             if mount.type == "bind":
                 src = Path(os.path.expanduser(mount.source))
                 if not src.is_absolute():
                     src = base / src
                 if not src.exists():
-                    add(f"service {name!r} binds {mount.source!r}, which does not exist", "services", name, "volumes", i)
+                    add(
+                        f"service {name!r} binds {mount.source!r}, which does not exist",
+                        "services",
+                        name,
+                        "volumes",
+                        i,
+                    )
         for i, sec in enumerate(svc.secrets):
             if sec.source not in spec.secrets:
                 add(
                     f"service {name!r} uses undefined secret {sec.source!r}{did_you_mean(sec.source, spec.secrets)}",
-                    "services", name, "secrets", i,
+                    "services",
+                    name,
+                    "secrets",
+                    i,
                 )
         for net in svc.networks:
             if net != "default" and net not in spec.networks:
                 add(
                     f"service {name!r} joins undefined network {net!r}{did_you_mean(net, spec.networks)}",
-                    "services", name, "networks", net,
+                    "services",
+                    name,
+                    "networks",
+                    net,
                 )
         merged: dict[str, str] = {}
         for i, env_file in enumerate(svc.env_file):
@@ -416,36 +444,70 @@ def cross_check(
             try:
                 merged.update(parse_dotenv(path.read_text(encoding="utf-8")))
             except FileNotFoundError:
-                add(f"service {name!r}: env_file {env_file!r} does not exist", "services", name, "env_file", i)
+                add(
+                    f"service {name!r}: env_file {env_file!r} does not exist",
+                    "services",
+                    name,
+                    "env_file",
+                    i,
+                )
             except OSError as exc:
-                add(f"service {name!r}: cannot read env_file {env_file!r}: {exc.strerror}",
-                    "services", name, "env_file", i)
+                add(
+                    f"service {name!r}: cannot read env_file {env_file!r}: {exc.strerror}",
+                    "services",
+                    name,
+                    "env_file",
+                    i,
+                )
         env_files[name] = merged
         if svc.build is not None:
             ctx = base / svc.build.context
             if not ctx.is_dir():
-                add(f"service {name!r}: build context {svc.build.context!r} is not a directory",
-                    "services", name, "build", "context")
+                add(
+                    f"service {name!r}: build context {svc.build.context!r} is not a directory",
+                    "services",
+                    name,
+                    "build",
+                    "context",
+                )
             elif not (ctx / svc.build.dockerfile).is_file():
-                add(f"service {name!r}: Dockerfile {svc.build.dockerfile!r} not found in the build context",
-                    "services", name, "build", "dockerfile")
+                add(
+                    f"service {name!r}: Dockerfile {svc.build.dockerfile!r} not found in the build context",
+                    "services",
+                    name,
+                    "build",
+                    "dockerfile",
+                )
         for i, rule in enumerate(svc.watch):
             if not (base / rule.path).exists():
-                add(f"service {name!r}: watch path {rule.path!r} does not exist", "services", name, "watch", i)
+                add(
+                    f"service {name!r}: watch path {rule.path!r} does not exist",
+                    "services",
+                    name,
+                    "watch",
+                    i,
+                )
             if rule.action == "rebuild" and svc.build is None:
-                add(f"service {name!r}: a 'rebuild' watch rule needs a 'build' section",
-                    "services", name, "watch", i)
+                add(
+                    f"service {name!r}: a 'rebuild' watch rule needs a 'build' section",
+                    "services",
+                    name,
+                    "watch",
+                    i,
+                )
         fixed = [p for p in svc.ports if p.published]
         if svc.replicas > 1 and fixed:
             add(
                 f"service {name!r} has {svc.replicas} replicas but publishes fixed host port"
                 f" {fixed[0].published}; only one container can bind it",
-                "services", name, "ports",
+                "services",
+                name,
+                "ports",
             )
     problems.extend(_port_clashes(spec, add))
-    for name, sec in spec.secrets.items():
-        if sec.file is not None and not (base / sec.file).is_file():
-            add(f"secret {name!r}: file {sec.file!r} does not exist", "secrets", name, "file")
+    for name, sdef in spec.secrets.items():
+        if sdef.file is not None and not (base / sdef.file).is_file():
+            add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
     cycle = find_cycle({n: list(s.depends_on) for n, s in services.items()})
     if cycle:
         add("dependency cycle: " + " -> ".join(cycle), "services", cycle[0], "depends_on")
@@ -460,10 +522,16 @@ def _port_clashes(spec: Spec, add: Any) -> list[SpecProblem]:
                 continue
             key = (port.host_ip or "0.0.0.0", port.published, port.protocol)
             clash = owners.get(key) or owners.get(("0.0.0.0", port.published, port.protocol))
-            if clash and clash != name and not (set(svc.profiles) and set(spec.services[clash].profiles)):
+            if (
+                clash
+                and clash != name
+                and not (set(svc.profiles) and set(spec.services[clash].profiles))
+            ):
                 add(
                     f"services {clash!r} and {name!r} both publish host port {port.published}",
-                    "services", name, "ports",
+                    "services",
+                    name,
+                    "ports",
                 )
             owners.setdefault(key, name)
     return []

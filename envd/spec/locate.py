@@ -50,7 +50,7 @@ class Locator:
             stripped = line.strip()
             if depth == 0:
                 header = _HEADER.match(line)
-                if header and not stripped.startswith("[\""):
+                if header and not stripped.startswith('["'):
                     table = split_dotted(header.group("key"))
                     index.setdefault(table, (lineno, line.index("[") + 1))
                     continue

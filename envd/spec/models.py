@@ -78,7 +78,10 @@ StrMap = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "number", "boolean"]},
+                },
                 {"type": "array", "items": {"type": "string"}},
             ]
         }
@@ -92,7 +95,10 @@ EnvMap = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                {
+                    "type": "object",
+                    "additionalProperties": {"type": ["string", "number", "boolean"]},
+                },
                 {"type": "array", "items": {"type": "string"}},
             ]
         }
@@ -112,9 +118,7 @@ def _command(value: Any) -> Any:
 Command = Annotated[
     list[str],
     BeforeValidator(_command),
-    WithJsonSchema(
-        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    ),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
 ]
 
 
@@ -125,9 +129,7 @@ def _str_list(value: Any) -> Any:
 StrList = Annotated[
     list[str],
     BeforeValidator(_str_list),
-    WithJsonSchema(
-        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
-    ),
+    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
 ]
 
 # --------------------------------------------------------------------------- ports
@@ -194,7 +196,7 @@ def parse_port(text: str) -> list[dict[str, Any]]:
         raise ValueError(f"invalid port {text!r}: use [HOST_IP:][HOST_PORT:]CONTAINER_PORT")
     return [
         {"target": t, "published": p, "host_ip": host_ip, "protocol": proto}
-        for t, p in zip(targets, published)
+        for t, p in zip(targets, published, strict=False)
     ]
 
 
@@ -419,7 +421,7 @@ class Healthcheck(_Model):
             raise ValueError("a healthcheck needs a 'test' (or disable = true)")
         if self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
             raise ValueError(
-                "healthcheck test must start with \"CMD\", \"CMD-SHELL\" or \"NONE\","
+                'healthcheck test must start with "CMD", "CMD-SHELL" or "NONE",'
                 f" got {self.test[0]!r}"
             )
         if len(self.test) < 2 and self.test[0] != "NONE":
