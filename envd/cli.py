@@ -441,7 +441,7 @@ def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: 
     sys.exit(code)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@main.command(name="run", context_settings={"ignore_unknown_options": True})
 @click.argument("service")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option(
