@@ -31,7 +31,7 @@ def _fingerprint(context: Path) -> str:
     return h.hexdigest()
 
 
-def _included_files(context: Path, dockerfile: str) -> list[str]:
+def _included_files(context: Path, dockerfile: str, exclude: tuple[str, ...] = ()) -> list[str]:
     from docker.utils.build import exclude_paths
 
     ignore_file = context / ".dockerignore"
@@ -44,7 +44,8 @@ def _included_files(context: Path, dockerfile: str) -> list[str]:
     files = sorted(
         p
         for p in exclude_paths(str(context), patterns, dockerfile=dockerfile)
-        if (context / p).is_file() or (context / p).is_symlink()
+        if ((context / p).is_file() or (context / p).is_symlink())
+        and not any(p == e or p.startswith(e.rstrip("/") + "/") for e in exclude)
     )
     return files
 
@@ -55,10 +56,19 @@ def context_digest(
     args: Mapping[str, str] | None = None,
     target: str = "",
     cache_dir: Path | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> str:
-    """sha256 over the included files' paths, modes and contents, plus build inputs."""
+    """sha256 over the included files' paths, modes and contents, plus build inputs.
+
+    ``exclude``: context-relative paths kept out (files a ``sync`` rule copies live).
+    """
     inputs = json.dumps(
-        {"dockerfile": dockerfile, "args": dict(sorted((args or {}).items())), "target": target},
+        {
+            "dockerfile": dockerfile,
+            "args": dict(sorted((args or {}).items())),
+            "target": target,
+            "exclude": sorted(exclude),
+        },
         sort_keys=True,
     )
     fingerprint = ""
@@ -76,7 +86,7 @@ def context_digest(
             pass
     h = hashlib.sha256()
     h.update(inputs.encode())
-    for rel in _included_files(context, dockerfile):
+    for rel in _included_files(context, dockerfile, exclude):
         full = context / rel
         st = os.lstat(full)
         h.update(rel.encode() + b"\0" + str(st.st_mode & 0o111).encode() + b"\0")

@@ -193,12 +193,23 @@ def plan(obj: Ctx, as_json: bool) -> None:
 def up(
     obj: Ctx, once: bool, timeout: float, no_wait: bool, force_recreate: bool, as_json: bool
 ) -> None:
-    """Converge the project and wait until every service is ready."""
+    """Converge the project, wait until every service is ready, leave a daemon.
+
+    The daemon keeps the project converged (hot reload, drift repair) until
+    `envd down`. With --once: converge and wait in this process, no daemon (CI).
+    """
     from envd.converge import converge, prepare
     from envd.progress import make_progress
 
-    _, desired = prepare(obj.target())
+    loaded, desired = prepare(obj.target())
     eng = engine()
+    if not once:
+        if force_recreate:
+            raise UsageError(
+                "--force-recreate needs --once (the daemon never recreates unchanged containers)"
+            )
+        _up_with_daemon(obj, loaded, desired, eng, None if no_wait else timeout, as_json)
+        return
     progress = make_progress(as_json)
     force = frozenset(desired.services) if force_recreate else frozenset()
     try:
@@ -222,6 +233,94 @@ def up(
         )
     else:
         click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
+
+
+def _up_with_daemon(
+    obj: Ctx, loaded: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
+) -> None:
+    from envd.daemon import process
+    from envd.events import Event
+    from envd.progress import make_progress
+
+    client = process.running(loaded.project_dir, loaded.environment)
+    started = client is None
+    if client is None:
+        client = process.start(obj.target(), loaded.project_dir, loaded.environment)
+    generation, seq = client.reload(wait_timeout=timeout, restart_exited=True)
+    progress = make_progress(as_json)
+    final: dict[str, Any] | None = None
+    try:
+        for ev in client.events(since=seq):
+            if ev.get("kind") == "pass-done" and int(ev.get("generation", 0)) >= generation:
+                final = ev
+                break
+            if ev.get("kind") in ("reconcile", "pass-done"):
+                continue
+            progress(
+                Event(
+                    str(ev.get("kind", "")),
+                    str(ev.get("resource", "")),
+                    str(ev.get("message", "")),
+                    ev.get("phase", "info"),
+                    str(ev.get("service", "")),
+                )
+            )
+    finally:
+        progress.close()
+    status = client.status()
+    pid = status.get("daemon", {}).get("pid")
+    result = (final or {}).get("result", "failed")
+    if result == "ok":
+        verb = "started" if started else "reused"
+        if as_json:
+            click.echo(json.dumps({"result": "ok", "project": desired.project, "daemon_pid": pid}))
+        else:
+            click.echo(
+                f"Project {desired.project} is up; daemon (pid {pid}, {verb}) keeps it converged."
+                " See `envd status`, `envd events`; stop with `envd down`.",
+                err=True,
+            )
+        return
+    message = str((final or {}).get("message", "the daemon's event stream ended"))
+    if result == "invalid-spec":
+        raise SpecError(message)
+    if result == "engine-unavailable":
+        from envd.errors import EngineUnavailable
+
+        raise EngineUnavailable(message)
+    failures = _failures_from_status(status)
+    if not failures:
+        from envd.errors import ServiceFailure
+
+        failures = [ServiceFailure("-", message)]
+    exc = EnvironmentFailed(failures)
+    _report_failures(eng, exc, as_json)
+    raise exc
+
+
+def _failures_from_status(status: dict[str, Any]) -> list[Any]:
+    from envd.errors import ServiceFailure
+
+    out = []
+    for s in status.get("services", []):
+        bad = [
+            c
+            for c in s["containers"]
+            if c["status"] not in ("running",)
+            and not (c["status"] == "exited" and c["exit_code"] == 0)
+        ]
+        unhealthy = [c for c in s["containers"] if c.get("health") in ("unhealthy", "starting")]
+        for c in bad or unhealthy:
+            detail = c["status"] + (
+                f" with code {c['exit_code']}" if c["status"] == "exited" else ""
+            )
+            if c.get("health"):
+                detail += f", health {c['health']}"
+            out.append(ServiceFailure(s["name"], f"is not ready ({detail})", c["id"]))
+            break
+        if not s["containers"] and s["desired_replicas"]:
+            out.append(ServiceFailure(s["name"], "has no container"))
+    return out
 
 
 def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
@@ -255,6 +354,46 @@ def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
 
 
 @main.command()
+@click.pass_obj
+def daemon(obj: Ctx) -> None:
+    """Run the project's daemon in the foreground (what `up` starts in the background)."""
+    from envd.daemon.main import run_daemon
+
+    sys.exit(run_daemon(obj.target()))
+
+
+@main.command()
+@_json_opt
+@click.option("--since", type=int, default=None, help="Replay events after this sequence number.")
+@click.pass_obj
+def events(obj: Ctx, as_json: bool, since: int | None) -> None:
+    """Stream what the daemon sees and does."""
+    from envd.daemon import process
+    from envd.spec.load import load
+
+    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    client = process.running(loaded.project_dir, loaded.environment)
+    if client is None:
+        raise UsageError(f"no daemon runs for project {loaded.project!r}; start one with `envd up`")
+    try:
+        for ev in client.events(since=since):
+            if as_json:
+                click.echo(json.dumps(ev))
+            else:
+                import datetime
+
+                when = datetime.datetime.fromtimestamp(float(ev.get("time", 0))).strftime(
+                    "%H:%M:%S.%f"
+                )[:-3]
+                rid = f" [{ev['reconcile_id']}]" if ev.get("reconcile_id") else ""
+                click.echo(
+                    f"{when} {ev.get('kind', ''):<12} {ev.get('resource', '')}: {ev.get('message', '')}{rid}"
+                )
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
 @click.option(
     "-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares."
 )
@@ -266,10 +405,13 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
     from envd import labels
     from envd.apply import remove_all
     from envd.converge import prepare
+    from envd.daemon import process
     from envd.progress import make_progress
 
-    _, desired = prepare(obj.target())
+    loaded, desired = prepare(obj.target())
     eng = engine()
+    # The daemon goes first, or it would repair what down removes.
+    process.stop(loaded.project_dir, loaded.environment)
     progress = make_progress(as_json)
     containers = eng.list_containers(desired.project)
 
@@ -315,16 +457,33 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
 @click.pass_obj
 def status(obj: Ctx, as_json: bool) -> None:
     """Per service: desired vs actual, health, container ids, drift."""
+    import datetime
+
     from envd.converge import plan_project, prepare
+    from envd.daemon import process
+    from envd.spec.load import load
     from envd.status import project_status
 
-    _, desired = prepare(obj.target())
-    eng = engine()
-    the_plan, observed = plan_project(eng, desired)
-    report = project_status(desired, observed, the_plan)
+    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    client = process.running(loaded.project_dir, loaded.environment)
+    report: dict[str, Any] = client.status() if client is not None else {}
+    if "services" not in report:
+        # No daemon, or one whose spec is broken: observe the engine directly.
+        _, desired = prepare(obj.target())
+        the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
+        report.update(project_status(desired, observed, the_plan))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
+    info = report.get("daemon")
+    if info:
+        when = info.get("last_reconcile")
+        at = datetime.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else "never"
+        click.echo(f"daemon pid {info['pid']}: last reconcile at {at} ({info['last_result']})")
+        if info.get("last_error"):
+            click.echo(f"last error: {info['last_error']}")
+    else:
+        click.echo("no daemon runs for this project (`envd up` starts one)")
     rows = [("SERVICE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
     for s in report["services"]:
         rows.append(

@@ -51,12 +51,22 @@ def prepare(
     digests: dict[str, str] = {}
     for name, svc in active.items():
         if svc.build is not None:
+            context = (loaded.project_dir / svc.build.context).resolve()
+            # Files a sync rule copies into the running container must not
+            # also force a rebuild: that is the point of syncing them.
+            synced: list[str] = []
+            for rule in svc.watch:
+                if rule.action in ("sync", "sync+restart"):
+                    path = (loaded.project_dir / rule.path).resolve()
+                    if path == context or context in path.parents:
+                        synced.append(path.relative_to(context).as_posix())
             digests[name] = context_digest(
-                loaded.project_dir / svc.build.context,
+                context,
                 svc.build.dockerfile,
                 svc.build.args,
                 svc.build.target,
                 cache_dir=state_dir(loaded.project_dir),
+                exclude=tuple(synced),
             )
     return loaded, desire(loaded, values, digests, image_overrides)
 
@@ -70,9 +80,17 @@ def plan_project(
     desired: DesiredProject,
     pulled: frozenset[str] = frozenset(),
     force_recreate: frozenset[str] = frozenset(),
+    restart_exited: bool = True,
 ) -> tuple[Plan, Observed]:
     observed = observe(engine, desired.project, image_refs(desired))
-    return make_plan(desired, observed, pulled=pulled, force_recreate=force_recreate), observed
+    plan = make_plan(
+        desired,
+        observed,
+        pulled=pulled,
+        force_recreate=force_recreate,
+        restart_exited=restart_exited,
+    )
+    return plan, observed
 
 
 def converge(
@@ -83,9 +101,12 @@ def converge(
     timeout: float | None = None,
     clock: Clock | None = None,
     force_recreate: frozenset[str] = frozenset(),
+    restart_exited: bool = True,
 ) -> tuple[Plan, dict[str, ServiceProgress]]:
     """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
-    plan, observed = plan_project(engine, desired, force_recreate=force_recreate)
+    plan, observed = plan_project(
+        engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
+    )
     from envd.errors import EnvironmentFailed, ServiceFailure
 
     if plan.problems:
@@ -97,7 +118,9 @@ def converge(
         )
     if plan.image_actions:
         pulled = apply_images(plan, engine, desired, emit)
-        plan, observed = plan_project(engine, desired, frozenset(pulled), force_recreate)
+        plan, observed = plan_project(
+            engine, desired, frozenset(pulled), force_recreate, restart_exited
+        )
     applier = Applier(engine, desired, emit, clock)
     progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
     return plan, progress

@@ -112,6 +112,7 @@ def make_plan(
     *,
     pulled: frozenset[str] = frozenset(),
     force_recreate: frozenset[str] = frozenset(),
+    restart_exited: bool = True,
 ) -> Plan:
     """Pure: compare desired with observed. ``pulled``: refs already pulled this run."""
     actions: list[Action] = []
@@ -214,7 +215,12 @@ def make_plan(
             svc = desired.services[name]
             actions.extend(
                 _service_actions(
-                    desired, svc, by_service.get(name, []), image_ids.get(name), force_recreate
+                    desired,
+                    svc,
+                    by_service.get(name, []),
+                    image_ids.get(name),
+                    force_recreate,
+                    restart_exited,
                 )
             )
 
@@ -239,6 +245,7 @@ def _service_actions(
     existing: list[ObservedContainer],
     image_id: str | None,
     force_recreate: frozenset[str],
+    restart_exited: bool = True,
 ) -> list[Action]:
     actions: list[Action] = []
     project = desired.project
@@ -364,6 +371,24 @@ def _service_actions(
                     "ok",
                     resource,
                     "completed (exited 0)",
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    name=name,
+                )
+            )
+        elif (
+            status == "exited"
+            and not restart_exited
+            and (svc.restart == "no" or (svc.restart == "on-failure" and primary.exit_code == 0))
+        ):
+            # The daemon follows the restart policy instead of fighting it;
+            # an explicit `envd up` starts the container again.
+            actions.append(
+                Action(
+                    "ok",
+                    resource,
+                    f"exited with code {primary.exit_code} (restart policy {svc.restart!r})",
                     service=svc.name,
                     replica=replica,
                     container_id=primary.id,

@@ -15,7 +15,7 @@ in use, and ``EngineError`` for anything else the engine refuses.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from envd.engine.types import (
     BuildRequest,
@@ -100,3 +100,6 @@ class Engine(Protocol):
     def stream_logs(
         self, container_id: str, tail: int | None = None, follow: bool = True
     ) -> Iterator[str]: ...
+
+    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
+        """The project's container events as they happen (blocks between events)."""

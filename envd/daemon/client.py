@@ -1,0 +1,102 @@
+"""Talk to a project's daemon over its unix socket (HTTP + JSON)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from envd.errors import EnvdError
+
+
+class DaemonUnavailable(EnvdError):
+    """No daemon answers on the project's socket."""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float | None) -> None:
+        super().__init__("envd", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if self.timeout is not None:
+            sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class DaemonClient:
+    def __init__(self, socket_path: Path, timeout: float = 10.0) -> None:
+        self.path = str(socket_path)
+        self.timeout = timeout
+
+    def _request(
+        self, method: str, url: str, body: Any = None, timeout: float | None = None
+    ) -> Any:
+        conn = _UnixConnection(self.path, timeout if timeout is not None else self.timeout)
+        try:
+            payload = json.dumps(body).encode() if body is not None else None
+            headers = {"Content-Type": "application/json"} if payload else {}
+            conn.request(method, url, body=payload, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise DaemonUnavailable(f"the daemon at {self.path} does not answer: {exc}") from None
+        finally:
+            conn.close()
+        result = json.loads(data or b"null")
+        if resp.status >= 400:
+            message = result.get("error") if isinstance(result, dict) else str(result)
+            raise EnvdError(f"the daemon refused: {message}")
+        return result
+
+    def alive(self) -> bool:
+        try:
+            self._request("GET", "/v1/ping", timeout=2.0)
+            return True
+        except EnvdError:
+            return False
+
+    def status(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/v1/status")
+        return result
+
+    def plan(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", "/v1/plan", timeout=60.0)
+        return result
+
+    def reload(
+        self, wait_timeout: float | None = None, restart_exited: bool = True
+    ) -> tuple[int, int]:
+        """Ask for a pass; (generation that covers it, event sequence number before it)."""
+        result = self._request(
+            "POST",
+            "/v1/reload",
+            {"wait_timeout": wait_timeout, "restart_exited": restart_exited, "reason": "envd up"},
+        )
+        return int(result["generation"]), int(result["seq"])
+
+    def stop(self) -> None:
+        self._request("POST", "/v1/stop")
+
+    def events(self, since: int | None = None) -> Iterator[dict[str, Any]]:
+        """Follow the event stream (JSON lines) until the daemon closes it."""
+        conn = _UnixConnection(self.path, None)
+        url = "/v1/events" + (f"?since={since}" if since is not None else "")
+        try:
+            conn.request("GET", url)
+            resp = conn.getresponse()
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                if line.strip():
+                    yield json.loads(line)
+        except (OSError, http.client.HTTPException) as exc:
+            raise DaemonUnavailable(f"the daemon's event stream broke: {exc}") from None
+        finally:
+            conn.close()

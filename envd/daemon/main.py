@@ -1,0 +1,140 @@
+"""``envd daemon``: one per project, crash-only.
+
+Holds an exclusive lock on ``.envd/daemon.lock`` (two daemons for one project
+are impossible, also when two ``envd up`` race), serves the control socket,
+follows file and engine events, and runs the reconcile loop in the main
+thread. SIGTERM/SIGINT: stop watching, finish the current pass, exit 0 and
+leave the environment running. SIGHUP: reconcile now. ``kill -9`` at any
+point is safe: Docker's labels are the state, the next daemon adopts them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import logging
+import logging.handlers
+import os
+import signal
+import threading
+from typing import Any
+
+from envd.converge import Target, prepare
+from envd.daemon.hub import EventHub
+from envd.daemon.paths import StatePaths
+from envd.daemon.reconciler import Reconciler
+from envd.daemon.server import make_server
+from envd.daemon.watch import EngineEvents, FileWatcher, Syncer
+
+LOG_MAX_BYTES = 5 * 1024 * 1024
+
+
+def configure_logging(paths: StatePaths) -> Any:
+    import structlog
+
+    handler = logging.handlers.RotatingFileHandler(
+        paths.log, maxBytes=LOG_MAX_BYTES, backupCount=1, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("envd.daemon")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )
+    return structlog.get_logger("envd.daemon")
+
+
+def acquire_lock(paths: StatePaths) -> int | None:
+    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return fd
+
+
+def run_daemon(target: Target) -> int:
+    from envd.engine.real import DockerEngine
+
+    loaded, _ = prepare(target)  # a bad spec at start-up: exit 2, nothing touched
+    paths = StatePaths.for_project(loaded.project_dir, loaded.environment)
+    paths.ensure()
+    lock_fd = acquire_lock(paths)
+    if lock_fd is None:
+        return 0  # another daemon owns this project: that is the desired state
+    log = configure_logging(paths)
+    paths.pid.write_text(f"{os.getpid()}\n")
+    engine = DockerEngine()
+    hub = EventHub()
+    reconciler = Reconciler(target, engine, hub, log)
+    stop = threading.Event()
+
+    def shutdown(*_: Any) -> None:
+        stop.set()
+        reconciler.stop()
+
+    server = make_server(paths.socket, reconciler, hub, shutdown, log)
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    signal.signal(signal.SIGHUP, lambda *_: reconciler.trigger("SIGHUP"))
+    threading.Thread(target=server.serve_forever, name="envd-api", daemon=True).start()
+
+    def publish(kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
+        import time
+
+        hub.publish(
+            {
+                "kind": kind,
+                "resource": resource,
+                "message": message,
+                "phase": phase,
+                "time": time.time(),
+                **extra,
+            }
+        )
+        log.info("sync", resource=resource, message=message, phase=phase)
+
+    def rules() -> dict[str, list[Any]]:
+        current = reconciler.loaded
+        if current is None:
+            return {}
+        return {n: list(s.watch) for n, s in current.active_services().items() if s.watch}
+
+    FileWatcher(
+        loaded.project_dir,
+        lambda why: reconciler.trigger(why),
+        Syncer(engine, loaded.project_dir, publish),
+        lambda: reconciler.desired,
+        rules,
+        stop,
+        log,
+    ).start()
+    EngineEvents(engine, loaded.project, lambda why: reconciler.trigger(why), stop, log).start()
+    log.info("daemon.start", pid=os.getpid(), project=loaded.project)
+    reconciler.trigger("daemon started", restart_exited=True)
+    try:
+        reconciler.run()
+    finally:
+        log.info("daemon.stop", pid=os.getpid())
+        server.shutdown()
+        server.server_close()
+        for path in (paths.socket, paths.pid):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+        os.close(lock_fd)
+    return 0

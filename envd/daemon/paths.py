@@ -1,0 +1,44 @@
+"""Where a project's daemon keeps its runtime state (contract §1: ``.envd/``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    root: Path
+
+    @classmethod
+    def for_project(cls, project_dir: Path, environment: str | None) -> StatePaths:
+        base = project_dir / ".envd"
+        # Environments of one project run side by side, each with its own daemon.
+        return cls(base / f"env-{environment}" if environment else base)
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "daemon.sock"
+
+    @property
+    def pid(self) -> Path:
+        return self.root / "daemon.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "daemon.log"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "daemon.out"
+
+    @property
+    def lock(self) -> Path:
+        return self.root / "daemon.lock"
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
+        if self.root.name.startswith("env-"):
+            os.chmod(self.root.parent, 0o700)

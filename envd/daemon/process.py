@@ -1,0 +1,114 @@
+"""Starting, finding and stopping a project's daemon from the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from envd.converge import Target
+from envd.daemon.client import DaemonClient
+from envd.daemon.paths import StatePaths
+from envd.errors import EnvdError
+
+
+def client_for(project_dir: Path, environment: str | None) -> DaemonClient:
+    return DaemonClient(StatePaths.for_project(project_dir, environment).socket)
+
+
+def running(project_dir: Path, environment: str | None) -> DaemonClient | None:
+    paths = StatePaths.for_project(project_dir, environment)
+    if not paths.socket.exists():
+        return None
+    client = DaemonClient(paths.socket)
+    return client if client.alive() else None
+
+
+def start(
+    target: Target, project_dir: Path, environment: str | None, timeout: float = 15.0
+) -> DaemonClient:
+    """Start the daemon detached (own session, output to .envd/daemon.out) and wait for it."""
+    paths = StatePaths.for_project(project_dir, environment)
+    paths.ensure()
+    args = [sys.executable, "-m", "envd", "-C", str(project_dir)]
+    if target.file:
+        args += ["-f", str(Path(target.file).absolute())]
+    if environment:
+        args += ["--env", environment]
+    for profile in sorted(target.profiles):
+        args += ["--profile", profile]
+    args.append("daemon")
+    env = dict(os.environ)
+    # The daemon must import this very envd, installed or run from a checkout.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    with open(paths.output, "ab") as out:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            close_fds=True,
+            cwd=str(project_dir),
+            env=env,
+        )
+    client = DaemonClient(paths.socket)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if paths.socket.exists() and client.alive():
+            return client
+        code = proc.poll()
+        if code is not None and code != 0:
+            tail = paths.output.read_text(errors="replace").strip().splitlines()[-3:]
+            raise EnvdError(f"the daemon exited with code {code}: {' / '.join(tail)}")
+        if code == 0 and not paths.socket.exists():
+            # Lost a start race to another daemon, which is still binding.
+            pass
+        time.sleep(0.05)
+    raise EnvdError(
+        f"the daemon did not answer on {paths.socket} within {timeout:.0f}s; see {paths.output}"
+    )
+
+
+def stop(project_dir: Path, environment: str | None, timeout: float = 30.0) -> bool:
+    """Ask the daemon to stop and wait until its pid is gone. False if none ran."""
+    paths = StatePaths.for_project(project_dir, environment)
+    client = running(project_dir, environment)
+    pid = _pid(paths)
+    if client is None:
+        return False
+    try:
+        client.stop()
+    except EnvdError:
+        pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pid is None or not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return True
+
+
+def _pid(paths: StatePaths) -> int | None:
+    try:
+        return int(paths.pid.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still "exists": reap it if it is ours.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True

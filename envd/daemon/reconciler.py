@@ -1,0 +1,264 @@
+"""The level-triggered reconcile loop.
+
+Triggers (a file change, a Docker event, SIGHUP, a periodic resync, a reload
+request) only mark the project dirty and say why; they never decide what to
+do. Each pass re-reads the spec, observes the engine, plans and applies. A bad
+spec is terminal until the spec changes: the pass records the error and the
+last good environment keeps running untouched. Engine trouble is transient:
+the pass is retried with exponential back-off.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from envd.converge import Target, converge, plan_project, prepare
+from envd.daemon.hub import EventHub
+from envd.daemon.timing import Backoff, Debouncer
+from envd.desired import DesiredProject
+from envd.engine.base import Engine
+from envd.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
+from envd.events import Clock, Event, SystemClock
+from envd.spec.load import LoadedSpec
+from envd.status import project_status
+
+RESYNC_SECONDS = 60.0
+
+
+@dataclass
+class PassRequest:
+    wait_timeout: float | None = None
+    restart_exited: bool = False
+
+
+@dataclass
+class DaemonState:
+    generation: int = 0  # passes requested so far
+    completed: int = 0  # the generation the last finished pass covered
+    passes: int = 0
+    last_reconcile: float | None = None  # wall time of the last finished pass
+    last_result: str = "none"  # "ok" | "failed" | "invalid-spec" | "engine-unavailable"
+    last_error: str = ""
+    last_error_at: float | None = None
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        target: Target,
+        engine: Engine,
+        hub: EventHub,
+        log: Any,
+        clock: Clock | None = None,
+        debouncer: Debouncer | None = None,
+        resync: float = RESYNC_SECONDS,
+    ) -> None:
+        self.target = target
+        self.engine = engine
+        self.hub = hub
+        self.log = log
+        self.clock = clock or SystemClock()
+        self.debounce = debouncer or Debouncer()
+        self.backoff = Backoff()
+        self.resync = resync
+        self.state = DaemonState()
+        self.desired: DesiredProject | None = None  # the last good desired state
+        self.loaded: LoadedSpec | None = None
+        self._cond = threading.Condition()
+        self._reasons: list[str] = []
+        self._request = PassRequest()
+        self._retry_at: float | None = None
+        self._stopping = False
+        self._listeners: list[Any] = []
+
+    # ------------------------------------------------------------------ triggers
+    def trigger(
+        self, reason: str, wait_timeout: float | None = None, restart_exited: bool = False
+    ) -> int:
+        """Mark dirty; return the generation whose pass will cover this trigger."""
+        with self._cond:
+            self.state.generation += 1
+            self._reasons.append(reason)
+            if wait_timeout is not None:
+                self._request.wait_timeout = max(self._request.wait_timeout or 0, wait_timeout)
+            self._request.restart_exited |= restart_exited
+            self.debounce.mark(self.clock.monotonic())
+            self._cond.notify_all()
+            return self.state.generation
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def on_desired(self, listener: Any) -> None:
+        """Call ``listener(desired)`` after each pass that loaded a good spec."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ loop
+    def next_pass(self) -> tuple[int, list[str], PassRequest] | None:
+        """Block until a pass is due; None when stopping."""
+        with self._cond:
+            while not self._stopping:
+                now = self.clock.monotonic()
+                if self.debounce.pending:
+                    wait = self.debounce.remaining(now)
+                elif self._retry_at is not None:
+                    wait = max(0.0, self._retry_at - now)
+                    if wait == 0:
+                        self._reasons.append("retry after a transient failure")
+                else:
+                    signalled = self._cond.wait(self.resync)
+                    if not signalled and not self._stopping and not self.debounce.pending:
+                        self.state.generation += 1
+                        self._reasons.append("periodic resync")
+                        self.debounce.mark(self.clock.monotonic())
+                    continue
+                if wait <= 0:
+                    generation = self.state.generation
+                    reasons, self._reasons = self._reasons, []
+                    request, self._request = self._request, PassRequest()
+                    self.debounce.reset()
+                    self._retry_at = None
+                    return generation, reasons, request
+                self._cond.wait(wait)
+        return None
+
+    def run(self) -> None:
+        while True:
+            due = self.next_pass()
+            if due is None:
+                return
+            self.run_pass(*due)
+
+    def run_pass(self, generation: int, reasons: list[str], request: PassRequest) -> None:
+        rid = uuid.uuid4().hex[:12]
+        log = self.log.bind(reconcile_id=rid)
+        started = time.monotonic()
+        self._publish(
+            "reconcile",
+            "project",
+            "; ".join(sorted(set(reasons)))[:500],
+            "working",
+            reconcile_id=rid,
+            generation=generation,
+        )
+        log.info("reconcile.start", reasons=sorted(set(reasons)), generation=generation)
+        result, error = "ok", ""
+        try:
+            loaded, desired = prepare(self.target)
+            self.loaded, self.desired = loaded, desired
+            for listener in self._listeners:
+                listener(desired)
+
+            def emit(ev: Event) -> None:
+                self._publish(
+                    ev.kind, ev.resource, ev.message, ev.phase, service=ev.service, reconcile_id=rid
+                )
+                if ev.phase in ("done", "error"):
+                    log.info(
+                        "action",
+                        kind=ev.kind,
+                        resource=ev.resource,
+                        phase=ev.phase,
+                        message=ev.message,
+                    )
+
+            converge(
+                self.engine,
+                desired,
+                emit,
+                wait_ready=request.wait_timeout is not None,
+                timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
+                clock=self.clock,
+                restart_exited=request.restart_exited,
+            )
+            self.backoff.succeeded()
+        except SpecError as exc:
+            # Terminal until the spec changes: keep what runs, say why.
+            result, error = "invalid-spec", str(exc)
+            self.backoff.succeeded()
+        except EnvironmentFailed as exc:
+            result, error = "failed", str(exc)
+            self.backoff.succeeded()
+        except (EngineUnavailable, EngineError) as exc:
+            result, error = (
+                "engine-unavailable" if isinstance(exc, EngineUnavailable) else "engine-error",
+                str(exc),
+            )
+            delay = self.backoff.failed()
+            with self._cond:
+                self._retry_at = self.clock.monotonic() + delay
+            error += f" (retrying in {delay:.1f}s)"
+        except Exception as exc:  # a bug must not kill the daemon: log, back off, retry
+            result, error = "internal-error", f"{type(exc).__name__}: {exc}"
+            log.exception("reconcile.crash")
+            delay = self.backoff.failed()
+            with self._cond:
+                self._retry_at = self.clock.monotonic() + delay
+        elapsed = time.monotonic() - started
+        with self._cond:
+            self.state.completed = max(self.state.completed, generation)
+            self.state.passes += 1
+            self.state.last_reconcile = time.time()
+            self.state.last_result = result
+            if error:
+                self.state.last_error, self.state.last_error_at = error, time.time()
+            else:
+                self.state.last_error = ""
+        log.info("reconcile.done", result=result, error=error, seconds=round(elapsed, 3))
+        self._publish(
+            "pass-done",
+            "project",
+            error or result,
+            "error" if error else "done",
+            reconcile_id=rid,
+            generation=generation,
+            result=result,
+            seconds=round(elapsed, 3),
+        )
+
+    def _publish(self, kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
+        self.hub.publish(
+            {
+                "kind": kind,
+                "resource": resource,
+                "message": message,
+                "phase": phase,
+                "time": time.time(),
+                **extra,
+            }
+        )
+
+    # ------------------------------------------------------------------ queries
+    def status(self) -> dict[str, Any]:
+        st = self.state
+        report: dict[str, Any] = {
+            "daemon": {
+                "pid": os.getpid(),
+                "generation": st.generation,
+                "completed": st.completed,
+                "passes": st.passes,
+                "last_reconcile": st.last_reconcile,
+                "last_result": st.last_result,
+                "last_error": st.last_error or None,
+            }
+        }
+        desired = self.desired
+        if desired is not None:
+            try:
+                plan, observed = plan_project(self.engine, desired, restart_exited=False)
+                report.update(project_status(desired, observed, plan))
+            except EngineError as exc:
+                report["engine_error"] = str(exc)
+        return report

@@ -1,0 +1,233 @@
+"""Triggers from the outside world: file changes and Docker events.
+
+File changes under a ``sync`` watch rule are copied into the service's
+running containers at once (no reconcile, no recreate); every other relevant
+change marks the project dirty. Docker events for the project's containers
+(die, destroy, health_status, oom…) mark it dirty too, which is how drift is
+repaired.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import os
+import tarfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from envd.desired import DesiredProject
+from envd.engine.base import Engine
+from envd.errors import EngineError
+from envd.spec.models import WatchRule
+
+# Editor droppings and VCS internals never matter.
+ALWAYS_IGNORED = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store")
+IGNORED_DIRS = {".git", ".envd", "__pycache__", ".hg", ".svn", ".idea", ".mypy_cache"}
+
+
+def ignored(rel: str, patterns: list[str]) -> bool:
+    parts = rel.split("/")
+    if any(p in IGNORED_DIRS for p in parts):
+        return True
+    base = parts[-1]
+    for pat in (*ALWAYS_IGNORED, *patterns):
+        if fnmatch.fnmatch(base, pat) or fnmatch.fnmatch(rel, pat):
+            return True
+        if pat.startswith("**/") and fnmatch.fnmatch(base, pat[3:]):
+            return True
+        if any(
+            fnmatch.fnmatch("/".join(parts[: i + 1]), pat.rstrip("/")) for i in range(len(parts))
+        ):
+            return True
+    return False
+
+
+class Syncer:
+    """Copies changed files into running containers through the archive API."""
+
+    def __init__(self, engine: Engine, project_dir: Path, publish: Callable[..., Any]) -> None:
+        self.engine = engine
+        self.project_dir = project_dir
+        self.publish = publish
+
+    def sync(
+        self, desired: DesiredProject, service: str, rule: WatchRule, paths: set[Path]
+    ) -> None:
+        root = (self.project_dir / rule.path).resolve()
+        changed: list[tuple[Path, str]] = []
+        deleted: list[str] = []
+        for path in sorted(paths):
+            try:
+                rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
+            except ValueError:
+                continue
+            if rel == ".":
+                rel = path.name
+            if ignored(rel, rule.ignore):
+                continue
+            dest = f"{rule.target.rstrip('/')}/{rel}" if root.is_dir() else rule.target
+            if path.exists():
+                if path.is_file():
+                    changed.append((path, dest))
+            else:
+                deleted.append(dest)
+        if not changed and not deleted:
+            return
+        started = time.monotonic()
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for src, dest in changed:
+                try:
+                    tar.add(str(src), arcname=dest.lstrip("/"), recursive=False)
+                except OSError:
+                    continue  # vanished between the event and now: the next event says so
+        data = buf.getvalue()
+        containers = [
+            c
+            for c in self.engine.list_containers(desired.project)
+            if c.service == service
+            and c.status == "running"
+            and c.labels.get("dev.envd.one-off") != "1"
+        ]
+        for c in containers:
+            try:
+                if changed:
+                    self.engine.put_archive(c.id, "/", data)
+                if deleted:
+                    self.engine.exec_run(c.id, ["rm", "-rf", "--", *deleted])
+                if rule.action == "sync+restart":
+                    self.engine.stop_container(
+                        c.id, desired.services[service].template.stop_timeout
+                    )
+                    self.engine.start_container(c.id)
+            except EngineError as exc:
+                self.publish(
+                    "sync", f"service {service}", f"sync failed: {exc}", "error", service=service
+                )
+                continue
+        ms = (time.monotonic() - started) * 1000
+        self.publish(
+            "sync",
+            f"service {service}",
+            f"{len(changed)} file(s) copied, {len(deleted)} removed in {ms:.0f} ms "
+            f"into {len(containers)} container(s)",
+            "done",
+            service=service,
+        )
+
+
+class FileWatcher(threading.Thread):
+    """watchfiles over the project directory; routes changes to sync or a trigger."""
+
+    def __init__(
+        self,
+        project_dir: Path,
+        trigger: Callable[[str], Any],
+        syncer: Syncer,
+        desired: Callable[[], DesiredProject | None],
+        rules: Callable[[], dict[str, list[WatchRule]]],
+        stop: threading.Event,
+        log: Any,
+    ) -> None:
+        super().__init__(name="envd-files", daemon=True)
+        self.project_dir = project_dir
+        self.trigger = trigger
+        self.syncer = syncer
+        self.desired = desired
+        self.rules = rules
+        self.stop_event = stop
+        self.log = log
+
+    def run(self) -> None:
+        from watchfiles import watch
+
+        root = self.project_dir.resolve()
+
+        def keep(_: Any, path: str) -> bool:
+            rel = os.path.relpath(path, root)
+            return not any(p in IGNORED_DIRS for p in rel.split(os.sep))
+
+        try:
+            for changes in watch(
+                root,
+                watch_filter=keep,
+                stop_event=self.stop_event,
+                debounce=30,
+                step=10,
+                rust_timeout=1000,
+                yield_on_timeout=False,
+            ):
+                self.handle({Path(p) for _, p in changes})
+        except Exception as exc:  # the daemon keeps running without file events
+            self.log.error("watch.failed", error=str(exc))
+
+    def handle(self, paths: set[Path]) -> None:
+        desired = self.desired()
+        rules = self.rules()
+        other: set[Path] = set()
+        # One archive per (service, rule) for the whole burst: a branch switch
+        # is one copy, not hundreds.
+        batches: dict[tuple[str, int], set[Path]] = {}
+        for path in paths:
+            handled = False
+            for service, service_rules in rules.items():
+                for index, rule in enumerate(service_rules):
+                    root = (self.project_dir / rule.path).resolve()
+                    inside = path == root or root in path.parents
+                    if inside and rule.action in ("sync", "sync+restart"):
+                        batches.setdefault((service, index), set()).add(path)
+                        handled = True
+            if not handled:
+                rel = os.path.relpath(path, self.project_dir.resolve())
+                if not ignored(rel.replace(os.sep, "/"), []):
+                    other.add(path)
+        for (service, index), batch in sorted(batches.items()):
+            if desired is not None and service in desired.services:
+                self.syncer.sync(desired, service, rules[service][index], batch)
+        if other:
+            names = sorted(os.path.relpath(p, self.project_dir.resolve()) for p in other)
+            more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+            self.trigger("files changed: " + ", ".join(names[:3]) + more)
+
+
+class EngineEvents(threading.Thread):
+    """Follows the engine's event stream for the project; reconnects with back-off."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        project: str,
+        trigger: Callable[[str], Any],
+        stop: threading.Event,
+        log: Any,
+    ) -> None:
+        super().__init__(name="envd-engine-events", daemon=True)
+        self.engine = engine
+        self.project = project
+        self.trigger = trigger
+        self.stop_event = stop
+        self.log = log
+
+    def run(self) -> None:
+        delay = 0.5
+        while not self.stop_event.is_set():
+            try:
+                for ev in self.engine.stream_events(self.project):
+                    delay = 0.5
+                    action = str(ev.get("Action") or ev.get("status") or "")
+                    if action.startswith(("exec_", "attach", "resize")):
+                        continue
+                    name = (ev.get("Actor") or {}).get("Attributes", {}).get("name", "?")
+                    self.trigger(f"container {name}: {action}")
+                    if self.stop_event.is_set():
+                        return
+            except EngineError as exc:
+                self.log.warning("engine.events", error=str(exc))
+                self.trigger("engine event stream reconnect")
+            if self.stop_event.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
