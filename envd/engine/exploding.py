@@ -8,7 +8,7 @@ failure that names the method.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from envd.engine.types import (
     BuildRequest,
@@ -111,3 +111,6 @@ class ExplodingEngine:
         self, container_id: str, tail: int | None = None, follow: bool = True
     ) -> Iterator[str]:
         _explode("stream_logs")
+
+    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
+        _explode("stream_events")

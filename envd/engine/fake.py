@@ -23,12 +23,13 @@ import hashlib
 import io
 import itertools
 import posixpath
+import queue
 import shlex
 import tarfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envd.engine.types import (
     BuildRequest,
@@ -126,6 +127,8 @@ class FakeEngine:
         self._volumes: dict[str, _Volume] = {}
         self._failures: dict[str, list[BaseException]] = {}
         self._exec_handler: ExecHandler | None = None
+        self.events: list[dict[str, Any]] = []  # every container event, in order
+        self._subscribers: list[tuple[str, queue.Queue[dict[str, Any] | None]]] = []
 
     # --- test controls -----------------------------------------------------
     def add_image(
@@ -158,15 +161,19 @@ class FakeEngine:
             c = self._get(container_id)
             if c.healthcheck is None:
                 raise AssertionError(f"container {c.name} has no healthcheck")
-            c.health = health
+            if c.health != health:
+                c.health = health
+                self._event(c, f"health_status: {health}")
 
     def exit_container(self, container_id: str, code: int = 0) -> None:
         """The container's main process exits with ``code``."""
         with self._lock:
             c = self._get(container_id)
             c.status, c.exit_code, c.health, c.ports = "exited", code, None, ()
+            self._event(c, "die", exitCode=str(code))
             if c.spec.auto_remove:
                 del self._containers[c.id]
+                self._event(c, "destroy")
 
     def emit_log(self, container_id: str, *lines: str) -> None:
         """Append lines to a container's log."""
@@ -179,6 +186,13 @@ class FakeEngine:
             raise AssertionError(f"FakeEngine has no method {method!r}")
         with self._lock:
             self._failures.setdefault(method, []).append(exc)
+
+    def end_event_streams(self) -> None:
+        """End every open ``stream_events`` iteration (as a dropped connection would)."""
+        with self._lock:
+            for _, q in self._subscribers:
+                q.put(None)
+            self._subscribers.clear()
 
     def set_exec_handler(self, handler: ExecHandler | None) -> None:
         """Answer ``exec_run`` with ``handler(container_id, cmd)``."""
@@ -212,6 +226,24 @@ class FakeEngine:
             raise EngineUnavailable("the Docker engine is not reachable at fake://: it is down")
         if record:
             self.calls.append((method, *record))
+
+    def _event(self, c: _Container, action: str, **attributes: str) -> None:
+        """Record a container event shaped like the engine's, and publish it."""
+        attrs = {**dict(c.spec.labels), "image": c.spec.image, "name": c.name, **attributes}
+        event: dict[str, Any] = {
+            "status": action,
+            "id": c.id,
+            "from": c.spec.image,
+            "Type": "container",
+            "Action": action,
+            "Actor": {"ID": c.id, "Attributes": attrs},
+            "scope": "local",
+        }
+        self.events.append(event)
+        project = c.spec.labels.get("dev.envd.project")
+        for p, q in self._subscribers:
+            if p == project:
+                q.put(event)
 
     def _new_id(self, kind: str) -> str:
         return _digest(kind, str(next(self._ids)))
@@ -417,8 +449,7 @@ class FakeEngine:
             img = self._images.get(spec.image)
             if img is None:
                 raise NotFound(f"No such image: {spec.image}", 404)
-            for att in spec.networks:
-                self._network(att.network)
+            # Like the engine: a missing network is only noticed at start.
             for m in spec.mounts:
                 if m.type == "volume" and m.source and m.source not in self._volumes:
                     self._volumes[m.source] = _Volume(m.source, {}, "local")
@@ -434,8 +465,20 @@ class FakeEngine:
                 networks={a.network: tuple(a.aliases) for a in spec.networks},
             )
             for s in spec.secrets:
-                c.files[posixpath.normpath(s.target)] = _File(s.value, s.mode, s.uid, s.gid)
+                target = posixpath.normpath(s.target)
+                if any(
+                    m.read_only and (target + "/").startswith(m.target.rstrip("/") + "/")
+                    for m in spec.mounts
+                ):
+                    # Like the engine, which refuses to write into a read-only mount.
+                    raise EngineError(
+                        f"writing secrets into container {spec.name}: mounted volume is "
+                        "marked read-only",
+                        500,
+                    )
+                c.files[target] = _File(s.value, s.mode, s.uid, s.gid)
             self._containers[c.id] = c
+            self._event(c, "create")
             return c.id
 
     def start_container(self, container_id: str) -> None:
@@ -465,8 +508,11 @@ class FakeEngine:
                 ports.append(replace(p, host_port=host_port))
             c.ports = tuple(ports)
             c.status, c.exit_code = "running", None
+            self._event(c, "start")
             if c.healthcheck is not None:
-                c.health = "healthy" if self.auto_healthy else "starting"
+                c.health = "starting"
+                if self.auto_healthy:
+                    self.set_health(c.id, "healthy")
 
     def stop_container(self, container_id: str, timeout: int) -> None:
         with self._lock:
@@ -474,13 +520,19 @@ class FakeEngine:
             c = self._get(container_id)
             if c.status != "running":
                 return
+            self._event(c, "kill", signal="15")
             self.exit_container(c.id, STOPPED_EXIT_CODE)
+            self._event(c, "stop")
 
     def remove_container(self, container_id: str, volumes: bool = False) -> None:
         with self._lock:
             self._enter("remove_container", container_id)
             c = self._get(container_id)
-            del self._containers[c.id]
+            if c.status == "running":
+                self.exit_container(c.id, 137)
+            if c.id in self._containers:
+                del self._containers[c.id]
+                self._event(c, "destroy")
 
     def rename_container(self, container_id: str, name: str) -> None:
         with self._lock:
@@ -488,7 +540,8 @@ class FakeEngine:
             c = self._get(container_id)
             if any(o.name == name and o.id != c.id for o in self._containers.values()):
                 raise Conflict(f'Conflict. The container name "/{name}" is already in use', 409)
-            c.name = name
+            old, c.name = c.name, name
+            self._event(c, "rename", oldName=f"/{old}")
 
     def put_archive(self, container_id: str, path: str, data: bytes) -> None:
         with self._lock:
@@ -533,6 +586,17 @@ class FakeEngine:
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
         return iter(lines)
+
+    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
+        """Container events of the project from now on; blocks until one comes.
+
+        Ends when a test calls ``end_event_streams`` (the engine going away).
+        """
+        with self._lock:
+            self._enter("stream_events")
+            q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+            self._subscribers.append((project, q))
+        return _drain(q)
 
     def _builtin_exec(self, c: _Container, cmd: list[str]) -> tuple[int, bytes]:
         """A few commands answered from the fake's state, enough for the contract suite."""
@@ -595,3 +659,8 @@ class FakeEngine:
                 if net in c.networks and (name == other.name or name in aliases):
                     return True
         return False
+
+
+def _drain(q: queue.Queue[dict[str, Any] | None]) -> Iterator[dict[str, Any]]:
+    while (event := q.get()) is not None:
+        yield event

@@ -798,8 +798,9 @@ class DockerEngine:
         return cid
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
+        what = f"writing secrets into container {spec.name}"
         if not spec.read_only:
-            self.put_archive(cid, "/", _secrets_tar(spec.secrets, "/"))
+            self._put_archive(cid, "/", _secrets_tar(spec.secrets, "/"), what)
             return
         # A read-only root filesystem: the engine only writes into volumes, and
         # only when the archive's destination path lies in one.
@@ -810,7 +811,7 @@ class DockerEngine:
             root = next(r for r in roots if _is_under(target, r))
             by_dir.setdefault(root, []).append(s)
         for d, group in sorted(by_dir.items()):
-            self.put_archive(cid, d, _secrets_tar(tuple(group), d))
+            self._put_archive(cid, d, _secrets_tar(tuple(group), d), what)
 
     def start_container(self, container_id: str) -> None:
         self._call(
@@ -843,14 +844,19 @@ class DockerEngine:
         )
 
     def put_archive(self, container_id: str, path: str, data: bytes) -> None:
-        # The archive may hold secret values: the message names the path only.
+        self._put_archive(
+            container_id, path, data, f"writing files at {path} into container {container_id}"
+        )
+
+    def _put_archive(self, container_id: str, path: str, data: bytes, what: str) -> None:
+        # The archive may hold secret values: messages name the path only.
         self._call(
             "PUT",
             f"/containers/{quote(container_id)}/archive",
             {"path": path},
             data=data,
             headers={"Content-Type": "application/x-tar"},
-            what=f"writing files into container {container_id} at {path}",
+            what=what,
         )
 
     def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
@@ -906,6 +912,44 @@ class DockerEngine:
             if status != 200:
                 raise self._error(_Response(status, b"".join(chunks), headers))
             yield from _stream_lines(chunks, tty)
+        finally:
+            conn.close()
+
+    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
+        """The engine's container events for one project, until the connection closes.
+
+        A dedicated connection with no read timeout: the stream idles between
+        events, and the daemon must not poll.
+        """
+        filters = {
+            "type": ["container"],
+            "label": [f"dev.envd.project={project}"],
+            # Healthcheck execs fire three events a second per container: noise.
+            "event": [
+                "create",
+                "start",
+                "die",
+                "destroy",
+                "kill",
+                "oom",
+                "stop",
+                "rename",
+                "pause",
+                "unpause",
+                "health_status",
+            ],
+        }
+        q: dict[str, str | int] = {"filters": json.dumps(filters)}
+        conn = _Connection(self._open_socket)
+        try:
+            try:
+                status, headers = conn.request("GET", self._url("/events", q), {}, None, None)
+            except (OSError, _ProtocolError, _StaleConnection, ValueError) as exc:
+                raise self._unavailable(exc) from None
+            chunks = conn.body_chunks("GET", status, headers)
+            if status != 200:
+                raise self._error(_Response(status, b"".join(chunks), headers))
+            yield from _json_objects(chunks)
         finally:
             conn.close()
 
@@ -970,3 +1014,22 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     if colon > slash:
         return ref[:colon], ref[colon + 1 :]
     return ref, "latest"
+
+
+def _json_objects(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
+    """Newline-delimited JSON objects from a chunked stream; ends if the stream drops."""
+    buf = b""
+    try:
+        for chunk in chunks:
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                if line.strip():
+                    try:
+                        obj = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(obj, dict):
+                        yield obj
+    except (OSError, _ProtocolError, ValueError):
+        return
