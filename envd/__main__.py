@@ -6,6 +6,7 @@ tiny init starts fast; every other command goes through the click CLI.
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -15,6 +16,14 @@ def main() -> None:
         from envd import init
 
         sys.exit(init.main(argv[1:]))
+    if os.getpid() == 1:
+        # As PID 1 (envd in a CI container) something must reap orphans and
+        # forward signals. A reaper inside this process would steal the exit
+        # statuses of our own subprocesses, so the init runs in front and
+        # envd becomes its child.
+        from envd import init
+
+        sys.exit(init.main(["--", sys.executable, "-m", "envd", *argv]))
     from envd.cli import run_cli
 
     sys.exit(run_cli())
