@@ -148,7 +148,10 @@ def parse_toml(text: str, display: str) -> dict[str, Any]:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         line, col = (int(m.group(1)), int(m.group(2))) if m else (0, 0)
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg) or "invalid TOML"
+        if "(at end of document)" in msg:
+            lines = text.rstrip("\n").split("\n")
+            line, col = len(lines), len(lines[-1]) + 1
+        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg) or "invalid TOML"
         raise SpecError(SpecProblem(f"invalid TOML: {msg}", display, line, col)) from None
 
 
@@ -342,18 +345,18 @@ def _dotted(path: tuple[Any, ...] | list[Any]) -> str:
 def _locate_with_env(
     locator: Locator, path: tuple[Any, ...], environment: str | None
 ) -> tuple[int, int]:
+    """Where a field's value was written: the active overlay or the base spec.
+
+    The overlay wins when it spells out the field at least as deeply as the
+    base does (it replaced or added the value); otherwise the base placed it.
+    """
+    base, base_depth = locator.find(list(path))
     if environment:
-        found = locator.locate(["environments", environment, *path])
-        # Only trust the overlay position if the overlay names this exact field.
-        keys = [p for p in path if isinstance(p, str)]
-        exact = locator.locate(["environments", environment, *keys])
-        if exact != (0, 0) and found == exact and _overlay_has(locator, environment, keys):
-            return found
-    return locator.locate(list(path))
-
-
-def _overlay_has(locator: Locator, environment: str, keys: list[str]) -> bool:
-    return tuple(["environments", environment, *keys]) in locator._index
+        over, over_depth = locator.find(["environments", environment, *path])
+        over_depth -= 2
+        if over_depth > 0 and over_depth >= base_depth:
+            return over
+    return base
 
 
 def _sorted(problems: list[SpecProblem]) -> list[SpecProblem]:
@@ -508,32 +511,39 @@ def cross_check(
     for name, sdef in spec.secrets.items():
         if sdef.file is not None and not (base / sdef.file).is_file():
             add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
-    cycle = find_cycle({n: list(s.depends_on) for n, s in services.items()})
+    # A service depending on itself is reported above, not as a cycle too.
+    graph = {n: [d for d in s.depends_on if d != n] for n, s in services.items()}
+    cycle = find_cycle(graph)
     if cycle:
         add("dependency cycle: " + " -> ".join(cycle), "services", cycle[0], "depends_on")
     return problems
 
 
+_WILDCARD_IPS = ("", "0.0.0.0", "::")
+
+
 def _port_clashes(spec: Spec, add: Any) -> list[SpecProblem]:
-    owners: dict[tuple[str, int, str], str] = {}
+    """Two services publishing one host port (a wildcard address clashes with any)."""
+    owners: dict[tuple[int, str], list[tuple[str, str]]] = {}
     for name, svc in spec.services.items():
+        reported = False
         for port in svc.ports:
             if not port.published:
                 continue
-            key = (port.host_ip or "0.0.0.0", port.published, port.protocol)
-            clash = owners.get(key) or owners.get(("0.0.0.0", port.published, port.protocol))
-            if (
-                clash
-                and clash != name
-                and not (set(svc.profiles) and set(spec.services[clash].profiles))
-            ):
-                add(
-                    f"services {clash!r} and {name!r} both publish host port {port.published}",
-                    "services",
-                    name,
-                    "ports",
-                )
-            owners.setdefault(key, name)
+            taken = owners.setdefault((port.published, port.protocol), [])
+            for ip, other in taken:
+                wildcard = ip in _WILDCARD_IPS or port.host_ip in _WILDCARD_IPS
+                same_ip = wildcard or ip == port.host_ip
+                both_in_profiles = set(svc.profiles) and set(spec.services[other].profiles)
+                if other != name and same_ip and not both_in_profiles and not reported:
+                    add(
+                        f"services {other!r} and {name!r} both publish host port {port.published}",
+                        "services",
+                        name,
+                        "ports",
+                    )
+                    reported = True
+            taken.append((port.host_ip, name))
     return []
 
 

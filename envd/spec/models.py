@@ -13,6 +13,7 @@ import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -274,15 +275,13 @@ def parse_volume(text: str) -> dict[str, Any]:
     return {"type": kind, "source": source, "target": target, "read_only": mode.startswith("ro")}
 
 
-def _volumes(value: Any) -> Any:
-    if not isinstance(value, list):
-        return value
-    return [parse_volume(v) if isinstance(v, str) else v for v in value]
+def _volume(value: Any) -> Any:
+    return parse_volume(value) if isinstance(value, str) else value
 
 
+# Parsed per item, so an error names the offending entry (volumes[1]).
 Volumes = Annotated[
-    list[VolumeMount],
-    BeforeValidator(_volumes),
+    list[Annotated[VolumeMount, BeforeValidator(_volume)]],
     WithJsonSchema(
         {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/VolumeMount"}]}}
     ),
@@ -582,26 +581,28 @@ class SecretDef(_Model):
         return self
 
 
+def _resource_name(name: str) -> str:
+    if not SERVICE_NAME.match(name):
+        raise ValueError(
+            f"name {name!r} is invalid: use letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit"
+        )
+    return name
+
+
+# Validated per key, so an error names the offending entry (services.<name>).
+Name = Annotated[str, AfterValidator(_resource_name)]
+
+
 class Spec(_Model):
     """The whole ``envd.toml``."""
 
     project: Project = Field(default_factory=Project)
-    services: dict[str, Service] = Field(default_factory=dict)
-    volumes: dict[str, VolumeDef] = Field(default_factory=dict)
-    networks: dict[str, NetworkDef] = Field(default_factory=dict)
-    secrets: dict[str, SecretDef] = Field(default_factory=dict)
+    services: dict[Name, Service] = Field(default_factory=dict)
+    volumes: dict[Name, VolumeDef] = Field(default_factory=dict)
+    networks: dict[Name, NetworkDef] = Field(default_factory=dict)
+    secrets: dict[Name, SecretDef] = Field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-    @field_validator("services", "volumes", "networks", "secrets")
-    @classmethod
-    def _names(cls, v: dict[str, Any]) -> dict[str, Any]:
-        for name in v:
-            if not SERVICE_NAME.match(name):
-                raise ValueError(
-                    f"name {name!r} is invalid: use letters, digits, '.', '_' or '-',"
-                    " starting with a letter or digit"
-                )
-        return v
 
 
 # Compose spellings users will type out of habit → the envd field.

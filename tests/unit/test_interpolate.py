@@ -232,7 +232,7 @@ def test_required_variable_error_is_located(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as info:
         load(tmp_path, environ={})
     (problem,) = info.value.problems
-    assert (problem.line, problem.column) == (3, 1)
+    assert (problem.line, problem.column) == (3, 19)
     assert problem.path == "services.app.command[1]"
     assert "TOKEN: set TOKEN" in problem.message
     assert problem.file.endswith("envd.toml")
