@@ -460,7 +460,7 @@ class Init:
                 self.log.fatal(f"exec {command[0]} failed: {exc!r}")
             finally:
                 os._exit(code)
-        try:  # noqa: SIM105 - contextlib costs import time
+        try:
             os.setpgid(pid, pid)  # also here, so that -g cannot race the child's own setpgid
         except OSError:
             pass  # the child already did it, or already exec'ed
@@ -522,7 +522,8 @@ class Init:
         if signum == SIGCHLD:
             self.log.debug("Received SIGCHLD")
             return
-        self.log.debug(f"Passing signal: '{_signal.strsignal(signum)}'")
+        if self.log.verbosity > 2:  # the hot path: no formatting unless it is printed
+            self.log.debug(f"Passing signal: '{_signal.strsignal(signum)}'")
         target = -self.child_pid if self.options.kill_process_group else self.child_pid
         try:
             os.kill(target, signum)
@@ -542,7 +543,8 @@ class Init:
             if pid == 0:
                 self.log.trace("No child to reap")
                 return
-            self.log.debug(f"Reaped child with pid: '{pid}'")
+            if self.log.verbosity > 2:
+                self.log.debug(f"Reaped child with pid: '{pid}'")
             if pid == self.child_pid:
                 self.exit_code = self.child_exit_code(status)
             elif self.options.warn_on_reap:
@@ -551,12 +553,13 @@ class Init:
     def child_exit_code(self, status: int) -> int:
         if os.WIFEXITED(status):
             code = os.WEXITSTATUS(status)
-            self.log.info(f"Main child exited normally (with status '{code}')")
+            if self.log.verbosity > 1:
+                self.log.info(f"Main child exited normally (with status '{code}')")
         elif os.WIFSIGNALED(status):
             signum = os.WTERMSIG(status)
-            self.log.info(
-                f"Main child exited with signal (with signal '{_signal.strsignal(signum)}')"
-            )
+            if self.log.verbosity > 1:
+                name = _signal.strsignal(signum)
+                self.log.info(f"Main child exited with signal (with signal '{name}')")
             code = 128 + signum  # what sh and bash report
         else:
             self.log.fatal("Main child exited for unknown reason")
