@@ -425,6 +425,20 @@ def test_script_without_shebang_runs_under_sh(tmp_path: Path) -> None:
     assert run_init(["-s", "--", str(script)]).returncode == 6
 
 
+def test_closed_stdin_is_not_an_error() -> None:
+    """With stdin closed the command still runs (tini exits 1: tcsetpgrp fails with EBADF)."""
+    result = subprocess.run(
+        [*INIT, "-s", "--", "sh", "-c", "exit 4"],
+        cwd=REPO,
+        env=init_env(),
+        stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(0),
+        capture_output=True,
+        timeout=DEADLINE,
+    )
+    assert (result.returncode, result.stderr) == (4, b"")
+
+
 # ------------------------------------------------------------------------- signals
 
 REPORTER = r"""
