@@ -187,11 +187,18 @@ def plan(obj: Ctx, as_json: bool) -> None:
     help="Seconds to wait for services to become ready.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
+@click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @_json_opt
 @click.pass_obj
 def up(
-    obj: Ctx, once: bool, timeout: float, no_wait: bool, force_recreate: bool, as_json: bool
+    obj: Ctx,
+    once: bool,
+    timeout: float,
+    no_wait: bool,
+    frozen: bool,
+    force_recreate: bool,
+    as_json: bool,
 ) -> None:
     """Converge the project, wait until every service is ready, leave a daemon.
 
@@ -201,7 +208,7 @@ def up(
     from envd.converge import converge, prepare
     from envd.progress import make_progress
 
-    loaded, desired = prepare(obj.target())
+    loaded, desired = prepare(obj.target(), frozen=frozen)
     eng = engine()
     if not once:
         if force_recreate:
@@ -351,6 +358,86 @@ def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
                 }
             )
         )
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
+@_json_opt
+@click.pass_obj
+def lock(obj: Ctx, check: bool, as_json: bool) -> None:
+    """Write envd.lock: every environment's images pinned to digests."""
+    from dataclasses import replace
+
+    from envd import lock as lockfile
+    from envd.converge import prepare
+    from envd.lockgen import environments_of, make_lock
+    from envd.progress import make_progress
+
+    if check:
+        problems: list[str] = []
+        for env in environments_of(obj.target()):
+            try:
+                prepare(replace(obj.target(), environment=env), frozen=True)
+            except EnvdError as exc:
+                problems.append(str(exc))
+        if as_json:
+            click.echo(json.dumps({"in_sync": not problems, "problems": problems}))
+        else:
+            for p in problems:
+                click.echo(p)
+            if not problems:
+                click.echo(f"{lockfile.LOCK_FILE} matches the spec.")
+        if problems:
+            sys.exit(2)
+        return
+    progress = make_progress(as_json)
+    new = make_lock(engine(), obj.target(), progress)
+    progress.close()
+    loaded_dir = __import__("envd.spec.load", fromlist=["resolve_paths"]).resolve_paths(
+        obj.project_dir, obj.file
+    )[1]
+    path = lockfile.write(loaded_dir, new)
+    if as_json:
+        click.echo(json.dumps({"written": str(path), "environments": sorted(new.environments)}))
+    else:
+        n = sum(len(e.services) for e in new.environments.values())
+        click.echo(
+            f"wrote {_rel(path)}: {len(new.environments)} environment(s), {n} pinned service image(s)"
+        )
+
+
+@main.command()
+@click.argument("env_a")
+@click.argument("env_b")
+@_json_opt
+@click.pass_obj
+def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
+    """Show field by field what differs between two environments ("base" for none)."""
+    from envd.diffenv import BASE_NAMES, json_value, render_value
+    from envd.diffenv import diff as diff_envs
+    from envd.spec.load import load
+
+    def one(name: str) -> Any:
+        env = None if name in BASE_NAMES else name
+        return load(obj.project_dir, obj.file, env, profiles=obj.profiles)
+
+    rows = diff_envs(one(env_a), one(env_b))
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{"path": p, env_a: json_value(a), env_b: json_value(b)} for p, a, b in rows],
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo(f"{env_a} and {env_b} are identical.")
+        return
+    width = max(len(env_a), len(env_b))
+    for path, a, b in rows:
+        click.echo(path)
+        click.echo(f"  {env_a.ljust(width)}  {render_value(a)}")
+        click.echo(f"  {env_b.ljust(width)}  {render_value(b)}")
 
 
 @main.command()

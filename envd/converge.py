@@ -41,6 +41,8 @@ def prepare(
     target: Target,
     environ: Mapping[str, str] | None = None,
     image_overrides: Mapping[str, str] | None = None,
+    frozen: bool = False,
+    use_lock: bool = True,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
     environ = os.environ if environ is None else environ
@@ -68,6 +70,22 @@ def prepare(
                 cache_dir=state_dir(loaded.project_dir),
                 exclude=tuple(synced),
             )
+    if use_lock:
+        from envd import lock as lockfile
+
+        lock = lockfile.read(loaded.project_dir)
+        if frozen:
+            problems = lockfile.check(lock, loaded, digests)
+            if problems:
+                from envd.errors import LockMismatch
+
+                raise LockMismatch(
+                    f"{lockfile.LOCK_FILE} does not match the spec (--frozen):\n"
+                    + "\n".join(problems)
+                    + "\nRun `envd lock` and commit the result, or drop --frozen."
+                )
+        if image_overrides is None:
+            image_overrides = lockfile.overrides(lock, loaded)
     return loaded, desire(loaded, values, digests, image_overrides)
 
 
