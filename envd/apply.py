@@ -328,6 +328,12 @@ class Applier:
                         p.settled, p.error = settled, err
                         phase: Phase = "error" if settled == FAILED else "done"
                         self.emit(Event(settled, f"service {name}", err or settled, phase, name))
+                elif p.settled == READY and services[name].restart == "no":
+                    # "Ready" when last seen running; it may have exited since.
+                    crashed = _crashed(p)
+                    if crashed:
+                        p.settled, p.error = FAILED, crashed
+                        self.emit(Event(FAILED, f"service {name}", crashed, "error", name))
             unsettled = [n for n, p in progress.items() if p.settled == ""]
             blocking = [n for n in unsettled if wait_ready or self._is_dependency(n, progress)]
             if not running and not blocking and all(p.state != PENDING for p in progress.values()):
@@ -361,6 +367,13 @@ class Applier:
                 continue
             self.clock.sleep(self.poll_interval)
             refresh()
+        if wait_ready:
+            refresh()  # a service seen running may have exited since: report it
+            for name, p in progress.items():
+                crashed = _crashed(p) if services[name].restart == "no" else ""
+                if p.settled == READY and crashed:
+                    p.settled, p.error = FAILED, crashed
+                    self.emit(Event(FAILED, f"service {name}", crashed, "error", name))
         return progress
 
     def _is_dependency(self, name: str, progress: Mapping[str, ServiceProgress]) -> bool:
@@ -426,6 +439,14 @@ def _settle(p: ServiceProgress, replicas: int, restart: str) -> tuple[str, str]:
         else:
             return "", ""
     return (COMPLETED if all(s == COMPLETED for s in states) else READY), ""
+
+
+def _crashed(p: ServiceProgress) -> str:
+    """Why a service seen ready has failed since: a container exited non-zero."""
+    for c in p.containers:
+        if c.status == "exited" and c.exit_code not in (0, None):
+            return f"exited with code {c.exit_code} (container {c.name})"
+    return ""
 
 
 def _timeout_reason(p: ServiceProgress) -> str:
