@@ -15,7 +15,7 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -345,25 +345,35 @@ def canonical(spec: ContainerCreate) -> dict[str, Any]:
                 for s in value
             ]
         elif name == "healthcheck":
-            value = asdict(value) if value is not None else None
+            value = _plain(value) if value is not None else None
         elif name in ("ports", "mounts", "networks"):
-            value = [asdict(v) for v in value]
+            value = [_plain(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
         data[name] = value
     return data
 
 
-def _digest(value: Any) -> str:
-    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=list)
-    return hashlib.sha256(blob.encode()).hexdigest()
+def _plain(value: Any) -> dict[str, Any]:
+    """``asdict`` for flat dataclasses, without its recursive deep copy (hot in planning)."""
+    return {f.name: getattr(value, f.name) for f in fields(value)}
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=list)
 
 
 def config_hash(spec: ContainerCreate) -> tuple[str, str]:
-    """(full hash, per-field short hashes as ``field=abcd1234,...``)."""
-    data = canonical(spec)
-    fields = ",".join(f"{k}={_digest(v)[:8]}" for k, v in sorted(data.items()))
-    return _digest(data), fields
+    """(full hash, per-field short hashes as ``field=abcd1234,...``).
+
+    The full hash is the sha256 of ``canonical(spec)`` as compact, key-sorted
+    JSON; it is assembled from the per-field encodings (byte for byte the same
+    document) so each field is encoded once.
+    """
+    blobs = {k: _ENCODER.encode(v) for k, v in canonical(spec).items()}
+    names = sorted(blobs)
+    short = ",".join(f"{k}={hashlib.sha256(blobs[k].encode()).hexdigest()[:8]}" for k in names)
+    document = "{" + ",".join(f"{json.dumps(k)}:{blobs[k]}" for k in names) + "}"
+    return hashlib.sha256(document.encode()).hexdigest(), short
 
 
 def changed_fields(old_fields: str, new_fields: str) -> list[str]:

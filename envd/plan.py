@@ -365,7 +365,8 @@ def _service_actions(
                     name=name,
                 )
             )
-        elif status == "exited" and svc.restart == "no" and primary.exit_code == 0:
+        elif status == "exited" and svc.restart in ("no", "on-failure") and primary.exit_code == 0:
+            # A one-shot that finished: neither its policy nor `up` runs it again.
             actions.append(
                 Action(
                     "ok",

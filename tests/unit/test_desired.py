@@ -368,3 +368,18 @@ def test_field_hashes_label_names_every_hashed_field() -> None:
     names = [part.split("=")[0] for part in fields.split(",")]
     assert names == sorted(canonical(ContainerCreate(name="n", image="i", labels={})))
     assert all(len(part.split("=")[1]) == 8 for part in fields.split(","))
+
+
+def test_config_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
+    """The config-hash label is the sha256 of canonical() as compact, key-sorted JSON."""
+    desired = desired_from(tmp_path, BASE)
+    spec = replace(desired.services["api"].template, image=IMAGE_ID)
+    document = json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"), default=list)
+    full, short = config_hash(spec)
+    assert full == hashlib.sha256(document.encode()).hexdigest()
+    for part in short.split(","):
+        name, digest = part.split("=")
+        blob = json.dumps(
+            canonical(spec)[name], sort_keys=True, separators=(",", ":"), default=list
+        )
+        assert digest == hashlib.sha256(blob.encode()).hexdigest()[:8]
