@@ -384,6 +384,7 @@ class Init:
         self.child_mask: set[int] = set()
         self.saved_handlers: dict[int, Handler] = {}
         self.registered_subreaper = False
+        self.parent_pid = os.getppid()
         self.child_pid = -1
         self.exit_code = -1  # not a valid status: the main child has not been reaped yet
 
@@ -410,13 +411,12 @@ class Init:
 
     def set_parent_death_signal(self) -> bool:
         signum = self.options.parent_death_signal
-        parent = os.getppid()
         try:
             _prctl(PR_SET_PDEATHSIG, signum)
         except OSError as exc:
             self.log.fatal(f"Failed to set up parent death signal: {exc.strerror}")
             return False
-        if parent != os.getppid():  # the parent died before prctl: deliver it ourselves
+        if os.getppid() != self.parent_pid:  # it died before prctl: deliver it ourselves
             os.kill(os.getpid(), signum)
         return True
 

@@ -602,6 +602,22 @@ def test_signals_pending_before_exec_get_default_actions() -> None:
     assert os.WTERMSIG(status) == signal.SIGINT
 
 
+def test_parent_death_before_prctl_is_delivered_at_once() -> None:
+    """If the parent died before ``-p`` took effect, the init signals itself right away."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the forked test process
+        code = 3
+        try:
+            run = envd_init.Init(parse(["-p", "SIGUSR1", "true"]))
+            run.configure_signals()  # blocks SIGUSR1, so it stays pending
+            run.parent_pid = -1  # as if the parent had died since start-up
+            delivered = run.set_parent_death_signal() and signal.SIGUSR1 in signal.sigpending()
+            code = 0 if delivered else 4
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
 def test_parent_death_signal_is_forwarded(spawn: Callable[..., subprocess.Popen[bytes]]) -> None:
     """With ``-p SIGTERM`` the init gets SIGTERM when its parent dies and passes it on."""
     on_term = (
