@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh), then lint, type-check and run the tests.
+#
+#   scripts/test.sh                      everything
+#   scripts/test.sh tests/unit -x        extra arguments go to pytest
+#
+# Docker tests fail here (instead of being skipped) when no engine answers:
+# ENVD_REQUIRE_DOCKER=1. Every step runs even when an earlier one failed, so
+# one run shows everything; the exit status is non-zero if any step failed.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly REPO
+cd "${REPO}"
+
+export ENVD_REQUIRE_DOCKER=1
+export PYTHONDONTWRITEBYTECODE=1
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
+banner() { printf '\n=== %s ===\n' "$*"; }
+
+start="$(now)"
+banner "setup"
+if ! bash scripts/setup.sh; then
+  printf '\ntest.sh: setup failed (see above); nothing was tested.\n' >&2
+  exit 1
+fi
+
+readonly VPY="${REPO}/.venv/bin/python"
+summary=()
+failed=0
+
+# step NAME CMD...: run CMD, record PASS/FAIL and its duration.
+step() {
+  local name="$1" t rc=0 verdict
+  shift
+  banner "${name}"
+  t="$(now)"
+  "$@" || rc=$?
+  if [[ ${rc} -eq 0 ]]; then
+    verdict=PASS
+  else
+    verdict="FAIL (exit ${rc})"
+    failed=1
+  fi
+  summary+=("$(printf '%-8s %-16s %s' "${name}" "${verdict}" "$(since "${t}")")")
+}
+
+run_pytest() {
+  local rc=0
+  "${VPY}" -m pytest -q "$@" || rc=$?
+  if [[ ${rc} -eq 5 ]]; then
+    printf 'test.sh: pytest collected no tests; that counts as a failure.\n' >&2
+  fi
+  return "${rc}"
+}
+
+lint_paths=()
+for p in envd tests bench; do
+  [[ -e "${p}" ]] && lint_paths+=("${p}")
+done
+
+step ruff "${REPO}/.venv/bin/ruff" check "${lint_paths[@]}"
+step mypy "${VPY}" -m mypy
+step pytest run_pytest "$@"
+
+banner "summary"
+for line in "${summary[@]}"; do
+  printf '%s\n' "${line}"
+done
+printf 'total    %s\n' "$(since "${start}")"
+if [[ ${failed} -ne 0 ]]; then
+  printf 'test.sh: FAILED\n'
+  exit 1
+fi
+printf 'test.sh: all passed\n'

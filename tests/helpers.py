@@ -1,0 +1,214 @@
+"""Helpers shared by envd's tests (import as ``tests.helpers`` or ``helpers``).
+
+Nothing here sleeps for a fixed time to wait for something: :func:`wait_for`
+polls with a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Built locally by scripts/build-test-images.sh (no registry is reachable).
+BUSYBOX = "envd-local/busybox:latest"
+DEBIAN = "envd-local/debian:bookworm"
+
+PROJECT_LABEL = "dev.envd.project"
+
+
+class WaitTimeout(AssertionError):
+    """A condition polled by :func:`wait_for` did not come true before its deadline."""
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 30.0,
+    interval: float = 0.05,
+    message: str | Callable[[], str] | None = None,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Call ``predicate`` until it returns something truthy, and return that.
+
+    Polls every ``interval`` seconds for at most ``timeout`` seconds (measured
+    on the monotonic clock; the predicate is always tried at least once, and
+    once more at the deadline). Exceptions of the types in ``ignore`` count as
+    "not yet" (e.g. ``ConnectionRefusedError`` while a server starts); any
+    other exception propagates at once. On timeout raises :class:`WaitTimeout`
+    (an ``AssertionError``) saying what was awaited and the last value or
+    exception seen. ``message`` may be a callable, evaluated only on failure,
+    to describe the state at that moment (e.g. the container's logs).
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    last_exc: BaseException | None = None
+    while True:
+        final = time.monotonic() >= deadline
+        try:
+            value = predicate()
+        except ignore as exc:
+            last_exc = exc
+        else:
+            if value:
+                return value
+            last, last_exc = value, None
+        if final:
+            break
+        time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
+    what = message() if callable(message) else message
+    name = getattr(predicate, "__name__", repr(predicate))
+    seen = f"last error: {last_exc!r}" if last_exc is not None else f"last value: {last!r}"
+    raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what or name} ({seen})")
+
+
+def remaining_project_objects(client: Any, project: str) -> list[str]:
+    """Every container, network, volume and image labelled ``dev.envd.project=<project>``."""
+    flt = {"label": f"{PROJECT_LABEL}={project}"}
+    return [
+        *(f"container {c.name}" for c in client.containers.list(all=True, filters=flt)),
+        *(f"network {n.name}" for n in client.networks.list(filters=flt)),
+        *(f"volume {v.name}" for v in client.volumes.list(filters=flt)),
+        *(f"image {i.short_id}" for i in client.images.list(all=True, filters=flt)),
+    ]
+
+
+def remove_project_objects(client: Any, project: str, timeout: float = 60.0) -> None:
+    """Remove everything labelled ``dev.envd.project=<project>``, retrying until none is left.
+
+    ``client`` is a ``docker.DockerClient``. Containers go first (forced, with
+    their anonymous volumes) so that networks and volumes are free to go; a
+    sweep is repeated while something remains (a removal still in progress, a
+    container recreated meanwhile). Raises ``AssertionError`` naming what is
+    left when the deadline passes.
+    """
+    import docker
+
+    flt = {"label": f"{PROJECT_LABEL}={project}"}
+    errors = (docker.errors.NotFound, docker.errors.APIError)
+
+    def sweep() -> bool:
+        for c in client.containers.list(all=True, filters=flt):
+            with contextlib.suppress(*errors):
+                c.remove(force=True, v=True)
+        for n in client.networks.list(filters=flt):
+            with contextlib.suppress(*errors):
+                n.remove()
+        for v in client.volumes.list(filters=flt):
+            with contextlib.suppress(*errors):
+                v.remove(force=True)
+        for i in client.images.list(all=True, filters=flt):
+            with contextlib.suppress(*errors):
+                client.images.remove(i.id, force=True)
+        return not remaining_project_objects(client, project)
+
+    wait_for(
+        sweep,
+        timeout=timeout,
+        interval=0.2,
+        message=lambda: (
+            f"project {project} to be cleaned up; left: "
+            + ", ".join(remaining_project_objects(client, project))
+        ),
+    )
+
+
+@contextlib.contextmanager
+def project_cleanup(project: str, client: Callable[[], Any | None]) -> Iterator[str]:
+    """Yield ``project``; afterwards, even on error, remove its Docker objects.
+
+    ``client()`` gives the ``docker.DockerClient`` to use, or None when no
+    engine answers (then nothing can have been created). This is what the
+    ``project_name`` fixture runs at teardown.
+    """
+    try:
+        yield project
+    finally:
+        engine = client()
+        if engine is not None:
+            remove_project_objects(engine, project)
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for publishing a container port)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def envd_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the ``envd`` subprocess gets: ours, plain output, wide lines."""
+    env = dict(os.environ)
+    env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    env.pop("FORCE_COLOR", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_envd(
+    args: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: str | os.PathLike[str] | None = None,
+    timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``envd ARGS`` as a user would, as a subprocess, and return its result.
+
+    Uses ``python -m envd`` with this interpreter, so it runs the code of this
+    checkout. Output is captured as text. On timeout the test fails with what
+    the command had printed so far; with ``check=True`` a non-zero exit fails
+    the test too (showing stdout and stderr).
+    """
+    cmd = [sys.executable, "-m", "envd", *map(os.fspath, args)]
+    try:
+        proc = subprocess.run(
+            cmd,
+            cwd=cwd,
+            env=envd_env(env),
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = _text(exc.stdout)
+        err = _text(exc.stderr)
+        raise AssertionError(
+            f"`envd {' '.join(map(str, args))}` did not finish within {timeout:g}s\n"
+            f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
+        ) from None
+    if check and proc.returncode != 0:
+        raise AssertionError(describe(proc))
+    return proc
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    """A readable account of a finished command, for assertion messages."""
+    args = proc.args if isinstance(proc.args, str) else " ".join(map(str, proc.args))
+    return (
+        f"`{args}` exited {proc.returncode}\n"
+        f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+    )
+
+
+def _text(data: Any) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode(errors="replace")
+    return str(data)
