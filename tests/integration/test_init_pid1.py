@@ -1,13 +1,13 @@
 """envd init as PID 1 of a real container (needs a Docker engine and the Debian test image).
 
-The repository's ``envd/`` is bind-mounted read-only into the image and run with the
-image's own ``python3 -m envd.init``: what a service with ``init = true`` gets.
+The repository's ``envd/`` is bind-mounted read-only into ``envd-local/debian:bookworm``
+(built by scripts/build-test-images.sh) and run with the image's own
+``python3 -m envd.init``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -20,7 +20,6 @@ import pytest
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = os.environ.get("ENVD_INIT_TEST_IMAGE", "envd-local/debian:bookworm")
 LABEL = "dev.envd.test=init-pid1"
 DEADLINE = 30.0  # seconds, for anything the engine does; polled, never slept through
 
@@ -31,19 +30,13 @@ def docker(*args: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess
     )
 
 
-@pytest.fixture(scope="module")
-def image() -> str:
-    probe = docker("image", "inspect", IMAGE)
-    if probe.returncode != 0:
-        if "No such image" in probe.stderr:
-            pytest.skip(f"{IMAGE} is not built yet: run scripts/build-test-images.sh")
-        pytest.fail(f"the Docker engine is not usable: {probe.stderr.strip()}")
-    return IMAGE
-
-
 @pytest.fixture
-def start(image: str) -> Iterator[Callable[..., str]]:
-    """Start ``python3 -m envd.init INIT_ARGS -- CMD`` detached; remove it at teardown."""
+def start(debian_image: str) -> Iterator[Callable[..., str]]:
+    """Start ``python3 -m envd.init INIT_ARGS -- CMD`` detached; remove it at teardown.
+
+    ``debian_image`` (tests/conftest.py) skips when the image is not built, or fails
+    when ENVD_REQUIRE_DOCKER=1 as in CI.
+    """
     names: list[str] = []
 
     def run(command: list[str], init_args: tuple[str, ...] = ()) -> str:
@@ -52,7 +45,7 @@ def start(image: str) -> Iterator[Callable[..., str]]:
         created = docker(
             "run", "-d", "--name", name, "--label", LABEL,
             "-v", f"{REPO / 'envd'}:/opt/envd/envd:ro", "-e", "PYTHONPATH=/opt/envd",
-            "--entrypoint", "python3", image, "-m", "envd.init", *init_args, "--", *command,
+            "--entrypoint", "python3", debian_image, "-m", "envd.init", *init_args, "--", *command,
         )  # fmt: skip
         assert created.returncode == 0, created.stderr
         return name
