@@ -140,7 +140,17 @@ class Port(_Model):
     """A published port. Short syntax: ``[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]``."""
 
     target: int = Field(ge=1, le=65535)
-    published: int | None = Field(default=None, ge=0, le=65535)
+    published: Annotated[
+        int | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 65535},
+                    {"type": "string", "pattern": "^[0-9]+$"},
+                ]
+            }
+        ),
+    ] = Field(default=None, ge=0, le=65535)
     host_ip: str = ""
     protocol: Literal["tcp", "udp", "sctp"] = "tcp"
 
@@ -296,13 +306,20 @@ def _id(value: Any) -> Any:
     return value
 
 
+NumericId = Annotated[
+    str,
+    BeforeValidator(_id),
+    WithJsonSchema({"type": ["string", "integer"], "pattern": "^[0-9]+$", "minimum": 0}),
+]
+
+
 class ServiceSecret(_Model):
     """A secret delivered to a service as ``/run/secrets/<target>``."""
 
     source: str
     target: str = ""
-    uid: Annotated[str, BeforeValidator(_id)] = "0"
-    gid: Annotated[str, BeforeValidator(_id)] = "0"
+    uid: NumericId = "0"
+    gid: NumericId = "0"
     mode: int = Field(default=0o400, ge=0, le=0o777)
 
     @field_validator("uid", "gid")
@@ -352,8 +369,11 @@ _CONDITION_ALIASES = {
 }
 
 
+_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *_CONDITION_ALIASES]}
+
+
 class Dependency(_Model):
-    condition: Condition = "started"
+    condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
     required: bool = True
 
     @field_validator("condition", mode="before")
@@ -381,7 +401,7 @@ DependsOn = Annotated[
                     "type": "object",
                     "additionalProperties": {
                         "anyOf": [
-                            {"enum": ["started", "healthy", "completed"]},
+                            _CONDITION_SCHEMA,
                             {"$ref": "#/$defs/Dependency"},
                         ]
                     },
@@ -477,7 +497,18 @@ class Service(_Model):
     """One service: a set of identical containers (``replicas``)."""
 
     image: str | None = None
-    build: Annotated[Build | None, BeforeValidator(_build)] = None
+    build: Annotated[
+        Build | None,
+        BeforeValidator(_build),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "description": "The build context directory."},
+                    {"$ref": "#/$defs/Build"},
+                ]
+            }
+        ),
+    ] = None
     pull: Literal["missing", "always", "never", "build"] = "missing"
     command: Command | None = None
     entrypoint: Command | None = None
@@ -489,12 +520,32 @@ class Service(_Model):
     ports: Ports = Field(default_factory=list)
     volumes: Volumes = Field(default_factory=list)
     tmpfs: StrList = Field(default_factory=list)
-    networks: Annotated[dict[str, ServiceNetwork], BeforeValidator(_networks)] = Field(
-        default_factory=dict
-    )
+    networks: Annotated[
+        dict[str, ServiceNetwork],
+        BeforeValidator(_networks),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "object", "additionalProperties": {"$ref": "#/$defs/ServiceNetwork"}},
+                ]
+            }
+        ),
+    ] = Field(default_factory=dict)
     depends_on: DependsOn = Field(default_factory=dict)
     healthcheck: Healthcheck | None = None
-    restart: Literal["no", "always", "on-failure", "unless-stopped"] = "no"
+    restart: Annotated[
+        Literal["no", "always", "on-failure", "unless-stopped"],
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"enum": ["no", "always", "on-failure", "unless-stopped"]},
+                    {"type": "string", "pattern": "^on-failure:[0-9]+$"},
+                    {"const": False},
+                ]
+            }
+        ),
+    ] = "no"
     init: bool = True
     stop_signal: Signal = "SIGTERM"
     stop_grace_period: Duration = 10.0

@@ -5,13 +5,31 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from envd.spec import models
 from envd.spec.models import Spec
 
 SCHEMA_ID = "https://envd.dev/schemas/envd.schema.json"
 
 
 def json_schema() -> dict[str, Any]:
-    schema = Spec.model_json_schema(mode="validation")
+    # Every model in one pass: short-syntax fields point at models (Port,
+    # VolumeMount…) through hand-written ``$ref``s that a per-model schema of
+    # Spec alone cannot resolve.
+    found = [
+        obj
+        for obj in vars(models).values()
+        if isinstance(obj, type)
+        and issubclass(obj, BaseModel)
+        and obj.__module__ == models.__name__
+        and not obj.__name__.startswith("_")
+    ]
+    _, top = models_json_schema([(m, "validation") for m in found], ref_template="#/$defs/{model}")
+    defs = top["$defs"]
+    schema: dict[str, Any] = defs.pop(Spec.__name__)
+    schema["$defs"] = dict(sorted(defs.items()))
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
     schema["title"] = "envd.toml"
