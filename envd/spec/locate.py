@@ -18,7 +18,7 @@ from functools import cached_property
 _KEY_PART = r"(?:[A-Za-z0-9_-]+|\"(?:\\.|[^\"\\\n])*\"|'[^'\n]*')"
 _DOTTED_KEY = _KEY_PART + r"(?:[ \t]*\.[ \t]*" + _KEY_PART + r")*"
 _HEADER = re.compile(
-    r"^[ \t]*(?P<open>\[\[?)[ \t]*(?P<key>" + _DOTTED_KEY + r")[ \t]*\]\]?[ \t]*(?:#.*)?$"
+    r"^[ \t]*(?P<open>\[\[?)[ \t]*(?P<key>" + _DOTTED_KEY + r")[ \t]*\]\]?[ \t]*(?:#.*)?\r?$"
 )
 _KEY = re.compile(r"^(?P<indent>[ \t]*)(?P<key>" + _DOTTED_KEY + r")[ \t]*=[ \t]*")
 _INLINE_KEY = re.compile(r"(?P<key>" + _DOTTED_KEY + r")[ \t]*=[ \t]*")

@@ -1072,3 +1072,11 @@ def test_locator_positions(
 ) -> None:
     """The locator finds keys, array elements and inline-table keys, even across lines."""
     assert Locator(LOCATOR_TEXT).find(path) == (position, placed)
+
+
+def test_locator_handles_crlf_line_endings() -> None:
+    """A spec saved with Windows line endings is located just the same."""
+    text = LOCATOR_TEXT.replace("\n", "\r\n")
+    locator = Locator(text)
+    assert locator.find(("services", "api", "watch", 1, "action")) == ((25, 1), 5)
+    assert locator.find(("services", "api", "ports", 2)) == ((14, 3), 4)
