@@ -15,7 +15,7 @@ def main() -> None:
     if argv and argv[0] == "init":
         from envd import init
 
-        sys.exit(init.main(argv[1:]))
+        init.run(argv[1:])
     if os.getpid() == 1:
         # As PID 1 (envd in a CI container) something must reap orphans and
         # forward signals. A reaper inside this process would steal the exit
@@ -23,7 +23,7 @@ def main() -> None:
         # envd becomes its child.
         from envd import init
 
-        sys.exit(init.main(["--", sys.executable, "-m", "envd", *argv]))
+        init.run(["--", sys.executable, "-m", "envd", *argv])
     from envd.cli import run_cli
 
     sys.exit(run_cli())
