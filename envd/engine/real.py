@@ -91,6 +91,7 @@ class _Connection:
 
     def __init__(self, open_socket: Callable[[float | None], socket.socket]) -> None:
         self._open = open_socket
+        self.pid = os.getpid()
         self.sock: socket.socket | None = None
         self._rfile: io.BufferedReader | None = None
 
@@ -363,7 +364,8 @@ class DockerEngine:
 
     def _connection(self) -> _Connection:
         conn: _Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        if conn is None or conn.pid != os.getpid():
+            # A connection inherited through fork() belongs to the parent.
             conn = _Connection(self._open_socket)
             self._local.conn = conn
         return conn

@@ -244,6 +244,10 @@ def poll(probe: Callable[[], bool], timeout: float = 20.0, what: str = "") -> No
         time.sleep(0.02)
 
 
+def exited(engine: DockerEngine, cid: str) -> Callable[[], bool]:
+    return lambda: engine.container_state(cid).status == "exited"
+
+
 @pytest.mark.docker
 @pytest.mark.parametrize("read_only", [False, True], ids=["rw", "read-only"])
 def test_secret_value_never_in_inspect(engine: DockerEngine, project: str, read_only: bool) -> None:
@@ -341,3 +345,145 @@ def test_pull_failure_carries_the_registry_message(engine: DockerEngine) -> None
         engine.pull_image("127.0.0.1:1/envd/nothing:latest")
     assert "127.0.0.1:1" in str(info.value)
     assert not isinstance(info.value, EngineUnavailable)
+
+
+@pytest.mark.docker
+def test_every_create_field_reaches_the_engine(engine: DockerEngine, project: str) -> None:
+    """Each ContainerCreate field is translated into the engine's config as intended."""
+    from envd.engine.types import Healthcheck, Mount, NetworkAttachment, PortBinding
+
+    net_a, net_b, vol = f"{project}-a", f"{project}-b", f"{project}-v"
+    labels = {"dev.envd.project": project}
+    engine.create_network(net_a, labels)
+    engine.create_network(net_b, labels)
+    engine.create_volume(vol, labels)
+    try:
+        cid = engine.create_container(
+            ContainerCreate(
+                name=f"{project}-all",
+                image=TEST_IMAGE,
+                labels={**labels, "dev.envd.service": "all"},
+                command=("-c", "sleep 3600"),
+                entrypoint=("sh",),
+                working_dir="/bin",
+                user="1000:1000",
+                hostname="allhost",
+                env=(("A", "1"), ("B", "x=y")),
+                ports=(
+                    PortBinding(80, host_ip="127.0.0.1"),
+                    PortBinding(53, "udp", "127.0.0.1", None),
+                ),
+                mounts=(
+                    Mount("volume", "/data", vol, read_only=True),
+                    Mount("bind", "/host", "/etc", read_only=True),
+                ),
+                tmpfs=(("/scratch", "size=1m"),),
+                networks=(
+                    NetworkAttachment(net_a, ("alpha",)),
+                    NetworkAttachment(net_b, ("beta",)),
+                ),
+                healthcheck=Healthcheck(("CMD", "true"), 1.5, 2.0, 4, 0.25),
+                restart="on-failure",
+                init=True,
+                stop_signal="SIGINT",
+                stop_timeout=7,
+                read_only=True,
+                cap_add=("NET_ADMIN",),
+                cap_drop=("MKNOD",),
+                tty=True,
+                stdin_open=True,
+            )
+        )
+        out = subprocess.run(
+            ["docker", "container", "inspect", cid], capture_output=True, text=True, check=True
+        ).stdout
+        doc = json.loads(out)[0]
+        cfg, host = doc["Config"], doc["HostConfig"]
+        assert (cfg["Entrypoint"], cfg["Cmd"]) == (["sh"], ["-c", "sleep 3600"])
+        assert (cfg["WorkingDir"], cfg["User"], cfg["Hostname"]) == ("/bin", "1000:1000", "allhost")
+        assert {"A=1", "B=x=y"} <= set(cfg["Env"])
+        assert cfg["Labels"]["dev.envd.service"] == "all"
+        assert set(cfg["ExposedPorts"]) == {"80/tcp", "53/udp"}
+        assert host["PortBindings"]["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": ""}]
+        mounts = {m["Target"]: m for m in host["Mounts"]}
+        assert mounts["/data"]["Source"] == vol and mounts["/data"]["ReadOnly"] is True
+        assert mounts["/host"]["Type"] == "bind" and mounts["/host"]["Source"] == "/etc"
+        assert host["Tmpfs"] == {"/scratch": "size=1m"}
+        hc = cfg["Healthcheck"]
+        assert hc == {
+            "Test": ["CMD", "true"],
+            "Interval": 1_500_000_000,
+            "Timeout": 2_000_000_000,
+            "StartPeriod": 250_000_000,
+            "Retries": 4,
+        }
+        assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 0}
+        assert host["Init"] is True and host["ReadonlyRootfs"] is True
+        assert (cfg["StopSignal"], cfg["StopTimeout"]) == ("SIGINT", 7)
+        assert (host["CapAdd"], host["CapDrop"]) == (["NET_ADMIN"], ["MKNOD"])
+        assert (cfg["Tty"], cfg["OpenStdin"]) == (True, True)
+        assert host["NetworkMode"] == net_a
+        nets = doc["NetworkSettings"]["Networks"]
+        assert set(nets) == {net_a, net_b}
+        assert "alpha" in nets[net_a]["Aliases"] and "beta" in nets[net_b]["Aliases"]
+        engine.start_container(cid)
+        poll(lambda: engine.container_state(cid).status == "running", what="running")
+        # A TTY container's logs are raw, not multiplexed.
+        assert engine.exec_run(cid, ["id", "-u"]) == (0, b"1000\n")
+    finally:
+        for c in engine.list_containers(project):
+            engine.remove_container(c.id, volumes=True)
+        engine.remove_network(net_a)
+        engine.remove_network(net_b)
+        engine.remove_volume(vol)
+
+
+@pytest.mark.docker
+def test_tty_logs_are_read_raw(engine: DockerEngine, project: str) -> None:
+    """Logs of a TTY container (not multiplexed) come back as lines, listed and streamed."""
+    cid = engine.create_container(
+        ContainerCreate(
+            name=f"{project}-tty",
+            image=TEST_IMAGE,
+            labels={"dev.envd.project": project},
+            command=("sh", "-c", "echo one; echo two"),
+            tty=True,
+        )
+    )
+    engine.start_container(cid)
+    poll(exited(engine, cid), what="exit")
+    assert engine.container_logs(cid) == ["one", "two"]
+    assert list(engine.stream_logs(cid, follow=True)) == ["one", "two"]
+
+
+@pytest.mark.docker
+def test_empty_entrypoint_clears_the_images(engine: DockerEngine, project: str) -> None:
+    """entrypoint=() clears the image's entrypoint; None keeps the image default."""
+    tag = f"envd-test/{project}:ep"
+    with tempfile.TemporaryDirectory() as ctx:
+        Path(ctx, "Dockerfile").write_text(
+            f'FROM {TEST_IMAGE}\nENTRYPOINT ["echo", "from-image"]\nCMD ["default"]\n'
+        )
+        engine.build_image(BuildRequest(context=ctx, tag=tag))
+    try:
+        outputs = []
+        for i, (entrypoint, command) in enumerate(
+            [(None, None), ((), ("echo", "cleared")), (None, ("given",))]
+        ):
+            cid = engine.create_container(
+                ContainerCreate(
+                    name=f"{project}-ep{i}",
+                    image=tag,
+                    labels={"dev.envd.project": project},
+                    entrypoint=entrypoint,
+                    command=command,
+                )
+            )
+            engine.start_container(cid)
+            poll(exited(engine, cid), what="exit")
+            outputs.append(engine.container_logs(cid))
+        assert outputs == [["from-image default"], ["cleared"], ["from-image given"]]
+    finally:
+        for c in engine.list_containers(project):
+            engine.remove_container(c.id)
+        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
