@@ -362,6 +362,11 @@ def _plain(value: Any) -> dict[str, Any]:
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=list)
 
 
+def _digest(value: Any) -> str:
+    """sha256 of ``value`` as compact, key-sorted JSON."""
+    return hashlib.sha256(_ENCODER.encode(value).encode()).hexdigest()
+
+
 def config_hash(spec: ContainerCreate) -> tuple[str, str]:
     """(full hash, per-field short hashes as ``field=abcd1234,...``).
 
@@ -372,7 +377,8 @@ def config_hash(spec: ContainerCreate) -> tuple[str, str]:
     blobs = {k: _ENCODER.encode(v) for k, v in canonical(spec).items()}
     names = sorted(blobs)
     short = ",".join(f"{k}={hashlib.sha256(blobs[k].encode()).hexdigest()[:8]}" for k in names)
-    document = "{" + ",".join(f"{json.dumps(k)}:{blobs[k]}" for k in names) + "}"
+    # Field names are plain identifiers: quoting them is their JSON encoding.
+    document = "{" + ",".join(f'"{k}":{blobs[k]}' for k in names) + "}"
     return hashlib.sha256(document.encode()).hexdigest(), short
 
 
