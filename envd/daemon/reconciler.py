@@ -189,8 +189,12 @@ class Reconciler:
             result, error = "invalid-spec", str(exc)
             self.backoff.succeeded()
         except EnvironmentFailed as exc:
+            # May be transient (a pull failed, a port was busy): retry with back-off.
+            # A retry re-plans only; it never restarts what exited under restart = "no".
             result, error = "failed", str(exc)
-            self.backoff.succeeded()
+            delay = self.backoff.failed()
+            with self._cond:
+                self._retry_at = self.clock.monotonic() + delay
         except (EngineUnavailable, EngineError) as exc:
             result, error = (
                 "engine-unavailable" if isinstance(exc, EngineUnavailable) else "engine-error",
