@@ -206,11 +206,6 @@ def test_run_starts_a_one_off_container_and_removes_it(running: Path, docker_cli
     assert {n: i["Id"] for n, i in containers(docker_client, project).items()} == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="envd bug: one-off containers are created without StdinOnce, so `docker start -a -i`"
-    " with stdin at EOF (CI, pipes) detaches before the output arrives (envd/engine/real.py)",
-)
 def test_run_prints_the_one_off_commands_output(running: Path, docker_client: Any) -> None:
     """`run SERVICE -- echo hi` prints the command's output, even with stdin at EOF as in CI."""
     proc = ok(envd_in(running, "run", "web", "--", "echo", "hi"))
