@@ -62,12 +62,18 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
   started=${SECONDS}
-  as_root apt-get update -qq >/dev/null \
-    || die "apt-get update failed; check the apt sources in /etc/apt/sources.list*."
-  as_root apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-    "${missing[@]}" >/dev/null \
-    || die "apt-get install ${missing[*]} failed."
+  apt_log="$(mktemp "${TMPDIR:-/tmp}/envd-apt.XXXXXX")"
+  if ! as_root apt-get update -q >"${apt_log}" 2>&1; then
+    tail -n 20 "${apt_log}" >&2
+    die "apt-get update failed; check the apt sources in /etc/apt/sources.list*."
+  fi
+  if ! as_root apt-get install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+      "${missing[@]}" >>"${apt_log}" 2>&1; then
+    tail -n 30 "${apt_log}" >&2
+    die "apt-get install ${missing[*]} failed; full output in ${apt_log}."
+  fi
+  rm -f "${apt_log}"
   log "packages installed in $((SECONDS - started)) s"
 fi
 
@@ -87,10 +93,11 @@ elif [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1 \
       && as_root systemctl start docker.service 2>/dev/null; then
   log "started docker.service with systemd"
 else
-  # A pid file left by a dockerd that died makes the next one refuse to start.
+  # A pid file left by a dockerd that died makes the next one refuse to start
+  # (dockerd only checks that *some* process has that pid).
   if [[ -f /var/run/docker.pid ]]; then
     stale_pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
-    if [[ -z "${stale_pid}" ]] || ! kill -0 "${stale_pid}" 2>/dev/null; then
+    if [[ "$(cat "/proc/${stale_pid:-0}/comm" 2>/dev/null || true)" != dockerd ]]; then
       as_root rm -f /var/run/docker.pid
     fi
   fi
