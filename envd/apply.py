@@ -475,8 +475,9 @@ def remove_all(
     stop_timeout: Callable[[ObservedContainer], int],
     emit: Emit = discard,
     workers: int = 16,
+    volumes: bool = False,
 ) -> None:
-    """Stop and remove containers in parallel (``down``)."""
+    """Stop and remove containers in parallel (``down``); ``volumes``: anonymous ones too."""
     items = list(containers)
     if not items:
         return
@@ -486,7 +487,7 @@ def remove_all(
         try:
             if c.status in ("running", "restarting", "paused"):
                 engine.stop_container(c.id, stop_timeout(c))
-            engine.remove_container(c.id)
+            engine.remove_container(c.id, volumes=volumes)
         except NotFound:
             pass
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))

@@ -88,11 +88,69 @@ def _json_opt(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
 
 
+def _set(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _: click.Parameter, value: Any) -> Any:
+        obj = ctx.find_object(Ctx)
+        if obj is not None and value not in (None, ()):
+            if name == "profiles":
+                obj.profiles = obj.profiles | frozenset(value)
+            else:
+                setattr(obj, name, value)
+        return value
+
+    return callback
+
+
+def _project_opts(with_file: bool = True) -> Callable[[F], F]:
+    """-C/-f/--env/--profile after the command too (`envd plan -C dir`)."""
+
+    def decorate(f: F) -> F:
+        f = click.option(
+            "--profile",
+            "profile_",
+            multiple=True,
+            expose_value=False,
+            callback=_set("profiles"),
+            metavar="NAME",
+            help="Enable services of this profile.",
+        )(f)
+        f = click.option(
+            "--env",
+            "env_",
+            expose_value=False,
+            callback=_set("environment"),
+            metavar="NAME",
+            help="Environment overlay to apply.",
+        )(f)
+        if with_file:
+            f = click.option(
+                "-f",
+                "--file",
+                "file_",
+                expose_value=False,
+                callback=_set("file"),
+                metavar="FILE",
+                help="Spec file.",
+            )(f)
+        f = click.option(
+            "-C",
+            "dir_",
+            expose_value=False,
+            callback=_set("project_dir"),
+            metavar="DIR",
+            help="Project directory.",
+        )(f)
+        return f
+
+    return decorate
+
+
 # --------------------------------------------------------------------------- validate / schema
 
 
 @main.command()
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def validate(obj: Ctx, as_json: bool) -> None:
     """Parse and validate the spec (every environment overlay too)."""
@@ -140,6 +198,7 @@ def schema() -> None:
 
 @main.command()
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def plan(obj: Ctx, as_json: bool) -> None:
     """Show what `up` would change, per resource, and why (changes nothing)."""
@@ -190,6 +249,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
 @click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def up(
     obj: Ctx,
@@ -217,6 +277,14 @@ def up(
             )
         _up_with_daemon(obj, loaded, desired, eng, None if no_wait else timeout, as_json)
         return
+    from envd.daemon import process
+
+    if process.running(loaded.project_dir, loaded.environment) is not None:
+        # Two writers would race on the same containers.
+        raise UsageError(
+            f"a daemon already keeps project {desired.project!r} converged; use `envd up`"
+            " (it asks the daemon), or `envd down` first"
+        )
     progress = make_progress(as_json)
     force = frozenset(desired.services) if force_recreate else frozenset()
     try:
@@ -363,6 +431,7 @@ def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
 @main.command()
 @click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def lock(obj: Ctx, check: bool, as_json: bool) -> None:
     """Write envd.lock: every environment's images pinned to digests."""
@@ -410,6 +479,7 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
 @click.argument("env_a")
 @click.argument("env_b")
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
     """Show field by field what differs between two environments ("base" for none)."""
@@ -441,6 +511,7 @@ def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
 
 
 @main.command()
+@_project_opts()
 @click.pass_obj
 def daemon(obj: Ctx) -> None:
     """Run the project's daemon in the foreground (what `up` starts in the background)."""
@@ -452,6 +523,7 @@ def daemon(obj: Ctx) -> None:
 @main.command()
 @_json_opt
 @click.option("--since", type=int, default=None, help="Replay events after this sequence number.")
+@_project_opts()
 @click.pass_obj
 def events(obj: Ctx, as_json: bool, since: int | None) -> None:
     """Stream what the daemon sees and does."""
@@ -486,6 +558,7 @@ def events(obj: Ctx, as_json: bool, since: int | None) -> None:
 )
 @click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
     """Stop and remove the project's containers and networks."""
@@ -495,7 +568,7 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
     from envd.daemon import process
     from envd.progress import make_progress
 
-    loaded, desired = prepare(obj.target())
+    loaded, desired = prepare(obj.target(), read_secret_values=False)
     eng = engine()
     # The daemon goes first, or it would repair what down removes.
     process.stop(loaded.project_dir, loaded.environment)
@@ -508,7 +581,7 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
         svc = desired.services.get(c.service)
         return svc.template.stop_timeout if svc else 10
 
-    remove_all(eng, containers, grace, progress)
+    remove_all(eng, containers, grace, progress, volumes=volumes)
     from envd.events import Event
 
     for net in eng.list_networks(desired.project):
@@ -541,6 +614,7 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool) -> None:
 
 @main.command()
 @_json_opt
+@_project_opts()
 @click.pass_obj
 def status(obj: Ctx, as_json: bool) -> None:
     """Per service: desired vs actual, health, container ids, drift."""
@@ -600,6 +674,7 @@ def status(obj: Ctx, as_json: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Follow log output.")
 @click.option("--tail", default="all", help="Number of lines from the end (default: all).")
 @click.option("--no-prefix", is_flag=True, help="Do not prefix lines with the container name.")
+@_project_opts(with_file=False)
 @click.pass_obj
 def logs(obj: Ctx, services: tuple[str, ...], follow: bool, tail: str, no_prefix: bool) -> None:
     """Show container logs, prefixed by service."""
@@ -668,6 +743,7 @@ def _service_container(eng: Any, desired: Any, service: str, index: int) -> Any:
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--index", default=1, show_default=True, help="Replica to run in.")
 @click.option("-T", "no_tty", is_flag=True, help="Do not allocate a TTY.")
+@_project_opts()
 @click.pass_obj
 def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: bool) -> None:
     """Run a command in a running service container: envd exec SERVICE -- CMD..."""
@@ -693,6 +769,7 @@ def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: 
 @click.option(
     "--rm/--no-rm", default=True, show_default=True, help="Remove the container afterwards."
 )
+@_project_opts()
 @click.pass_obj
 def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
     """Run a one-off container of a service: envd run SERVICE -- CMD..."""

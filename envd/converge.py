@@ -43,13 +43,19 @@ def prepare(
     image_overrides: Mapping[str, str] | None = None,
     frozen: bool = False,
     use_lock: bool = True,
+    read_secret_values: bool = True,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
     environ = os.environ if environ is None else environ
     loaded = load(target.project_dir, target.file, target.environment, environ, target.profiles)
     active = loaded.active_services()
     secret_names = {s.source for svc in active.values() for s in svc.secrets}
-    values = read_secrets(secret_names, loaded.spec.secrets, loaded.project_dir, environ)
+    # `down` needs names, not values: an unset secret variable must not stop a teardown.
+    values = (
+        read_secrets(secret_names, loaded.spec.secrets, loaded.project_dir, environ)
+        if read_secret_values
+        else {}
+    )
     digests: dict[str, str] = {}
     for name, svc in active.items():
         if svc.build is not None:

@@ -140,17 +140,28 @@ def desire(
         if definition is not None and definition.external:
             networks[key] = DesiredNetwork(key, definition.name or key, external=True)
             continue
+        net_name = definition.name if definition and definition.name else network_name(project, key)
+        driver = definition.driver if definition else "bridge"
+        internal = definition.internal if definition else False
+        user_labels = dict(definition.labels) if definition else {}
         networks[key] = DesiredNetwork(
             key=key,
-            name=(
-                definition.name if definition and definition.name else network_name(project, key)
-            ),
-            driver=definition.driver if definition else "bridge",
-            internal=definition.internal if definition else False,
+            name=net_name,
+            driver=driver,
+            internal=internal,
             labels={
-                **(dict(definition.labels) if definition else {}),
+                **user_labels,
                 **common,
                 labels.NETWORK: key,
+                labels.CONFIG_HASH: _digest(
+                    {
+                        "name": net_name,
+                        "driver": driver,
+                        "internal": internal,
+                        "labels": user_labels,
+                    }
+                ),
+                labels.VERSION: __version__,
             },
         )
     volumes: dict[str, DesiredVolume] = {}
@@ -163,7 +174,19 @@ def desire(
                 name=vdef.name or volume_name(project, key),
                 driver=vdef.driver,
                 driver_opts=dict(vdef.driver_opts),
-                labels={**vdef.labels, **common, labels.VOLUME: key},
+                labels={
+                    **vdef.labels,
+                    **common,
+                    labels.VOLUME: key,
+                    labels.CONFIG_HASH: _digest(
+                        {
+                            "driver": vdef.driver,
+                            "driver_opts": dict(vdef.driver_opts),
+                            "labels": dict(vdef.labels),
+                        }
+                    ),
+                    labels.VERSION: __version__,
+                },
             )
 
     services: dict[str, DesiredService] = {}

@@ -173,9 +173,10 @@ def check(lock: Lock | None, loaded: LoadedSpec, contexts: Mapping[str, str]) ->
         problems.append(
             f"the resolved spec of environment {key!r} changed since {LOCK_FILE} was written"
         )
-    names = set(loaded.spec.services) | set(env.services)
+    active = loaded.active_services()
+    names = set(active) | set(env.services)
     for name in sorted(names):
-        svc = loaded.spec.services.get(name)
+        svc = active.get(name)
         locked = env.services.get(name)
         if svc is None:
             problems.append(f"  - service {name!r} is locked but no longer in the spec")

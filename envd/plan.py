@@ -354,15 +354,19 @@ def _service_actions(
                 )
             )
         elif status == "created":
+            # Never started: a crash may have cut it off between create and
+            # writing its secrets or attaching its networks. Don't trust it.
             actions.append(
                 Action(
-                    "start",
+                    "recreate",
                     resource,
-                    "created but not started",
+                    "created but never started (possibly incomplete)",
                     service=svc.name,
                     replica=replica,
                     container_id=primary.id,
+                    container=want,
                     name=name,
+                    stop_timeout=stop_timeout,
                 )
             )
         elif status == "exited" and svc.restart in ("no", "on-failure") and primary.exit_code == 0:

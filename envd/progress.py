@@ -130,14 +130,55 @@ class TtyProgress:
         self.live.stop()
 
 
+class QuietProgress:
+    def __call__(self, ev: Event) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class LazyTtyProgress:
+    """Starts the live view only when there is work to watch.
+
+    A no-op ``up`` emits only "ready" lines; importing and starting rich for
+    those would cost more than the whole run.
+    """
+
+    def __init__(self) -> None:
+        self.buffered: list[Event] = []
+        self.live: Any = None
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: Event) -> None:
+        with self.lock:
+            if self.live is None and ev.phase != "working":
+                self.buffered.append(ev)
+                return
+            if self.live is None:
+                try:
+                    self.live = TtyProgress()
+                except Exception:  # a broken terminal must not break up
+                    self.live = PlainProgress()
+                for old in self.buffered:
+                    self.live(old)
+                self.buffered.clear()
+        self.live(ev)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.close()
+            return
+        plain = PlainProgress()
+        for ev in self.buffered:
+            plain(ev)
+
+
 def make_progress(json_mode: bool, quiet: bool = False) -> Any:
     if json_mode:
         return JsonProgress()
     if quiet:
-        return lambda ev: None
+        return QuietProgress()
     if sys.stderr.isatty():
-        try:
-            return TtyProgress()
-        except Exception:  # a broken terminal must not break up
-            return PlainProgress()
+        return LazyTtyProgress()
     return PlainProgress()

@@ -54,6 +54,37 @@ class Syncer:
         self.project_dir = project_dir
         self.publish = publish
 
+    def restart(self, desired: DesiredProject, service: str, paths: set[Path]) -> None:
+        """A ``restart`` rule: the service's running containers restart, unchanged."""
+        rels = [os.path.relpath(p, self.project_dir) for p in paths]
+        if all(ignored(r.replace(os.sep, "/"), []) for r in rels):
+            return
+        timeout = desired.services[service].template.stop_timeout
+        for c in self.engine.list_containers(desired.project):
+            if c.service != service or c.status != "running":
+                continue
+            if c.labels.get("dev.envd.one-off") == "1":
+                continue
+            try:
+                self.engine.stop_container(c.id, timeout)
+                self.engine.start_container(c.id)
+            except EngineError as exc:
+                self.publish(
+                    "restart",
+                    f"container {c.name}",
+                    f"restart failed: {exc}",
+                    "error",
+                    service=service,
+                )
+                continue
+            self.publish(
+                "restart",
+                f"container {c.name}",
+                f"restarted: {rels[0]} changed",
+                "done",
+                service=service,
+            )
+
     def sync(
         self, desired: DesiredProject, service: str, rule: WatchRule, paths: set[Path]
     ) -> None:
@@ -178,7 +209,7 @@ class FileWatcher(threading.Thread):
                 for index, rule in enumerate(service_rules):
                     root = (self.project_dir / rule.path).resolve()
                     inside = path == root or root in path.parents
-                    if inside and rule.action in ("sync", "sync+restart"):
+                    if inside and rule.action in ("sync", "sync+restart", "restart"):
                         batches.setdefault((service, index), set()).add(path)
                         handled = True
             if not handled:
@@ -187,7 +218,11 @@ class FileWatcher(threading.Thread):
                     other.add(path)
         for (service, index), batch in sorted(batches.items()):
             if desired is not None and service in desired.services:
-                self.syncer.sync(desired, service, rules[service][index], batch)
+                rule = rules[service][index]
+                if rule.action == "restart":
+                    self.syncer.restart(desired, service, batch)
+                else:
+                    self.syncer.sync(desired, service, rule, batch)
         if other:
             names = sorted(os.path.relpath(p, self.project_dir.resolve()) for p in other)
             more = f" and {len(names) - 3} more" if len(names) > 3 else ""

@@ -112,7 +112,11 @@ def load_text(
     data = apply_environment(raw, environment, locator, display)
     problems: list[SpecProblem] = []
     try:
+        # Only the selected environment is interpolated: a `${X:?}` in an
+        # overlay nobody asked for must not break the base spec.
+        overlays = data.pop("environments", {})
         data = interpolate_tree(data, variables)
+        data["environments"] = overlays
     except InterpolationError as exc:
         path = getattr(exc, "path", ())
         line, col = _locate_with_env(locator, path, environment)
@@ -218,7 +222,13 @@ def did_you_mean(word: str, candidates: Any) -> str:
             else f" {COMPOSE_SYNONYMS[word]}"
         )
     close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    # A misspelled Compose word ("enviroment") still deserves the envd name.
+    compose = difflib.get_close_matches(word, list(COMPOSE_SYNONYMS), n=1, cutoff=0.75)
+    if compose and not COMPOSE_SYNONYMS[compose[0]].startswith("("):
+        return f" (did you mean {COMPOSE_SYNONYMS[compose[0]]!r}?)"
+    return ""
 
 
 # --------------------------------------------------------------------------- pydantic errors
@@ -423,7 +433,18 @@ def cross_check(
                         "volumes",
                         i,
                     )
+        targets: dict[str, str] = {}
         for i, sec in enumerate(svc.secrets):
+            if sec.path in targets:
+                add(
+                    f"service {name!r}: secrets {targets[sec.path]!r} and {sec.source!r} both"
+                    f" target {sec.path}",
+                    "services",
+                    name,
+                    "secrets",
+                    i,
+                )
+            targets.setdefault(sec.path, sec.source)
             if sec.source not in spec.secrets:
                 add(
                     f"service {name!r} uses undefined secret {sec.source!r}{did_you_mean(sec.source, spec.secrets)}",

@@ -540,7 +540,6 @@ class Service(_Model):
             {
                 "anyOf": [
                     {"enum": ["no", "always", "on-failure", "unless-stopped"]},
-                    {"type": "string", "pattern": "^on-failure:[0-9]+$"},
                     {"const": False},
                 ]
             }
@@ -565,7 +564,10 @@ class Service(_Model):
         if v is False:
             return "no"
         if isinstance(v, str) and v.startswith("on-failure:"):
-            return "on-failure"
+            # Dropping the count silently would retry for ever; say so instead.
+            raise ValueError(
+                f"{v!r}: a retry count is not supported; use 'on-failure' (retries without limit)"
+            )
         return v
 
     @field_validator("labels")

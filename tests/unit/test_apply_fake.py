@@ -280,9 +280,9 @@ def test_failure_with_fail_next_then_recovery(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentFailed) as info:
         converge(engine, desired, clock=FakeClock(), timeout=60)
     assert [f.service for f in info.value.failures] == ["api"]
-    # The container was created but not started: the next pass starts it.
+    # Created but never started, so possibly incomplete: the next pass recreates it.
     plan, progress = converge(engine, desired, clock=FakeClock(), timeout=60)
-    assert [(a.kind, a.service) for a in plan.changes] == [("start", "api")]
+    assert [(a.kind, a.service) for a in plan.changes] == [("recreate", "api")]
     assert progress["api"].settled == READY
 
 

@@ -234,7 +234,7 @@ def test_dead_containers_are_recreated(tmp_path: Path, status: str) -> None:
 @pytest.mark.parametrize(
     ("status", "exit_code", "restart", "kind", "reason"),
     [
-        ("created", None, "no", "start", "created but not started"),
+        ("created", None, "no", "recreate", "created but never started (possibly incomplete)"),
         ("exited", 1, "no", "start", "exited with code 1"),
         ("exited", 137, "unless-stopped", "start", "exited with code 137"),
         ("exited", 0, "always", "start", "exited with code 0"),

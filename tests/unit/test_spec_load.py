@@ -316,11 +316,12 @@ def test_defaults(tmp_path: Path) -> None:
 
 
 def test_restart_compose_spellings(tmp_path: Path) -> None:
-    """``restart = false`` means "no" and ``on-failure:3`` means "on-failure"."""
-    spec = '[services.a]\nimage = "i"\nrestart = false\n[services.b]\nimage = "i"\nrestart = "on-failure:3"\n'
-    services = load_spec(tmp_path, spec).spec.services
-    assert services["a"].restart == "no"
-    assert services["b"].restart == "on-failure"
+    """``restart = false`` means "no"; ``on-failure:3`` is refused, not silently unlimited."""
+    spec = '[services.a]\nimage = "i"\nrestart = false\n'
+    assert load_spec(tmp_path, spec).spec.services["a"].restart == "no"
+    bad = '[services.b]\nimage = "i"\nrestart = "on-failure:3"\n'
+    with pytest.raises(SpecError, match="retry count is not supported"):
+        load_spec(tmp_path, bad)
 
 
 # --------------------------------------------------------------------------- env and env_file
