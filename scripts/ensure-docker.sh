@@ -93,14 +93,18 @@ elif [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1 \
       && as_root systemctl start docker.service 2>/dev/null; then
   log "started docker.service with systemd"
 else
-  # A pid file left by a dockerd that died makes the next one refuse to start
-  # (dockerd only checks that *some* process has that pid).
-  if [[ -f /var/run/docker.pid ]]; then
-    stale_pid="$(cat /var/run/docker.pid 2>/dev/null || true)"
-    if [[ "$(cat "/proc/${stale_pid:-0}/comm" 2>/dev/null || true)" != dockerd ]]; then
-      as_root rm -f /var/run/docker.pid
+  # Pid files left by a dockerd (or its containerd) that died make the next one
+  # refuse to start or wait for a containerd that is not there: dockerd only
+  # checks that *some* process has that pid.
+  for pid_file in /var/run/docker.pid:dockerd /var/run/docker/containerd/containerd.pid:containerd; do
+    comm="${pid_file##*:}"
+    pid_file="${pid_file%:*}"
+    [[ -f "${pid_file}" ]] || continue
+    stale_pid="$(cat "${pid_file}" 2>/dev/null || true)"
+    if [[ "$(cat "/proc/${stale_pid:-0}/comm" 2>/dev/null || true)" != "${comm}" ]]; then
+      as_root rm -f "${pid_file}"
     fi
-  fi
+  done
   log "starting dockerd (log: ${DOCKERD_LOG})"
   as_root mkdir -p "$(dirname "${DOCKERD_LOG}")"
   # setsid + nohup: dockerd outlives this script and its terminal/CI step.
@@ -112,10 +116,16 @@ fi
 
 deadline=$((SECONDS + TIMEOUT))
 while ! engine_up; do
-  if ((SECONDS >= deadline)); then
-    if [[ -f "${DOCKERD_LOG}" ]]; then
-      tail -n 20 "${DOCKERD_LOG}" >&2 || true
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    # Give a just-exec'd dockerd a moment to show up before calling it dead.
+    sleep 1
+    if ! pgrep -x dockerd >/dev/null 2>&1 && ! engine_up; then
+      tail -n 20 "${DOCKERD_LOG}" >&2 2>/dev/null || true
+      die "dockerd exited while starting; see ${DOCKERD_LOG}."
     fi
+  fi
+  if ((SECONDS >= deadline)); then
+    tail -n 20 "${DOCKERD_LOG}" >&2 2>/dev/null || true
     die "the Docker engine did not answer within ${TIMEOUT} s; see ${DOCKERD_LOG}."
   fi
   sleep 0.5

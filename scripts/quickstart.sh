@@ -19,14 +19,10 @@ if ! "${ENVD}" -C "${EXAMPLE}" up --once "$@"; then
   exit 1
 fi
 
-cat <<EOF
-
-The quickstart is up. Try:
-
-  curl http://127.0.0.1:8080/                    # the web service
-  ${ENVD} -C ${EXAMPLE} status          # desired vs actual, health
-  ${ENVD} -C ${EXAMPLE} logs -f         # follow both services' logs
-  ${ENVD} -C ${EXAMPLE} down            # stop and remove it all
-
-(or \`source .venv/bin/activate\` once, then just \`envd ...\`)
-EOF
+printf '\nThe quickstart is up. Try:\n\n'
+hint() { printf '  %-46s # %s\n' "$1" "$2"; }
+hint "curl http://127.0.0.1:8080/" "the web service (or open it in a browser)"
+hint "${ENVD} -C ${EXAMPLE} status" "desired vs actual, health"
+hint "${ENVD} -C ${EXAMPLE} logs -f" "follow both services' logs"
+hint "${ENVD} -C ${EXAMPLE} down" "stop and remove it all"
+printf '\n(or run: source .venv/bin/activate; then just: envd ...)\n'
