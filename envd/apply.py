@@ -244,7 +244,10 @@ class Applier:
     def _stop_remove(self, container_id: str, timeout: int) -> None:
         try:
             self.engine.stop_container(container_id, timeout)
-            self.engine.remove_container(container_id)
+            # Anonymous volumes go with their container: envd never hands them
+            # to a successor, and one may hold the secret files of a read-only
+            # service. Data meant to last lives in named volumes.
+            self.engine.remove_container(container_id, volumes=True)
         except NotFound:
             pass  # already gone: the goal of this step
 

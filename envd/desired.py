@@ -417,6 +417,17 @@ def changed_fields(old_fields: str, new_fields: str) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+def desired_hash(service: DesiredService, image_id: str) -> str:
+    """Only the config hash of a service's containers (equal to ``config_hash``'s first).
+
+    The cheap path for planning: a converged container needs this comparison
+    and nothing else.
+    """
+    data = canonical(service.template)
+    data["image"] = image_id
+    return _digest(data)
+
+
 def container_for(
     project: DesiredProject, service: DesiredService, replica: int, image_id: str
 ) -> ContainerCreate:

@@ -14,7 +14,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from envd import labels
-from envd.desired import DesiredProject, DesiredService, changed_fields, container_for
+from envd.desired import (
+    DesiredProject,
+    DesiredService,
+    changed_fields,
+    container_for,
+    desired_hash,
+)
 from envd.engine.types import ContainerCreate, ObservedContainer
 from envd.observe import Observed
 
@@ -269,6 +275,8 @@ def _service_actions(
                 )
             )
 
+    # Replicas share one hash; the full create request is built only when needed.
+    want_hash: str | None = None
     for replica in range(1, svc.replicas + 1):
         name = svc.container_name(project, replica)
         resource = f"container {name}"
@@ -303,7 +311,7 @@ def _service_actions(
                 )
             )
             continue
-        want = container_for(desired, svc, replica, image_id)
+        want_hash = desired_hash(svc, image_id) if want_hash is None else want_hash
         if primary is None:
             actions.append(
                 Action(
@@ -312,18 +320,19 @@ def _service_actions(
                     "does not exist",
                     service=svc.name,
                     replica=replica,
-                    container=want,
+                    container=container_for(desired, svc, replica, image_id),
                     name=name,
                     stop_timeout=stop_timeout,
                 )
             )
             continue
-        if primary.config_hash != want.labels[labels.CONFIG_HASH] or svc.name in force_recreate:
+        if primary.config_hash != want_hash or svc.name in force_recreate:
             if svc.name in force_recreate:
                 reason = "recreate forced"
             else:
                 fields = changed_fields(
-                    primary.labels.get(labels.FIELD_HASHES, ""), want.labels[labels.FIELD_HASHES]
+                    primary.labels.get(labels.FIELD_HASHES, ""),
+                    container_for(desired, svc, replica, image_id).labels[labels.FIELD_HASHES],
                 )
                 reason = ("changed: " + ", ".join(fields)) if fields else "configuration changed"
             actions.append(
@@ -334,7 +343,7 @@ def _service_actions(
                     service=svc.name,
                     replica=replica,
                     container_id=primary.id,
-                    container=want,
+                    container=container_for(desired, svc, replica, image_id),
                     name=name,
                     stop_timeout=stop_timeout,
                 )
@@ -364,7 +373,7 @@ def _service_actions(
                     service=svc.name,
                     replica=replica,
                     container_id=primary.id,
-                    container=want,
+                    container=container_for(desired, svc, replica, image_id),
                     name=name,
                     stop_timeout=stop_timeout,
                 )
@@ -409,7 +418,7 @@ def _service_actions(
                     service=svc.name,
                     replica=replica,
                     container_id=primary.id,
-                    container=want,
+                    container=container_for(desired, svc, replica, image_id),
                     name=name,
                     stop_timeout=stop_timeout,
                 )

@@ -21,7 +21,7 @@ from typing import Any
 
 from envd.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.errors import EngineError
+from envd.errors import EngineError, EnvdError
 from envd.spec.models import WatchRule
 
 # Editor droppings and VCS internals never matter.
@@ -260,7 +260,7 @@ class EngineEvents(threading.Thread):
                     self.trigger(f"container {name}: {action}")
                     if self.stop_event.is_set():
                         return
-            except EngineError as exc:
+            except EnvdError as exc:  # EngineUnavailable too: the engine restarts
                 self.log.warning("engine.events", error=str(exc))
                 self.trigger("engine event stream reconnect")
             if self.stop_event.wait(delay):

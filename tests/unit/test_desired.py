@@ -20,6 +20,7 @@ from envd.desired import (
     config_hash,
     container_for,
     desire,
+    desired_hash,
 )
 from envd.engine.types import ContainerCreate
 from envd.spec.load import load
@@ -203,6 +204,15 @@ def test_hash_is_deterministic(tmp_path: Path) -> None:
     assert a.labels[labels.CONFIG_HASH] == b.labels[labels.CONFIG_HASH]
     assert a.labels[labels.FIELD_HASHES] == b.labels[labels.FIELD_HASHES]
     assert len(a.labels[labels.CONFIG_HASH]) == 64
+
+
+@pytest.mark.parametrize("image_id", ["sha256:" + "a" * 64, "sha256:" + "b" * 64])
+def test_planning_fast_path_matches_the_label(tmp_path: Path, image_id: str) -> None:
+    """desired_hash (what plan compares) equals the config-hash label a create stamps."""
+    desired = desired_from(tmp_path, BASE)
+    for service in desired.services.values():
+        want = container_for(desired, service, 1, image_id)
+        assert desired_hash(service, image_id) == want.labels[labels.CONFIG_HASH]
 
 
 def test_replicas_share_one_hash(tmp_path: Path) -> None:
