@@ -16,8 +16,9 @@
 #          --verify    run the smoke checks even for images that already exist
 # Environment: ENVD_DEBIAN_MIRROR   mirror URL (default: the one apt uses here)
 #              ENVD_ROOTFS_TOOL     mmdebstrap | debootstrap (default: mmdebstrap
-#                                   if installed, it is ~20% faster and writes
-#                                   the tarball directly)
+#                                   if installed: one dpkg run instead of one per
+#                                   package, and it writes the tarball directly;
+#                                   measured here 30-50 s vs 45-55 s cold)
 set -euo pipefail
 
 readonly BUSYBOX_IMAGE="envd-local/busybox:latest"
@@ -34,7 +35,7 @@ for arg in "$@"; do
   case "${arg}" in
     --force) force=1 ;;
     --verify) verify_always=1 ;;
-    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'build-test-images: unknown option %s (see --help)\n' "${arg}" >&2; exit 2 ;;
   esac
 done
