@@ -35,7 +35,7 @@ for arg in "$@"; do
   case "${arg}" in
     --force) force=1 ;;
     --verify) verify_always=1 ;;
-    -h | --help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) printf 'build-test-images: unknown option %s (see --help)\n' "${arg}" >&2; exit 2 ;;
   esac
 done
