@@ -50,15 +50,13 @@ def run_one_off(
         ports=(),  # like Compose: a one-off does not grab the service's host ports
         restart="no",
         tty=tty,
-        # Attach stdin only from a terminal: with a pipe or /dev/null the
-        # engine would tie output to an stdin nobody writes.
-        stdin_open=sys.stdin.isatty(),
+        stdin_open=True,
     )
     cid = engine.create_container(spec)
     try:
         docker_cli = shutil.which("docker")
         if docker_cli:
-            args = [docker_cli, "start", "-a"] + (["-i"] if sys.stdin.isatty() else [])
+            args = [docker_cli, "start", "-a", "-i"]
             proc = subprocess.run([*args, cid], check=False, env=os.environ)
             return engine.container_state(cid).exit_code or proc.returncode
         engine.start_container(cid)

@@ -39,7 +39,7 @@ from tests.helpers import (  # noqa: E402
     run_envd,
 )
 
-DOCKER_DIRS = frozenset({"integration", "e2e"})
+DOCKER_DIRS = frozenset({"integration", "e2e", "daemon", "registry"})
 UNIT_DOCKER_HOST = "unix:///nonexistent/envd-unit-tests-must-not-use-docker.sock"
 
 

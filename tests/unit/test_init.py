@@ -348,7 +348,14 @@ def test_exits_with_the_child_s_code(code: int) -> None:
 def test_exits_128_plus_n_when_the_child_is_killed(name: str) -> None:
     """A child killed by signal N makes the init exit with 128+N."""
     script = f"ulimit -c 0; kill -s {name[3:]} $$"
-    result = run_init(["-s", "--", "sh", "-c", script])
+
+    def default_disposition() -> None:
+        # A shell's background job inherits SIGINT ignored, and exec keeps
+        # ignored signals ignored (as tini would): start from the default.
+        if name != "SIGKILL":
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+    result = run_init(["-s", "--", "sh", "-c", script], preexec_fn=default_disposition)
     assert result.returncode == 128 + getattr(signal, name)
 
 
