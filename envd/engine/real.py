@@ -743,6 +743,9 @@ class DockerEngine:
             "StopTimeout": spec.stop_timeout,
             "Tty": spec.tty,
             "OpenStdin": spec.stdin_open,
+            # Like `docker run -i`: stdin closes with the first attached
+            # client's EOF, so a pipe ends the one-off and /dev/null can't hang it.
+            "StdinOnce": spec.stdin_open,
             "AttachStdin": False,
             "AttachStdout": False,
             "AttachStderr": False,
