@@ -111,7 +111,11 @@ class Applier:
         desired: DesiredProject,
         emit: Emit = discard,
         clock: Clock | None = None,
-        workers: int = 8,
+        # Creating and starting containers is the engine's work, not ours: keep
+        # enough requests in flight that a busy dockerd stays busy with them
+        # (Compose allows 64). At 50 services on a loaded 2-core machine, 32
+        # instead of 8 made a cold `up` 10-15 % faster (docs/benchmarks.md).
+        workers: int = 32,
         poll_interval: float = 0.1,
     ) -> None:
         self.engine = engine
