@@ -245,7 +245,7 @@ class Applier:
             raise AssertionError(f"apply cannot execute a {action.kind!r} action")
         self.emit(Event(action.kind, action.resource, "done", "done", action.service))
 
-    def _stop_remove(self, container_id: str, timeout: int) -> None:
+    def _stop_remove(self, container_id: str, timeout: int | None) -> None:
         try:
             self.engine.stop_container(container_id, timeout)
             # Anonymous volumes go with their container: envd never hands them
@@ -479,7 +479,7 @@ def container_ids(progress: Mapping[str, ServiceProgress]) -> dict[str, list[str
 def remove_all(
     engine: Engine,
     containers: Iterable[ObservedContainer],
-    stop_timeout: Callable[[ObservedContainer], int],
+    stop_timeout: Callable[[ObservedContainer], int | None],
     emit: Emit = discard,
     workers: int = 16,
     volumes: bool = False,

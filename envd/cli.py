@@ -589,11 +589,12 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
     progress = make_progress(as_json)
     containers = eng.list_containers(desired.project)
 
-    def grace(c: Any) -> int:
+    def grace(c: Any) -> int | None:
         if timeout is not None:
             return timeout
         svc = desired.services.get(c.service)
-        return svc.template.stop_timeout if svc else 10
+        # Not in the spec (any more): the grace period it was created with.
+        return svc.template.stop_timeout if svc else None
 
     remove_all(eng, containers, grace, progress, volumes=volumes)
     from envd.events import Event

@@ -63,7 +63,7 @@ class Action:
     container_id: str = ""
     container: ContainerCreate | None = field(default=None, repr=False)
     name: str = ""  # network/volume/image name
-    stop_timeout: int = 10
+    stop_timeout: int | None = 10  # None: the grace period the container was created with
 
     @property
     def mutating(self) -> bool:
@@ -214,6 +214,7 @@ def make_plan(
                         replica=c.replica,
                         container_id=c.id,
                         name=c.name,
+                        stop_timeout=None,  # the spec no longer says; the container does
                     )
                 )
     for level in desired.levels():

@@ -81,8 +81,11 @@ class Engine(Protocol):
 
     def start_container(self, container_id: str) -> None: ...
 
-    def stop_container(self, container_id: str, timeout: int) -> None:
-        """Stop with the container's own stop signal, SIGKILL after ``timeout`` s."""
+    def stop_container(self, container_id: str, timeout: int | None) -> None:
+        """Stop with the container's own stop signal, SIGKILL after ``timeout`` s.
+
+        ``None``: after the grace period the container was created with.
+        """
 
     def remove_container(self, container_id: str, volumes: bool = False) -> None:
         """Remove a (stopped) container; ``volumes`` also drops anonymous volumes."""

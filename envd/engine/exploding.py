@@ -89,7 +89,7 @@ class ExplodingEngine:
     def start_container(self, container_id: str) -> None:
         _explode("start_container")
 
-    def stop_container(self, container_id: str, timeout: int) -> None:
+    def stop_container(self, container_id: str, timeout: int | None) -> None:
         _explode("stop_container")
 
     def remove_container(self, container_id: str, volumes: bool = False) -> None:

@@ -514,7 +514,7 @@ class FakeEngine:
                 if self.auto_healthy:
                     self.set_health(c.id, "healthy")
 
-    def stop_container(self, container_id: str, timeout: int) -> None:
+    def stop_container(self, container_id: str, timeout: int | None) -> None:
         with self._lock:
             self._enter("stop_container", container_id)
             c = self._get(container_id)

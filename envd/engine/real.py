@@ -823,7 +823,12 @@ class DockerEngine:
             "POST", f"/containers/{quote(container_id)}/start", what=f"container {container_id}"
         )
 
-    def stop_container(self, container_id: str, timeout: int) -> None:
+    def stop_container(self, container_id: str, timeout: int | None) -> None:
+        if timeout is None:
+            stop_timeout = (self._inspect_container(container_id).get("Config") or {}).get(
+                "StopTimeout"
+            )
+            timeout = 10 if stop_timeout is None else int(stop_timeout)  # the engine's default
         self._call(
             "POST",
             f"/containers/{quote(container_id)}/stop",
