@@ -27,15 +27,41 @@ def resolved(loaded: LoadedSpec) -> dict[str, Any]:
     return loaded.spec.model_dump(mode="json", exclude={"environments", "project"})
 
 
+def written(loaded: LoadedSpec) -> dict[str, Any]:
+    """The resolved spec without fields left at their defaults (how a new table reads)."""
+    return loaded.spec.model_dump(
+        mode="json", exclude={"environments", "project"}, exclude_defaults=True
+    )
+
+
 def diff(a: LoadedSpec, b: LoadedSpec) -> list[tuple[str, Any, Any]]:
-    """(path, value in a, value in b) for every leaf that differs; _MISSING when absent."""
-    fa, fb = flatten(resolved(a)), flatten(resolved(b))
-    rows = []
-    for path in sorted(set(fa) | set(fb)):
-        va, vb = fa.get(path, MISSING), fb.get(path, MISSING)
+    """(path, value in a, value in b) for every leaf that differs; MISSING when absent.
+
+    A table only one side has (a service an overlay adds) is one row holding
+    the fields it sets, not one row per defaulted field.
+    """
+    rows: list[tuple[str, Any, Any]] = []
+    _walk(resolved(a), resolved(b), written(a), written(b), "", rows)
+    return rows
+
+
+def _at(tree: Any, key: str) -> Any:
+    return tree.get(key, {}) if isinstance(tree, Mapping) else {}
+
+
+def _walk(va: Any, vb: Any, wa: Any, wb: Any, path: str, rows: list[tuple[str, Any, Any]]) -> None:
+    if not (isinstance(va, Mapping) and isinstance(vb, Mapping)):
         if va != vb:
             rows.append((path, va, vb))
-    return rows
+        return
+    for key in sorted(set(va) | set(vb)):
+        sub = f"{path}.{key}" if path else str(key)
+        if key in va and key in vb:
+            _walk(va[key], vb[key], _at(wa, key), _at(wb, key), sub, rows)
+        elif key in va:
+            rows.append((sub, _at(wa, key) if isinstance(va[key], Mapping) else va[key], MISSING))
+        else:
+            rows.append((sub, MISSING, _at(wb, key) if isinstance(vb[key], Mapping) else vb[key]))
 
 
 class _Missing:

@@ -63,8 +63,9 @@ def _digest(data: Any) -> str:
 
 
 def spec_digest(loaded: LoadedSpec) -> str:
+    # The project name as written: one derived from the checkout's directory
+    # name must not make a CI clone in another directory "drift".
     data = loaded.spec.model_dump(mode="json", exclude={"environments"})
-    data["project"]["name"] = loaded.project
     return _digest(data)
 
 
@@ -173,7 +174,8 @@ def check(lock: Lock | None, loaded: LoadedSpec, contexts: Mapping[str, str]) ->
         problems.append(
             f"the resolved spec of environment {key!r} changed since {LOCK_FILE} was written"
         )
-    active = loaded.active_services()
+    # The lock pins every service, whichever profiles this run enables.
+    active = dict(loaded.spec.services)
     names = set(active) | set(env.services)
     for name in sorted(names):
         svc = active.get(name)

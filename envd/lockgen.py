@@ -7,8 +7,9 @@ from dataclasses import replace
 from envd.apply import apply_images
 from envd.converge import Target, plan_project, prepare
 from envd.engine.base import Engine
+from envd.engine.types import ObservedImage
 from envd.errors import EnvironmentFailed, ServiceFailure
-from envd.events import Emit, discard
+from envd.events import Emit, Event, discard
 from envd.lock import (
     BASE,
     Lock,
@@ -26,13 +27,48 @@ def environments_of(target: Target) -> list[str | None]:
     return [None, *sorted(loaded.spec.environments)]
 
 
+def _registry_pin(
+    engine: Engine, ref: str, local: str, image: ObservedImage, emit: Emit
+) -> tuple[str, ObservedImage]:
+    """Pin a tag to the digest its registry serves now, not to a stale local copy.
+
+    A tag pulled long ago may have moved since: the lock records what the
+    registry holds (pulled by digest when it is not the local image). Offline,
+    the local image's own repo digest is kept, and an event says so.
+    """
+    ask = getattr(engine, "registry_digest", None)  # real engines only
+    if ask is None:
+        return local, image
+    remote = ask(ref)
+    repo = local.split("@", 1)[0]
+    if remote is None:
+        emit(
+            Event(
+                "lock",
+                f"image {ref}",
+                "registry not reachable: pinned the digest of the local image",
+                "info",
+            )
+        )
+        return local, image
+    pinned = f"{repo}@{remote}"
+    if pinned == local:
+        return local, image
+    return pinned, engine.inspect_image(pinned) or engine.pull_image(pinned)
+
+
 def make_lock(engine: Engine, target: Target, emit: Emit = discard) -> Lock:
     """Pull or build what is missing, then pin every service of every environment."""
     envs: dict[str, LockedEnvironment] = {}
     for env in environments_of(target):
-        t = replace(target, environment=env)
+        # Every service is pinned, whatever profiles this run enables: a
+        # teammate (or CI) running `--profile debug --frozen` needs them too.
+        spec = load(target.project_dir, target.file, env, profiles=target.profiles).spec
+        every = frozenset(p for svc in spec.services.values() for p in svc.profiles)
+        t = replace(target, environment=env, profiles=target.profiles | every)
         # The lock is written from the spec, never from an older lock.
-        loaded, desired = prepare(t, use_lock=False)
+        # Secret values change no image: locking needs none of them.
+        loaded, desired = prepare(t, use_lock=False, read_secret_values=False)
         plan, _ = plan_project(engine, desired)
         if plan.problems:
             raise EnvironmentFailed([ServiceFailure("-", p) for p in plan.problems])
@@ -49,6 +85,8 @@ def make_lock(engine: Engine, target: Target, emit: Emit = discard) -> Lock:
                 resolved, context = image.id, svc.build.digest
             else:
                 resolved, context = repo_digest(svc.image_ref, image.repo_digests) or image.id, ""
+                if "@" in resolved and "@" not in svc.image_ref:
+                    resolved, image = _registry_pin(engine, svc.image_ref, resolved, image, emit)
             services[name] = LockedService(
                 image=loaded.spec.services[name].image or svc.image_ref,
                 resolved=resolved,

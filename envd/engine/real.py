@@ -50,6 +50,8 @@ _DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
 # Where secrets go when the root filesystem is read-only (an anonymous volume
 # is mounted there so the archive API may write into it).
 SECRETS_DIR = "/run/secrets"
+SECRETS_VOLUME_LABEL = "dev.envd.secrets"
+_PROJECT_LABEL = "dev.envd.project"
 
 _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
@@ -516,6 +518,19 @@ class DockerEngine:
             repo_digests=tuple(doc.get("RepoDigests") or ()),
         )
 
+    def registry_digest(self, ref: str) -> str | None:
+        """The manifest digest the registry serves for ``ref`` now (no pull), or None.
+
+        Asks the engine's distribution endpoint, so registry credentials and
+        insecure-registry settings are the engine's own. None when the
+        registry cannot be asked (offline, unknown repository).
+        """
+        resp = self._send("GET", f"/distribution/{quote(ref, safe='/:@')}/json")
+        if resp.status != 200:
+            return None
+        digest = ((resp.json() or {}).get("Descriptor") or {}).get("digest")
+        return str(digest) if digest else None
+
     def _inspect_container(self, container_id: str) -> Json:
         return self._call(
             "GET", f"/containers/{quote(container_id)}/json", what=f"container {container_id}"
@@ -716,7 +731,14 @@ class DockerEngine:
             for d in _secret_roots(spec.secrets):
                 if d not in mounted:
                     # An anonymous volume: the archive API may write into it.
-                    mounts.append({"Type": "volume", "Target": d})
+                    # Labelled, so removing the container always removes it
+                    # (a secret must not stay on disk after `down`).
+                    vol_labels = {SECRETS_VOLUME_LABEL: "1"}
+                    if _PROJECT_LABEL in spec.labels:
+                        vol_labels[_PROJECT_LABEL] = spec.labels[_PROJECT_LABEL]
+                    mounts.append(
+                        {"Type": "volume", "Target": d, "VolumeOptions": {"Labels": vol_labels}}
+                    )
         host: dict[str, Any] = {
             "PortBindings": bindings,
             "Mounts": mounts,
@@ -838,12 +860,34 @@ class DockerEngine:
         )
 
     def remove_container(self, container_id: str, volumes: bool = False) -> None:
+        # Anonymous volumes holding secrets go with their container even when
+        # the others stay (`down` without -v).
+        secret_volumes = [] if volumes else self._secret_volumes(container_id)
         self._call(
             "DELETE",
             f"/containers/{quote(container_id)}",
             {"v": int(volumes), "force": 1},
             what=f"container {container_id}",
         )
+        for name in secret_volumes:
+            with contextlib.suppress(NotFound, Conflict):
+                self.remove_volume(name)
+
+    def _secret_volumes(self, container_id: str) -> list[str]:
+        resp = self._send("GET", f"/containers/{quote(container_id)}/json")
+        if resp.status != 200:
+            return []
+        out = []
+        for m in resp.json().get("Mounts") or []:
+            if m.get("Type") != "volume" or not m.get("Name"):
+                continue
+            vol = self._send("GET", f"/volumes/{quote(str(m['Name']))}")
+            if (
+                vol.status == 200
+                and ((vol.json() or {}).get("Labels") or {}).get(SECRETS_VOLUME_LABEL) == "1"
+            ):
+                out.append(str(m["Name"]))
+        return out
 
     def rename_container(self, container_id: str, name: str) -> None:
         self._call(
