@@ -895,6 +895,13 @@ def down(
             emit(Event("remove-network", f"network {net.name}", "", "done"))
         else:
             result.warnings.append(f"network {net.name} is still in use")
+    # A removed overlay network lingers on the node until the tasks' containers
+    # are gone; a deploy right after `down` must not find it.
+    while engine.list_swarm_networks(common):
+        if clock.monotonic() >= deadline:
+            result.warnings.append("the project's networks are still being removed")
+            break
+        clock.sleep(0.2)
     if volumes:
         for vol in engine.list_volumes(project):
             if vol.labels.get(TARGET_LABEL) != TARGET:
@@ -960,11 +967,7 @@ def status(
                         "desired_state": t.desired_state,
                         "error": t.error,
                         "current": bool(want is not None and t.task_hash == want.task_hash),
-                        "ports": [
-                            f"{p.published}->{p.target}/{p.protocol}"
-                            for p in t.ports
-                            if p.published
-                        ],
+                        "ports": _task_ports(engine, t),
                         "since": t.timestamp,
                     }
                     for t in mine
@@ -997,6 +1000,20 @@ def resolve_endpoint_mode(engine: SwarmEngine, requested: str) -> str:
     if requested != "auto":
         return requested
     return "dnsrr" if ipvs_missing(engine.host) else "vip"
+
+
+def _task_ports(engine: SwarmEngine, task: ObservedTask) -> list[str]:
+    """Host-mode ports a running task published, with their addresses when it runs here."""
+    if not task.ports or task.state != "running":
+        return []
+    if task.container_id:
+        try:
+            found = engine.container_ports(task.container_id)
+        except EngineError:
+            found = None
+        if found is not None:
+            return found
+    return [f"{p.published}->{p.target}/{p.protocol}" for p in task.ports if p.published]
 
 
 def prepare_swarm(

@@ -400,6 +400,26 @@ class SwarmEngine(DockerEngine):
             )
         return out
 
+    def container_ports(self, container_id: str) -> list[str] | None:
+        """A local container's published ports as ``IP:PORT->TARGET/PROTO``; None if not here.
+
+        A task's own port report has no address, and with IPv6 enabled the
+        engine binds 0.0.0.0 and :: to different host ports.
+        """
+        resp = self._send("GET", f"/containers/{quote(container_id)}/json")
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise self._error(resp, f"container {container_id}")
+        ports = ((resp.json() or {}).get("NetworkSettings") or {}).get("Ports") or {}
+        out: list[str] = []
+        for key, bindings in sorted(ports.items()):
+            for b in bindings or []:
+                ip = str(b.get("HostIp") or "0.0.0.0")
+                host = f"[{ip}]" if ":" in ip else ip
+                out.append(f"{host}:{b.get('HostPort')}->{key}")
+        return out
+
     # --- secrets -------------------------------------------------------------
     def list_secrets(self, labels: Mapping[str, str]) -> list[ObservedSecret]:
         return [
