@@ -456,7 +456,9 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
         problems: list[str] = []
         for env in environments_of(obj.target()):
             try:
-                prepare(replace(obj.target(), environment=env), frozen=True)
+                prepare(
+                    replace(obj.target(), environment=env), frozen=True, read_secret_values=False
+                )
             except EnvdError as exc:
                 problems.append(str(exc))
         if as_json:

@@ -442,7 +442,9 @@ class DockerEngine:
         msg = _engine_message(resp.body) or f"HTTP {resp.status}"
         if what and what.rsplit(" ", 1)[-1] not in msg:
             msg = f"{what}: {msg}"
-        if resp.status == 404:
+        # In swarm mode the engine wraps a missing network's 404 in a 500
+        # carrying the gRPC code; it is the same missing object.
+        if resp.status == 404 or "code = NotFound" in msg:
             return NotFound(msg, resp.status)
         if resp.status == 409:
             return Conflict(msg, resp.status)
@@ -563,11 +565,11 @@ class DockerEngine:
 
                 kwargs: dict[str, Any] = {}
                 if os.environ.get("DOCKER_HOST") and self.host == _host_from_env():
-                    kwargs = docker.utils.kwargs_from_env()
+                    kwargs = docker.utils.kwargs_from_env()  # type: ignore[attr-defined]
                 kwargs["base_url"] = self.host
                 kwargs.setdefault("version", API_VERSION)
                 kwargs.setdefault("timeout", max(self.timeout, 600))
-                self._sdk = docker.APIClient(**kwargs)
+                self._sdk = docker.APIClient(**kwargs)  # type: ignore[attr-defined]
             return self._sdk
 
     def _sdk_errors(self, exc: Exception, what: str) -> EngineError | EngineUnavailable:
