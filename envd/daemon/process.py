@@ -99,7 +99,9 @@ def stop(project_dir: Path, environment: str | None, timeout: float = 30.0) -> b
         pass
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pid is None or not _alive(pid):
+        # The daemon removes its pid file on its way out. The pid itself means
+        # nothing here when the daemon runs in a container (another pid namespace).
+        if pid is None or not paths.pid.exists() or not _alive(pid):
             return True
         time.sleep(0.05)
     return True
