@@ -83,6 +83,14 @@ def timed(call: Callable[[], Any]) -> tuple[Any, float]:
     return result, time.monotonic() - start
 
 
+def measured(what: str, elapsed: float, stop: dict[str, Any]) -> None:
+    """Print the figures (shown with ``pytest -s``): the envd call and the engine's kill→die."""
+    print(
+        f"measured: {what}: envd call {elapsed:.2f}s, kill->die {stop['seconds']:.2f}s,"
+        f" signals {stop['signals']}, exit {stop['exit_code']}"
+    )
+
+
 def up(project: Path) -> None:
     proc = run_envd(["up", "--once", "--timeout", "60"], cwd=project)
     assert proc.returncode == 0, describe(proc)
@@ -172,6 +180,7 @@ def test_recreate_sends_sigterm_and_takes_the_services_own_time(
     wait_ready(out, "2")
     assert signals(out) == ["TERM 1"]
     stop = stop_events(docker_client, old, since)
+    measured("recreate, SIGTERM trapped", elapsed, stop)
     assert stop["signals"] == [15] and stop["exit_code"] == 0, stop
     assert stop["seconds"] < 2.0, stop
     assert elapsed < 10.0, f"the recreate took {elapsed:.1f}s"
@@ -190,6 +199,7 @@ def test_down_sends_sigterm_and_takes_the_services_own_time(
     assert proc.returncode == 0, describe(proc)
     assert signals(out) == ["TERM 1"]
     stop = stop_events(docker_client, cid, since)
+    measured("down, SIGTERM trapped", elapsed, stop)
     assert stop["signals"] == [15] and stop["exit_code"] == 0, stop
     assert stop["seconds"] < 2.0, stop
     assert elapsed < 10.0, f"down took {elapsed:.1f}s"
@@ -211,6 +221,7 @@ def test_stop_signal_is_the_signal_the_service_receives(
     assert proc.returncode == 0, describe(proc)
     assert signals(out) == ["USR1 1"]
     stop = stop_events(docker_client, cid, since)
+    measured("down, SIGUSR1 trapped", elapsed, stop)
     assert stop["signals"] == [10] and stop["exit_code"] == 0, stop
     assert elapsed < 10.0, f"down took {elapsed:.1f}s"
 
@@ -232,6 +243,7 @@ def test_a_service_ignoring_sigterm_is_killed_after_exactly_its_grace_period(
     assert code == 0
     assert GRACE <= elapsed < GRACE + 1.5, f"down took {elapsed:.2f}s, grace {GRACE:g}s"
     stop = stop_events(docker_client, cid, since)
+    measured(f"down, SIGTERM ignored, no init, grace {GRACE:g}s", elapsed, stop)
     assert stop["signals"] == [15, 9] and stop["exit_code"] == 137, stop
     assert GRACE - 0.1 <= stop["seconds"] < GRACE + 1.0, stop
     assert signals(out) == []
@@ -253,6 +265,7 @@ def test_removing_a_service_from_the_spec_stops_it_with_its_own_grace_period(
     code, elapsed = timed(lambda: run_inprocess(project_dir, "up", "--once", "--timeout", "60"))
     assert code == 0
     stop = stop_events(docker_client, cid, since)
+    measured(f"orphan removed by up, SIGTERM ignored, grace {GRACE:g}s", elapsed, stop)
     assert stop["signals"] == [15, 9] and stop["exit_code"] == 137, stop
     assert GRACE - 0.1 <= stop["seconds"] < GRACE + 1.0, stop
     assert elapsed < GRACE + 5.0, f"up took {elapsed:.2f}s"
@@ -293,4 +306,5 @@ def test_a_plain_sleep_stops_promptly_only_with_an_init(
     low, high = seconds
     assert low <= elapsed < high, f"down took {elapsed:.2f}s (expected {low:g}..{high:g}s)"
     stop = stop_events(docker_client, cid, since)
+    measured(f"down, sleep, init = {init}, grace {grace}", elapsed, stop)
     assert stop["exit_code"] == exit_code, stop
