@@ -1060,9 +1060,10 @@ def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None
     result = export(loaded, fmt, values)
     text = render_yaml(result, output)
     if output:
-        from pathlib import Path
-
-        Path(output).write_text(text, encoding="utf-8")
+        # Secret values go into a file only its owner can read.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if values else 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
         if values:
             os.chmod(output, 0o600)
     else:
