@@ -6,8 +6,8 @@
 # Built by scripts/build-envd-image.sh (offline, from a wheelhouse it fills on
 # the host), or with plain `docker build .` where PyPI is reachable.
 #
-# BASE is any image with python3 >= 3.11 on a glibc Debian/Ubuntu userland
-# (setpriv, groupadd). Pin it by digest for real use, e.g.
+# BASE is any image with python3 >= 3.11 on a glibc userland with useradd
+# (Debian, Ubuntu). Pin it by digest for real use, e.g.
 #   --build-arg BASE=python:3.11-slim@sha256:<digest of the tag you tested>
 # (`docker buildx imagetools inspect python:3.11-slim` prints the digest).
 # The tests build on a debootstrap rootfs: --build-arg BASE=envd-local/debian:bookworm
@@ -58,14 +58,14 @@ RUN set -eu; \
 # ---------------------------------------------------------------- final stage
 FROM ${BASE}
 # envd runs as `envd` (10001), or as the owner of the mounted project, with the
-# Docker socket's group added: see docker/entrypoint.sh. The image's user stays
+# Docker socket's group added: see docker/entrypoint.py. The image's user stays
 # root only so that the entrypoint can pick that user at run time.
 RUN groupadd --gid 10001 envd \
     && useradd --uid 10001 --gid 10001 --no-log-init --create-home --home-dir /home/envd \
        --shell /usr/sbin/nologin envd \
     && install -d -o envd -g envd -m 0755 /project
 COPY --from=build /opt/envd /opt/envd
-COPY docker/entrypoint.sh /usr/local/bin/envd
+COPY docker/entrypoint.py /usr/local/bin/envd
 COPY docker/healthcheck.py /usr/local/bin/envd-healthcheck
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 LABEL org.opencontainers.image.title="envd" \
