@@ -27,7 +27,7 @@ import pytest
 
 from tests.helpers import BUSYBOX, wait_for
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("busybox_image")]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.usefixtures("busybox_image")]
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE = "envd-local/envd:dev"
