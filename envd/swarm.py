@@ -703,10 +703,15 @@ def deploy(
         engine.remove_service(action.name)
         emit(Event("remove", action.resource, "", "done", action.service))
 
-    touched = {a.service for a in plan.of("create-service", "update-service")}
+    # Each touched service's last update start before this deploy: only a newer
+    # update is this deploy's (the engine may still report the previous one).
+    baselines = {
+        a.service: (by_name[a.name].update_started if a.name in by_name else "")
+        for a in plan.of("create-service", "update-service")
+    }
     if wait:
         result.services = wait_converged(
-            engine, desired, service_ids, touched, emit, timeout, clock
+            engine, desired, service_ids, baselines, emit, timeout, clock
         )
 
     # Only once the consumers run the new version may an old secret go.
@@ -754,15 +759,30 @@ def _retry(fn: Callable[[], None], clock: Clock, deadline: float) -> bool:
 
 
 def service_state(
-    svc: SwarmService, observed: ObservedService | None, tasks: list[ObservedTask]
+    svc: SwarmService,
+    observed: ObservedService | None,
+    tasks: list[ObservedTask],
+    update_baseline: str | None = None,
 ) -> tuple[str, str]:
     """(state, detail) of one service from one observation: running, completed,
-    converging or failed. Pure."""
+    converging or failed. Pure.
+
+    ``update_baseline`` is when the service's last rolling update had started
+    before this deploy touched it ("" for none): only an update that started
+    since then is this deploy's, and only its failure fails the service. None:
+    the deploy did not touch the service, whose update status is history.
+    """
     if observed is None:
         return "converging", "not created yet"
-    if observed.update_state in _UPDATE_FAILED:
+    ours = update_baseline is not None and observed.update_started != update_baseline
+    if ours and observed.update_state in _UPDATE_FAILED:
         msg = observed.update_message or observed.update_state
-        return "failed", f"its update failed ({observed.update_state}): {msg}"
+        if observed.update_state.startswith("rollback"):
+            return (
+                "failed",
+                f"failed its rolling update; swarm rolled it back to the previous spec ({msg})",
+            )
+        return "failed", f"failed its rolling update, which is paused ({msg})"
     mine = [t for t in tasks if t.service_id == observed.id]
     current = [t for t in mine if t.task_hash == svc.task_hash]
     stale = [t for t in mine if t.desired_state == "running" and t.task_hash != svc.task_hash]
@@ -772,19 +792,23 @@ def service_state(
     if replicas == 0:
         active = [t for t in mine if t.desired_state == "running"]
         return ("running", "scaled to 0") if not active else ("converging", "scaling down")
-    if len(failed) >= FAILED_TASKS_LIMIT:
-        last = max(failed, key=lambda t: t.timestamp)
-        code = f" (exit code {last.exit_code})" if last.exit_code else ""
-        return "failed", f"{len(failed)} tasks failed; last: {last.error or last.message}{code}"
+    updating = ours and observed.update_state not in ("", "completed")
+    if len(running) >= replicas and not stale and not updating:
+        return "running", f"{len(running)}/{replicas} tasks running"
     completed = [t for t in current if t.state == "complete"]
     if svc.spec.restart_condition == "none" and len(completed) >= replicas and not running:
         return "completed", "every task completed"
-    if len(running) >= replicas and not stale and observed.update_state in ("", "completed"):
-        return "running", f"{len(running)}/{replicas} tasks running"
+    if len(failed) >= FAILED_TASKS_LIMIT:
+        last = max(failed, key=lambda t: t.timestamp)
+        code = f" (exit code {last.exit_code})" if last.exit_code else ""
+        return (
+            "failed",
+            f"had {len(failed)} tasks fail; the last: {last.error or last.message}{code}",
+        )
     detail = f"{len(running)}/{replicas} tasks running"
     if stale:
         detail += f", {len(stale)} on the previous spec"
-    if observed.update_state == "updating":
+    if updating:
         detail += ", rolling update in progress"
     if failed:
         last = max(failed, key=lambda t: t.timestamp)
@@ -792,11 +816,33 @@ def service_state(
     return "converging", detail
 
 
+STABLE_SECONDS = 2.0
+
+
+def _needs_watching(svc: SwarmService) -> bool:
+    hc = svc.spec.container.healthcheck
+    return hc is None or not hc.test or hc.test[0] == "NONE"
+
+
+def _failed_tasks(
+    svc: SwarmService, observed: ObservedService | None, tasks: list[ObservedTask]
+) -> int:
+    if observed is None:
+        return 0
+    return sum(
+        1
+        for t in tasks
+        if t.service_id == observed.id
+        and t.task_hash == svc.task_hash
+        and t.state in ("failed", "rejected")
+    )
+
+
 def wait_converged(
     engine: SwarmEngine,
     desired: SwarmDesired,
     service_ids: Mapping[str, str],
-    touched: set[str],
+    baselines: Mapping[str, str],
     emit: Emit,
     timeout: float,
     clock: Clock,
@@ -806,6 +852,8 @@ def wait_converged(
     settled: dict[str, str] = {}
     last_detail: dict[str, str] = {}
     common = desired.common_labels()
+    touched = set(baselines)
+    running_since: dict[str, tuple[float, int]] = {}
     for name in sorted(touched):
         emit(Event("waiting", f"service {desired.services[name].spec.name}", "", "waiting", name))
     while True:
@@ -816,9 +864,24 @@ def wait_converged(
         for name, svc in sorted(desired.services.items()):
             if name in settled:
                 continue
-            state, detail = service_state(svc, observed.get(svc.spec.name), tasks)
+            state, detail = service_state(
+                svc, observed.get(svc.spec.name), tasks, baselines.get(name)
+            )
             last_detail[name] = detail
             resource = f"service {svc.spec.name}"
+            if state == "running" and name in touched and _needs_watching(svc):
+                # Without a healthcheck, "running" may be a crash loop between two
+                # crashes: the tasks must stay up, without new failures, a moment.
+                obs = observed.get(svc.spec.name)
+                failures_now = _failed_tasks(svc, obs, tasks)
+                since = running_since.setdefault(name, (clock.monotonic(), failures_now))
+                if failures_now > since[1]:
+                    running_since[name] = (clock.monotonic(), failures_now)
+                    state, detail = "converging", "a task failed; watching again"
+                elif clock.monotonic() - since[0] < STABLE_SECONDS:
+                    state = "converging"
+            elif state != "running":
+                running_since.pop(name, None)
             if state in ("running", "completed"):
                 settled[name] = state
                 if name in touched:

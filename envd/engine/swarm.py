@@ -100,6 +100,7 @@ class ObservedService:
     image: str = ""
     update_state: str = ""  # "" | updating | paused | completed | rollback_started | …
     update_message: str = ""
+    update_started: str = ""  # when the last rolling update started (engine time)
     running_tasks: int | None = None
     desired_tasks: int | None = None
     ports: tuple[PublishedPort, ...] = ()  # as the endpoint reports them (assigned ports too)
@@ -337,6 +338,7 @@ class SwarmEngine(DockerEngine):
                     image=str(container.get("Image") or ""),
                     update_state=str(upd.get("State") or ""),
                     update_message=str(upd.get("Message") or ""),
+                    update_started=str(upd.get("StartedAt") or ""),
                     running_tasks=status.get("RunningTasks"),
                     desired_tasks=status.get("DesiredTasks"),
                     ports=_ports(s.get("Endpoint")),

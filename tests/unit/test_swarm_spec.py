@@ -280,8 +280,20 @@ def test_service_state(tmp_path: Path) -> None:
     ]
     state, detail = service_state(svc, obs, failures)
     assert state == "failed" and "boom" in detail
-    rolled = replace(obs, update_state="rollback_completed", update_message="update rolled back")
-    assert service_state(svc, rolled, running)[0] == "failed"
+    # Old failures do not matter once the replicas run.
+    assert service_state(svc, obs, [*failures, *running])[0] == "running"
+    rolled = replace(
+        obs,
+        update_state="rollback_completed",
+        update_message="update rolled back",
+        update_started="t2",
+    )
+    assert service_state(svc, rolled, running, update_baseline="t1")[0] == "failed"
+    # An old rollback, before this deploy (or a service it did not touch), is history.
+    assert service_state(svc, rolled, running, update_baseline="t2")[0] == "running"
+    assert service_state(svc, rolled, running)[0] == "running"
+    updating = replace(obs, update_state="updating", update_started="t2")
+    assert service_state(svc, updating, running, update_baseline="t1")[0] == "converging"
     assert service_state(svc, None, [])[0] == "converging"
 
 
