@@ -491,3 +491,61 @@ def test_not_a_swarm_manager_is_a_usage_error(state: str, manager: bool, words: 
     assert info.value.exit_code == 2
     assert "is not a swarm manager" in str(info.value) and words in str(info.value)
     require_manager(FakeSwarm(True, "active"))  # type: ignore[arg-type]
+
+
+def test_a_crash_loop_without_healthcheck_is_not_ready(tmp_path: Path) -> None:
+    """A service without a healthcheck whose tasks keep failing between polls is not reported ready."""
+    engine = FakeSwarm()
+    polls = {"n": 0}
+
+    def crashing(ids: list[str]) -> list[ObservedTask]:
+        polls["n"] += 1
+        out = []
+        for sid, s in engine.services.items():
+            h = s["spec"].container.labels[TASK_HASH_LABEL]
+            if s["spec"].name == "shop_db":  # up between crashes, one more failure each poll
+                out.append(_task(sid, h, id=f"{sid}-run"))
+                out += [
+                    _task(
+                        sid,
+                        h,
+                        "failed",
+                        "shutdown",
+                        id=f"{sid}-f{i}",
+                        error="crash",
+                        timestamp=str(i),
+                    )
+                    for i in range(polls["n"])
+                ]
+            else:
+                out += [_task(sid, h, id=f"{sid}-{i}", slot=i) for i in (1, 2)]
+        return out
+
+    engine.list_tasks = crashing  # type: ignore[method-assign]
+    with pytest.raises(EnvironmentFailed) as info:
+        deploy(engine, _desired(tmp_path), timeout=10, clock=FakeClock())  # type: ignore[arg-type]
+    assert [f.service for f in info.value.failures] == ["db"]
+
+
+def test_the_lock_pins_the_image_a_swarm_service_runs(tmp_path: Path) -> None:
+    """With envd.lock, the service runs the locked digest instead of the tag."""
+    from envd import lock as lockfile
+    from envd.converge import Target, prepare
+
+    (tmp_path / "envd.toml").write_text(SPEC.format(mode="a"))
+    locked = "acme/web@sha256:" + "ab" * 32
+    lockfile.write(
+        tmp_path,
+        lockfile.Lock(
+            {
+                "default": lockfile.LockedEnvironment(
+                    "sha256:x",
+                    {"web": lockfile.LockedService("acme/web:1", locked, "sha256:id", "")},
+                )
+            }
+        ),
+    )
+    loaded, desired = prepare(Target(str(tmp_path)), environ={"TOKEN": "x"})
+    want = desire_swarm(desired, loaded, {locked: None})
+    assert want.services["web"].spec.container.image == locked
+    assert "dev.envd.image-id" not in want.services["web"].spec.container.labels
