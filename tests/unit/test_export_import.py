@@ -672,3 +672,27 @@ def test_compose_export_never_holds_secret_values(tmp_path: Path) -> None:
     text = render_yaml(to_compose(_spec(tmp_path, RICH)))
     assert "t0ps3cret" not in text
     assert "TOKEN" in text
+
+
+# --------------------------------------------------------------------------- the commands
+
+
+def test_import_and_export_commands(tmp_path: Path, home: Path) -> None:
+    """`envd import` writes envd.toml and notes on stderr; `envd export` prints YAML; neither needs an engine."""
+    from tests.helpers import run_envd
+
+    compose = tmp_path / "docker-compose.yml"
+    compose.write_text((FIXTURES / "unsupported.yml").read_text())
+    _materialize(tmp_path, yaml.safe_load(compose.read_text()))
+    proc = run_envd(["import", "docker-compose.yml", "-o", "envd.toml"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "note: services.web.logging:" in proc.stderr
+    assert (tmp_path / "envd.toml").read_text().startswith("# Imported by envd")
+    again = run_envd(["import", "docker-compose.yml", "-o", "envd.toml"], cwd=tmp_path)
+    assert again.returncode == 2 and "--force" in again.stderr
+    out = run_envd(["export", "--format", "k8s"], cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    kinds = [d["kind"] for d in yaml.safe_load_all(out.stdout)]
+    assert kinds == ["Deployment", "Service", "Deployment"]
+    bad = run_envd(["export", "--format", "compose", "--secret-values"], cwd=tmp_path)
+    assert bad.returncode == 2
