@@ -1071,6 +1071,13 @@ def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None
     for note in result.notes:
         err(f"note: {note}")
     if output:
+        from pathlib import Path
+
+        if fmt != "k8s" and Path(output).resolve().parent != loaded.project_dir.resolve():
+            err(
+                f"note: relative paths in {output} are relative to the project directory"
+                f" {_rel(loaded.project_dir)}; Compose reads them relative to the file"
+            )
         click.echo(f"wrote {output} ({fmt}; {len(result.notes)} note(s))", err=True)
 
 
