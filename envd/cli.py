@@ -887,6 +887,7 @@ def deploy(
                     {
                         "project": wanted.project,
                         "target": target,
+                        "builds": list(wanted.builds),
                         "actions": [a.to_json() for a in the_plan.actions],
                         "notes": list(wanted.notes),
                     },
@@ -896,10 +897,12 @@ def deploy(
             return
         _notes(wanted.notes, as_json)
         click.echo(f"Project {wanted.project} on the swarm")
+        for b in wanted.builds:
+            click.echo(f"  {'build':<15} {b}")
         width = max((len(a.resource) for a in the_plan.actions), default=10)
         for a in the_plan.actions:
             click.echo(f"  {a.kind:<15} {a.resource:<{width}}  {a.reason}")
-        n = len(the_plan.changes)
+        n = len(the_plan.changes) + len(wanted.builds)
         click.echo(f"{n} change(s)" if n else "Nothing to do: the deploy is up to date.")
         return
     progress = make_progress(as_json)

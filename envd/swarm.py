@@ -118,6 +118,8 @@ class SwarmDesired:
     networks: Mapping[str, SwarmNetwork]
     secrets: Mapping[str, SwarmSecret]  # by swarm name
     notes: tuple[str, ...] = ()
+    # Images a deploy would build first (only filled when preparing without building).
+    builds: tuple[str, ...] = ()
 
     def common_labels(self) -> dict[str, str]:
         return project_labels(self.project)
@@ -585,11 +587,8 @@ def ensure_images(
         if ref in ids:
             continue
         image = engine.inspect_image(ref)
-        if svc.build is not None and (
-            image is None
-            or (svc.build.digest and image.labels.get(labels.CONTEXT_DIGEST) != svc.build.digest)
-            or svc.pull == "always"
-        ):
+        if build_reason(svc, image):
+            assert svc.build is not None
             resource = f"image {ref}"
             emit(Event("build", resource, "", "working", name))
             image = engine.build_image(
@@ -614,6 +613,19 @@ def ensure_images(
             )
         ids[ref] = image.id if image is not None else None
     return ids
+
+
+def build_reason(svc: DesiredService, image: Any) -> str:
+    """Why the deploy builds this service's image first ("" when it does not)."""
+    if svc.build is None:
+        return ""
+    if image is None:
+        return "not built yet"
+    if svc.build.digest and image.labels.get(labels.CONTEXT_DIGEST) != svc.build.digest:
+        return "build context changed"
+    if svc.pull == "always":
+        return "pull policy is 'always'"
+    return ""
 
 
 def _build_line(emit: Emit, resource: str, service: str, line: str) -> None:
@@ -1089,16 +1101,20 @@ def prepare_swarm(
 ) -> SwarmDesired:
     """Build what must be built (unless ``build`` is false), look up image ids on this
     node, and desire the swarm objects."""
+    builds: list[str] = []
     if build:
         ids = ensure_images(engine, desired, emit)
     else:
         ids = {}
-        for svc in desired.services.values():
+        for name, svc in sorted(desired.services.items()):
             if svc.image_ref not in ids:
                 image = engine.inspect_image(svc.image_ref)
                 ids[svc.image_ref] = image.id if image is not None else None
+                reason = build_reason(svc, image)
+                if reason:
+                    builds.append(f"image {svc.image_ref} ({name}): {reason}")
     mode = resolve_endpoint_mode(engine, endpoint_mode)
-    wanted = desire_swarm(desired, loaded, ids, mode)
+    wanted = replace(desire_swarm(desired, loaded, ids, mode), builds=tuple(builds))
     if mode == "dnsrr" and endpoint_mode == "auto":
         note = (
             "this engine's kernel has no IPVS, so swarm virtual IPs and the routing mesh do not"
