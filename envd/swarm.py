@@ -822,7 +822,11 @@ def service_state(
         detail += f", {len(stale)} on the previous spec"
     if updating:
         detail += ", rolling update in progress"
-    if failed:
+    waiting = [t for t in current if t.desired_state == "running" and t.state != "running"]
+    stuck = next((t for t in waiting if t.error), None)
+    if stuck is not None:  # e.g. "no suitable node (host-mode port already in use on 1 node)"
+        detail += f"; a task is {stuck.state}: {stuck.error}"
+    elif failed:
         last = max(failed, key=lambda t: t.timestamp)
         detail += f"; last failure: {last.error or last.message}"
     return "converging", detail
