@@ -869,6 +869,7 @@ def deploy(
 ) -> None:
     """Deploy the spec to a Docker Swarm: services, overlay network, secrets."""
     import time
+    from dataclasses import replace
 
     from envd.converge import prepare
     from envd.progress import make_progress
@@ -876,7 +877,7 @@ def deploy(
     from envd.swarm import observe_swarm, plan_swarm, prepare_swarm
 
     started = time.monotonic()
-    loaded, desired = prepare(obj.target(), frozen=frozen)
+    loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen)
     eng = swarm_engine()
     if dry_run:
         wanted = prepare_swarm(eng, loaded, desired, endpoint_mode=endpoint_mode, build=False)

@@ -31,6 +31,7 @@ class Target:
     file: str | None = None
     environment: str | None = None
     profiles: frozenset[str] = frozenset()
+    swarm: bool = False  # deploying to a Swarm: replicas may share a published port
 
 
 def state_dir(project_dir: Path) -> Path:
@@ -47,7 +48,9 @@ def prepare(
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
     environ = os.environ if environ is None else environ
-    loaded = load(target.project_dir, target.file, target.environment, environ, target.profiles)
+    loaded = load(
+        target.project_dir, target.file, target.environment, environ, target.profiles, target.swarm
+    )
     active = loaded.active_services()
     secret_names = {s.source for svc in active.values() for s in svc.secrets}
     # `down` needs names, not values: an unset secret variable must not stop a teardown.

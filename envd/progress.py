@@ -14,6 +14,14 @@ from envd.events import Event
 
 _SYMBOL = {"working": "…", "done": "✔", "error": "✘", "waiting": "·", "info": " "}
 _LABEL = {
+    "create-service": "Creating",
+    "update-service": "Updating",
+    "remove-service": "Removing",
+    "create-secret": "Creating",
+    "remove-secret": "Removing",
+    "waiting": "Waiting",
+    "sync": "Syncing",
+    "restart": "Restarting",
     "pull": "Pulling",
     "build": "Building",
     "create": "Creating",
@@ -29,6 +37,13 @@ _LABEL = {
     "timeout": "Timed out",
 }
 _DONE_LABEL = {
+    "create-service": "Created",
+    "update-service": "Updated",
+    "remove-service": "Removed",
+    "create-secret": "Created",
+    "remove-secret": "Removed",
+    "sync": "Synced",
+    "restart": "Restarted",
     "pull": "Pulled",
     "build": "Built",
     "create": "Started",

@@ -80,6 +80,7 @@ def load(
     environment: str | None = None,
     environ: Mapping[str, str] | None = None,
     profiles: frozenset[str] | set[str] = frozenset(),
+    swarm: bool = False,
 ) -> LoadedSpec:
     spec_file, base = resolve_paths(project_dir, file)
     display = _display(spec_file)
@@ -94,7 +95,7 @@ def load(
             SpecProblem(f"cannot read the spec: {exc.strerror}", file=display)
         ) from None
     environ = os.environ if environ is None else environ
-    return load_text(text, spec_file, base, environment, environ, frozenset(profiles))
+    return load_text(text, spec_file, base, environment, environ, frozenset(profiles), swarm)
 
 
 def load_text(
@@ -104,6 +105,7 @@ def load_text(
     environment: str | None,
     environ: Mapping[str, str],
     profiles: frozenset[str] = frozenset(),
+    swarm: bool = False,
 ) -> LoadedSpec:
     display = _display(spec_file)
     locator = Locator(text)
@@ -129,7 +131,7 @@ def load_text(
     name = spec.project.name or sanitize_project_name(base.name)
     project = f"{name}-{sanitize_project_name(environment)}" if environment else name
     env_files: dict[str, dict[str, str]] = {}
-    problems.extend(cross_check(spec, base, locator, display, environment, env_files))
+    problems.extend(cross_check(spec, base, locator, display, environment, env_files, swarm))
     if problems:
         raise SpecError(_sorted(problems))
     return LoadedSpec(
@@ -391,7 +393,9 @@ def cross_check(
     display: str,
     environment: str | None,
     env_files: dict[str, dict[str, str]],
+    swarm: bool = False,
 ) -> list[SpecProblem]:
+    """Checks across fields. ``swarm``: the routing mesh lets replicas share a port."""
     problems: list[SpecProblem] = []
 
     def add(msg: str, *path: str | int) -> None:
@@ -520,7 +524,7 @@ def cross_check(
                     i,
                 )
         fixed = [p for p in svc.ports if p.published]
-        if svc.replicas > 1 and fixed:
+        if svc.replicas > 1 and fixed and not swarm:
             add(
                 f"service {name!r} has {svc.replicas} replicas but publishes fixed host port"
                 f" {fixed[0].published}; only one container can bind it",
