@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 import click
 
 from envd import __version__
-from envd.errors import EngineError, EnvdError, EnvironmentFailed, SpecError, UsageError
+from envd.errors import (
+    EngineError,
+    EnvdError,
+    EnvironmentFailed,
+    NotFound,
+    SpecError,
+    UsageError,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -599,15 +606,29 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
         return svc.template.stop_timeout if svc else None
 
     remove_all(eng, containers, grace, progress, volumes=volumes)
+    import time
+
     from envd.events import Event
 
+    stuck: list[str] = []
     for net in eng.list_networks(desired.project):
         progress(Event("remove-network", f"network {net.name}", "", "working"))
-        try:
-            eng.remove_network(net.name)
-            progress(Event("remove-network", f"network {net.name}", "", "done"))
-        except EngineError as exc:
-            progress(Event("remove-network", f"network {net.name}", str(exc), "error"))
+        # The engine releases endpoints of just-removed containers a moment
+        # late (moby#42119): retry briefly before calling it a failure.
+        deadline = time.monotonic() + 5.0
+        while True:
+            try:
+                eng.remove_network(net.name)
+                progress(Event("remove-network", f"network {net.name}", "", "done"))
+                break
+            except NotFound:
+                break
+            except EngineError as exc:
+                if time.monotonic() >= deadline:
+                    progress(Event("remove-network", f"network {net.name}", str(exc), "error"))
+                    stuck.append(net.name)
+                    break
+                time.sleep(0.2)
     removed_volumes: list[str] = []
     if volumes:
         declared = {v.name for v in desired.volumes.values() if not v.external}
@@ -618,6 +639,11 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
                 removed_volumes.append(vol.name)
                 progress(Event("remove", f"volume {vol.name}", "", "done"))
     progress.close()
+    if stuck:
+        raise EngineError(
+            f"network(s) {', '.join(stuck)} could not be removed (the engine still counts"
+            " endpoints on them); run `envd down` again, or restart the Docker engine"
+        )
     if as_json:
         click.echo(
             json.dumps({"result": "ok", "containers": len(containers), "volumes": removed_volumes})
