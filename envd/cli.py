@@ -669,11 +669,13 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
 
     from envd.converge import plan_project, prepare
     from envd.daemon import process
-    from envd.spec.load import load
+    from envd.spec.load import resolve_paths
     from envd.status import project_status
 
-    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
-    client = process.running(loaded.project_dir, loaded.environment)
+    # Ask a running daemon before parsing the spec: while the spec is broken
+    # the daemon still reports the last good environment and the error.
+    _, project_dir = resolve_paths(obj.project_dir, obj.file)
+    client = process.running(project_dir, obj.environment)
     report: dict[str, Any] = client.status() if client is not None else {}
     if "services" not in report:
         # No daemon, or one whose spec is broken: observe the engine directly.
