@@ -481,9 +481,9 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
     progress = make_progress(as_json)
     new = make_lock(engine(), obj.target(), progress)
     progress.close()
-    loaded_dir = __import__("envd.spec.load", fromlist=["resolve_paths"]).resolve_paths(
-        obj.project_dir, obj.file
-    )[1]
+    from envd.spec.paths import resolve_paths
+
+    loaded_dir = resolve_paths(obj.project_dir, obj.file)[1]
     path = lockfile.write(loaded_dir, new)
     if as_json:
         click.echo(json.dumps({"written": str(path), "environments": sorted(new.environments)}))
@@ -667,10 +667,8 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
         return
     import datetime
 
-    from envd.converge import plan_project, prepare
     from envd.daemon import process
-    from envd.spec.load import resolve_paths
-    from envd.status import project_status
+    from envd.spec.paths import resolve_paths
 
     # Ask a running daemon before parsing the spec: while the spec is broken
     # the daemon still reports the last good environment and the error.
@@ -679,6 +677,9 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
     report: dict[str, Any] = client.status() if client is not None else {}
     if "services" not in report:
         # No daemon, or one whose spec is broken: observe the engine directly.
+        from envd.converge import plan_project, prepare
+        from envd.status import project_status
+
         _, desired = prepare(obj.target())
         the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
         report.update(project_status(desired, observed, the_plan))

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envd.converge import Target
 from envd.daemon.paths import StatePaths
 from envd.errors import EnvdError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
+    from envd.converge import Target
     from envd.daemon.client import DaemonClient
 
 # The client is imported only where a daemon is talked to: it pulls in

@@ -24,13 +24,12 @@ from envd.errors import SpecError, SpecProblem
 from envd.spec.interpolate import InterpolationError, interpolate_tree, parse_dotenv
 from envd.spec.locate import Locator
 from envd.spec.models import COMPOSE_SYNONYMS, Service, Spec
+from envd.spec.paths import resolve_paths
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
-
-DEFAULT_FILE = "envd.toml"
 
 
 @dataclass(frozen=True)
@@ -60,18 +59,6 @@ def sanitize_project_name(name: str) -> str:
     clean = re.sub(r"[^a-z0-9_-]", "", name.lower())
     clean = clean.lstrip("-_")
     return clean or "default"
-
-
-def resolve_paths(project_dir: str | Path | None, file: str | Path | None) -> tuple[Path, Path]:
-    """(spec file, project dir). ``-f`` alone makes its directory the project."""
-    if file is not None:
-        spec_file = Path(file)
-        if project_dir is not None and not spec_file.is_absolute():
-            spec_file = Path(project_dir) / spec_file
-        base = Path(project_dir) if project_dir is not None else spec_file.parent
-        return spec_file.absolute(), base.absolute()
-    base = Path(project_dir or ".").absolute()
-    return base / DEFAULT_FILE, base
 
 
 def load(
