@@ -53,6 +53,7 @@ class Syncer:
         self.engine = engine
         self.project_dir = project_dir
         self.publish = publish
+        self._matchers: dict[Path, tuple[int, Any]] = {}
 
     def restart(self, desired: DesiredProject, service: str, paths: set[Path]) -> None:
         """A ``restart`` rule: the service's running containers restart, unchanged."""
@@ -85,6 +86,30 @@ class Syncer:
                 service=service,
             )
 
+    def _dockerignored(self, desired: DesiredProject, service: str, path: Path) -> bool:
+        """Excluded by the ``.dockerignore`` of the service's build context (else the project's)."""
+        build = desired.services[service].build
+        base = Path(build.context) if build is not None else self.project_dir.resolve()
+        try:
+            rel = path.relative_to(base).as_posix()
+        except ValueError:
+            return False
+        ignore_file = base / ".dockerignore"
+        try:
+            mtime = ignore_file.stat().st_mtime_ns
+        except OSError:
+            return False
+        cached = self._matchers.get(base)
+        if cached is None or cached[0] != mtime:
+            from docker.utils.build import PatternMatcher  # the engine's own semantics
+
+            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            patterns = [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]
+            matcher: Any = PatternMatcher(patterns)
+            cached = (mtime, matcher)
+            self._matchers[base] = cached
+        return bool(cached[1].matches(rel))
+
     def sync(
         self, desired: DesiredProject, service: str, rule: WatchRule, paths: set[Path]
     ) -> None:
@@ -98,7 +123,7 @@ class Syncer:
                 continue
             if rel == ".":
                 rel = path.name
-            if ignored(rel, rule.ignore):
+            if ignored(rel, rule.ignore) or self._dockerignored(desired, service, path):
                 continue
             dest = f"{rule.target.rstrip('/')}/{rel}" if root.is_dir() else rule.target
             if path.exists():

@@ -456,7 +456,7 @@ def test_status_json_shows_invalid_spec_while_running(project_dir: Any, daemon: 
 def test_sync_rule_copies_edits_creates_and_deletes(
     project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any
 ) -> None:
-    """Files edited, created and deleted under a `sync` path show up in the container, minus ignored ones."""
+    """Files edited, created and deleted under a `sync` path show up in the container, minus ignored and .dockerignored ones."""
     src = project_dir / "src"
     (src / "pkg").mkdir(parents=True)
     (src / "main.txt").write_text("v1\n")
@@ -492,9 +492,11 @@ def test_sync_rule_copies_edits_creates_and_deletes(
     (src / "notes.txt.swp").write_text("ignored\n")
     (src / ".git").mkdir()
     (src / ".git" / "HEAD").write_text("ignored\n")
+    (project_dir / ".dockerignore").write_text("# what never enters an image\nsrc/*.env\n")
+    (src / "local.env").write_text("ignored\n")
     (src / "marker.txt").write_text("after the ignored ones\n")
     visible("/app/src/marker.txt", "after the ignored ones\n")
-    for path in ("build/out.txt", "debug.log", "notes.txt.swp", ".git/HEAD"):
+    for path in ("build/out.txt", "debug.log", "notes.txt.swp", ".git/HEAD", "local.env"):
         assert cat_in(docker_client, web, f"/app/src/{path}") is None, path
 
     # `envd exec` sees the same files.
