@@ -627,6 +627,7 @@ class DockerEngine:
                 labels=dict(req.labels),
                 tag=req.tag,
                 rm=True,
+                forcerm=True,  # a failed step must not leave its container behind
                 decode=True,
             ):
                 if not isinstance(event, dict):

@@ -334,8 +334,31 @@ def test_build_honours_dockerignore_and_reports_errors(engine: DockerEngine) -> 
         finally:
             subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
         Path(ctx, "Dockerfile").write_text(f"FROM {TEST_IMAGE}\nRUN exit 9\n")
+        before = _containers_running_exit_9()
         with pytest.raises(EngineError, match=r"exit 9|returned a non-zero code: 9"):
             engine.build_image(BuildRequest(context=ctx, tag=tag))
+        # The failed step's container is removed, not left behind.
+        assert _containers_running_exit_9() == before
+
+
+def _containers_running_exit_9() -> set[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", "status=exited"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    found = set()
+    for cid in out:
+        cmd = subprocess.run(
+            ["docker", "inspect", "--format", "{{json .Config.Cmd}}", cid],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        if "exit 9" in cmd:
+            found.add(cid)
+    return found
 
 
 @pytest.mark.docker
