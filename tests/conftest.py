@@ -35,6 +35,7 @@ if str(REPO) not in sys.path:
 from tests.helpers import (  # noqa: E402
     BUSYBOX,
     DEBIAN,
+    no_engine,
     project_cleanup,
     run_envd,
 )
@@ -79,14 +80,7 @@ def _engine_problem() -> str | None:
     return problem
 
 
-def _docker_required() -> bool:
-    return os.environ.get("ENVD_REQUIRE_DOCKER", "") == "1"
-
-
-def _no_engine(reason: str) -> None:
-    if _docker_required():
-        pytest.fail(f"no Docker engine, and ENVD_REQUIRE_DOCKER=1: {reason}", pytrace=False)
-    pytest.skip(f"no Docker engine: {reason}")
+_no_engine = no_engine
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -31,6 +31,15 @@ class WaitTimeout(AssertionError):
     """A condition polled by :func:`wait_for` did not come true before its deadline."""
 
 
+def no_engine(reason: str) -> None:
+    """Skip a Docker test for ``reason``, or fail it when ENVD_REQUIRE_DOCKER=1 (CI)."""
+    import pytest
+
+    if os.environ.get("ENVD_REQUIRE_DOCKER", "") == "1":
+        pytest.fail(f"no Docker engine, and ENVD_REQUIRE_DOCKER=1: {reason}", pytrace=False)
+    pytest.skip(f"no Docker engine: {reason}")
+
+
 def wait_for(
     predicate: Callable[[], T],
     timeout: float = 30.0,

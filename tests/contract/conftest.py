@@ -13,9 +13,8 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ from envd.engine.base import Engine
 from envd.engine.fake import FakeEngine
 from envd.engine.types import BuildRequest, ContainerCreate
 from envd.errors import EngineError, EngineUnavailable
+from tests.helpers import no_engine
 
 T = TypeVar("T")
 
@@ -36,20 +36,6 @@ COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
 CMD ["sh"]
 """
-
-
-def wait_for(probe: Callable[[], T | None], timeout: float = 20.0, what: str = "a condition") -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.2)
 
 
 @dataclass
@@ -130,7 +116,7 @@ def _real_engine() -> Engine:
     try:
         eng.ping()
     except EngineUnavailable as exc:
-        pytest.skip(str(exc))
+        no_engine(str(exc))
     return eng
 
 
@@ -139,7 +125,7 @@ def _ensure_busybox(eng: Engine) -> str:
     if eng.inspect_image(TEST_IMAGE) is not None:
         return TEST_IMAGE
     if not os.path.exists(BUSYBOX_BINARY):
-        pytest.skip(f"{TEST_IMAGE} is absent and {BUSYBOX_BINARY} cannot build it")
+        no_engine(f"{TEST_IMAGE} is absent and {BUSYBOX_BINARY} cannot build it")
     with tempfile.TemporaryDirectory() as ctx:
         shutil.copy(BUSYBOX_BINARY, os.path.join(ctx, "busybox"))
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:

@@ -30,8 +30,9 @@ from envd.engine.types import (
     SecretFile,
 )
 from envd.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from tests.helpers import wait_for
 
-from .conftest import World, wait_for
+from .conftest import World
 
 
 def fast_check(*test: str) -> Healthcheck:
@@ -52,7 +53,7 @@ def wait_observed(
         o = observed(w, cid)
         return o if o is not None and pred(o) else None
 
-    return wait_for(probe, what=what)
+    return wait_for(probe, timeout=20.0, message=what)
 
 
 def test_ping(world: World) -> None:
@@ -355,7 +356,7 @@ def test_logs(world: World) -> None:
     )
     eng.start_container(cid)
     world.prints(cid, "one", "two", "three")
-    wait_for(lambda: len(eng.container_logs(cid)) == 3, what="three log lines")
+    wait_for(lambda: len(eng.container_logs(cid)) == 3, timeout=20.0, message="three log lines")
     assert eng.container_logs(cid, tail=2) == ["two", "three"]
     assert list(eng.stream_logs(cid, follow=False)) == ["one", "two", "three"]
     assert list(eng.stream_logs(cid, tail=1, follow=False)) == ["three"]
@@ -395,7 +396,9 @@ def test_networks_with_aliases_resolve_by_name(world: World) -> None:
     def reaches(src: str, name: str) -> bool:
         return eng.exec_run(src, ["ping", "-c", "1", "-W", "2", name])[0] == 0
 
-    wait_for(lambda: reaches(db, "api"), what="db to reach api by its alias on back")
+    wait_for(
+        lambda: reaches(db, "api"), timeout=20.0, message="db to reach api by its alias on back"
+    )
     assert reaches(web, "api-front")
     assert reaches(api, "db")
     assert reaches(web, world.name("api"))  # the container name resolves too
@@ -424,7 +427,12 @@ def test_ports_published_on_loopback_with_engine_chosen_port(world: World) -> No
     assert (port.container_port, port.protocol, port.host_ip) == (8080, "tcp", "127.0.0.1")
     assert port.host_port and port.host_port > 0
     if world.kind == "real":
-        assert wait_for(lambda: http_get("127.0.0.1", port.host_port or 0), what="httpd") == "ok"
+        assert (
+            wait_for(
+                lambda: http_get("127.0.0.1", port.host_port or 0), timeout=20.0, message="httpd"
+            )
+            == "ok"
+        )
 
 
 def http_get(host: str, port: int) -> str | None:
@@ -470,7 +478,8 @@ def test_stream_events_reports_the_projects_container_events(world: World) -> No
     probes = itertools.count()
     wait_for(
         lambda: seen.qsize() > 0 or eng.create_container(world.spec(f"probe{next(probes)}")) == "",
-        what="the event stream to deliver a first event",
+        timeout=20.0,
+        message="the event stream to deliver a first event",
     )
     other = eng.create_container(
         world.spec("else", labels={"dev.envd.project": f"{world.project}-x"}, command=("true",))
@@ -490,7 +499,7 @@ def test_stream_events_reports_the_projects_container_events(world: World) -> No
                     actions.append(str(event["Action"]))
             return "die" in actions
 
-        wait_for(saw_die, what="a die event")
+        wait_for(saw_die, timeout=20.0, message="a die event")
         assert actions[:2] == ["create", "start"] or actions[:1] == ["start"]
     finally:
         eng.remove_container(other)

@@ -23,6 +23,7 @@ import pytest
 from envd.engine.real import DockerEngine
 from envd.engine.types import BuildRequest, ContainerCreate, SecretFile
 from envd.errors import EngineError, EngineUnavailable, NotFound
+from tests.helpers import no_engine, wait_for
 
 TEST_IMAGE = os.environ.get("ENVD_TEST_IMAGE", "envd-local/busybox:latest")
 
@@ -220,9 +221,9 @@ def engine() -> DockerEngine:
     try:
         eng.ping()
     except EngineUnavailable as exc:
-        pytest.skip(str(exc))
+        no_engine(str(exc))
     if eng.inspect_image(TEST_IMAGE) is None:
-        pytest.skip(f"{TEST_IMAGE} is not built (the contract suite builds it)")
+        no_engine(f"{TEST_IMAGE} is not built (the contract suite builds it)")
     return eng
 
 
@@ -234,14 +235,6 @@ def project(engine: DockerEngine) -> Iterator[str]:
     finally:
         for c in engine.list_containers(name):
             engine.remove_container(c.id, volumes=True)
-
-
-def poll(probe: Callable[[], bool], timeout: float = 20.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def exited(engine: DockerEngine, cid: str) -> Callable[[], bool]:
@@ -450,7 +443,9 @@ def test_every_create_field_reaches_the_engine(engine: DockerEngine, project: st
         assert set(nets) == {net_a, net_b}
         assert "alpha" in nets[net_a]["Aliases"] and "beta" in nets[net_b]["Aliases"]
         engine.start_container(cid)
-        poll(lambda: engine.container_state(cid).status == "running", what="running")
+        wait_for(
+            lambda: engine.container_state(cid).status == "running", timeout=20.0, message="running"
+        )
         # A TTY container's logs are raw, not multiplexed.
         assert engine.exec_run(cid, ["id", "-u"]) == (0, b"1000\n")
     finally:
@@ -474,7 +469,7 @@ def test_tty_logs_are_read_raw(engine: DockerEngine, project: str) -> None:
         )
     )
     engine.start_container(cid)
-    poll(exited(engine, cid), what="exit")
+    wait_for(exited(engine, cid), timeout=20.0, message="exit")
     assert engine.container_logs(cid) == ["one", "two"]
     assert list(engine.stream_logs(cid, follow=True)) == ["one", "two"]
 
@@ -503,7 +498,7 @@ def test_empty_entrypoint_clears_the_images(engine: DockerEngine, project: str) 
                 )
             )
             engine.start_container(cid)
-            poll(exited(engine, cid), what="exit")
+            wait_for(exited(engine, cid), timeout=20.0, message="exit")
             outputs.append(engine.container_logs(cid))
         assert outputs == [["from-image default"], ["cleared"], ["from-image given"]]
     finally:
