@@ -45,6 +45,13 @@ class Ctx:
 
         return Target(self.project_dir, self.file, self.environment, self.profiles)
 
+    def load(self, environment: str | None = None) -> Any:
+        """The validated spec for these options (``environment`` overrides ``--env``)."""
+        from envd.spec.load import load
+
+        env = self.environment if environment is None else environment
+        return load(self.project_dir, self.file, env, profiles=self.profiles)
+
 
 def engine() -> Any:
     from envd.engine.real import DockerEngine
@@ -171,14 +178,12 @@ def _project_opts(with_file: bool = True) -> Callable[[F], F]:
 @click.pass_obj
 def validate(obj: Ctx, as_json: bool) -> None:
     """Parse and validate the spec (every environment overlay too)."""
-    from envd.spec.load import load
-
-    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    loaded = obj.load()
     problems: list[Any] = []
     envs = sorted(loaded.spec.environments) if obj.environment is None else []
     for env in envs:
         try:
-            load(obj.project_dir, obj.file, env, profiles=obj.profiles)
+            obj.load(env)
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -547,9 +552,8 @@ def daemon(obj: Ctx) -> None:
 def events(obj: Ctx, as_json: bool, since: int | None) -> None:
     """Stream what the daemon sees and does."""
     from envd.daemon import process
-    from envd.spec.load import load
 
-    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    loaded = obj.load()
     client = process.running(loaded.project_dir, loaded.environment)
     if client is None:
         raise UsageError(f"no daemon runs for project {loaded.project!r}; start one with `envd up`")
@@ -988,10 +992,9 @@ def deploy(
 
 def _swarm_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
     from envd.progress import make_progress
-    from envd.spec.load import load
     from envd.swarm import down as swarm_down
 
-    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    loaded = obj.load()
     eng = swarm_engine()
     progress = make_progress(as_json)
     result = swarm_down(eng, loaded.project, progress, volumes=volumes)
@@ -1010,11 +1013,10 @@ def _swarm_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
 
 def _swarm_status(obj: Ctx, as_json: bool) -> None:
     from envd.converge import prepare
-    from envd.spec.load import load
     from envd.swarm import prepare_swarm
     from envd.swarm import status as swarm_status
 
-    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    loaded = obj.load()
     eng = swarm_engine()
     wanted = None
     try:
@@ -1079,9 +1081,8 @@ def _swarm_status(obj: Ctx, as_json: bool) -> None:
 def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None:
     """Convert the spec to another format; what it cannot express is reported on stderr."""
     from envd.export import export, render_yaml
-    from envd.spec.load import load
 
-    loaded = load(obj.project_dir, obj.file, obj.environment, profiles=obj.profiles)
+    loaded = obj.load()
     values: dict[str, bytes] | None = None
     if secret_values:
         if fmt != "k8s":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from envd import labels
 from envd.desired import (
@@ -38,19 +38,8 @@ ActionKind = Literal[
     "ok",
 ]
 
-MUTATING: frozenset[str] = frozenset(
-    {
-        "pull",
-        "build",
-        "create-network",
-        "create-volume",
-        "remove",
-        "remove-network",
-        "create",
-        "recreate",
-        "start",
-    }
-)
+# Every action changes something except the two that only report.
+MUTATING: frozenset[str] = frozenset(get_args(ActionKind)) - {"pending", "ok"}
 
 
 @dataclass(frozen=True)
