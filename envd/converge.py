@@ -137,12 +137,7 @@ def converge(
     from envd.errors import EnvironmentFailed, ServiceFailure
 
     if plan.problems:
-        raise EnvironmentFailed(
-            [
-                ServiceFailure(p.split("'")[1] if "'" in p else "-", p.split(": ", 1)[-1])
-                for p in plan.problems
-            ]
-        )
+        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
     if plan.image_actions:
         pulled = apply_images(plan, engine, desired, emit)
         plan, observed = plan_project(

@@ -71,7 +71,7 @@ def make_lock(engine: Engine, target: Target, emit: Emit = discard) -> Lock:
         loaded, desired = prepare(t, use_lock=False, read_secret_values=False)
         plan, _ = plan_project(engine, desired)
         if plan.problems:
-            raise EnvironmentFailed([ServiceFailure("-", p) for p in plan.problems])
+            raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
         if plan.image_actions:
             apply_images(plan, engine, desired, emit)
         services: dict[str, LockedService] = {}

@@ -23,7 +23,7 @@ def run_one_off(
 ) -> int:
     plan, _ = plan_project(engine, desired)
     if plan.problems:
-        raise EnvironmentFailed([ServiceFailure(service, plan.problems[0])])
+        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
     needed = [a for a in plan.image_actions if a.service == service]
     if needed:
         apply_images(replace(plan, actions=tuple(needed)), engine, desired)

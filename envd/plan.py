@@ -76,10 +76,21 @@ class Action:
 
 
 @dataclass(frozen=True)
+class PlanProblem:
+    """Something no action can fix (an image that may not be pulled), per service."""
+
+    service: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"service {self.service!r}: {self.message}"
+
+
+@dataclass(frozen=True)
 class Plan:
     project: str
     actions: tuple[Action, ...]
-    problems: tuple[str, ...] = ()
+    problems: tuple[PlanProblem, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -97,7 +108,7 @@ class Plan:
             "project": self.project,
             "changes": len(self.changes),
             "actions": [a.to_json() for a in self.actions],
-            "problems": list(self.problems),
+            "problems": [str(p) for p in self.problems],
         }
 
 
@@ -111,7 +122,7 @@ def make_plan(
 ) -> Plan:
     """Pure: compare desired with observed. ``pulled``: refs already pulled this run."""
     actions: list[Action] = []
-    problems: list[str] = []
+    problems: list[PlanProblem] = []
     project = desired.project
 
     # --- images --------------------------------------------------------------
@@ -148,7 +159,9 @@ def make_plan(
         if image is None:
             if svc.pull == "never":
                 problems.append(
-                    f"service {name!r}: image {svc.image_ref!r} is not present locally and pull = 'never'"
+                    PlanProblem(
+                        name, f"image {svc.image_ref!r} is not present locally and pull = 'never'"
+                    )
                 )
                 continue
             actions.append(

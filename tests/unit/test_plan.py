@@ -416,7 +416,7 @@ def test_pull_never_and_missing_is_a_problem(tmp_path: Path) -> None:
     plan = make_plan(desired, replace(converged(desired), images={**ALL_IMAGES, "api:1": None}))
     assert plan.image_actions == ()
     (problem,) = plan.problems
-    assert "'api'" in problem and "pull = 'never'" in problem
+    assert "'api'" in str(problem) and "pull = 'never'" in str(problem)
     assert kinds(plan, "api") == ["pending"]
 
 
