@@ -246,14 +246,10 @@ class Applier:
         self.emit(Event(action.kind, action.resource, "done", "done", action.service))
 
     def _stop_remove(self, container_id: str, timeout: int | None) -> None:
-        try:
-            self.engine.stop_container(container_id, timeout)
-            # Anonymous volumes go with their container: envd never hands them
-            # to a successor, and one may hold the secret files of a read-only
-            # service. Data meant to last lives in named volumes.
-            self.engine.remove_container(container_id, volumes=True)
-        except NotFound:
-            pass  # already gone: the goal of this step
+        # Anonymous volumes go with their container: envd never hands them
+        # to a successor, and one may hold the secret files of a read-only
+        # service. Data meant to last lives in named volumes.
+        stop_and_remove(self.engine, container_id, timeout, volumes=True)
 
     # ------------------------------------------------------------------ scheduling
     def _converge(
@@ -476,6 +472,18 @@ def container_ids(progress: Mapping[str, ServiceProgress]) -> dict[str, list[str
     return {n: [c.id for c in p.containers] for n, p in progress.items()}
 
 
+def stop_and_remove(
+    engine: Engine, container_id: str, timeout: int | None, *, volumes: bool, stop: bool = True
+) -> None:
+    """Stop (with the container's own signal and grace) and remove; gone already is done."""
+    try:
+        if stop:
+            engine.stop_container(container_id, timeout)
+        engine.remove_container(container_id, volumes=volumes)
+    except NotFound:
+        pass
+
+
 def remove_all(
     engine: Engine,
     containers: Iterable[ObservedContainer],
@@ -491,12 +499,8 @@ def remove_all(
 
     def one(c: ObservedContainer) -> None:
         emit(Event("remove", f"container {c.name}", "stopping", "working", c.service))
-        try:
-            if c.status in ("running", "restarting", "paused"):
-                engine.stop_container(c.id, stop_timeout(c))
-            engine.remove_container(c.id, volumes=volumes)
-        except NotFound:
-            pass
+        running = c.status in ("running", "restarting", "paused")
+        stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
 
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
