@@ -93,18 +93,7 @@ def run_daemon(target: Target) -> int:
     threading.Thread(target=server.serve_forever, name="envd-api", daemon=True).start()
 
     def publish(kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
-        import time
-
-        hub.publish(
-            {
-                "kind": kind,
-                "resource": resource,
-                "message": message,
-                "phase": phase,
-                "time": time.time(),
-                **extra,
-            }
-        )
+        reconciler.publish(kind, resource, message, phase, **extra)
         log.info("sync", resource=resource, message=message, phase=phase)
 
     def rules() -> dict[str, list[Any]]:

@@ -145,7 +145,7 @@ class Reconciler:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid)
         started = time.monotonic()
-        self._publish(
+        self.publish(
             "reconcile",
             "project",
             "; ".join(sorted(set(reasons)))[:500],
@@ -162,7 +162,7 @@ class Reconciler:
                 listener(desired)
 
             def emit(ev: Event) -> None:
-                self._publish(
+                self.publish(
                     ev.kind, ev.resource, ev.message, ev.phase, service=ev.service, reconcile_id=rid
                 )
                 if ev.phase in ("done", "error"):
@@ -221,7 +221,7 @@ class Reconciler:
             else:
                 self.state.last_error = ""
         log.info("reconcile.done", result=result, error=error, seconds=round(elapsed, 3))
-        self._publish(
+        self.publish(
             "pass-done",
             "project",
             error or result,
@@ -232,7 +232,7 @@ class Reconciler:
             seconds=round(elapsed, 3),
         )
 
-    def _publish(self, kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
+    def publish(self, kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
         self.hub.publish(
             {
                 "kind": kind,
