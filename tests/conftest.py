@@ -83,6 +83,15 @@ def _engine_problem() -> str | None:
 _no_engine = no_engine
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _envd_from_this_checkout() -> Iterator[None]:
+    """``python -m envd`` in any test's subprocess imports this checkout, installed or not."""
+    repo = str(Path(__file__).resolve().parents[1])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")])))
+        yield
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     fixtures = getattr(item, "fixturenames", ())

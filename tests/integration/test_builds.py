@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ProjectDir
-from tests.helpers import BUSYBOX, REPO, describe
+from tests.helpers import BUSYBOX, describe
 
 pytestmark = pytest.mark.docker
 
@@ -38,14 +38,6 @@ def _spec(arg: str = "one") -> str:
     image = "{BUSYBOX}"
     command = ["sleep", "3600"]
     """
-
-
-@pytest.fixture(autouse=True)
-def _envd_from_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python -m envd`` in a subprocess imports this checkout, installed or not."""
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    )
 
 
 @pytest.fixture

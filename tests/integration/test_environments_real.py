@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from subprocess import CompletedProcess
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ProjectDir
-from tests.helpers import BUSYBOX, REPO, describe, free_tcp_port, project_cleanup
+from tests.helpers import BUSYBOX, describe, free_tcp_port, project_cleanup
 
 pytestmark = pytest.mark.docker
 
@@ -19,11 +18,8 @@ Cli = Callable[..., CompletedProcess[str]]
 
 
 @pytest.fixture(autouse=True)
-def _envd_from_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python -m envd`` in a subprocess imports this checkout, installed or not."""
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    )
+def _no_environment_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment comes from each test's own --env, never from ENVD_ENV."""
     monkeypatch.delenv("ENVD_ENV", raising=False)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ProjectDir
-from tests.helpers import BUSYBOX, REPO, describe, envd_env, wait_for
+from tests.helpers import BUSYBOX, describe, envd_env, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -126,11 +126,8 @@ class SecretProject:
 
 
 @pytest.fixture(autouse=True)
-def _envd_from_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``python -m envd`` in a subprocess imports this checkout; no hash key from the outside."""
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    )
+def _no_hash_key_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No hash key or secret value from the outside."""
     monkeypatch.delenv("ENVD_HASH_KEY", raising=False)
     monkeypatch.delenv(TOKEN_VAR, raising=False)
 

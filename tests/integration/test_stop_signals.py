@@ -14,9 +14,8 @@ the others run ``python -m envd`` as a user would.
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,14 +142,6 @@ def stop_events(client: Any, cid: str, since: float) -> dict[str, Any]:
         "exit_code": int(dies[0]["Actor"]["Attributes"]["exitCode"]),
         "events": [(e["Action"], e["timeNano"], e["Actor"]["Attributes"]) for e in events],
     }
-
-
-@pytest.fixture(autouse=True)
-def _envd_from_this_checkout(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``python -m envd`` in a subprocess imports this checkout, installed or not."""
-    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    monkeypatch.setenv("PYTHONPATH", path)
-    yield
 
 
 @pytest.fixture
