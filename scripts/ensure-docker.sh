@@ -107,11 +107,14 @@ else
   done
   log "starting dockerd (log: ${DOCKERD_LOG})"
   as_root mkdir -p "$(dirname "${DOCKERD_LOG}")"
-  # setsid + nohup: dockerd outlives this script and its terminal/CI step.
+  # setsid -f: dockerd runs in its own session, re-parented to init, so it
+  # outlives this script and its terminal/CI step, and no waiting parent of
+  # it keeps the caller's stdout/stderr open (a caller reading them through a
+  # pipe would otherwise wait for as long as dockerd runs).
   # 9>&-: dockerd must not inherit (and so hold forever) this script's lock.
   # shellcheck disable=SC2016  # "$1" is expanded by the inner sh
-  as_root sh -c 'exec setsid nohup dockerd >>"$1" 2>&1 </dev/null' sh "${DOCKERD_LOG}" 9>&- &
-  disown || true
+  as_root setsid -f sh -c 'exec nohup dockerd >>"$1" 2>&1' sh "${DOCKERD_LOG}" \
+    </dev/null >/dev/null 2>&1 9>&-
 fi
 
 deadline=$((SECONDS + TIMEOUT))
