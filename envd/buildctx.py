@@ -13,7 +13,29 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What one build service's image digest is computed from."""
+
+    context: str  # absolute
+    dockerfile: str
+    args: tuple[tuple[str, str], ...]
+    target: str
+    exclude: tuple[str, ...]  # context-relative paths a sync rule keeps out
+
+    def digest(self, cache_dir: Path | None = None) -> str:
+        return context_digest(
+            Path(self.context),
+            self.dockerfile,
+            dict(self.args),
+            self.target,
+            cache_dir=cache_dir,
+            exclude=self.exclude,
+        )
 
 
 def _fingerprint(context: Path) -> str:

@@ -11,16 +11,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envd.apply import Applier, ServiceProgress, apply_images
-from envd.buildctx import context_digest
+from envd.buildctx import BuildInputs
 from envd.desired import DesiredProject, desire
 from envd.engine.base import Engine
 from envd.events import Clock, Emit, discard
 from envd.observe import Observed, observe
 from envd.plan import Plan, make_plan
-from envd.secrets import read_secrets
-from envd.spec.load import LoadedSpec, load
+
+if TYPE_CHECKING:  # the loader pulls in pydantic; a cached `up` never needs it
+    from envd.spec.load import LoadedSpec
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ def prepare(
     read_secret_values: bool = True,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
+    from envd.secrets import read_secrets
+    from envd.spec.load import load
+
     environ = os.environ if environ is None else environ
     loaded = load(
         target.project_dir, target.file, target.environment, environ, target.profiles, target.swarm
@@ -59,26 +64,10 @@ def prepare(
         if read_secret_values
         else {}
     )
-    digests: dict[str, str] = {}
-    for name, svc in active.items():
-        if svc.build is not None:
-            context = (loaded.project_dir / svc.build.context).resolve()
-            # Files a sync rule copies into the running container must not
-            # also force a rebuild: that is the point of syncing them.
-            synced: list[str] = []
-            for rule in svc.watch:
-                if rule.action in ("sync", "sync+restart"):
-                    path = (loaded.project_dir / rule.path).resolve()
-                    if path == context or context in path.parents:
-                        synced.append(path.relative_to(context).as_posix())
-            digests[name] = context_digest(
-                context,
-                svc.build.dockerfile,
-                svc.build.args,
-                svc.build.target,
-                cache_dir=state_dir(loaded.project_dir),
-                exclude=tuple(synced),
-            )
+    digests = {
+        name: inputs.digest(state_dir(loaded.project_dir))
+        for name, inputs in build_inputs(loaded).items()
+    }
     if use_lock:
         from envd import lock as lockfile
 
@@ -96,6 +85,47 @@ def prepare(
         if image_overrides is None:
             image_overrides = lockfile.overrides(lock, loaded)
     return loaded, desire(loaded, values, digests, image_overrides)
+
+
+def build_inputs(loaded: LoadedSpec) -> dict[str, BuildInputs]:
+    """What each active build service's image digest is computed from."""
+    out: dict[str, BuildInputs] = {}
+    for name, svc in loaded.active_services().items():
+        if svc.build is None:
+            continue
+        context = (loaded.project_dir / svc.build.context).resolve()
+        # Files a sync rule copies into the running container must not
+        # also force a rebuild: that is the point of syncing them.
+        synced: list[str] = []
+        for rule in svc.watch:
+            if rule.action in ("sync", "sync+restart"):
+                path = (loaded.project_dir / rule.path).resolve()
+                if path == context or context in path.parents:
+                    synced.append(path.relative_to(context).as_posix())
+        out[name] = BuildInputs(
+            str(context),
+            svc.build.dockerfile,
+            tuple(sorted(svc.build.args.items())),
+            svc.build.target,
+            tuple(synced),
+        )
+    return out
+
+
+def prepare_desired(
+    target: Target, environ: Mapping[str, str] | None = None, frozen: bool = False
+) -> DesiredProject:
+    """``prepare`` for callers that need only the desired state: served from
+    ``.envd/desired.cache`` when none of its inputs changed (see desired_cache)."""
+    from envd import desired_cache
+
+    environ = os.environ if environ is None else environ
+    cached = desired_cache.lookup(target, environ, frozen)
+    if cached is not None:
+        return cached
+    loaded, desired = prepare(target, environ, frozen=frozen)
+    desired_cache.store(target, environ, frozen, loaded, desired, build_inputs(loaded))
+    return desired
 
 
 def image_refs(desired: DesiredProject) -> list[str]:

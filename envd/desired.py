@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envd import __version__, labels
 from envd.engine.types import (
@@ -29,8 +29,10 @@ from envd.engine.types import (
     SecretFile,
 )
 from envd.secrets import digest as secret_digest
-from envd.spec.load import LoadedSpec
-from envd.spec.models import Dependency, Service
+
+if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
+    from envd.spec.load import LoadedSpec
+    from envd.spec.models import Service
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,16 @@ class DesiredBuild:
 
 
 @dataclass(frozen=True)
+class DesiredDependency:
+    condition: str  # started | healthy | completed
+    required: bool = True
+
+
+@dataclass(frozen=True)
 class DesiredService:
     name: str
     replicas: int
-    depends_on: Mapping[str, Dependency]
+    depends_on: Mapping[str, DesiredDependency]
     image_ref: str
     pull: str
     build: DesiredBuild | None
@@ -315,7 +323,9 @@ def _service(
     return DesiredService(
         name=name,
         replicas=svc.replicas,
-        depends_on=dict(svc.depends_on),
+        depends_on={
+            dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+        },
         image_ref=image_ref,
         pull=svc.pull,
         build=build,

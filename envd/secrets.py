@@ -15,9 +15,12 @@ import secrets as _random
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from envd.errors import SpecError, SpecProblem
-from envd.spec.models import SecretDef
+
+if TYPE_CHECKING:
+    from envd.spec.models import SecretDef
 
 _KEY_CACHE: bytes | None = None
 

@@ -1,0 +1,288 @@
+"""The desired state of the last successful load, reused while its inputs stand still.
+
+A repeated ``envd up --once`` spends most of its time before the first engine
+call: importing pydantic and building the spec models costs more than
+observing and planning 50 services. The desired state is a pure function of
+files and variables, so it is kept in ``.envd/desired.cache`` with a key over
+every input, and a lookup that matches skips the loader (and pydantic) whole.
+
+The key covers envd's own code, the Python version, the target (directory,
+file, environment, profiles, swarm, ``--frozen``), the bytes of the spec,
+``.env`` and ``envd.lock``, and the whole process environment. What the spec
+points at is recorded when an entry is stored and checked on lookup: the
+contents of ``env_file`` files, which paths must exist (bind sources, watch
+paths), each build context's digest, and each secret's value (by keyed
+digest; values are read again on every hit, never stored).
+
+The file is written 0600 and sealed with an HMAC under the per-user key
+(``envd.secrets.hash_key``, kept outside the project), and the seal is
+checked before anything is unpickled: a cache file that came with a cloned
+repository, or that another user wrote, is ignored rather than trusted.
+
+Anything unexpected — a missing file, a changed digest, a secret that cannot
+be read — is a miss: the caller loads the spec the slow way, which also
+produces the proper error message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import pickle
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
+
+from envd import __version__
+from envd.buildctx import BuildInputs
+from envd.desired import DesiredProject
+from envd.spec.paths import resolve_paths
+
+if TYPE_CHECKING:
+    from envd.converge import Target
+    from envd.spec.load import LoadedSpec
+
+CACHE_FILE = "desired.cache"
+_FORMAT = b"envd-desired-cache/1"
+_SEAL = 32  # bytes of HMAC-SHA256 in front of the pickle
+
+
+@dataclass(frozen=True)
+class _Secret:
+    name: str
+    file: str | None
+    env: str | None
+    command: tuple[str, ...] | None
+    digest: str  # keyed digest of the value the entry was built with
+
+
+@dataclass(frozen=True)
+class _Entry:
+    key: str
+    desired: DesiredProject  # secret values stripped
+    secrets: tuple[_Secret, ...]
+    # per service, the secret name behind each of template.secrets, in order
+    secret_sources: Mapping[str, tuple[str, ...]]
+    files: tuple[tuple[str, str | None], ...]  # (path, keyed digest of contents | None)
+    paths: tuple[tuple[str, bool], ...]  # (path, existed)
+    builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
+
+
+def lookup(target: Target, environ: Mapping[str, str], frozen: bool) -> DesiredProject | None:
+    """The cached desired state for these inputs, or None (then load the spec)."""
+    try:
+        spec_file, base = resolve_paths(target.project_dir, target.file)
+        raw = (base / ".envd" / CACHE_FILE).read_bytes()
+    except OSError:
+        return None
+    try:
+        from envd.secrets import hash_key
+
+        key = hash_key()
+        seal, body = raw[:_SEAL], raw[_SEAL:]
+        if not hmac.compare_digest(seal, hmac.new(key, body, hashlib.sha256).digest()):
+            return None
+        entry = pickle.loads(body)
+        if not isinstance(entry, _Entry):
+            return None
+        if entry.key != _key(key, target, environ, frozen, spec_file, base):
+            return None
+        return _revalidate(entry, base, environ)
+    except Exception:  # any doubt is a miss, and the slow path speaks
+        return None
+
+
+def store(
+    target: Target,
+    environ: Mapping[str, str],
+    frozen: bool,
+    loaded: LoadedSpec,
+    desired: DesiredProject,
+    builds: Mapping[str, BuildInputs],
+) -> None:
+    """Remember a desired state that was just loaded and validated the slow way."""
+    try:
+        from envd.secrets import digest, hash_key, read_secrets
+
+        spec_file, base = resolve_paths(target.project_dir, target.file)
+        active = loaded.active_services()
+        names = sorted({s.source for svc in active.values() for s in svc.secrets})
+        values = read_secrets(set(names), loaded.spec.secrets, base, environ)
+        secrets = tuple(
+            _Secret(
+                n,
+                loaded.spec.secrets[n].file,
+                loaded.spec.secrets[n].env,
+                tuple(loaded.spec.secrets[n].command or ()) or None,
+                digest(values[n]),
+            )
+            for n in names
+        )
+        files: list[tuple[str, str | None]] = []
+        paths: list[tuple[str, bool]] = []
+        for svc in active.values():
+            for env_file in svc.env_file:
+                files.append((str(base / env_file), _file_digest(base / env_file)))
+            for mount in svc.volumes:
+                if mount.type == "bind":
+                    src = Path(os.path.expanduser(mount.source))
+                    src = src if src.is_absolute() else base / src
+                    paths.append((str(src), src.exists()))
+            for rule in svc.watch:
+                paths.append((str(base / rule.path), (base / rule.path).exists()))
+        stripped = replace(
+            desired,
+            services={
+                name: replace(
+                    s,
+                    template=replace(
+                        s.template,
+                        secrets=tuple(replace(f, value=b"") for f in s.template.secrets),
+                    ),
+                )
+                for name, s in desired.services.items()
+            },
+        )
+        build_digests = {
+            name: s.build.digest for name, s in desired.services.items() if s.build is not None
+        }
+        key = hash_key()
+        entry = _Entry(
+            key=_key(key, target, environ, frozen, spec_file, base),
+            desired=stripped,
+            secrets=secrets,
+            secret_sources={
+                name: tuple(s.source for s in svc.secrets) for name, svc in active.items()
+            },
+            files=tuple(files),
+            paths=tuple(paths),
+            builds=tuple(
+                (inputs, build_digests[name])
+                for name, inputs in sorted(builds.items())
+                if name in build_digests
+            ),
+        )
+        body = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        _write(base / ".envd" / CACHE_FILE, hmac.new(key, body, hashlib.sha256).digest() + body)
+    except Exception:  # a cache that cannot be written is only slower
+        return
+
+
+def _revalidate(entry: _Entry, base: Path, environ: Mapping[str, str]) -> DesiredProject | None:
+    from envd.secrets import digest, read_secret
+
+    for path, want in entry.files:
+        if _file_digest(Path(path)) != want:
+            return None
+    for path, existed in entry.paths:
+        if Path(path).exists() != existed:
+            return None
+    cache_dir = base / ".envd"
+    for inputs, want_digest in entry.builds:
+        if inputs.digest(cache_dir) != want_digest:
+            return None
+    values: dict[str, bytes] = {}
+    for sec in entry.secrets:
+        definition = SimpleNamespace(
+            file=sec.file, env=sec.env, command=list(sec.command) if sec.command else None
+        )
+        value = read_secret(sec.name, definition, base, environ)  # type: ignore[arg-type]
+        if digest(value) != sec.digest:
+            return None
+        values[sec.name] = value
+    if not values:
+        return entry.desired
+    return replace(
+        entry.desired,
+        services={
+            name: replace(
+                s,
+                template=replace(
+                    s.template,
+                    secrets=tuple(
+                        replace(f, value=values[source])
+                        for f, source in zip(
+                            s.template.secrets, entry.secret_sources[name], strict=True
+                        )
+                    ),
+                ),
+            )
+            for name, s in entry.desired.services.items()
+        },
+    )
+
+
+def _key(
+    hash_key: bytes,
+    target: Target,
+    environ: Mapping[str, str],
+    frozen: bool,
+    spec_file: Path,
+    base: Path,
+) -> str:
+    h = hmac.new(hash_key, _FORMAT, hashlib.sha256)
+
+    def feed(*parts: object) -> None:
+        for part in parts:
+            data = part if isinstance(part, bytes) else repr(part).encode()
+            h.update(len(data).to_bytes(8, "big") + data)
+
+    feed(__version__, sys.version, _code_fingerprint())
+    feed(
+        str(spec_file),
+        str(base),
+        target.environment,
+        sorted(target.profiles),
+        target.swarm,
+        frozen,
+    )
+    for path in (spec_file, base / ".env", base / "envd.lock"):
+        try:
+            feed(path.read_bytes())
+        except FileNotFoundError:
+            feed(None)
+    feed(sorted(environ.items()))
+    return h.hexdigest()
+
+
+def _code_fingerprint() -> str:
+    """Size and mtime of every module of envd: a changed envd is a changed input."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _file_digest(path: Path) -> str | None:
+    from envd.secrets import digest
+
+    try:
+        return digest(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def clear(project_dir: Path) -> None:
+    """Forget the cached desired state (tests, and `envd down`)."""
+    (project_dir / ".envd" / CACHE_FILE).unlink(missing_ok=True)

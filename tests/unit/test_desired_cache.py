@@ -1,0 +1,167 @@
+"""The desired-state cache: a hit equals a fresh load, any changed input is a miss,
+secret values never reach the file, and a file envd did not seal is ignored."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from envd import desired_cache
+from envd.converge import Target, prepare, prepare_desired
+from envd.desired import DesiredProject
+
+SECRET = b"cache-must-not-hold-this-42"
+
+SPEC = """\
+[project]
+name = "cachy"
+
+[services.api]
+image = "api:1"
+env = { GREETING = "${GREETING:-hi}" }
+env_file = ["api.env"]
+volumes = ["./site:/www:ro"]
+secrets = ["token"]
+depends_on = { db = "healthy" }
+
+[services.db]
+image = "postgres:16"
+healthcheck = { test = ["CMD", "true"] }
+
+[services.web]
+build = "web"
+
+[secrets.token]
+file = "token.txt"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "envd.toml").write_text(SPEC)
+    (tmp_path / "api.env").write_text("MODE=dev\n")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "token.txt").write_bytes(SECRET)
+    (tmp_path / "web").mkdir()
+    (tmp_path / "web" / "Dockerfile").write_text("FROM scratch\nCOPY app.txt /\n")
+    (tmp_path / "web" / "app.txt").write_text("v1\n")
+    return tmp_path
+
+
+def _env() -> dict[str, str]:
+    return {"HOME": os.environ.get("HOME", "/root"), "PATH": os.environ.get("PATH", "")}
+
+
+def _fresh(project: Path, env: dict[str, str]) -> DesiredProject:
+    return prepare(Target(project_dir=str(project)), env)[1]
+
+
+def _warm(project: Path, env: dict[str, str]) -> DesiredProject:
+    desired = prepare_desired(Target(project_dir=str(project)), env)
+    assert (project / ".envd" / desired_cache.CACHE_FILE).is_file()
+    return desired
+
+
+def _lookup(project: Path, env: dict[str, str]) -> DesiredProject | None:
+    return desired_cache.lookup(Target(project_dir=str(project)), env, frozen=False)
+
+
+def test_a_hit_equals_a_fresh_load_including_secret_values(project: Path) -> None:
+    env = _env()
+    first = _warm(project, env)
+    hit = _lookup(project, env)
+    assert hit is not None
+    assert hit == _fresh(project, env) == first
+    api = hit.services["api"].template
+    assert [s.value for s in api.secrets] == [SECRET]
+    assert hit.services["api"].depends_on["db"].condition == "healthy"
+
+
+def test_the_file_holds_no_secret_value_and_is_private(project: Path) -> None:
+    _warm(project, _env())
+    path = project / ".envd" / desired_cache.CACHE_FILE
+    assert SECRET not in path.read_bytes()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "spec",
+        "variable",
+        "env_file",
+        "secret",
+        "bind source gone",
+        "build context",
+        "dotenv",
+        "lock",
+    ],
+)
+def test_any_changed_input_is_a_miss(project: Path, change: str) -> None:
+    env = _env()
+    _warm(project, env)
+    assert _lookup(project, env) is not None
+    if change == "spec":
+        spec = project / "envd.toml"
+        spec.write_text(spec.read_text().replace('image = "api:1"', 'image = "api:2"'))
+    elif change == "variable":
+        env["GREETING"] = "hello"
+    elif change == "env_file":
+        (project / "api.env").write_text("MODE=prod\n")
+    elif change == "secret":
+        (project / "token.txt").write_bytes(SECRET + b"-rotated")
+    elif change == "bind source gone":
+        (project / "site").rmdir()
+    elif change == "build context":
+        (project / "web" / "app.txt").write_text("v2, a different size\n")
+    elif change == "dotenv":
+        (project / ".env").write_text("GREETING=yo\n")
+    elif change == "lock":
+        (project / "envd.lock").write_text("{}\n")
+    assert _lookup(project, env) is None
+
+
+def test_a_file_envd_did_not_seal_is_ignored(project: Path) -> None:
+    env = _env()
+    _warm(project, env)
+    path = project / ".envd" / desired_cache.CACHE_FILE
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit in the pickle
+    path.write_bytes(bytes(data))
+    assert _lookup(project, env) is None
+    path.write_bytes(b"\0" * 32 + b"cos\nsystem\n(S'echo pwned'\ntR.")  # a planted pickle
+    assert _lookup(project, env) is None
+
+
+def test_a_bad_spec_is_never_served_from_the_cache(project: Path) -> None:
+    from envd.errors import SpecError
+
+    env = _env()
+    _warm(project, env)
+    spec = project / "envd.toml"
+    spec.write_text(spec.read_text().replace('image = "api:1"', 'imgae = "api:1"'))
+    with pytest.raises(SpecError):
+        prepare_desired(Target(project_dir=str(project)), env)
+
+
+def test_a_hit_does_not_import_pydantic(project: Path) -> None:
+    env = {**_env(), "ENVD_HASH_KEY": "test-key"}
+    _code = (
+        "import sys\n"
+        "from envd.converge import Target, prepare_desired\n"
+        f"prepare_desired(Target(project_dir={str(project)!r}))\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    run_env = {**env, "PYTHONPATH": root}
+    outs = [
+        subprocess.run(
+            [sys.executable, "-c", _code], env=run_env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert outs == ["True", "False"]  # the first run loads and stores, the second hits
