@@ -24,6 +24,10 @@ def main() -> None:
         from envd import init
 
         init.run(["--", sys.executable, "-m", "envd", *argv])
+    # envd is an application: third-party pydantic plugins have no business in
+    # its spec models, and finding them scans every installed distribution's
+    # metadata on each start (~10 ms).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from envd.cli import run_cli
 
     sys.exit(run_cli())

@@ -287,21 +287,25 @@ def up(
     The daemon keeps the project converged (hot reload, drift repair) until
     `envd down`. With --once: converge and wait in this process, no daemon (CI).
     """
-    from envd.converge import converge, prepare
+    from pathlib import Path
+
+    from envd.converge import converge, prepare_desired
     from envd.progress import make_progress
 
-    loaded, desired = prepare(obj.target(), frozen=frozen)
+    # From .envd/desired.cache when nothing it depends on changed (no pydantic).
+    desired = prepare_desired(obj.target(), frozen=frozen)
+    project_dir = Path(desired.project_dir)
     eng = engine()
     if not once:
         if force_recreate:
             raise UsageError(
                 "--force-recreate needs --once (the daemon never recreates unchanged containers)"
             )
-        _up_with_daemon(obj, loaded, desired, eng, None if no_wait else timeout, as_json)
+        _up_with_daemon(obj, project_dir, desired, eng, None if no_wait else timeout, as_json)
         return
     from envd.daemon import process
 
-    if process.running(loaded.project_dir, loaded.environment) is not None:
+    if process.running(project_dir, desired.environment) is not None:
         # Two writers would race on the same containers.
         raise UsageError(
             f"a daemon already keeps project {desired.project!r} converged; use `envd up`"
@@ -333,16 +337,16 @@ def up(
 
 
 def _up_with_daemon(
-    obj: Ctx, loaded: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
+    obj: Ctx, project_dir: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
 ) -> None:
     from envd.daemon import process
     from envd.events import Event
     from envd.progress import make_progress
 
-    client = process.running(loaded.project_dir, loaded.environment)
+    client = process.running(project_dir, desired.environment)
     started = client is None
     if client is None:
-        client = process.start(obj.target(), loaded.project_dir, loaded.environment)
+        client = process.start(obj.target(), project_dir, desired.environment)
     generation, seq = client.reload(wait_timeout=timeout, restart_exited=True)
     progress = make_progress(as_json)
     final: dict[str, Any] | None = None
