@@ -76,6 +76,9 @@ class Reconciler:
         self._retry_at: float | None = None
         self._stopping = False
         self._listeners: list[Any] = []
+        # Each service's last settled state ("ready", "completed", "failed"):
+        # a background pass reports only what changed, not fifty "ready" lines.
+        self._settled: dict[str, str] = {}
 
     # ------------------------------------------------------------------ triggers
     def trigger(
@@ -161,7 +164,18 @@ class Reconciler:
             for listener in self._listeners:
                 listener(desired)
 
+            # A client waiting on this pass (`envd up`) is shown every
+            # service's state; passes nobody waits for only say what changed.
+            quiet_settled = request.wait_timeout is None
+
             def emit(ev: Event) -> None:
+                if ev.kind in ("ready", "completed", "failed", "timeout") and ev.service:
+                    before = self._settled.get(ev.service)
+                    self._settled[ev.service] = ev.kind
+                    if quiet_settled and before == ev.kind and ev.kind != "failed":
+                        return
+                elif ev.phase == "working" and ev.service:
+                    self._settled.pop(ev.service, None)
                 self.publish(
                     ev.kind, ev.resource, ev.message, ev.phase, service=ev.service, reconcile_id=rid
                 )

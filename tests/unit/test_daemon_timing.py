@@ -390,6 +390,28 @@ def test_spec_edit_recreates_only_the_changed_service(world: World) -> None:
     assert dict(env)["COLOR"] == "blue"
 
 
+def test_background_passes_report_only_changed_service_states(world: World) -> None:
+    """A pass nobody waits on does not repeat "ready" for unchanged services; one a
+    client waits on (`envd up`) reports every service."""
+
+    def settled(events: list[dict[str, Any]]) -> list[str]:
+        return sorted(e["service"] for e in events if e["kind"] == "ready")
+
+    world.reconciler.trigger("start")
+    world.run_next()
+    assert settled(world.drain()) == ["web", "worker"]
+    world.reconciler.trigger("periodic resync")
+    world.run_next()
+    assert settled(world.drain()) == []
+    world.write(web="blue")
+    world.reconciler.trigger("files changed: envd.toml")
+    world.run_next()
+    assert settled(world.drain()) == ["web"]
+    world.reconciler.trigger("envd up", wait_timeout=5.0)
+    world.run_next()
+    assert settled(world.drain()) == ["web", "worker"]
+
+
 def test_drift_is_repaired_by_the_next_pass(world: World) -> None:
     """A container removed behind envd's back is recreated by the pass its event triggers."""
     world.reconciler.trigger("start")
