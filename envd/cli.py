@@ -224,9 +224,9 @@ def schema() -> None:
 @click.pass_obj
 def plan(obj: Ctx, as_json: bool) -> None:
     """Show what `up` would change, per resource, and why (changes nothing)."""
-    from envd.converge import plan_project, prepare
+    from envd.converge import plan_project, prepare_desired
 
-    _, desired = prepare(obj.target())
+    desired = prepare_desired(obj.target())
     the_plan, _ = plan_project(engine(), desired)
     if as_json:
         click.echo(json.dumps(the_plan.to_json(), indent=2))
