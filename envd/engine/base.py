@@ -23,6 +23,7 @@ from envd.engine.types import (
     ContainerState,
     ObservedContainer,
     ObservedImage,
+    ObservedMount,
     ObservedNetwork,
     ObservedVolume,
 )
@@ -46,6 +47,9 @@ class Engine(Protocol):
         """The local image for a reference or id, or None when absent."""
 
     def container_state(self, container_id: str) -> ContainerState: ...
+
+    def container_mounts(self, container_id: str) -> list[ObservedMount]:
+        """The container's mounts (one inspect), anonymous and secret volumes marked."""
 
     # --- images ------------------------------------------------------------
     def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage: ...
@@ -88,7 +92,12 @@ class Engine(Protocol):
         """
 
     def remove_container(self, container_id: str, volumes: bool = False) -> None:
-        """Remove a (stopped) container; ``volumes`` also drops anonymous volumes."""
+        """Remove a (stopped) container and envd's secret volumes with it.
+
+        Its other anonymous volumes stay unless ``volumes`` is set; then they go
+        too, including ones handed over from a replaced container. Named
+        volumes always stay.
+        """
 
     def rename_container(self, container_id: str, name: str) -> None: ...
 

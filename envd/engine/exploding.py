@@ -16,6 +16,7 @@ from envd.engine.types import (
     ContainerState,
     ObservedContainer,
     ObservedImage,
+    ObservedMount,
     ObservedNetwork,
     ObservedVolume,
 )
@@ -50,6 +51,9 @@ class ExplodingEngine:
 
     def container_state(self, container_id: str) -> ContainerState:
         _explode("container_state")
+
+    def container_mounts(self, container_id: str) -> list[ObservedMount]:
+        _explode("container_mounts")
 
     def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage:
         _explode("pull_image")

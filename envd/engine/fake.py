@@ -9,6 +9,13 @@ Test controls: ``add_image``, ``set_health``, ``exit_container``,
 ``emit_log``, ``fail_next`` and the ``calls`` journal of mutating calls, so a
 test can assert that a no-op ``up`` made none.
 
+Volumes behave like the engine's: a volume mount without a source, an
+image's declared ``VOLUME`` (``add_image(volumes=...)``) and, for a read-only
+container with secrets, the secrets directory each get an anonymous volume
+with a 64-hex name; ``remove_container`` drops the secret ones always and the
+other anonymous ones (also those handed over by ``anonymous_volumes``) only
+with ``volumes=True``.
+
 Deliberate simplifications: restart policies are not simulated (a container
 told to exit stays exited), bind sources are not checked, and ``exec_run``
 understands a handful of commands only (``cat``, ``stat -c``, ``true``,
@@ -38,6 +45,7 @@ from envd.engine.types import (
     Healthcheck,
     ObservedContainer,
     ObservedImage,
+    ObservedMount,
     ObservedNetwork,
     ObservedVolume,
     PortBinding,
@@ -77,6 +85,7 @@ class _Image:
     labels: dict[str, str]
     repo_digests: tuple[str, ...] = ()
     healthcheck: Healthcheck | None = None
+    volumes: tuple[str, ...] = ()  # the image's VOLUME declarations
 
 
 @dataclass
@@ -93,6 +102,7 @@ class _Container:
     files: dict[str, _File] = field(default_factory=dict)
     logs: list[str] = field(default_factory=list)
     networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → aliases
+    mounts: list[ObservedMount] = field(default_factory=list)  # as an inspect reports them
 
 
 @dataclass
@@ -139,12 +149,16 @@ class FakeEngine:
         *,
         repo_digests: tuple[str, ...] = (),
         healthcheck: Healthcheck | None = None,
+        volumes: tuple[str, ...] = (),
     ) -> ObservedImage:
-        """Make an image present locally (as if pulled or built before)."""
+        """Make an image present locally (as if pulled or built before).
+
+        ``volumes``: the paths its Dockerfile declares with ``VOLUME``.
+        """
         with self._lock:
             lbl = dict(labels or {})
             image_id = id or "sha256:" + _digest("image", ref, _labels_key(lbl))
-            img = _Image(ref, image_id, lbl, repo_digests, healthcheck)
+            img = _Image(ref, image_id, lbl, repo_digests, healthcheck, tuple(volumes))
             self._images[ref] = img
             self._images[image_id] = img
             return self._observed_image(ref, img)
@@ -419,11 +433,7 @@ class FakeEngine:
             self._enter("remove_volume", name)
             if name not in self._volumes:
                 raise NotFound(f"get {name}: no such volume", 404)
-            users = [
-                c.id
-                for c in self._containers.values()
-                if any(m.type == "volume" and m.source == name for m in c.spec.mounts)
-            ]
+            users = self._volume_users(name)
             if users:
                 raise Conflict(f"remove {name}: volume is in use - [{', '.join(users)}]", 409)
             del self._volumes[name]
@@ -450,9 +460,6 @@ class FakeEngine:
             if img is None:
                 raise NotFound(f"No such image: {spec.image}", 404)
             # Like the engine: a missing network is only noticed at start.
-            for m in spec.mounts:
-                if m.type == "volume" and m.source and m.source not in self._volumes:
-                    self._volumes[m.source] = _Volume(m.source, {}, "local")
             hc = spec.healthcheck if spec.healthcheck is not None else img.healthcheck
             if hc is not None and (not hc.test or hc.test[0] == "NONE"):
                 hc = None
@@ -477,6 +484,7 @@ class FakeEngine:
                         500,
                     )
                 c.files[target] = _File(s.value, s.mode, s.uid, s.gid)
+            c.mounts = self._make_mounts(spec, img)
             self._containers[c.id] = c
             self._event(c, "create")
             return c.id
@@ -533,6 +541,70 @@ class FakeEngine:
             if c.id in self._containers:
                 del self._containers[c.id]
                 self._event(c, "destroy")
+            # Secret volumes always go with their container; the other
+            # anonymous ones only when asked. A volume another container
+            # still uses stays (the engine refuses to remove it).
+            for m in c.mounts:
+                if (m.secrets or (volumes and m.anonymous)) and not self._volume_users(m.source):
+                    self._volumes.pop(m.source, None)
+
+    def container_mounts(self, container_id: str) -> list[ObservedMount]:
+        with self._lock:
+            self._enter("container_mounts")
+            return list(self._get(container_id).mounts)
+
+    def _volume_users(self, name: str) -> list[str]:
+        return [
+            c.id
+            for c in self._containers.values()
+            if any(m.type == "volume" and m.source == name for m in c.mounts)
+        ]
+
+    def _make_mounts(self, spec: ContainerCreate, img: _Image) -> list[ObservedMount]:
+        """The mounts the engine gives a new container, creating the volumes they need."""
+
+        def anonymous(labels: dict[str, str] | None = None) -> str:
+            name = self._new_id("volume")
+            self._volumes[name] = _Volume(name, dict(labels or {}), "local")
+            return name
+
+        out: list[ObservedMount] = []
+        for m in spec.mounts:
+            if m.type != "volume":
+                out.append(ObservedMount(m.type, m.target, m.source, m.read_only))
+            elif m.source:
+                # Like the engine: a named volume that does not exist is created.
+                self._volumes.setdefault(m.source, _Volume(m.source, {}, "local"))
+                out.append(
+                    ObservedMount(
+                        "volume",
+                        m.target,
+                        m.source,
+                        m.read_only,
+                        anonymous=m.source in spec.anonymous_volumes,
+                    )
+                )
+            else:
+                out.append(
+                    ObservedMount("volume", m.target, anonymous(), m.read_only, anonymous=True)
+                )
+        mounted = {posixpath.normpath(m.target) for m in spec.mounts}
+        taken = mounted | {posixpath.normpath(path) for path, _ in spec.tmpfs}
+        for path in img.volumes:
+            if posixpath.normpath(path) not in taken:
+                out.append(ObservedMount("volume", path, anonymous(), anonymous=True))
+        if spec.secrets and spec.read_only:
+            from envd.engine.real import SECRETS_VOLUME_LABEL, _secret_roots
+
+            labels = {SECRETS_VOLUME_LABEL: "1"}
+            if "dev.envd.project" in spec.labels:
+                labels["dev.envd.project"] = spec.labels["dev.envd.project"]
+            for d in _secret_roots(spec.secrets):
+                if d not in mounted:
+                    out.append(
+                        ObservedMount("volume", d, anonymous(labels), anonymous=True, secrets=True)
+                    )
+        return out
 
     def rename_container(self, container_id: str, name: str) -> None:
         with self._lock:

@@ -33,6 +33,7 @@ from envd.engine.types import (
     ContainerState,
     ObservedContainer,
     ObservedImage,
+    ObservedMount,
     ObservedNetwork,
     ObservedVolume,
     PortBinding,
@@ -51,6 +52,11 @@ _DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
 # is mounted there so the archive API may write into it).
 SECRETS_DIR = "/run/secrets"
 SECRETS_VOLUME_LABEL = "dev.envd.secrets"
+# The anonymous volumes a container was handed over from the one it replaced
+# (comma-separated names). It mounts them by name, so the engine's own `v=1`
+# would keep them; remove_container(volumes=True) removes them itself.
+ANONYMOUS_VOLUMES_LABEL = "dev.envd.anonymous-volumes"
+_ANONYMOUS_NAME = re.compile(r"[0-9a-f]{64}")  # how the engine names anonymous volumes
 _PROJECT_LABEL = "dev.envd.project"
 
 _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
@@ -776,6 +782,8 @@ class DockerEngine:
             "AttachStderr": False,
             "HostConfig": host,
         }
+        if spec.anonymous_volumes:
+            body["Labels"][ANONYMOUS_VOLUMES_LABEL] = ",".join(spec.anonymous_volumes)
         if spec.command is not None:
             body["Cmd"] = list(spec.command)
         if spec.entrypoint is not None:
@@ -822,8 +830,10 @@ class DockerEngine:
             if spec.secrets:
                 self._write_secrets(cid, spec)
         except BaseException:
+            # The engine's own `v=1`: the volumes it made for this container go
+            # (secrets among them); the ones handed over by name stay.
             with contextlib.suppress(EngineError, EngineUnavailable):
-                self.remove_container(cid, volumes=True)
+                self._delete_container(cid, volumes=True)
             raise
         return cid
 
@@ -864,32 +874,55 @@ class DockerEngine:
 
     def remove_container(self, container_id: str, volumes: bool = False) -> None:
         # Anonymous volumes holding secrets go with their container even when
-        # the others stay (`down` without -v).
-        secret_volumes = [] if volumes else self._secret_volumes(container_id)
+        # the others stay (`down` without -v). With -v the engine removes the
+        # anonymous volumes it created, not those handed over by name: we do.
+        resp = self._send("GET", f"/containers/{quote(container_id)}/json")
+        mounts = self._mounts(resp.json()) if resp.status == 200 else []
+        self._delete_container(container_id, volumes)
+        for m in mounts:
+            if m.secrets or (volumes and m.anonymous):
+                with contextlib.suppress(NotFound, Conflict):
+                    self.remove_volume(m.source)
+
+    def _delete_container(self, container_id: str, volumes: bool) -> None:
         self._call(
             "DELETE",
             f"/containers/{quote(container_id)}",
             {"v": int(volumes), "force": 1},
             what=f"container {container_id}",
         )
-        for name in secret_volumes:
-            with contextlib.suppress(NotFound, Conflict):
-                self.remove_volume(name)
 
-    def _secret_volumes(self, container_id: str) -> list[str]:
-        resp = self._send("GET", f"/containers/{quote(container_id)}/json")
-        if resp.status != 200:
-            return []
-        out = []
-        for m in resp.json().get("Mounts") or []:
-            if m.get("Type") != "volume" or not m.get("Name"):
-                continue
-            vol = self._send("GET", f"/volumes/{quote(str(m['Name']))}")
-            if (
-                vol.status == 200
-                and ((vol.json() or {}).get("Labels") or {}).get(SECRETS_VOLUME_LABEL) == "1"
-            ):
-                out.append(str(m["Name"]))
+    def container_mounts(self, container_id: str) -> list[ObservedMount]:
+        return self._mounts(self._inspect_container(container_id))
+
+    def _mounts(self, doc: Json) -> list[ObservedMount]:
+        """A container's mounts from its inspect (plus one volume list if any is anonymous)."""
+        host = doc.get("HostConfig") or {}
+        asked = {str(m.get("Source") or "") for m in host.get("Mounts") or []}
+        asked |= {str(b).split(":", 1)[0] for b in host.get("Binds") or []}
+        labels = (doc.get("Config") or {}).get("Labels") or {}
+        handed = set(str(labels.get(ANONYMOUS_VOLUMES_LABEL) or "").split(","))
+        out: list[ObservedMount] = []
+        for m in doc.get("Mounts") or []:
+            kind = str(m.get("Type") or "")
+            name = str((m.get("Name") if kind == "volume" else m.get("Source")) or "")
+            anonymous = (
+                kind == "volume"
+                and _ANONYMOUS_NAME.fullmatch(name) is not None
+                and (name not in asked or name in handed)
+            )
+            target = str(m.get("Destination") or "")
+            out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous))
+        if any(m.anonymous for m in out):
+            q = {"filters": _filters(label=[f"{SECRETS_VOLUME_LABEL}=1"])}
+            vols = self._call("GET", "/volumes", q, what="listing volumes").json() or {}
+            secret = {str(v.get("Name")) for v in vols.get("Volumes") or []}
+            out = [
+                ObservedMount(m.type, m.target, m.source, m.read_only, True, True)
+                if m.anonymous and m.source in secret
+                else m
+                for m in out
+            ]
         return out
 
     def rename_container(self, container_id: str, name: str) -> None:

@@ -84,6 +84,11 @@ class ContainerCreate:
     auto_remove: bool = False
     tty: bool = False
     stdin_open: bool = False
+    # Names of volumes in ``mounts`` that are anonymous volumes handed over
+    # from the container this one replaces (what Compose does on recreate).
+    # They stay anonymous: ``remove_container(volumes=True)`` removes them.
+    # Not part of the config hash: it is how a container is made, not what.
+    anonymous_volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,21 @@ class ObservedContainer:
     @property
     def config_hash(self) -> str:
         return self.labels.get("dev.envd.config-hash", "")
+
+
+@dataclass(frozen=True)
+class ObservedMount:
+    """One mount of an existing container, as an inspect reports it."""
+
+    type: str  # "volume", "bind", "tmpfs"…
+    target: str
+    source: str = ""  # the volume's name, or the host path of a bind
+    read_only: bool = False
+    # A volume the engine named itself (64 hex digits) rather than one asked for
+    # by name: from the image's VOLUME, a spec entry without a source, or handed
+    # over from a replaced container (``ContainerCreate.anonymous_volumes``).
+    anonymous: bool = False
+    secrets: bool = False  # envd's own anonymous volume holding secret files
 
 
 @dataclass(frozen=True)

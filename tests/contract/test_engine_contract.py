@@ -264,6 +264,73 @@ def test_volumes(world: World) -> None:
     assert eng.list_volumes(world.project) == []
 
 
+def test_anonymous_volumes_are_marked_kept_and_handed_over(world: World) -> None:
+    """An anonymous volume outlives its container without ``volumes``; handed over by name
+    it stays anonymous and ``remove_container(volumes=True)`` removes it; mounted by name
+    without being handed over it is nobody's anonymous volume and stays."""
+    eng = world.engine
+    named = world.name("named")
+    eng.create_volume(named, world.labels())
+    cid = eng.create_container(
+        world.spec("a", mounts=(Mount("volume", "/data"), Mount("volume", "/named", named)))
+    )
+    anon = ""
+    try:
+        by_target = {m.target: m for m in eng.container_mounts(cid)}
+        data, kept = by_target["/data"], by_target["/named"]
+        anon = data.source
+        assert (data.type, data.anonymous, data.secrets, data.read_only) == (
+            "volume",
+            True,
+            False,
+            False,
+        )
+        assert len(anon) == 64 and all(ch in "0123456789abcdef" for ch in anon)
+        assert (kept.source, kept.anonymous) == (named, False)
+        eng.remove_container(cid)
+        assert eng.volume_exists(anon), "an anonymous volume went without volumes=True"
+
+        # Mounted by name but not handed over: not anonymous, so volumes=True keeps it.
+        cid = eng.create_container(world.spec("b", mounts=(Mount("volume", "/data", anon),)))
+        assert [m.anonymous for m in eng.container_mounts(cid)] == [False]
+        eng.remove_container(cid, volumes=True)
+        assert eng.volume_exists(anon)
+
+        # Handed over: still anonymous, and volumes=True removes it (the engine alone would not).
+        cid = eng.create_container(
+            world.spec("c", mounts=(Mount("volume", "/data", anon),), anonymous_volumes=(anon,))
+        )
+        [handed] = eng.container_mounts(cid)
+        assert (handed.target, handed.source, handed.anonymous) == ("/data", anon, True)
+        eng.remove_container(cid, volumes=True)
+        assert not eng.volume_exists(anon)
+        assert eng.volume_exists(named)
+        with pytest.raises(NotFound):
+            eng.container_mounts(cid)
+    finally:
+        if anon and eng.volume_exists(anon):  # it carries no project label to clean it up by
+            for c in eng.list_containers(world.project):
+                eng.remove_container(c.id)
+            eng.remove_volume(anon)
+
+
+def test_secret_volume_is_marked_and_goes_with_its_container(world: World) -> None:
+    """A read-only container's secrets volume is reported as such and removed even without ``volumes``."""
+    eng = world.engine
+    cid = eng.create_container(
+        world.spec("ro", read_only=True, secrets=(SecretFile("/run/secrets/pw", value=b"x"),))
+    )
+    [vol] = eng.container_mounts(cid)
+    assert (vol.target, vol.type, vol.anonymous, vol.secrets) == (
+        "/run/secrets",
+        "volume",
+        True,
+        True,
+    )
+    eng.remove_container(cid)
+    assert not eng.volume_exists(vol.source)
+
+
 def test_exit_code_is_observed(world: World) -> None:
     """A command exiting 3 shows as exited with code 3 in the list and in the state."""
     eng = world.engine
