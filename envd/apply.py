@@ -10,19 +10,25 @@ Recreate is stop → remove → create → start: at no moment do two containers
 claim one name, and a crash between any two steps leaves a state the next plan
 repairs (a stopped stale container is recreated, a missing one created, a
 created one started).
+
+Like Compose, a recreate hands the old container's anonymous volumes (an
+image's ``VOLUME``, a spec entry without a source) over to the new one at the
+same paths, so their data survives config changes. The old container is
+removed without its volumes; only ``down -v`` deletes anonymous volumes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import posixpath
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from envd import labels
 from envd.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.engine.types import BuildRequest, ObservedContainer
+from envd.engine.types import BuildRequest, ContainerCreate, Mount, ObservedContainer
 from envd.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
 from envd.events import Clock, Emit, Event, Phase, SystemClock, discard
 from envd.observe import Observed
@@ -229,13 +235,18 @@ class Applier:
             e.start_container(action.container_id)
         elif action.kind in ("create", "recreate"):
             assert action.container is not None
+            spec = action.container
             if action.kind == "recreate":
+                spec = self._hand_over_volumes(action, spec)
+                # Without its volumes: from here on they belong to the new
+                # container (a crash before it exists leaves them orphaned,
+                # never deleted).
                 self._stop_remove(action.container_id, action.stop_timeout)
             try:
-                cid = e.create_container(action.container)
+                cid = e.create_container(spec)
             except Conflict:
                 raise EngineError(
-                    f"a container named {action.container.name!r} already exists and is not"
+                    f"a container named {spec.name!r} already exists and is not"
                     " managed by this project; remove or rename it"
                 ) from None
             e.start_container(cid)
@@ -246,10 +257,56 @@ class Applier:
         self.emit(Event(action.kind, action.resource, "done", "done", action.service))
 
     def _stop_remove(self, container_id: str, timeout: int | None) -> None:
-        # Anonymous volumes go with their container: envd never hands them
-        # to a successor, and one may hold the secret files of a read-only
-        # service. Data meant to last lives in named volumes.
-        stop_and_remove(self.engine, container_id, timeout, volumes=True)
+        # Anonymous volumes stay, as with Compose: a recreate hands them over,
+        # and a container scaled away or left out of the spec leaves them
+        # behind rather than deleting data. Only `down -v` removes them. (The
+        # engine removes a read-only service's secret volume regardless.)
+        stop_and_remove(self.engine, container_id, timeout, volumes=False)
+
+    def _hand_over_volumes(self, action: Action, spec: ContainerCreate) -> ContainerCreate:
+        """``spec`` with the old container's anonymous volumes mounted at the same paths.
+
+        A path the spec mounts something else at (a named volume, a bind, a
+        tmpfs) keeps what the spec says; an anonymous volume the spec asks for
+        at that path is the old one. envd's secret volumes are never handed
+        over: they go with their container.
+        """
+        try:
+            old = self.engine.container_mounts(action.container_id)
+        except NotFound:
+            return spec  # gone already: nothing to hand over
+        named = {v.name for v in self.desired.volumes.values()}
+        anonymous = {
+            posixpath.normpath(m.target): m
+            for m in old
+            if m.type == "volume" and m.anonymous and not m.secrets and m.source not in named
+        }
+        if not anonymous:
+            return spec
+        mounts: list[Mount] = []
+        for m in spec.mounts:
+            prev = anonymous.pop(posixpath.normpath(m.target), None)
+            if prev is not None and m.type == "volume" and not m.source:
+                mounts.append(replace(m, source=prev.source))
+            else:
+                mounts.append(m)
+        for path, _ in spec.tmpfs:
+            anonymous.pop(posixpath.normpath(path), None)
+        mounts += [Mount("volume", m.target, m.source, m.read_only) for m in anonymous.values()]
+        handed = tuple(m.source for m in mounts if m not in spec.mounts)
+        if not handed:
+            return spec
+        where = ", ".join(sorted(m.target for m in mounts if m.source in handed))
+        self.emit(
+            Event(
+                action.kind,
+                action.resource,
+                f"keeping anonymous volume(s) at {where}",
+                "working",
+                action.service,
+            )
+        )
+        return replace(spec, mounts=tuple(mounts), anonymous_volumes=handed)
 
     # ------------------------------------------------------------------ scheduling
     def _converge(
