@@ -1,4 +1,10 @@
-"""The command line: the only module that prints for people.
+"""The command line: the click group, the shared options and the core commands.
+
+The CLI modules are the only ones that print for people. This one holds the
+group, ``Ctx``, the project options accepted before or after a command, the
+error to exit-code mapping (``run_cli``) and the life-cycle commands on this
+engine; the commands that take a project beyond it live in their own modules,
+imported only when run or listed (see ``LAZY_COMMANDS``).
 
 Every command maps errors to the contract's exit codes: 0 success, 1 the
 environment failed, 2 bad usage or spec (nothing changed), 3 engine
@@ -65,7 +71,36 @@ def err(message: str) -> None:
     click.echo(f"envd: {message}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands defined in other modules. Importing them costs start-up time, so a
+# module is imported only when one of its commands runs or all are listed.
+LAZY_COMMANDS = {
+    "deploy": "envd.cli_swarm",  # and `status`/`down --target swarm`
+    "diff": "envd.cli_environments",
+    "export": "envd.cli_convert",
+    "import": "envd.cli_convert",
+    "lock": "envd.cli_environments",
+}
+
+
+class _Group(click.Group):
+    """A group whose LAZY_COMMANDS register themselves when first looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            import importlib
+
+            # An unknown name loads every module: click suggests close names
+            # ("Did you mean 'deploy'?") from the commands it knows.
+            wanted = LAZY_COMMANDS.get(cmd_name)
+            for module in [wanted] if wanted else sorted(set(LAZY_COMMANDS.values())):
+                importlib.import_module(module)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-C", "project_dir", metavar="DIR", help="Project directory (default: .).")
 @click.option("-f", "--file", "file", metavar="FILE", help="Spec file (default: DIR/envd.toml).")
 @click.option(
@@ -455,90 +490,6 @@ def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
-@_json_opt
-@_project_opts()
-@click.pass_obj
-def lock(obj: Ctx, check: bool, as_json: bool) -> None:
-    """Write envd.lock: every environment's images pinned to digests."""
-    from dataclasses import replace
-
-    from envd import lock as lockfile
-    from envd.converge import prepare
-    from envd.lockgen import environments_of, make_lock
-    from envd.progress import make_progress
-
-    if check:
-        problems: list[str] = []
-        for env in environments_of(obj.target()):
-            try:
-                prepare(
-                    replace(obj.target(), environment=env), frozen=True, read_secret_values=False
-                )
-            except EnvdError as exc:
-                problems.append(str(exc))
-        if as_json:
-            click.echo(json.dumps({"in_sync": not problems, "problems": problems}))
-        else:
-            for p in problems:
-                click.echo(p)
-            if not problems:
-                click.echo(f"{lockfile.LOCK_FILE} matches the spec.")
-        if problems:
-            sys.exit(2)
-        return
-    progress = make_progress(as_json)
-    new = make_lock(engine(), obj.target(), progress)
-    progress.close()
-    from envd.spec.paths import resolve_paths
-
-    loaded_dir = resolve_paths(obj.project_dir, obj.file)[1]
-    path = lockfile.write(loaded_dir, new)
-    if as_json:
-        click.echo(json.dumps({"written": str(path), "environments": sorted(new.environments)}))
-    else:
-        n = sum(len(e.services) for e in new.environments.values())
-        click.echo(
-            f"wrote {_rel(path)}: {len(new.environments)} environment(s), {n} pinned service image(s)"
-        )
-
-
-@main.command()
-@click.argument("env_a")
-@click.argument("env_b")
-@_json_opt
-@_project_opts()
-@click.pass_obj
-def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
-    """Show field by field what differs between two environments ("base" for none)."""
-    from envd.diffenv import BASE_NAMES, json_value, render_value
-    from envd.diffenv import diff as diff_envs
-    from envd.spec.load import load
-
-    def one(name: str) -> Any:
-        env = None if name in BASE_NAMES else name
-        return load(obj.project_dir, obj.file, env, profiles=obj.profiles)
-
-    rows = diff_envs(one(env_a), one(env_b))
-    if as_json:
-        click.echo(
-            json.dumps(
-                [{"path": p, env_a: json_value(a), env_b: json_value(b)} for p, a, b in rows],
-                indent=2,
-            )
-        )
-        return
-    if not rows:
-        click.echo(f"{env_a} and {env_b} are identical.")
-        return
-    width = max(len(env_a), len(env_b))
-    for path, a, b in rows:
-        click.echo(path)
-        click.echo(f"  {env_a.ljust(width)}  {render_value(a)}")
-        click.echo(f"  {env_b.ljust(width)}  {render_value(b)}")
-
-
-@main.command()
 @_project_opts()
 @click.pass_obj
 def daemon(obj: Ctx) -> None:
@@ -591,7 +542,9 @@ def events(obj: Ctx, as_json: bool, since: int | None) -> None:
 def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: str) -> None:
     """Stop and remove the project's containers and networks."""
     if target == "swarm":
-        _swarm_down(obj, volumes, as_json)
+        from envd import cli_swarm
+
+        cli_swarm.run_down(obj, volumes, as_json)
         return
     from envd import labels
     from envd.apply import remove_all
@@ -671,7 +624,9 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
 def status(obj: Ctx, as_json: bool, target: str) -> None:
     """Per service: desired vs actual, health, container ids, drift."""
     if target == "swarm":
-        _swarm_status(obj, as_json)
+        from envd import cli_swarm
+
+        cli_swarm.run_status(obj, as_json)
         return
     import datetime
 
@@ -838,323 +793,6 @@ def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
     if service not in desired.services:
         raise UsageError(f"no service named {service!r} in the spec")
     sys.exit(run_one_off(engine(), desired, service, list(command) or None, rm))
-
-
-# --------------------------------------------------------------------------- swarm, export, import
-# deploy --target swarm, status/down --target swarm, export, import (docs/swarm.md, docs/formats.md).
-
-
-def swarm_engine() -> Any:
-    """A ``SwarmEngine`` that answered a ping and manages an active swarm."""
-    from envd.engine.swarm import SwarmEngine
-    from envd.swarm import require_manager
-
-    eng = SwarmEngine()
-    eng.ping()
-    require_manager(eng)
-    return eng
-
-
-def _endpoint_mode_opt(f: F) -> F:
-    return click.option(
-        "--endpoint-mode",
-        type=click.Choice(["auto", "vip", "dnsrr"]),
-        default="auto",
-        envvar="ENVD_SWARM_ENDPOINT_MODE",
-        show_default=True,
-        help="vip: virtual IPs and the routing mesh; dnsrr: DNS round robin and host-mode"
-        " ports (for kernels without IPVS); auto: vip unless this kernel lacks IPVS.",
-    )(f)
-
-
-def _notes(notes: Any, as_json: bool) -> None:
-    if not as_json:
-        for note in notes:
-            err(f"note: {note}")
-
-
-@main.command()
-@click.option(
-    "--target",
-    type=click.Choice(["swarm"]),
-    required=True,
-    help="Where to deploy (swarm: the Docker Swarm this engine manages).",
-)
-@click.option(
-    "--timeout",
-    type=float,
-    default=300.0,
-    show_default=True,
-    help="Seconds to wait for the services to run their new spec.",
-)
-@click.option("--no-wait", is_flag=True, help="Do not wait for the services to converge.")
-@click.option("--dry-run", is_flag=True, help="Show what the deploy would change; change nothing.")
-@_endpoint_mode_opt
-@click.option("--frozen", is_flag=True, help="Refuse to deploy unless envd.lock matches the spec.")
-@_json_opt
-@_project_opts()
-@click.pass_obj
-def deploy(
-    obj: Ctx,
-    target: str,
-    timeout: float,
-    no_wait: bool,
-    dry_run: bool,
-    frozen: bool,
-    endpoint_mode: str,
-    as_json: bool,
-) -> None:
-    """Deploy the spec to a Docker Swarm: services, overlay network, secrets."""
-    import time
-    from dataclasses import replace
-
-    from envd.converge import prepare
-    from envd.progress import make_progress
-    from envd.swarm import deploy as swarm_deploy
-    from envd.swarm import observe_swarm, plan_swarm, prepare_swarm
-
-    started = time.monotonic()
-    loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen)
-    eng = swarm_engine()
-    if dry_run:
-        wanted = prepare_swarm(eng, loaded, desired, endpoint_mode=endpoint_mode, build=False)
-        the_plan = plan_swarm(wanted, observe_swarm(eng, wanted.project))
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "project": wanted.project,
-                        "target": target,
-                        "builds": list(wanted.builds),
-                        "actions": [a.to_json() for a in the_plan.actions],
-                        "notes": list(wanted.notes),
-                    },
-                    indent=2,
-                )
-            )
-            return
-        _notes(wanted.notes, as_json)
-        click.echo(f"Project {wanted.project} on the swarm")
-        for b in wanted.builds:
-            click.echo(f"  {'build':<15} {b}")
-        width = max((len(a.resource) for a in the_plan.actions), default=10)
-        for a in the_plan.actions:
-            click.echo(f"  {a.kind:<15} {a.resource:<{width}}  {a.reason}")
-        n = len(the_plan.changes) + len(wanted.builds)
-        click.echo(f"{n} change(s)" if n else "Nothing to do: the deploy is up to date.")
-        return
-    progress = make_progress(as_json)
-    try:
-        wanted = prepare_swarm(eng, loaded, desired, progress, endpoint_mode)
-        _notes(wanted.notes, as_json)
-        result = swarm_deploy(eng, wanted, progress, wait=not no_wait, timeout=timeout)
-    except EnvironmentFailed as exc:
-        progress.close()
-        if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "result": "failed",
-                        "failures": [
-                            {"service": f.service, "reason": f.reason} for f in exc.failures
-                        ],
-                    }
-                )
-            )
-        else:
-            for f in exc.failures:
-                err(f"service {f.service!r} {f.reason}")
-        raise
-    progress.close()
-    elapsed = time.monotonic() - started
-    changes = result.plan.changes
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "result": "ok",
-                    "project": wanted.project,
-                    "target": target,
-                    "changes": [a.to_json() for a in changes],
-                    "services": result.services,
-                    "warnings": result.warnings,
-                    "notes": list(wanted.notes),
-                    "seconds": round(elapsed, 3),
-                }
-            )
-        )
-        return
-    for w in result.warnings:
-        err(f"warning: {w}")
-    what = f"{len(changes)} change(s)" if changes else "nothing changed"
-    click.echo(
-        f"Project {wanted.project} is deployed on the swarm: {len(wanted.services)} service(s),"
-        f" {what} ({elapsed:.1f}s).",
-        err=True,
-    )
-
-
-def _swarm_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
-    from envd.progress import make_progress
-    from envd.swarm import down as swarm_down
-
-    loaded = obj.load()
-    eng = swarm_engine()
-    progress = make_progress(as_json)
-    result = swarm_down(eng, loaded.project, progress, volumes=volumes)
-    progress.close()
-    if as_json:
-        click.echo(json.dumps({"result": "ok", **result.__dict__}))
-        return
-    for w in result.warnings:
-        err(f"warning: {w}")
-    click.echo(
-        f"Project {loaded.project} is down on the swarm: {len(result.services)} service(s),"
-        f" {len(result.secrets)} secret(s), {len(result.networks)} network(s) removed.",
-        err=True,
-    )
-
-
-def _swarm_status(obj: Ctx, as_json: bool) -> None:
-    from envd.converge import prepare
-    from envd.swarm import prepare_swarm
-    from envd.swarm import status as swarm_status
-
-    loaded = obj.load()
-    eng = swarm_engine()
-    wanted = None
-    try:
-        # The desired state (for drift) needs the secrets' values: their digests name them.
-        loaded, desired = prepare(obj.target())
-    except SpecError as exc:
-        err(f"note: drift is not shown: {exc.problems[0].render()}")
-    else:
-        mode = os.environ.get("ENVD_SWARM_ENDPOINT_MODE", "auto")
-        wanted = prepare_swarm(eng, loaded, desired, endpoint_mode=mode, build=False)
-    report = swarm_status(eng, loaded.project, wanted)
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    rows = [("SERVICE", "DESIRED", "RUNNING", "UPDATE", "PORTS", "DRIFT")]
-    for s in report["services"]:
-        rows.append(
-            (
-                s["name"],
-                str(s["desired_replicas"]),
-                str(s["running"]),
-                s["update"],
-                ",".join(s["ports"]) or "-",
-                s["drift"] or "-",
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
-    for s in report["services"]:
-        if not s["tasks"]:
-            continue
-        click.echo(f"\n{s['swarm_name']} tasks:")
-        for t in s["tasks"]:
-            error = f"  {t['error']}" if t["error"] else ""
-            if t["ports"]:
-                error = f"  ports {','.join(t['ports'])}{error}"
-            mark = "" if t["current"] else "  (previous spec)"
-            click.echo(
-                f"  {t['id']}  slot {t['slot']:<3} {t['node']:<16} {t['state']:<10}"
-                f" desired {t['desired_state']:<9}{mark}{error}"
-            )
-
-
-@main.command(name="export")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["compose", "swarm", "k8s"]),
-    required=True,
-    help="compose: a Compose file; swarm: a stack file for `docker stack deploy`;"
-    " k8s: Kubernetes manifests.",
-)
-@click.option("-o", "--output", "output", metavar="FILE", help="Write here instead of stdout.")
-@click.option(
-    "--secret-values",
-    is_flag=True,
-    help="k8s: put the secrets' values in the Secret manifests (default: none).",
-)
-@_project_opts()
-@click.pass_obj
-def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None:
-    """Convert the spec to another format; what it cannot express is reported on stderr."""
-    from envd.export import export, render_yaml
-
-    loaded = obj.load()
-    values: dict[str, bytes] | None = None
-    if secret_values:
-        if fmt != "k8s":
-            raise UsageError("--secret-values applies to --format k8s only")
-        from envd.secrets import read_secrets
-
-        names = {s.source for svc in loaded.active_services().values() for s in svc.secrets}
-        values = read_secrets(names, loaded.spec.secrets, loaded.project_dir, os.environ)
-    result = export(loaded, fmt, values)
-    text = render_yaml(result, output)
-    if output:
-        # Secret values go into a file only its owner can read.
-        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if values else 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        if values:
-            os.chmod(output, 0o600)
-    else:
-        click.echo(text, nl=False)
-    for note in result.notes:
-        err(f"note: {note}")
-    if output:
-        from pathlib import Path
-
-        if fmt != "k8s" and Path(output).resolve().parent != loaded.project_dir.resolve():
-            err(
-                f"note: relative paths in {output} are relative to the project directory"
-                f" {_rel(loaded.project_dir)}; Compose reads them relative to the file"
-            )
-        click.echo(f"wrote {output} ({fmt}; {len(result.notes)} note(s))", err=True)
-
-
-@main.command(name="import")
-@click.argument("compose_file", metavar="FILE")
-@click.option(
-    "-o",
-    "--output",
-    "output",
-    metavar="FILE",
-    help="Write the spec here (default: stdout; '-' for stdout).",
-)
-@click.option("--force", is_flag=True, help="Overwrite FILE given with -o if it exists.")
-def import_(compose_file: str, output: str | None, force: bool) -> None:
-    """Convert a Compose file to envd.toml; what envd cannot express is reported on stderr."""
-    from pathlib import Path
-
-    from envd.importer import import_compose
-
-    path = Path(compose_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {compose_file}: {exc.strerror}") from None
-    result = import_compose(text, source=compose_file)
-    if output and output != "-":
-        out = Path(output)
-        if out.exists() and not force:
-            raise UsageError(f"{output} exists; pass --force to overwrite it")
-        out.write_text(result.toml, encoding="utf-8")
-    else:
-        click.echo(result.toml, nl=False)
-    for note in result.notes:
-        err(f"note: {note}")
-    if output and output != "-":
-        click.echo(
-            f"wrote {output}: {result.services} service(s), {len(result.notes)} note(s)",
-            err=True,
-        )
 
 
 # --------------------------------------------------------------------------- entry

@@ -1,0 +1,106 @@
+"""`envd export` and `envd import`: the spec to and from other formats.
+
+Compose, swarm stack files and Kubernetes manifests (docs/formats.md).
+Imported by ``envd.cli`` only when one of them runs or all commands are listed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from envd.cli import Ctx, _project_opts, _rel, err, main
+from envd.errors import UsageError
+
+
+@main.command(name="export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["compose", "swarm", "k8s"]),
+    required=True,
+    help="compose: a Compose file; swarm: a stack file for `docker stack deploy`;"
+    " k8s: Kubernetes manifests.",
+)
+@click.option("-o", "--output", "output", metavar="FILE", help="Write here instead of stdout.")
+@click.option(
+    "--secret-values",
+    is_flag=True,
+    help="k8s: put the secrets' values in the Secret manifests (default: none).",
+)
+@_project_opts()
+@click.pass_obj
+def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None:
+    """Convert the spec to another format; what it cannot express is reported on stderr."""
+    from envd.export import export, render_yaml
+
+    loaded = obj.load()
+    values: dict[str, bytes] | None = None
+    if secret_values:
+        if fmt != "k8s":
+            raise UsageError("--secret-values applies to --format k8s only")
+        from envd.secrets import read_secrets
+
+        names = {s.source for svc in loaded.active_services().values() for s in svc.secrets}
+        values = read_secrets(names, loaded.spec.secrets, loaded.project_dir, os.environ)
+    result = export(loaded, fmt, values)
+    text = render_yaml(result, output)
+    if output:
+        # Secret values go into a file only its owner can read.
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if values else 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        if values:
+            os.chmod(output, 0o600)
+    else:
+        click.echo(text, nl=False)
+    for note in result.notes:
+        err(f"note: {note}")
+    if output:
+        from pathlib import Path
+
+        if fmt != "k8s" and Path(output).resolve().parent != loaded.project_dir.resolve():
+            err(
+                f"note: relative paths in {output} are relative to the project directory"
+                f" {_rel(loaded.project_dir)}; Compose reads them relative to the file"
+            )
+        click.echo(f"wrote {output} ({fmt}; {len(result.notes)} note(s))", err=True)
+
+
+@main.command(name="import")
+@click.argument("compose_file", metavar="FILE")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    metavar="FILE",
+    help="Write the spec here (default: stdout; '-' for stdout).",
+)
+@click.option("--force", is_flag=True, help="Overwrite FILE given with -o if it exists.")
+def import_(compose_file: str, output: str | None, force: bool) -> None:
+    """Convert a Compose file to envd.toml; what envd cannot express is reported on stderr."""
+    from pathlib import Path
+
+    from envd.importer import import_compose
+
+    path = Path(compose_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {compose_file}: {exc.strerror}") from None
+    result = import_compose(text, source=compose_file)
+    if output and output != "-":
+        out = Path(output)
+        if out.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to overwrite it")
+        out.write_text(result.toml, encoding="utf-8")
+    else:
+        click.echo(result.toml, nl=False)
+    for note in result.notes:
+        err(f"note: {note}")
+    if output and output != "-":
+        click.echo(
+            f"wrote {output}: {result.services} service(s), {len(result.notes)} note(s)",
+            err=True,
+        )

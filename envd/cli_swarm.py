@@ -1,0 +1,239 @@
+"""The Docker Swarm target: `envd deploy --target swarm`, `status`/`down --target swarm`.
+
+See docs/swarm.md. ``envd.cli`` imports this module only when one of these
+runs (or every command is listed): the local life cycle never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from envd.cli import Ctx, F, _json_opt, _project_opts, err, main
+from envd.errors import EnvironmentFailed, SpecError
+
+
+def swarm_engine() -> Any:
+    """A ``SwarmEngine`` that answered a ping and manages an active swarm."""
+    from envd.engine.swarm import SwarmEngine
+    from envd.swarm import require_manager
+
+    eng = SwarmEngine()
+    eng.ping()
+    require_manager(eng)
+    return eng
+
+
+def _endpoint_mode_opt(f: F) -> F:
+    return click.option(
+        "--endpoint-mode",
+        type=click.Choice(["auto", "vip", "dnsrr"]),
+        default="auto",
+        envvar="ENVD_SWARM_ENDPOINT_MODE",
+        show_default=True,
+        help="vip: virtual IPs and the routing mesh; dnsrr: DNS round robin and host-mode"
+        " ports (for kernels without IPVS); auto: vip unless this kernel lacks IPVS.",
+    )(f)
+
+
+def _notes(notes: Any, as_json: bool) -> None:
+    if not as_json:
+        for note in notes:
+            err(f"note: {note}")
+
+
+@main.command()
+@click.option(
+    "--target",
+    type=click.Choice(["swarm"]),
+    required=True,
+    help="Where to deploy (swarm: the Docker Swarm this engine manages).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for the services to run their new spec.",
+)
+@click.option("--no-wait", is_flag=True, help="Do not wait for the services to converge.")
+@click.option("--dry-run", is_flag=True, help="Show what the deploy would change; change nothing.")
+@_endpoint_mode_opt
+@click.option("--frozen", is_flag=True, help="Refuse to deploy unless envd.lock matches the spec.")
+@_json_opt
+@_project_opts()
+@click.pass_obj
+def deploy(
+    obj: Ctx,
+    target: str,
+    timeout: float,
+    no_wait: bool,
+    dry_run: bool,
+    frozen: bool,
+    endpoint_mode: str,
+    as_json: bool,
+) -> None:
+    """Deploy the spec to a Docker Swarm: services, overlay network, secrets."""
+    import time
+    from dataclasses import replace
+
+    from envd.converge import prepare
+    from envd.progress import make_progress
+    from envd.swarm import deploy as swarm_deploy
+    from envd.swarm import observe_swarm, plan_swarm, prepare_swarm
+
+    started = time.monotonic()
+    loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen)
+    eng = swarm_engine()
+    if dry_run:
+        wanted = prepare_swarm(eng, loaded, desired, endpoint_mode=endpoint_mode, build=False)
+        the_plan = plan_swarm(wanted, observe_swarm(eng, wanted.project))
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "project": wanted.project,
+                        "target": target,
+                        "builds": list(wanted.builds),
+                        "actions": [a.to_json() for a in the_plan.actions],
+                        "notes": list(wanted.notes),
+                    },
+                    indent=2,
+                )
+            )
+            return
+        _notes(wanted.notes, as_json)
+        click.echo(f"Project {wanted.project} on the swarm")
+        for b in wanted.builds:
+            click.echo(f"  {'build':<15} {b}")
+        width = max((len(a.resource) for a in the_plan.actions), default=10)
+        for a in the_plan.actions:
+            click.echo(f"  {a.kind:<15} {a.resource:<{width}}  {a.reason}")
+        n = len(the_plan.changes) + len(wanted.builds)
+        click.echo(f"{n} change(s)" if n else "Nothing to do: the deploy is up to date.")
+        return
+    progress = make_progress(as_json)
+    try:
+        wanted = prepare_swarm(eng, loaded, desired, progress, endpoint_mode)
+        _notes(wanted.notes, as_json)
+        result = swarm_deploy(eng, wanted, progress, wait=not no_wait, timeout=timeout)
+    except EnvironmentFailed as exc:
+        progress.close()
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "result": "failed",
+                        "failures": [
+                            {"service": f.service, "reason": f.reason} for f in exc.failures
+                        ],
+                    }
+                )
+            )
+        else:
+            for f in exc.failures:
+                err(f"service {f.service!r} {f.reason}")
+        raise
+    progress.close()
+    elapsed = time.monotonic() - started
+    changes = result.plan.changes
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "result": "ok",
+                    "project": wanted.project,
+                    "target": target,
+                    "changes": [a.to_json() for a in changes],
+                    "services": result.services,
+                    "warnings": result.warnings,
+                    "notes": list(wanted.notes),
+                    "seconds": round(elapsed, 3),
+                }
+            )
+        )
+        return
+    for w in result.warnings:
+        err(f"warning: {w}")
+    what = f"{len(changes)} change(s)" if changes else "nothing changed"
+    click.echo(
+        f"Project {wanted.project} is deployed on the swarm: {len(wanted.services)} service(s),"
+        f" {what} ({elapsed:.1f}s).",
+        err=True,
+    )
+
+
+def run_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
+    """`envd down --target swarm`: remove the project's services, secrets and networks."""
+    from envd.progress import make_progress
+    from envd.swarm import down as swarm_down
+
+    loaded = obj.load()
+    eng = swarm_engine()
+    progress = make_progress(as_json)
+    result = swarm_down(eng, loaded.project, progress, volumes=volumes)
+    progress.close()
+    if as_json:
+        click.echo(json.dumps({"result": "ok", **result.__dict__}))
+        return
+    for w in result.warnings:
+        err(f"warning: {w}")
+    click.echo(
+        f"Project {loaded.project} is down on the swarm: {len(result.services)} service(s),"
+        f" {len(result.secrets)} secret(s), {len(result.networks)} network(s) removed.",
+        err=True,
+    )
+
+
+def run_status(obj: Ctx, as_json: bool) -> None:
+    """`envd status --target swarm`: per service replicas, tasks and drift."""
+    from envd.converge import prepare
+    from envd.swarm import prepare_swarm
+    from envd.swarm import status as swarm_status
+
+    loaded = obj.load()
+    eng = swarm_engine()
+    wanted = None
+    try:
+        # The desired state (for drift) needs the secrets' values: their digests name them.
+        loaded, desired = prepare(obj.target())
+    except SpecError as exc:
+        err(f"note: drift is not shown: {exc.problems[0].render()}")
+    else:
+        mode = os.environ.get("ENVD_SWARM_ENDPOINT_MODE", "auto")
+        wanted = prepare_swarm(eng, loaded, desired, endpoint_mode=mode, build=False)
+    report = swarm_status(eng, loaded.project, wanted)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    rows = [("SERVICE", "DESIRED", "RUNNING", "UPDATE", "PORTS", "DRIFT")]
+    for s in report["services"]:
+        rows.append(
+            (
+                s["name"],
+                str(s["desired_replicas"]),
+                str(s["running"]),
+                s["update"],
+                ",".join(s["ports"]) or "-",
+                s["drift"] or "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
+    for s in report["services"]:
+        if not s["tasks"]:
+            continue
+        click.echo(f"\n{s['swarm_name']} tasks:")
+        for t in s["tasks"]:
+            error = f"  {t['error']}" if t["error"] else ""
+            if t["ports"]:
+                error = f"  ports {','.join(t['ports'])}{error}"
+            mark = "" if t["current"] else "  (previous spec)"
+            click.echo(
+                f"  {t['id']}  slot {t['slot']:<3} {t['node']:<16} {t['state']:<10}"
+                f" desired {t['desired_state']:<9}{mark}{error}"
+            )
