@@ -1,8 +1,9 @@
 """``DockerEngine``: the only module in envd that talks to Docker.
 
-The JSON API calls go through a minimal HTTP/1.1 client over the engine's
-unix socket (one keep-alive connection per thread), because importing
-the Docker SDK alone costs more than a no-op ``envd up`` may take in total.
+It maps the ``Engine`` protocol onto Docker API calls. Those go through the
+minimal HTTP/1.1 client of ``envd.engine.transport`` (one keep-alive
+connection per thread), because importing the Docker SDK alone costs more
+than a no-op ``envd up`` may take in total.
 The SDK is imported lazily, and only for building and pulling images (build
 contexts honouring ``.dockerignore``, registry credentials).
 
@@ -20,13 +21,25 @@ import json
 import os
 import posixpath
 import re
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import quote, urlencode
 
+from envd.engine.transport import (
+    Connection,
+    Endpoint,
+    Json,
+    ProtocolError,
+    Response,
+    StaleConnection,
+    demux,
+    failure_reason,
+    is_multiplexed,
+    json_objects,
+    stream_lines,
+)
 from envd.engine.types import (
     BuildRequest,
     ContainerCreate,
@@ -63,155 +76,6 @@ _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
 _JSON = {"Content-Type": "application/json"}
 
-Json = Any  # a decoded JSON value from the engine
-
-
-class _ProtocolError(Exception):
-    """The engine's answer is not HTTP as we know it."""
-
-
-class _StaleConnection(Exception):
-    """A kept-alive connection the engine had closed; safe to retry once."""
-
-
-class _Response:
-    """Status and body of a finished request."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-    def json(self) -> Json:
-        return json.loads(self.body) if self.body else None
-
-
-class _Connection:
-    """A minimal HTTP/1.1 client connection with keep-alive.
-
-    ``http.client`` would do, but importing it (with ``email`` and ``ssl``)
-    costs about 17 ms, a tenth of a no-op ``envd up``. The engine's answers
-    are simple: a length, chunks, or a body that runs until the engine
-    closes the connection (hijacked exec streams).
-    """
-
-    def __init__(self, open_socket: Callable[[float | None], socket.socket]) -> None:
-        self._open = open_socket
-        self.pid = os.getpid()
-        self.sock: socket.socket | None = None
-        self._rfile: io.BufferedReader | None = None
-
-    def close(self) -> None:
-        if self._rfile is not None:
-            self._rfile.close()
-            self._rfile = None
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-    def _readline(self) -> bytes:
-        assert self._rfile is not None
-        return self._rfile.readline(65537)
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        body: bytes | None,
-        timeout: float | None,
-    ) -> tuple[int, dict[str, str]]:
-        """Send a request, read the status line and headers of the answer."""
-        reused = self.sock is not None
-        if self.sock is None:
-            self.sock = self._open(timeout)
-            self._rfile = self.sock.makefile("rb")
-        else:
-            self.sock.settimeout(timeout)
-        lines = [f"{method} {url} HTTP/1.1", "Host: docker"]
-        lines += [f"{k}: {v}" for k, v in headers.items()]
-        if body is not None or method in ("POST", "PUT"):
-            lines.append(f"Content-Length: {len(body or b'')}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        try:
-            if body and len(body) < 65536:
-                self.sock.sendall(head + body)
-            else:
-                self.sock.sendall(head)
-                if body:
-                    self.sock.sendall(body)
-            status_line = self._readline()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            if reused:
-                raise _StaleConnection from exc
-            raise
-        if not status_line:
-            if reused:
-                raise _StaleConnection
-            raise _ProtocolError("it closed the connection without answering")
-        while True:
-            parts = status_line.split(None, 2)
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/") or not parts[1].isdigit():
-                raise _ProtocolError(f"it gave an unexpected answer {status_line[:60]!r}")
-            status = int(parts[1])
-            hdrs: dict[str, str] = {}
-            while True:
-                line = self._readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                key, _, value = line.decode("latin-1").partition(":")
-                hdrs[key.strip().lower()] = value.strip()
-            if not 100 <= status < 200 or status == 101:
-                return status, hdrs
-            status_line = self._readline()  # skip an interim 1xx answer
-
-    def body_chunks(self, method: str, status: int, headers: dict[str, str]) -> Iterator[bytes]:
-        """The body, piece by piece as it arrives; closes the connection if it must."""
-        rfile = self._rfile
-        assert rfile is not None
-        keep = headers.get("connection", "").lower() != "close"
-        try:
-            if method == "HEAD" or status in (204, 304):
-                pass
-            elif "chunked" in headers.get("transfer-encoding", "").lower():
-                while True:
-                    size_line = self._readline()
-                    if not size_line:
-                        raise _ProtocolError("it closed the connection mid-answer")
-                    size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                    if size == 0:
-                        while self._readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        break
-                    data = rfile.read(size)
-                    if len(data) < size:
-                        raise _ProtocolError("it closed the connection mid-answer")
-                    self._readline()
-                    yield data
-            elif "content-length" in headers:
-                remaining = int(headers["content-length"])
-                while remaining > 0:
-                    data = rfile.read1(min(remaining, 65536))
-                    if not data:
-                        raise _ProtocolError("it closed the connection mid-answer")
-                    remaining -= len(data)
-                    yield data
-            else:  # the body runs until the engine closes the connection
-                keep = False
-                while True:
-                    data = rfile.read1(65536)
-                    if not data:
-                        break
-                    yield data
-        except BaseException:
-            keep = False
-            raise
-        finally:
-            if not keep:
-                self.close()
-
 
 def _engine_message(body: bytes) -> str:
     try:
@@ -221,37 +85,6 @@ def _engine_message(body: bytes) -> str:
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         return str(doc["message"]).strip()
     return body.decode("utf-8", "replace").strip()
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    if isinstance(exc, socket.timeout | TimeoutError):
-        return "it did not answer in time"
-    return str(exc) or type(exc).__name__
-
-
-def _demux(data: bytes) -> bytes:
-    """Join the payloads of a multiplexed (non-TTY) stream, stdout and stderr."""
-    out = bytearray()
-    pos, size = 0, len(data)
-    while pos + 8 <= size:
-        length = int.from_bytes(data[pos + 4 : pos + 8], "big")
-        out += data[pos + 8 : pos + 8 + length]
-        pos += 8 + length
-    return bytes(out)
-
-
-def _is_multiplexed(data: bytes) -> bool:
-    """Whether ``data`` parses, end to end, as frames of the 8-byte-header stream."""
-    pos, size = 0, len(data)
-    if size == 0:
-        return True
-    while pos < size:
-        if pos + 8 > size or data[pos] not in (0, 1, 2) or data[pos + 1 : pos + 4] != b"\0\0\0":
-            return False
-        pos += 8 + int.from_bytes(data[pos + 4 : pos + 8], "big")
-    return pos == size
 
 
 def _lines(text: bytes) -> list[str]:
@@ -319,17 +152,7 @@ class DockerEngine:
     def __init__(self, host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.host = host or _host_from_env()
         self.timeout = timeout
-        url = urlsplit(self.host)
-        self._scheme = url.scheme
-        self._unix_path = ""
-        self._netloc = ""
-        if url.scheme in ("unix", ""):
-            self._unix_path = url.path or "/var/run/docker.sock"
-        elif url.scheme in ("tcp", "http", "https"):
-            self._netloc = url.netloc
-        self._tls = url.scheme == "https" or (
-            url.scheme == "tcp" and os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
-        )
+        self._endpoint = Endpoint(self.host)
         self._local = threading.local()
         self._prefix = f"/v{API_VERSION}"
         self._sdk: Any = None
@@ -337,50 +160,20 @@ class DockerEngine:
 
     # --- transport ---------------------------------------------------------
     def _unavailable(self, exc: BaseException | str) -> EngineUnavailable:
-        reason = exc if isinstance(exc, str) else _reason(exc)
+        reason = exc if isinstance(exc, str) else failure_reason(exc)
         return EngineUnavailable(f"the Docker engine is not reachable at {self.host}: {reason}")
 
-    def _open_socket(self, timeout: float | None) -> socket.socket:
-        """A connected socket to the engine (raises OSError)."""
-        if self._unix_path:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(timeout)
-                sock.connect(self._unix_path)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        if not self._netloc:
-            raise self._unavailable(f"the scheme {self._scheme!r} is not supported")
-        hostname, _, port = self._netloc.rpartition(":")
-        if not hostname:
-            hostname, port = port, "2375"
-        sock = socket.create_connection((hostname.strip("[]"), int(port)), timeout=timeout)
-        if self._tls:
-            import ssl  # lazy: only TLS hosts need it
-
-            ctx = ssl.create_default_context()
-            cert_path = os.environ.get("DOCKER_CERT_PATH", "")
-            if cert_path:
-                ctx.load_verify_locations(os.path.join(cert_path, "ca.pem"))
-                ctx.load_cert_chain(
-                    os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")
-                )
-            sock = ctx.wrap_socket(sock, server_hostname=hostname.strip("[]"))
-        return sock
-
-    def _connection(self) -> _Connection:
-        conn: _Connection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> Connection:
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None or conn.pid != os.getpid():
             # A connection inherited through fork() belongs to the parent.
-            conn = _Connection(self._open_socket)
+            conn = Connection(self._endpoint.connect)
             self._local.conn = conn
         return conn
 
     def close(self) -> None:
         """Close this thread's connection (others close when their thread ends)."""
-        conn: _Connection | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
 
@@ -400,7 +193,7 @@ class DockerEngine:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = _DEFAULT_TIMEOUT,
-    ) -> _Response:
+    ) -> Response:
         """One request on this thread's keep-alive connection, retried once if stale."""
         url = self._url(path, query)
         hdrs = dict(headers or {})
@@ -414,15 +207,15 @@ class DockerEngine:
             try:
                 status, resp_headers = conn.request(method, url, hdrs, payload, read_timeout)
                 body_bytes = b"".join(conn.body_chunks(method, status, resp_headers))
-                return _Response(status, body_bytes, resp_headers)
-            except _StaleConnection:
+                return Response(status, body_bytes, resp_headers)
+            except StaleConnection:
                 # A keep-alive connection the engine closed while idle: retry
                 # once on a fresh one. A fresh connection failing is real.
                 conn.close()
                 if attempt == 0:
                     continue
                 raise self._unavailable("it closed the connection") from None
-            except (OSError, _ProtocolError, ValueError) as exc:
+            except (OSError, ProtocolError, ValueError) as exc:
                 conn.close()
                 raise self._unavailable(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -437,14 +230,14 @@ class DockerEngine:
         what: str = "",
         ok: tuple[int, ...] = (200, 201, 204, 304),
         **kw: Any,
-    ) -> _Response:
+    ) -> Response:
         resp = self._send(method, path, query, body, **kw)
         if resp.status in ok:
             return resp
         raise self._error(resp, what)
 
     @staticmethod
-    def _error(resp: _Response, what: str = "") -> EngineError:
+    def _error(resp: Response, what: str = "") -> EngineError:
         msg = _engine_message(resp.body) or f"HTTP {resp.status}"
         if what and what.rsplit(" ", 1)[-1] not in msg:
             msg = f"{what}: {msg}"
@@ -584,7 +377,7 @@ class DockerEngine:
         if isinstance(exc, docker.errors.APIError):
             status = exc.status_code or 0
             msg = str(exc.explanation or exc)
-            resp = _Response(status, json.dumps({"message": msg}).encode())
+            resp = Response(status, json.dumps({"message": msg}).encode())
             return self._error(resp, what)
         if isinstance(exc, docker.errors.DockerException | OSError):
             return self._unavailable(exc)
@@ -966,7 +759,7 @@ class DockerEngine:
         ).body
         info = self._call("GET", f"/exec/{exec_id}/json").json()
         code = info.get("ExitCode")
-        return (int(code) if code is not None else -1), _demux(out)
+        return (int(code) if code is not None else -1), demux(out)
 
     def container_logs(self, container_id: str, tail: int = 50) -> list[str]:
         resp = self._call(
@@ -975,7 +768,7 @@ class DockerEngine:
             {"stdout": 1, "stderr": 1, "tail": str(tail)},
             what=f"container {container_id}",
         )
-        data = _demux(resp.body) if _is_multiplexed(resp.body) else resp.body
+        data = demux(resp.body) if is_multiplexed(resp.body) else resp.body
         lines = _lines(data)
         return lines[-tail:] if tail > 0 else lines
 
@@ -991,17 +784,17 @@ class DockerEngine:
             "follow": int(follow),
             "tail": "all" if tail is None else str(tail),
         }
-        conn = _Connection(self._open_socket)
+        conn = Connection(self._endpoint.connect)
         try:
             try:
                 # Following may idle for ever: no read timeout.
                 status, headers = conn.request("GET", self._url(path, q), {}, None, None)
-            except (OSError, _ProtocolError, _StaleConnection, ValueError) as exc:
+            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
                 raise self._unavailable(exc) from None
             chunks = conn.body_chunks("GET", status, headers)
             if status != 200:
-                raise self._error(_Response(status, b"".join(chunks), headers))
-            yield from _stream_lines(chunks, tty)
+                raise self._error(Response(status, b"".join(chunks), headers))
+            yield from stream_lines(chunks, tty)
         finally:
             conn.close()
 
@@ -1030,46 +823,18 @@ class DockerEngine:
             ],
         }
         q: dict[str, str | int] = {"filters": json.dumps(filters)}
-        conn = _Connection(self._open_socket)
+        conn = Connection(self._endpoint.connect)
         try:
             try:
                 status, headers = conn.request("GET", self._url("/events", q), {}, None, None)
-            except (OSError, _ProtocolError, _StaleConnection, ValueError) as exc:
+            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
                 raise self._unavailable(exc) from None
             chunks = conn.body_chunks("GET", status, headers)
             if status != 200:
-                raise self._error(_Response(status, b"".join(chunks), headers))
-            yield from _json_objects(chunks)
+                raise self._error(Response(status, b"".join(chunks), headers))
+            yield from json_objects(chunks)
         finally:
             conn.close()
-
-
-def _stream_lines(chunks: Iterator[bytes], tty: bool) -> Iterator[str]:
-    """Lines of a log stream, raw (TTY) or multiplexed, as they complete."""
-    pending: dict[int, bytes] = {}
-    buf = b""
-    try:
-        for chunk in chunks:
-            if tty:
-                frames = [(1, chunk)]
-            else:
-                buf += chunk
-                frames = []
-                while len(buf) >= 8:
-                    length = int.from_bytes(buf[4:8], "big")
-                    if len(buf) < 8 + length:
-                        break
-                    frames.append((buf[0], buf[8 : 8 + length]))
-                    buf = buf[8 + length :]
-            for stream, data in frames:
-                *complete, pending[stream] = (pending.get(stream, b"") + data).split(b"\n")
-                for line in complete:
-                    yield line.rstrip(b"\r").decode("utf-8", "replace")
-    except (OSError, _ProtocolError, ValueError):
-        pass
-    for rest in pending.values():
-        if rest:
-            yield rest.decode("utf-8", "replace")
 
 
 def _is_under(path: str, root: str) -> bool:
@@ -1104,22 +869,3 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
     if colon > slash:
         return ref[:colon], ref[colon + 1 :]
     return ref, "latest"
-
-
-def _json_objects(chunks: Iterator[bytes]) -> Iterator[dict[str, Any]]:
-    """Newline-delimited JSON objects from a chunked stream; ends if the stream drops."""
-    buf = b""
-    try:
-        for chunk in chunks:
-            buf += chunk
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                if line.strip():
-                    try:
-                        obj = json.loads(line)
-                    except ValueError:
-                        continue
-                    if isinstance(obj, dict):
-                        yield obj
-    except (OSError, _ProtocolError, ValueError):
-        return
