@@ -28,7 +28,13 @@ from dataclasses import dataclass, field, replace
 from envd import labels
 from envd.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.engine.types import BuildRequest, ContainerCreate, Mount, ObservedContainer
+from envd.engine.types import (
+    BuildRequest,
+    ContainerCreate,
+    Mount,
+    ObservedContainer,
+    ObservedImage,
+)
 from envd.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
 from envd.events import Clock, Emit, Event, Phase, SystemClock, discard
 from envd.observe import Observed
@@ -130,6 +136,7 @@ class Applier:
         self.clock = clock or SystemClock()
         self.workers = workers
         self.poll_interval = poll_interval
+        self._images: Mapping[str, ObservedImage | None] = {}
 
     # ------------------------------------------------------------------ phases
     def apply(
@@ -141,6 +148,7 @@ class Applier:
     ) -> dict[str, ServiceProgress]:
         """Run the plan; raise EnvironmentFailed listing services that did not converge."""
         deadline = None if timeout is None else self.clock.monotonic() + timeout
+        self._images = observed.images
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             self._parallel(
                 pool, [a for a in plan.actions if a.kind in ("create-network", "create-volume")]
@@ -268,8 +276,11 @@ class Applier:
 
         A path the spec mounts something else at (a named volume, a bind, a
         tmpfs) keeps what the spec says; an anonymous volume the spec asks for
-        at that path is the old one. envd's secret volumes are never handed
-        over: they go with their container.
+        at that path is the old one. Only paths the new container would get an
+        anonymous volume at are served (the spec's entries without a source and
+        the new image's ``VOLUME``s), as Compose does: a volume the spec and the
+        image dropped is left behind, not mounted. envd's secret volumes are
+        never handed over: they go with their container.
         """
         try:
             old = self.engine.container_mounts(action.container_id)
@@ -281,6 +292,14 @@ class Applier:
             for m in old
             if m.type == "volume" and m.anonymous and not m.secrets and m.source not in named
         }
+        image = self._images.get(self.desired.services[action.service].image_ref)
+        if image is not None:  # unknown image: keep everything rather than guess
+            wanted = {posixpath.normpath(p) for p in image.volumes} | {
+                posixpath.normpath(m.target)
+                for m in spec.mounts
+                if m.type == "volume" and not m.source
+            }
+            anonymous = {path: m for path, m in anonymous.items() if path in wanted}
         if not anonymous:
             return spec
         mounts: list[Mount] = []

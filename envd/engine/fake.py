@@ -287,7 +287,11 @@ class FakeEngine:
     @staticmethod
     def _observed_image(ref: str, img: _Image) -> ObservedImage:
         return ObservedImage(
-            ref=ref, id=img.id, labels=dict(img.labels), repo_digests=img.repo_digests
+            ref=ref,
+            id=img.id,
+            labels=dict(img.labels),
+            repo_digests=img.repo_digests,
+            volumes=tuple(sorted(img.volumes)),
         )
 
     def _ports_in_use(self) -> set[tuple[str, int, str]]:

@@ -317,6 +317,7 @@ class DockerEngine:
             id=str(doc["Id"]),
             labels=dict((doc.get("Config") or {}).get("Labels") or {}),
             repo_digests=tuple(doc.get("RepoDigests") or ()),
+            volumes=tuple(sorted((doc.get("Config") or {}).get("Volumes") or {})),
         )
 
     def registry_digest(self, ref: str) -> str | None:

@@ -184,3 +184,4 @@ class ObservedImage:
     id: str
     labels: Mapping[str, str] = field(default_factory=dict)
     repo_digests: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()  # paths the image declares with VOLUME

@@ -101,6 +101,11 @@ def test_anonymous_volumes_survive_recreate_and_go_with_down_v(
     anon_volumes.update(first.values(), first_ro.values())
     assert set(first) == {"/data", "/cache"} and set(first_ro) == {"/run/secrets"}
     old_id = docker_client.containers.get(db).id
+    # The adapter reports the image's VOLUME paths: what a hand-over may serve.
+    from envd.engine.real import DockerEngine
+
+    built = DockerEngine().inspect_image(f"{project_name}-db:envd")
+    assert built is not None and built.volumes == ("/data",)
     write = envd_cli(
         "exec", "db", "--", "sh", "-c", "echo kept > /data/f && echo cached > /cache/f"
     )

@@ -235,3 +235,22 @@ def test_scale_down_keeps_anonymous_volumes(tmp_path: Path) -> None:
     converge_once(eng, desired_from(tmp_path, SPEC))
     assert [c.replica for c in eng.list_containers("shop")] == [1]
     assert all(eng.volume_exists(v) for v in anon)
+
+
+def test_a_volume_the_spec_and_image_dropped_is_left_behind(tmp_path: Path) -> None:
+    """Only paths the new container would get an anonymous volume at are served (Compose):
+    dropping ``"/cache"`` from the spec, or moving to an image without the ``VOLUME``,
+    leaves that volume unmounted (and not deleted)."""
+    eng = engine()
+    eng.add_image("pg-novol")
+    converge_once(eng, desired_from(tmp_path, SPEC))
+    before = mounts(eng, the_container(eng))
+    converge_once(eng, desired_from(tmp_path, SPEC.replace('"/cache", ', "")))
+    after = mounts(eng, the_container(eng))
+    assert "/cache" not in after
+    assert after[PGDATA].source == before[PGDATA].source  # the image still declares it
+    converge_once(
+        eng, desired_from(tmp_path, SPEC.replace('"/cache", ', "").replace('"pg"', '"pg-novol"'))
+    )
+    assert PGDATA not in mounts(eng, the_container(eng))
+    assert eng.volume_exists(before["/cache"].source) and eng.volume_exists(before[PGDATA].source)
