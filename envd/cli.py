@@ -71,14 +71,30 @@ def err(message: str) -> None:
     click.echo(f"envd: {message}", err=True)
 
 
-# Commands defined in other modules. Importing them costs start-up time, so a
-# module is imported only when one of its commands runs or all are listed.
-LAZY_COMMANDS = {
-    "deploy": "envd.cli_swarm",  # and `status`/`down --target swarm`
-    "diff": "envd.cli_environments",
-    "export": "envd.cli_convert",
-    "import": "envd.cli_convert",
-    "lock": "envd.cli_environments",
+# Commands defined in other modules, with their help text. Importing them costs
+# start-up time, so a module is imported only when one of its commands runs;
+# `envd --help` lists them from the text here (a unit test keeps it in sync).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "deploy": (
+        "envd.cli_swarm",  # also `status`/`down --target swarm`
+        "Deploy the spec to a Docker Swarm: services, overlay network, secrets.",
+    ),
+    "diff": (
+        "envd.cli_environments",
+        'Show field by field what differs between two environments ("base" for none).',
+    ),
+    "export": (
+        "envd.cli_convert",
+        "Convert the spec to another format; what it cannot express is reported on stderr.",
+    ),
+    "import": (
+        "envd.cli_convert",
+        "Convert a Compose file to envd.toml; what envd cannot express is reported on stderr.",
+    ),
+    "lock": (
+        "envd.cli_environments",
+        "Write envd.lock: every environment's images pinned to digests.",
+    ),
 }
 
 
@@ -95,9 +111,22 @@ class _Group(click.Group):
             # An unknown name loads every module: click suggests close names
             # ("Did you mean 'deploy'?") from the commands it knows.
             wanted = LAZY_COMMANDS.get(cmd_name)
-            for module in [wanted] if wanted else sorted(set(LAZY_COMMANDS.values())):
+            modules = [wanted[0]] if wanted else sorted({m for m, _ in LAZY_COMMANDS.values()})
+            for module in modules:
                 importlib.import_module(module)
         return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's listing, with a command not imported yet standing in as its help text.
+        loaded = self.commands
+        stand_ins = {
+            name: click.Command(name, help=text) for name, (_, text) in LAZY_COMMANDS.items()
+        }
+        self.commands = {**stand_ins, **loaded}
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self.commands = loaded
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

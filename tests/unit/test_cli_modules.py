@@ -1,0 +1,105 @@
+"""The CLI split across modules: ``envd.cli`` imports the others only when needed.
+
+``envd.cli.LAZY_COMMANDS`` names each command defined elsewhere, its module and
+its help text, which ``envd --help`` shows without importing the module. These
+tests keep that table true and check that a core command does not load the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from envd.cli import LAZY_COMMANDS, main
+from tests.helpers import REPO
+
+MODULES = sorted({module for module, _ in LAZY_COMMANDS.values()})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _all_loaded() -> None:
+    for module in MODULES:
+        importlib.import_module(module)
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_lazy_command_lives_in_its_module_with_the_help_listed(name: str) -> None:
+    module, text = LAZY_COMMANDS[name]
+    cmd = main.commands[name]
+    assert isinstance(cmd, click.Command)
+    assert cmd.callback is not None and cmd.callback.__module__ == module
+    assert cmd.help == text
+
+
+def test_every_command_outside_envd_cli_is_in_the_table() -> None:
+    elsewhere = {
+        name
+        for name, cmd in main.commands.items()
+        if cmd.callback is not None and cmd.callback.__module__ != "envd.cli"
+    }
+    assert elsewhere == set(LAZY_COMMANDS)
+
+
+@pytest.mark.parametrize("width", [50, 64, 80])
+def test_help_lists_the_same_commands_before_and_after_the_imports(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``envd --help`` reads the table, not the modules: same text, truncation included."""
+    runner = CliRunner()
+    loaded = runner.invoke(main, ["--help"], terminal_width=width)
+    core = {n: c for n, c in main.commands.items() if n not in LAZY_COMMANDS}
+    monkeypatch.setattr(main, "commands", core)
+    listed = runner.invoke(main, ["--help"], terminal_width=width)
+    assert main.commands == core  # listing imported nothing
+    assert loaded.exit_code == listed.exit_code == 0
+    assert listed.output == loaded.output
+    assert all(f"  {name} " in listed.output for name in LAZY_COMMANDS)
+
+
+def test_core_commands_and_the_listing_import_no_other_cli_module() -> None:
+    code = (
+        "import sys\n"
+        "from envd.cli import run_cli\n"
+        "assert run_cli(['status', '--help']) == 0\n"
+        "assert run_cli(['--help']) == 0\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('envd.cli'))))\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert proc.stdout.splitlines()[-1] == "envd.cli"
+
+
+@pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))
+def test_lazy_command_runs_through_the_entry_point(name: str) -> None:
+    """A fresh process resolves the command by name (its module is imported on demand)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "envd", name, "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"Usage: envd {name} ")
+    assert LAZY_COMMANDS[name][1] in " ".join(proc.stdout.split())  # help text, rewrapped
