@@ -561,7 +561,7 @@ def events(obj: Ctx, as_json: bool, since: int | None) -> None:
 
 @main.command()
 @click.option(
-    "-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares."
+    "-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares and the anonymous volumes."
 )
 @click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
 @_target_opt
