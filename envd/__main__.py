@@ -30,7 +30,27 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from envd.cli import run_cli
 
-    sys.exit(run_cli())
+    _leave(run_cli())
+
+
+def _leave(code: int) -> None:
+    """Exit without the interpreter's teardown.
+
+    Freeing every module (pydantic's included) takes ~40 ms after the work is
+    done, a tenth of a one-service change. envd registers no atexit handlers
+    and keeps no temporary files, so flushing what it wrote is all that
+    matters: log handlers (the daemon's rotating file), then stdout/stderr.
+    """
+    if "logging" in sys.modules:
+        import logging
+
+        logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a closed pipe: nobody is reading any more
+    os._exit(code)
 
 
 if __name__ == "__main__":
