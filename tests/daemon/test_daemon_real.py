@@ -507,6 +507,66 @@ def test_sync_rule_copies_edits_creates_and_deletes(
     assert running_id(docker_client, web) == web_id
 
 
+def test_restart_rules_restart_the_same_container(
+    project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any
+) -> None:
+    """`restart` restarts the service's container in place on a change under its path;
+    `sync+restart` copies the file in first; neither recreates the container."""
+    (project_dir / "conf").mkdir()
+    (project_dir / "conf" / "app.conf").write_text("v1\n")
+    (project_dir / "src").mkdir()
+    (project_dir / "src" / "main.txt").write_text("v1\n")
+    project_dir.write(
+        """\
+[services.api]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+init = true
+watch = [{ path = "conf", action = "restart" }]
+
+[services.app]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+init = true
+watch = [{ path = "src", action = "sync+restart", target = "/app/src" }]
+"""
+    )
+    up(project_dir)
+
+    def started(name: str) -> tuple[str, str]:
+        c = docker_client.containers.get(name)
+        return c.id, c.attrs["State"]["StartedAt"]
+
+    api, app = f"{project_name}-api-1", f"{project_name}-app-1"
+    api_before, app_before = started(api), started(app)
+
+    (project_dir / "conf" / "app.conf").write_text("v2\n")
+    wait_for(
+        lambda: started(api)[1] != api_before[1],
+        timeout=15,
+        interval=0.1,
+        message=f"{api} to restart after conf/app.conf changed",
+    )
+    assert started(api)[0] == api_before[0], "restart must not recreate the container"
+    assert docker_client.containers.get(api).status == "running"
+    assert started(app) == app_before, "a change under another service's path restarted app"
+
+    (project_dir / "src" / "main.txt").write_text("v2\n")
+    wait_for(
+        lambda: started(app)[1] != app_before[1],
+        timeout=15,
+        interval=0.1,
+        message=f"{app} to restart after src/main.txt changed",
+    )
+    assert started(app)[0] == app_before[0]
+    wait_for(
+        lambda: cat_in(docker_client, app, "/app/src/main.txt") == "v2\n",
+        timeout=10,
+        interval=0.1,
+        message="the synced file in app",
+    )
+
+
 def test_sigterm_exits_zero_and_leaves_containers_running(
     project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any
 ) -> None:
