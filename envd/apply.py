@@ -363,7 +363,10 @@ class Applier:
                     return False, ""
             return True, ""
 
+        last_refresh = [float("-inf")]
+
         def refresh() -> None:
+            last_refresh[0] = self.clock.monotonic()
             current = self.engine.list_containers(self.desired.project)
             grouped: dict[str, list[ObservedContainer]] = {}
             for c in current:
@@ -447,7 +450,11 @@ class Applier:
             self.clock.sleep(self.poll_interval)
             refresh()
         if wait_ready:
-            refresh()  # a service seen running may have exited since: report it
+            # A service seen running may have exited since: report it. An
+            # observation taken within the last few milliseconds (the loop's
+            # own, after the last start returned) is as good as a new one.
+            if self.clock.monotonic() - last_refresh[0] >= self.poll_interval / 2:
+                refresh()
             for name, p in progress.items():
                 crashed = _crashed(p) if services[name].restart == "no" else ""
                 if p.settled == READY and crashed:
