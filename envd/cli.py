@@ -349,7 +349,9 @@ def up(
     """Converge the project, wait until every service is ready, leave a daemon.
 
     The daemon keeps the project converged (hot reload, drift repair) until
-    `envd down`. With --once: converge and wait in this process, no daemon (CI).
+    `envd down`, reading the spec with the environment of the last `up`
+    (variables, `env` secrets). With --once: converge and wait in this
+    process, no daemon (CI).
     """
     from pathlib import Path
 
@@ -411,7 +413,17 @@ def _up_with_daemon(
     started = client is None
     if client is None:
         client = process.start(obj.target(), project_dir, desired.environment)
-    generation, seq = client.reload(wait_timeout=timeout, restart_exited=True)
+    # The daemon reads the spec with this shell's environment from now on
+    # (variables, `env` secrets), as `up --once` would; the socket is 0600.
+    generation, seq, environ_applied = client.reload(
+        wait_timeout=timeout, restart_exited=True, environ=os.environ
+    )
+    if not environ_applied:
+        click.echo(
+            "envd: warning: the running daemon (an older envd) ignored this shell's"
+            " environment and keeps its own; run `envd down` then `envd up` to use it",
+            err=True,
+        )
     progress = make_progress(as_json)
     final: dict[str, Any] | None = None
     try:

@@ -5,15 +5,21 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from envd.errors import EnvdError
 
 
 class DaemonUnavailable(EnvdError):
     """No daemon answers on the project's socket."""
+
+
+class Reload(NamedTuple):
+    generation: int  # the generation whose pass covers the request
+    seq: int  # the event sequence number before it
+    environ_applied: bool  # False: a daemon older than the `environ` field ignored it
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -70,15 +76,26 @@ class DaemonClient:
         return result
 
     def reload(
-        self, wait_timeout: float | None = None, restart_exited: bool = True
-    ) -> tuple[int, int]:
-        """Ask for a pass; (generation that covers it, event sequence number before it)."""
-        result = self._request(
-            "POST",
-            "/v1/reload",
-            {"wait_timeout": wait_timeout, "restart_exited": restart_exited, "reason": "envd up"},
+        self,
+        wait_timeout: float | None = None,
+        restart_exited: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> Reload:
+        """Ask for a pass. ``environ`` (the caller's process environment) is what
+        the daemon reads the spec with from this pass on; None keeps its current one."""
+        body: dict[str, Any] = {
+            "wait_timeout": wait_timeout,
+            "restart_exited": restart_exited,
+            "reason": "envd up",
+        }
+        if environ is not None:
+            body["environ"] = dict(environ)
+        result = self._request("POST", "/v1/reload", body)
+        return Reload(
+            int(result["generation"]),
+            int(result["seq"]),
+            environ is None or result.get("environ") is True,
         )
-        return int(result["generation"]), int(result["seq"])
 
     def stop(self) -> None:
         self._request("POST", "/v1/stop")

@@ -6,6 +6,11 @@ do. Each pass re-reads the spec, observes the engine, plans and applies. A bad
 spec is terminal until the spec changes: the pass records the error and the
 last good environment keeps running untouched. Engine trouble is transient:
 the pass is retried with exponential back-off.
+
+The spec is read with the process environment of the last ``envd up`` (sent
+with its reload request), so every ``up`` uses its shell's variables and
+``env`` secrets; until one sends an environment, the daemon's own. That
+environment stays in memory: it is never logged, published or reported.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +40,9 @@ RESYNC_SECONDS = 60.0
 class PassRequest:
     wait_timeout: float | None = None
     restart_exited: bool = False
+    # The environment the pass reads the spec with (variables, `env` secrets);
+    # None: the reconciler's current one.
+    environ: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -73,6 +82,7 @@ class Reconciler:
         self._cond = threading.Condition()
         self._reasons: list[str] = []
         self._request = PassRequest()
+        self._environ: Mapping[str, str] | None = None  # from the last `envd up`
         self._retry_at: float | None = None
         self._stopping = False
         self._listeners: list[Any] = []
@@ -82,10 +92,20 @@ class Reconciler:
 
     # ------------------------------------------------------------------ triggers
     def trigger(
-        self, reason: str, wait_timeout: float | None = None, restart_exited: bool = False
+        self,
+        reason: str,
+        wait_timeout: float | None = None,
+        restart_exited: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> int:
-        """Mark dirty; return the generation whose pass will cover this trigger."""
+        """Mark dirty; return the generation whose pass will cover this trigger.
+
+        ``environ`` (from `envd up`) replaces the environment the spec is read
+        with, for the pass covering this trigger and every later one.
+        """
         with self._cond:
+            if environ is not None:
+                self._environ = dict(environ)
             self.state.generation += 1
             self._reasons.append(reason)
             if wait_timeout is not None:
@@ -103,6 +123,12 @@ class Reconciler:
     @property
     def stopping(self) -> bool:
         return self._stopping
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment passes read the spec with: the last `envd up`'s, else ours."""
+        with self._cond:
+            return self._environ if self._environ is not None else os.environ
 
     def on_desired(self, listener: Any) -> None:
         """Call ``listener(desired)`` after each pass that loaded a good spec."""
@@ -131,6 +157,7 @@ class Reconciler:
                     generation = self.state.generation
                     reasons, self._reasons = self._reasons, []
                     request, self._request = self._request, PassRequest()
+                    request.environ = self._environ
                     self.debounce.reset()
                     self._retry_at = None
                     return generation, reasons, request
@@ -159,7 +186,8 @@ class Reconciler:
         log.info("reconcile.start", reasons=sorted(set(reasons)), generation=generation)
         result, error = "ok", ""
         try:
-            loaded, desired = prepare(self.target)
+            environ = request.environ if request.environ is not None else self.environ
+            loaded, desired = prepare(self.target, environ)
             self.loaded, self.desired = loaded, desired
             for listener in self._listeners:
                 listener(desired)

@@ -5,6 +5,10 @@ per connection. Endpoints: ``GET /v1/ping``, ``GET /v1/status``,
 ``GET /v1/plan``, ``GET /v1/events?since=N`` (JSON lines, streamed),
 ``POST /v1/reload``, ``POST /v1/stop``. Answers never carry secret values:
 they are built from events, plans and status, none of which hold any.
+
+``POST /v1/reload`` may carry ``environ``, the calling ``envd up``'s process
+environment: the reconciler reads the spec with it from then on. It is
+neither logged nor echoed (the request log has the request line only).
 """
 
 from __future__ import annotations
@@ -76,7 +80,7 @@ def make_server(
             from envd.errors import EnvdError
 
             try:
-                _, desired = prepare(reconciler.target)
+                _, desired = prepare(reconciler.target, reconciler.environ)
                 plan, _ = plan_project(reconciler.engine, desired, restart_exited=False)
             except EnvdError as exc:
                 self._send(409, {"error": str(exc)})
@@ -110,12 +114,23 @@ def make_server(
             body = self._body()
             if url.path == "/v1/reload":
                 timeout = body.get("wait_timeout")
+                environ = body.get("environ")
+                if environ is not None and not (
+                    isinstance(environ, dict)
+                    and all(isinstance(k, str) and isinstance(v, str) for k, v in environ.items())
+                ):
+                    self._send(400, {"error": "environ must be an object of strings"})
+                    return
                 generation = reconciler.trigger(
                     str(body.get("reason") or "reload requested"),
                     wait_timeout=float(timeout) if timeout is not None else None,
                     restart_exited=bool(body.get("restart_exited", True)),
+                    environ=environ,
                 )
-                self._send(200, {"generation": generation, "seq": hub.seq})
+                self._send(
+                    200,
+                    {"generation": generation, "seq": hub.seq, "environ": environ is not None},
+                )
             elif url.path == "/v1/stop":
                 self._send(200, {"stopping": True})
                 on_stop()
