@@ -76,8 +76,10 @@ def write(project_dir: Any, text: str) -> None:
     project_dir.write(text)
 
 
-def envd(project_dir: Path, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-    return run_envd(args, cwd=project_dir, env=ENV, timeout=timeout)
+def envd(
+    project_dir: Path, *args: str, timeout: float = 120.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run_envd(args, cwd=project_dir, env={**ENV, **(env or {})}, timeout=timeout)
 
 
 def envd_argv(*args: str) -> list[str]:
@@ -211,8 +213,10 @@ def daemon_status(project_dir: Path) -> dict[str, Any]:
     return result
 
 
-def up(project_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    proc = envd(project_dir, "up", *args, timeout=120)
+def up(
+    project_dir: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = envd(project_dir, "up", *args, timeout=120, env=env)
     assert proc.returncode == 0, describe(proc)
     return proc
 
@@ -699,3 +703,56 @@ def test_status_via_daemon_shows_last_reconcile_time(project_dir: Any, daemon: D
     assert f"daemon pid {daemon.pid()}: last reconcile at " in proc.stdout
     assert "(ok)" in proc.stdout
     assert "web" in proc.stdout and "worker" in proc.stdout
+
+
+def test_each_up_hands_the_daemon_its_shell_environment(
+    project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any
+) -> None:
+    """`envd up` with a changed variable and a rotated `env` secret, against the running
+    daemon, recreates the service with the new values; later passes keep them; the
+    values never reach the daemon's files."""
+    import secrets
+
+    project_dir.write(
+        """
+        [services.app]
+        image = "envd-local/busybox:latest"
+        command = ["sleep", "3600"]
+        env = { VAR = "${ENVD_T_VAR}" }
+        secrets = ["pw"]
+        stop_grace_period = "1s"
+
+        [secrets.pw]
+        env = "ENVD_T_PW"
+        """
+    )
+    name = f"{project_name}-app-1"
+    pw_a, pw_b = f"pw-{secrets.token_hex(8)}", f"pw-{secrets.token_hex(8)}"
+
+    up(project_dir, env={"ENVD_T_VAR": "a", "ENVD_T_PW": pw_a})
+    pid = daemon.pid()
+    first = running_id(docker_client, name)
+    assert first and env_of(docker_client, name)["VAR"] == "a"
+    assert cat_in(docker_client, name, "/run/secrets/pw") == pw_a
+
+    proc = up(project_dir, env={"ENVD_T_VAR": "b", "ENVD_T_PW": pw_b})
+    assert "reused" in proc.stderr and "warning" not in proc.stderr
+    assert daemon.pid() == pid and daemon_processes(project_dir) == [pid]
+    second = running_id(docker_client, name)
+    assert second and second != first
+    assert env_of(docker_client, name)["VAR"] == "b"
+    assert cat_in(docker_client, name, "/run/secrets/pw") == pw_b
+
+    # A pass nobody sent an environment with (SIGHUP) keeps b, not the daemon's own a.
+    wait_pass_after(project_dir, daemon)
+    assert status_json(project_dir)["daemon"]["last_result"] == "ok"
+    assert running_id(docker_client, name) == second
+    assert env_of(docker_client, name)["VAR"] == "b"
+
+    log = project_dir / ".envd" / "daemon.log"
+    assert "reconcile.done" in log.read_text()
+    for path in (project_dir / ".envd").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert pw_a.encode() not in data and pw_b.encode() not in data, path
+    assert pw_b not in json.dumps(status_json(project_dir))
