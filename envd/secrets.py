@@ -87,6 +87,9 @@ def read_secret(name: str, definition: SecretDef, base: Path, environ: Mapping[s
         proc = subprocess.run(
             definition.command,
             cwd=base,
+            # The environment the spec is loaded with: a daemon's is that of
+            # the last `envd up`, not the one it was started with.
+            env=dict(environ),
             capture_output=True,
             timeout=60,
             check=False,
