@@ -31,7 +31,7 @@ import hmac
 import os
 import pickle
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -106,12 +106,18 @@ def store(
 ) -> None:
     """Remember a desired state that was just loaded and validated the slow way."""
     try:
-        from envd.secrets import digest, hash_key, read_secrets
+        from envd.secrets import digest, hash_key
 
         spec_file, base = resolve_paths(target.project_dir, target.file)
         active = loaded.active_services()
-        names = sorted({s.source for svc in active.values() for s in svc.secrets})
-        values = read_secrets(set(names), loaded.spec.secrets, base, environ)
+        sources = {name: tuple(s.source for s in svc.secrets) for name, svc in active.items()}
+        # The values `desired` was built with, not a second read: a `command`
+        # source would run twice, and a rotating one could differ.
+        values: dict[str, bytes] = {}
+        _with_secret_values(
+            desired, sources, lambda source, value: values.setdefault(source, value)
+        )
+        names = sorted(values)
         secrets = tuple(
             _Secret(
                 n,
@@ -134,19 +140,7 @@ def store(
                     paths.append((str(src), src.exists()))
             for rule in svc.watch:
                 paths.append((str(base / rule.path), (base / rule.path).exists()))
-        stripped = replace(
-            desired,
-            services={
-                name: replace(
-                    s,
-                    template=replace(
-                        s.template,
-                        secrets=tuple(replace(f, value=b"") for f in s.template.secrets),
-                    ),
-                )
-                for name, s in desired.services.items()
-            },
-        )
+        stripped = _with_secret_values(desired, sources, lambda source, value: b"")
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
         }
@@ -155,9 +149,7 @@ def store(
             key=_key(key, target, environ, frozen, spec_file, base),
             desired=stripped,
             secrets=secrets,
-            secret_sources={
-                name: tuple(s.source for s in svc.secrets) for name, svc in active.items()
-            },
+            secret_sources=sources,
             files=tuple(files),
             paths=tuple(paths),
             builds=tuple(
@@ -196,22 +188,31 @@ def _revalidate(entry: _Entry, base: Path, environ: Mapping[str, str]) -> Desire
         values[sec.name] = value
     if not values:
         return entry.desired
+    return _with_secret_values(
+        entry.desired, entry.secret_sources, lambda source, value: values[source]
+    )
+
+
+def _with_secret_values(
+    desired: DesiredProject,
+    sources: Mapping[str, tuple[str, ...]],
+    value_of: Callable[[str, bytes], bytes],
+) -> DesiredProject:
+    """``desired`` with each secret file's value replaced by ``value_of(source, value)``."""
     return replace(
-        entry.desired,
+        desired,
         services={
             name: replace(
                 s,
                 template=replace(
                     s.template,
                     secrets=tuple(
-                        replace(f, value=values[source])
-                        for f, source in zip(
-                            s.template.secrets, entry.secret_sources[name], strict=True
-                        )
+                        replace(f, value=value_of(source, f.value))
+                        for f, source in zip(s.template.secrets, sources[name], strict=True)
                     ),
                 ),
             )
-            for name, s in entry.desired.services.items()
+            for name, s in desired.services.items()
         },
     )
 

@@ -165,3 +165,20 @@ def test_a_hit_does_not_import_pydantic(project: Path) -> None:
         for _ in range(2)
     ]
     assert outs == ["True", "False"]  # the first run loads and stores, the second hits
+
+
+def test_a_command_secret_runs_once_per_up(tmp_path: Path) -> None:
+    """Storing the entry digests the value the desired state was built with; it does not
+    run the secret's command again (a rotating token would differ)."""
+    (tmp_path / "envd.toml").write_text(
+        '[services.api]\nimage = "api:1"\nsecrets = ["token"]\n\n'
+        '[secrets.token]\ncommand = ["sh", "-c", "echo run >> runs.log; printf tok"]\n'
+    )
+    env = _env()
+    runs = tmp_path / "runs.log"
+    first = prepare_desired(Target(project_dir=str(tmp_path)), env)  # a miss: load + store
+    assert runs.read_text().count("run") == 1
+    hit = prepare_desired(Target(project_dir=str(tmp_path)), env)  # a hit re-reads it once
+    assert runs.read_text().count("run") == 2
+    assert hit == first
+    assert [s.value for s in hit.services["api"].template.secrets] == [b"tok"]
