@@ -92,8 +92,9 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600.0)
     """Run a command; wall time, peak RSS and CPU time of that process alone."""
     with tempfile.TemporaryFile() as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -108,8 +109,9 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600.0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-    return Run(elapsed, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime,
-               proc.returncode, text)
+    return Run(
+        elapsed, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, proc.returncode, text
+    )
 
 
 def docker(*args: str) -> str:
@@ -118,8 +120,15 @@ def docker(*args: str) -> str:
 
 def containers(label: str, project: str) -> dict[str, tuple[str, str]]:
     """name -> (id, state) of a project's containers."""
-    out = docker("ps", "-a", "--no-trunc", "--filter", f"label={label}={project}",
-                 "--format", "{{.Names}} {{.ID}} {{.State}}")
+    out = docker(
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        f"label={label}={project}",
+        "--format",
+        "{{.Names}} {{.ID}} {{.State}}",
+    )
     found = {}
     for line in out.splitlines():
         name, cid, state = line.split()
@@ -212,8 +221,10 @@ class Project:
         try:
             r = self.run("down")
             if r.code != 0:
-                print(f"  {self.tool} down failed ({r.code}): {r.output.strip()[-300:]}",
-                      file=sys.stderr)
+                print(
+                    f"  {self.tool} down failed ({r.code}): {r.output.strip()[-300:]}",
+                    file=sys.stderr,
+                )
         except Exception as exc:  # the cleanup must go on
             print(f"  {self.tool} down failed: {exc}", file=sys.stderr)
         try:
@@ -238,8 +249,16 @@ def make_projects(n: int, image: str, root: Path, envd_cmd: list[str]) -> tuple[
     envd_name = f"benchenvd-{tag}"
     compose_name = f"benchcompose{tag}"
     e = Project("envd", envd_name, envd_dir, n, image, envd_cmd, env, ENVD_LABEL)
-    c = Project("compose", compose_name, compose_dir, n, image,
-                [*compose_command(), "-p", compose_name, "--no-ansi"], env, COMPOSE_LABEL)
+    c = Project(
+        "compose",
+        compose_name,
+        compose_dir,
+        n,
+        image,
+        [*compose_command(), "-p", compose_name, "--no-ansi"],
+        env,
+        COMPOSE_LABEL,
+    )
     return e, c
 
 
@@ -250,8 +269,14 @@ class BenchError(Exception):
     pass
 
 
-def check(project: Project, step: str, result: Run, before: dict[str, tuple[str, str]],
-          changed: str, warnings: list[str]) -> dict[str, tuple[str, str]]:
+def check(
+    project: Project,
+    step: str,
+    result: Run,
+    before: dict[str, tuple[str, str]],
+    changed: str,
+    warnings: list[str],
+) -> dict[str, tuple[str, str]]:
     after = project.state()
     leaked = step == "down" and not after and "active endpoints" in result.output
     if result.code != 0 and not leaked:
@@ -265,27 +290,34 @@ def check(project: Project, step: str, result: Run, before: dict[str, tuple[str,
             # containers go at once (moby/moby#42119): the network then says
             # "has active endpoints" with none attached, until dockerd
             # restarts. Not the tool's doing, but worth knowing how it said so.
-            said = " / ".join(line.strip() for line in result.output.splitlines()
-                              if "network" in line.lower())[-300:]
-            warnings.append(f"{project.tool} down (exit {result.code}) left network(s) "
-                            f"{', '.join(left)}; it said: {said or '(nothing)'}")
+            said = " / ".join(
+                line.strip() for line in result.output.splitlines() if "network" in line.lower()
+            )[-300:]
+            warnings.append(
+                f"{project.tool} down (exit {result.code}) left network(s) "
+                f"{', '.join(left)}; it said: {said or '(nothing)'}"
+            )
             print(f"  warning: {warnings[-1]}", file=sys.stderr)
         return after
     running = [n for n, (_, st) in after.items() if st == "running"]
     if len(running) != project.services or len(after) != project.services:
-        raise BenchError(f"{project.tool} {step}: {len(running)}/{project.services} running, "
-                         f"{len(after)} container(s)")
+        raise BenchError(
+            f"{project.tool} {step}: {len(running)}/{project.services} running, "
+            f"{len(after)} container(s)"
+        )
     if step in ("noop", "change"):
         old = {cid for cid, _ in before.values()}
         new = {cid for cid, _ in after.values()}
         recreated = len(new - old)
         expect = 0 if step == "noop" else 1
         if recreated != expect:
-            raise BenchError(f"{project.tool} {step}: {recreated} container(s) recreated, "
-                             f"expected {expect}")
+            raise BenchError(
+                f"{project.tool} {step}: {recreated} container(s) recreated, expected {expect}"
+            )
         fresh = [n for n, (cid, _) in after.items() if cid not in old]
-        if step == "change" and not all(n.endswith((f"-{changed}-1", f"_{changed}_1"))
-                                        for n in fresh):
+        if step == "change" and not all(
+            n.endswith((f"-{changed}-1", f"_{changed}_1")) for n in fresh
+        ):
             raise BenchError(f"{project.tool} change recreated {fresh}, not {changed}")
     return after
 
@@ -345,9 +377,12 @@ def bench_size(n: int, repeat: int, image: str, root: Path, envd_cmd: list[str])
                     r = p.run(step)
                     state[p.tool] = check(p, step, r, state[p.tool], changed, result.warnings)
                     result.add(p.tool, step, r)
-                    print(f"  N={n} rep {rep + 1}/{repeat} {p.tool:<7} {step:<6} "
-                          f"{r.seconds:7.3f} s  rss {r.rss_mb:6.1f} MB  cpu {r.cpu_s:5.2f} s",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"  N={n} rep {rep + 1}/{repeat} {p.tool:<7} {step:<6} "
+                        f"{r.seconds:7.3f} s  rss {r.rss_mb:6.1f} MB  cpu {r.cpu_s:5.2f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         for p in tools:
             p.down_untimed()
@@ -368,19 +403,37 @@ def rows(results: list[Result], target_n: int) -> list[list[str]]:
             e, c = res.median("envd", step), res.median("compose", step)
             ratio = e / c if c else float("inf")
             judged = res.services == target_n
-            out.append([
-                str(res.services), STEP_TITLES[step], f"{e:.3f}", f"{c:.3f}", f"{ratio:.2f}",
-                f"≤ {TARGETS[step]:.2f}" if judged else "",
-                verdict(ratio, TARGETS[step]) if judged else "",
-                f"{res.best('envd', step) / res.best('compose', step):.2f}",
-                f"{res.median_cpu('envd', step):.2f}", f"{res.median_cpu('compose', step):.2f}",
-                f"{res.peak_rss('envd', step):.0f}",
-            ])
+            out.append(
+                [
+                    str(res.services),
+                    STEP_TITLES[step],
+                    f"{e:.3f}",
+                    f"{c:.3f}",
+                    f"{ratio:.2f}",
+                    f"≤ {TARGETS[step]:.2f}" if judged else "",
+                    verdict(ratio, TARGETS[step]) if judged else "",
+                    f"{res.best('envd', step) / res.best('compose', step):.2f}",
+                    f"{res.median_cpu('envd', step):.2f}",
+                    f"{res.median_cpu('compose', step):.2f}",
+                    f"{res.peak_rss('envd', step):.0f}",
+                ]
+            )
     return out
 
 
-HEADER = ["services", "step", "envd s", "compose s", "ratio", "target", "verdict",
-          "best/best", "envd CPU s", "compose CPU s", "envd peak RSS MB"]
+HEADER = [
+    "services",
+    "step",
+    "envd s",
+    "compose s",
+    "ratio",
+    "target",
+    "verdict",
+    "best/best",
+    "envd CPU s",
+    "compose CPU s",
+    "envd peak RSS MB",
+]
 
 
 def rss_lines(results: list[Result], target_n: int) -> list[str]:
@@ -389,9 +442,15 @@ def rss_lines(results: list[Result], target_n: int) -> list[str]:
         up_rss = max(res.peak_rss("envd", s) for s in ("cold", "noop", "change"))
         compose_rss = max(res.peak_rss("compose", s) for s in ("cold", "noop", "change"))
         judged = res.services == target_n
-        mark = f" (target ≤ {RSS_TARGET_MB:.0f} MB: {verdict(up_rss, RSS_TARGET_MB)})" if judged else ""
-        lines.append(f"peak RSS of `envd up --once` at {res.services} services: "
-                     f"{up_rss:.1f} MB{mark}; docker-compose up: {compose_rss:.1f} MB")
+        mark = (
+            f" (target ≤ {RSS_TARGET_MB:.0f} MB: {verdict(up_rss, RSS_TARGET_MB)})"
+            if judged
+            else ""
+        )
+        lines.append(
+            f"peak RSS of `envd up --once` at {res.services} services: "
+            f"{up_rss:.1f} MB{mark}; docker-compose up: {compose_rss:.1f} MB"
+        )
     return lines
 
 
@@ -400,10 +459,10 @@ def environment(envd_cmd: list[str]) -> list[str]:
         engine = docker("version", "--format", "{{.Server.Version}}").strip()
     except Exception:
         engine = "?"
-    compose = subprocess.run([*compose_command(), "version", "--short"], capture_output=True,
-                             text=True).stdout.strip()
-    envd_v = subprocess.run([*envd_cmd, "--version"], capture_output=True,
-                            text=True).stdout.strip()
+    compose = subprocess.run(
+        [*compose_command(), "version", "--short"], capture_output=True, text=True
+    ).stdout.strip()
+    envd_v = subprocess.run([*envd_cmd, "--version"], capture_output=True, text=True).stdout.strip()
     mem = "?"
     try:
         with open("/proc/meminfo") as f:
@@ -431,17 +490,24 @@ def _interpreter(cmd: list[str]) -> str:
     except OSError:
         pass
     code = "import sys, envd; print(sys.version.split()[0]); print(envd.__file__)"
-    out = subprocess.run([exe, "-c", code], capture_output=True, text=True,
-                         cwd="/").stdout.split("\n")
+    out = subprocess.run([exe, "-c", code], capture_output=True, text=True, cwd="/").stdout.split(
+        "\n"
+    )
     version, where = [*out, "?", ""][:2]
     source = Path(where).resolve().parent.parent if where else None
     commit = ""
     if source is not None:
-        git = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True)
+        git = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+        )
         if git.returncode == 0:
-            dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain", "envd"],
-                                   capture_output=True, text=True).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "-C", str(source), "status", "--porcelain", "envd"],
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
             commit = git.stdout.strip() + (" + uncommitted changes" if dirty else "")
         elif (source / "COMMIT").is_file():
             commit = (source / "COMMIT").read_text().strip()[:12]
@@ -462,8 +528,9 @@ def format_table(header: list[str], body: list[list[str]]) -> str:
     return "\n".join(fmt.format(*r).rstrip() for r in [header, *body])
 
 
-def markdown(header: list[str], body: list[list[str]], env: list[str], extra: list[str],
-             repeat: int) -> str:
+def markdown(
+    header: list[str], body: list[list[str]], env: list[str], extra: list[str], repeat: int
+) -> str:
     out = [f"<!-- written by bench/bench_compose.py; medians of {repeat} runs -->", ""]
     out += [f"- {line}" for line in env]
     out += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -477,17 +544,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--services", default="10,50", help="comma-separated sizes (default 10,50)")
     ap.add_argument("--repeat", "-r", type=int, default=3, help="cycles per size (median)")
     ap.add_argument("--image", default=DEFAULT_IMAGE)
-    ap.add_argument("--target-services", type=int, default=50,
-                    help="size at which the targets are judged (default 50)")
+    ap.add_argument(
+        "--target-services",
+        type=int,
+        default=50,
+        help="size at which the targets are judged (default 50)",
+    )
     ap.add_argument("--markdown", metavar="FILE", help="also write the results as markdown")
-    ap.add_argument("--envd", metavar="CMD",
-                    help="envd command to run (default: .venv/bin/envd, the one beside this "
-                         "interpreter, envd on PATH, or python -m envd)")
+    ap.add_argument(
+        "--envd",
+        metavar="CMD",
+        help="envd command to run (default: .venv/bin/envd, the one beside this "
+        "interpreter, envd on PATH, or python -m envd)",
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.services.split(",") if s.strip()]
     if subprocess.run(["docker", "image", "inspect", args.image], capture_output=True).returncode:
-        print(f"bench_compose: image {args.image} not found; "
-              f"`docker tag envd-test/busybox:latest {args.image}`", file=sys.stderr)
+        print(
+            f"bench_compose: image {args.image} not found; "
+            f"`docker tag envd-test/busybox:latest {args.image}`",
+            file=sys.stderr,
+        )
         return 2
     envd_cmd = shlex.split(args.envd) if args.envd else envd_command()
     env = environment(envd_cmd)
@@ -511,9 +588,11 @@ def main(argv: list[str] | None = None) -> int:
             times = res.warnings.count(w)
             extra.append(f"warning at {res.services} services ({times}x): {w}")
     print()
-    print(f"medians of {args.repeat} run(s); ratio = envd / compose (best/best: of the fastest "
-          f"runs); "
-          f"load average at the end: {_loadavg()}")
+    print(
+        f"medians of {args.repeat} run(s); ratio = envd / compose (best/best: of the fastest "
+        f"runs); "
+        f"load average at the end: {_loadavg()}"
+    )
     print(format_table(HEADER, body))
     for line in extra:
         print(line)

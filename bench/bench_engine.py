@@ -27,12 +27,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from envd.engine.real import DockerEngine  # noqa: E402
-from envd.engine.types import ContainerCreate  # noqa: E402
+from envd.engine.docker.client import DockerEngine  # noqa: E402
+from envd.values.types import ContainerCreate  # noqa: E402
 
 IMAGE = os.environ.get("ENVD_TEST_IMAGE", "envd-local/busybox:latest")
 
-COLD_ENVD = "from envd.engine.real import DockerEngine; DockerEngine().list_containers('x')"
+COLD_ENVD = (
+    "from envd.engine.docker.client import DockerEngine; DockerEngine().list_containers('x')"
+)
 COLD_SDK = (
     "import docker; docker.APIClient(version='1.41')"
     ".containers(all=True, filters={'label': 'dev.envd.project=x'})"

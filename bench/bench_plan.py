@@ -36,16 +36,16 @@ if str(REPO) not in sys.path:
 
 os.environ.setdefault("ENVD_HASH_KEY", "bench-hash-key")  # never touch the user's key file
 
-from envd.desired import DesiredProject, container_for, desire  # noqa: E402
-from envd.engine.types import (  # noqa: E402
+from envd.core.desired import DesiredProject, container_for, desire  # noqa: E402
+from envd.core.observed import Observed  # noqa: E402
+from envd.core.plan import make_plan  # noqa: E402
+from envd.spec.load import load  # noqa: E402
+from envd.values.types import (  # noqa: E402
     ObservedContainer,
     ObservedImage,
     ObservedNetwork,
     ObservedVolume,
 )
-from envd.observe import Observed  # noqa: E402
-from envd.plan import make_plan  # noqa: E402
-from envd.spec.load import load  # noqa: E402
 
 TARGET_MS = 50.0
 

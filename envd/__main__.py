@@ -28,7 +28,7 @@ def main() -> None:
     # its spec models, and finding them scans every installed distribution's
     # metadata on each start (~10 ms).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-    from envd.cli import run_cli
+    from envd.cli.app import run_cli
 
     _leave(run_cli())
 

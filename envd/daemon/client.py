@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from envd.errors import EnvdError
+from envd.values.errors import EnvdError
 
 
 class DaemonUnavailable(EnvdError):

@@ -19,12 +19,12 @@ import signal
 import threading
 from typing import Any
 
-from envd.converge import Target, prepare
 from envd.daemon.hub import EventHub
 from envd.daemon.paths import StatePaths
 from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer
+from envd.inputs.prepare import Target, prepare
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
@@ -67,7 +67,7 @@ def acquire_lock(paths: StatePaths) -> int | None:
 
 
 def run_daemon(target: Target) -> int:
-    from envd.engine.real import DockerEngine
+    from envd.engine.docker.client import DockerEngine
 
     loaded, _ = prepare(target)  # a bad spec at start-up: exit 2, nothing touched
     paths = StatePaths.for_project(loaded.project_dir, loaded.environment)

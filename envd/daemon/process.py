@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envd.daemon.paths import StatePaths
-from envd.errors import EnvdError
+from envd.values.errors import EnvdError
 
 if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
-    from envd.converge import Target
     from envd.daemon.client import DaemonClient
+    from envd.inputs.prepare import Target
 
 # The client is imported only where a daemon is talked to: it pulls in
 # http.client and ssl (~10 ms), which `up --once` and `down` pay for nothing

@@ -23,15 +23,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from envd.converge import Target, converge, plan_project, prepare
+from envd.core.desired import DesiredProject
+from envd.core.status import project_status
 from envd.daemon.hub import EventHub
 from envd.daemon.timing import Backoff, Debouncer
-from envd.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
-from envd.events import Clock, Event, SystemClock
+from envd.inputs.prepare import Target, prepare
+from envd.run.converge import converge, plan_project
 from envd.spec.load import LoadedSpec
-from envd.status import project_status
+from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
+from envd.values.events import Clock, Event, SystemClock
 
 RESYNC_SECONDS = 60.0
 

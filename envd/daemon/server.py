@@ -76,8 +76,9 @@ def make_server(
                 self._send(404, {"error": f"no endpoint {url.path}"})
 
         def _plan(self) -> None:
-            from envd.converge import plan_project, prepare
-            from envd.errors import EnvdError
+            from envd.inputs.prepare import prepare
+            from envd.run.converge import plan_project
+            from envd.values.errors import EnvdError
 
             try:
                 _, desired = prepare(reconciler.target, reconciler.environ)

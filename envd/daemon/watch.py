@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from envd.desired import DesiredProject
+from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.errors import EngineError, EnvdError
 from envd.spec.models import WatchRule
+from envd.values.errors import EngineError, EnvdError
 
 # Editor droppings and VCS internals never matter.
 ALWAYS_IGNORED = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store")

@@ -1,13 +1,13 @@
 """The small interface envd needs from a container engine.
 
-Implementations: ``envd.engine.real.DockerEngine`` (the only module that
+Implementations: ``envd.engine.docker.client.DockerEngine`` (the only module that
 speaks to Docker), ``envd.engine.fake.FakeEngine`` (in memory, for unit
 tests) and ``envd.engine.exploding.ExplodingEngine`` (fails every call, for
 proving that pure code paths never touch the engine). A contract suite in
 ``tests/contract`` runs against both the fake and the real engine so the fake
 cannot drift.
 
-Errors: every method raises ``envd.errors.EngineUnavailable`` when the engine
+Errors: every method raises ``envd.values.errors.EngineUnavailable`` when the engine
 cannot be reached, ``NotFound`` for a missing object, ``Conflict`` for a name
 in use, and ``EngineError`` for anything else the engine refuses.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
-from envd.engine.types import (
+from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,

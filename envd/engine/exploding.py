@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from envd.engine.types import (
+from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,

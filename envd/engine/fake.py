@@ -38,7 +38,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from envd.engine.types import (
+from envd.values.errors import Conflict, EngineError, NotFound
+from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
@@ -50,7 +51,6 @@ from envd.engine.types import (
     ObservedVolume,
     PortBinding,
 )
-from envd.errors import Conflict, EngineError, NotFound
 
 if TYPE_CHECKING:
     from envd.engine.base import ProgressFn
@@ -235,7 +235,7 @@ class FakeEngine:
         if queue:
             raise queue.pop(0)
         if not self.available:
-            from envd.errors import EngineUnavailable
+            from envd.values.errors import EngineUnavailable
 
             raise EngineUnavailable("the Docker engine is not reachable at fake://: it is down")
         if record:
@@ -598,7 +598,7 @@ class FakeEngine:
             if posixpath.normpath(path) not in taken:
                 out.append(ObservedMount("volume", path, anonymous(), anonymous=True))
         if spec.secrets and spec.read_only:
-            from envd.engine.real import SECRETS_VOLUME_LABEL, _secret_roots
+            from envd.engine.docker.client import SECRETS_VOLUME_LABEL, _secret_roots
 
             labels = {SECRETS_VOLUME_LABEL: "1"}
             if "dev.envd.project" in spec.labels:

@@ -20,11 +20,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from envd.errors import SpecError, SpecProblem
 from envd.spec.interpolate import InterpolationError, interpolate_tree, parse_dotenv
 from envd.spec.locate import Locator
 from envd.spec.models import COMPOSE_SYNONYMS, Service, Spec
 from envd.spec.paths import resolve_paths
+from envd.values.errors import SpecError, SpecProblem
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -22,8 +22,8 @@ import pytest
 
 from envd.engine.base import Engine
 from envd.engine.fake import FakeEngine
-from envd.engine.types import BuildRequest, ContainerCreate
-from envd.errors import EngineError, EngineUnavailable
+from envd.values.errors import EngineError, EngineUnavailable
+from envd.values.types import BuildRequest, ContainerCreate
 from tests.helpers import no_engine
 
 T = TypeVar("T")
@@ -110,7 +110,7 @@ class World:
 
 
 def _real_engine() -> Engine:
-    from envd.engine.real import DockerEngine
+    from envd.engine.docker.client import DockerEngine
 
     eng = DockerEngine()
     try:
@@ -162,6 +162,6 @@ def unreachable_engine(request: pytest.FixtureRequest, tmp_path: Any) -> Engine:
     """An engine of each kind that cannot be reached (no Docker needed)."""
     if request.param == "fake":
         return FakeEngine(available=False)
-    from envd.engine.real import DockerEngine
+    from envd.engine.docker.client import DockerEngine
 
     return DockerEngine(host=f"unix://{tmp_path}/no-such-docker.sock")

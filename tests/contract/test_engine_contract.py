@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from envd.engine.base import Engine
-from envd.engine.types import (
+from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from envd.values.types import (
     BuildRequest,
     Healthcheck,
     Mount,
@@ -29,7 +30,6 @@ from envd.engine.types import (
     PortBinding,
     SecretFile,
 )
-from envd.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from tests.helpers import wait_for
 
 from .conftest import World

@@ -102,7 +102,7 @@ def test_anonymous_volumes_survive_recreate_and_go_with_down_v(
     assert set(first) == {"/data", "/cache"} and set(first_ro) == {"/run/secrets"}
     old_id = docker_client.containers.get(db).id
     # The adapter reports the image's VOLUME paths: what a hand-over may serve.
-    from envd.engine.real import DockerEngine
+    from envd.engine.docker.client import DockerEngine
 
     built = DockerEngine().inspect_image(f"{project_name}-db:envd")
     assert built is not None and built.volumes == ("/data",)

@@ -168,7 +168,7 @@ def test_build_arg_change_rebuilds(
 
 def test_digest_follows_dockerignore_rules(tmp_path: Path) -> None:
     """The context digest ignores what .dockerignore excludes (with ! exceptions) and sees everything else."""
-    from envd.buildctx import context_digest
+    from envd.inputs.buildctx import context_digest
 
     ctx = tmp_path / "ctx"
     (ctx / "logs").mkdir(parents=True)

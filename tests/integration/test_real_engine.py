@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from envd.engine.real import DockerEngine
-from envd.engine.types import BuildRequest, ContainerCreate, SecretFile
-from envd.errors import EngineError, EngineUnavailable, NotFound
+from envd.engine.docker.client import DockerEngine
+from envd.values.errors import EngineError, EngineUnavailable, NotFound
+from envd.values.types import BuildRequest, ContainerCreate, SecretFile
 from tests.helpers import no_engine, wait_for
 
 TEST_IMAGE = os.environ.get("ENVD_TEST_IMAGE", "envd-local/busybox:latest")
@@ -166,7 +166,7 @@ def test_chunked_and_until_close_bodies(stub: Callable[..., StubEngine]) -> None
 
 def test_http_errors_map_to_the_error_tree(stub: Callable[..., StubEngine]) -> None:
     """404 → NotFound, 409 → Conflict, others → EngineError with the engine's message."""
-    from envd.errors import Conflict
+    from envd.values.errors import Conflict
 
     s = stub(
         [
@@ -366,7 +366,7 @@ def test_pull_failure_carries_the_registry_message(engine: DockerEngine) -> None
 @pytest.mark.docker
 def test_every_create_field_reaches_the_engine(engine: DockerEngine, project: str) -> None:
     """Each ContainerCreate field is translated into the engine's config as intended."""
-    from envd.engine.types import Healthcheck, Mount, NetworkAttachment, PortBinding
+    from envd.values.types import Healthcheck, Mount, NetworkAttachment, PortBinding
 
     net_a, net_b, vol = f"{project}-a", f"{project}-b", f"{project}-v"
     labels = {"dev.envd.project": project}

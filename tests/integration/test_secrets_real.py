@@ -408,11 +408,11 @@ def test_label_hash_uses_a_keyed_digest(
     proj: SecretProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The config-hash label is built from an HMAC keyed by the per-user key file, not a plain sha256 of the value."""
-    import envd.desired
-    import envd.secrets
-    from envd import labels
-    from envd.converge import Target, prepare
-    from envd.desired import container_for
+    import envd.core.desired
+    import envd.inputs.secrets
+    from envd.core.desired import container_for
+    from envd.inputs.prepare import Target, prepare
+    from envd.values import labels
 
     _up(proj)
     key_file = proj.state / "envd" / "hash-key"
@@ -422,7 +422,7 @@ def test_label_hash_uses_a_keyed_digest(
     assert len(key) >= 32
 
     monkeypatch.setenv("XDG_STATE_HOME", str(proj.state))
-    monkeypatch.setattr(envd.secrets, "_KEY_CACHE", None)
+    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", None)
     environ = {**os.environ, TOKEN_VAR: proj.values["tok"]}
 
     def label_for(service: str) -> str:
@@ -435,10 +435,10 @@ def test_label_hash_uses_a_keyed_digest(
     assert label_for("app") == actual, "the label is not reproducible from the keyed digest"
     # The same config hashed with plain sha256 of the value gives another label:
     # what is stored cannot be checked against guesses without the key.
-    monkeypatch.setattr(envd.desired, "secret_digest", lambda v: hashlib.sha256(v).hexdigest())
+    monkeypatch.setattr(envd.core.desired, "secret_digest", lambda v: hashlib.sha256(v).hexdigest())
     assert label_for("app") != actual
     # Another user's key gives another label too.
-    monkeypatch.setattr(envd.desired, "secret_digest", envd.secrets.digest)
-    monkeypatch.setattr(envd.secrets, "_KEY_CACHE", b"someone else's key")
+    monkeypatch.setattr(envd.core.desired, "secret_digest", envd.inputs.secrets.digest)
+    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"someone else's key")
     assert label_for("app") != actual
-    assert envd.secrets.digest(b"x") != hashlib.sha256(b"x").hexdigest()
+    assert envd.inputs.secrets.digest(b"x") != hashlib.sha256(b"x").hexdigest()

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-import envd.secrets
-from envd.apply import remove_all
-from envd.converge import converge
-from envd.desired import DesiredProject, desire
+import envd.inputs.secrets
+from envd.core.desired import DesiredProject, desire
 from envd.engine.fake import FakeEngine
-from envd.engine.types import ObservedMount
-from envd.errors import EngineError, EnvironmentFailed
-from envd.events import Event, FakeClock
+from envd.run.apply import remove_all
+from envd.run.converge import converge
 from envd.spec.load import load
+from envd.values.errors import EngineError, EnvironmentFailed
+from envd.values.events import Event, FakeClock
+from envd.values.types import ObservedMount
 
 PGDATA = "/var/lib/postgresql/data"
 
@@ -41,7 +41,7 @@ volumes = ["/cache", "named:/named"]
 
 @pytest.fixture(autouse=True)
 def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(envd.secrets, "_KEY_CACHE", b"unit-test-hash-key")
+    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
     yield
 
 

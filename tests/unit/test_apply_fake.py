@@ -10,25 +10,26 @@ from pathlib import Path
 
 import pytest
 
-import envd.secrets
-from envd.apply import COMPLETED, READY, Applier
-from envd.converge import converge
-from envd.desired import DesiredProject, desire
+import envd.inputs.secrets
+from envd.core.desired import DesiredProject, desire
+from envd.core.observed import Observed
+from envd.core.plan import make_plan
 from envd.engine.exploding import ExplodingEngine
 from envd.engine.fake import FakeEngine
-from envd.engine.types import ContainerCreate
-from envd.errors import EngineError, EnvironmentFailed
-from envd.events import Event, FakeClock
-from envd.observe import Observed, observe
-from envd.plan import make_plan
+from envd.run.apply import COMPLETED, READY, Applier
+from envd.run.converge import converge
+from envd.run.observe import observe
 from envd.spec.load import load
+from envd.values.errors import EngineError, EnvironmentFailed
+from envd.values.events import Event, FakeClock
+from envd.values.types import ContainerCreate
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
 def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(envd.secrets, "_KEY_CACHE", b"unit-test-hash-key")
+    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
     yield
 
 
@@ -330,9 +331,9 @@ def test_load_desire_plan_never_touch_the_engine(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """load, desire and make_plan run with every engine exploding: they are pure."""
-    import envd.engine.real
+    import envd.engine.docker.client
 
-    monkeypatch.setattr(envd.engine.real, "DockerEngine", ExplodingEngine)
+    monkeypatch.setattr(envd.engine.docker.client, "DockerEngine", ExplodingEngine)
     desired = desired_from(tmp_path, TWO)
     plan = make_plan(desired, Observed(images={"pg": None, "api": None}))
     assert [a.kind for a in plan.image_actions] == ["pull", "pull"]
@@ -348,13 +349,13 @@ def test_pure_core_does_not_import_the_docker_sdk(tmp_path: Path) -> None:
         f"""
         import sys
         from envd.spec.load import load
-        from envd.desired import desire
-        from envd.plan import make_plan
-        from envd.observe import Observed
+        from envd.core.desired import desire
+        from envd.core.plan import make_plan
+        from envd.core.observed import Observed
         d = desire(load({str(tmp_path)!r}, environ={{}}), {{}})
         make_plan(d, Observed(images={{"pg": None, "api": None}}))
         bad = sorted(m for m in sys.modules if m == "docker" or m.startswith(("docker.",
-                     "envd.engine.real", "requests")))
+                     "envd.engine.docker.client", "requests")))
         print(",".join(bad))
         """
     )

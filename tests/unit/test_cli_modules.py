@@ -1,6 +1,6 @@
-"""The CLI split across modules: ``envd.cli`` imports the others only when needed.
+"""The CLI split across modules: ``envd.cli.app`` imports the others only when needed.
 
-``envd.cli.LAZY_COMMANDS`` names each command defined elsewhere, its module and
+``envd.cli.app.LAZY_COMMANDS`` names each command defined elsewhere, its module and
 its help text, which ``envd --help`` shows without importing the module. These
 tests keep that table true and check that a core command does not load the rest.
 """
@@ -16,7 +16,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from envd.cli import LAZY_COMMANDS, main
+from envd.cli.app import LAZY_COMMANDS, main
 from tests.helpers import REPO
 
 MODULES = sorted({module for module, _ in LAZY_COMMANDS.values()})
@@ -41,7 +41,7 @@ def test_every_command_outside_envd_cli_is_in_the_table() -> None:
     elsewhere = {
         name
         for name, cmd in main.commands.items()
-        if cmd.callback is not None and cmd.callback.__module__ != "envd.cli"
+        if cmd.callback is not None and cmd.callback.__module__ != "envd.cli.app"
     }
     assert elsewhere == set(LAZY_COMMANDS)
 
@@ -65,10 +65,10 @@ def test_help_lists_the_same_commands_before_and_after_the_imports(
 def test_core_commands_and_the_listing_import_no_other_cli_module() -> None:
     code = (
         "import sys\n"
-        "from envd.cli import run_cli\n"
+        "from envd.cli.app import run_cli\n"
         "assert run_cli(['status', '--help']) == 0\n"
         "assert run_cli(['--help']) == 0\n"
-        "print(' '.join(sorted(m for m in sys.modules if m.startswith('envd.cli'))))\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('envd.cli.app'))))\n"
     )
     env = {
         **os.environ,
@@ -82,7 +82,7 @@ def test_core_commands_and_the_listing_import_no_other_cli_module() -> None:
         timeout=60,
         check=True,
     )
-    assert proc.stdout.splitlines()[-1] == "envd.cli"
+    assert proc.stdout.splitlines()[-1] == "envd.cli.app"
 
 
 @pytest.mark.parametrize("name", sorted(LAZY_COMMANDS))

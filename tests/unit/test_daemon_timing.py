@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 import structlog
 
-from envd.converge import Target
 from envd.daemon.hub import EventHub
 from envd.daemon.reconciler import Reconciler
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.fake import FakeEngine
-from envd.errors import EngineError
-from envd.events import FakeClock
+from envd.inputs.prepare import Target
+from envd.values.errors import EngineError
+from envd.values.events import FakeClock
 
 IMAGE = "envd-local/busybox:latest"
 
@@ -684,7 +684,7 @@ def test_reload_over_the_socket_hands_the_environment_to_the_reconciler(
     it for its plan endpoint too, and refuses an environment that is not strings."""
     from envd.daemon.client import DaemonClient
     from envd.daemon.server import make_server
-    from envd.errors import EnvdError
+    from envd.values.errors import EnvdError
 
     world.write(SPEC.replace('"{web_color}"', '"${{UNITD_COLOR}}"').format(worker_color="red"))
     sock = tmp_path / "d.sock"

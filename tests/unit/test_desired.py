@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import envd.secrets
-from envd import __version__, labels
-from envd.desired import (
+import envd.inputs.secrets
+from envd import __version__
+from envd.core.desired import (
     DesiredProject,
     canonical,
     changed_fields,
@@ -22,8 +22,9 @@ from envd.desired import (
     desire,
     desired_hash,
 )
-from envd.engine.types import ContainerCreate
 from envd.spec.load import load
+from envd.values import labels
+from envd.values.types import ContainerCreate
 
 SECRET = b"s3cr3t-Value-that-must-not-leak-42"
 IMAGE_ID = "sha256:" + "a" * 64
@@ -74,7 +75,7 @@ env = "PW"
 @pytest.fixture(autouse=True)
 def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Secret digests use a fixed key, never the user's key file."""
-    monkeypatch.setattr(envd.secrets, "_KEY_CACHE", b"unit-test-hash-key")
+    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
     yield
 
 
@@ -333,14 +334,14 @@ def test_secret_value_never_in_labels_or_canonical(tmp_path: Path) -> None:
 
 def test_canonical_secret_entry_is_a_keyed_digest() -> None:
     """canonical() lists a secret by target, owner, mode and an HMAC of its value."""
-    from envd.engine.types import SecretFile
+    from envd.values.types import SecretFile
 
     spec = ContainerCreate(
         name="x", image="i", labels={}, secrets=(SecretFile("/run/secrets/a", value=SECRET),)
     )
     (entry,) = canonical(spec)["secrets"]
     assert set(entry) == {"target", "uid", "gid", "mode", "digest"}
-    assert entry["digest"] == envd.secrets.digest(SECRET)
+    assert entry["digest"] == envd.inputs.secrets.digest(SECRET)
     assert entry["digest"] != hashlib.sha256(SECRET).hexdigest()
 
 

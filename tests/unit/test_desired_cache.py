@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from envd import desired_cache
-from envd.converge import Target, prepare, prepare_desired
-from envd.desired import DesiredProject
+from envd.core.desired import DesiredProject
+from envd.inputs import desired_cache
+from envd.inputs.prepare import Target, prepare, prepare_desired
 
 SECRET = b"cache-must-not-hold-this-42"
 
@@ -121,7 +121,7 @@ def test_any_changed_input_is_a_miss(project: Path, change: str) -> None:
     elif change == "dotenv":
         (project / ".env").write_text("GREETING=yo\n")
     elif change == "lock":
-        (project / "envd.lock").write_text("{}\n")
+        (project / "envd.inputs.lock").write_text("{}\n")
     assert _lookup(project, env) is None
 
 
@@ -138,7 +138,7 @@ def test_a_file_envd_did_not_seal_is_ignored(project: Path) -> None:
 
 
 def test_a_bad_spec_is_never_served_from_the_cache(project: Path) -> None:
-    from envd.errors import SpecError
+    from envd.values.errors import SpecError
 
     env = _env()
     _warm(project, env)
@@ -152,7 +152,7 @@ def test_a_hit_does_not_import_pydantic(project: Path) -> None:
     env = {**_env(), "ENVD_HASH_KEY": "test-key"}
     _code = (
         "import sys\n"
-        "from envd.converge import Target, prepare_desired\n"
+        "from envd.inputs.prepare import Target, prepare_desired\n"
         f"prepare_desired(Target(project_dir={str(project)!r}))\n"
         "print('pydantic' in sys.modules)\n"
     )

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from envd.diffenv import MISSING, diff
-from envd.errors import SpecError
+from envd.core.envdiff import MISSING, diff
 from envd.spec.load import load
+from envd.values.errors import SpecError
 from tests.helpers import REPO
 
 SPEC = """\

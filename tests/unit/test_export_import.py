@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-from envd.errors import SpecError
-from envd.export import export, render_yaml, to_compose, to_k8s, to_stack
-from envd.importer import dump_toml, import_compose
+from envd.interop.compose_import import dump_toml, import_compose
+from envd.interop.export import export, render_yaml, to_compose, to_k8s, to_stack
 from envd.spec.durations import parse_duration
 from envd.spec.load import LoadedSpec, load
+from envd.values.errors import SpecError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "compose"
 CORPUS = sorted(FIXTURES.glob("*.yml"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from envd.errors import SpecError
 from envd.spec.interpolate import (
     InterpolationError,
     interpolate,
@@ -15,6 +14,7 @@ from envd.spec.interpolate import (
     parse_dotenv,
 )
 from envd.spec.load import load
+from envd.values.errors import SpecError
 
 VARS: Mapping[str, str] = {"A": "a", "EMPTY": "", "HOST": "db", "PORT": "5432"}
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-import envd.secrets
-from envd import labels
-from envd.desired import DesiredProject, container_for, desire
-from envd.engine.types import ObservedContainer, ObservedImage, ObservedNetwork, ObservedVolume
-from envd.observe import Observed
-from envd.plan import MUTATING, Action, Plan, make_plan, summarize
+import envd.inputs.secrets
+from envd.core.desired import DesiredProject, container_for, desire
+from envd.core.observed import Observed
+from envd.core.plan import MUTATING, Action, Plan, make_plan, summarize
 from envd.spec.load import load
+from envd.values import labels
+from envd.values.types import ObservedContainer, ObservedImage, ObservedNetwork, ObservedVolume
 
 DB_IMAGE = "sha256:" + "d" * 64
 API_IMAGE = "sha256:" + "a" * 64
@@ -40,7 +40,7 @@ stop_grace_period = "3s"
 
 @pytest.fixture(autouse=True)
 def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(envd.secrets, "_KEY_CACHE", b"unit-test-hash-key")
+    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
     yield
 
 

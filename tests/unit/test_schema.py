@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from envd.errors import SpecError
 from envd.spec import models
 from envd.spec.interpolate import interpolate_tree
 from envd.spec.load import load
 from envd.spec.schema import json_schema, render
+from envd.values.errors import SpecError
 
 if sys.version_info >= (3, 11):
     import tomllib

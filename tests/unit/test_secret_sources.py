@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from envd.errors import SpecError
-from envd.secrets import read_secret
+from envd.inputs.secrets import read_secret
+from envd.values.errors import SpecError
 
 
 def source(**kw: object) -> SimpleNamespace:

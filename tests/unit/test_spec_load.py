@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from envd.errors import SpecError, SpecProblem
 from envd.spec.load import LoadedSpec, deep_merge, find_cycle, load, sanitize_project_name
 from envd.spec.locate import Locator
 from envd.spec.models import Dependency, Port, ServiceSecret, VolumeMount
+from envd.values.errors import SpecError, SpecProblem
 
 
 def write_project(
@@ -345,7 +345,7 @@ def test_env_list_form_and_passthrough(tmp_path: Path) -> None:
 
 def test_env_passthrough_reaches_container(tmp_path: Path) -> None:
     """A passed-through variable gets the process value; an unset one is left out."""
-    from envd.desired import desire
+    from envd.core.desired import desire
 
     write_project(tmp_path, '[services.s]\nimage = "img"\nenv = ["PASS", "MISSING"]\n')
     loaded = load(tmp_path, environ={"PASS": "from-shell"})
@@ -355,7 +355,7 @@ def test_env_passthrough_reaches_container(tmp_path: Path) -> None:
 
 def test_env_file_merge_order(tmp_path: Path) -> None:
     """Later env_files override earlier ones, and ``env`` overrides them all."""
-    from envd.desired import desire
+    from envd.core.desired import desire
 
     spec = """\
 [services.s]

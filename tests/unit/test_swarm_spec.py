@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from envd import labels
-from envd.desired import desire
-from envd.engine.swarm import (
+from envd.core.desired import desire
+from envd.engine.swarm.real import (
     TASK_HASH_LABEL,
     ObservedSecret,
     ObservedService,
@@ -25,11 +24,9 @@ from envd.engine.swarm import (
     SwarmInfo,
     service_payload,
 )
-from envd.errors import Conflict, EnvironmentFailed
-from envd.events import FakeClock
-from envd.secrets import digest
+from envd.inputs.secrets import digest
 from envd.spec.load import LoadedSpec, load
-from envd.swarm import (
+from envd.swarm.deploy import (
     NotSwarmManager,
     SwarmDesired,
     SwarmObserved,
@@ -43,6 +40,9 @@ from envd.swarm import (
     secret_name,
     service_state,
 )
+from envd.values import labels
+from envd.values.errors import Conflict, EnvironmentFailed
+from envd.values.events import FakeClock
 
 SPEC = """
 [project]
@@ -528,9 +528,9 @@ def test_a_crash_loop_without_healthcheck_is_not_ready(tmp_path: Path) -> None:
 
 
 def test_the_lock_pins_the_image_a_swarm_service_runs(tmp_path: Path) -> None:
-    """With envd.lock, the service runs the locked digest instead of the tag."""
-    from envd import lock as lockfile
-    from envd.converge import Target, prepare
+    """With envd.inputs.lock, the service runs the locked digest instead of the tag."""
+    from envd.inputs import lock as lockfile
+    from envd.inputs.prepare import Target, prepare
 
     (tmp_path / "envd.toml").write_text(SPEC.format(mode="a"))
     locked = "acme/web@sha256:" + "ab" * 32

@@ -5,7 +5,7 @@ Docker SDK or ``http.client``: importing those costs more than a no-op
 ``envd up`` may take in total, and the engine's answers are simple enough
 (a length, chunks, or a body that runs until the engine closes the
 connection). It knows HTTP and sockets only; what the calls mean, and which
-error of ``envd.errors`` a failure becomes, is ``envd.engine.real``'s business.
+error of ``envd.values.errors`` a failure becomes, is ``envd.engine.docker.client``'s business.
 
 The framings: log and exec output arrives raw (TTY) or multiplexed in
 8-byte-header frames, and event streams as newline-delimited JSON.

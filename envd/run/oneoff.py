@@ -10,12 +10,12 @@ import subprocess
 import sys
 from dataclasses import replace
 
-from envd import labels
-from envd.apply import apply_images
-from envd.converge import plan_project
-from envd.desired import DesiredProject
+from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.errors import EnvironmentFailed, ServiceFailure
+from envd.run.apply import apply_images
+from envd.run.converge import plan_project
+from envd.values import labels
+from envd.values.errors import EnvironmentFailed, ServiceFailure
 
 
 def run_one_off(

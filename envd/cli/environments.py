@@ -1,8 +1,8 @@
 """`envd lock` and `envd diff`: the commands that look at every environment of the spec.
 
-``lock`` pins each environment's images to digests in envd.lock (reproducible
+``lock`` pins each environment's images to digests in envd.inputs.lock (reproducible
 starts, ``up --frozen``); ``diff`` compares two environments field by field.
-Imported by ``envd.cli`` only when one of them runs or all commands are listed.
+Imported by ``envd.cli.app`` only when one of them runs or all commands are listed.
 """
 
 from __future__ import annotations
@@ -13,23 +13,23 @@ from typing import Any
 
 import click
 
-from envd.cli import Ctx, _json_opt, _project_opts, _rel, engine, main
-from envd.errors import EnvdError
+from envd.cli.app import Ctx, _json_opt, _project_opts, _rel, engine, main
+from envd.values.errors import EnvdError
 
 
 @main.command()
-@click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
+@click.option("--check", is_flag=True, help="Report drift from envd.inputs.lock; change nothing.")
 @_json_opt
 @_project_opts()
 @click.pass_obj
 def lock(obj: Ctx, check: bool, as_json: bool) -> None:
-    """Write envd.lock: every environment's images pinned to digests."""
+    """Write envd.inputs.lock: every environment's images pinned to digests."""
     from dataclasses import replace
 
-    from envd import lock as lockfile
-    from envd.converge import prepare
-    from envd.lockgen import environments_of, make_lock
-    from envd.progress import make_progress
+    from envd.cli.progress import make_progress
+    from envd.inputs import lock as lockfile
+    from envd.inputs.prepare import prepare
+    from envd.run.lockgen import environments_of, make_lock
 
     if check:
         problems: list[str] = []
@@ -74,8 +74,8 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
 @click.pass_obj
 def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
     """Show field by field what differs between two environments ("base" for none)."""
-    from envd.diffenv import BASE_NAMES, json_value, render_value
-    from envd.diffenv import diff as diff_envs
+    from envd.core.envdiff import BASE_NAMES, json_value, render_value
+    from envd.core.envdiff import diff as diff_envs
     from envd.spec.load import load
 
     def one(name: str) -> Any:

@@ -13,16 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from envd import labels
-from envd.desired import (
+from envd.core.desired import (
     DesiredProject,
     DesiredService,
     changed_fields,
     container_for,
     desired_hash,
 )
-from envd.engine.types import ContainerCreate, ObservedContainer
-from envd.observe import Observed
+from envd.core.observed import Observed
+from envd.values import labels
+from envd.values.types import ContainerCreate, ObservedContainer
 
 ActionKind = Literal[
     "pull",

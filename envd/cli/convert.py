@@ -1,7 +1,7 @@
 """`envd export` and `envd import`: the spec to and from other formats.
 
 Compose, swarm stack files and Kubernetes manifests (docs/formats.md).
-Imported by ``envd.cli`` only when one of them runs or all commands are listed.
+Imported by ``envd.cli.app`` only when one of them runs or all commands are listed.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import os
 
 import click
 
-from envd.cli import Ctx, _project_opts, _rel, err, main
-from envd.errors import UsageError
+from envd.cli.app import Ctx, _project_opts, _rel, err, main
+from envd.values.errors import UsageError
 
 
 @main.command(name="export")
@@ -33,14 +33,14 @@ from envd.errors import UsageError
 @click.pass_obj
 def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None:
     """Convert the spec to another format; what it cannot express is reported on stderr."""
-    from envd.export import export, render_yaml
+    from envd.interop.export import export, render_yaml
 
     loaded = obj.load()
     values: dict[str, bytes] | None = None
     if secret_values:
         if fmt != "k8s":
             raise UsageError("--secret-values applies to --format k8s only")
-        from envd.secrets import read_secrets
+        from envd.inputs.secrets import read_secrets
 
         names = {s.source for svc in loaded.active_services().values() for s in svc.secrets}
         values = read_secrets(names, loaded.spec.secrets, loaded.project_dir, os.environ)
@@ -82,7 +82,7 @@ def import_(compose_file: str, output: str | None, force: bool) -> None:
     """Convert a Compose file to envd.toml; what envd cannot express is reported on stderr."""
     from pathlib import Path
 
-    from envd.importer import import_compose
+    from envd.interop.compose_import import import_compose
 
     path = Path(compose_file)
     try:

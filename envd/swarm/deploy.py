@@ -19,7 +19,7 @@ objects:
   run its current spec, then removes what is left over: services no longer in
   the spec, secrets no service uses (a rotated value's old version), networks.
 
-The swarm calls live in ``envd.engine.swarm``; nothing here builds an API
+The swarm calls live in ``envd.engine.swarm.real``; nothing here builds an API
 payload.
 """
 
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field, fields, replace
 from functools import partial
 from typing import Any
 
-from envd import __version__, labels
-from envd.desired import DesiredProject, DesiredService
-from envd.engine.swarm import (
+from envd import __version__
+from envd.core.desired import DesiredProject, DesiredService
+from envd.engine.swarm.real import (
     TASK_HASH_LABEL,
     ObservedSecret,
     ObservedService,
@@ -49,8 +49,10 @@ from envd.engine.swarm import (
     VolumeOptions,
     ipvs_missing,
 )
-from envd.engine.types import BuildRequest, NetworkAttachment
-from envd.errors import (
+from envd.inputs.secrets import digest as secret_digest
+from envd.spec.load import LoadedSpec
+from envd.values import labels
+from envd.values.errors import (
     Conflict,
     EngineError,
     EnvironmentFailed,
@@ -58,9 +60,8 @@ from envd.errors import (
     ServiceFailure,
     UsageError,
 )
-from envd.events import Clock, Emit, Event, SystemClock, discard
-from envd.secrets import digest as secret_digest
-from envd.spec.load import LoadedSpec
+from envd.values.events import Clock, Emit, Event, SystemClock, discard
+from envd.values.types import BuildRequest, NetworkAttachment
 
 TARGET_LABEL = "dev.envd.target"
 SECRET_LABEL = "dev.envd.secret"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from envd.desired import DesiredProject
-from envd.observe import Observed
-from envd.plan import Plan
+from envd.core.desired import DesiredProject
+from envd.core.observed import Observed
+from envd.core.plan import Plan
 
 
 def project_status(desired: DesiredProject, observed: Observed, plan: Plan) -> dict[str, Any]:

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envd import __version__, labels
-from envd.engine.types import (
+from envd import __version__
+from envd.inputs.secrets import digest as secret_digest
+from envd.values import labels
+from envd.values.types import (
     ContainerCreate,
     Healthcheck,
     Mount,
@@ -28,7 +30,6 @@ from envd.engine.types import (
     PortBinding,
     SecretFile,
 )
-from envd.secrets import digest as secret_digest
 
 if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
     from envd.spec.load import LoadedSpec

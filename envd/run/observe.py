@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
+from envd.core.observed import Observed
 from envd.engine.base import Engine
-from envd.engine.types import ObservedContainer, ObservedImage, ObservedNetwork, ObservedVolume
-
-
-@dataclass(frozen=True)
-class Observed:
-    containers: tuple[ObservedContainer, ...] = ()
-    networks: tuple[ObservedNetwork, ...] = ()
-    volumes: tuple[ObservedVolume, ...] = ()
-    images: Mapping[str, ObservedImage | None] = field(default_factory=dict)
-
-    def by_service(self) -> dict[str, list[ObservedContainer]]:
-        out: dict[str, list[ObservedContainer]] = {}
-        for c in self.containers:
-            out.setdefault(c.service, []).append(c)
-        return out
 
 
 def observe(engine: Engine, project: str, image_refs: Iterable[str] = ()) -> Observed:

@@ -10,7 +10,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from envd.events import Event
+from envd.values.events import Event
 
 _SYMBOL = {"working": "…", "done": "✔", "error": "✘", "waiting": "·", "info": " "}
 _LABEL = {

@@ -1,13 +1,13 @@
 """``DockerEngine``: the only module in envd that talks to Docker.
 
 It maps the ``Engine`` protocol onto Docker API calls. Those go through the
-minimal HTTP/1.1 client of ``envd.engine.transport`` (one keep-alive
+minimal HTTP/1.1 client of ``envd.engine.docker.transport`` (one keep-alive
 connection per thread), because importing the Docker SDK alone costs more
 than a no-op ``envd up`` may take in total.
 The SDK is imported lazily, and only for building and pulling images (build
 contexts honouring ``.dockerignore``, registry credentials).
 
-Every failure becomes one of the errors of ``envd.errors``: ``EngineUnavailable``
+Every failure becomes one of the errors of ``envd.values.errors``: ``EngineUnavailable``
 when the engine cannot be reached, ``NotFound`` (404), ``Conflict`` (409) and
 ``EngineError`` with the engine's own message otherwise. Secret values are
 never logged nor put in an error message.
@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from envd.engine.transport import (
+from envd.engine.docker.transport import (
     Connection,
     Endpoint,
     Json,
@@ -40,7 +40,8 @@ from envd.engine.transport import (
     json_objects,
     stream_lines,
 )
-from envd.engine.types import (
+from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
@@ -52,7 +53,6 @@ from envd.engine.types import (
     PortBinding,
     SecretFile,
 )
-from envd.errors import Conflict, EngineError, EngineUnavailable, NotFound
 
 if TYPE_CHECKING:
     from envd.engine.base import ProgressFn

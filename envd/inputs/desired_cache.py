@@ -8,14 +8,14 @@ every input, and a lookup that matches skips the loader (and pydantic) whole.
 
 The key covers envd's own code, the Python version, the target (directory,
 file, environment, profiles, swarm, ``--frozen``), the bytes of the spec,
-``.env`` and ``envd.lock``, and the whole process environment. What the spec
+``.env`` and ``envd.inputs.lock``, and the whole process environment. What the spec
 points at is recorded when an entry is stored and checked on lookup: the
 contents of ``env_file`` files, which paths must exist (bind sources, watch
 paths), each build context's digest, and each secret's value (by keyed
 digest; values are read again on every hit, never stored).
 
 The file is written 0600 and sealed with an HMAC under the per-user key
-(``envd.secrets.hash_key``, kept outside the project), and the seal is
+(``envd.inputs.secrets.hash_key``, kept outside the project), and the seal is
 checked before anything is unpickled: a cache file that came with a cloned
 repository, or that another user wrote, is ignored rather than trusted.
 
@@ -38,12 +38,12 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from envd import __version__
-from envd.buildctx import BuildInputs
-from envd.desired import DesiredProject
+from envd.core.desired import DesiredProject
+from envd.inputs.buildctx import BuildInputs
 from envd.spec.paths import resolve_paths
 
 if TYPE_CHECKING:
-    from envd.converge import Target
+    from envd.inputs.prepare import Target
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
@@ -80,7 +80,7 @@ def lookup(target: Target, environ: Mapping[str, str], frozen: bool) -> DesiredP
     except OSError:
         return None
     try:
-        from envd.secrets import hash_key
+        from envd.inputs.secrets import hash_key
 
         key = hash_key()
         seal, body = raw[:_SEAL], raw[_SEAL:]
@@ -106,7 +106,7 @@ def store(
 ) -> None:
     """Remember a desired state that was just loaded and validated the slow way."""
     try:
-        from envd.secrets import digest, hash_key
+        from envd.inputs.secrets import digest, hash_key
 
         spec_file, base = resolve_paths(target.project_dir, target.file)
         active = loaded.active_services()
@@ -165,7 +165,7 @@ def store(
 
 
 def _revalidate(entry: _Entry, base: Path, environ: Mapping[str, str]) -> DesiredProject | None:
-    from envd.secrets import digest, read_secret
+    from envd.inputs.secrets import digest, read_secret
 
     for path, want in entry.files:
         if _file_digest(Path(path)) != want:
@@ -241,7 +241,7 @@ def _key(
         target.swarm,
         frozen,
     )
-    for path in (spec_file, base / ".env", base / "envd.lock"):
+    for path in (spec_file, base / ".env", base / "envd.inputs.lock"):
         try:
             feed(path.read_bytes())
         except FileNotFoundError:
@@ -264,7 +264,7 @@ def _code_fingerprint() -> str:
 
 
 def _file_digest(path: Path) -> str | None:
-    from envd.secrets import digest
+    from envd.inputs.secrets import digest
 
     try:
         return digest(path.read_bytes())

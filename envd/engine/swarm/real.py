@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from envd.engine.real import DockerEngine, _engine_message, _filters, _nanos
-from envd.engine.types import ContainerCreate, Healthcheck, Mount, NetworkAttachment
-from envd.errors import Conflict, EngineError, NotFound
+from envd.engine.docker.client import DockerEngine, _engine_message, _filters, _nanos
+from envd.values.errors import Conflict, EngineError, NotFound
+from envd.values.types import ContainerCreate, Healthcheck, Mount, NetworkAttachment
 
 # --------------------------------------------------------------------------- values
 
@@ -71,7 +71,7 @@ class VolumeOptions:
 
 @dataclass(frozen=True)
 class SwarmServiceSpec:
-    """Everything envd puts in a swarm service. Produced by ``envd.swarm``."""
+    """Everything envd puts in a swarm service. Produced by ``envd.swarm.deploy``."""
 
     name: str
     labels: Mapping[str, str]  # service labels

@@ -1,6 +1,6 @@
 """The Docker Swarm target: `envd deploy --target swarm`, `status`/`down --target swarm`.
 
-See docs/swarm.md. ``envd.cli`` imports this module only when one of these
+See docs/swarm.md. ``envd.cli.app`` imports this module only when one of these
 runs (or every command is listed): the local life cycle never pays for it.
 """
 
@@ -12,14 +12,14 @@ from typing import Any
 
 import click
 
-from envd.cli import Ctx, F, _json_opt, _project_opts, err, main
-from envd.errors import EnvironmentFailed, SpecError
+from envd.cli.app import Ctx, F, _json_opt, _project_opts, err, main
+from envd.values.errors import EnvironmentFailed, SpecError
 
 
 def swarm_engine() -> Any:
     """A ``SwarmEngine`` that answered a ping and manages an active swarm."""
-    from envd.engine.swarm import SwarmEngine
-    from envd.swarm import require_manager
+    from envd.engine.swarm.real import SwarmEngine
+    from envd.swarm.deploy import require_manager
 
     eng = SwarmEngine()
     eng.ping()
@@ -62,7 +62,9 @@ def _notes(notes: Any, as_json: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Do not wait for the services to converge.")
 @click.option("--dry-run", is_flag=True, help="Show what the deploy would change; change nothing.")
 @_endpoint_mode_opt
-@click.option("--frozen", is_flag=True, help="Refuse to deploy unless envd.lock matches the spec.")
+@click.option(
+    "--frozen", is_flag=True, help="Refuse to deploy unless envd.inputs.lock matches the spec."
+)
 @_json_opt
 @_project_opts()
 @click.pass_obj
@@ -80,10 +82,10 @@ def deploy(
     import time
     from dataclasses import replace
 
-    from envd.converge import prepare
-    from envd.progress import make_progress
-    from envd.swarm import deploy as swarm_deploy
-    from envd.swarm import observe_swarm, plan_swarm, prepare_swarm
+    from envd.cli.progress import make_progress
+    from envd.inputs.prepare import prepare
+    from envd.swarm.deploy import deploy as swarm_deploy
+    from envd.swarm.deploy import observe_swarm, plan_swarm, prepare_swarm
 
     started = time.monotonic()
     loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen)
@@ -168,8 +170,8 @@ def deploy(
 
 def run_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
     """`envd down --target swarm`: remove the project's services, secrets and networks."""
-    from envd.progress import make_progress
-    from envd.swarm import down as swarm_down
+    from envd.cli.progress import make_progress
+    from envd.swarm.deploy import down as swarm_down
 
     loaded = obj.load()
     eng = swarm_engine()
@@ -190,9 +192,9 @@ def run_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
 
 def run_status(obj: Ctx, as_json: bool) -> None:
     """`envd status --target swarm`: per service replicas, tasks and drift."""
-    from envd.converge import prepare
-    from envd.swarm import prepare_swarm
-    from envd.swarm import status as swarm_status
+    from envd.inputs.prepare import prepare
+    from envd.swarm.deploy import prepare_swarm
+    from envd.swarm.deploy import status as swarm_status
 
     loaded = obj.load()
     eng = swarm_engine()

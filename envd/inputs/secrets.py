@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envd.errors import SpecError, SpecProblem
+from envd.values.errors import SpecError, SpecProblem
 
 if TYPE_CHECKING:
     from envd.spec.models import SecretDef

@@ -66,7 +66,7 @@ def import_compose(text: str, source: str = "docker-compose.yml") -> ImportResul
     """Convert Compose YAML to envd.toml text; raise ``SpecError`` when it is not YAML."""
     import yaml
 
-    from envd.errors import SpecError, SpecProblem
+    from envd.values.errors import SpecError, SpecProblem
 
     try:
         doc = yaml.safe_load(text)

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import click
 
 from envd import __version__
-from envd.errors import (
+from envd.values.errors import (
     EngineError,
     EnvdError,
     EnvironmentFailed,
@@ -47,7 +47,7 @@ class Ctx:
     debug: bool
 
     def target(self) -> Any:
-        from envd.converge import Target
+        from envd.inputs.prepare import Target
 
         return Target(self.project_dir, self.file, self.environment, self.profiles)
 
@@ -60,7 +60,7 @@ class Ctx:
 
 
 def engine() -> Any:
-    from envd.engine.real import DockerEngine
+    from envd.engine.docker.client import DockerEngine
 
     eng = DockerEngine()
     eng.ping()
@@ -76,24 +76,24 @@ def err(message: str) -> None:
 # `envd --help` lists them from the text here (a unit test keeps it in sync).
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": (
-        "envd.cli_swarm",  # also `status`/`down --target swarm`
+        "envd.cli.swarm",  # also `status`/`down --target swarm`
         "Deploy the spec to a Docker Swarm: services, overlay network, secrets.",
     ),
     "diff": (
-        "envd.cli_environments",
+        "envd.cli.environments",
         'Show field by field what differs between two environments ("base" for none).',
     ),
     "export": (
-        "envd.cli_convert",
+        "envd.cli.convert",
         "Convert the spec to another format; what it cannot express is reported on stderr.",
     ),
     "import": (
-        "envd.cli_convert",
+        "envd.cli.convert",
         "Convert a Compose file to envd.toml; what envd cannot express is reported on stderr.",
     ),
     "lock": (
-        "envd.cli_environments",
-        "Write envd.lock: every environment's images pinned to digests.",
+        "envd.cli.environments",
+        "Write envd.inputs.lock: every environment's images pinned to digests.",
     ),
 }
 
@@ -288,7 +288,8 @@ def schema() -> None:
 @click.pass_obj
 def plan(obj: Ctx, as_json: bool) -> None:
     """Show what `up` would change, per resource, and why (changes nothing)."""
-    from envd.converge import plan_project, prepare_desired
+    from envd.inputs.prepare import prepare_desired
+    from envd.run.converge import plan_project
 
     desired = prepare_desired(obj.target())
     the_plan, _ = plan_project(engine(), desired)
@@ -332,7 +333,9 @@ def plan(obj: Ctx, as_json: bool) -> None:
     help="Seconds to wait for services to become ready.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
-@click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
+@click.option(
+    "--frozen", is_flag=True, help="Refuse to start unless envd.inputs.lock matches the spec."
+)
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @_json_opt
 @_project_opts()
@@ -355,8 +358,9 @@ def up(
     """
     from pathlib import Path
 
-    from envd.converge import converge, prepare_desired
-    from envd.progress import make_progress
+    from envd.cli.progress import make_progress
+    from envd.inputs.prepare import prepare_desired
+    from envd.run.converge import converge
 
     # From .envd/desired.cache when nothing it depends on changed (no pydantic).
     desired = prepare_desired(obj.target(), frozen=frozen)
@@ -405,9 +409,9 @@ def up(
 def _up_with_daemon(
     obj: Ctx, project_dir: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
 ) -> None:
+    from envd.cli.progress import make_progress
     from envd.daemon import process
-    from envd.events import Event
-    from envd.progress import make_progress
+    from envd.values.events import Event
 
     client = process.running(project_dir, desired.environment)
     started = client is None
@@ -462,12 +466,12 @@ def _up_with_daemon(
     if result == "invalid-spec":
         raise SpecError(message)
     if result == "engine-unavailable":
-        from envd.errors import EngineUnavailable
+        from envd.values.errors import EngineUnavailable
 
         raise EngineUnavailable(message)
     failures = _failures_from_status(status)
     if not failures:
-        from envd.errors import ServiceFailure
+        from envd.values.errors import ServiceFailure
 
         failures = [ServiceFailure("-", message)]
     exc = EnvironmentFailed(failures)
@@ -476,7 +480,7 @@ def _up_with_daemon(
 
 
 def _failures_from_status(status: dict[str, Any]) -> list[Any]:
-    from envd.errors import ServiceFailure
+    from envd.values.errors import ServiceFailure
 
     out = []
     for s in status.get("services", []):
@@ -573,7 +577,10 @@ def events(obj: Ctx, as_json: bool, since: int | None) -> None:
 
 @main.command()
 @click.option(
-    "-v", "--volumes", is_flag=True, help="Also remove the named volumes the spec declares and the anonymous volumes."
+    "-v",
+    "--volumes",
+    is_flag=True,
+    help="Also remove the named volumes the spec declares and the anonymous volumes.",
 )
 @click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
 @_target_opt
@@ -583,15 +590,15 @@ def events(obj: Ctx, as_json: bool, since: int | None) -> None:
 def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: str) -> None:
     """Stop and remove the project's containers and networks."""
     if target == "swarm":
-        from envd import cli_swarm
+        from envd.cli import swarm as cli_swarm
 
         cli_swarm.run_down(obj, volumes, as_json)
         return
-    from envd import labels
-    from envd.apply import remove_all
-    from envd.converge import prepare
+    from envd.cli.progress import make_progress
     from envd.daemon import process
-    from envd.progress import make_progress
+    from envd.inputs.prepare import prepare
+    from envd.run.apply import remove_all
+    from envd.values import labels
 
     loaded, desired = prepare(obj.target(), read_secret_values=False)
     eng = engine()
@@ -610,7 +617,7 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
     remove_all(eng, containers, grace, progress, volumes=volumes)
     import time
 
-    from envd.events import Event
+    from envd.values.events import Event
 
     stuck: list[str] = []
     for net in eng.list_networks(desired.project):
@@ -665,7 +672,7 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
 def status(obj: Ctx, as_json: bool, target: str) -> None:
     """Per service: desired vs actual, health, container ids, drift."""
     if target == "swarm":
-        from envd import cli_swarm
+        from envd.cli import swarm as cli_swarm
 
         cli_swarm.run_status(obj, as_json)
         return
@@ -681,8 +688,9 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
     report: dict[str, Any] = client.status() if client is not None else {}
     if "services" not in report:
         # No daemon, or one whose spec is broken: observe the engine directly.
-        from envd.converge import plan_project, prepare
-        from envd.status import project_status
+        from envd.core.status import project_status
+        from envd.inputs.prepare import prepare
+        from envd.run.converge import plan_project
 
         _, desired = prepare(obj.target())
         the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
@@ -732,7 +740,7 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
 @click.pass_obj
 def logs(obj: Ctx, services: tuple[str, ...], follow: bool, tail: str, no_prefix: bool) -> None:
     """Show container logs, prefixed by service."""
-    from envd.converge import prepare
+    from envd.inputs.prepare import prepare
 
     _, desired = prepare(obj.target())
     for s in services:
@@ -801,7 +809,7 @@ def _service_container(eng: Any, desired: Any, service: str, index: int) -> Any:
 @click.pass_obj
 def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: bool) -> None:
     """Run a command in a running service container: envd exec SERVICE -- CMD..."""
-    from envd.converge import prepare
+    from envd.inputs.prepare import prepare
 
     _, desired = prepare(obj.target())
     eng = engine()
@@ -827,8 +835,8 @@ def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: 
 @click.pass_obj
 def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
     """Run a one-off container of a service: envd run SERVICE -- CMD..."""
-    from envd.converge import prepare
-    from envd.oneoff import run_one_off
+    from envd.inputs.prepare import prepare
+    from envd.run.oneoff import run_one_off
 
     _, desired = prepare(obj.target())
     if service not in desired.services:

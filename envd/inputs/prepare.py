@@ -1,8 +1,7 @@
-"""The ``up`` pipeline, shared by the CLI and the daemon.
+"""Everything ``up`` reads before it touches the engine: the spec, secret
+values, build-context digests and the lock, resolved into a desired state.
 
-load → read secrets → desire → observe → plan → (images → observe → plan) → apply.
-Everything before ``observe`` is pure or reads only the project's files, so a
-bad spec fails (exit 2) before the engine is touched.
+A bad spec fails here (exit 2) before any engine call.
 """
 
 from __future__ import annotations
@@ -13,13 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from envd.apply import Applier, ServiceProgress, apply_images
-from envd.buildctx import BuildInputs
-from envd.desired import DesiredProject, desire
-from envd.engine.base import Engine
-from envd.events import Clock, Emit, discard
-from envd.observe import Observed, observe
-from envd.plan import Plan, make_plan
+from envd.core.desired import DesiredProject, desire
+from envd.inputs.buildctx import BuildInputs
 
 if TYPE_CHECKING:  # the loader pulls in pydantic; a cached `up` never needs it
     from envd.spec.load import LoadedSpec
@@ -49,7 +43,7 @@ def prepare(
     read_secret_values: bool = True,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
-    from envd.secrets import read_secrets
+    from envd.inputs.secrets import read_secrets
     from envd.spec.load import load
 
     environ = os.environ if environ is None else environ
@@ -69,13 +63,13 @@ def prepare(
         for name, inputs in build_inputs(loaded).items()
     }
     if use_lock:
-        from envd import lock as lockfile
+        from envd.inputs import lock as lockfile
 
         lock = lockfile.read(loaded.project_dir)
         if frozen:
             problems = lockfile.check(lock, loaded, digests)
             if problems:
-                from envd.errors import LockMismatch
+                from envd.values.errors import LockMismatch
 
                 raise LockMismatch(
                     f"{lockfile.LOCK_FILE} does not match the spec (--frozen):\n"
@@ -117,7 +111,7 @@ def prepare_desired(
 ) -> DesiredProject:
     """``prepare`` for callers that need only the desired state: served from
     ``.envd/desired.cache`` when none of its inputs changed (see desired_cache)."""
-    from envd import desired_cache
+    from envd.inputs import desired_cache
 
     environ = os.environ if environ is None else environ
     cached = desired_cache.lookup(target, environ, frozen)
@@ -126,53 +120,3 @@ def prepare_desired(
     loaded, desired = prepare(target, environ, frozen=frozen)
     desired_cache.store(target, environ, frozen, loaded, desired, build_inputs(loaded))
     return desired
-
-
-def image_refs(desired: DesiredProject) -> list[str]:
-    return sorted({s.image_ref for s in desired.services.values()})
-
-
-def plan_project(
-    engine: Engine,
-    desired: DesiredProject,
-    pulled: frozenset[str] = frozenset(),
-    force_recreate: frozenset[str] = frozenset(),
-    restart_exited: bool = True,
-) -> tuple[Plan, Observed]:
-    observed = observe(engine, desired.project, image_refs(desired))
-    plan = make_plan(
-        desired,
-        observed,
-        pulled=pulled,
-        force_recreate=force_recreate,
-        restart_exited=restart_exited,
-    )
-    return plan, observed
-
-
-def converge(
-    engine: Engine,
-    desired: DesiredProject,
-    emit: Emit = discard,
-    wait_ready: bool = True,
-    timeout: float | None = None,
-    clock: Clock | None = None,
-    force_recreate: frozenset[str] = frozenset(),
-    restart_exited: bool = True,
-) -> tuple[Plan, dict[str, ServiceProgress]]:
-    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
-    plan, observed = plan_project(
-        engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
-    )
-    from envd.errors import EnvironmentFailed, ServiceFailure
-
-    if plan.problems:
-        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
-    if plan.image_actions:
-        pulled = apply_images(plan, engine, desired, emit)
-        plan, observed = plan_project(
-            engine, desired, frozenset(pulled), force_recreate, restart_exited
-        )
-    applier = Applier(engine, desired, emit, clock)
-    progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
-    return plan, progress

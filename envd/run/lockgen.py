@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from envd.apply import apply_images
-from envd.converge import Target, plan_project, prepare
 from envd.engine.base import Engine
-from envd.engine.types import ObservedImage
-from envd.errors import EnvironmentFailed, ServiceFailure
-from envd.events import Emit, Event, discard
-from envd.lock import (
+from envd.inputs.lock import (
     BASE,
     Lock,
     LockedEnvironment,
@@ -19,7 +14,13 @@ from envd.lock import (
     service_digest,
     spec_digest,
 )
+from envd.inputs.prepare import Target, prepare
+from envd.run.apply import apply_images
+from envd.run.converge import plan_project
 from envd.spec.load import load
+from envd.values.errors import EnvironmentFailed, ServiceFailure
+from envd.values.events import Emit, Event, discard
+from envd.values.types import ObservedImage
 
 
 def environments_of(target: Target) -> list[str | None]:

@@ -25,20 +25,20 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
-from envd import labels
-from envd.desired import DesiredProject
+from envd.core.desired import DesiredProject
+from envd.core.observed import Observed
+from envd.core.plan import Action, Plan
 from envd.engine.base import Engine
-from envd.engine.types import (
+from envd.values import labels
+from envd.values.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
+from envd.values.events import Clock, Emit, Event, Phase, SystemClock, discard
+from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     Mount,
     ObservedContainer,
     ObservedImage,
 )
-from envd.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
-from envd.events import Clock, Emit, Event, Phase, SystemClock, discard
-from envd.observe import Observed
-from envd.plan import Action, Plan
 
 READY = "ready"
 COMPLETED = "completed"

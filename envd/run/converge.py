@@ -1,0 +1,66 @@
+"""The ``up`` pipeline, shared by the CLI and the daemon.
+
+load → read secrets → desire → observe → plan → (images → observe → plan) → apply.
+Everything before ``observe`` is pure or reads only the project's files, so a
+bad spec fails (exit 2) before the engine is touched.
+"""
+
+from __future__ import annotations
+
+from envd.core.desired import DesiredProject
+from envd.core.observed import Observed
+from envd.core.plan import Plan, make_plan
+from envd.engine.base import Engine
+from envd.run.apply import Applier, ServiceProgress, apply_images
+from envd.run.observe import observe
+from envd.values.events import Clock, Emit, discard
+
+
+def image_refs(desired: DesiredProject) -> list[str]:
+    return sorted({s.image_ref for s in desired.services.values()})
+
+
+def plan_project(
+    engine: Engine,
+    desired: DesiredProject,
+    pulled: frozenset[str] = frozenset(),
+    force_recreate: frozenset[str] = frozenset(),
+    restart_exited: bool = True,
+) -> tuple[Plan, Observed]:
+    observed = observe(engine, desired.project, image_refs(desired))
+    plan = make_plan(
+        desired,
+        observed,
+        pulled=pulled,
+        force_recreate=force_recreate,
+        restart_exited=restart_exited,
+    )
+    return plan, observed
+
+
+def converge(
+    engine: Engine,
+    desired: DesiredProject,
+    emit: Emit = discard,
+    wait_ready: bool = True,
+    timeout: float | None = None,
+    clock: Clock | None = None,
+    force_recreate: frozenset[str] = frozenset(),
+    restart_exited: bool = True,
+) -> tuple[Plan, dict[str, ServiceProgress]]:
+    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
+    plan, observed = plan_project(
+        engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
+    )
+    from envd.values.errors import EnvironmentFailed, ServiceFailure
+
+    if plan.problems:
+        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
+    if plan.image_actions:
+        pulled = apply_images(plan, engine, desired, emit)
+        plan, observed = plan_project(
+            engine, desired, frozenset(pulled), force_recreate, restart_exited
+        )
+    applier = Applier(engine, desired, emit, clock)
+    progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
+    return plan, progress
