@@ -19,7 +19,7 @@ from envd.values.errors import EnvironmentFailed, SpecError
 def swarm_engine() -> Any:
     """A ``SwarmEngine`` that answered a ping and manages an active swarm."""
     from envd.engine.swarm.real import SwarmEngine
-    from envd.swarm.deploy import require_manager
+    from envd.swarm.ops import require_manager
 
     eng = SwarmEngine()
     eng.ping()
@@ -85,7 +85,9 @@ def deploy(
     from envd.cli.progress import make_progress
     from envd.inputs.prepare import prepare
     from envd.swarm.deploy import deploy as swarm_deploy
-    from envd.swarm.deploy import observe_swarm, plan_swarm, prepare_swarm
+    from envd.swarm.deploy import prepare_swarm
+    from envd.swarm.ops import observe_swarm
+    from envd.swarm.plan import plan_swarm
 
     started = time.monotonic()
     loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen)
@@ -171,7 +173,7 @@ def deploy(
 def run_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
     """`envd down --target swarm`: remove the project's services, secrets and networks."""
     from envd.cli.progress import make_progress
-    from envd.swarm.deploy import down as swarm_down
+    from envd.swarm.ops import down as swarm_down
 
     loaded = obj.load()
     eng = swarm_engine()
@@ -194,7 +196,7 @@ def run_status(obj: Ctx, as_json: bool) -> None:
     """`envd status --target swarm`: per service replicas, tasks and drift."""
     from envd.inputs.prepare import prepare
     from envd.swarm.deploy import prepare_swarm
-    from envd.swarm.deploy import status as swarm_status
+    from envd.swarm.ops import status as swarm_status
 
     loaded = obj.load()
     eng = swarm_engine()

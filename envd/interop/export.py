@@ -353,7 +353,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
 
 def to_stack(loaded: LoadedSpec) -> Export:
     """A stack file (Compose 3.9) for ``docker stack deploy``, mapped like ``envd deploy``."""
-    from envd.swarm.deploy import restart_condition
+    from envd.swarm.mapping import restart_condition
 
     spec = loaded.spec
     notes: list[str] = []

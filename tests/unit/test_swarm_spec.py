@@ -15,34 +15,31 @@ from typing import Any
 import pytest
 
 from envd.core.desired import desire
-from envd.engine.swarm.real import (
+from envd.engine.swarm.real import service_payload
+from envd.inputs.secrets import digest
+from envd.spec.load import LoadedSpec, load
+from envd.swarm.deploy import deploy
+from envd.swarm.desired import desire_swarm
+from envd.swarm.mapping import (
+    NotSwarmManager,
+    SwarmDesired,
+    parse_tmpfs,
+    restart_condition,
+    secret_name,
+)
+from envd.swarm.ops import down, require_manager, service_state
+from envd.swarm.plan import SwarmObserved, plan_swarm
+from envd.values import labels
+from envd.values.errors import Conflict, EnvironmentFailed
+from envd.values.events import FakeClock
+from envd.values.swarm_types import (
     TASK_HASH_LABEL,
     ObservedSecret,
     ObservedService,
     ObservedSwarmNetwork,
     ObservedTask,
     SwarmInfo,
-    service_payload,
 )
-from envd.inputs.secrets import digest
-from envd.spec.load import LoadedSpec, load
-from envd.swarm.deploy import (
-    NotSwarmManager,
-    SwarmDesired,
-    SwarmObserved,
-    deploy,
-    desire_swarm,
-    down,
-    parse_tmpfs,
-    plan_swarm,
-    require_manager,
-    restart_condition,
-    secret_name,
-    service_state,
-)
-from envd.values import labels
-from envd.values.errors import Conflict, EnvironmentFailed
-from envd.values.events import FakeClock
 
 SPEC = """
 [project]

@@ -1,0 +1,235 @@
+"""``desire_swarm`` (pure): a ``DesiredProject`` as swarm services, overlay
+networks and versioned secrets ``<project>_<secret>_<digest[:12]>`` (the digest is
+the keyed HMAC of the value, so a name never reveals it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from envd import __version__
+from envd.core.desired import DesiredProject
+from envd.inputs.secrets import digest as secret_digest
+from envd.spec.load import LoadedSpec
+from envd.swarm.mapping import (
+    IMAGE_ID_LABEL,
+    SECRET_LABEL,
+    SECRETS_DIR,
+    STACK_NAMESPACE,
+    SwarmDesired,
+    SwarmNetwork,
+    SwarmSecret,
+    SwarmService,
+    parse_tmpfs,
+    project_labels,
+    restart_condition,
+    secret_name,
+    service_name,
+    spec_hashes,
+    update_order,
+)
+from envd.values import labels
+from envd.values.swarm_types import (
+    TASK_HASH_LABEL,
+    PublishedPort,
+    SecretRef,
+    SwarmServiceSpec,
+    TmpfsMount,
+    VolumeOptions,
+)
+from envd.values.types import NetworkAttachment
+
+
+def desire_swarm(
+    desired: DesiredProject,
+    loaded: LoadedSpec,
+    image_ids: Mapping[str, str | None],
+    endpoint_mode: str = "vip",
+) -> SwarmDesired:
+    """Pure: the swarm objects for a desired project.
+
+    ``image_ids`` maps an image reference to its id on this node (None: not
+    present here, the swarm nodes pull it). ``endpoint_mode`` "vip" publishes
+    ports on the routing mesh; "dnsrr" (for kernels without IPVS) resolves
+    service names to the tasks' addresses and publishes ports in host mode.
+    """
+    publish_mode = "ingress" if endpoint_mode == "vip" else "host"
+    project = desired.project
+    common = project_labels(project)
+    env_labels = {labels.ENVIRONMENT: desired.environment} if desired.environment else {}
+    notes: list[str] = []
+
+    networks: dict[str, SwarmNetwork] = {}
+    for key, net in sorted(desired.networks.items()):
+        if net.external:
+            networks[key] = SwarmNetwork(key, net.name, {}, external=True)
+            continue
+        driver = "overlay" if net.driver in ("bridge", "overlay", "") else net.driver
+        if net.driver not in ("bridge", "overlay", ""):
+            notes.append(f"networks.{key}: driver {net.driver!r} is used as is on the swarm")
+        user = {k: v for k, v in net.labels.items() if not k.startswith(labels.PREFIX)}
+        networks[key] = SwarmNetwork(
+            key=key,
+            name=net.name,
+            labels={
+                **user,
+                **common,
+                **env_labels,
+                STACK_NAMESPACE: project,
+                labels.NETWORK: key,
+                labels.VERSION: __version__,
+            },
+            internal=net.internal,
+            driver=driver,
+        )
+
+    secrets: dict[str, SwarmSecret] = {}
+    services: dict[str, SwarmService] = {}
+    spec_services = loaded.spec.services
+    for name in sorted(desired.services):
+        dsvc = desired.services[name]
+        svc = spec_services[name]
+        t = dsvc.template
+        where = f"services.{name}"
+
+        refs: list[SecretRef] = []
+        for ssec, sfile in zip(svc.secrets, t.secrets, strict=True):
+            value_digest = secret_digest(sfile.value)
+            sname = secret_name(project, ssec.source, value_digest)
+            secrets[sname] = SwarmSecret(
+                key=ssec.source,
+                name=sname,
+                labels={
+                    **common,
+                    **env_labels,
+                    STACK_NAMESPACE: project,
+                    SECRET_LABEL: ssec.source,
+                },
+                value=sfile.value,
+            )
+            target = sfile.target
+            if target.startswith(SECRETS_DIR):
+                target = target[len(SECRETS_DIR) :]
+            refs.append(SecretRef(sname, target, str(sfile.uid), str(sfile.gid), sfile.mode))
+
+        ports: list[PublishedPort] = []
+        for p in t.ports:
+            if p.host_ip not in ("", "0.0.0.0", "::"):
+                notes.append(
+                    f"{where}.ports: host_ip {p.host_ip} cannot be expressed on a swarm: port"
+                    f" {p.host_port or p.container_port} is published on every interface of"
+                    " every node that runs the service"
+                )
+            ports.append(PublishedPort(p.container_port, p.host_port, p.protocol, publish_mode))
+
+        tmpfs: list[TmpfsMount] = []
+        for path, opts in t.tmpfs:
+            mount, rest = parse_tmpfs(path, opts)
+            tmpfs.append(mount)
+            if rest:
+                notes.append(
+                    f"{where}.tmpfs: options {','.join(rest)} of {path} cannot be expressed"
+                    " on a swarm (size and mode only)"
+                )
+
+        volume_options: dict[str, VolumeOptions] = {}
+        for m in t.mounts:
+            if m.type == "bind":
+                notes.append(
+                    f"{where}.volumes: bind mount {m.source} must exist on every node that"
+                    " runs the service"
+                )
+            if m.type != "volume" or not m.source:
+                continue
+            vol = next((v for v in desired.volumes.values() if v.name == m.source), None)
+            if vol is None or vol.external:
+                continue
+            volume_options[m.source] = VolumeOptions(
+                labels={
+                    **{k: v for k, v in vol.labels.items() if not k.startswith(labels.PREFIX)},
+                    **common,
+                    **env_labels,
+                    labels.VOLUME: vol.key,
+                },
+                driver=vol.driver,
+                driver_opts=dict(vol.driver_opts),
+            )
+
+        image_id = image_ids.get(dsvc.image_ref)
+        container_labels = {**t.labels, STACK_NAMESPACE: project}
+        if image_id and not dsvc.image_ref.startswith("sha256:") and "@" not in dsvc.image_ref:
+            # A tag that now names another image must roll the tasks.
+            container_labels[IMAGE_ID_LABEL] = image_id
+        if dsvc.build is not None:
+            notes.append(
+                f"{where}.build: the image {dsvc.image_ref} is built on this node only;"
+                " on a multi-node swarm push it to a registry and name it in 'image'"
+            )
+        if dsvc.depends_on:
+            notes.append(
+                f"{where}.depends_on: a swarm starts services in any order; the service must"
+                " retry until " + ", ".join(sorted(dsvc.depends_on)) + " answer"
+            )
+        if svc.watch:
+            notes.append(f"{where}.watch: a swarm deploy has no hot reload; the rules are unused")
+        if t.restart in ("no", "") and dsvc.replicas:
+            notes.append(
+                f"{where}.restart: 'no' becomes restart condition 'none': a task that"
+                " exits is not replaced"
+            )
+
+        order, why = update_order(dsvc, endpoint_mode)
+        container = replace(
+            t,
+            name="",
+            labels=container_labels,
+            ports=(),
+            networks=(),
+            secrets=(),
+            tmpfs=(),
+        )
+        spec = SwarmServiceSpec(
+            name=service_name(project, name),
+            labels={
+                **common,
+                **env_labels,
+                STACK_NAMESPACE: project,
+                labels.SERVICE: name,
+            },
+            container=container,
+            replicas=dsvc.replicas,
+            networks=tuple(NetworkAttachment(a.network, a.aliases) for a in t.networks),
+            secrets=tuple(refs),
+            ports=tuple(ports),
+            tmpfs=tuple(tmpfs),
+            volume_options=volume_options,
+            restart_condition=restart_condition(t.restart),
+            update_order=order,
+            endpoint_mode=endpoint_mode,
+        )
+        full, task, short = spec_hashes(spec)
+        spec = replace(
+            spec,
+            labels={
+                **spec.labels,
+                labels.CONFIG_HASH: full,
+                labels.FIELD_HASHES: short,
+                labels.VERSION: __version__,
+            },
+            container=replace(
+                spec.container, labels={**spec.container.labels, TASK_HASH_LABEL: task}
+            ),
+        )
+        services[name] = SwarmService(name, spec, full, task, short, why)
+    return SwarmDesired(
+        project=project,
+        environment=desired.environment,
+        services=services,
+        networks=networks,
+        secrets=secrets,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+# --------------------------------------------------------------------------- plan

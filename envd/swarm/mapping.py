@@ -1,0 +1,209 @@
+"""The pure vocabulary of envd on Swarm: object names, labels, restart and update
+mapping, tmpfs sizes and the hashes that decide when a service must roll.
+
+Shared by ``desire_swarm`` and the stack export, so both map a spec the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from envd.core.desired import DesiredService
+from envd.values import labels
+from envd.values.errors import (
+    UsageError,
+)
+from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec, TmpfsMount
+
+TARGET_LABEL = "dev.envd.target"
+SECRET_LABEL = "dev.envd.secret"
+IMAGE_ID_LABEL = "dev.envd.image-id"
+# What `docker stack` commands look for: `docker stack ps <project>` works.
+STACK_NAMESPACE = "com.docker.stack.namespace"
+TARGET = "swarm"
+SECRET_NAME_MAX = 64
+SECRETS_DIR = "/run/secrets/"
+
+_RESTART = {"no": "none", "": "none", "on-failure": "on-failure", "always": "any"}
+_RESTART["unless-stopped"] = "any"
+
+
+class NotSwarmManager(UsageError):
+    """The engine is not a manager of an active swarm (exit 2: nothing was changed)."""
+
+
+# --------------------------------------------------------------------------- desired
+
+
+@dataclass(frozen=True)
+class SwarmSecret:
+    key: str  # the name in the spec
+    name: str  # the versioned swarm name
+    labels: Mapping[str, str]
+    value: bytes = field(default=b"", repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SwarmNetwork:
+    key: str
+    name: str
+    labels: Mapping[str, str]
+    internal: bool = False
+    driver: str = "overlay"
+    external: bool = False
+
+
+@dataclass(frozen=True)
+class SwarmService:
+    service: str  # the name in the spec
+    spec: SwarmServiceSpec
+    config_hash: str
+    task_hash: str
+    field_hashes: str
+    order_reason: str = ""
+
+
+@dataclass(frozen=True)
+class SwarmDesired:
+    project: str
+    environment: str | None
+    services: Mapping[str, SwarmService]
+    networks: Mapping[str, SwarmNetwork]
+    secrets: Mapping[str, SwarmSecret]  # by swarm name
+    notes: tuple[str, ...] = ()
+    # Images a deploy would build first (only filled when preparing without building).
+    builds: tuple[str, ...] = ()
+
+    def common_labels(self) -> dict[str, str]:
+        return project_labels(self.project)
+
+
+def project_labels(project: str) -> dict[str, str]:
+    """The labels every swarm object of a project carries (what `down` removes)."""
+    return {labels.PROJECT: project, TARGET_LABEL: TARGET}
+
+
+def service_name(project: str, service: str) -> str:
+    return f"{project}_{service}"
+
+
+def secret_name(project: str, key: str, value_digest: str) -> str:
+    """``<project>_<secret>_<digest[:12]>``, shortened to swarm's 64 characters."""
+    suffix = "_" + value_digest[:12]
+    return f"{project}_{key}"[: SECRET_NAME_MAX - len(suffix)] + suffix
+
+
+def restart_condition(restart: str) -> str:
+    """A compose/envd restart policy as a swarm restart condition."""
+    return _RESTART.get(restart, "any")
+
+
+def update_order(svc: DesiredService, endpoint_mode: str = "vip") -> tuple[str, str]:
+    """``start-first`` unless two tasks of the service must not run at once; and why.
+
+    With virtual IPs, published ports go through the routing mesh (ingress),
+    where no task binds the host port, so a fixed published port does not stop
+    the new task from starting before the old one stops. With DNS round robin
+    ports are published in host mode: the task itself binds the node's port, and
+    a new task cannot bind a fixed port the old one holds. State on the node
+    stops it too: a writable named volume or bind mount would be shared by the
+    old and the new task (two databases on one data directory).
+    """
+    if endpoint_mode == "dnsrr":
+        for p in svc.template.ports:
+            if p.host_port:
+                return "stop-first", f"fixed host-mode port {p.host_port}"
+    for m in svc.template.mounts:
+        if m.type in ("volume", "bind") and m.source and not m.read_only:
+            kind = "volume" if m.type == "volume" else "bind mount"
+            return "stop-first", f"writable {kind} {m.source} at {m.target}"
+    return "start-first", ""
+
+
+_SIZE = re.compile(r"^(\d+)([kmgKMG]?)[bB]?$")
+_UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def parse_tmpfs(path: str, options: str) -> tuple[TmpfsMount, list[str]]:
+    """A tmpfs mount and the options swarm cannot express."""
+    size: int | None = None
+    mode: int | None = None
+    rest: list[str] = []
+    for opt in filter(None, options.split(",")):
+        key, _, value = opt.partition("=")
+        if key == "size" and _SIZE.match(value):
+            m = _SIZE.match(value)
+            assert m is not None
+            size = int(m.group(1)) * _UNIT[m.group(2).lower()]
+        elif key == "mode" and re.fullmatch(r"[0-7]{3,4}", value):
+            mode = int(value, 8)
+        else:
+            rest.append(opt)
+    return TmpfsMount(path, size, mode), rest
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+_TASK_FIELDS = (
+    "container",
+    "endpoint_mode",
+    "networks",
+    "secrets",
+    "ports",
+    "tmpfs",
+    "volume_options",
+    "restart_condition",
+)
+_SERVICE_FIELDS = ("replicas", "update_order", "labels")
+
+
+def _hash(data: Any) -> str:
+    return hashlib.sha256(_ENCODER.encode(data).encode()).hexdigest()
+
+
+def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
+    """(config hash, task hash, per-field short hashes) of a service spec.
+
+    The hash labels themselves and the envd version are left out, so a
+    hash only moves when something swarm would act on moved.
+    """
+    container = replace(
+        spec.container,
+        labels={k: v for k, v in spec.container.labels.items() if k != TASK_HASH_LABEL},
+    )
+    service_labels = {
+        k: v
+        for k, v in spec.labels.items()
+        if k not in (labels.CONFIG_HASH, labels.FIELD_HASHES, labels.VERSION)
+    }
+    parts: dict[str, Any] = {}
+    for name in _TASK_FIELDS:
+        parts[name] = _plain(container if name == "container" else getattr(spec, name))
+    parts["replicas"] = spec.replicas
+    parts["update_order"] = spec.update_order
+    parts["labels"] = service_labels
+    task = _hash({k: parts[k] for k in _TASK_FIELDS})
+    full = _hash(parts)
+    # Per field of the container too, so a plan can say "env changed".
+    short: dict[str, Any] = {k: parts[k] for k in _TASK_FIELDS if k != "container"}
+    short.update({k: parts[k] for k in _SERVICE_FIELDS})
+    for f in fields(container):
+        if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
+            continue
+        short[f"container.{f.name}"] = _plain(getattr(container, f.name))
+    field_hashes = ",".join(f"{k}={_hash(v)[:8]}" for k, v in sorted(short.items()))
+    return full, task, field_hashes

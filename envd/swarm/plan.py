@@ -1,0 +1,116 @@
+"""``plan_swarm`` (pure): compare the desired swarm objects with one observation
+and return typed actions, each with its reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from envd.swarm.mapping import SECRET_LABEL, SwarmDesired
+from envd.values import labels
+from envd.values.swarm_types import ObservedSecret, ObservedService, ObservedSwarmNetwork
+
+
+@dataclass(frozen=True)
+class SwarmObserved:
+    services: tuple[ObservedService, ...] = ()
+    secrets: tuple[ObservedSecret, ...] = ()
+    networks: tuple[ObservedSwarmNetwork, ...] = ()
+
+
+@dataclass(frozen=True)
+class SwarmAction:
+    kind: str  # create-network | create-secret | create-service | update-service | ok |
+    #            remove-service | remove-secret | remove-network
+    resource: str
+    reason: str
+    name: str = ""
+    service: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
+class SwarmPlan:
+    project: str
+    actions: tuple[SwarmAction, ...]
+
+    @property
+    def changes(self) -> tuple[SwarmAction, ...]:
+        return tuple(a for a in self.actions if a.kind != "ok")
+
+    def of(self, *kinds: str) -> list[SwarmAction]:
+        return [a for a in self.actions if a.kind in kinds]
+
+
+def changed_fields(old: str, new: str) -> list[str]:
+    a = dict(p.split("=", 1) for p in old.split(",") if "=" in p)
+    b = dict(p.split("=", 1) for p in new.split(",") if "=" in p)
+    return sorted(k.removeprefix("container.") for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
+    """Pure: what a deploy does, in order, each action with its reason."""
+    actions: list[SwarmAction] = []
+    have_nets = {n.name for n in observed.networks}
+    for net in sorted(desired.networks.values(), key=lambda n: n.name):
+        if not net.external and net.name not in have_nets:
+            actions.append(
+                SwarmAction("create-network", f"network {net.name}", "does not exist", net.name)
+            )
+    have_secrets = {s.name for s in observed.secrets}
+    for name, sec in sorted(desired.secrets.items()):
+        if name not in have_secrets:
+            others = [s.name for s in observed.secrets if s.labels.get(SECRET_LABEL) == sec.key]
+            reason = "its value changed" if others else "does not exist"
+            actions.append(SwarmAction("create-secret", f"secret {name}", reason, name))
+    by_name = {s.name: s for s in observed.services}
+    for svc_key, svc in sorted(desired.services.items()):
+        resource = f"service {svc.spec.name}"
+        current = by_name.get(svc.spec.name)
+        if current is None:
+            actions.append(
+                SwarmAction("create-service", resource, "does not exist", svc.spec.name, svc_key)
+            )
+        elif current.labels.get(labels.CONFIG_HASH) != svc.config_hash:
+            changed = changed_fields(current.labels.get(labels.FIELD_HASHES, ""), svc.field_hashes)
+            reason = ("changed: " + ", ".join(changed)) if changed else "its config changed"
+            actions.append(SwarmAction("update-service", resource, reason, svc.spec.name, svc_key))
+        else:
+            actions.append(SwarmAction("ok", resource, "up to date", svc.spec.name, svc_key))
+    wanted = {s.spec.name for s in desired.services.values()}
+    for obs in sorted(observed.services, key=lambda s: s.name):
+        if obs.name not in wanted:
+            actions.append(
+                SwarmAction(
+                    "remove-service",
+                    f"service {obs.name}",
+                    "no longer in the spec (or its profile is off)",
+                    obs.id,
+                    obs.labels.get(labels.SERVICE, ""),
+                )
+            )
+    for obs_secret in sorted(observed.secrets, key=lambda s: s.name):
+        if obs_secret.name not in desired.secrets:
+            key = obs_secret.labels.get(SECRET_LABEL, "")
+            reason = (
+                "replaced by a new version"
+                if any(s.key == key for s in desired.secrets.values())
+                else "no longer used"
+            )
+            actions.append(
+                SwarmAction("remove-secret", f"secret {obs_secret.name}", reason, obs_secret.id)
+            )
+    wanted_nets = {n.name for n in desired.networks.values()}
+    for obs_net in sorted(observed.networks, key=lambda n: n.name):
+        if obs_net.name not in wanted_nets:
+            actions.append(
+                SwarmAction(
+                    "remove-network", f"network {obs_net.name}", "no longer used", obs_net.id
+                )
+            )
+    return SwarmPlan(desired.project, tuple(actions))
+
+
+# --------------------------------------------------------------------------- the engine side
