@@ -22,7 +22,6 @@ Usage: ``python3 bench/bench_plan.py [--services 500] [--runs 50] [--markdown]``
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -34,12 +33,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-os.environ.setdefault("ENVD_HASH_KEY", "bench-hash-key")  # never touch the user's key file
 
 from envd.core.desired import DesiredProject, container_for, desire  # noqa: E402
 from envd.core.observed import Observed  # noqa: E402
 from envd.core.plan import make_plan  # noqa: E402
 from envd.spec.load import load  # noqa: E402
+from envd.values.keys import Keys  # noqa: E402
 from envd.values.types import (  # noqa: E402
     ObservedContainer,
     ObservedImage,
@@ -77,7 +76,7 @@ def desired_project(services: int, command_of_s0: str = "serve") -> DesiredProje
             '["serve", "--id", "0"]', f'["{command_of_s0}", "--id", "0"]'
         )
         (Path(tmp) / "envd.toml").write_text(text)
-        return desire(load(tmp, environ={}), {})
+        return desire(load(tmp, environ={}), {}, keys=Keys(b"bench-hash-key"))
 
 
 def image_id(ref: str) -> str:

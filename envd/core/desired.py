@@ -13,14 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
-from envd.inputs.secrets import digest as secret_digest
 from envd.values import labels
 from envd.values.types import (
     ContainerCreate,
@@ -34,6 +31,7 @@ from envd.values.types import (
 if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
     from envd.spec.load import LoadedSpec
     from envd.spec.models import Service
+    from envd.values.keys import Keys
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,9 @@ class DesiredService:
     build: DesiredBuild | None
     template: ContainerCreate  # name and envd labels are filled per replica
     restart: str
+    # The keyed digest of each of template.secrets' values, in order: computed
+    # once by ``desire`` (which holds the key) so hashing needs no key.
+    secret_digests: tuple[str, ...] = ()
 
     def container_name(self, project: str, replica: int) -> str:
         return f"{project}-{self.name}-{replica}"
@@ -132,11 +133,13 @@ def desire(
     secret_values: Mapping[str, bytes],
     build_digests: Mapping[str, str] | None = None,
     image_overrides: Mapping[str, str] | None = None,
+    *,
+    keys: Keys,
 ) -> DesiredProject:
-    """Pure: the desired project. ``image_overrides`` pins refs (the lock file)."""
+    """Pure: the desired project. ``image_overrides`` pins refs (the lock file);
+    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``)."""
     spec = loaded.spec
     project = loaded.project
-    base = loaded.project_dir
     common = {labels.PROJECT: project}
     if loaded.environment:
         common[labels.ENVIRONMENT] = loaded.environment
@@ -204,17 +207,17 @@ def desire(
             name,
             svc,
             loaded,
-            base,
             networks,
             volumes,
             secret_values,
+            keys,
             (build_digests or {}).get(name, ""),
             (image_overrides or {}).get(name),
         )
     return DesiredProject(
         project=project,
         environment=loaded.environment,
-        project_dir=str(base),
+        project_dir=str(loaded.project_dir),
         services=services,
         networks=networks,
         volumes=volumes,
@@ -225,10 +228,10 @@ def _service(
     name: str,
     svc: Service,
     loaded: LoadedSpec,
-    base: Path,
     networks: Mapping[str, DesiredNetwork],
     volumes: Mapping[str, DesiredVolume],
     secret_values: Mapping[str, bytes],
+    keys: Keys,
     build_digest: str,
     image_override: str | None,
 ) -> DesiredService:
@@ -246,10 +249,7 @@ def _service(
         if m.type == "tmpfs":
             tmpfs.append((m.target, ""))
         elif m.type == "bind":
-            src = Path(os.path.expanduser(m.source))
-            if not src.is_absolute():
-                src = base / src
-            mounts.append(Mount("bind", m.target, os.path.normpath(str(src)), m.read_only))
+            mounts.append(Mount("bind", m.target, loaded.bind_sources[m.source], m.read_only))
         elif m.source:
             mounts.append(Mount("volume", m.target, volumes[m.source].name, m.read_only))
         else:
@@ -285,7 +285,7 @@ def _service(
     build: DesiredBuild | None = None
     if svc.build is not None:
         build = DesiredBuild(
-            context=str((base / svc.build.context).resolve()),
+            context=loaded.build_contexts[svc.build.context],
             dockerfile=svc.build.dockerfile,
             args=dict(sorted(svc.build.args.items())),
             target=svc.build.target,
@@ -332,6 +332,7 @@ def _service(
         build=build,
         template=template,
         restart=svc.restart,
+        secret_digests=tuple(keys.digest(f.value) for f in secret_files),
     )
 
 
@@ -362,8 +363,12 @@ _HASHED_FIELDS = (
 )
 
 
-def canonical(spec: ContainerCreate) -> dict[str, Any]:
-    """The hashed view of a container: stable, JSON-able, secret-free."""
+def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
+    """The hashed view of a container: stable, JSON-able, secret-free.
+
+    ``secret_digests`` holds the keyed digest of each of ``spec.secrets``'
+    values, in order (``DesiredService.secret_digests``).
+    """
     data: dict[str, Any] = {}
     for name in _HASHED_FIELDS:
         value = getattr(spec, name)
@@ -374,9 +379,9 @@ def canonical(spec: ContainerCreate) -> dict[str, Any]:
                     "uid": s.uid,
                     "gid": s.gid,
                     "mode": s.mode,
-                    "digest": secret_digest(s.value),
+                    "digest": d,
                 }
-                for s in value
+                for s, d in zip(value, secret_digests, strict=True)
             ]
         elif name == "healthcheck":
             value = _plain(value) if value is not None else None
@@ -401,14 +406,14 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(_ENCODER.encode(value).encode()).hexdigest()
 
 
-def config_hash(spec: ContainerCreate) -> tuple[str, str]:
+def config_hash(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> tuple[str, str]:
     """(full hash, per-field short hashes as ``field=abcd1234,...``).
 
     The full hash is the sha256 of ``canonical(spec)`` as compact, key-sorted
     JSON; it is assembled from the per-field encodings (byte for byte the same
     document) so each field is encoded once.
     """
-    blobs = {k: _ENCODER.encode(v) for k, v in canonical(spec).items()}
+    blobs = {k: _ENCODER.encode(v) for k, v in canonical(spec, secret_digests).items()}
     names = sorted(blobs)
     short = ",".join(f"{k}={hashlib.sha256(blobs[k].encode()).hexdigest()[:8]}" for k in names)
     # Field names are plain identifiers: quoting them is their JSON encoding.
@@ -434,7 +439,7 @@ def desired_hash(service: DesiredService, image_id: str) -> str:
     The cheap path for planning: a converged container needs this comparison
     and nothing else.
     """
-    data = canonical(service.template)
+    data = canonical(service.template, service.secret_digests)
     data["image"] = image_id
     return _digest(data)
 
@@ -445,7 +450,7 @@ def container_for(
     """The exact create request for one replica, with its config-hash labels."""
     # The hash covers the image *id* (a re-pulled or rebuilt tag recreates),
     # while the container is created from the reference so `docker ps` reads well.
-    full, fields = config_hash(replace(service.template, image=image_id))
+    full, fields = config_hash(replace(service.template, image=image_id), service.secret_digests)
     spec = service.template
     envd_labels = {
         labels.PROJECT: project.project,

@@ -15,7 +15,7 @@ paths), each build context's digest, and each secret's value (by keyed
 digest; values are read again on every hit, never stored).
 
 The file is written 0600 and sealed with an HMAC under the per-user key
-(``envd.inputs.secrets.hash_key``, kept outside the project), and the seal is
+(``envd.inputs.keys``, kept outside the project), and the seal is
 checked before anything is unpickled: a cache file that came with a cloned
 repository, or that another user wrote, is ignored rather than trusted.
 
@@ -41,13 +41,14 @@ from envd import __version__
 from envd.core.desired import DesiredProject
 from envd.inputs.buildctx import BuildInputs
 from envd.spec.paths import resolve_paths
+from envd.values.keys import Keys
 
 if TYPE_CHECKING:
     from envd.inputs.prepare import Target
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
-_FORMAT = b"envd-desired-cache/1"
+_FORMAT = b"envd-desired-cache/2"  # 2: DesiredService.secret_digests
 _SEAL = 32  # bytes of HMAC-SHA256 in front of the pickle
 
 
@@ -72,7 +73,9 @@ class _Entry:
     builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
 
 
-def lookup(target: Target, environ: Mapping[str, str], frozen: bool) -> DesiredProject | None:
+def lookup(
+    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys
+) -> DesiredProject | None:
     """The cached desired state for these inputs, or None (then load the spec)."""
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
@@ -80,9 +83,7 @@ def lookup(target: Target, environ: Mapping[str, str], frozen: bool) -> DesiredP
     except OSError:
         return None
     try:
-        from envd.inputs.secrets import hash_key
-
-        key = hash_key()
+        key = keys.hash_key
         seal, body = raw[:_SEAL], raw[_SEAL:]
         if not hmac.compare_digest(seal, hmac.new(key, body, hashlib.sha256).digest()):
             return None
@@ -91,7 +92,7 @@ def lookup(target: Target, environ: Mapping[str, str], frozen: bool) -> DesiredP
             return None
         if entry.key != _key(key, target, environ, frozen, spec_file, base):
             return None
-        return _revalidate(entry, base, environ)
+        return _revalidate(entry, base, environ, keys)
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None
 
@@ -103,11 +104,10 @@ def store(
     loaded: LoadedSpec,
     desired: DesiredProject,
     builds: Mapping[str, BuildInputs],
+    keys: Keys,
 ) -> None:
     """Remember a desired state that was just loaded and validated the slow way."""
     try:
-        from envd.inputs.secrets import digest, hash_key
-
         spec_file, base = resolve_paths(target.project_dir, target.file)
         active = loaded.active_services()
         sources = {name: tuple(s.source for s in svc.secrets) for name, svc in active.items()}
@@ -124,7 +124,7 @@ def store(
                 loaded.spec.secrets[n].file,
                 loaded.spec.secrets[n].env,
                 tuple(loaded.spec.secrets[n].command or ()) or None,
-                digest(values[n]),
+                keys.digest(values[n]),
             )
             for n in names
         )
@@ -132,19 +132,18 @@ def store(
         paths: list[tuple[str, bool]] = []
         for svc in active.values():
             for env_file in svc.env_file:
-                files.append((str(base / env_file), _file_digest(base / env_file)))
+                files.append((str(base / env_file), _file_digest(base / env_file, keys)))
             for mount in svc.volumes:
                 if mount.type == "bind":
-                    src = Path(os.path.expanduser(mount.source))
-                    src = src if src.is_absolute() else base / src
-                    paths.append((str(src), src.exists()))
+                    src = loaded.bind_sources[mount.source]
+                    paths.append((src, Path(src).exists()))
             for rule in svc.watch:
                 paths.append((str(base / rule.path), (base / rule.path).exists()))
         stripped = _with_secret_values(desired, sources, lambda source, value: b"")
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
         }
-        key = hash_key()
+        key = keys.hash_key
         entry = _Entry(
             key=_key(key, target, environ, frozen, spec_file, base),
             desired=stripped,
@@ -164,11 +163,13 @@ def store(
         return
 
 
-def _revalidate(entry: _Entry, base: Path, environ: Mapping[str, str]) -> DesiredProject | None:
-    from envd.inputs.secrets import digest, read_secret
+def _revalidate(
+    entry: _Entry, base: Path, environ: Mapping[str, str], keys: Keys
+) -> DesiredProject | None:
+    from envd.inputs.secrets import read_secret
 
     for path, want in entry.files:
-        if _file_digest(Path(path)) != want:
+        if _file_digest(Path(path), keys) != want:
             return None
     for path, existed in entry.paths:
         if Path(path).exists() != existed:
@@ -183,7 +184,7 @@ def _revalidate(entry: _Entry, base: Path, environ: Mapping[str, str]) -> Desire
             file=sec.file, env=sec.env, command=list(sec.command) if sec.command else None
         )
         value = read_secret(sec.name, definition, base, environ)  # type: ignore[arg-type]
-        if digest(value) != sec.digest:
+        if keys.digest(value) != sec.digest:
             return None
         values[sec.name] = value
     if not values:
@@ -263,11 +264,9 @@ def _code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def _file_digest(path: Path) -> str | None:
-    from envd.inputs.secrets import digest
-
+def _file_digest(path: Path, keys: Keys) -> str | None:
     try:
-        return digest(path.read_bytes())
+        return keys.digest(path.read_bytes())
     except OSError:
         return None
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from envd.core.desired import DesiredProject, desire
 from envd.inputs.buildctx import BuildInputs
+from envd.inputs.keys import load_keys
+from envd.values.keys import Keys
 
 if TYPE_CHECKING:  # the loader pulls in pydantic; a cached `up` never needs it
     from envd.spec.load import LoadedSpec
@@ -41,8 +43,12 @@ def prepare(
     frozen: bool = False,
     use_lock: bool = True,
     read_secret_values: bool = True,
+    keys: Keys | None = None,
 ) -> tuple[LoadedSpec, DesiredProject]:
-    """Everything that needs no engine; raises SpecError (exit 2) on bad input."""
+    """Everything that needs no engine; raises SpecError (exit 2) on bad input.
+
+    ``keys`` defaults to this user's (``envd.inputs.keys.load_keys``).
+    """
     from envd.inputs.secrets import read_secrets
     from envd.spec.load import load
 
@@ -78,7 +84,8 @@ def prepare(
                 )
         if image_overrides is None:
             image_overrides = lockfile.overrides(lock, loaded)
-    return loaded, desire(loaded, values, digests, image_overrides)
+    keys = load_keys() if keys is None else keys
+    return loaded, desire(loaded, values, digests, image_overrides, keys=keys)
 
 
 def build_inputs(loaded: LoadedSpec) -> dict[str, BuildInputs]:
@@ -87,7 +94,7 @@ def build_inputs(loaded: LoadedSpec) -> dict[str, BuildInputs]:
     for name, svc in loaded.active_services().items():
         if svc.build is None:
             continue
-        context = (loaded.project_dir / svc.build.context).resolve()
+        context = Path(loaded.build_contexts[svc.build.context])
         # Files a sync rule copies into the running container must not
         # also force a rebuild: that is the point of syncing them.
         synced: list[str] = []
@@ -114,9 +121,10 @@ def prepare_desired(
     from envd.inputs import desired_cache
 
     environ = os.environ if environ is None else environ
-    cached = desired_cache.lookup(target, environ, frozen)
+    keys = load_keys()
+    cached = desired_cache.lookup(target, environ, frozen, keys)
     if cached is not None:
         return cached
-    loaded, desired = prepare(target, environ, frozen=frozen)
-    desired_cache.store(target, environ, frozen, loaded, desired, build_inputs(loaded))
+    loaded, desired = prepare(target, environ, frozen=frozen, keys=keys)
+    desired_cache.store(target, environ, frozen, loaded, desired, build_inputs(loaded), keys)
     return desired

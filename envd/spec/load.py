@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 from envd.spec.interpolate import InterpolationError, interpolate_tree, parse_dotenv
 from envd.spec.locate import Locator
 from envd.spec.models import COMPOSE_SYNONYMS, Service, Spec
-from envd.spec.paths import resolve_paths
+from envd.spec.paths import bind_source, build_context, resolve_paths
 from envd.values.errors import SpecError, SpecProblem
 
 if sys.version_info >= (3, 11):
@@ -45,6 +45,11 @@ class LoadedSpec:
     variables: Mapping[str, str] = field(repr=False)
     env_files: Mapping[str, Mapping[str, str]] = field(default_factory=dict, repr=False)
     profiles: frozenset[str] = frozenset()
+    # Host paths, resolved here so the pure core never touches the file
+    # system: bind mount source as written -> absolute path, and build
+    # context as written -> resolved directory.
+    bind_sources: Mapping[str, str] = field(default_factory=dict, repr=False)
+    build_contexts: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def active_services(self) -> dict[str, Service]:
         """Services enabled by the active profiles (no profiles: always on)."""
@@ -130,6 +135,17 @@ def load_text(
         variables=dict(variables),
         env_files=env_files,
         profiles=frozenset(profiles),
+        bind_sources={
+            m.source: bind_source(base, m.source)
+            for svc in spec.services.values()
+            for m in svc.volumes
+            if m.type == "bind"
+        },
+        build_contexts={
+            svc.build.context: build_context(base, svc.build.context)
+            for svc in spec.services.values()
+            if svc.build is not None
+        },
     )
 
 

@@ -6,6 +6,7 @@ pydantic and the spec models.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 DEFAULT_FILE = "envd.toml"
@@ -21,3 +22,17 @@ def resolve_paths(project_dir: str | Path | None, file: str | Path | None) -> tu
         return spec_file.absolute(), base.absolute()
     base = Path(project_dir or ".").absolute()
     return base / DEFAULT_FILE, base
+
+
+def bind_source(base: Path, source: str) -> str:
+    """The host path of a bind mount's ``source``: ``~`` expanded, relative to
+    the project dir, normalised (symlinks left as written, as Docker does)."""
+    src = Path(os.path.expanduser(source))
+    if not src.is_absolute():
+        src = base / src
+    return os.path.normpath(str(src))
+
+
+def build_context(base: Path, context: str) -> str:
+    """The absolute build context directory, symlinks resolved."""
+    return str((base / context).resolve())

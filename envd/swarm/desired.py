@@ -10,7 +10,6 @@ from dataclasses import replace
 
 from envd import __version__
 from envd.core.desired import DesiredProject
-from envd.inputs.secrets import digest as secret_digest
 from envd.spec.load import LoadedSpec
 from envd.swarm.mapping import (
     IMAGE_ID_LABEL,
@@ -94,8 +93,9 @@ def desire_swarm(
         where = f"services.{name}"
 
         refs: list[SecretRef] = []
-        for ssec, sfile in zip(svc.secrets, t.secrets, strict=True):
-            value_digest = secret_digest(sfile.value)
+        for ssec, sfile, value_digest in zip(
+            svc.secrets, t.secrets, dsvc.secret_digests, strict=True
+        ):
             sname = secret_name(project, ssec.source, value_digest)
             secrets[sname] = SwarmSecret(
                 key=ssec.source,

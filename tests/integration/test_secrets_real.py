@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
@@ -404,15 +404,13 @@ def test_unreadable_secret_exits_2_and_touches_nothing(
     assert after == before, "a failed secret read touched containers"
 
 
-def test_label_hash_uses_a_keyed_digest(
-    proj: SecretProject, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_label_hash_uses_a_keyed_digest(proj: SecretProject) -> None:
     """The config-hash label is built from an HMAC keyed by the per-user key file, not a plain sha256 of the value."""
-    import envd.core.desired
-    import envd.inputs.secrets
     from envd.core.desired import container_for
+    from envd.inputs.keys import load_keys
     from envd.inputs.prepare import Target, prepare
     from envd.values import labels
+    from envd.values.keys import Keys
 
     _up(proj)
     key_file = proj.state / "envd" / "hash-key"
@@ -421,24 +419,25 @@ def test_label_hash_uses_a_keyed_digest(
     key = key_file.read_bytes()
     assert len(key) >= 32
 
-    monkeypatch.setenv("XDG_STATE_HOME", str(proj.state))
-    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", None)
     environ = {**os.environ, TOKEN_VAR: proj.values["tok"]}
+    keys = load_keys({"XDG_STATE_HOME": str(proj.state)})
+    assert keys.hash_key == key
 
-    def label_for(service: str) -> str:
-        _, desired = prepare(Target(str(proj.dir)), environ=environ)
+    def label_for(service: str, keys: Keys, plain: bool = False) -> str:
+        _, desired = prepare(Target(str(proj.dir)), environ=environ, keys=keys)
+        svc = desired.services[service]
+        if plain:
+            digests = tuple(hashlib.sha256(f.value).hexdigest() for f in svc.template.secrets)
+            svc = replace(svc, secret_digests=digests)
         image_id = proj.containers()[service].attrs["Image"]
-        spec = container_for(desired, desired.services[service], 1, image_id)
+        spec = container_for(desired, svc, 1, image_id)
         return spec.labels[labels.CONFIG_HASH]
 
     actual = proj.containers()["app"].labels[labels.CONFIG_HASH]
-    assert label_for("app") == actual, "the label is not reproducible from the keyed digest"
+    assert label_for("app", keys) == actual, "the label is not reproducible from the keyed digest"
     # The same config hashed with plain sha256 of the value gives another label:
     # what is stored cannot be checked against guesses without the key.
-    monkeypatch.setattr(envd.core.desired, "secret_digest", lambda v: hashlib.sha256(v).hexdigest())
-    assert label_for("app") != actual
+    assert label_for("app", keys, plain=True) != actual
     # Another user's key gives another label too.
-    monkeypatch.setattr(envd.core.desired, "secret_digest", envd.inputs.secrets.digest)
-    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"someone else's key")
-    assert label_for("app") != actual
-    assert envd.inputs.secrets.digest(b"x") != hashlib.sha256(b"x").hexdigest()
+    assert label_for("app", Keys(b"someone else's key")) != actual
+    assert keys.digest(b"x") != hashlib.sha256(b"x").hexdigest()

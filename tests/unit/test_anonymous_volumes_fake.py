@@ -9,12 +9,10 @@ handed over.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import envd.inputs.secrets
 from envd.core.desired import DesiredProject, desire
 from envd.engine.fake import FakeEngine
 from envd.run.apply import remove_all
@@ -22,6 +20,7 @@ from envd.run.converge import converge
 from envd.spec.load import load
 from envd.values.errors import EngineError, EnvironmentFailed
 from envd.values.events import Event, FakeClock
+from envd.values.keys import Keys
 from envd.values.types import ObservedMount
 
 PGDATA = "/var/lib/postgresql/data"
@@ -39,15 +38,13 @@ volumes = ["/cache", "named:/named"]
 """
 
 
-@pytest.fixture(autouse=True)
-def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
-    yield
+# Secret digests use a fixed key, never the user's key file.
+KEYS = Keys(b"unit-test-hash-key")
 
 
 def desired_from(root: Path, spec: str, secrets: dict[str, bytes] | None = None) -> DesiredProject:
     (root / "envd.toml").write_text(textwrap.dedent(spec))
-    return desire(load(root, environ={}), secrets or {})
+    return desire(load(root, environ={}), secrets or {}, keys=KEYS)
 
 
 def engine() -> FakeEngine:

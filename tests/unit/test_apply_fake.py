@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import envd.inputs.secrets
 from envd.core.desired import DesiredProject, desire
 from envd.core.observed import Observed
 from envd.core.plan import make_plan
@@ -22,15 +21,14 @@ from envd.run.observe import observe
 from envd.spec.load import load
 from envd.values.errors import EngineError, EnvironmentFailed
 from envd.values.events import Event, FakeClock
+from envd.values.keys import Keys
 from envd.values.types import ContainerCreate
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
-    yield
+# Secret digests use a fixed key, never the user's key file.
+KEYS = Keys(b"unit-test-hash-key")
 
 
 class HookClock(FakeClock):
@@ -47,7 +45,7 @@ class HookClock(FakeClock):
 
 def desired_from(root: Path, spec: str) -> DesiredProject:
     (root / "envd.toml").write_text(textwrap.dedent(spec))
-    return desire(load(root, environ={}), {})
+    return desire(load(root, environ={}), {}, keys=KEYS)
 
 
 def engine_with_images(*refs: str, auto_healthy: bool = True) -> FakeEngine:
@@ -352,7 +350,8 @@ def test_pure_core_does_not_import_the_docker_sdk(tmp_path: Path) -> None:
         from envd.core.desired import desire
         from envd.core.plan import make_plan
         from envd.core.observed import Observed
-        d = desire(load({str(tmp_path)!r}, environ={{}}), {{}})
+        from envd.values.keys import Keys
+        d = desire(load({str(tmp_path)!r}, environ={{}}), {{}}, keys=Keys(b"k"))
         make_plan(d, Observed(images={{"pg": None, "api": None}}))
         bad = sorted(m for m in sys.modules if m == "docker" or m.startswith(("docker.",
                      "envd.engine.docker.client", "requests")))
@@ -365,7 +364,7 @@ def test_pure_core_does_not_import_the_docker_sdk(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"ENVD_HASH_KEY": "k", "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         check=False,
     )
     assert result.returncode == 0, result.stderr

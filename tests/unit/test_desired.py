@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
 
-import envd.inputs.secrets
 from envd import __version__
 from envd.core.desired import (
     DesiredProject,
@@ -24,6 +23,7 @@ from envd.core.desired import (
 )
 from envd.spec.load import load
 from envd.values import labels
+from envd.values.keys import Keys
 from envd.values.types import ContainerCreate
 
 SECRET = b"s3cr3t-Value-that-must-not-leak-42"
@@ -72,11 +72,8 @@ env = "PW"
 """
 
 
-@pytest.fixture(autouse=True)
-def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Secret digests use a fixed key, never the user's key file."""
-    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
-    yield
+# Secret digests use a fixed key, never the user's key file.
+KEYS = Keys(b"unit-test-hash-key")
 
 
 def desired_from(
@@ -93,7 +90,7 @@ def desired_from(
     (root / "site").mkdir(exist_ok=True)
     (root / "src").mkdir(exist_ok=True)
     loaded = load(root, environment=environment, environ={}, profiles=profiles)
-    return desire(loaded, {"pw": secret})
+    return desire(loaded, {"pw": secret}, keys=KEYS)
 
 
 def api_container(
@@ -295,7 +292,7 @@ image = "i"
 image = "i"
 """
     (tmp_path / "envd.toml").write_text(spec)
-    desired = desire(load(tmp_path, environ={}), {})
+    desired = desire(load(tmp_path, environ={}), {}, keys=KEYS)
     assert desired.levels() == [["cache", "db", "lone"], ["api"], ["web"]]
 
 
@@ -310,7 +307,7 @@ def test_image_override_pins_reference(tmp_path: Path) -> None:
     """A lock-file override replaces the image reference a service runs."""
     (tmp_path / "envd.toml").write_text('[services.s]\nimage = "app:latest"\n')
     pinned = "app@sha256:" + "c" * 64
-    desired = desire(load(tmp_path, environ={}), {}, image_overrides={"s": pinned})
+    desired = desire(load(tmp_path, environ={}), {}, image_overrides={"s": pinned}, keys=KEYS)
     assert desired.services["s"].image_ref == pinned
     assert desired.services["s"].template.image == pinned
 
@@ -323,7 +320,8 @@ def test_secret_value_never_in_labels_or_canonical(tmp_path: Path) -> None:
     desired = desired_from(tmp_path, BASE)
     container = api_container(desired)
     plain_digest = hashlib.sha256(SECRET).hexdigest()
-    blob = json.dumps(canonical(replace(container, image=IMAGE_ID)), sort_keys=True)
+    digests = desired.services["api"].secret_digests
+    blob = json.dumps(canonical(replace(container, image=IMAGE_ID), digests), sort_keys=True)
     label_text = json.dumps(dict(container.labels))
     for text in (blob, label_text, repr(container), repr(desired)):
         assert SECRET.decode() not in text
@@ -332,17 +330,25 @@ def test_secret_value_never_in_labels_or_canonical(tmp_path: Path) -> None:
     assert container.secrets[0].value == SECRET
 
 
-def test_canonical_secret_entry_is_a_keyed_digest() -> None:
-    """canonical() lists a secret by target, owner, mode and an HMAC of its value."""
+def test_canonical_secret_entry_is_a_keyed_digest(tmp_path: Path) -> None:
+    """canonical() lists a secret by target, owner, mode and the HMAC desire() made of its value."""
+    service = desired_from(tmp_path, BASE).services["api"]
+    (entry,) = canonical(service.template, service.secret_digests)["secrets"]
+    assert set(entry) == {"target", "uid", "gid", "mode", "digest"}
+    assert entry["digest"] == KEYS.digest(SECRET)
+    assert entry["digest"] != hashlib.sha256(SECRET).hexdigest()
+    assert entry["digest"] != Keys(b"another user's key").digest(SECRET)
+
+
+def test_canonical_refuses_a_secret_without_its_digest() -> None:
+    """A container with a secret but no digest for it cannot be hashed (no silent empty digest)."""
     from envd.values.types import SecretFile
 
     spec = ContainerCreate(
         name="x", image="i", labels={}, secrets=(SecretFile("/run/secrets/a", value=SECRET),)
     )
-    (entry,) = canonical(spec)["secrets"]
-    assert set(entry) == {"target", "uid", "gid", "mode", "digest"}
-    assert entry["digest"] == envd.inputs.secrets.digest(SECRET)
-    assert entry["digest"] != hashlib.sha256(SECRET).hexdigest()
+    with pytest.raises(ValueError):
+        canonical(spec)
 
 
 def test_canonical_is_json_and_covers_the_hashed_fields() -> None:
@@ -385,12 +391,29 @@ def test_config_hash_is_sha256_of_canonical_json(tmp_path: Path) -> None:
     """The config-hash label is the sha256 of canonical() as compact, key-sorted JSON."""
     desired = desired_from(tmp_path, BASE)
     spec = replace(desired.services["api"].template, image=IMAGE_ID)
-    document = json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"), default=list)
-    full, short = config_hash(spec)
+    digests = desired.services["api"].secret_digests
+    data = canonical(spec, digests)
+    document = json.dumps(data, sort_keys=True, separators=(",", ":"), default=list)
+    full, short = config_hash(spec, digests)
     assert full == hashlib.sha256(document.encode()).hexdigest()
     for part in short.split(","):
         name, digest = part.split("=")
-        blob = json.dumps(
-            canonical(spec)[name], sort_keys=True, separators=(",", ":"), default=list
-        )
+        blob = json.dumps(data[name], sort_keys=True, separators=(",", ":"), default=list)
         assert digest == hashlib.sha256(blob.encode()).hexdigest()[:8]
+
+
+def test_hashes_are_byte_identical_to_earlier_envd(tmp_path: Path) -> None:
+    """Config hashes (secret digests included) match what envd computed before the key moved
+    out of the core: an upgrade must not recreate every container."""
+    desired = desired_from(tmp_path, BASE)
+    db = container_for(desired, desired.services["db"], 1, IMAGE_ID)
+    assert db.labels[labels.CONFIG_HASH] == (
+        "8b0dbb2e4f4d17f522ab93a715392cdc7440d58b78fe927b7b1ff418aee57a81"
+    )
+    fields = dict(
+        p.split("=") for p in api_container(desired).labels[labels.FIELD_HASHES].split(",")
+    )
+    assert fields["secrets"] == "d47ff181"
+    assert desired.volumes["data"].labels[labels.CONFIG_HASH] == (
+        "a43ed8ec942429241e7e3fcaee124a804407530f56e478ffe29af8dcbcfb52bf"
+    )

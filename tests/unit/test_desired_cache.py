@@ -12,6 +12,7 @@ import pytest
 
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
+from envd.inputs.keys import load_keys
 from envd.inputs.prepare import Target, prepare, prepare_desired
 
 SECRET = b"cache-must-not-hold-this-42"
@@ -67,7 +68,7 @@ def _warm(project: Path, env: dict[str, str]) -> DesiredProject:
 
 
 def _lookup(project: Path, env: dict[str, str]) -> DesiredProject | None:
-    return desired_cache.lookup(Target(project_dir=str(project)), env, frozen=False)
+    return desired_cache.lookup(Target(project_dir=str(project)), env, False, load_keys())
 
 
 def test_a_hit_equals_a_fresh_load_including_secret_values(project: Path) -> None:

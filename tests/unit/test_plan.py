@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-import envd.inputs.secrets
 from envd.core.desired import DesiredProject, container_for, desire
 from envd.core.observed import Observed
 from envd.core.plan import MUTATING, Action, Plan, make_plan, summarize
 from envd.spec.load import load
 from envd.values import labels
+from envd.values.keys import Keys
 from envd.values.types import ObservedContainer, ObservedImage, ObservedNetwork, ObservedVolume
 
 DB_IMAGE = "sha256:" + "d" * 64
@@ -38,17 +38,15 @@ stop_grace_period = "3s"
 """
 
 
-@pytest.fixture(autouse=True)
-def _fixed_hash_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(envd.inputs.secrets, "_KEY_CACHE", b"unit-test-hash-key")
-    yield
+# Secret digests use a fixed key, never the user's key file.
+KEYS = Keys(b"unit-test-hash-key")
 
 
 def desired_from(
     root: Path, spec: str = SPEC, build_digests: Mapping[str, str] | None = None
 ) -> DesiredProject:
     (root / "envd.toml").write_text(spec)
-    return desire(load(root, environ={}), {}, build_digests)
+    return desire(load(root, environ={}), {}, build_digests, keys=KEYS)
 
 
 ALL_IMAGES = {

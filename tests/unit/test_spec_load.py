@@ -12,6 +12,7 @@ from envd.spec.load import LoadedSpec, deep_merge, find_cycle, load, sanitize_pr
 from envd.spec.locate import Locator
 from envd.spec.models import Dependency, Port, ServiceSecret, VolumeMount
 from envd.values.errors import SpecError, SpecProblem
+from envd.values.keys import Keys
 
 
 def write_project(
@@ -349,7 +350,7 @@ def test_env_passthrough_reaches_container(tmp_path: Path) -> None:
 
     write_project(tmp_path, '[services.s]\nimage = "img"\nenv = ["PASS", "MISSING"]\n')
     loaded = load(tmp_path, environ={"PASS": "from-shell"})
-    env = dict(desire(loaded, {}).services["s"].template.env)
+    env = dict(desire(loaded, {}, keys=Keys(b"k")).services["s"].template.env)
     assert env == {"PASS": "from-shell"}
 
 
@@ -372,7 +373,7 @@ env = { B = "from-env" }
         },
     )
     assert loaded.env_files["s"] == {"A": "base", "B": "base", "C": "local", "D": "local"}
-    env = dict(desire(loaded, {}).services["s"].template.env)
+    env = dict(desire(loaded, {}, keys=Keys(b"k")).services["s"].template.env)
     assert env == {"A": "base", "B": "from-env", "C": "local", "D": "local"}
 
 

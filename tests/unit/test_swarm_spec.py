@@ -16,7 +16,6 @@ import pytest
 
 from envd.core.desired import desire
 from envd.engine.swarm.real import service_payload
-from envd.inputs.secrets import digest
 from envd.spec.load import LoadedSpec, load
 from envd.swarm.deploy import deploy
 from envd.swarm.desired import desire_swarm
@@ -32,6 +31,7 @@ from envd.swarm.plan import SwarmObserved, plan_swarm
 from envd.values import labels
 from envd.values.errors import Conflict, EnvironmentFailed
 from envd.values.events import FakeClock
+from envd.values.keys import Keys
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
     ObservedSecret,
@@ -40,6 +40,9 @@ from envd.values.swarm_types import (
     ObservedTask,
     SwarmInfo,
 )
+
+# Secret names use a fixed key, never the user's key file.
+KEYS = Keys(b"unit-test-hash-key")
 
 SPEC = """
 [project]
@@ -82,7 +85,7 @@ def _desired(
     web = loaded.spec.services["web"].model_copy(update={"replicas": replicas})
     spec = loaded.spec.model_copy(update={"services": {**loaded.spec.services, "web": web}})
     loaded = replace(loaded, spec=spec)
-    desired = desire(loaded, {"token": token})
+    desired = desire(loaded, {"token": token}, keys=KEYS)
     return desire_swarm(
         desired, loaded, {"acme/web:1": "sha256:aaa", "postgres:16": None}, endpoint
     )
@@ -126,7 +129,7 @@ def test_names_labels_and_network(tmp_path: Path) -> None:
 def test_secrets_get_versioned_names_from_the_keyed_digest(tmp_path: Path) -> None:
     """A secret is named <project>_<secret>_<digest[:12]> and its value reaches no label or payload."""
     want = _desired(tmp_path, token=b"t0ps3cret")
-    name = f"shop_token_{digest(b't0ps3cret')[:12]}"
+    name = f"shop_token_{KEYS.digest(b't0ps3cret')[:12]}"
     assert set(want.secrets) == {name}
     web = want.services["web"].spec
     assert web.secrets[0].secret == name and web.secrets[0].target == "token"
@@ -173,9 +176,9 @@ def test_secret_rotation_plan(tmp_path: Path) -> None:
     new = _desired(tmp_path, token=b"v2")
     plan = plan_swarm(new, _observed(old))
     kinds = [(a.kind, a.service or a.resource) for a in plan.changes]
-    assert ("create-secret", f"secret shop_token_{digest(b'v2')[:12]}") in kinds
+    assert ("create-secret", f"secret shop_token_{KEYS.digest(b'v2')[:12]}") in kinds
     assert ("update-service", "web") in kinds
-    assert ("remove-secret", f"secret shop_token_{digest(b'v1')[:12]}") in kinds
+    assert ("remove-secret", f"secret shop_token_{KEYS.digest(b'v1')[:12]}") in kinds
     assert not any(a.service == "db" for a in plan.changes)
     update = next(a for a in plan.changes if a.kind == "update-service")
     assert "secrets" in update.reason
