@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING
 from envd import __version__
 from envd.core.desired import DesiredProject
 from envd.inputs.buildctx import BuildInputs
+from envd.inputs.target import Target
 from envd.spec.paths import resolve_paths
 from envd.values.keys import Keys
 
 if TYPE_CHECKING:
-    from envd.inputs.prepare import Target
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"

@@ -8,28 +8,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envd.core.desired import DesiredProject, desire
+from envd.inputs import desired_cache
 from envd.inputs.buildctx import BuildInputs
 from envd.inputs.keys import load_keys
+
+# Target has its own module (the desired cache needs it too); it stays
+# importable from here, where most callers meet it.
+from envd.inputs.target import Target as Target
 from envd.values.keys import Keys
 
 if TYPE_CHECKING:  # the loader pulls in pydantic; a cached `up` never needs it
     from envd.spec.load import LoadedSpec
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where the user pointed envd: project dir, file, environment, profiles."""
-
-    project_dir: str | None = None
-    file: str | None = None
-    environment: str | None = None
-    profiles: frozenset[str] = frozenset()
-    swarm: bool = False  # deploying to a Swarm: replicas may share a published port
 
 
 def state_dir(project_dir: Path) -> Path:
@@ -118,8 +111,6 @@ def prepare_desired(
 ) -> DesiredProject:
     """``prepare`` for callers that need only the desired state: served from
     ``.envd/desired.cache`` when none of its inputs changed (see desired_cache)."""
-    from envd.inputs import desired_cache
-
     environ = os.environ if environ is None else environ
     keys = load_keys()
     cached = desired_cache.lookup(target, environ, frozen, keys)

@@ -13,7 +13,8 @@ import pytest
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
 from envd.inputs.keys import load_keys
-from envd.inputs.prepare import Target, prepare, prepare_desired
+from envd.inputs.prepare import prepare, prepare_desired
+from envd.inputs.target import Target
 
 SECRET = b"cache-must-not-hold-this-42"
 
