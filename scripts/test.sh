@@ -67,6 +67,8 @@ done
 
 step ruff "${REPO}/.venv/bin/ruff" check "${lint_paths[@]}"
 step mypy "${VPY}" -m mypy
+# The import layers and the pure core (pyproject.toml [tool.importlinter]).
+step imports "${REPO}/.venv/bin/lint-imports" --no-cache
 step pytest run_pytest "$@"
 
 banner "summary"
