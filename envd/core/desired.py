@@ -10,14 +10,13 @@ depends_on, profiles, watch rules).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
+from envd.core.hashing import digest, hash_fields, plain
 from envd.values import labels
 from envd.values.types import (
     ContainerCreate,
@@ -165,7 +164,7 @@ def desire(
                 **user_labels,
                 **common,
                 labels.NETWORK: key,
-                labels.CONFIG_HASH: _digest(
+                labels.CONFIG_HASH: digest(
                     {
                         "name": net_name,
                         "driver": driver,
@@ -190,7 +189,7 @@ def desire(
                     **vdef.labels,
                     **common,
                     labels.VOLUME: key,
-                    labels.CONFIG_HASH: _digest(
+                    labels.CONFIG_HASH: digest(
                         {
                             "driver": vdef.driver,
                             "driver_opts": dict(vdef.driver_opts),
@@ -384,53 +383,22 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
                 for s, d in zip(value, secret_digests, strict=True)
             ]
         elif name == "healthcheck":
-            value = _plain(value) if value is not None else None
+            value = plain(value) if value is not None else None
         elif name in ("ports", "mounts", "networks"):
-            value = [_plain(v) for v in value]
+            value = [plain(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
         data[name] = value
     return data
 
 
-def _plain(value: Any) -> dict[str, Any]:
-    """``asdict`` for flat dataclasses, without its recursive deep copy (hot in planning)."""
-    return {f.name: getattr(value, f.name) for f in fields(value)}
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=list)
-
-
-def _digest(value: Any) -> str:
-    """sha256 of ``value`` as compact, key-sorted JSON."""
-    return hashlib.sha256(_ENCODER.encode(value).encode()).hexdigest()
-
-
 def config_hash(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> tuple[str, str]:
     """(full hash, per-field short hashes as ``field=abcd1234,...``).
 
     The full hash is the sha256 of ``canonical(spec)`` as compact, key-sorted
-    JSON; it is assembled from the per-field encodings (byte for byte the same
-    document) so each field is encoded once.
+    JSON (``envd.core.hashing``).
     """
-    blobs = {k: _ENCODER.encode(v) for k, v in canonical(spec, secret_digests).items()}
-    names = sorted(blobs)
-    short = ",".join(f"{k}={hashlib.sha256(blobs[k].encode()).hexdigest()[:8]}" for k in names)
-    # Field names are plain identifiers: quoting them is their JSON encoding.
-    document = "{" + ",".join(f'"{k}":{blobs[k]}' for k in names) + "}"
-    return hashlib.sha256(document.encode()).hexdigest(), short
-
-
-def changed_fields(old_fields: str, new_fields: str) -> list[str]:
-    """Which fields differ between two ``dev.envd.field-hashes`` labels."""
-
-    def parse(text: str) -> dict[str, str]:
-        return dict(p.split("=", 1) for p in text.split(",") if "=" in p)
-
-    old, new = parse(old_fields), parse(new_fields)
-    if not old:
-        return []
-    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return hash_fields(canonical(spec, secret_digests))
 
 
 def desired_hash(service: DesiredService, image_id: str) -> str:
@@ -441,7 +409,7 @@ def desired_hash(service: DesiredService, image_id: str) -> str:
     """
     data = canonical(service.template, service.secret_digests)
     data["image"] = image_id
-    return _digest(data)
+    return digest(data)
 
 
 def container_for(

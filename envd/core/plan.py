@@ -9,17 +9,17 @@ id is known (``up`` plans twice: images, then containers).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Literal, Protocol, TypeVar, get_args
 
 from envd.core.desired import (
     DesiredProject,
     DesiredService,
-    changed_fields,
     container_for,
     desired_hash,
 )
+from envd.core.hashing import changed_fields
 from envd.core.observed import Observed
 from envd.values import labels
 from envd.values.types import ContainerCreate, ObservedContainer
@@ -234,18 +234,34 @@ def make_plan(
             )
 
     # --- orphan networks (after their containers are gone) -----------------------
-    desired_net_names = {n.name for n in desired.networks.values()}
-    for onet in sorted(observed.networks, key=lambda n: n.name):
-        if onet.name not in desired_net_names:
-            actions.append(
-                Action(
-                    "remove-network",
-                    f"network {onet.name}",
-                    "no longer used by the spec",
-                    name=onet.name,
-                )
+    for onet in orphan_networks(desired.networks.values(), observed.networks):
+        actions.append(
+            Action(
+                "remove-network",
+                f"network {onet.name}",
+                "no longer used by the spec",
+                name=onet.name,
             )
+        )
     return Plan(project, tuple(actions), tuple(problems))
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def orphan_networks(wanted: Iterable[_Named], observed: Iterable[_N]) -> list[_N]:
+    """The project's observed networks that no wanted network names, by name.
+
+    Shared by the container plan and the swarm plan. External networks are
+    among ``wanted``: one the project labelled is never removed.
+    """
+    names = {n.name for n in wanted}
+    return sorted((n for n in observed if n.name not in names), key=lambda n: n.name)
 
 
 def _service_actions(

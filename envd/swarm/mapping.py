@@ -6,14 +6,13 @@ Shared by ``desire_swarm`` and the stack export, so both map a spec the same way
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from envd.core.desired import DesiredService
+from envd.core.hashing import digest, hash_fields, plain_deep
 from envd.values import labels
 from envd.values.errors import (
     UsageError,
@@ -147,17 +146,6 @@ def parse_tmpfs(path: str, options: str) -> tuple[TmpfsMount, list[str]]:
     return TmpfsMount(path, size, mode), rest
 
 
-def _plain(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in sorted(value.items())}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 _TASK_FIELDS = (
     "container",
     "endpoint_mode",
@@ -169,10 +157,6 @@ _TASK_FIELDS = (
     "restart_condition",
 )
 _SERVICE_FIELDS = ("replicas", "update_order", "labels")
-
-
-def _hash(data: Any) -> str:
-    return hashlib.sha256(_ENCODER.encode(data).encode()).hexdigest()
 
 
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
@@ -192,18 +176,18 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     }
     parts: dict[str, Any] = {}
     for name in _TASK_FIELDS:
-        parts[name] = _plain(container if name == "container" else getattr(spec, name))
+        parts[name] = plain_deep(container if name == "container" else getattr(spec, name))
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
-    task = _hash({k: parts[k] for k in _TASK_FIELDS})
-    full = _hash(parts)
+    task = digest({k: parts[k] for k in _TASK_FIELDS})
+    full = digest(parts)
     # Per field of the container too, so a plan can say "env changed".
     short: dict[str, Any] = {k: parts[k] for k in _TASK_FIELDS if k != "container"}
     short.update({k: parts[k] for k in _SERVICE_FIELDS})
     for f in fields(container):
         if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
             continue
-        short[f"container.{f.name}"] = _plain(getattr(container, f.name))
-    field_hashes = ",".join(f"{k}={_hash(v)[:8]}" for k, v in sorted(short.items()))
+        short[f"container.{f.name}"] = plain_deep(getattr(container, f.name))
+    _, field_hashes = hash_fields(short)
     return full, task, field_hashes

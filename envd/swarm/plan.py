@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from envd.core.hashing import changed_fields as core_changed_fields
+from envd.core.plan import orphan_networks
 from envd.swarm.mapping import SECRET_LABEL, SwarmDesired
 from envd.values import labels
 from envd.values.swarm_types import ObservedSecret, ObservedService, ObservedSwarmNetwork
@@ -45,9 +47,8 @@ class SwarmPlan:
 
 
 def changed_fields(old: str, new: str) -> list[str]:
-    a = dict(p.split("=", 1) for p in old.split(",") if "=" in p)
-    b = dict(p.split("=", 1) for p in new.split(",") if "=" in p)
-    return sorted(k.removeprefix("container.") for k in set(a) | set(b) if a.get(k) != b.get(k))
+    """``envd.core.hashing.changed_fields``, container fields named as in the spec."""
+    return sorted(k.removeprefix("container.") for k in core_changed_fields(old, new))
 
 
 def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
@@ -102,14 +103,10 @@ def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
             actions.append(
                 SwarmAction("remove-secret", f"secret {obs_secret.name}", reason, obs_secret.id)
             )
-    wanted_nets = {n.name for n in desired.networks.values()}
-    for obs_net in sorted(observed.networks, key=lambda n: n.name):
-        if obs_net.name not in wanted_nets:
-            actions.append(
-                SwarmAction(
-                    "remove-network", f"network {obs_net.name}", "no longer used", obs_net.id
-                )
-            )
+    for obs_net in orphan_networks(desired.networks.values(), observed.networks):
+        actions.append(
+            SwarmAction("remove-network", f"network {obs_net.name}", "no longer used", obs_net.id)
+        )
     return SwarmPlan(desired.project, tuple(actions))
 
 

@@ -15,12 +15,12 @@ from envd import __version__
 from envd.core.desired import (
     DesiredProject,
     canonical,
-    changed_fields,
     config_hash,
     container_for,
     desire,
     desired_hash,
 )
+from envd.core.hashing import changed_fields
 from envd.spec.load import load
 from envd.values import labels
 from envd.values.keys import Keys
