@@ -1,514 +1,60 @@
-"""Typed models of ``envd.toml`` (contract §2).
+"""Typed models of ``envd.toml`` (contract §2): a service, the top-level
+sections (project, volumes, networks, secrets) and the whole ``Spec``.
 
-Every model is frozen and forbids unknown fields. Short and long syntaxes are
-normalised here (a port string becomes ``Port`` values, a volume string a
-``VolumeMount``…), so everything downstream sees one shape. Field names follow
-the Compose specification where one exists.
+Every model is frozen and forbids unknown fields (``model_base``). The parts
+of a service and their short syntaxes are in ``service_parts``. Field names
+follow the Compose specification where one exists.
 """
 
 from __future__ import annotations
 
-import re
-import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from envd.spec.durations import PATTERN as DURATION_PATTERN
-from envd.spec.durations import parse_duration
-
-SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-RESOURCE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "string", "pattern": DURATION_PATTERN},
-                {"type": "number", "minimum": 0},
-            ],
-            "description": "A duration like '500ms', '5s' or '1m30s' (a bare number is seconds).",
-        }
-    ),
-]
-
-
-def _scalar_str(value: Any) -> Any:
-    """TOML gives ints, floats and bools; env values and args are strings."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value
-
-
-def _str_map(value: Any) -> Any:
-    if isinstance(value, list):
-        out: dict[str, Any] = {}
-        for item in value:
-            if not isinstance(item, str):
-                raise ValueError("list entries must be strings of the form KEY=VALUE")
-            key, sep, val = item.partition("=")
-            out[key] = val if sep else None
-        return out
-    if isinstance(value, dict):
-        return {k: _scalar_str(v) for k, v in value.items()}
-    return value
-
-
-StrMap = Annotated[
-    dict[str, str],
-    BeforeValidator(_str_map),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": ["string", "number", "boolean"]},
-                },
-                {"type": "array", "items": {"type": "string"}},
-            ]
-        }
-    ),
-]
-
-# Env values may be None: ``["KEY"]`` passes KEY through from envd's environment.
-EnvMap = Annotated[
-    dict[str, str | None],
-    BeforeValidator(_str_map),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": ["string", "number", "boolean"]},
-                },
-                {"type": "array", "items": {"type": "string"}},
-            ]
-        }
-    ),
-]
-
-
-def _command(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return shlex.split(value)
-        except ValueError as exc:
-            raise ValueError(f"cannot split command string: {exc}") from None
-    return value
-
-
-Command = Annotated[
-    list[str],
-    BeforeValidator(_command),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
-]
-
-
-def _str_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
-
-
-StrList = Annotated[
-    list[str],
-    BeforeValidator(_str_list),
-    WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
-]
-
-# --------------------------------------------------------------------------- ports
-
-
-class Port(_Model):
-    """A published port. Short syntax: ``[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]``."""
-
-    target: int = Field(ge=1, le=65535)
-    published: Annotated[
-        int | None,
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "integer", "minimum": 0, "maximum": 65535},
-                    {"type": "string", "pattern": "^[0-9]+$"},
-                ]
-            }
-        ),
-    ] = Field(default=None, ge=0, le=65535)
-    host_ip: str = ""
-    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
-
-    @field_validator("published", mode="before")
-    @classmethod
-    def _published_str(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            if not v.isdigit():
-                raise ValueError(f"published port {v!r} is not a number")
-            return int(v)
-        return v
-
-
-def _port_range(text: str) -> list[int]:
-    lo, sep, hi = text.partition("-")
-    if not lo.isdigit() or (sep and not hi.isdigit()):
-        raise ValueError(f"invalid port {text!r}")
-    start, end = int(lo), int(hi) if sep else int(lo)
-    if end < start:
-        raise ValueError(f"invalid port range {text!r}")
-    return list(range(start, end + 1))
-
-
-def parse_port(text: str) -> list[dict[str, Any]]:
-    spec, _, proto = text.partition("/")
-    proto = proto or "tcp"
-    host_ip = ""
-    if spec.startswith("["):
-        close = spec.find("]")
-        if close < 0 or spec[close + 1 : close + 2] != ":":
-            raise ValueError(f"invalid port {text!r}")
-        host_ip, spec = spec[1:close], spec[close + 2 :]
-        parts = spec.split(":")
-    else:
-        parts = spec.split(":")
-        if len(parts) == 3:
-            host_ip = parts.pop(0)
-    if len(parts) == 1:
-        published: list[int | None] = []
-        targets = _port_range(parts[0])
-        published = [None] * len(targets)
-    elif len(parts) == 2:
-        targets = _port_range(parts[1])
-        if parts[0] == "":
-            published = [None] * len(targets)
-        else:
-            pub = _port_range(parts[0])
-            if len(pub) == 1 and len(targets) > 1:
-                raise ValueError(f"invalid port {text!r}: one host port for a range")
-            if len(pub) != len(targets):
-                raise ValueError(f"invalid port {text!r}: ranges differ in length")
-            published = list(pub)
-    else:
-        raise ValueError(f"invalid port {text!r}: use [HOST_IP:][HOST_PORT:]CONTAINER_PORT")
-    return [
-        {"target": t, "published": p, "host_ip": host_ip, "protocol": proto}
-        for t, p in zip(targets, published, strict=False)
-    ]
-
-
-def _ports(value: Any) -> Any:
-    if not isinstance(value, list):
-        return value
-    out: list[Any] = []
-    for item in value:
-        if isinstance(item, int) and not isinstance(item, bool):
-            item = str(item)
-        if isinstance(item, str):
-            out.extend(parse_port(item))
-        else:
-            out.append(item)
-    return out
-
-
-Ports = Annotated[
-    list[Port],
-    BeforeValidator(_ports),
-    WithJsonSchema(
-        {
-            "type": "array",
-            "items": {
-                "anyOf": [
-                    {"type": "string"},
-                    {"type": "integer"},
-                    {"$ref": "#/$defs/Port"},
-                ]
-            },
-        }
-    ),
-]
-
-# --------------------------------------------------------------------------- volumes
-
-
-class VolumeMount(_Model):
-    """A mount. Short syntax: ``name:/path[:ro]``, ``./host:/path[:ro]`` or ``/path``."""
-
-    type: Literal["volume", "bind", "tmpfs"] = "volume"
-    source: str = ""
-    target: str
-    read_only: bool = False
-
-    @field_validator("target")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"mount target {v!r} must be an absolute path in the container")
-        return v
-
-    @model_validator(mode="after")
-    def _source(self) -> VolumeMount:
-        if self.type == "bind" and not self.source:
-            raise ValueError("a bind mount needs a source path")
-        if self.type == "tmpfs" and self.source:
-            raise ValueError("a tmpfs mount takes no source")
-        return self
-
-
-def parse_volume(text: str) -> dict[str, Any]:
-    parts = text.split(":")
-    mode = ""
-    if len(parts) == 3:
-        mode = parts.pop()
-    elif len(parts) > 3:
-        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:ro]")
-    if mode and mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z"):
-        raise ValueError(f"invalid volume mode {mode!r} in {text!r}: use 'ro' or 'rw'")
-    if len(parts) == 1:
-        return {"type": "volume", "source": "", "target": parts[0]}
-    source, target = parts
-    kind = "bind" if source.startswith((".", "/", "~")) else "volume"
-    return {"type": kind, "source": source, "target": target, "read_only": mode.startswith("ro")}
-
-
-def _volume(value: Any) -> Any:
-    return parse_volume(value) if isinstance(value, str) else value
-
-
-# Parsed per item, so an error names the offending entry (volumes[1]).
-Volumes = Annotated[
-    list[Annotated[VolumeMount, BeforeValidator(_volume)]],
-    WithJsonSchema(
-        {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/VolumeMount"}]}}
-    ),
-]
-
-# --------------------------------------------------------------------------- secrets
-
-
-def _id(value: Any) -> Any:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-NumericId = Annotated[
-    str,
-    BeforeValidator(_id),
-    WithJsonSchema({"type": ["string", "integer"], "pattern": "^[0-9]+$", "minimum": 0}),
-]
-
-
-class ServiceSecret(_Model):
-    """A secret delivered to a service as ``/run/secrets/<target>``."""
-
-    source: str
-    target: str = ""
-    uid: NumericId = "0"
-    gid: NumericId = "0"
-    mode: int = Field(default=0o400, ge=0, le=0o777)
-
-    @field_validator("uid", "gid")
-    @classmethod
-    def _numeric(cls, v: str) -> str:
-        if not v.isdigit():
-            raise ValueError(f"{v!r} is not a numeric id")
-        return v
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, v: str) -> str:
-        if v and (".." in v.split("/")):
-            raise ValueError("a secret target cannot contain '..'")
-        return v
-
-    @property
-    def path(self) -> str:
-        target = self.target or self.source
-        return target if target.startswith("/") else f"/run/secrets/{target}"
-
-
-def _secrets(value: Any) -> Any:
-    if not isinstance(value, list):
-        return value
-    return [{"source": v} if isinstance(v, str) else v for v in value]
-
-
-ServiceSecrets = Annotated[
-    list[ServiceSecret],
-    BeforeValidator(_secrets),
-    WithJsonSchema(
-        {
-            "type": "array",
-            "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/ServiceSecret"}]},
-        }
-    ),
-]
-
-# --------------------------------------------------------------------------- depends_on
-
-Condition = Literal["started", "healthy", "completed"]
-_CONDITION_ALIASES = {
-    "service_started": "started",
-    "service_healthy": "healthy",
-    "service_completed_successfully": "completed",
-}
-
-
-_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *_CONDITION_ALIASES]}
-
-
-class Dependency(_Model):
-    condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
-    required: bool = True
-
-    @field_validator("condition", mode="before")
-    @classmethod
-    def _alias(cls, v: Any) -> Any:
-        return _CONDITION_ALIASES.get(v, v) if isinstance(v, str) else v
-
-
-def _depends_on(value: Any) -> Any:
-    if isinstance(value, list):
-        return {name: {"condition": "started"} for name in value}
-    if isinstance(value, dict):
-        return {k: {"condition": v} if isinstance(v, str) else v for k, v in value.items()}
-    return value
-
-
-DependsOn = Annotated[
-    dict[str, Dependency],
-    BeforeValidator(_depends_on),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "array", "items": {"type": "string"}},
-                {
-                    "type": "object",
-                    "additionalProperties": {
-                        "anyOf": [
-                            _CONDITION_SCHEMA,
-                            {"$ref": "#/$defs/Dependency"},
-                        ]
-                    },
-                },
-            ]
-        }
-    ),
-]
-
-# --------------------------------------------------------------------------- the rest
-
-
-class Healthcheck(_Model):
-    """How the engine decides a service is healthy."""
-
-    test: Command = Field(default_factory=list)
-    interval: Duration = 5.0
-    timeout: Duration = 10.0
-    retries: int = Field(default=3, ge=1)
-    start_period: Duration = 0.0
-    disable: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shell_string(cls, data: Any) -> Any:
-        # A string test is a shell command (Compose); a list must say how.
-        if isinstance(data, dict) and isinstance(data.get("test"), str):
-            return {**data, "test": ["CMD-SHELL", data["test"]]}
-        return data
-
-    @model_validator(mode="after")
-    def _test(self) -> Healthcheck:
-        if self.disable:
-            return self
-        if not self.test:
-            raise ValueError("a healthcheck needs a 'test' (or disable = true)")
-        if self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-            raise ValueError(
-                'healthcheck test must start with "CMD", "CMD-SHELL" or "NONE",'
-                f" got {self.test[0]!r}"
-            )
-        if len(self.test) < 2 and self.test[0] != "NONE":
-            raise ValueError(f"healthcheck test {self.test[0]} needs a command")
-        return self
-
-
-class Build(_Model):
-    """Build an image through the engine. Short syntax: the context path."""
-
-    context: str = "."
-    dockerfile: str = "Dockerfile"
-    args: StrMap = Field(default_factory=dict)
-    target: str = ""
-
-
-def _build(value: Any) -> Any:
-    return {"context": value} if isinstance(value, str) else value
-
-
-class ServiceNetwork(_Model):
-    aliases: list[str] = Field(default_factory=list)
-
-
-def _networks(value: Any) -> Any:
-    if isinstance(value, list):
-        return {name: {} for name in value}
-    if isinstance(value, dict):
-        return {k: ({} if v is None else v) for k, v in value.items()}
-    return value
-
-
-class WatchRule(_Model):
-    """A file-watch rule for the daemon's hot reload."""
-
-    path: str
-    action: Literal["sync", "rebuild", "restart", "sync+restart"]
-    target: str = ""
-    ignore: list[str] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _target(self) -> WatchRule:
-        if self.action in ("sync", "sync+restart") and not self.target:
-            raise ValueError(f"a '{self.action}' watch rule needs a 'target' in the container")
-        if self.target and not self.target.startswith("/"):
-            raise ValueError(f"watch target {self.target!r} must be an absolute path")
-        return self
-
-
-Signal = Annotated[str, Field(pattern=r"^(SIG[A-Z0-9+-]+|[0-9]+)$")]
-
-
-class Service(_Model):
+from envd.spec.model_base import PROJECT_NAME as PROJECT_NAME
+from envd.spec.model_base import (
+    SERVICE_NAME,
+    Command,
+    Duration,
+    EnvMap,
+    SpecModel,
+    StrList,
+    StrMap,
+)
+
+# The parts of a service live in service_parts; callers meet them here.
+from envd.spec.service_parts import Build as Build
+from envd.spec.service_parts import (
+    BuildSection,
+    DependsOn,
+    Networks,
+    Ports,
+    ServiceSecrets,
+    Signal,
+    Volumes,
+)
+from envd.spec.service_parts import Dependency as Dependency
+from envd.spec.service_parts import Healthcheck as Healthcheck
+from envd.spec.service_parts import Port as Port
+from envd.spec.service_parts import ServiceNetwork as ServiceNetwork
+from envd.spec.service_parts import ServiceSecret as ServiceSecret
+from envd.spec.service_parts import VolumeMount as VolumeMount
+from envd.spec.service_parts import WatchRule as WatchRule
+from envd.values.labels import PREFIX as RESERVED_LABEL_PREFIX
+
+
+class Service(SpecModel):
     """One service: a set of identical containers (``replicas``)."""
 
     image: str | None = None
-    build: Annotated[
-        Build | None,
-        BeforeValidator(_build),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "string", "description": "The build context directory."},
-                    {"$ref": "#/$defs/Build"},
-                ]
-            }
-        ),
-    ] = None
+    build: BuildSection = None
     pull: Literal["missing", "always", "never", "build"] = "missing"
     command: Command | None = None
     entrypoint: Command | None = None
@@ -520,18 +66,7 @@ class Service(_Model):
     ports: Ports = Field(default_factory=list)
     volumes: Volumes = Field(default_factory=list)
     tmpfs: StrList = Field(default_factory=list)
-    networks: Annotated[
-        dict[str, ServiceNetwork],
-        BeforeValidator(_networks),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "array", "items": {"type": "string"}},
-                    {"type": "object", "additionalProperties": {"$ref": "#/$defs/ServiceNetwork"}},
-                ]
-            }
-        ),
-    ] = Field(default_factory=dict)
+    networks: Networks = Field(default_factory=dict)
     depends_on: DependsOn = Field(default_factory=dict)
     healthcheck: Healthcheck | None = None
     restart: Annotated[
@@ -574,7 +109,7 @@ class Service(_Model):
     @classmethod
     def _labels(cls, v: dict[str, str]) -> dict[str, str]:
         for key in v:
-            if key.startswith("dev.envd."):
+            if key.startswith(RESERVED_LABEL_PREFIX):
                 raise ValueError(f"label {key!r} uses the reserved prefix 'dev.envd.'")
         return v
 
@@ -587,7 +122,7 @@ class Service(_Model):
         return self
 
 
-class Project(_Model):
+class Project(SpecModel):
     name: str | None = None
 
     @field_validator("name")
@@ -601,7 +136,7 @@ class Project(_Model):
         return v
 
 
-class VolumeDef(_Model):
+class VolumeDef(SpecModel):
     """A named volume. ``external = true``: it exists already and envd never manages it."""
 
     external: bool = False
@@ -611,7 +146,7 @@ class VolumeDef(_Model):
     labels: StrMap = Field(default_factory=dict)
 
 
-class NetworkDef(_Model):
+class NetworkDef(SpecModel):
     external: bool = False
     name: str | None = None
     driver: str = "bridge"
@@ -619,7 +154,7 @@ class NetworkDef(_Model):
     labels: StrMap = Field(default_factory=dict)
 
 
-class SecretDef(_Model):
+class SecretDef(SpecModel):
     """Where a secret's value comes from: exactly one of file, env, command."""
 
     file: str | None = None
@@ -647,7 +182,7 @@ def _resource_name(name: str) -> str:
 Name = Annotated[str, AfterValidator(_resource_name)]
 
 
-class Spec(_Model):
+class Spec(SpecModel):
     """The whole ``envd.toml``."""
 
     project: Project = Field(default_factory=Project)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from envd.spec import models
+from envd.spec import models, service_parts
 from envd.spec.models import Spec
 
 SCHEMA_ID = "https://envd.dev/schemas/envd.schema.json"
@@ -20,10 +20,11 @@ def json_schema() -> dict[str, Any]:
     # Spec alone cannot resolve.
     found = [
         obj
-        for obj in vars(models).values()
+        for module in (models, service_parts)
+        for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, BaseModel)
-        and obj.__module__ == models.__name__
+        and obj.__module__ == module.__name__
         and not obj.__name__.startswith("_")
     ]
     _, top = models_json_schema([(m, "validation") for m in found], ref_template="#/$defs/{model}")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from envd.spec.load import LoadedSpec, deep_merge, find_cycle, load, sanitize_project_name
+from envd.spec.checks import find_cycle
+from envd.spec.load import LoadedSpec, deep_merge, load, sanitize_project_name
 from envd.spec.locate import Locator
 from envd.spec.models import Dependency, Port, ServiceSecret, VolumeMount
 from envd.values.errors import SpecError, SpecProblem

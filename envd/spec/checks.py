@@ -1,0 +1,232 @@
+"""Checks across fields that one model cannot make alone: references to
+services, volumes, secrets and networks that exist, files that exist, port
+clashes, dependency cycles.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from envd.spec.diagnose import did_you_mean, dotted, locate_with_env
+from envd.spec.interpolate import parse_dotenv
+from envd.spec.locate import Locator
+from envd.spec.models import Spec
+from envd.values.errors import SpecProblem
+
+
+def cross_check(
+    spec: Spec,
+    base: Path,
+    locator: Locator,
+    display: str,
+    environment: str | None,
+    env_files: dict[str, dict[str, str]],
+    swarm: bool = False,
+) -> list[SpecProblem]:
+    """Checks across fields. ``swarm``: the routing mesh lets replicas share a port."""
+    problems: list[SpecProblem] = []
+
+    def add(msg: str, *path: str | int) -> None:
+        line, col = locate_with_env(locator, tuple(path), environment)
+        problems.append(SpecProblem(msg, display, line, col, dotted(path)))
+
+    services = spec.services
+    for name, svc in services.items():
+        for dep in svc.depends_on:
+            if dep not in services:
+                add(
+                    f"service {name!r} depends on unknown service {dep!r}{did_you_mean(dep, services)}",
+                    "services",
+                    name,
+                    "depends_on",
+                    dep,
+                )
+            elif dep == name:
+                add(f"service {name!r} depends on itself", "services", name, "depends_on")
+        for i, mount in enumerate(svc.volumes):
+            if mount.type == "volume" and mount.source and mount.source not in spec.volumes:
+                add(
+                    f"service {name!r} mounts undefined volume {mount.source!r}"
+                    f"{did_you_mean(mount.source, spec.volumes)}; declare it under [volumes.{mount.source}]",
+                    "services",
+                    name,
+                    "volumes",
+                    i,
+                )
+            if mount.type == "bind":
+                src = Path(os.path.expanduser(mount.source))
+                if not src.is_absolute():
+                    src = base / src
+                if not src.exists():
+                    add(
+                        f"service {name!r} binds {mount.source!r}, which does not exist",
+                        "services",
+                        name,
+                        "volumes",
+                        i,
+                    )
+        targets: dict[str, str] = {}
+        for i, sec in enumerate(svc.secrets):
+            if sec.path in targets:
+                add(
+                    f"service {name!r}: secrets {targets[sec.path]!r} and {sec.source!r} both"
+                    f" target {sec.path}",
+                    "services",
+                    name,
+                    "secrets",
+                    i,
+                )
+            targets.setdefault(sec.path, sec.source)
+            if sec.source not in spec.secrets:
+                add(
+                    f"service {name!r} uses undefined secret {sec.source!r}{did_you_mean(sec.source, spec.secrets)}",
+                    "services",
+                    name,
+                    "secrets",
+                    i,
+                )
+        for net in svc.networks:
+            if net != "default" and net not in spec.networks:
+                add(
+                    f"service {name!r} joins undefined network {net!r}{did_you_mean(net, spec.networks)}",
+                    "services",
+                    name,
+                    "networks",
+                    net,
+                )
+        merged: dict[str, str] = {}
+        for i, env_file in enumerate(svc.env_file):
+            path = base / env_file
+            try:
+                merged.update(parse_dotenv(path.read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                add(
+                    f"service {name!r}: env_file {env_file!r} does not exist",
+                    "services",
+                    name,
+                    "env_file",
+                    i,
+                )
+            except OSError as exc:
+                add(
+                    f"service {name!r}: cannot read env_file {env_file!r}: {exc.strerror}",
+                    "services",
+                    name,
+                    "env_file",
+                    i,
+                )
+        env_files[name] = merged
+        if svc.build is not None:
+            ctx = base / svc.build.context
+            if not ctx.is_dir():
+                add(
+                    f"service {name!r}: build context {svc.build.context!r} is not a directory",
+                    "services",
+                    name,
+                    "build",
+                    "context",
+                )
+            elif not (ctx / svc.build.dockerfile).is_file():
+                add(
+                    f"service {name!r}: Dockerfile {svc.build.dockerfile!r} not found in the build context",
+                    "services",
+                    name,
+                    "build",
+                    "dockerfile",
+                )
+        for i, rule in enumerate(svc.watch):
+            if not (base / rule.path).exists():
+                add(
+                    f"service {name!r}: watch path {rule.path!r} does not exist",
+                    "services",
+                    name,
+                    "watch",
+                    i,
+                )
+            if rule.action == "rebuild" and svc.build is None:
+                add(
+                    f"service {name!r}: a 'rebuild' watch rule needs a 'build' section",
+                    "services",
+                    name,
+                    "watch",
+                    i,
+                )
+        fixed = [p for p in svc.ports if p.published]
+        if svc.replicas > 1 and fixed and not swarm:
+            add(
+                f"service {name!r} has {svc.replicas} replicas but publishes fixed host port"
+                f" {fixed[0].published}; only one container can bind it",
+                "services",
+                name,
+                "ports",
+            )
+    problems.extend(_port_clashes(spec, add))
+    for name, sdef in spec.secrets.items():
+        if sdef.file is not None and not (base / sdef.file).is_file():
+            add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
+    # A service depending on itself is reported above, not as a cycle too.
+    graph = {n: [d for d in s.depends_on if d != n] for n, s in services.items()}
+    cycle = find_cycle(graph)
+    if cycle:
+        add("dependency cycle: " + " -> ".join(cycle), "services", cycle[0], "depends_on")
+    return problems
+
+
+_WILDCARD_IPS = ("", "0.0.0.0", "::")
+
+
+def _port_clashes(spec: Spec, add: Any) -> list[SpecProblem]:
+    """Two services publishing one host port (a wildcard address clashes with any)."""
+    owners: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    for name, svc in spec.services.items():
+        reported = False
+        for port in svc.ports:
+            if not port.published:
+                continue
+            taken = owners.setdefault((port.published, port.protocol), [])
+            for ip, other in taken:
+                wildcard = ip in _WILDCARD_IPS or port.host_ip in _WILDCARD_IPS
+                same_ip = wildcard or ip == port.host_ip
+                both_in_profiles = set(svc.profiles) and set(spec.services[other].profiles)
+                if other != name and same_ip and not both_in_profiles and not reported:
+                    add(
+                        f"services {other!r} and {name!r} both publish host port {port.published}",
+                        "services",
+                        name,
+                        "ports",
+                    )
+                    reported = True
+            taken.append((port.host_ip, name))
+    return []
+
+
+def find_cycle(graph: Mapping[str, list[str]]) -> list[str]:
+    """A dependency cycle as a path (first node repeated at the end), or []."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if dep not in graph:
+                continue
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return []
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return []

@@ -1,0 +1,412 @@
+"""The parts of a service and their short syntaxes: ports, volume mounts,
+secrets, dependencies, healthcheck, build, networks and watch rules.
+
+Short and long syntaxes are normalised here (a port string becomes ``Port``
+values, a volume string a ``VolumeMount``…), so everything downstream sees one
+shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from envd.spec.model_base import (
+    Command,
+    Duration,
+    SpecModel,
+    StrMap,
+)
+
+# --------------------------------------------------------------------------- ports
+
+
+class Port(SpecModel):
+    """A published port. Short syntax: ``[HOST_IP:][HOST_PORT:]CONTAINER_PORT[/PROTO]``."""
+
+    target: int = Field(ge=1, le=65535)
+    published: Annotated[
+        int | None,
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "integer", "minimum": 0, "maximum": 65535},
+                    {"type": "string", "pattern": "^[0-9]+$"},
+                ]
+            }
+        ),
+    ] = Field(default=None, ge=0, le=65535)
+    host_ip: str = ""
+    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
+
+    @field_validator("published", mode="before")
+    @classmethod
+    def _published_str(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if not v.isdigit():
+                raise ValueError(f"published port {v!r} is not a number")
+            return int(v)
+        return v
+
+
+def _port_range(text: str) -> list[int]:
+    lo, sep, hi = text.partition("-")
+    if not lo.isdigit() or (sep and not hi.isdigit()):
+        raise ValueError(f"invalid port {text!r}")
+    start, end = int(lo), int(hi) if sep else int(lo)
+    if end < start:
+        raise ValueError(f"invalid port range {text!r}")
+    return list(range(start, end + 1))
+
+
+def parse_port(text: str) -> list[dict[str, Any]]:
+    spec, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    host_ip = ""
+    if spec.startswith("["):
+        close = spec.find("]")
+        if close < 0 or spec[close + 1 : close + 2] != ":":
+            raise ValueError(f"invalid port {text!r}")
+        host_ip, spec = spec[1:close], spec[close + 2 :]
+        parts = spec.split(":")
+    else:
+        parts = spec.split(":")
+        if len(parts) == 3:
+            host_ip = parts.pop(0)
+    if len(parts) == 1:
+        published: list[int | None] = []
+        targets = _port_range(parts[0])
+        published = [None] * len(targets)
+    elif len(parts) == 2:
+        targets = _port_range(parts[1])
+        if parts[0] == "":
+            published = [None] * len(targets)
+        else:
+            pub = _port_range(parts[0])
+            if len(pub) == 1 and len(targets) > 1:
+                raise ValueError(f"invalid port {text!r}: one host port for a range")
+            if len(pub) != len(targets):
+                raise ValueError(f"invalid port {text!r}: ranges differ in length")
+            published = list(pub)
+    else:
+        raise ValueError(f"invalid port {text!r}: use [HOST_IP:][HOST_PORT:]CONTAINER_PORT")
+    return [
+        {"target": t, "published": p, "host_ip": host_ip, "protocol": proto}
+        for t, p in zip(targets, published, strict=False)
+    ]
+
+
+def _ports(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    out: list[Any] = []
+    for item in value:
+        if isinstance(item, int) and not isinstance(item, bool):
+            item = str(item)
+        if isinstance(item, str):
+            out.extend(parse_port(item))
+        else:
+            out.append(item)
+    return out
+
+
+Ports = Annotated[
+    list[Port],
+    BeforeValidator(_ports),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {"type": "string"},
+                    {"type": "integer"},
+                    {"$ref": "#/$defs/Port"},
+                ]
+            },
+        }
+    ),
+]
+
+# --------------------------------------------------------------------------- volumes
+
+
+class VolumeMount(SpecModel):
+    """A mount. Short syntax: ``name:/path[:ro]``, ``./host:/path[:ro]`` or ``/path``."""
+
+    type: Literal["volume", "bind", "tmpfs"] = "volume"
+    source: str = ""
+    target: str
+    read_only: bool = False
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"mount target {v!r} must be an absolute path in the container")
+        return v
+
+    @model_validator(mode="after")
+    def _source(self) -> VolumeMount:
+        if self.type == "bind" and not self.source:
+            raise ValueError("a bind mount needs a source path")
+        if self.type == "tmpfs" and self.source:
+            raise ValueError("a tmpfs mount takes no source")
+        return self
+
+
+def parse_volume(text: str) -> dict[str, Any]:
+    parts = text.split(":")
+    mode = ""
+    if len(parts) == 3:
+        mode = parts.pop()
+    elif len(parts) > 3:
+        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:ro]")
+    if mode and mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z"):
+        raise ValueError(f"invalid volume mode {mode!r} in {text!r}: use 'ro' or 'rw'")
+    if len(parts) == 1:
+        return {"type": "volume", "source": "", "target": parts[0]}
+    source, target = parts
+    kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+    return {"type": kind, "source": source, "target": target, "read_only": mode.startswith("ro")}
+
+
+def _volume(value: Any) -> Any:
+    return parse_volume(value) if isinstance(value, str) else value
+
+
+# Parsed per item, so an error names the offending entry (volumes[1]).
+Volumes = Annotated[
+    list[Annotated[VolumeMount, BeforeValidator(_volume)]],
+    WithJsonSchema(
+        {"type": "array", "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/VolumeMount"}]}}
+    ),
+]
+
+# --------------------------------------------------------------------------- secrets
+
+
+def _id(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+NumericId = Annotated[
+    str,
+    BeforeValidator(_id),
+    WithJsonSchema({"type": ["string", "integer"], "pattern": "^[0-9]+$", "minimum": 0}),
+]
+
+
+class ServiceSecret(SpecModel):
+    """A secret delivered to a service as ``/run/secrets/<target>``."""
+
+    source: str
+    target: str = ""
+    uid: NumericId = "0"
+    gid: NumericId = "0"
+    mode: int = Field(default=0o400, ge=0, le=0o777)
+
+    @field_validator("uid", "gid")
+    @classmethod
+    def _numeric(cls, v: str) -> str:
+        if not v.isdigit():
+            raise ValueError(f"{v!r} is not a numeric id")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        if v and (".." in v.split("/")):
+            raise ValueError("a secret target cannot contain '..'")
+        return v
+
+    @property
+    def path(self) -> str:
+        target = self.target or self.source
+        return target if target.startswith("/") else f"/run/secrets/{target}"
+
+
+def _secrets(value: Any) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [{"source": v} if isinstance(v, str) else v for v in value]
+
+
+ServiceSecrets = Annotated[
+    list[ServiceSecret],
+    BeforeValidator(_secrets),
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"anyOf": [{"type": "string"}, {"$ref": "#/$defs/ServiceSecret"}]},
+        }
+    ),
+]
+
+# --------------------------------------------------------------------------- depends_on
+
+Condition = Literal["started", "healthy", "completed"]
+_CONDITION_ALIASES = {
+    "service_started": "started",
+    "service_healthy": "healthy",
+    "service_completed_successfully": "completed",
+}
+
+
+_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *_CONDITION_ALIASES]}
+
+
+class Dependency(SpecModel):
+    condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
+    required: bool = True
+
+    @field_validator("condition", mode="before")
+    @classmethod
+    def _alias(cls, v: Any) -> Any:
+        return _CONDITION_ALIASES.get(v, v) if isinstance(v, str) else v
+
+
+def _depends_on(value: Any) -> Any:
+    if isinstance(value, list):
+        return {name: {"condition": "started"} for name in value}
+    if isinstance(value, dict):
+        return {k: {"condition": v} if isinstance(v, str) else v for k, v in value.items()}
+    return value
+
+
+DependsOn = Annotated[
+    dict[str, Dependency],
+    BeforeValidator(_depends_on),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {
+                    "type": "object",
+                    "additionalProperties": {
+                        "anyOf": [
+                            _CONDITION_SCHEMA,
+                            {"$ref": "#/$defs/Dependency"},
+                        ]
+                    },
+                },
+            ]
+        }
+    ),
+]
+
+# --------------------------------------------------------------------------- the rest
+
+
+class Healthcheck(SpecModel):
+    """How the engine decides a service is healthy."""
+
+    test: Command = Field(default_factory=list)
+    interval: Duration = 5.0
+    timeout: Duration = 10.0
+    retries: int = Field(default=3, ge=1)
+    start_period: Duration = 0.0
+    disable: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shell_string(cls, data: Any) -> Any:
+        # A string test is a shell command (Compose); a list must say how.
+        if isinstance(data, dict) and isinstance(data.get("test"), str):
+            return {**data, "test": ["CMD-SHELL", data["test"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _test(self) -> Healthcheck:
+        if self.disable:
+            return self
+        if not self.test:
+            raise ValueError("a healthcheck needs a 'test' (or disable = true)")
+        if self.test[0] not in ("CMD", "CMD-SHELL", "NONE"):
+            raise ValueError(
+                'healthcheck test must start with "CMD", "CMD-SHELL" or "NONE",'
+                f" got {self.test[0]!r}"
+            )
+        if len(self.test) < 2 and self.test[0] != "NONE":
+            raise ValueError(f"healthcheck test {self.test[0]} needs a command")
+        return self
+
+
+class Build(SpecModel):
+    """Build an image through the engine. Short syntax: the context path."""
+
+    context: str = "."
+    dockerfile: str = "Dockerfile"
+    args: StrMap = Field(default_factory=dict)
+    target: str = ""
+
+
+def _build(value: Any) -> Any:
+    return {"context": value} if isinstance(value, str) else value
+
+
+class ServiceNetwork(SpecModel):
+    aliases: list[str] = Field(default_factory=list)
+
+
+def _networks(value: Any) -> Any:
+    if isinstance(value, list):
+        return {name: {} for name in value}
+    if isinstance(value, dict):
+        return {k: ({} if v is None else v) for k, v in value.items()}
+    return value
+
+
+class WatchRule(SpecModel):
+    """A file-watch rule for the daemon's hot reload."""
+
+    path: str
+    action: Literal["sync", "rebuild", "restart", "sync+restart"]
+    target: str = ""
+    ignore: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _target(self) -> WatchRule:
+        if self.action in ("sync", "sync+restart") and not self.target:
+            raise ValueError(f"a '{self.action}' watch rule needs a 'target' in the container")
+        if self.target and not self.target.startswith("/"):
+            raise ValueError(f"watch target {self.target!r} must be an absolute path")
+        return self
+
+
+Signal = Annotated[str, Field(pattern=r"^(SIG[A-Z0-9+-]+|[0-9]+)$")]
+
+
+BuildSection = Annotated[
+    Build | None,
+    BeforeValidator(_build),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "The build context directory."},
+                {"$ref": "#/$defs/Build"},
+            ]
+        }
+    ),
+]
+
+Networks = Annotated[
+    dict[str, ServiceNetwork],
+    BeforeValidator(_networks),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": {"$ref": "#/$defs/ServiceNetwork"}},
+            ]
+        }
+    ),
+]
