@@ -33,7 +33,8 @@ from envd.values.errors import UsageError
 @click.pass_obj
 def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None:
     """Convert the spec to another format; what it cannot express is reported on stderr."""
-    from envd.interop.export import export, render_yaml
+    from envd.interop.export import export
+    from envd.interop.render import render_yaml
 
     loaded = obj.load()
     values: dict[str, bytes] | None = None

@@ -18,8 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from envd.interop.compose_import import dump_toml, import_compose
-from envd.interop.export import export, render_yaml, to_compose, to_k8s, to_stack
+from envd.interop.compose_export import to_compose
+from envd.interop.compose_import import import_compose
+from envd.interop.export import export
+from envd.interop.k8s_export import to_k8s
+from envd.interop.render import render_yaml
+from envd.interop.stack_export import to_stack
+from envd.interop.toml_writer import dump_toml
 from envd.spec.durations import parse_duration
 from envd.spec.load import LoadedSpec, load
 from envd.values.errors import SpecError

@@ -1,0 +1,195 @@
+"""``envd import``: one Compose service as an envd service table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envd.interop.compose_import_common import WHY_NOT, as_list, as_str, str_map
+from envd.interop.compose_import_fields import FieldConverter
+
+_RESTART_CONDITION = {"none": "no", "on-failure": "on-failure", "any": "always"}
+_PULL = {
+    "always": "always",
+    "never": "never",
+    "missing": "missing",
+    "if_not_present": "missing",
+    "build": "build",
+}
+
+
+class ServiceConverter(FieldConverter):
+    """One service: the plain fields here, the ones with a syntax of their own in ``FieldConverter``."""
+
+    def service(self, name: str, body: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
+        p = f"services.{name}"
+        out: dict[str, Any] = {}
+        handled = {
+            "image",
+            "build",
+            "pull_policy",
+            "command",
+            "entrypoint",
+            "working_dir",
+            "user",
+            "hostname",
+            "environment",
+            "env_file",
+            "ports",
+            "volumes",
+            "tmpfs",
+            "networks",
+            "depends_on",
+            "healthcheck",
+            "restart",
+            "init",
+            "stop_signal",
+            "stop_grace_period",
+            "secrets",
+            "labels",
+            "read_only",
+            "cap_add",
+            "cap_drop",
+            "deploy",
+            "scale",
+            "profiles",
+            "develop",
+        }
+        for key in body:
+            if key in handled:
+                continue
+            if str(key).startswith("x-"):
+                self.note(f"{p}.{key}", "extension ignored")
+            else:
+                self.unsupported(f"{p}.{key}", WHY_NOT.get(str(key), ""))
+        if "image" in body:
+            out["image"] = str(body["image"])
+        if "build" in body:
+            build = self.build(p, body["build"])
+            if build is not None:
+                out["build"] = build
+        if "pull_policy" in body:
+            policy = str(body["pull_policy"])
+            if policy in _PULL:
+                if _PULL[policy] != "missing":
+                    out["pull"] = _PULL[policy]
+            else:
+                self.note(
+                    f"{p}.pull_policy", f"{policy!r} is not supported; envd pulls when missing"
+                )
+        for key in ("command", "entrypoint"):
+            if key in body and body[key] is not None:
+                value = body[key]
+                out[key] = [as_str(v) for v in value] if isinstance(value, list) else as_str(value)
+        for key in ("working_dir", "user", "hostname"):
+            if body.get(key) is not None:
+                out[key] = as_str(body[key])
+        if body.get("environment"):
+            env = str_map(body["environment"])
+            if any(v is None for v in env.values()):
+                out["env"] = [k if v is None else f"{k}={v}" for k, v in env.items()]
+            else:
+                out["env"] = env
+        if "env_file" in body:
+            files = []
+            for i, item in enumerate(as_list(body["env_file"])):
+                if isinstance(item, dict):
+                    files.append(str(item.get("path", "")))
+                    if item.get("required") is False:
+                        self.note(
+                            f"{p}.env_file[{i}]",
+                            "required: false is not supported; envd needs the file to exist",
+                        )
+                    if item.get("format"):
+                        self.unsupported(f"{p}.env_file[{i}].format")
+                else:
+                    files.append(str(item))
+            out["env_file"] = files
+        if body.get("ports"):
+            out["ports"] = self.ports(p, body["ports"])
+        volumes, tmpfs = self.mounts(p, body.get("volumes") or [])
+        if volumes:
+            out["volumes"] = volumes
+        tmpfs = [str(t) for t in as_list(body.get("tmpfs"))] + tmpfs
+        if tmpfs:
+            out["tmpfs"] = tmpfs
+        if body.get("networks"):
+            out["networks"] = self.service_networks(p, body["networks"])
+        if body.get("depends_on"):
+            out["depends_on"] = self.depends_on(p, body["depends_on"], ext)
+        if body.get("healthcheck") is not None:
+            hc = self.healthcheck(p, body["healthcheck"])
+            if hc is not None:
+                out["healthcheck"] = hc
+        restart = body.get("restart")
+        deploy = body.get("deploy") or {}
+        if restart is not None:
+            text = "no" if restart is False else str(restart)
+            if text.startswith("on-failure:"):
+                self.note(
+                    f"{p}.restart",
+                    f"{text!r}: envd has no retry count; imported as 'on-failure' (retries without limit)",
+                )
+                text = "on-failure"
+            if text != "no":
+                out["restart"] = text
+        elif isinstance(deploy.get("restart_policy"), dict):
+            cond = str(deploy["restart_policy"].get("condition", "any"))
+            if cond in _RESTART_CONDITION and _RESTART_CONDITION[cond] != "no":
+                out["restart"] = _RESTART_CONDITION[cond]
+        out["init"] = bool(body.get("init", False))
+        if body.get("stop_signal") is not None:
+            out["stop_signal"] = as_str(body["stop_signal"])
+        if body.get("stop_grace_period") is not None:
+            out["stop_grace_period"] = as_str(body["stop_grace_period"])
+        if body.get("secrets"):
+            out["secrets"] = self.service_secrets(p, body["secrets"])
+        if body.get("labels"):
+            labels = {}
+            for k, v in str_map(body["labels"]).items():
+                if k.startswith("dev.envd."):
+                    self.note(f"{p}.labels.{k}", "the dev.envd. prefix is envd's own; left out")
+                    continue
+                labels[k] = v or ""
+            if labels:
+                out["labels"] = labels
+        for key in ("read_only",):
+            if body.get(key) is not None:
+                out[key] = bool(body[key])
+        for key in ("cap_add", "cap_drop"):
+            if body.get(key):
+                out[key] = [str(c) for c in body[key]]
+        replicas = None
+        if "scale" in body:
+            replicas = int(body["scale"])
+        if isinstance(deploy, dict):
+            for k, v in deploy.items():
+                if k == "replicas":
+                    replicas = int(v)
+                elif k == "restart_policy" and isinstance(v, dict):
+                    extra = [kk for kk in v if kk != "condition"]
+                    for kk in extra:
+                        self.unsupported(f"{p}.deploy.restart_policy.{kk}")
+                    if restart is not None:
+                        self.note(f"{p}.deploy.restart_policy", "'restart' is set too; it wins")
+                elif k == "mode" and v == "replicated":
+                    continue
+                else:
+                    self.unsupported(f"{p}.deploy.{k}")
+        if replicas is not None and replicas != 1:
+            out["replicas"] = replicas
+            fixed: list[Any] = [
+                x for x in out.get("ports", []) if isinstance(x, dict) and x.get("published")
+            ]
+            fixed += [x for x in out.get("ports", []) if isinstance(x, str) and ":" in x]
+            if replicas > 1 and fixed:
+                self.note(
+                    f"{p}.ports",
+                    f"{replicas} replicas cannot all bind a fixed host port; envd rejects this"
+                    " (publish a range, or no host port)",
+                )
+        if body.get("profiles"):
+            out["profiles"] = [str(x) for x in body["profiles"]]
+        watch = self.watch(p, body.get("develop"), ext)
+        if watch:
+            out["watch"] = watch
+        return out

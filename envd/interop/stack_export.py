@@ -1,0 +1,131 @@
+"""``envd export --format swarm``: a version 3.9 stack file for ``docker stack deploy``.
+
+Mapped as ``envd deploy --target swarm`` maps the spec (restart condition,
+update order, tmpfs sizes, overlay networks): the rules come from the pure
+``envd.swarm.mapping``, never from the engine side of ``envd.swarm``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from envd.interop.compose_fields import (
+    common_service,
+    service_networks,
+    top_networks,
+    top_volumes,
+    volume_short,
+)
+from envd.interop.render import Export
+from envd.spec.load import LoadedSpec
+
+
+def to_stack(loaded: LoadedSpec) -> Export:
+    """A stack file (Compose 3.9) for ``docker stack deploy``, mapped like ``envd deploy``."""
+    from envd.swarm.mapping import restart_condition
+
+    spec = loaded.spec
+    notes: list[str] = []
+    services: dict[str, Any] = {}
+    active = loaded.active_services()
+    for name, svc in spec.services.items():
+        where = f"services.{name}"
+        if name not in active:
+            notes.append(
+                f"{where}: left out, its profiles ({', '.join(svc.profiles)}) are not active"
+                " (a stack has no profiles; pass --profile to include it)"
+            )
+            continue
+        out = common_service(name, svc)
+        if svc.build is not None:
+            tag = svc.image or f"{loaded.project}-{name}:envd"
+            out = {"image": tag, **out}
+            notes.append(
+                f"{where}.build: a stack cannot build; build and push {tag} to a registry"
+                " every node can pull from"
+            )
+        if svc.pull != "missing":
+            notes.append(
+                f"{where}.pull: swarm nodes always pull tags; pull = {svc.pull!r} is unused"
+            )
+        ports = []
+        for p in svc.ports:
+            port: dict[str, Any] = {"target": p.target, "protocol": p.protocol, "mode": "ingress"}
+            if p.published:
+                port["published"] = p.published
+            if p.host_ip:
+                notes.append(
+                    f"{where}.ports: host_ip {p.host_ip} cannot be expressed in a stack; the"
+                    " routing mesh publishes on every interface"
+                )
+            ports.append(port)
+        if ports:
+            out["ports"] = ports
+        volumes: list[Any] = []
+        writable = False
+        for m in svc.volumes:
+            volumes.append(volume_short(m))
+            if m.type in ("volume", "bind") and m.source and not m.read_only:
+                writable = True
+            if m.type == "bind":
+                notes.append(
+                    f"{where}.volumes: bind mount {m.source} must exist on every node (a stack"
+                    " resolves it relative to the stack file)"
+                )
+        for entry in svc.tmpfs:
+            path, _, opts = entry.partition(":")
+            tm: dict[str, Any] = {"type": "tmpfs", "target": path}
+            size = re.search(r"(?:^|,)size=(\d+)(?:,|$)", opts)
+            if size:
+                tm["tmpfs"] = {"size": int(size.group(1))}
+            elif opts:
+                notes.append(
+                    f"{where}.tmpfs: options {opts!r} of {path}: a stack takes a size in bytes only"
+                )
+            volumes.append(tm)
+        if volumes:
+            out["volumes"] = volumes
+        nets = service_networks(svc)
+        if nets is not None:
+            out["networks"] = nets
+        if svc.depends_on:
+            notes.append(
+                f"{where}.depends_on: `docker stack deploy` ignores depends_on; the service must"
+                " retry until its dependencies answer"
+            )
+        deploy: dict[str, Any] = {"replicas": svc.replicas}
+        deploy["restart_policy"] = {"condition": restart_condition(svc.restart)}
+        order = "stop-first" if writable else "start-first"
+        deploy["update_config"] = {"parallelism": 1, "order": order, "failure_action": "rollback"}
+        out["deploy"] = deploy
+        if svc.watch:
+            notes.append(f"{where}.watch: a stack has no hot reload; the rules are unused")
+        services[name] = out
+    doc: dict[str, Any] = {"version": "3.9", "services": services}
+    if spec.volumes:
+        doc["volumes"] = top_volumes(spec, stack=True)
+    networks = top_networks(spec, True, notes)
+    used = {n for s in active.values() for n in (s.networks or ["default"])}
+    if "default" in used and "default" not in networks:
+        networks["default"] = {"driver": "overlay", "attachable": True}
+    if networks:
+        doc["networks"] = networks
+    if spec.secrets:
+        secrets: dict[str, Any] = {}
+        for key, sdef in spec.secrets.items():
+            if sdef.file is not None:
+                secrets[key] = {"file": sdef.file}
+            else:
+                secrets[key] = {"external": True, "name": f"{loaded.project}_{key}"}
+                how = f"${sdef.env}" if sdef.env else f"`{' '.join(sdef.command or [])}`"
+                notes.append(
+                    f"secrets.{key}: a stack reads secrets from files; create it first:"
+                    f" printf %s {how} | docker secret create {loaded.project}_{key} -"
+                )
+        doc["secrets"] = secrets
+    header = (
+        f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
+        f"# Deploy it with: docker stack deploy -c FILE {loaded.project}\n"
+    )
+    return Export("swarm", [doc], notes, header)
