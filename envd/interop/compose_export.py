@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from envd.interop.compose_fields import (
-    CONDITIONS,
     common_service,
     port_short,
     service_networks,
@@ -20,6 +19,7 @@ from envd.interop.compose_fields import (
     volume_short,
 )
 from envd.interop.render import X_ENVD, Export
+from envd.spec.compose_words import CONDITION_TO_COMPOSE
 from envd.spec.load import LoadedSpec
 
 
@@ -58,7 +58,8 @@ def to_compose(loaded: LoadedSpec) -> Export:
             out["networks"] = nets
         if svc.depends_on:
             out["depends_on"] = {
-                dep: {"condition": CONDITIONS[d.condition]} for dep, d in svc.depends_on.items()
+                dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}
+                for dep, d in svc.depends_on.items()
             }
             optional = sorted(dep for dep, d in svc.depends_on.items() if not d.required)
             if optional:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from envd.spec.compose_words import COMPOSE_SECRET_MODE
 from envd.spec.durations import format_duration
 from envd.spec.models import Healthcheck, Port, Service, Spec, VolumeMount
 
@@ -48,9 +49,6 @@ def healthcheck(h: Healthcheck) -> dict[str, Any]:
     }
 
 
-COMPOSE_SECRET_MODE = 0o444  # Compose's default; envd's is 0o400
-
-
 def secret_ref(s: Any) -> str | dict[str, Any]:
     if not s.target and s.uid == "0" and s.gid == "0" and s.mode == COMPOSE_SECRET_MODE:
         return str(s.source)
@@ -59,13 +57,6 @@ def secret_ref(s: Any) -> str | dict[str, Any]:
         out["target"] = s.target
     out.update({"uid": s.uid, "gid": s.gid, "mode": s.mode})
     return out
-
-
-CONDITIONS = {
-    "started": "service_started",
-    "healthy": "service_healthy",
-    "completed": "service_completed_successfully",
-}
 
 
 def env(svc: Service) -> dict[str, str | None]:

@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from envd.interop.compose_import_common import Notes, as_str, str_map
+from envd.spec.compose_words import (
+    COMPOSE_SECRET_MODE,
+    CONDITION_FROM_COMPOSE,
+    DEFAULT_COMPOSE_CONDITION,
+)
 
 # Compose's healthcheck defaults (envd's are shorter: 5s/10s).
 COMPOSE_HEALTHCHECK_DEFAULTS = {
@@ -18,12 +23,6 @@ COMPOSE_HEALTHCHECK_DEFAULTS = {
     "start_period": "0s",
 }
 
-COMPOSE_SECRET_MODE = 0o444
-_CONDITIONS = {
-    "service_started": "started",
-    "service_healthy": "healthy",
-    "service_completed_successfully": "completed",
-}
 _VOLUME_MODES = {"ro", "rw", "z", "Z"}
 
 
@@ -199,10 +198,10 @@ class FieldConverter(Notes):
         out: dict[str, Any] = {}
         for dep, body in raw.items():
             body = body or {}
-            cond = str(body.get("condition", "service_started"))
-            if cond not in _CONDITIONS:
+            cond = str(body.get("condition", DEFAULT_COMPOSE_CONDITION))
+            if cond not in CONDITION_FROM_COMPOSE:
                 self.note(f"{p}.depends_on.{dep}.condition", f"{cond!r} unknown; using 'started'")
-            condition = _CONDITIONS.get(cond, "started")
+            condition = CONDITION_FROM_COMPOSE.get(cond, "started")
             required = body.get("required", True) and dep not in optional
             for k in body:
                 if k == "restart":

@@ -6,8 +6,8 @@ from typing import Any
 
 from envd.interop.compose_import_common import WHY_NOT, as_list, as_str, str_map
 from envd.interop.compose_import_fields import FieldConverter
+from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
 
-_RESTART_CONDITION = {"none": "no", "on-failure": "on-failure", "any": "always"}
 _PULL = {
     "always": "always",
     "never": "never",
@@ -133,9 +133,9 @@ class ServiceConverter(FieldConverter):
             if text != "no":
                 out["restart"] = text
         elif isinstance(deploy.get("restart_policy"), dict):
-            cond = str(deploy["restart_policy"].get("condition", "any"))
-            if cond in _RESTART_CONDITION and _RESTART_CONDITION[cond] != "no":
-                out["restart"] = _RESTART_CONDITION[cond]
+            cond = str(deploy["restart_policy"].get("condition", DEFAULT_RESTART_CONDITION))
+            if cond in RESTART_FROM_CONDITION and RESTART_FROM_CONDITION[cond] != "no":
+                out["restart"] = RESTART_FROM_CONDITION[cond]
         out["init"] = bool(body.get("init", False))
         if body.get("stop_signal") is not None:
             out["stop_signal"] = as_str(body["stop_signal"])

@@ -13,7 +13,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from envd.core.service_env import service_env
 from envd.interop.render import Export
+from envd.spec.compose_words import build_tag
 from envd.spec.load import LoadedSpec
 from envd.spec.models import Healthcheck, Service
 
@@ -155,7 +157,7 @@ def _k8s_service(
     where = f"services.{name}"
     kname = k8s_name(name)
     selector = {"app.kubernetes.io/name": kname, **part_of}
-    image = svc.image or f"{loaded.project}-{name}:envd"
+    image = svc.image or build_tag(loaded.project, name)
     if svc.build is not None:
         notes.append(
             f"{where}.build: Kubernetes cannot build; build and push {image} to a registry"
@@ -175,19 +177,11 @@ def _k8s_service(
         container["args"] = list(svc.command)
     if svc.working_dir:
         container["workingDir"] = svc.working_dir
-    env: dict[str, str] = dict(loaded.env_files.get(name, {}))
+    env, unset = service_env(loaded.env_files.get(name, {}), svc.env, loaded.variables)
     if svc.env_file:
         notes.append(f"{where}.env_file: its variables are written into the Deployment's env")
-    for key, value in svc.env.items():
-        if value is None:
-            if key in loaded.variables:
-                env[key] = loaded.variables[key]
-            else:
-                notes.append(
-                    f"{where}.env.{key}: passed through from the environment but unset; left out"
-                )
-        else:
-            env[key] = value
+    for key in unset:
+        notes.append(f"{where}.env.{key}: passed through from the environment but unset; left out")
     if env:
         container["env"] = [{"name": k, "value": v} for k, v in env.items()]
     if svc.ports:

@@ -18,13 +18,12 @@ from envd.interop.compose_fields import (
     volume_short,
 )
 from envd.interop.render import Export
+from envd.spec.compose_words import build_tag, restart_condition
 from envd.spec.load import LoadedSpec
 
 
 def to_stack(loaded: LoadedSpec) -> Export:
     """A stack file (Compose 3.9) for ``docker stack deploy``, mapped like ``envd deploy``."""
-    from envd.swarm.mapping import restart_condition
-
     spec = loaded.spec
     notes: list[str] = []
     services: dict[str, Any] = {}
@@ -39,7 +38,7 @@ def to_stack(loaded: LoadedSpec) -> Export:
             continue
         out = common_service(name, svc)
         if svc.build is not None:
-            tag = svc.image or f"{loaded.project}-{name}:envd"
+            tag = svc.image or build_tag(loaded.project, name)
             out = {"image": tag, **out}
             notes.append(
                 f"{where}.build: a stack cannot build; build and push {tag} to a registry"
