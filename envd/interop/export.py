@@ -32,12 +32,16 @@ FORMATS = ("compose", "swarm", "k8s")
 
 
 def export(
-    loaded: LoadedSpec, fmt: str, secret_values: Mapping[str, bytes] | None = None
+    loaded: LoadedSpec,
+    fmt: str,
+    secret_values: Mapping[str, bytes] | None = None,
+    endpoint_mode: str = "vip",
 ) -> Export:
+    """The spec in format ``fmt``; ``endpoint_mode`` applies to the stack file only."""
     if fmt == "compose":
         return to_compose(loaded)
     if fmt == "swarm":
-        return to_stack(loaded)
+        return to_stack(loaded, endpoint_mode)
     if fmt == "k8s":
         return to_k8s(loaded, secret_values)
     raise ValueError(f"unknown export format {fmt!r}")

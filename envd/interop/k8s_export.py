@@ -15,6 +15,7 @@ from typing import Any
 
 from envd.core.service_env import service_env
 from envd.interop.render import Export
+from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag
 from envd.spec.load import LoadedSpec
 from envd.spec.models import Healthcheck, Service
@@ -46,12 +47,12 @@ def _probe(h: Healthcheck) -> dict[str, Any] | None:
 _PULL = {"missing": "IfNotPresent", "always": "Always", "never": "Never", "build": "IfNotPresent"}
 
 
-def _size_limit(opts: str) -> str | None:
-    m = re.search(r"(?:^|,)size=(\d+)([kmgKMG]?)(?:,|$)", opts)
-    if not m:
-        return None
-    unit = {"": "", "k": "Ki", "m": "Mi", "g": "Gi"}[m.group(2).lower()]
-    return f"{m.group(1)}{unit}"
+def _quantity(size: int) -> str:
+    """Bytes as a Kubernetes quantity, in the largest binary unit that holds it exactly."""
+    for unit, factor in (("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
 
 
 def to_k8s(loaded: LoadedSpec, secret_values: Mapping[str, bytes] | None = None) -> Export:
@@ -240,12 +241,10 @@ def _k8s_service(
             mount["readOnly"] = True
         mounts.append(mount)
     for i, entry in enumerate(svc.tmpfs):
-        path, _, opts = entry.partition(":")
+        path, size, rest = tmpfs_size(entry)
         empty: dict[str, Any] = {"medium": "Memory"}
-        limit = _size_limit(opts)
-        if limit:
-            empty["sizeLimit"] = limit
-        rest = [o for o in opts.split(",") if o and not o.startswith("size=")]
+        if size:
+            empty["sizeLimit"] = _quantity(size)
         if rest:
             notes.append(f"{where}.tmpfs: options {','.join(rest)} of {path} have no equivalent")
         volumes.append({"name": f"tmpfs-{i}", "emptyDir": empty})

@@ -7,9 +7,9 @@ update order, tmpfs sizes, overlay networks): the rules come from the pure
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from envd.core.desired import desire
 from envd.interop.compose_fields import (
     common_service,
     service_networks,
@@ -18,13 +18,27 @@ from envd.interop.compose_fields import (
     volume_short,
 )
 from envd.interop.render import Export
+from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag, restart_condition
 from envd.spec.load import LoadedSpec
+from envd.swarm.mapping import update_order
+
+ENDPOINT_MODES = ("vip", "dnsrr")
 
 
-def to_stack(loaded: LoadedSpec) -> Export:
-    """A stack file (Compose 3.9) for ``docker stack deploy``, mapped like ``envd deploy``."""
+def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
+    """A stack file (Compose 3.9) for ``docker stack deploy``, mapped like ``envd deploy``.
+
+    ``endpoint_mode`` as ``envd deploy --endpoint-mode``: "vip" publishes ports
+    on the routing mesh; "dnsrr" (kernels without IPVS) resolves service names
+    to the tasks and publishes ports in host mode, which changes the update order.
+    """
+    if endpoint_mode not in ENDPOINT_MODES:
+        raise ValueError(f"unknown endpoint mode {endpoint_mode!r}")
+    publish_mode = "ingress" if endpoint_mode == "vip" else "host"
     spec = loaded.spec
+    # The deploy's own desired state, so the update order is the deploy's rule.
+    desired = desire(loaded, {})
     notes: list[str] = []
     services: dict[str, Any] = {}
     active = loaded.active_services()
@@ -50,37 +64,42 @@ def to_stack(loaded: LoadedSpec) -> Export:
             )
         ports = []
         for p in svc.ports:
-            port: dict[str, Any] = {"target": p.target, "protocol": p.protocol, "mode": "ingress"}
+            port: dict[str, Any] = {
+                "target": p.target,
+                "protocol": p.protocol,
+                "mode": publish_mode,
+            }
             if p.published:
                 port["published"] = p.published
             if p.host_ip:
                 notes.append(
                     f"{where}.ports: host_ip {p.host_ip} cannot be expressed in a stack; the"
-                    " routing mesh publishes on every interface"
+                    + (
+                        " routing mesh publishes on every interface"
+                        if endpoint_mode == "vip"
+                        else " port is published on every interface of each node running a task"
+                    )
                 )
             ports.append(port)
         if ports:
             out["ports"] = ports
         volumes: list[Any] = []
-        writable = False
         for m in svc.volumes:
             volumes.append(volume_short(m))
-            if m.type in ("volume", "bind") and m.source and not m.read_only:
-                writable = True
             if m.type == "bind":
                 notes.append(
                     f"{where}.volumes: bind mount {m.source} must exist on every node (a stack"
                     " resolves it relative to the stack file)"
                 )
         for entry in svc.tmpfs:
-            path, _, opts = entry.partition(":")
+            path, size, rest = tmpfs_size(entry)
             tm: dict[str, Any] = {"type": "tmpfs", "target": path}
-            size = re.search(r"(?:^|,)size=(\d+)(?:,|$)", opts)
-            if size:
-                tm["tmpfs"] = {"size": int(size.group(1))}
-            elif opts:
+            if size is not None:
+                tm["tmpfs"] = {"size": size}
+            if rest:
                 notes.append(
-                    f"{where}.tmpfs: options {opts!r} of {path}: a stack takes a size in bytes only"
+                    f"{where}.tmpfs: options {','.join(rest)} of {path} cannot be expressed in"
+                    " a stack (a size only)"
                 )
             volumes.append(tm)
         if volumes:
@@ -95,7 +114,9 @@ def to_stack(loaded: LoadedSpec) -> Export:
             )
         deploy: dict[str, Any] = {"replicas": svc.replicas}
         deploy["restart_policy"] = {"condition": restart_condition(svc.restart)}
-        order = "stop-first" if writable else "start-first"
+        if endpoint_mode != "vip":
+            deploy["endpoint_mode"] = endpoint_mode
+        order, _why = update_order(desired.services[name], endpoint_mode)
         deploy["update_config"] = {"parallelism": 1, "order": order, "failure_action": "rollback"}
         out["deploy"] = deploy
         if svc.watch:

@@ -393,14 +393,17 @@ def _stack_config_available() -> bool:
     return proc.returncode == 0
 
 
+@pytest.mark.parametrize("endpoint_mode", ["vip", "dnsrr"])
 @pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
-def test_exported_stack_passes_docker_stack_config(path: Path, tmp_path: Path, home: Path) -> None:
-    """`docker stack config` accepts every exported stack file (skipped without a docker CLI that has it)."""
+def test_exported_stack_passes_docker_stack_config(
+    path: Path, tmp_path: Path, home: Path, endpoint_mode: str
+) -> None:
+    """`docker stack config` accepts every exported stack file, in both endpoint modes (skipped without a docker CLI that has it)."""
     if not _stack_config_available():
         pytest.skip("no `docker stack config` here")
     loaded = _import_and_load(path.read_text(), tmp_path)
     out = tmp_path / "stack.yml"
-    out.write_text(render_yaml(to_stack(loaded)))
+    out.write_text(render_yaml(to_stack(loaded, endpoint_mode)))
     proc = subprocess.run(
         ["docker", "stack", "config", "-c", str(out)],
         cwd=tmp_path,
