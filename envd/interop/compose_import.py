@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from envd.interop.compose_import_common import WHY_NOT, str_map
+from envd.interop.compose_import_common import WHY_NOT, ComposeValueError, as_map, str_map
 from envd.interop.compose_import_service import ServiceConverter
 from envd.interop.toml_writer import dump_toml
 from envd.spec.load import sanitize_project_name
@@ -47,7 +47,10 @@ def import_compose(text: str, source: str = "docker-compose.yml") -> ImportResul
     if not isinstance(doc, dict) or not isinstance(doc.get("services", {}), dict):
         raise SpecError(SpecProblem("not a Compose file: expected a 'services' mapping", source))
     conv = _Converter()
-    spec = conv.convert(doc)
+    try:
+        spec = conv.convert(doc)
+    except ComposeValueError as exc:
+        raise SpecError(SpecProblem(str(exc), source)) from None
     header = f"# Imported by envd from {source.rsplit('/', 1)[-1]}.\n"
     return ImportResult(header + dump_toml(spec), conv.notes, len(spec.get("services", {})))
 
@@ -79,16 +82,20 @@ class _Converter(ServiceConverter):
         ext_services: dict[str, Any] = raw_services if isinstance(raw_services, dict) else {}
         for sname, body in (doc.get("services") or {}).items():
             services[str(sname)] = self.service(
-                str(sname), body or {}, ext_services.get(sname) or {}
+                str(sname),
+                as_map(f"services.{sname}", body),
+                as_map(f"x-envd.services.{sname}", ext_services.get(sname)),
             )
         out["services"] = services
-        volumes = self.volumes(doc.get("volumes") or {})
+        volumes = self.volumes(as_map("volumes", doc.get("volumes")))
         if volumes:
             out["volumes"] = volumes
-        networks = self.networks(doc.get("networks") or {})
+        networks = self.networks(as_map("networks", doc.get("networks")))
         if networks:
             out["networks"] = networks
-        secrets = self.secrets(doc.get("secrets") or {}, ext.get("secrets") or {})
+        secrets = self.secrets(
+            as_map("secrets", doc.get("secrets")), as_map("x-envd.secrets", ext.get("secrets"))
+        )
         if secrets:
             out["secrets"] = secrets
         return out
@@ -97,7 +104,7 @@ class _Converter(ServiceConverter):
         out: dict[str, Any] = {}
         for key, body in raw.items():
             path = f"volumes.{key}"
-            body = body or {}
+            body = as_map(path, body)
             vol: dict[str, Any] = {}
             for k, v in body.items():
                 if k == "external":
@@ -122,7 +129,7 @@ class _Converter(ServiceConverter):
         out: dict[str, Any] = {}
         for key, body in raw.items():
             path = f"networks.{key}"
-            body = body or {}
+            body = as_map(path, body)
             net: dict[str, Any] = {}
             for k, v in body.items():
                 if k == "external":
@@ -156,7 +163,7 @@ class _Converter(ServiceConverter):
         out: dict[str, Any] = {}
         for key, body in raw.items():
             path = f"secrets.{key}"
-            body = body or {}
+            body = as_map(path, body)
             known = ext.get(key) if isinstance(ext.get(key), dict) else None
             if known and ("env" in known or "command" in known):
                 out[str(key)] = {k: known[k] for k in ("env", "command") if k in known}

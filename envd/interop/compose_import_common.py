@@ -51,3 +51,72 @@ class Notes:
 
     def unsupported(self, path: str, why: str = "") -> None:
         self.note(path, "not supported by envd" + (f" ({why})" if why else "") + "; left out")
+
+
+class ComposeValueError(Exception):
+    """A Compose value of the wrong kind, or a required key missing, at ``path``.
+
+    Compose itself rejects such a file; ``import_compose`` turns this into a
+    located ``SpecError`` (exit 2) instead of an internal error.
+    """
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if value is None:
+        return "nothing"
+    return f"{str(value)!r}"
+
+
+def as_map(path: str, value: Any) -> dict[Any, Any]:
+    """``value`` as a mapping (nothing is an empty one), or a located error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ComposeValueError(path, f"expected a mapping, got {_kind(value)}")
+    return value
+
+
+def as_seq(path: str, value: Any) -> list[Any]:
+    """``value`` as a list (nothing is an empty one), or a located error."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ComposeValueError(path, f"expected a list, got {_kind(value)}")
+    return value
+
+
+def as_int(path: str, value: Any) -> int:
+    """An integer, or a string of digits, as an int; anything else a located error."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise ComposeValueError(path, f"expected an integer, got {_kind(value)}")
+
+
+def as_mode(path: str, value: Any) -> int:
+    """A file mode: an integer, or an octal string as Compose writes it ("0440")."""
+    if isinstance(value, str):
+        try:
+            return int(value, 8)
+        except ValueError:
+            raise ComposeValueError(path, f"expected an octal mode, got {value!r}") from None
+    return as_int(path, value)
+
+
+def required(path: str, body: dict[Any, Any], key: str) -> Any:
+    """``body[key]``, or a located error naming the missing key."""
+    if body.get(key) is None:
+        raise ComposeValueError(path, f"'{key}' is required")
+    return body[key]

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from envd.interop.compose_import_common import Notes, as_str, str_map
+from envd.interop.compose_import_common import (
+    Notes,
+    as_int,
+    as_map,
+    as_mode,
+    as_seq,
+    as_str,
+    required,
+    str_map,
+)
 from envd.spec.compose_words import (
     COMPOSE_SECRET_MODE,
     CONDITION_FROM_COMPOSE,
@@ -66,7 +75,9 @@ class FieldConverter(Notes):
             if not isinstance(item, dict):
                 self.note(path, "not understood; left out")
                 continue
-            port: dict[str, Any] = {"target": int(item["target"])}
+            port: dict[str, Any] = {
+                "target": as_int(f"{path}.target", required(path, item, "target"))
+            }
             published = item.get("published")
             if published not in (None, ""):
                 text = str(published)
@@ -79,7 +90,7 @@ class FieldConverter(Notes):
                         short = f"{ip}:{short}"
                     out.append(short + (f"/{proto}" if proto != "tcp" else ""))
                     continue
-                port["published"] = int(text)
+                port["published"] = as_int(f"{path}.published", text)
             if item.get("host_ip"):
                 port["host_ip"] = str(item["host_ip"])
             if item.get("protocol") and item["protocol"] != "tcp":
@@ -114,11 +125,11 @@ class FieldConverter(Notes):
             target = str(item.get("target", ""))
             if kind == "tmpfs":
                 opts = []
-                t = item.get("tmpfs") or {}
+                t = as_map(f"{path}.tmpfs", item.get("tmpfs"))
                 if t.get("size") is not None:
                     opts.append(f"size={t['size']}")
                 if t.get("mode") is not None:
-                    opts.append(f"mode={int(t['mode']):o}")
+                    opts.append(f"mode={as_mode(f'{path}.tmpfs.mode', t['mode']):o}")
                 if opts:
                     tmpfs.append(f"{target}:{','.join(opts)}")
                 else:
@@ -180,11 +191,11 @@ class FieldConverter(Notes):
             return [str(n) for n in raw]
         out: dict[str, Any] = {}
         plain = True
-        for key, body in raw.items():
+        for key, body in as_map(f"{p}.networks", raw).items():
             net: dict[str, Any] = {}
-            for k, v in (body or {}).items():
+            for k, v in as_map(f"{p}.networks.{key}", body).items():
                 if k == "aliases":
-                    net["aliases"] = [str(a) for a in v]
+                    net["aliases"] = [str(a) for a in as_seq(f"{p}.networks.{key}.aliases", v)]
                     plain = False
                 else:
                     self.unsupported(f"{p}.networks.{key}.{k}")
@@ -196,8 +207,8 @@ class FieldConverter(Notes):
         if isinstance(raw, list):
             return {str(d): "started" for d in raw}
         out: dict[str, Any] = {}
-        for dep, body in raw.items():
-            body = body or {}
+        for dep, body in as_map(f"{p}.depends_on", raw).items():
+            body = as_map(f"{p}.depends_on.{dep}", body)
             cond = str(body.get("condition", DEFAULT_COMPOSE_CONDITION))
             if cond not in CONDITION_FROM_COMPOSE:
                 self.note(f"{p}.depends_on.{dep}.condition", f"{cond!r} unknown; using 'started'")
@@ -228,7 +239,9 @@ class FieldConverter(Notes):
         }
         for key, default in COMPOSE_HEALTHCHECK_DEFAULTS.items():
             value = raw.get(key, default)
-            out[key] = int(value) if key == "retries" else as_str(value)
+            out[key] = (
+                as_int(f"{p}.healthcheck.{key}", value) if key == "retries" else as_str(value)
+            )
         for k in raw:
             if k in ("test", "disable", *COMPOSE_HEALTHCHECK_DEFAULTS):
                 continue
@@ -238,18 +251,20 @@ class FieldConverter(Notes):
     def service_secrets(self, p: str, raw: list[Any]) -> list[Any]:
         out: list[Any] = []
         for i, item in enumerate(raw):
+            path = f"{p}.secrets[{i}]"
             if isinstance(item, str):
                 item = {"source": item}
-            sec: dict[str, Any] = {"source": str(item["source"])}
+            item = as_map(path, item)
+            sec: dict[str, Any] = {"source": str(required(path, item, "source"))}
             for k in ("target", "uid", "gid"):
                 if item.get(k) is not None:
                     sec[k] = as_str(item[k])
             # Compose mounts secrets world-readable unless told; envd's default is 0o400.
             mode = item.get("mode", COMPOSE_SECRET_MODE)
-            sec["mode"] = int(mode, 8) if isinstance(mode, str) else int(mode)
+            sec["mode"] = as_mode(f"{path}.mode", mode)
             for k in item:
                 if k not in ("source", "target", "uid", "gid", "mode"):
-                    self.unsupported(f"{p}.secrets[{i}].{k}")
+                    self.unsupported(f"{path}.{k}")
             out.append(sec)
         return out
 
@@ -262,12 +277,14 @@ class FieldConverter(Notes):
         for k in develop:
             if k != "watch":
                 self.unsupported(f"{p}.develop.{k}")
-        for i, rule in enumerate(develop.get("watch") or []):
+        for i, rule in enumerate(as_seq(f"{p}.develop.watch", develop.get("watch"))):
+            where = f"{p}.develop.watch[{i}]"
+            rule = as_map(where, rule)
             action = str(rule.get("action", ""))
             if action not in ("sync", "rebuild", "restart", "sync+restart"):
                 self.unsupported(f"{p}.develop.watch[{i}].action", f"action {action!r}")
                 continue
-            r: dict[str, Any] = {"path": str(rule["path"]), "action": action}
+            r: dict[str, Any] = {"path": str(required(where, rule, "path")), "action": action}
             if rule.get("target"):
                 r["target"] = str(rule["target"])
             if rule.get("ignore"):

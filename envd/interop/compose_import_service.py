@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from envd.interop.compose_import_common import WHY_NOT, as_list, as_str, str_map
+from envd.interop.compose_import_common import (
+    WHY_NOT,
+    as_int,
+    as_list,
+    as_map,
+    as_seq,
+    as_str,
+    str_map,
+)
 from envd.interop.compose_import_fields import FieldConverter
 from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
+from envd.values import labels
 
 _PULL = {
     "always": "always",
@@ -105,8 +114,8 @@ class ServiceConverter(FieldConverter):
                     files.append(str(item))
             out["env_file"] = files
         if body.get("ports"):
-            out["ports"] = self.ports(p, body["ports"])
-        volumes, tmpfs = self.mounts(p, body.get("volumes") or [])
+            out["ports"] = self.ports(p, as_seq(f"{p}.ports", body["ports"]))
+        volumes, tmpfs = self.mounts(p, as_seq(f"{p}.volumes", body.get("volumes")))
         if volumes:
             out["volumes"] = volumes
         tmpfs = [str(t) for t in as_list(body.get("tmpfs"))] + tmpfs
@@ -117,11 +126,11 @@ class ServiceConverter(FieldConverter):
         if body.get("depends_on"):
             out["depends_on"] = self.depends_on(p, body["depends_on"], ext)
         if body.get("healthcheck") is not None:
-            hc = self.healthcheck(p, body["healthcheck"])
+            hc = self.healthcheck(p, as_map(f"{p}.healthcheck", body["healthcheck"]))
             if hc is not None:
                 out["healthcheck"] = hc
         restart = body.get("restart")
-        deploy = body.get("deploy") or {}
+        deploy = as_map(f"{p}.deploy", body.get("deploy"))
         if restart is not None:
             text = "no" if restart is False else str(restart)
             if text.startswith("on-failure:"):
@@ -142,29 +151,31 @@ class ServiceConverter(FieldConverter):
         if body.get("stop_grace_period") is not None:
             out["stop_grace_period"] = as_str(body["stop_grace_period"])
         if body.get("secrets"):
-            out["secrets"] = self.service_secrets(p, body["secrets"])
+            out["secrets"] = self.service_secrets(p, as_seq(f"{p}.secrets", body["secrets"]))
         if body.get("labels"):
-            labels = {}
+            user_labels = {}
             for k, v in str_map(body["labels"]).items():
-                if k.startswith("dev.envd."):
-                    self.note(f"{p}.labels.{k}", "the dev.envd. prefix is envd's own; left out")
+                if k.startswith(labels.PREFIX):
+                    self.note(
+                        f"{p}.labels.{k}", f"the {labels.PREFIX} prefix is envd's own; left out"
+                    )
                     continue
-                labels[k] = v or ""
-            if labels:
-                out["labels"] = labels
+                user_labels[k] = v or ""
+            if user_labels:
+                out["labels"] = user_labels
         for key in ("read_only",):
             if body.get(key) is not None:
                 out[key] = bool(body[key])
         for key in ("cap_add", "cap_drop"):
             if body.get(key):
-                out[key] = [str(c) for c in body[key]]
+                out[key] = [str(c) for c in as_seq(f"{p}.{key}", body[key])]
         replicas = None
         if "scale" in body:
-            replicas = int(body["scale"])
+            replicas = as_int(f"{p}.scale", body["scale"])
         if isinstance(deploy, dict):
             for k, v in deploy.items():
                 if k == "replicas":
-                    replicas = int(v)
+                    replicas = as_int(f"{p}.deploy.replicas", v)
                 elif k == "restart_policy" and isinstance(v, dict):
                     extra = [kk for kk in v if kk != "condition"]
                     for kk in extra:
@@ -188,7 +199,7 @@ class ServiceConverter(FieldConverter):
                     " (publish a range, or no host port)",
                 )
         if body.get("profiles"):
-            out["profiles"] = [str(x) for x in body["profiles"]]
+            out["profiles"] = [str(x) for x in as_seq(f"{p}.profiles", body["profiles"])]
         watch = self.watch(p, body.get("develop"), ext)
         if watch:
             out["watch"] = watch
