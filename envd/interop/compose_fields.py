@@ -10,7 +10,7 @@ from typing import Any
 
 from envd.spec.compose_words import COMPOSE_SECRET_MODE
 from envd.spec.durations import format_duration
-from envd.spec.models import Healthcheck, Port, Service, Spec, VolumeMount
+from envd.spec.models import Healthcheck, Port, Service, ServiceSecret, Spec, VolumeMount
 
 
 def port_short(p: Port) -> str:
@@ -49,7 +49,8 @@ def healthcheck(h: Healthcheck) -> dict[str, Any]:
     }
 
 
-def secret_ref(s: Any) -> str | dict[str, Any]:
+def secret_ref(s: ServiceSecret) -> str | dict[str, Any]:
+    """A bare name when the reference has Compose's defaults, the long form otherwise."""
     if not s.target and s.uid == "0" and s.gid == "0" and s.mode == COMPOSE_SECRET_MODE:
         return str(s.source)
     out: dict[str, Any] = {"source": s.source}
