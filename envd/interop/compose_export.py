@@ -97,7 +97,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
     if spec.volumes:
         doc["volumes"] = top_volumes(spec)
     if spec.networks:
-        doc["networks"] = top_networks(spec, False, notes)
+        doc["networks"] = top_networks(spec, stack=False)
     if spec.secrets:
         secrets: dict[str, Any] = {}
         ext_secrets: dict[str, Any] = {}

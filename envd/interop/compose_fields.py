@@ -113,7 +113,8 @@ def service_networks(svc: Service) -> list[str] | dict[str, Any] | None:
     }
 
 
-def top_volumes(spec: Spec, stack: bool = False) -> dict[str, Any]:
+def top_volumes(spec: Spec) -> dict[str, Any]:
+    """Top-level volumes with what differs from Compose's defaults (the same in a stack)."""
     out: dict[str, Any] = {}
     for key, v in spec.volumes.items():
         d: dict[str, Any] = {}
@@ -131,7 +132,8 @@ def top_volumes(spec: Spec, stack: bool = False) -> dict[str, Any]:
     return out
 
 
-def top_networks(spec: Spec, stack: bool, notes: list[str]) -> dict[str, Any]:
+def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
+    """Top-level networks; in a stack, bridge becomes an attachable overlay."""
     out: dict[str, Any] = {}
     for key, n in spec.networks.items():
         d: dict[str, Any] = {}

@@ -124,8 +124,8 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         services[name] = out
     doc: dict[str, Any] = {"version": "3.9", "services": services}
     if spec.volumes:
-        doc["volumes"] = top_volumes(spec, stack=True)
-    networks = top_networks(spec, True, notes)
+        doc["volumes"] = top_volumes(spec)
+    networks = top_networks(spec, stack=True)
     used = {n for s in active.values() for n in (s.networks or ["default"])}
     if "default" in used and "default" not in networks:
         networks["default"] = {"driver": "overlay", "attachable": True}
