@@ -20,9 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from envd.spec.compose_words import COMPOSE_SYNONYMS
 from envd.spec.interpolate import InterpolationError, interpolate_tree, parse_dotenv
 from envd.spec.locate import Locator
-from envd.spec.models import COMPOSE_SYNONYMS, Service, Spec
+from envd.spec.models import Service, Spec
 from envd.spec.paths import resolve_paths
 from envd.values.errors import SpecError, SpecProblem
 

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from envd.spec.compose_words import CONDITION_FROM_COMPOSE
 from envd.spec.durations import PATTERN as DURATION_PATTERN
 from envd.spec.durations import parse_duration
 
@@ -362,14 +363,9 @@ ServiceSecrets = Annotated[
 # --------------------------------------------------------------------------- depends_on
 
 Condition = Literal["started", "healthy", "completed"]
-_CONDITION_ALIASES = {
-    "service_started": "started",
-    "service_healthy": "healthy",
-    "service_completed_successfully": "completed",
-}
 
 
-_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *_CONDITION_ALIASES]}
+_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *CONDITION_FROM_COMPOSE]}
 
 
 class Dependency(_Model):
@@ -379,7 +375,7 @@ class Dependency(_Model):
     @field_validator("condition", mode="before")
     @classmethod
     def _alias(cls, v: Any) -> Any:
-        return _CONDITION_ALIASES.get(v, v) if isinstance(v, str) else v
+        return CONDITION_FROM_COMPOSE.get(v, v) if isinstance(v, str) else v
 
 
 def _depends_on(value: Any) -> Any:
@@ -656,15 +652,3 @@ class Spec(_Model):
     networks: dict[Name, NetworkDef] = Field(default_factory=dict)
     secrets: dict[Name, SecretDef] = Field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-# Compose spellings users will type out of habit → the envd field.
-COMPOSE_SYNONYMS = {
-    "environment": "env",
-    "container_name": "(not supported: envd names containers <project>-<service>-<n>)",
-    "deploy": "replicas",
-    "scale": "replicas",
-    "restart_policy": "restart",
-    "workdir": "working_dir",
-    "cmd": "command",
-}
