@@ -29,12 +29,25 @@ from envd.values.errors import UsageError
     is_flag=True,
     help="k8s: put the secrets' values in the Secret manifests (default: none).",
 )
+@click.option(
+    "--endpoint-mode",
+    type=click.Choice(["vip", "dnsrr"]),
+    default=None,
+    help="swarm: vip (default) publishes ports on the routing mesh; dnsrr (kernels without"
+    " IPVS) resolves names to the tasks and publishes ports in host mode, as"
+    " `envd deploy --target swarm --endpoint-mode dnsrr` does.",
+)
 @_project_opts()
 @click.pass_obj
-def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None:
+def export_(
+    obj: Ctx, fmt: str, output: str | None, secret_values: bool, endpoint_mode: str | None
+) -> None:
     """Convert the spec to another format; what it cannot express is reported on stderr."""
-    from envd.interop.export import export, render_yaml
+    from envd.interop.export import export
+    from envd.interop.render import render_yaml
 
+    if endpoint_mode is not None and fmt != "swarm":
+        raise UsageError("--endpoint-mode applies to --format swarm only")
     loaded = obj.load()
     values: dict[str, bytes] | None = None
     if secret_values:
@@ -44,7 +57,7 @@ def export_(obj: Ctx, fmt: str, output: str | None, secret_values: bool) -> None
 
         names = {s.source for svc in loaded.active_services().values() for s in svc.secrets}
         values = read_secrets(names, loaded.spec.secrets, loaded.project_dir, os.environ)
-    result = export(loaded, fmt, values)
+    result = export(loaded, fmt, values, endpoint_mode or "vip")
     text = render_yaml(result, output)
     if output:
         # Secret values go into a file only its owner can read.

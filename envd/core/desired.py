@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from envd import __version__
 from envd.core.hashing import digest, hash_fields, plain
+from envd.core.service_env import service_env
+from envd.spec.compose_words import build_tag
 from envd.values import labels
 from envd.values.types import (
     ContainerCreate,
@@ -121,10 +123,6 @@ def network_name(project: str, key: str) -> str:
 
 def volume_name(project: str, key: str) -> str:
     return f"{project}_{key}"
-
-
-def build_tag(project: str, service: str) -> str:
-    return f"{project}-{service}:envd"
 
 
 def desire(
@@ -234,13 +232,7 @@ def _service(
     build_digest: str,
     image_override: str | None,
 ) -> DesiredService:
-    env: dict[str, str] = dict(loaded.env_files.get(name, {}))
-    for key, value in svc.env.items():
-        if value is None:
-            if key in loaded.variables:
-                env[key] = loaded.variables[key]
-        else:
-            env[key] = value
+    env, _unset = service_env(loaded.env_files.get(name, {}), svc.env, loaded.variables)
 
     mounts: list[Mount] = []
     tmpfs: list[tuple[str, str]] = []

@@ -13,8 +13,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from envd.spec.compose_words import COMPOSE_SYNONYMS
 from envd.spec.locate import Locator
-from envd.spec.models import COMPOSE_SYNONYMS, Spec
+from envd.spec.models import Spec
 from envd.values.errors import SpecProblem
 
 

@@ -191,15 +191,3 @@ class Spec(SpecModel):
     networks: dict[Name, NetworkDef] = Field(default_factory=dict)
     secrets: dict[Name, SecretDef] = Field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-# Compose spellings users will type out of habit → the envd field.
-COMPOSE_SYNONYMS = {
-    "environment": "env",
-    "container_name": "(not supported: envd names containers <project>-<service>-<n>)",
-    "deploy": "replicas",
-    "scale": "replicas",
-    "restart_policy": "restart",
-    "workdir": "working_dir",
-    "cmd": "command",
-}

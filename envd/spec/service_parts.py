@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from envd.spec.compose_words import CONDITION_FROM_COMPOSE
 from envd.spec.model_base import (
     Command,
     Duration,
@@ -254,14 +255,9 @@ ServiceSecrets = Annotated[
 # --------------------------------------------------------------------------- depends_on
 
 Condition = Literal["started", "healthy", "completed"]
-_CONDITION_ALIASES = {
-    "service_started": "started",
-    "service_healthy": "healthy",
-    "service_completed_successfully": "completed",
-}
 
 
-_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *_CONDITION_ALIASES]}
+_CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *CONDITION_FROM_COMPOSE]}
 
 
 class Dependency(SpecModel):
@@ -271,7 +267,7 @@ class Dependency(SpecModel):
     @field_validator("condition", mode="before")
     @classmethod
     def _alias(cls, v: Any) -> Any:
-        return _CONDITION_ALIASES.get(v, v) if isinstance(v, str) else v
+        return CONDITION_FROM_COMPOSE.get(v, v) if isinstance(v, str) else v
 
 
 def _depends_on(value: Any) -> Any:

@@ -13,6 +13,9 @@ from typing import Any
 
 from envd.core.desired import DesiredService
 from envd.core.hashing import digest, hash_fields, plain_deep
+
+# Re-exported: the swarm vocabulary in one import for desire_swarm and its tests.
+from envd.spec.compose_words import restart_condition as restart_condition
 from envd.values import labels
 from envd.values.errors import (
     UsageError,
@@ -27,9 +30,6 @@ STACK_NAMESPACE = "com.docker.stack.namespace"
 TARGET = "swarm"
 SECRET_NAME_MAX = 64
 SECRETS_DIR = "/run/secrets/"
-
-_RESTART = {"no": "none", "": "none", "on-failure": "on-failure", "always": "any"}
-_RESTART["unless-stopped"] = "any"
 
 
 class NotSwarmManager(UsageError):
@@ -95,11 +95,6 @@ def secret_name(project: str, key: str, value_digest: str) -> str:
     """``<project>_<secret>_<digest[:12]>``, shortened to swarm's 64 characters."""
     suffix = "_" + value_digest[:12]
     return f"{project}_{key}"[: SECRET_NAME_MAX - len(suffix)] + suffix
-
-
-def restart_condition(restart: str) -> str:
-    """A compose/envd restart policy as a swarm restart condition."""
-    return _RESTART.get(restart, "any")
 
 
 def update_order(svc: DesiredService, endpoint_mode: str = "vip") -> tuple[str, str]:

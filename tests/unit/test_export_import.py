@@ -2,94 +2,44 @@
 
 Each file under tests/fixtures/compose/ is imported, loaded by envd's own
 loader, exported back to Compose and compared field by field with the
-original (through an independent normaliser below), accepted by
-``docker-compose config`` when that binary exists, and exported to
-Kubernetes manifests validated offline against the Kubernetes API schema.
+original (through an independent normaliser below), and exported to Kubernetes manifests validated offline against the
+Kubernetes API schema. What runs the docker CLI on the exports is in
+tests/integration/test_interop_docker.py.
 """
 
 from __future__ import annotations
 
 import shlex
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from envd.interop.compose_import import dump_toml, import_compose
-from envd.interop.export import export, render_yaml, to_compose, to_k8s, to_stack
+from envd.interop.compose_export import to_compose
+from envd.interop.compose_import import import_compose
+from envd.interop.export import export
+from envd.interop.k8s_export import to_k8s
+from envd.interop.render import render_yaml
+from envd.interop.stack_export import to_stack
+from envd.interop.toml_writer import dump_toml
 from envd.spec.durations import parse_duration
 from envd.spec.load import LoadedSpec, load
 from envd.values.errors import SpecError
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "compose"
-CORPUS = sorted(FIXTURES.glob("*.yml"))
-CORPUS_IDS = [p.stem for p in CORPUS]
-DOCKER_COMPOSE = shutil.which("docker-compose")
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _materialize(directory: Path, doc: dict[str, Any]) -> None:
-    """Create the files a Compose file refers to (build contexts, env files, secrets, binds)."""
-
-    def touch(rel: str, is_file: bool | None = None) -> None:
-        path = Path(rel).expanduser() if rel.startswith("~") else directory / rel
-        name = path.name
-        if is_file is None:
-            is_file = "." in name.lstrip(".")
-        if is_file:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                path.write_text("KEY=value\n" if name.endswith(".env") else "x\n")
-        else:
-            path.mkdir(parents=True, exist_ok=True)
-
-    for svc in (doc.get("services") or {}).values():
-        build = svc.get("build")
-        if build is not None:
-            ctx = build if isinstance(build, str) else build.get("context", ".")
-            dockerfile = (
-                "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
-            )
-            touch(ctx, is_file=False)
-            touch(f"{ctx}/{dockerfile}", is_file=True)
-        for item in svc.get("env_file") or []:
-            touch(item["path"] if isinstance(item, dict) else item, is_file=True)
-        for vol in svc.get("volumes") or []:
-            src = vol.split(":")[0] if isinstance(vol, str) and ":" in vol else ""
-            if isinstance(vol, dict) and vol.get("type") == "bind":
-                src = vol["source"]
-            if src.startswith((".", "~")):
-                touch(src)
-        for rule in (svc.get("develop") or {}).get("watch") or []:
-            touch(rule["path"])
-    for sdef in (doc.get("secrets") or {}).values():
-        if sdef and sdef.get("file"):
-            touch(sdef["file"], is_file=True)
-
-
-def _import_and_load(
-    text: str, directory: Path, profiles: frozenset[str] = frozenset()
-) -> LoadedSpec:
-    """Import Compose text into ``directory/envd.toml`` and load it with envd's loader."""
-    directory.mkdir(parents=True, exist_ok=True)
-    _materialize(directory, yaml.safe_load(text))
-    result = import_compose(text)
-    (directory / "envd.toml").write_text(result.toml)
-    return load(directory, environ={}, profiles=profiles)
+from tests.compose_corpus import (
+    CORPUS,
+    CORPUS_IDS,
+    FIXTURES,
+    import_and_load,
+    materialize,
+    own_home,
+)
 
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A HOME of its own, so binds like ~/.ssh resolve inside the test's directory."""
-    path = tmp_path / "home"
-    path.mkdir()
-    monkeypatch.setenv("HOME", str(path))
-    return path
+    return own_home(tmp_path, monkeypatch)
 
 
 # --------------------------------------------------------------------------- an independent normaliser
@@ -331,7 +281,7 @@ def test_corpus_is_broad() -> None:
 @pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
 def test_import_loads_with_envd(path: Path, tmp_path: Path, home: Path) -> None:
     """Every imported Compose file is a spec envd's loader accepts."""
-    loaded = _import_and_load(path.read_text(), tmp_path)
+    loaded = import_and_load(path.read_text(), tmp_path)
     original = yaml.safe_load(path.read_text())
     assert set(loaded.spec.services) == set(original["services"])
 
@@ -340,7 +290,7 @@ def test_import_loads_with_envd(path: Path, tmp_path: Path, home: Path) -> None:
 def test_round_trip_compose_envd_compose(path: Path, tmp_path: Path, home: Path) -> None:
     """compose → envd → compose keeps every supported field of every service."""
     text = path.read_text()
-    loaded = _import_and_load(text, tmp_path)
+    loaded = import_and_load(text, tmp_path)
     exported = to_compose(loaded).documents[0]
     want, got = normalize(yaml.safe_load(text)), normalize(exported)
     for name in want["services"]:
@@ -352,59 +302,11 @@ def test_round_trip_compose_envd_compose(path: Path, tmp_path: Path, home: Path)
 @pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
 def test_round_trip_envd_compose_envd(path: Path, tmp_path: Path, home: Path) -> None:
     """envd → compose → envd gives back the same spec, field for field."""
-    first = _import_and_load(path.read_text(), tmp_path / "a")
+    first = import_and_load(path.read_text(), tmp_path / "a")
     compose = render_yaml(to_compose(first))
-    second = _import_and_load(compose, tmp_path / "a")
+    second = import_and_load(compose, tmp_path / "a")
     assert second.spec.model_dump() == first.spec.model_dump()
     assert second.project == first.project
-
-
-@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose is not installed")
-@pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
-def test_exported_compose_passes_docker_compose_config(
-    path: Path, tmp_path: Path, home: Path
-) -> None:
-    """`docker-compose -f FILE config` (1.29) accepts every exported Compose file."""
-    loaded = _import_and_load(path.read_text(), tmp_path)
-    out = tmp_path / "docker-compose.yml"
-    out.write_text(render_yaml(to_compose(loaded)))
-    proc = subprocess.run(
-        [str(DOCKER_COMPOSE), "-f", str(out), "config", "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-
-
-def _stack_config_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    proc = subprocess.run(
-        ["docker", "stack", "config", "--help"], capture_output=True, timeout=30, check=False
-    )
-    return proc.returncode == 0
-
-
-@pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
-def test_exported_stack_passes_docker_stack_config(path: Path, tmp_path: Path, home: Path) -> None:
-    """`docker stack config` accepts every exported stack file (skipped without a docker CLI that has it)."""
-    if not _stack_config_available():
-        pytest.skip("no `docker stack config` here")
-    loaded = _import_and_load(path.read_text(), tmp_path)
-    out = tmp_path / "stack.yml"
-    out.write_text(render_yaml(to_stack(loaded)))
-    proc = subprocess.run(
-        ["docker", "stack", "config", "-c", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
@@ -418,7 +320,7 @@ def test_k8s_export_validates_against_the_kubernetes_schema(
     profiles = frozenset(
         p for s in yaml.safe_load(text)["services"].values() for p in (s or {}).get("profiles", [])
     )
-    loaded = _import_and_load(text, tmp_path, profiles)
+    loaded = import_and_load(text, tmp_path, profiles)
     result = to_k8s(loaded, {"db_password": b"pw"})
     assert result.documents
     version = kubernetes_validate.latest_version()
@@ -683,7 +585,7 @@ def test_import_and_export_commands(tmp_path: Path, home: Path) -> None:
 
     compose = tmp_path / "docker-compose.yml"
     compose.write_text((FIXTURES / "unsupported.yml").read_text())
-    _materialize(tmp_path, yaml.safe_load(compose.read_text()))
+    materialize(tmp_path, yaml.safe_load(compose.read_text()))
     proc = run_envd(["import", "docker-compose.yml", "-o", "envd.toml"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "note: services.web.logging:" in proc.stderr

@@ -1,0 +1,142 @@
+"""``envd export --format compose``: a Compose file for Docker Compose 1.29 and v2.
+
+What only newer Compose reads (the project ``name``, ``develop.watch``,
+``depends_on.required``, secrets from the environment) goes to a top-level
+``x-envd`` extension, which ``envd import`` reads back: envd → compose →
+envd is lossless.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envd.interop.compose_fields import (
+    common_service,
+    port_short,
+    service_networks,
+    top_networks,
+    top_volumes,
+    volume_short,
+)
+from envd.interop.render import X_ENVD, Export
+from envd.spec.compose_words import CONDITION_TO_COMPOSE
+from envd.spec.load import LoadedSpec
+
+
+def to_compose(loaded: LoadedSpec) -> Export:
+    """A Compose file for Docker Compose (1.29 and v2) and an ``x-envd`` extension."""
+    spec = loaded.spec
+    notes: list[str] = []
+    extension: dict[str, Any] = {}
+    if spec.project.name or loaded.environment:
+        # Otherwise both envd and Compose name the project after its directory.
+        extension["project"] = loaded.project
+    ext_services: dict[str, Any] = {}
+    services: dict[str, Any] = {}
+    for name, svc in spec.services.items():
+        where = f"services.{name}"
+        out = common_service(name, svc)
+        if svc.build is not None:
+            b: dict[str, Any] = {"context": svc.build.context}
+            if svc.build.dockerfile != "Dockerfile":
+                b["dockerfile"] = svc.build.dockerfile
+            if svc.build.args:
+                b["args"] = dict(svc.build.args)
+            if svc.build.target:
+                b["target"] = svc.build.target
+            out = {**({"image": out.pop("image")} if "image" in out else {}), "build": b, **out}
+        if svc.pull != "missing":
+            out["pull_policy"] = svc.pull
+        if svc.ports:
+            out["ports"] = [port_short(p) for p in svc.ports]
+        if svc.volumes:
+            out["volumes"] = [volume_short(m) for m in svc.volumes]
+        if svc.tmpfs:
+            out["tmpfs"] = list(svc.tmpfs)
+        nets = service_networks(svc)
+        if nets is not None:
+            out["networks"] = nets
+        if svc.depends_on:
+            out["depends_on"] = {
+                dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}
+                for dep, d in svc.depends_on.items()
+            }
+            optional = sorted(dep for dep, d in svc.depends_on.items() if not d.required)
+            if optional:
+                ext_services.setdefault(name, {})["optional_depends_on"] = optional
+                notes.append(
+                    f"{where}.depends_on: required = false for {', '.join(optional)} needs"
+                    f" Compose ≥ 2.20 (depends_on.*.required); kept in {X_ENVD}"
+                )
+        if svc.restart != "no":
+            out["restart"] = svc.restart
+        if svc.replicas != 1:
+            out["deploy"] = {"replicas": svc.replicas}
+        if svc.profiles:
+            out["profiles"] = list(svc.profiles)
+        if svc.watch:
+            ext_services.setdefault(name, {})["watch"] = [
+                {
+                    k: v
+                    for k, v in {
+                        "path": r.path,
+                        "action": r.action,
+                        "target": r.target,
+                        "ignore": list(r.ignore),
+                    }.items()
+                    if v
+                }
+                for r in svc.watch
+            ]
+            notes.append(
+                f"{where}.watch: develop.watch needs Compose ≥ 2.22 (`docker compose watch`);"
+                f" the rules are kept in {X_ENVD}"
+            )
+        services[name] = out
+    doc: dict[str, Any] = {"services": services}
+    if spec.volumes:
+        doc["volumes"] = top_volumes(spec)
+    if spec.networks:
+        doc["networks"] = top_networks(spec, stack=False)
+    if spec.secrets:
+        secrets: dict[str, Any] = {}
+        ext_secrets: dict[str, Any] = {}
+        for key, sdef in spec.secrets.items():
+            if sdef.file is not None:
+                secrets[key] = {"file": sdef.file}
+                continue
+            placeholder = f"./secrets/{key}"
+            secrets[key] = {"file": placeholder}
+            if sdef.env is not None:
+                ext_secrets[key] = {"env": sdef.env}
+                notes.append(
+                    f"secrets.{key}: a secret from ${sdef.env} needs Compose ≥ 2.6"
+                    f" (environment: {sdef.env}); for Compose 1.x write its value to"
+                    f" {placeholder} (the source is kept in {X_ENVD})"
+                )
+            else:
+                assert sdef.command is not None
+                ext_secrets[key] = {"command": list(sdef.command)}
+                notes.append(
+                    f"secrets.{key}: Compose cannot run a command for a secret; write the"
+                    f" output of `{' '.join(sdef.command)}` to {placeholder}"
+                    f" (the command is kept in {X_ENVD})"
+                )
+        doc["secrets"] = secrets
+        if ext_secrets:
+            extension["secrets"] = ext_secrets
+    if ext_services:
+        extension["services"] = ext_services
+    if spec.environments:
+        notes.append(
+            "environments: Compose has no overlays; exported the "
+            + (f"{loaded.environment!r}" if loaded.environment else "base")
+            + " spec (use --env NAME for another, or Compose's -f override files)"
+        )
+    if extension:
+        doc[X_ENVD] = extension
+    header = (
+        f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
+        f"# Run it with: docker compose -p {loaded.project} up\n"
+    )
+    return Export("compose", [doc], notes, header)

@@ -1,0 +1,156 @@
+"""Compose fields that mean the same in a Compose file and a stack file.
+
+Shared by ``compose_export`` and ``stack_export`` so both write a port, a
+volume, a healthcheck or a secret reference the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envd.spec.compose_words import COMPOSE_SECRET_MODE
+from envd.spec.durations import format_duration
+from envd.spec.models import Healthcheck, Port, Service, ServiceSecret, Spec, VolumeMount
+
+
+def port_short(p: Port) -> str:
+    """``[HOST_IP:][PUBLISHED:]TARGET/PROTO``: the syntax every Compose accepts."""
+    text = str(p.target)
+    if p.published:
+        text = f"{p.published}:{text}"
+    elif p.host_ip:
+        text = f":{text}"
+    if p.host_ip:
+        ip = f"[{p.host_ip}]" if ":" in p.host_ip else p.host_ip
+        text = f"{ip}:{text}"
+    return f"{text}/{p.protocol}" if p.protocol != "tcp" else text
+
+
+def volume_short(m: VolumeMount) -> str | dict[str, Any]:
+    if m.type == "tmpfs":
+        return {"type": "tmpfs", "target": m.target}
+    if not m.source:
+        return m.target
+    source = m.source
+    if m.type == "bind" and not source.startswith((".", "/", "~")):
+        source = "./" + source
+    return f"{source}:{m.target}" + (":ro" if m.read_only else "")
+
+
+def healthcheck(h: Healthcheck) -> dict[str, Any]:
+    if h.disable or (h.test and h.test[0] == "NONE"):
+        return {"disable": True}
+    return {
+        "test": list(h.test),
+        "interval": format_duration(h.interval),
+        "timeout": format_duration(h.timeout),
+        "retries": h.retries,
+        "start_period": format_duration(h.start_period),
+    }
+
+
+def secret_ref(s: ServiceSecret) -> str | dict[str, Any]:
+    """A bare name when the reference has Compose's defaults, the long form otherwise."""
+    if not s.target and s.uid == "0" and s.gid == "0" and s.mode == COMPOSE_SECRET_MODE:
+        return str(s.source)
+    out: dict[str, Any] = {"source": s.source}
+    if s.target:
+        out["target"] = s.target
+    out.update({"uid": s.uid, "gid": s.gid, "mode": s.mode})
+    return out
+
+
+def env(svc: Service) -> dict[str, str | None]:
+    return dict(svc.env)
+
+
+def common_service(name: str, svc: Service) -> dict[str, Any]:
+    """Fields that mean the same in a Compose file and a stack file."""
+    out: dict[str, Any] = {}
+    if svc.image:
+        out["image"] = svc.image
+    if svc.command is not None:
+        out["command"] = list(svc.command)
+    if svc.entrypoint is not None:
+        out["entrypoint"] = list(svc.entrypoint)
+    if svc.working_dir:
+        out["working_dir"] = svc.working_dir
+    if svc.user:
+        out["user"] = svc.user
+    if svc.hostname:
+        out["hostname"] = svc.hostname
+    if svc.env:
+        out["environment"] = env(svc)
+    if svc.env_file:
+        out["env_file"] = list(svc.env_file)
+    if svc.healthcheck is not None:
+        out["healthcheck"] = healthcheck(svc.healthcheck)
+    out["init"] = svc.init
+    if svc.stop_signal != "SIGTERM":
+        out["stop_signal"] = svc.stop_signal
+    if svc.stop_grace_period != 10.0:
+        out["stop_grace_period"] = format_duration(svc.stop_grace_period)
+    if svc.secrets:
+        out["secrets"] = [secret_ref(s) for s in svc.secrets]
+    if svc.labels:
+        out["labels"] = dict(svc.labels)
+    if svc.read_only:
+        out["read_only"] = True
+    if svc.cap_add:
+        out["cap_add"] = list(svc.cap_add)
+    if svc.cap_drop:
+        out["cap_drop"] = list(svc.cap_drop)
+    return out
+
+
+def service_networks(svc: Service) -> list[str] | dict[str, Any] | None:
+    if not svc.networks:
+        return None
+    if all(not n.aliases for n in svc.networks.values()):
+        return list(svc.networks)
+    return {
+        k: ({"aliases": list(n.aliases)} if n.aliases else None) for k, n in svc.networks.items()
+    }
+
+
+def top_volumes(spec: Spec) -> dict[str, Any]:
+    """Top-level volumes with what differs from Compose's defaults (the same in a stack)."""
+    out: dict[str, Any] = {}
+    for key, v in spec.volumes.items():
+        d: dict[str, Any] = {}
+        if v.external:
+            d["external"] = True
+        if v.name:
+            d["name"] = v.name
+        if v.driver != "local":
+            d["driver"] = v.driver
+        if v.driver_opts:
+            d["driver_opts"] = dict(v.driver_opts)
+        if v.labels:
+            d["labels"] = dict(v.labels)
+        out[key] = d
+    return out
+
+
+def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
+    """Top-level networks; in a stack, bridge becomes an attachable overlay."""
+    out: dict[str, Any] = {}
+    for key, n in spec.networks.items():
+        d: dict[str, Any] = {}
+        if n.external:
+            d["external"] = True
+        if n.name:
+            d["name"] = n.name
+        driver = n.driver
+        if stack and driver == "bridge":
+            driver = "overlay"
+        if driver != "bridge" or stack:
+            d["driver"] = driver
+        if stack and not n.external:
+            d["attachable"] = True
+        if n.internal:
+            d["internal"] = True
+        if n.labels:
+            d["labels"] = dict(n.labels)
+        out[key] = d
+    return out

@@ -1,0 +1,296 @@
+"""``envd import``: the parts of a Compose service with a syntax of their own.
+
+Build, ports, mounts, networks, depends_on, healthcheck, secrets and watch
+rules, each in short and long syntax.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envd.interop.compose_import_common import (
+    Notes,
+    as_int,
+    as_map,
+    as_mode,
+    as_seq,
+    as_str,
+    required,
+    str_map,
+)
+from envd.spec.compose_words import (
+    COMPOSE_SECRET_MODE,
+    CONDITION_FROM_COMPOSE,
+    DEFAULT_COMPOSE_CONDITION,
+)
+
+# Compose's healthcheck defaults (envd's are shorter: 5s/10s).
+COMPOSE_HEALTHCHECK_DEFAULTS = {
+    "interval": "30s",
+    "timeout": "30s",
+    "retries": 3,
+    "start_period": "0s",
+}
+
+_VOLUME_MODES = {"ro", "rw", "z", "Z"}
+
+
+class FieldConverter(Notes):
+    """The service fields with their own short and long syntaxes, each to envd's form."""
+
+    def build(self, p: str, raw: Any) -> dict[str, Any] | None:
+        if isinstance(raw, str):
+            return {"context": raw}
+        if not isinstance(raw, dict):
+            self.note(f"{p}.build", "not understood; left out")
+            return None
+        out: dict[str, Any] = {"context": str(raw.get("context", "."))}
+        for k, v in raw.items():
+            if k == "context":
+                continue
+            if k in ("dockerfile", "target"):
+                out[k] = str(v)
+            elif k == "args":
+                args = str_map(v)
+                for key, value in args.items():
+                    if value is None:
+                        self.note(
+                            f"{p}.build.args.{key}",
+                            f"an argument without a value; envd passes ${{{key}}} from the environment",
+                        )
+                out["args"] = {k2: (f"${{{k2}}}" if v2 is None else v2) for k2, v2 in args.items()}
+            elif str(k).startswith("x-"):
+                self.note(f"{p}.build.{k}", "extension ignored")
+            else:
+                self.unsupported(f"{p}.build.{k}")
+        return out
+
+    def ports(self, p: str, raw: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, item in enumerate(raw):
+            path = f"{p}.ports[{i}]"
+            if isinstance(item, (int, str)):
+                out.append(str(item))
+                continue
+            if not isinstance(item, dict):
+                self.note(path, "not understood; left out")
+                continue
+            port: dict[str, Any] = {
+                "target": as_int(f"{path}.target", required(path, item, "target"))
+            }
+            published = item.get("published")
+            if published not in (None, ""):
+                text = str(published)
+                if "-" in text:
+                    # A range maps to one envd entry per port: the short syntax says it.
+                    ip = item.get("host_ip", "")
+                    proto = item.get("protocol", "tcp")
+                    short = f"{text}:{item['target']}"
+                    if ip:
+                        short = f"{ip}:{short}"
+                    out.append(short + (f"/{proto}" if proto != "tcp" else ""))
+                    continue
+                port["published"] = as_int(f"{path}.published", text)
+            if item.get("host_ip"):
+                port["host_ip"] = str(item["host_ip"])
+            if item.get("protocol") and item["protocol"] != "tcp":
+                port["protocol"] = str(item["protocol"])
+            for k in item:
+                if k in ("target", "published", "host_ip", "protocol"):
+                    continue
+                if k == "mode":
+                    if item[k] != "ingress":
+                        self.note(
+                            f"{path}.mode", f"{item[k]!r} ignored (envd publishes on the host)"
+                        )
+                elif k in ("name", "app_protocol"):
+                    self.note(f"{path}.{k}", "descriptive only; left out")
+                else:
+                    self.unsupported(f"{path}.{k}")
+            out.append(port)
+        return out
+
+    def mounts(self, p: str, raw: list[Any]) -> tuple[list[Any], list[str]]:
+        out: list[Any] = []
+        tmpfs: list[str] = []
+        for i, item in enumerate(raw):
+            path = f"{p}.volumes[{i}]"
+            if isinstance(item, str):
+                out.append(self.short_volume(path, item))
+                continue
+            if not isinstance(item, dict):
+                self.note(path, "not understood; left out")
+                continue
+            kind = str(item.get("type", "volume"))
+            target = str(item.get("target", ""))
+            if kind == "tmpfs":
+                opts = []
+                t = as_map(f"{path}.tmpfs", item.get("tmpfs"))
+                if t.get("size") is not None:
+                    opts.append(f"size={t['size']}")
+                if t.get("mode") is not None:
+                    opts.append(f"mode={as_mode(f'{path}.tmpfs.mode', t['mode']):o}")
+                if opts:
+                    tmpfs.append(f"{target}:{','.join(opts)}")
+                else:
+                    out.append({"type": "tmpfs", "target": target})
+                continue
+            if kind not in ("volume", "bind"):
+                self.unsupported(path, f"mount type {kind!r}")
+                continue
+            mount: dict[str, Any] = {"type": kind}
+            if item.get("source"):
+                mount["source"] = str(item["source"])
+            mount["target"] = target
+            if item.get("read_only"):
+                mount["read_only"] = True
+            for k in item:
+                if k in ("type", "source", "target", "read_only", "tmpfs"):
+                    continue
+                if k == "consistency":
+                    self.note(f"{path}.consistency", "macOS-only; ignored")
+                elif k == "bind" and isinstance(item[k], dict):
+                    for kk in item[k]:
+                        if kk == "create_host_path":
+                            continue  # envd requires the path to exist: checked when loading
+                        self.unsupported(f"{path}.bind.{kk}")
+                else:
+                    self.unsupported(f"{path}.{k}")
+            out.append(self.shorten(mount))
+        return out, tmpfs
+
+    @staticmethod
+    def shorten(mount: dict[str, Any]) -> Any:
+        """A long-syntax volume as the short string when nothing is lost."""
+        src = str(mount.get("source", ""))
+        target = str(mount["target"])
+        if ":" in src or ":" in target:
+            return mount
+        if mount["type"] == "volume":
+            if not src:
+                return target
+            if src.startswith((".", "/", "~")):
+                return mount
+        elif not src.startswith((".", "/", "~")):
+            return mount
+        return f"{src}:{target}" + (":ro" if mount.get("read_only") else "")
+
+    def short_volume(self, path: str, text: str) -> str:
+        parts = text.split(":")
+        if len(parts) == 3:
+            modes = parts[2].split(",")
+            kept = [m for m in modes if m in _VOLUME_MODES and m != "rw"]
+            dropped = [m for m in modes if m not in _VOLUME_MODES]
+            if dropped:
+                self.note(path, f"mode {','.join(dropped)} is not supported; ignored")
+            return ":".join(parts[:2] + ([",".join(kept)] if kept else []))
+        return text
+
+    def service_networks(self, p: str, raw: Any) -> Any:
+        if isinstance(raw, list):
+            return [str(n) for n in raw]
+        out: dict[str, Any] = {}
+        plain = True
+        for key, body in as_map(f"{p}.networks", raw).items():
+            net: dict[str, Any] = {}
+            for k, v in as_map(f"{p}.networks.{key}", body).items():
+                if k == "aliases":
+                    net["aliases"] = [str(a) for a in as_seq(f"{p}.networks.{key}.aliases", v)]
+                    plain = False
+                else:
+                    self.unsupported(f"{p}.networks.{key}.{k}")
+            out[str(key)] = net
+        return list(out) if plain else out
+
+    def depends_on(self, p: str, raw: Any, ext: dict[str, Any]) -> dict[str, Any]:
+        optional = set(ext.get("optional_depends_on") or [])
+        if isinstance(raw, list):
+            return {str(d): "started" for d in raw}
+        out: dict[str, Any] = {}
+        for dep, body in as_map(f"{p}.depends_on", raw).items():
+            body = as_map(f"{p}.depends_on.{dep}", body)
+            cond = str(body.get("condition", DEFAULT_COMPOSE_CONDITION))
+            if cond not in CONDITION_FROM_COMPOSE:
+                self.note(f"{p}.depends_on.{dep}.condition", f"{cond!r} unknown; using 'started'")
+            condition = CONDITION_FROM_COMPOSE.get(cond, "started")
+            required = body.get("required", True) and dep not in optional
+            for k in body:
+                if k == "restart":
+                    self.note(f"{p}.depends_on.{dep}.restart", "not supported; ignored")
+                elif k not in ("condition", "required"):
+                    self.unsupported(f"{p}.depends_on.{dep}.{k}")
+            out[str(dep)] = condition if required else {"condition": condition, "required": False}
+        return out
+
+    def healthcheck(self, p: str, raw: dict[str, Any]) -> dict[str, Any] | None:
+        if raw.get("disable"):
+            return {"disable": True}
+        test = raw.get("test")
+        if test is None:
+            self.note(
+                f"{p}.healthcheck",
+                "no 'test' (the image's own would be used): envd needs the test; left out",
+            )
+            return None
+        if isinstance(test, list) and test and test[0] == "NONE":
+            return {"disable": True}
+        out: dict[str, Any] = {
+            "test": [as_str(t) for t in test] if isinstance(test, list) else as_str(test)
+        }
+        for key, default in COMPOSE_HEALTHCHECK_DEFAULTS.items():
+            value = raw.get(key, default)
+            out[key] = (
+                as_int(f"{p}.healthcheck.{key}", value) if key == "retries" else as_str(value)
+            )
+        for k in raw:
+            if k in ("test", "disable", *COMPOSE_HEALTHCHECK_DEFAULTS):
+                continue
+            self.unsupported(f"{p}.healthcheck.{k}")
+        return out
+
+    def service_secrets(self, p: str, raw: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, item in enumerate(raw):
+            path = f"{p}.secrets[{i}]"
+            if isinstance(item, str):
+                item = {"source": item}
+            item = as_map(path, item)
+            sec: dict[str, Any] = {"source": str(required(path, item, "source"))}
+            for k in ("target", "uid", "gid"):
+                if item.get(k) is not None:
+                    sec[k] = as_str(item[k])
+            # Compose mounts secrets world-readable unless told; envd's default is 0o400.
+            mode = item.get("mode", COMPOSE_SECRET_MODE)
+            sec["mode"] = as_mode(f"{path}.mode", mode)
+            for k in item:
+                if k not in ("source", "target", "uid", "gid", "mode"):
+                    self.unsupported(f"{path}.{k}")
+            out.append(sec)
+        return out
+
+    def watch(self, p: str, develop: Any, ext: dict[str, Any]) -> list[dict[str, Any]]:
+        if ext.get("watch"):
+            return [dict(r) for r in ext["watch"]]
+        if not isinstance(develop, dict):
+            return []
+        out: list[dict[str, Any]] = []
+        for k in develop:
+            if k != "watch":
+                self.unsupported(f"{p}.develop.{k}")
+        for i, rule in enumerate(as_seq(f"{p}.develop.watch", develop.get("watch"))):
+            where = f"{p}.develop.watch[{i}]"
+            rule = as_map(where, rule)
+            action = str(rule.get("action", ""))
+            if action not in ("sync", "rebuild", "restart", "sync+restart"):
+                self.unsupported(f"{p}.develop.watch[{i}].action", f"action {action!r}")
+                continue
+            r: dict[str, Any] = {"path": str(required(where, rule, "path")), "action": action}
+            if rule.get("target"):
+                r["target"] = str(rule["target"])
+            if rule.get("ignore"):
+                r["ignore"] = [str(x) for x in rule["ignore"]]
+            for k in rule:
+                if k not in ("path", "action", "target", "ignore"):
+                    self.unsupported(f"{p}.develop.watch[{i}].{k}")
+            out.append(r)
+        return out

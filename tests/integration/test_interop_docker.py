@@ -1,0 +1,77 @@
+"""The corpus exports handed to Docker's own checkers: ``docker-compose config`` and ``docker stack config``.
+
+Integration tests: they run the docker CLI (each is skipped when its binary
+or subcommand is missing), so they live outside tests/unit.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from envd.interop.compose_export import to_compose
+from envd.interop.render import render_yaml
+from envd.interop.stack_export import to_stack
+from tests.compose_corpus import CORPUS, CORPUS_IDS, import_and_load, own_home
+
+DOCKER_COMPOSE = shutil.which("docker-compose")
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME of its own, so binds like ~/.ssh resolve inside the test's directory."""
+    return own_home(tmp_path, monkeypatch)
+
+
+@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose is not installed")
+@pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
+def test_exported_compose_passes_docker_compose_config(
+    path: Path, tmp_path: Path, home: Path
+) -> None:
+    """`docker-compose -f FILE config` (1.29) accepts every exported Compose file."""
+    loaded = import_and_load(path.read_text(), tmp_path)
+    out = tmp_path / "docker-compose.yml"
+    out.write_text(render_yaml(to_compose(loaded)))
+    proc = subprocess.run(
+        [str(DOCKER_COMPOSE), "-f", str(out), "config", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def _stack_config_available() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    proc = subprocess.run(
+        ["docker", "stack", "config", "--help"], capture_output=True, timeout=30, check=False
+    )
+    return proc.returncode == 0
+
+
+@pytest.mark.parametrize("endpoint_mode", ["vip", "dnsrr"])
+@pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
+def test_exported_stack_passes_docker_stack_config(
+    path: Path, tmp_path: Path, home: Path, endpoint_mode: str
+) -> None:
+    """`docker stack config` accepts every exported stack file, in both endpoint modes (skipped without a docker CLI that has it)."""
+    if not _stack_config_available():
+        pytest.skip("no `docker stack config` here")
+    loaded = import_and_load(path.read_text(), tmp_path)
+    out = tmp_path / "stack.yml"
+    out.write_text(render_yaml(to_stack(loaded, endpoint_mode)))
+    proc = subprocess.run(
+        ["docker", "stack", "config", "-c", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
