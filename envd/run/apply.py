@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 
@@ -29,6 +29,7 @@ from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Action, Plan
 from envd.engine.base import Engine
+from envd.run.teardown import stop_and_remove
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
 from envd.values.events import Clock, Emit, Event, Phase, SystemClock, discard
@@ -553,39 +554,3 @@ def _first_container(p: ServiceProgress) -> str:
 
 def container_ids(progress: Mapping[str, ServiceProgress]) -> dict[str, list[str]]:
     return {n: [c.id for c in p.containers] for n, p in progress.items()}
-
-
-def stop_and_remove(
-    engine: Engine, container_id: str, timeout: int | None, *, volumes: bool, stop: bool = True
-) -> None:
-    """Stop (with the container's own signal and grace) and remove; gone already is done."""
-    try:
-        if stop:
-            engine.stop_container(container_id, timeout)
-        engine.remove_container(container_id, volumes=volumes)
-    except NotFound:
-        pass
-
-
-def remove_all(
-    engine: Engine,
-    containers: Iterable[ObservedContainer],
-    stop_timeout: Callable[[ObservedContainer], int | None],
-    emit: Emit = discard,
-    workers: int = 16,
-    volumes: bool = False,
-) -> None:
-    """Stop and remove containers in parallel (``down``); ``volumes``: anonymous ones too."""
-    items = list(containers)
-    if not items:
-        return
-
-    def one(c: ObservedContainer) -> None:
-        emit(Event("remove", f"container {c.name}", "stopping", "working", c.service))
-        running = c.status in ("running", "restarting", "paused")
-        stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
-        emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        for fut in [pool.submit(one, c) for c in items]:
-            fut.result()
