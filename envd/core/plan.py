@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from envd.core.build import build_reason
 from envd.core.desired import (
     DesiredProject,
     DesiredService,
@@ -132,20 +133,9 @@ def make_plan(
         image = observed.images.get(svc.image_ref)
         resource = f"image {svc.image_ref}"
         if svc.build is not None and svc.pull != "always":
-            have = image.labels.get(labels.CONTEXT_DIGEST) if image else None
-            if image is None:
-                actions.append(
-                    Action(
-                        "build", resource, "image not built yet", service=name, name=svc.image_ref
-                    )
-                )
-                continue
-            if svc.build.digest and have != svc.build.digest and svc.image_ref not in pulled:
-                actions.append(
-                    Action(
-                        "build", resource, "build context changed", service=name, name=svc.image_ref
-                    )
-                )
+            why = build_reason(svc, image, pulled)
+            if why or image is None:
+                actions.append(Action("build", resource, why, service=name, name=svc.image_ref))
                 continue
             image_ids[name] = image.id
             continue

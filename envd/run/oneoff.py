@@ -12,18 +12,16 @@ from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.run.apply import apply_images
-from envd.run.converge import plan_project
+from envd.run.converge import plan_project, refuse_problems
+from envd.run.images import apply_images
 from envd.values import labels
-from envd.values.errors import EnvironmentFailed, ServiceFailure
 
 
 def run_one_off(
     engine: Engine, desired: DesiredProject, service: str, command: list[str] | None, rm: bool
 ) -> int:
     plan, _ = plan_project(engine, desired)
-    if plan.problems:
-        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
+    refuse_problems(plan)
     needed = [a for a in plan.image_actions if a.service == service]
     if needed:
         apply_images(replace(plan, actions=tuple(needed)), engine, desired)
