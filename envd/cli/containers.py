@@ -118,7 +118,10 @@ def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
     _, desired = prepare(obj.target())
     if service not in desired.services:
         raise UsageError(f"no service named {service!r} in the spec")
-    sys.exit(run_one_off(engine(), desired, service, list(command) or None, rm))
+    code = run_one_off(
+        engine(), desired, service, list(command) or None, rm, docker_cli=shutil.which("docker")
+    )
+    sys.exit(code)
 
 
 COMMANDS = (logs, exec_, run_)

@@ -87,6 +87,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
     marks = {
         "create": "+",
         "create-network": "+",
+        "recreate-network": "~",
         "create-volume": "+",
         "pull": "↓",
         "build": "⚙",

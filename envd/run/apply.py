@@ -19,7 +19,6 @@ removed without its volumes; only ``down -v`` deletes anonymous volumes.
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -41,6 +40,7 @@ from envd.run.readiness import (
     settle,
     timeout_reason,
 )
+from envd.run.resources import RESOURCE_KINDS, apply_resource
 from envd.run.teardown import stop_and_remove
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
@@ -87,9 +87,7 @@ class Applier:
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         self._images = observed.images
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            self._parallel(
-                pool, [a for a in plan.actions if a.kind in ("create-network", "create-volume")]
-            )
+            self._parallel(pool, [a for a in plan.actions if a.kind in RESOURCE_KINDS])
             self._check_external()
             self._parallel(pool, [a for a in plan.actions if a.kind == "remove"])
             progress = self._converge(pool, plan, observed, wait_ready, deadline)
@@ -162,16 +160,8 @@ class Applier:
     def _run(self, action: Action) -> None:
         e = self.engine
         self.emit(Event(action.kind, action.resource, action.reason, "working", action.service))
-        if action.kind == "create-network":
-            net = next(n for n in self.desired.networks.values() if n.name == action.name)
-            try:
-                e.create_network(net.name, dict(net.labels), net.driver, net.internal)
-            except Conflict:
-                pass  # created concurrently: converged is converged
-        elif action.kind == "create-volume":
-            vol = next(v for v in self.desired.volumes.values() if v.name == action.name)
-            with contextlib.suppress(Conflict):
-                e.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
+        if action.kind in RESOURCE_KINDS:
+            apply_resource(e, self.desired, action)
         elif action.kind == "remove-network":
             e.remove_network(action.name)
         elif action.kind == "remove":

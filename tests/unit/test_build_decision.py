@@ -49,9 +49,7 @@ def test_pull_always_pulls_instead_of_building() -> None:
     """``pull = "always"`` with ``build`` pulls (docs/spec.md): no build reason, even when missing."""
     assert build_reason(service(pull="always"), None) == ""
     plan = make_plan(project(service(pull="always")), Observed((), (), (), {REF: None}))
-    assert [(a.kind, a.reason) for a in plan.image_actions] == [
-        ("pull", "pull policy is 'always'")
-    ]
+    assert [(a.kind, a.reason) for a in plan.image_actions] == [("pull", "pull policy is 'always'")]
 
 
 def test_build_request_labels_the_image_with_project_service_and_context() -> None:
