@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 
 from envd.core.desired import DesiredProject
-from envd.core.plan import Action
+from envd.core.plan import Action, ActionKind
 from envd.engine.base import Engine
 from envd.values.errors import Conflict, NotFound
 
-RESOURCE_KINDS = frozenset({"create-network", "recreate-network", "create-volume"})
+RESOURCE_KINDS: frozenset[ActionKind] = frozenset(
+    {"create-network", "recreate-network", "create-volume"}
+)
 
 
 def apply_resource(engine: Engine, desired: DesiredProject, action: Action) -> None:
