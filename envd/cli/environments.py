@@ -13,11 +13,11 @@ from typing import Any
 
 import click
 
-from envd.cli.app import Ctx, _json_opt, _project_opts, _rel, engine, main
+from envd.cli._common import Ctx, _json_opt, _project_opts, _rel, engine
 from envd.values.errors import EnvdError
 
 
-@main.command()
+@click.command()
 @click.option("--check", is_flag=True, help="Report drift from envd.inputs.lock; change nothing.")
 @_json_opt
 @_project_opts()
@@ -66,7 +66,7 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.argument("env_a")
 @click.argument("env_b")
 @_json_opt
@@ -99,3 +99,6 @@ def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
         click.echo(path)
         click.echo(f"  {env_a.ljust(width)}  {render_value(a)}")
         click.echo(f"  {env_b.ljust(width)}  {render_value(b)}")
+
+
+COMMANDS = (lock, diff)

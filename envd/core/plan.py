@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from envd.core.build import build_reason
 from envd.core.desired import (
+    DesiredNetwork,
     DesiredProject,
     DesiredService,
     changed_fields,
@@ -22,12 +24,13 @@ from envd.core.desired import (
 )
 from envd.core.observed import Observed
 from envd.values import labels
-from envd.values.types import ContainerCreate, ObservedContainer
+from envd.values.types import ContainerCreate, ObservedContainer, ObservedNetwork
 
 ActionKind = Literal[
     "pull",
     "build",
     "create-network",
+    "recreate-network",
     "create-volume",
     "remove",
     "remove-network",
@@ -132,20 +135,9 @@ def make_plan(
         image = observed.images.get(svc.image_ref)
         resource = f"image {svc.image_ref}"
         if svc.build is not None and svc.pull != "always":
-            have = image.labels.get(labels.CONTEXT_DIGEST) if image else None
-            if image is None:
-                actions.append(
-                    Action(
-                        "build", resource, "image not built yet", service=name, name=svc.image_ref
-                    )
-                )
-                continue
-            if svc.build.digest and have != svc.build.digest and svc.image_ref not in pulled:
-                actions.append(
-                    Action(
-                        "build", resource, "build context changed", service=name, name=svc.image_ref
-                    )
-                )
+            why = build_reason(svc, image, pulled)
+            if why or image is None:
+                actions.append(Action("build", resource, why, service=name, name=svc.image_ref))
                 continue
             image_ids[name] = image.id
             continue
@@ -182,13 +174,41 @@ def make_plan(
     actions = deduped
 
     # --- networks and volumes -------------------------------------------------
-    observed_networks = {n.name for n in observed.networks}
+    observed_networks = {n.name: n for n in observed.networks}
     for key in sorted(desired.networks):
         net = desired.networks[key]
-        if not net.external and net.name not in observed_networks:
+        have = observed_networks.get(net.name)
+        if net.external:
+            continue
+        if have is None:
             actions.append(
                 Action("create-network", f"network {net.name}", "does not exist", name=net.name)
             )
+            continue
+        drift = network_drift(net, have)
+        if not drift:
+            continue
+        users = _network_users(desired, observed, net.name)
+        if users:
+            # Removing a network cuts its containers off: like Compose without
+            # --yes, say so and change nothing rather than stop them unasked.
+            problems.append(
+                PlanProblem(
+                    users[0],
+                    f"network {net.name} differs from the spec ({', '.join(drift)}) and"
+                    " containers are attached to it; run `envd down`, then `envd up`"
+                    " to recreate it",
+                )
+            )
+            continue
+        actions.append(
+            Action(
+                "recreate-network",
+                f"network {net.name}",
+                "changed: " + ", ".join(drift),
+                name=net.name,
+            )
+        )
     observed_volumes = {v.name for v in observed.volumes}
     used_volumes = {
         m.source for s in desired.services.values() for m in s.template.mounts if m.type == "volume"
@@ -246,6 +266,34 @@ def make_plan(
                 )
             )
     return Plan(project, tuple(actions), tuple(problems))
+
+
+def network_drift(want: DesiredNetwork, have: ObservedNetwork) -> list[str]:
+    """The fields of an existing network that differ from the spec ([] when none).
+
+    A driver the engine did not report is not compared; labels the engine has
+    beyond the spec's (set by someone else) are not drift.
+    """
+    drift: list[str] = []
+    if have.driver and have.driver != want.driver:
+        drift.append("driver")
+    if have.internal != want.internal:
+        drift.append("internal")
+    if any(have.labels.get(k) != v for k, v in want.labels.items()):
+        drift.append("labels")
+    return drift
+
+
+def _network_users(desired: DesiredProject, observed: Observed, network: str) -> list[str]:
+    """Services whose containers may be attached to ``network``: the engine's list does
+    not name them, so a container of a service the spec attaches there counts, and
+    so does one the spec does not know."""
+    users: set[str] = set()
+    for c in observed.containers:
+        svc = desired.services.get(c.service)
+        if svc is None or any(n.network == network for n in svc.template.networks):
+            users.add(c.service or "-")
+    return sorted(users)
 
 
 def _service_actions(
