@@ -57,7 +57,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "lock": (
         "envd.cli.environments",
-        "Write envd.inputs.lock: every environment's images pinned to digests.",
+        "Write envd.lock: every environment's images pinned to digests.",
     ),
     "logs": ("envd.cli.containers", "Show container logs, prefixed by service."),
     "run": (

@@ -1,6 +1,6 @@
 """`envd lock` and `envd diff`: the commands that look at every environment of the spec.
 
-``lock`` pins each environment's images to digests in envd.inputs.lock (reproducible
+``lock`` pins each environment's images to digests in envd.lock (reproducible
 starts, ``up --frozen``); ``diff`` compares two environments field by field.
 Imported by ``envd.cli.app`` only when one of them runs or all commands are listed.
 """
@@ -18,12 +18,12 @@ from envd.values.errors import EnvdError
 
 
 @click.command()
-@click.option("--check", is_flag=True, help="Report drift from envd.inputs.lock; change nothing.")
+@click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
 @_json_opt
 @_project_opts()
 @click.pass_obj
 def lock(obj: Ctx, check: bool, as_json: bool) -> None:
-    """Write envd.inputs.lock: every environment's images pinned to digests."""
+    """Write envd.lock: every environment's images pinned to digests."""
     from dataclasses import replace
 
     from envd.cli.progress import make_progress

@@ -122,9 +122,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
     help="Seconds to wait for services to become ready.",
 )
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
-@click.option(
-    "--frozen", is_flag=True, help="Refuse to start unless envd.inputs.lock matches the spec."
-)
+@click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @_json_opt
 @_project_opts()

@@ -52,9 +52,7 @@ def _notes(notes: Any, as_json: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Do not wait for the services to converge.")
 @click.option("--dry-run", is_flag=True, help="Show what the deploy would change; change nothing.")
 @_endpoint_mode_opt
-@click.option(
-    "--frozen", is_flag=True, help="Refuse to deploy unless envd.inputs.lock matches the spec."
-)
+@click.option("--frozen", is_flag=True, help="Refuse to deploy unless envd.lock matches the spec.")
 @_json_opt
 @_project_opts()
 @click.pass_obj

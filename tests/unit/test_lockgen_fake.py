@@ -89,3 +89,14 @@ def test_lock_refuses_an_image_that_may_not_be_pulled(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentFailed) as caught:
         make_lock(FakeEngine(), project(tmp_path, spec))
     assert [f.service for f in caught.value.failures] == ["db"]
+
+
+def test_the_lock_is_written_to_envd_lock_in_the_project(tmp_path: Path) -> None:
+    """Contract §6 names the committed file `envd.lock`; a refactor must not rename it."""
+    from envd.inputs.lock import read, write
+
+    target = project(tmp_path)
+    written = write(tmp_path, make_lock(FakeEngine(), target, lambda _: None))
+    assert written == tmp_path / "envd.lock"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".lock")) == ["envd.lock"]
+    assert read(tmp_path) is not None
