@@ -10,11 +10,11 @@ import os
 
 import click
 
-from envd.cli.app import Ctx, _project_opts, _rel, err, main
+from envd.cli._common import Ctx, _project_opts, _rel, err
 from envd.values.errors import UsageError
 
 
-@main.command(name="export")
+@click.command(name="export")
 @click.option(
     "--format",
     "fmt",
@@ -81,7 +81,7 @@ def export_(
         click.echo(f"wrote {output} ({fmt}; {len(result.notes)} note(s))", err=True)
 
 
-@main.command(name="import")
+@click.command(name="import")
 @click.argument("compose_file", metavar="FILE")
 @click.option(
     "-o",
@@ -117,3 +117,6 @@ def import_(compose_file: str, output: str | None, force: bool) -> None:
             f"wrote {output}: {result.services} service(s), {len(result.notes)} note(s)",
             err=True,
         )
+
+
+COMMANDS = (export_, import_)

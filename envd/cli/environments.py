@@ -1,6 +1,6 @@
 """`envd lock` and `envd diff`: the commands that look at every environment of the spec.
 
-``lock`` pins each environment's images to digests in envd.inputs.lock (reproducible
+``lock`` pins each environment's images to digests in envd.lock (reproducible
 starts, ``up --frozen``); ``diff`` compares two environments field by field.
 Imported by ``envd.cli.app`` only when one of them runs or all commands are listed.
 """
@@ -13,17 +13,17 @@ from typing import Any
 
 import click
 
-from envd.cli.app import Ctx, _json_opt, _project_opts, _rel, engine, main
+from envd.cli._common import Ctx, _json_opt, _project_opts, _rel, engine
 from envd.values.errors import EnvdError
 
 
-@main.command()
-@click.option("--check", is_flag=True, help="Report drift from envd.inputs.lock; change nothing.")
+@click.command()
+@click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
 @_json_opt
 @_project_opts()
 @click.pass_obj
 def lock(obj: Ctx, check: bool, as_json: bool) -> None:
-    """Write envd.inputs.lock: every environment's images pinned to digests."""
+    """Write envd.lock: every environment's images pinned to digests."""
     from dataclasses import replace
 
     from envd.cli.progress import make_progress
@@ -66,7 +66,7 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.argument("env_a")
 @click.argument("env_b")
 @_json_opt
@@ -99,3 +99,6 @@ def diff(obj: Ctx, env_a: str, env_b: str, as_json: bool) -> None:
         click.echo(path)
         click.echo(f"  {env_a.ljust(width)}  {render_value(a)}")
         click.echo(f"  {env_b.ljust(width)}  {render_value(b)}")
+
+
+COMMANDS = (lock, diff)

@@ -29,6 +29,7 @@ _LABEL = {
     "start": "Starting",
     "remove": "Removing",
     "create-network": "Creating",
+    "recreate-network": "Recreating",
     "create-volume": "Creating",
     "remove-network": "Removing",
     "ready": "Ready",
@@ -51,6 +52,7 @@ _DONE_LABEL = {
     "start": "Started",
     "remove": "Removed",
     "create-network": "Created",
+    "recreate-network": "Recreated",
     "create-volume": "Created",
     "remove-network": "Removed",
 }

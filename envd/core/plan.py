@@ -9,10 +9,11 @@ id is known (``up`` plans twice: images, then containers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar, get_args
+from typing import Literal, get_args
 
+from envd.core.build import build_reason
 from envd.core.desired import (
     DesiredProject,
     DesiredService,
@@ -20,6 +21,7 @@ from envd.core.desired import (
     desired_hash,
 )
 from envd.core.hashing import changed_fields
+from envd.core.networks import network_drift, network_users, orphan_networks
 from envd.core.observed import Observed
 from envd.values import labels
 from envd.values.types import ContainerCreate, ObservedContainer
@@ -28,6 +30,7 @@ ActionKind = Literal[
     "pull",
     "build",
     "create-network",
+    "recreate-network",
     "create-volume",
     "remove",
     "remove-network",
@@ -132,20 +135,9 @@ def make_plan(
         image = observed.images.get(svc.image_ref)
         resource = f"image {svc.image_ref}"
         if svc.build is not None and svc.pull != "always":
-            have = image.labels.get(labels.CONTEXT_DIGEST) if image else None
-            if image is None:
-                actions.append(
-                    Action(
-                        "build", resource, "image not built yet", service=name, name=svc.image_ref
-                    )
-                )
-                continue
-            if svc.build.digest and have != svc.build.digest and svc.image_ref not in pulled:
-                actions.append(
-                    Action(
-                        "build", resource, "build context changed", service=name, name=svc.image_ref
-                    )
-                )
+            why = build_reason(svc, image, pulled)
+            if why or image is None:
+                actions.append(Action("build", resource, why, service=name, name=svc.image_ref))
                 continue
             image_ids[name] = image.id
             continue
@@ -182,13 +174,41 @@ def make_plan(
     actions = deduped
 
     # --- networks and volumes -------------------------------------------------
-    observed_networks = {n.name for n in observed.networks}
+    observed_networks = {n.name: n for n in observed.networks}
     for key in sorted(desired.networks):
         net = desired.networks[key]
-        if not net.external and net.name not in observed_networks:
+        have = observed_networks.get(net.name)
+        if net.external:
+            continue
+        if have is None:
             actions.append(
                 Action("create-network", f"network {net.name}", "does not exist", name=net.name)
             )
+            continue
+        drift = network_drift(net, have)
+        if not drift:
+            continue
+        users = network_users(desired, observed, net.name)
+        if users:
+            # Removing a network cuts its containers off: like Compose without
+            # --yes, say so and change nothing rather than stop them unasked.
+            problems.append(
+                PlanProblem(
+                    users[0],
+                    f"network {net.name} differs from the spec ({', '.join(drift)}) and"
+                    " containers are attached to it; run `envd down`, then `envd up`"
+                    " to recreate it",
+                )
+            )
+            continue
+        actions.append(
+            Action(
+                "recreate-network",
+                f"network {net.name}",
+                "changed: " + ", ".join(drift),
+                name=net.name,
+            )
+        )
     observed_volumes = {v.name for v in observed.volumes}
     used_volumes = {
         m.source for s in desired.services.values() for m in s.template.mounts if m.type == "volume"
@@ -244,24 +264,6 @@ def make_plan(
             )
         )
     return Plan(project, tuple(actions), tuple(problems))
-
-
-class _Named(Protocol):
-    @property
-    def name(self) -> str: ...
-
-
-_N = TypeVar("_N", bound=_Named)
-
-
-def orphan_networks(wanted: Iterable[_Named], observed: Iterable[_N]) -> list[_N]:
-    """The project's observed networks that no wanted network names, by name.
-
-    Shared by the container plan and the swarm plan. External networks are
-    among ``wanted``: one the project labelled is never removed.
-    """
-    names = {n.name for n in wanted}
-    return sorted((n for n in observed if n.name not in names), key=lambda n: n.name)
 
 
 def _service_actions(

@@ -329,7 +329,7 @@ class FakeEngine:
         with self._lock:
             self._enter("list_networks")
             return [
-                ObservedNetwork(id=n.id, name=n.name, labels=dict(n.labels))
+                ObservedNetwork(n.id, n.name, dict(n.labels), n.driver, n.internal)
                 for n in self._networks.values()
                 if n.labels.get("dev.envd.project") == project
             ]

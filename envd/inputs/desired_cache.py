@@ -8,7 +8,7 @@ every input, and a lookup that matches skips the loader (and pydantic) whole.
 
 The key covers envd's own code, the Python version, the target (directory,
 file, environment, profiles, swarm, ``--frozen``), the bytes of the spec,
-``.env`` and ``envd.inputs.lock``, and the whole process environment. What the spec
+``.env`` and ``envd.lock``, and the whole process environment. What the spec
 points at is recorded when an entry is stored and checked on lookup: the
 contents of ``env_file`` files, which paths must exist (bind sources, watch
 paths), each build context's digest, and each secret's value (by keyed
@@ -242,7 +242,7 @@ def _key(
         target.swarm,
         frozen,
     )
-    for path in (spec_file, base / ".env", base / "envd.inputs.lock"):
+    for path in (spec_file, base / ".env", base / "envd.lock"):
         try:
             feed(path.read_bytes())
         except FileNotFoundError:

@@ -19,101 +19,38 @@ removed without its volumes; only ``down -v`` deletes anonymous volumes.
 
 from __future__ import annotations
 
-import contextlib
 import posixpath
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Action, Plan
 from envd.engine.base import Engine
+from envd.run.readiness import (
+    CONVERGED,
+    CONVERGING,
+    FAILED,
+    PENDING,
+    READY,
+    ServiceProgress,
+    condition_met,
+    crashed,
+    settle,
+    timeout_reason,
+)
+from envd.run.resources import RESOURCE_KINDS, apply_resource
+from envd.run.teardown import stop_and_remove
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
 from envd.values.events import Clock, Emit, Event, Phase, SystemClock, discard
 from envd.values.types import (
-    BuildRequest,
     ContainerCreate,
     Mount,
     ObservedContainer,
     ObservedImage,
 )
-
-READY = "ready"
-COMPLETED = "completed"
-FAILED = "failed"
-PENDING = "pending"
-
-
-@dataclass
-class ServiceProgress:
-    name: str
-    state: str = PENDING  # pending → converging → converged; then ready/completed/failed
-    error: str = ""
-    settled: str = ""  # READY / COMPLETED / FAILED once known
-    containers: list[ObservedContainer] = field(default_factory=list)
-
-
-def apply_images(
-    plan: Plan,
-    engine: Engine,
-    desired: DesiredProject,
-    emit: Emit = discard,
-    workers: int = 4,
-) -> set[str]:
-    """Pull and build what the plan asks for; return the refs pulled or built."""
-    done: set[str] = set()
-    failures: list[ServiceFailure] = []
-
-    def run(action: Action) -> None:
-        svc = desired.services[action.service]
-        emit(Event(action.kind, action.resource, action.reason, "working", action.service))
-
-        def progress(line: str) -> None:
-            emit(Event(action.kind, action.resource, line, "working", action.service))
-
-        if action.kind == "pull":
-            engine.pull_image(action.name, progress)
-        else:
-            assert svc.build is not None
-            engine.build_image(
-                BuildRequest(
-                    context=svc.build.context,
-                    tag=action.name,
-                    dockerfile=svc.build.dockerfile,
-                    args=svc.build.args,
-                    target=svc.build.target,
-                    labels={
-                        labels.PROJECT: desired.project,
-                        labels.SERVICE: svc.name,
-                        labels.CONTEXT_DIGEST: svc.build.digest,
-                    },
-                ),
-                progress,
-            )
-        emit(Event(action.kind, action.resource, "done", "done", action.service))
-
-    actions = plan.image_actions
-    if not actions:
-        return done
-    with ThreadPoolExecutor(max_workers=min(workers, len(actions))) as pool:
-        futures = {pool.submit(run, a): a for a in actions}
-        for fut, action in futures.items():
-            try:
-                fut.result()
-                done.add(action.name)
-            except EngineError as exc:
-                if exc.exit_code == 3:
-                    raise
-                emit(Event(action.kind, action.resource, str(exc), "error", action.service))
-                verb = "pull" if action.kind == "pull" else "build"
-                failures.append(
-                    ServiceFailure(action.service, f"could not {verb} {action.name}: {exc}")
-                )
-    if failures:
-        raise EnvironmentFailed(failures)
-    return done
 
 
 class Applier:
@@ -150,9 +87,7 @@ class Applier:
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         self._images = observed.images
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            self._parallel(
-                pool, [a for a in plan.actions if a.kind in ("create-network", "create-volume")]
-            )
+            self._parallel(pool, [a for a in plan.actions if a.kind in RESOURCE_KINDS])
             self._check_external()
             self._parallel(pool, [a for a in plan.actions if a.kind == "remove"])
             progress = self._converge(pool, plan, observed, wait_ready, deadline)
@@ -225,16 +160,8 @@ class Applier:
     def _run(self, action: Action) -> None:
         e = self.engine
         self.emit(Event(action.kind, action.resource, action.reason, "working", action.service))
-        if action.kind == "create-network":
-            net = next(n for n in self.desired.networks.values() if n.name == action.name)
-            try:
-                e.create_network(net.name, dict(net.labels), net.driver, net.internal)
-            except Conflict:
-                pass  # created concurrently: converged is converged
-        elif action.kind == "create-volume":
-            vol = next(v for v in self.desired.volumes.values() if v.name == action.name)
-            with contextlib.suppress(Conflict):
-                e.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
+        if action.kind in RESOURCE_KINDS:
+            apply_resource(e, self.desired, action)
         elif action.kind == "remove-network":
             e.remove_network(action.name)
         elif action.kind == "remove":
@@ -356,7 +283,7 @@ class Applier:
                 dp = progress[dep]
                 if dp.settled == FAILED:
                     return False, f"dependency {dep!r} failed: {dp.error}"
-                ok, err = _condition(dp, cond.condition, services[dep].replicas)
+                ok, err = condition_met(dp, cond.condition, services[dep].replicas)
                 if err:
                     return False, f"dependency {dep!r} {err}"
                 if not ok:
@@ -374,7 +301,7 @@ class Applier:
                     continue
                 grouped.setdefault(c.service, []).append(c)
             for name, p in progress.items():
-                if p.state == "converged":
+                if p.state == CONVERGED:
                     p.containers = [
                         c
                         for c in grouped.get(name, [])
@@ -388,7 +315,7 @@ class Applier:
                     continue
                 ok, err = deps_state(name)
                 if err:
-                    p.state, p.settled, p.error = "converged", FAILED, err
+                    p.state, p.settled, p.error = CONVERGED, FAILED, err
                     self.emit(Event("failed", f"service {name}", err, "error", name))
                     continue
                 if not ok:
@@ -396,26 +323,26 @@ class Applier:
                 actions = [
                     a for a in plan.for_service(name) if a.kind in ("create", "recreate", "start")
                 ]
-                p.state = "converging"
+                p.state = CONVERGING
                 outstanding[name] = len(actions)
                 if not actions:
-                    p.state = "converged"
+                    p.state = CONVERGED
                 for a in actions:
                     running[pool.submit(self._run, a)] = name
             # Settle services whose containers reached a final state.
             for name, p in progress.items():
-                if p.state == "converged" and p.settled in ("", PENDING):
-                    settled, err = _settle(p, services[name].replicas, services[name].restart)
+                if p.state == CONVERGED and p.settled == "":
+                    settled, err = settle(p, services[name].replicas, services[name].restart)
                     if settled:
                         p.settled, p.error = settled, err
                         phase: Phase = "error" if settled == FAILED else "done"
                         self.emit(Event(settled, f"service {name}", err or settled, phase, name))
                 elif p.settled == READY and services[name].restart == "no":
                     # "Ready" when last seen running; it may have exited since.
-                    crashed = _crashed(p)
-                    if crashed:
-                        p.settled, p.error = FAILED, crashed
-                        self.emit(Event(FAILED, f"service {name}", crashed, "error", name))
+                    why = crashed(p)
+                    if why:
+                        p.settled, p.error = FAILED, why
+                        self.emit(Event(FAILED, f"service {name}", why, "error", name))
             unsettled = [n for n, p in progress.items() if p.settled == ""]
             blocking = [n for n in unsettled if wait_ready or self._is_dependency(n, progress)]
             if not running and not blocking and all(p.state != PENDING for p in progress.values()):
@@ -424,7 +351,7 @@ class Applier:
                 for name in unsettled:
                     p = progress[name]
                     p.settled = FAILED
-                    p.error = p.error or _timeout_reason(p)
+                    p.error = p.error or timeout_reason(p)
                     self.emit(Event("timeout", f"service {name}", p.error, "error", name))
                 for fut in running:
                     fut.cancel()
@@ -443,7 +370,7 @@ class Applier:
                         progress[name].error = str(exc)
                         self.emit(Event("failed", f"service {name}", str(exc), "error", name))
                     if outstanding[name] == 0:
-                        progress[name].state = "converged"
+                        progress[name].state = CONVERGED
                 if done:
                     refresh()
                 continue
@@ -456,10 +383,10 @@ class Applier:
             if self.clock.monotonic() - last_refresh[0] >= self.poll_interval / 2:
                 refresh()
             for name, p in progress.items():
-                crashed = _crashed(p) if services[name].restart == "no" else ""
-                if p.settled == READY and crashed:
-                    p.settled, p.error = FAILED, crashed
-                    self.emit(Event(FAILED, f"service {name}", crashed, "error", name))
+                why = crashed(p) if services[name].restart == "no" else ""
+                if p.settled == READY and why:
+                    p.settled, p.error = FAILED, why
+                    self.emit(Event(FAILED, f"service {name}", why, "error", name))
         return progress
 
     def _is_dependency(self, name: str, progress: Mapping[str, ServiceProgress]) -> bool:
@@ -469,123 +396,9 @@ class Applier:
         )
 
 
-def _condition(p: ServiceProgress, condition: str, replicas: int) -> tuple[bool, str]:
-    """(satisfied, error) of one dependency condition from the last observation."""
-    if p.state != "converged":
-        return False, ""
-    if replicas == 0:
-        return True, ""
-    cs = p.containers
-    if len(cs) < replicas:
-        return False, ""
-    if condition == "started":
-        return all(c.status in ("running", "exited", "restarting") for c in cs), ""
-    if condition == "healthy":
-        for c in cs:
-            if c.status == "exited":
-                return False, f"exited with code {c.exit_code} before becoming healthy"
-            if c.status == "running" and c.health is None:
-                return False, "has no healthcheck; use condition 'started' or add one"
-            if c.health == "unhealthy":
-                return False, "is unhealthy"
-        return all(c.health == "healthy" for c in cs), ""
-    # completed
-    for c in cs:
-        if c.status == "exited" and c.exit_code not in (0, None):
-            return False, f"exited with code {c.exit_code}"
-    return all(c.status == "exited" and c.exit_code == 0 for c in cs), ""
-
-
-def _settle(p: ServiceProgress, replicas: int, restart: str) -> tuple[str, str]:
-    if p.settled == FAILED:
-        return FAILED, p.error
-    if replicas == 0:
-        return READY, ""
-    cs = p.containers
-    if len(cs) < replicas:
-        return "", ""
-    states: list[str] = []
-    for c in cs:
-        if c.status == "running":
-            if c.health in (None, "healthy"):
-                states.append(READY)
-            elif c.health == "unhealthy":
-                return FAILED, f"is unhealthy (container {c.name})"
-            else:
-                return "", ""
-        elif c.status == "exited":
-            if c.exit_code == 0 and restart in ("no", "on-failure"):
-                states.append(COMPLETED)
-            elif restart in ("no",) or (restart == "on-failure" and c.exit_code == 0):
-                return FAILED, f"exited with code {c.exit_code} (container {c.name})"
-            else:
-                return "", ""  # the engine will restart it
-        elif c.status == "dead":
-            return FAILED, f"container {c.name} is dead"
-        else:
-            return "", ""
-    return (COMPLETED if all(s == COMPLETED for s in states) else READY), ""
-
-
-def _crashed(p: ServiceProgress) -> str:
-    """Why a service seen ready has failed since: a container exited non-zero."""
-    for c in p.containers:
-        if c.status == "exited" and c.exit_code not in (0, None):
-            return f"exited with code {c.exit_code} (container {c.name})"
-    return ""
-
-
-def _timeout_reason(p: ServiceProgress) -> str:
-    if p.state == PENDING:
-        return "timed out waiting for its dependencies"
-    if not p.containers:
-        return "timed out before its containers were created"
-    c = p.containers[0]
-    detail = c.status + (f", health {c.health}" if c.health else "")
-    if c.status == "exited":
-        detail += f" with code {c.exit_code}"
-    return f"timed out waiting to become ready (state: {detail})"
-
-
 def _first_container(p: ServiceProgress) -> str:
     return p.containers[0].id if p.containers else ""
 
 
 def container_ids(progress: Mapping[str, ServiceProgress]) -> dict[str, list[str]]:
     return {n: [c.id for c in p.containers] for n, p in progress.items()}
-
-
-def stop_and_remove(
-    engine: Engine, container_id: str, timeout: int | None, *, volumes: bool, stop: bool = True
-) -> None:
-    """Stop (with the container's own signal and grace) and remove; gone already is done."""
-    try:
-        if stop:
-            engine.stop_container(container_id, timeout)
-        engine.remove_container(container_id, volumes=volumes)
-    except NotFound:
-        pass
-
-
-def remove_all(
-    engine: Engine,
-    containers: Iterable[ObservedContainer],
-    stop_timeout: Callable[[ObservedContainer], int | None],
-    emit: Emit = discard,
-    workers: int = 16,
-    volumes: bool = False,
-) -> None:
-    """Stop and remove containers in parallel (``down``); ``volumes``: anonymous ones too."""
-    items = list(containers)
-    if not items:
-        return
-
-    def one(c: ObservedContainer) -> None:
-        emit(Event("remove", f"container {c.name}", "stopping", "working", c.service))
-        running = c.status in ("running", "restarting", "paused")
-        stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
-        emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
-
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        for fut in [pool.submit(one, c) for c in items]:
-            fut.result()

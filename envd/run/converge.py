@@ -11,8 +11,11 @@ from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Plan, make_plan
 from envd.engine.base import Engine
-from envd.run.apply import Applier, ServiceProgress, apply_images
+from envd.run.apply import Applier
+from envd.run.images import apply_images
 from envd.run.observe import observe
+from envd.run.readiness import ServiceProgress
+from envd.values.errors import EnvironmentFailed, ServiceFailure
 from envd.values.events import Clock, Emit, discard
 
 
@@ -38,6 +41,12 @@ def plan_project(
     return plan, observed
 
 
+def refuse_problems(plan: Plan) -> None:
+    """Raise ``EnvironmentFailed`` naming each service whose problem no action can fix."""
+    if plan.problems:
+        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
+
+
 def converge(
     engine: Engine,
     desired: DesiredProject,
@@ -52,10 +61,7 @@ def converge(
     plan, observed = plan_project(
         engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
     )
-    from envd.values.errors import EnvironmentFailed, ServiceFailure
-
-    if plan.problems:
-        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
+    refuse_problems(plan)
     if plan.image_actions:
         pulled = apply_images(plan, engine, desired, emit)
         plan, observed = plan_project(

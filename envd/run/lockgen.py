@@ -15,8 +15,8 @@ from envd.inputs.lock import (
     spec_digest,
 )
 from envd.inputs.prepare import Target, prepare
-from envd.run.apply import apply_images
-from envd.run.converge import plan_project
+from envd.run.converge import plan_project, refuse_problems
+from envd.run.images import apply_images
 from envd.spec.load import load
 from envd.values.errors import EnvironmentFailed, ServiceFailure
 from envd.values.events import Emit, Event, discard
@@ -71,8 +71,7 @@ def make_lock(engine: Engine, target: Target, emit: Emit = discard) -> Lock:
         # Secret values change no image: locking needs none of them.
         loaded, desired = prepare(t, use_lock=False, read_secret_values=False)
         plan, _ = plan_project(engine, desired)
-        if plan.problems:
-            raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
+        refuse_problems(plan)
         if plan.image_actions:
             apply_images(plan, engine, desired, emit)
         services: dict[str, LockedService] = {}

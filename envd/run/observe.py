@@ -6,12 +6,13 @@ from collections.abc import Iterable
 
 from envd.core.observed import Observed
 from envd.engine.base import Engine
+from envd.values import labels
 
 
 def observe(engine: Engine, project: str, image_refs: Iterable[str] = ()) -> Observed:
     """One labelled list call per object kind, plus one inspect per distinct image."""
     containers = tuple(
-        c for c in engine.list_containers(project) if c.labels.get("dev.envd.one-off") != "1"
+        c for c in engine.list_containers(project) if c.labels.get(labels.ONE_OFF) != "1"
     )
     networks = tuple(engine.list_networks(project))
     volumes = tuple(engine.list_volumes(project))

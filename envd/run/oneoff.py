@@ -5,36 +5,42 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
-from envd.run.apply import apply_images
-from envd.run.converge import plan_project
+from envd.run.converge import plan_project, refuse_problems
+from envd.run.images import apply_images
+from envd.run.resources import RESOURCE_KINDS, apply_resource
 from envd.values import labels
-from envd.values.errors import EnvironmentFailed, ServiceFailure
 
 
 def run_one_off(
-    engine: Engine, desired: DesiredProject, service: str, command: list[str] | None, rm: bool
+    engine: Engine,
+    desired: DesiredProject,
+    service: str,
+    command: list[str] | None,
+    rm: bool,
+    *,
+    docker_cli: str | None = None,
 ) -> int:
+    """Run a one-off container of ``service``; its exit code.
+
+    With ``docker_cli`` (the path of the docker command) the terminal is
+    attached through it; without, the container's output is streamed.
+    """
     plan, _ = plan_project(engine, desired)
-    if plan.problems:
-        raise EnvironmentFailed([ServiceFailure(p.service, p.message) for p in plan.problems])
+    refuse_problems(plan)
     needed = [a for a in plan.image_actions if a.service == service]
     if needed:
         apply_images(replace(plan, actions=tuple(needed)), engine, desired)
+    # The same path as `up`: a network created here first is created as the
+    # spec says (driver, internal), and `up` finds nothing to repair.
     for a in plan.actions:
-        if a.kind == "create-network":
-            engine.create_network(
-                a.name, dict(next(n.labels for n in desired.networks.values() if n.name == a.name))
-            )
-        if a.kind == "create-volume":
-            vol = next(v for v in desired.volumes.values() if v.name == a.name)
-            engine.create_volume(vol.name, dict(vol.labels), vol.driver, dict(vol.driver_opts))
+        if a.kind in RESOURCE_KINDS:
+            apply_resource(engine, desired, a)
     svc = desired.services[service]
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     spec = replace(
@@ -54,7 +60,6 @@ def run_one_off(
     )
     cid = engine.create_container(spec)
     try:
-        docker_cli = shutil.which("docker")
         if docker_cli:
             args = [docker_cli, "start", "-a", "-i"]
             proc = subprocess.run([*args, cid], check=False, env=os.environ)

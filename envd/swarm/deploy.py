@@ -10,22 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
 
-from envd.core.desired import DesiredProject, DesiredService
+from envd.core.build import build_reason, build_request
+from envd.core.desired import DesiredProject
 from envd.engine.swarm.real import SwarmEngine, ipvs_missing
+from envd.run.retry import retry
 from envd.spec.load import LoadedSpec
 from envd.swarm.desired import desire_swarm
 from envd.swarm.mapping import SECRET_LABEL, SwarmDesired
-from envd.swarm.ops import observe_swarm, remove_network, retry, wait_converged
+from envd.swarm.ops import observe_swarm, remove_network, wait_converged
 from envd.swarm.plan import SwarmPlan, plan_swarm
-from envd.values import labels
 from envd.values.errors import (
     Conflict,
     UsageError,
 )
 from envd.values.events import Clock, Emit, Event, SystemClock, discard
-from envd.values.types import BuildRequest
 
 
 def ensure_images(
@@ -44,18 +43,7 @@ def ensure_images(
             resource = f"image {ref}"
             emit(Event("build", resource, "", "working", name))
             image = engine.build_image(
-                BuildRequest(
-                    context=svc.build.context,
-                    tag=ref,
-                    dockerfile=svc.build.dockerfile,
-                    args=svc.build.args,
-                    target=svc.build.target,
-                    labels={
-                        labels.PROJECT: desired.project,
-                        labels.SERVICE: name,
-                        labels.CONTEXT_DIGEST: svc.build.digest,
-                    },
-                ),
+                build_request(desired.project, svc, ref),
                 partial(_build_line, emit, resource, name),
             )
             emit(Event("build", resource, "", "done", name))
@@ -65,19 +53,6 @@ def ensure_images(
             )
         ids[ref] = image.id if image is not None else None
     return ids
-
-
-def build_reason(svc: DesiredService, image: Any) -> str:
-    """Why the deploy builds this service's image first ("" when it does not)."""
-    if svc.build is None:
-        return ""
-    if image is None:
-        return "not built yet"
-    if svc.build.digest and image.labels.get(labels.CONTEXT_DIGEST) != svc.build.digest:
-        return "build context changed"
-    if svc.pull == "always":
-        return "pull policy is 'always'"
-    return ""
 
 
 def _build_line(emit: Emit, resource: str, service: str, line: str) -> None:
@@ -178,14 +153,14 @@ def deploy(
     deadline = clock.monotonic() + 30.0
     for action in plan.of("remove-secret"):
         emit(Event("remove-secret", action.resource, action.reason, "working"))
-        if retry(partial(engine.remove_secret, action.name), clock, deadline):
+        if retry(partial(engine.remove_secret, action.name), clock, deadline) is None:
             emit(Event("remove-secret", action.resource, "", "done"))
         else:
             result.warnings.append(f"{action.resource} is still in use; the next deploy retries")
             emit(Event("remove-secret", action.resource, "still in use", "error"))
     for action in plan.of("remove-network"):
         emit(Event("remove-network", action.resource, "", "working"))
-        if retry(partial(remove_network, engine, action.name), clock, deadline):
+        if retry(partial(remove_network, engine, action.name), clock, deadline) is None:
             emit(Event("remove-network", action.resource, "", "done"))
         else:
             result.warnings.append(f"{action.resource} is still in use; the next deploy retries")

@@ -4,12 +4,13 @@ waiting for services to run their current spec, ``down`` and ``status``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from envd.engine.swarm.real import SwarmEngine
+from envd.run.retry import retry
 from envd.swarm.mapping import (
     TARGET,
     TARGET_LABEL,
@@ -21,7 +22,6 @@ from envd.swarm.mapping import (
 from envd.swarm.plan import SwarmObserved, changed_fields
 from envd.values import labels
 from envd.values.errors import (
-    Conflict,
     EngineError,
     EnvironmentFailed,
     NotFound,
@@ -72,18 +72,6 @@ def remove_volume(engine: SwarmEngine, name: str) -> None:
         engine.remove_volume(name)
     except NotFound:
         pass
-
-
-def retry(fn: Callable[[], None], clock: Clock, deadline: float) -> bool:
-    """Call ``fn`` until it stops raising ``Conflict`` (in use) or the deadline passes."""
-    while True:
-        try:
-            fn()
-            return True
-        except Conflict:
-            if clock.monotonic() >= deadline:
-                return False
-            clock.sleep(0.25)
 
 
 def service_state(
@@ -277,7 +265,7 @@ def down(
     deadline = clock.monotonic() + timeout
     for sec in sorted(engine.list_secrets(common), key=lambda s: s.name):
         emit(Event("remove-secret", f"secret {sec.name}", "", "working"))
-        if retry(partial(engine.remove_secret, sec.id), clock, deadline):
+        if retry(partial(engine.remove_secret, sec.id), clock, deadline) is None:
             result.secrets.append(sec.name)
             emit(Event("remove-secret", f"secret {sec.name}", "", "done"))
         else:
@@ -285,7 +273,7 @@ def down(
     # The tasks' containers leave their networks asynchronously.
     for net in sorted(engine.list_swarm_networks(common), key=lambda n: n.name):
         emit(Event("remove-network", f"network {net.name}", "", "working"))
-        if retry(partial(remove_network, engine, net.id), clock, deadline):
+        if retry(partial(remove_network, engine, net.id), clock, deadline) is None:
             result.networks.append(net.name)
             emit(Event("remove-network", f"network {net.name}", "", "done"))
         else:
@@ -303,7 +291,7 @@ def down(
                 continue
 
             emit(Event("remove", f"volume {vol.name}", "", "working"))
-            if retry(partial(remove_volume, engine, vol.name), clock, deadline):
+            if retry(partial(remove_volume, engine, vol.name), clock, deadline) is None:
                 result.volumes.append(vol.name)
                 emit(Event("remove", f"volume {vol.name}", "", "done"))
             else:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from envd.core.hashing import changed_fields as core_changed_fields
-from envd.core.plan import orphan_networks
+from envd.core.networks import orphan_networks
 from envd.swarm.mapping import SECRET_LABEL, SwarmDesired
 from envd.values import labels
 from envd.values.swarm_types import ObservedSecret, ObservedService, ObservedSwarmNetwork

@@ -75,7 +75,7 @@ class UsageError(EnvdError):
 
 
 class LockMismatch(EnvdError):
-    """``--frozen`` and the spec or images drifted from ``envd.inputs.lock``."""
+    """``--frozen`` and the spec or images drifted from ``envd.lock``."""
 
     exit_code = 2
 

@@ -170,6 +170,8 @@ class ObservedNetwork:
     id: str
     name: str
     labels: Mapping[str, str]
+    driver: str = ""  # "" when the engine did not say
+    internal: bool = False
 
 
 @dataclass(frozen=True)

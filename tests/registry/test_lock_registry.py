@@ -29,7 +29,7 @@ Cli = Callable[..., CompletedProcess[str]]
 
 
 def _lock(project_dir: Path) -> dict[str, Any]:
-    return tomllib.loads((project_dir / "envd.inputs.lock").read_text())
+    return tomllib.loads((project_dir / "envd.lock").read_text())
 
 
 def _events(proc: CompletedProcess[str]) -> list[dict[str, Any]]:
@@ -98,14 +98,14 @@ def test_lock_pins_registry_digest_and_survives_a_moved_tag(
         """
     )
     locked = envd_cli("lock", check=True)
-    assert "wrote envd.inputs.lock" in locked.stdout
+    assert "wrote envd.lock" in locked.stdout
     pinned = _lock(project_dir)["environments"]["default"]["services"]["app"]
     assert pinned["image"] == tag
     assert pinned["resolved"] == f"{registry.host}/{repo}@{first}"
     assert pinned["image_id"] == busybox_id
-    text = (project_dir / "envd.inputs.lock").read_text()
+    text = (project_dir / "envd.lock").read_text()
     assert envd_cli("lock", check=True).returncode == 0
-    assert (project_dir / "envd.inputs.lock").read_text() == text, "envd lock is not stable"
+    assert (project_dir / "envd.lock").read_text() == text, "envd lock is not stable"
 
     # Move the tag: a different image pushed under the same name.
     moved_id = _build_moved(docker_client, tmp_path, "moved-1")
@@ -193,10 +193,10 @@ def test_frozen_up_passes_when_locked_and_refuses_drift(
         )
     }
 
-    # The same envd.toml + envd.inputs.lock in another checkout directory: still in sync.
+    # The same envd.toml + envd.lock in another checkout directory: still in sync.
     other = tmp_path / "another-checkout"
     other.mkdir()
-    for name in ("envd.toml", "envd.inputs.lock"):
+    for name in ("envd.toml", "envd.lock"):
         shutil.copy(project_dir / name, other / name)
     assert envd_cli("lock", "--check", cwd=other).returncode == 0
 
@@ -205,8 +205,8 @@ def test_frozen_up_passes_when_locked_and_refuses_drift(
     refused = envd_cli("up", "--once", "--frozen", "--env", "ci")
     assert refused.returncode == 2, describe(refused)
     assert refused.stderr.splitlines() == [
-        "envd: envd.inputs.lock does not match the spec (--frozen):",
-        "the resolved spec of environment 'ci' changed since envd.inputs.lock was written",
+        "envd: envd.lock does not match the spec (--frozen):",
+        "the resolved spec of environment 'ci' changed since envd.lock was written",
         "  ~ service 'app': changed command",
         "Run `envd lock` and commit the result, or drop --frozen.",
     ], refused.stderr
@@ -250,14 +250,14 @@ def test_frozen_with_corrupt_lock_is_a_clear_error(
     docker_client: Any,
     content: str,
 ) -> None:
-    """A corrupt envd.inputs.lock under --frozen exits 2 with one sentence naming the file, and creates nothing."""
+    """A corrupt envd.lock under --frozen exits 2 with one sentence naming the file, and creates nothing."""
     repo = f"envd/corrupt-{project_name}"
     registry.push(BUSYBOX, repo)
     _frozen_project(project_dir, registry.ref(repo))
-    (project_dir / "envd.inputs.lock").write_text(content)
+    (project_dir / "envd.lock").write_text(content)
     proc = envd_cli("up", "--once", "--frozen")
     assert proc.returncode == 2, describe(proc)
-    assert proc.stderr.startswith("envd: envd.inputs.lock is corrupt"), proc.stderr
+    assert proc.stderr.startswith("envd: envd.lock is corrupt"), proc.stderr
     assert "regenerate it with `envd lock`" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.splitlines()) == 1
     flt = {"label": f"dev.envd.project={project_name}"}
@@ -268,18 +268,18 @@ def test_frozen_with_corrupt_lock_is_a_clear_error(
 def test_frozen_without_lock_is_a_clear_error(
     registry: Any, project_dir: ProjectDir, project_name: str, envd_cli: Cli, docker_client: Any
 ) -> None:
-    """--frozen with no envd.inputs.lock exits 2, says to run `envd lock`, and creates nothing."""
+    """--frozen with no envd.lock exits 2, says to run `envd lock`, and creates nothing."""
     repo = f"envd/nolock-{project_name}"
     registry.push(BUSYBOX, repo)
     _frozen_project(project_dir, registry.ref(repo))
     for args in (("up", "--once", "--frozen"), ("up", "--once", "--frozen", "--env", "ci")):
         proc = envd_cli(*args)
         assert proc.returncode == 2, describe(proc)
-        assert f"no envd.inputs.lock in {project_dir}; run `envd lock` and commit it" in proc.stderr
+        assert f"no envd.lock in {project_dir}; run `envd lock` and commit it" in proc.stderr
         assert "Traceback" not in proc.stderr
     check = envd_cli("lock", "--check")
-    assert check.returncode == 2 and "no envd.inputs.lock" in check.stdout
-    assert not (project_dir / "envd.inputs.lock").exists()
+    assert check.returncode == 2 and "no envd.lock" in check.stdout
+    assert not (project_dir / "envd.lock").exists()
     flt = {"label": f"dev.envd.project={project_name}"}
     assert docker_client.containers.list(all=True, filters=flt) == []
 
@@ -292,7 +292,7 @@ def test_lock_check_is_json_and_changes_nothing(
     registry.push(BUSYBOX, repo)
     _frozen_project(project_dir, registry.ref(repo))
     envd_cli("lock", check=True)
-    text = (project_dir / "envd.inputs.lock").read_text()
+    text = (project_dir / "envd.lock").read_text()
     ok = envd_cli("lock", "--check", "--json")
     assert ok.returncode == 0 and json.loads(ok.stdout) == {"in_sync": True, "problems": []}
     _frozen_project(project_dir, registry.ref(repo), ci_command="5")
@@ -301,7 +301,7 @@ def test_lock_check_is_json_and_changes_nothing(
     doc = json.loads(drift.stdout)
     assert doc["in_sync"] is False and len(doc["problems"]) == 1
     assert "environment 'ci'" in doc["problems"][0]
-    assert (project_dir / "envd.inputs.lock").read_text() == text
+    assert (project_dir / "envd.lock").read_text() == text
 
 
 def test_lock_needs_no_secret_values(

@@ -15,8 +15,8 @@ import pytest
 
 from envd.core.desired import DesiredProject, desire
 from envd.engine.fake import FakeEngine
-from envd.run.apply import remove_all
 from envd.run.converge import converge
+from envd.run.teardown import remove_all
 from envd.spec.load import load
 from envd.values.errors import EngineError, EnvironmentFailed
 from envd.values.events import Event, FakeClock

@@ -15,9 +15,10 @@ from envd.core.observed import Observed
 from envd.core.plan import make_plan
 from envd.engine.exploding import ExplodingEngine
 from envd.engine.fake import FakeEngine
-from envd.run.apply import COMPLETED, READY, Applier
+from envd.run.apply import Applier
 from envd.run.converge import converge
 from envd.run.observe import observe
+from envd.run.readiness import COMPLETED, READY
 from envd.spec.load import load
 from envd.values.errors import EngineError, EnvironmentFailed
 from envd.values.events import Event, FakeClock

@@ -123,7 +123,7 @@ def test_any_changed_input_is_a_miss(project: Path, change: str) -> None:
     elif change == "dotenv":
         (project / ".env").write_text("GREETING=yo\n")
     elif change == "lock":
-        (project / "envd.inputs.lock").write_text("{}\n")
+        (project / "envd.lock").write_text("{}\n")
     assert _lookup(project, env) is None
 
 

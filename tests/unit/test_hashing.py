@@ -1,5 +1,5 @@
 """The hashing and orphan rules the container plan and the swarm plan share (envd.core.hashing,
-envd.core.plan.orphan_networks): one rule, the same answers, hashes unchanged across versions."""
+envd.core.networks.orphan_networks): one rule, the same answers, hashes unchanged across versions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from envd.core.desired import desire
 from envd.core.hashing import changed_fields, digest, hash_fields, plain, plain_deep
-from envd.core.plan import orphan_networks
+from envd.core.networks import orphan_networks
 from envd.spec.load import load
 from envd.swarm.desired import desire_swarm
 from envd.swarm.mapping import SwarmDesired, SwarmNetwork

@@ -525,7 +525,7 @@ external = true
         ("create-volume", "shop_used"),
     ]
     observed = Observed(
-        networks=(ObservedNetwork("n1", "shop_front", {}),),
+        networks=(ObservedNetwork("n1", "shop_front", dict(desired.networks["front"].labels)),),
         volumes=(ObservedVolume("shop_used", {}),),
         images={"img": ObservedImage("img", API_IMAGE)},
     )

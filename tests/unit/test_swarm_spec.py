@@ -528,7 +528,7 @@ def test_a_crash_loop_without_healthcheck_is_not_ready(tmp_path: Path) -> None:
 
 
 def test_the_lock_pins_the_image_a_swarm_service_runs(tmp_path: Path) -> None:
-    """With envd.inputs.lock, the service runs the locked digest instead of the tag."""
+    """With envd.lock, the service runs the locked digest instead of the tag."""
     from envd.inputs import lock as lockfile
     from envd.inputs.prepare import Target, prepare
 

@@ -293,7 +293,11 @@ class DockerEngine:
     def list_networks(self, project: str) -> list[ObservedNetwork]:
         return [
             ObservedNetwork(
-                id=str(n["Id"]), name=str(n["Name"]), labels=dict(n.get("Labels") or {})
+                id=str(n["Id"]),
+                name=str(n["Name"]),
+                labels=dict(n.get("Labels") or {}),
+                driver=str(n.get("Driver") or ""),
+                internal=bool(n.get("Internal")),
             )
             for n in self._call("GET", "/networks", _project_filter(project)).json() or []
         ]

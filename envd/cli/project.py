@@ -1,0 +1,444 @@
+"""The project's life cycle on this engine: validate, plan, up, down, status.
+
+The commands most runs use: ``envd.cli.app`` attaches them when it starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from envd.cli._common import (
+    Ctx,
+    _json_opt,
+    _project_opts,
+    _rel,
+    _target_opt,
+    engine,
+    err,
+    table,
+)
+from envd.values.errors import (
+    EngineError,
+    EnvdError,
+    EnvironmentFailed,
+    SpecError,
+    UsageError,
+)
+
+# --------------------------------------------------------------------------- validate
+
+
+@click.command()
+@_json_opt
+@_project_opts()
+@click.pass_obj
+def validate(obj: Ctx, as_json: bool) -> None:
+    """Parse and validate the spec (every environment overlay too)."""
+    loaded = obj.load()
+    problems: list[Any] = []
+    envs = sorted(loaded.spec.environments) if obj.environment is None else []
+    for env in envs:
+        try:
+            obj.load(env)
+        except SpecError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise SpecError(problems)
+    services = len(loaded.spec.services)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "valid": True,
+                    "project": loaded.project,
+                    "services": services,
+                    "environments": sorted(loaded.spec.environments),
+                }
+            )
+        )
+    else:
+        extra = f", {len(envs)} environment(s)" if envs else ""
+        click.echo(
+            f"{_rel(loaded.file)} is valid: project {loaded.project!r}, {services} service(s){extra}"
+        )
+
+
+# --------------------------------------------------------------------------- plan
+
+
+@click.command()
+@_json_opt
+@_project_opts()
+@click.pass_obj
+def plan(obj: Ctx, as_json: bool) -> None:
+    """Show what `up` would change, per resource, and why (changes nothing)."""
+    from envd.inputs.prepare import prepare_desired
+    from envd.run.converge import plan_project
+
+    desired = prepare_desired(obj.target())
+    the_plan, _ = plan_project(engine(), desired)
+    if as_json:
+        click.echo(json.dumps(the_plan.to_json(), indent=2))
+        return
+    marks = {
+        "create": "+",
+        "create-network": "+",
+        "recreate-network": "~",
+        "create-volume": "+",
+        "pull": "↓",
+        "build": "⚙",
+        "recreate": "~",
+        "start": "▶",
+        "remove": "-",
+        "remove-network": "-",
+        "ok": "=",
+        "pending": "?",
+    }
+    env = f" (environment {desired.environment})" if desired.environment else ""
+    click.echo(f"Project {desired.project}{env}")
+    width = max((len(a.resource) for a in the_plan.actions), default=10)
+    for a in the_plan.actions:
+        click.echo(f"  {marks.get(a.kind, ' ')} {a.kind:<14} {a.resource:<{width}}  {a.reason}")
+    for p in the_plan.problems:
+        click.echo(f"  ! {p}")
+    n = len(the_plan.changes)
+    click.echo(f"{n} change(s)" if n else "Nothing to do: the project is up to date.")
+
+
+# --------------------------------------------------------------------------- up / down
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Converge and wait, then exit (no daemon).")
+@click.option(
+    "--timeout",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="Seconds to wait for services to become ready.",
+)
+@click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
+@click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
+@click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
+@_json_opt
+@_project_opts()
+@click.pass_obj
+def up(
+    obj: Ctx,
+    once: bool,
+    timeout: float,
+    no_wait: bool,
+    frozen: bool,
+    force_recreate: bool,
+    as_json: bool,
+) -> None:
+    """Converge the project, wait until every service is ready, leave a daemon.
+
+    The daemon keeps the project converged (hot reload, drift repair) until
+    `envd down`, reading the spec with the environment of the last `up`
+    (variables, `env` secrets). With --once: converge and wait in this
+    process, no daemon (CI).
+    """
+    from pathlib import Path
+
+    from envd.cli.progress import make_progress
+    from envd.inputs.prepare import prepare_desired
+    from envd.run.converge import converge
+
+    # From .envd/desired.cache when nothing it depends on changed (no pydantic).
+    desired = prepare_desired(obj.target(), frozen=frozen)
+    project_dir = Path(desired.project_dir)
+    eng = engine()
+    if not once:
+        if force_recreate:
+            raise UsageError(
+                "--force-recreate needs --once (the daemon never recreates unchanged containers)"
+            )
+        _up_with_daemon(obj, project_dir, desired, eng, None if no_wait else timeout, as_json)
+        return
+    from envd.daemon import process
+
+    if process.running(project_dir, desired.environment) is not None:
+        # Two writers would race on the same containers.
+        raise UsageError(
+            f"a daemon already keeps project {desired.project!r} converged; use `envd up`"
+            " (it asks the daemon), or `envd down` first"
+        )
+    progress = make_progress(as_json)
+    force = frozenset(desired.services) if force_recreate else frozenset()
+    try:
+        _, result = converge(
+            eng, desired, progress, wait_ready=not no_wait, timeout=timeout, force_recreate=force
+        )
+    except EnvironmentFailed as exc:
+        progress.close()
+        _report_failures(eng, exc, as_json)
+        raise
+    progress.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "result": "ok",
+                    "project": desired.project,
+                    "services": {n: p.settled or p.state for n, p in result.items()},
+                }
+            )
+        )
+    else:
+        click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
+
+
+def _up_with_daemon(
+    obj: Ctx, project_dir: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
+) -> None:
+    from envd.cli.progress import make_progress
+    from envd.daemon import process
+    from envd.values.events import Event
+
+    client = process.running(project_dir, desired.environment)
+    started = client is None
+    if client is None:
+        client = process.start(obj.target(), project_dir, desired.environment)
+    # The daemon reads the spec with this shell's environment from now on
+    # (variables, `env` secrets), as `up --once` would; the socket is 0600.
+    generation, seq, environ_applied = client.reload(
+        wait_timeout=timeout, restart_exited=True, environ=os.environ
+    )
+    if not environ_applied:
+        click.echo(
+            "envd: warning: the running daemon (an older envd) ignored this shell's"
+            " environment and keeps its own; run `envd down` then `envd up` to use it",
+            err=True,
+        )
+    progress = make_progress(as_json)
+    final: dict[str, Any] | None = None
+    try:
+        for ev in client.events(since=seq):
+            if ev.get("kind") == "pass-done" and int(ev.get("generation", 0)) >= generation:
+                final = ev
+                break
+            if ev.get("kind") in ("reconcile", "pass-done"):
+                continue
+            progress(
+                Event(
+                    str(ev.get("kind", "")),
+                    str(ev.get("resource", "")),
+                    str(ev.get("message", "")),
+                    ev.get("phase", "info"),
+                    str(ev.get("service", "")),
+                )
+            )
+    finally:
+        progress.close()
+    status = client.status()
+    pid = status.get("daemon", {}).get("pid")
+    result = (final or {}).get("result", "failed")
+    if result == "ok":
+        verb = "started" if started else "reused"
+        if as_json:
+            click.echo(json.dumps({"result": "ok", "project": desired.project, "daemon_pid": pid}))
+        else:
+            click.echo(
+                f"Project {desired.project} is up; daemon (pid {pid}, {verb}) keeps it converged."
+                " See `envd status`, `envd events`; stop with `envd down`.",
+                err=True,
+            )
+        return
+    message = str((final or {}).get("message", "the daemon's event stream ended"))
+    if result == "invalid-spec":
+        raise SpecError(message)
+    if result == "engine-unavailable":
+        from envd.values.errors import EngineUnavailable
+
+        raise EngineUnavailable(message)
+    failures = _failures_from_status(status)
+    if not failures:
+        from envd.values.errors import ServiceFailure
+
+        failures = [ServiceFailure("-", message)]
+    exc = EnvironmentFailed(failures)
+    _report_failures(eng, exc, as_json)
+    raise exc
+
+
+def _failures_from_status(status: dict[str, Any]) -> list[Any]:
+    from envd.values.errors import ServiceFailure
+
+    out = []
+    for s in status.get("services", []):
+        bad = [
+            c
+            for c in s["containers"]
+            if c["status"] not in ("running",)
+            and not (c["status"] == "exited" and c["exit_code"] == 0)
+        ]
+        unhealthy = [c for c in s["containers"] if c.get("health") in ("unhealthy", "starting")]
+        for c in bad or unhealthy:
+            detail = c["status"] + (
+                f" with code {c['exit_code']}" if c["status"] == "exited" else ""
+            )
+            if c.get("health"):
+                detail += f", health {c['health']}"
+            out.append(ServiceFailure(s["name"], f"is not ready ({detail})", c["id"]))
+            break
+        if not s["containers"] and s["desired_replicas"]:
+            out.append(ServiceFailure(s["name"], "has no container"))
+    return out
+
+
+def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
+    for f in exc.failures:
+        lines: list[str] = []
+        if f.container:
+            try:
+                lines = eng.container_logs(f.container, tail=20)
+            except EnvdError:
+                lines = []
+        f.log_tail = lines
+        if as_json:
+            continue
+        err(f"service {f.service!r} {f.reason}")
+        if lines:
+            click.echo(f"--- last {len(lines)} log lines of {f.service} ---", err=True)
+            for line in lines:
+                click.echo(f"  {f.service} | {line}", err=True)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "result": "failed",
+                    "failures": [
+                        {"service": f.service, "reason": f.reason, "logs": f.log_tail}
+                        for f in exc.failures
+                    ],
+                }
+            )
+        )
+
+
+@click.command()
+@click.option(
+    "-v",
+    "--volumes",
+    is_flag=True,
+    help="Also remove the named volumes the spec declares and the anonymous volumes.",
+)
+@click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
+@_target_opt
+@_json_opt
+@_project_opts()
+@click.pass_obj
+def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: str) -> None:
+    """Stop and remove the project's containers and networks."""
+    if target == "swarm":
+        from envd.cli._swarm import run_down
+
+        run_down(obj, volumes, as_json)
+        return
+    from envd.cli.progress import make_progress
+    from envd.daemon import process
+    from envd.inputs.prepare import prepare
+    from envd.run.teardown import remove_all, remove_declared_volumes, remove_networks
+
+    loaded, desired = prepare(obj.target(), read_secret_values=False)
+    eng = engine()
+    # The daemon goes first, or it would repair what down removes.
+    process.stop(loaded.project_dir, loaded.environment)
+    progress = make_progress(as_json)
+    containers = eng.list_containers(desired.project)
+
+    def grace(c: Any) -> int | None:
+        if timeout is not None:
+            return timeout
+        svc = desired.services.get(c.service)
+        # Not in the spec (any more): the grace period it was created with.
+        return svc.template.stop_timeout if svc else None
+
+    remove_all(eng, containers, grace, progress, volumes=volumes)
+    stuck = remove_networks(eng, desired.project, progress)
+    removed_volumes = remove_declared_volumes(eng, desired, progress) if volumes else []
+    progress.close()
+    if stuck:
+        raise EngineError(
+            f"network(s) {', '.join(stuck)} could not be removed (the engine still counts"
+            " endpoints on them); run `envd down` again, or restart the Docker engine"
+        )
+    if as_json:
+        click.echo(
+            json.dumps({"result": "ok", "containers": len(containers), "volumes": removed_volumes})
+        )
+    else:
+        click.echo(f"Project {desired.project} is down.", err=True)
+
+
+# --------------------------------------------------------------------------- status
+
+
+@click.command()
+@_target_opt
+@_json_opt
+@_project_opts()
+@click.pass_obj
+def status(obj: Ctx, as_json: bool, target: str) -> None:
+    """Per service: desired vs actual, health, container ids, drift."""
+    if target == "swarm":
+        from envd.cli._swarm import run_status
+
+        run_status(obj, as_json)
+        return
+    import datetime
+
+    from envd.daemon import process
+    from envd.spec.paths import resolve_paths
+
+    # Ask a running daemon before parsing the spec: while the spec is broken
+    # the daemon still reports the last good environment and the error.
+    _, project_dir = resolve_paths(obj.project_dir, obj.file)
+    client = process.running(project_dir, obj.environment)
+    report: dict[str, Any] = client.status() if client is not None else {}
+    if "services" not in report:
+        # No daemon, or one whose spec is broken: observe the engine directly.
+        from envd.core.status import project_status
+        from envd.inputs.prepare import prepare
+        from envd.run.converge import plan_project
+
+        _, desired = prepare(obj.target())
+        the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
+        report.update(project_status(desired, observed, the_plan))
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    info = report.get("daemon")
+    if info:
+        when = info.get("last_reconcile")
+        at = datetime.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else "never"
+        click.echo(f"daemon pid {info['pid']}: last reconcile at {at} ({info['last_result']})")
+        if info.get("last_error"):
+            click.echo(f"last error: {info['last_error']}")
+    else:
+        click.echo("no daemon runs for this project (`envd up` starts one)")
+    rows = [("SERVICE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
+    for s in report["services"]:
+        rows.append(
+            (
+                s["name"],
+                str(s["desired_replicas"]),
+                s["actual"],
+                s["health"] or "-",
+                ",".join(c["id"] for c in s["containers"]) or "-",
+                "; ".join(s["drift"]) or "-",
+            )
+        )
+    for o in report["orphans"]:
+        rows.append(
+            (o["service"] or "?", "0", o["status"], "-", o["id"], "orphan: not in the spec")
+        )
+    table(rows)
+
+
+COMMANDS = (validate, plan, up, down, status)

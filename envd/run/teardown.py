@@ -1,0 +1,106 @@
+"""Take a project down: stop and remove containers, then networks, then volumes.
+
+``envd down`` uses all of it; ``apply`` shares the stop-and-remove of one
+container (a recreate, a scale-down).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from envd.core.desired import DesiredProject
+from envd.engine.base import Engine
+from envd.run.retry import retry
+from envd.values import labels
+from envd.values.errors import EngineError, NotFound
+from envd.values.events import Clock, Emit, Event, SystemClock, discard
+from envd.values.types import ObservedContainer
+
+# How long a network may still count endpoints of just-removed containers.
+NETWORK_RELEASE_GRACE = 5.0
+
+
+def stop_and_remove(
+    engine: Engine, container_id: str, timeout: int | None, *, volumes: bool, stop: bool = True
+) -> None:
+    """Stop (with the container's own signal and grace) and remove; gone already is done."""
+    try:
+        if stop:
+            engine.stop_container(container_id, timeout)
+        engine.remove_container(container_id, volumes=volumes)
+    except NotFound:
+        pass
+
+
+def remove_all(
+    engine: Engine,
+    containers: Iterable[ObservedContainer],
+    stop_timeout: Callable[[ObservedContainer], int | None],
+    emit: Emit = discard,
+    workers: int = 16,
+    volumes: bool = False,
+) -> None:
+    """Stop and remove containers in parallel (``down``); ``volumes``: anonymous ones too."""
+    items = list(containers)
+    if not items:
+        return
+
+    def one(c: ObservedContainer) -> None:
+        emit(Event("remove", f"container {c.name}", "stopping", "working", c.service))
+        running = c.status in ("running", "restarting", "paused")
+        stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
+        emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        for fut in [pool.submit(one, c) for c in items]:
+            fut.result()
+
+
+def remove_networks(
+    engine: Engine, project: str, emit: Emit = discard, clock: Clock | None = None
+) -> list[str]:
+    """Remove the project's networks; return the names the engine would not let go."""
+    clock = clock or SystemClock()
+    stuck: list[str] = []
+    for net in engine.list_networks(project):
+        resource = f"network {net.name}"
+        emit(Event("remove-network", resource, "", "working"))
+        # The engine releases endpoints of just-removed containers a moment
+        # late (moby#42119): retry briefly before calling it a failure.
+        deadline = clock.monotonic() + NETWORK_RELEASE_GRACE
+        problem = retry(
+            partial(_remove_network_or_gone, engine, net.name, emit),
+            clock,
+            deadline,
+            interval=0.2,
+            on=(EngineError,),
+        )
+        if problem is not None:
+            emit(Event("remove-network", resource, str(problem), "error"))
+            stuck.append(net.name)
+    return stuck
+
+
+def _remove_network_or_gone(engine: Engine, name: str, emit: Emit) -> None:
+    try:
+        engine.remove_network(name)
+    except NotFound:
+        return  # removed meanwhile: nothing to report
+    emit(Event("remove-network", f"network {name}", "", "done"))
+
+
+def remove_declared_volumes(
+    engine: Engine, desired: DesiredProject, emit: Emit = discard
+) -> list[str]:
+    """Remove the named volumes the spec declares and this project created; their names."""
+    declared = {v.name for v in desired.volumes.values() if not v.external}
+    removed: list[str] = []
+    for vol in engine.list_volumes(desired.project):
+        if vol.name in declared and vol.labels.get(labels.PROJECT) == desired.project:
+            emit(Event("remove", f"volume {vol.name}", "", "working"))
+            engine.remove_volume(vol.name)
+            removed.append(vol.name)
+            emit(Event("remove", f"volume {vol.name}", "", "done"))
+    return removed
