@@ -52,7 +52,8 @@ def test_the_tree_keeps_every_contract() -> None:
         assert f"{name} KEPT" in result.stdout
 
 
-# (contract id, module to plant, its source, the import the report must name)
+# (contract id, module to plant into (appended to if it exists), the import, the import the
+# report must name)
 VIOLATIONS = [
     ("layers", "core/planted.py", "from envd.run import apply\n", "envd.run.apply"),
     (
@@ -63,8 +64,15 @@ VIOLATIONS = [
     ),
     ("pure-core", "core/planted.py", "import os\n", "os"),
     ("pure-core", "core/planted.py", "from pathlib import Path\n", "pathlib"),
-    ("init-standalone", "planted_init.py", "", "envd.values.labels"),
+    ("init-standalone", "init.py", "from envd.values import labels\n", "envd.values.labels"),
     ("values-bottom", "values/planted.py", "from envd.spec import paths\n", "envd.spec.paths"),
+    ("pure-swarm", "swarm/plan.py", "from envd.engine import fake\n", "envd.engine.fake"),
+    (
+        "interop-no-engine",
+        "interop/planted.py",
+        "from envd.run import observe\n",
+        "envd.run.observe",
+    ),
 ]
 
 
@@ -74,11 +82,9 @@ def test_a_planted_violation_breaks_its_contract(
 ) -> None:
     """One forbidden import in a copy of envd makes lint-imports fail, naming the contract and the import."""
     shutil.copytree(REPO / "envd", tmp_path / "envd", ignore=shutil.ignore_patterns("__pycache__"))
-    if contract == "init-standalone":  # envd.init is one module: plant into it
-        init = tmp_path / "envd" / "init.py"
-        init.write_text(init.read_text() + "\nfrom envd.values import labels  # noqa\n")
-    else:
-        (tmp_path / "envd" / module).write_text(source)
+    target = tmp_path / "envd" / module
+    before = target.read_text() if target.exists() else ""
+    target.write_text(before + "\n" + source)
     result = _lint(tmp_path)
     assert result.returncode != 0, result.stdout
     name = _contract_names()[contract]
