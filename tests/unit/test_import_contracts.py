@@ -73,6 +73,13 @@ VIOLATIONS = [
         "from envd.run import observe\n",
         "envd.run.observe",
     ),
+    (
+        "cli-commands-independent",
+        "cli/containers.py",
+        "from envd.cli import project as _project\n",
+        "envd.cli.project",
+    ),
+    ("cli-app-on-top", "cli/convert.py", "from envd.cli import app as _app\n", "envd.cli.app"),
 ]
 
 
