@@ -151,7 +151,7 @@ def test_a_bad_spec_is_never_served_from_the_cache(project: Path) -> None:
 
 
 def test_a_hit_does_not_import_pydantic(project: Path) -> None:
-    env = {**_env(), "ENVD_HASH_KEY": "test-key"}
+    env = {**_env(), "ENVD_HASH_KEY": "ab" * 32}
     _code = (
         "import sys\n"
         "from envd.inputs.prepare import Target, prepare_desired\n"
