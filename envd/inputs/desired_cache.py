@@ -14,10 +14,14 @@ contents of ``env_file`` files, which paths must exist (bind sources, watch
 paths), each build context's digest, and each secret's value (by keyed
 digest; values are read again on every hit, never stored).
 
-The file is written 0600 and sealed with an HMAC under the per-user key
-(``envd.inputs.keys``, kept outside the project), and the seal is
-checked before anything is unpickled: a cache file that came with a cloned
-repository, or that another user wrote, is ignored rather than trusted.
+The file is JSON (``envd.inputs.desired_codec``: explicit typed decoders,
+nothing in it can name code to run), written temp + rename at 0600, and
+sealed with an HMAC under the seal key derived from the per-user key
+(``envd.inputs.keys``, kept outside the project). Reading opens it without
+following a link, takes it only when ``fstat`` says a regular file of ours
+below a size cap, and checks the seal before parsing: a cache file that came
+with a cloned repository, that another user wrote, or that was swapped for a
+link, a FIFO or a huge file, is ignored rather than trusted, read or waited on.
 
 Anything unexpected — a missing file, a changed digest, a secret that cannot
 be read — is a miss: the caller loads the spec the slow way, which also
@@ -28,8 +32,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
-import pickle
+import secrets as _random
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -39,6 +45,7 @@ from typing import TYPE_CHECKING
 
 from envd import __version__
 from envd.core.desired import DesiredProject
+from envd.inputs import desired_codec as codec
 from envd.inputs.buildctx import BuildInputs
 from envd.inputs.target import Target
 from envd.spec.paths import resolve_paths
@@ -48,8 +55,11 @@ if TYPE_CHECKING:
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
-_FORMAT = b"envd-desired-cache/2"  # 2: DesiredService.secret_digests
-_SEAL = 32  # bytes of HMAC-SHA256 in front of the pickle
+_FORMAT = b"envd-desired-cache/3"  # 3: JSON under a derived seal key (2 was a pickle)
+_SEAL = 32  # bytes of HMAC-SHA256 in front of the JSON
+# Far above any real entry (50 services make about 100 KB): a bigger file is
+# not ours, and is refused before it is read.
+MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,26 +83,49 @@ class _Entry:
     builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
 
 
+_decode_secret = codec.table(
+    _Secret,
+    name=codec.string,
+    file=codec.optional(codec.string),
+    env=codec.optional(codec.string),
+    command=codec.optional(codec.STRS),
+    digest=codec.string,
+)
+_decode_entry = codec.table(
+    _Entry,
+    key=codec.string,
+    desired=codec.decode_project,
+    secrets=codec.tuple_of(_decode_secret),
+    secret_sources=codec.map_of(codec.STRS),
+    files=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
+    paths=codec.tuple_of(codec.pair(codec.string, codec.boolean)),
+    builds=codec.tuple_of(codec.pair(codec.decode_build_inputs, codec.string)),
+)
+# The root of envd's own code (this module lives in envd/inputs).
+_CODE_ROOT = Path(__file__).resolve().parent.parent
+
+
 def lookup(
     target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys
 ) -> DesiredProject | None:
     """The cached desired state for these inputs, or None (then load the spec)."""
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
-        raw = (base / ".envd" / CACHE_FILE).read_bytes()
+        raw = _read(base / ".envd" / CACHE_FILE)
     except OSError:
         return None
+    if raw is None:
+        return None
     try:
-        key = keys.hash_key
         seal, body = raw[:_SEAL], raw[_SEAL:]
-        if not hmac.compare_digest(seal, hmac.new(key, body, hashlib.sha256).digest()):
+        if not hmac.compare_digest(seal, keys.seal(body)):
             return None
-        entry = pickle.loads(body)
-        if not isinstance(entry, _Entry):
+        data = json.loads(body)
+        if not isinstance(data, dict) or data.get("key") != _key(
+            keys, target, environ, frozen, spec_file, base
+        ):
             return None
-        if entry.key != _key(key, target, environ, frozen, spec_file, base):
-            return None
-        return _revalidate(entry, base, environ, keys)
+        return _revalidate(_decode_entry(data), base, environ, keys)
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None
 
@@ -124,7 +157,7 @@ def store(
                 loaded.spec.secrets[n].file,
                 loaded.spec.secrets[n].env,
                 tuple(loaded.spec.secrets[n].command or ()) or None,
-                keys.digest(values[n]),
+                keys.cache_digest(values[n]),
             )
             for n in names
         )
@@ -143,9 +176,8 @@ def store(
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
         }
-        key = keys.hash_key
         entry = _Entry(
-            key=_key(key, target, environ, frozen, spec_file, base),
+            key=_key(keys, target, environ, frozen, spec_file, base),
             desired=stripped,
             secrets=secrets,
             secret_sources=sources,
@@ -157,8 +189,8 @@ def store(
                 if name in build_digests
             ),
         )
-        body = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-        _write(base / ".envd" / CACHE_FILE, hmac.new(key, body, hashlib.sha256).digest() + body)
+        body = json.dumps(codec.encode(entry), separators=(",", ":")).encode()
+        _write(base / ".envd" / CACHE_FILE, keys.seal(body) + body)
     except Exception:  # a cache that cannot be written is only slower
         return
 
@@ -184,7 +216,7 @@ def _revalidate(
             file=sec.file, env=sec.env, command=list(sec.command) if sec.command else None
         )
         value = read_secret(sec.name, definition, base, environ)  # type: ignore[arg-type]
-        if keys.digest(value) != sec.digest:
+        if keys.cache_digest(value) != sec.digest:
             return None
         values[sec.name] = value
     if not values:
@@ -219,14 +251,14 @@ def _with_secret_values(
 
 
 def _key(
-    hash_key: bytes,
+    keys: Keys,
     target: Target,
     environ: Mapping[str, str],
     frozen: bool,
     spec_file: Path,
     base: Path,
 ) -> str:
-    h = hmac.new(hash_key, _FORMAT, hashlib.sha256)
+    h = hmac.new(keys.cache_key, _FORMAT, hashlib.sha256)
 
     def feed(*parts: object) -> None:
         for part in parts:
@@ -253,7 +285,7 @@ def _key(
 
 def _code_fingerprint() -> str:
     """Size and mtime of every module of envd: a changed envd is a changed input."""
-    root = Path(__file__).parent
+    root = _CODE_ROOT
     h = hashlib.sha256()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
@@ -266,19 +298,50 @@ def _code_fingerprint() -> str:
 
 def _file_digest(path: Path, keys: Keys) -> str | None:
     try:
-        return keys.digest(path.read_bytes())
+        return keys.cache_digest(path.read_bytes())
     except OSError:
         return None
 
 
+def _read(path: Path) -> bytes | None:
+    """The cache file's bytes, or None unless it is a regular file of ours under the cap."""
+    # O_NONBLOCK: opening a planted FIFO must not wait for a writer.
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError:  # missing, or a link (ELOOP)
+        return None
+    try:
+        st = os.fstat(fd)
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_uid != os.geteuid()
+            or not _SEAL < st.st_size <= MAX_BYTES
+        ):
+            return None
+        chunks: list[bytes] = []
+        left = st.st_size + 1  # one byte more: a file that grew is refused
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data if len(data) == st.st_size else None
+
+
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        os.replace(tmp, path)  # replaces a planted link itself, never its target
     finally:
         tmp.unlink(missing_ok=True)
 
