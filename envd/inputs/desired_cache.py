@@ -88,7 +88,7 @@ _decode_secret = codec.table(
     name=codec.string,
     file=codec.optional(codec.string),
     env=codec.optional(codec.string),
-    command=codec.optional(codec.STRS),
+    command=codec.optional(codec.strings),
     digest=codec.string,
 )
 _decode_entry = codec.table(
@@ -96,7 +96,7 @@ _decode_entry = codec.table(
     key=codec.string,
     desired=codec.decode_project,
     secrets=codec.tuple_of(_decode_secret),
-    secret_sources=codec.map_of(codec.STRS),
+    secret_sources=codec.map_of(codec.strings),
     files=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
     paths=codec.tuple_of(codec.pair(codec.string, codec.boolean)),
     builds=codec.tuple_of(codec.pair(codec.decode_build_inputs, codec.string)),
@@ -285,15 +285,21 @@ def _key(
 
 def _code_fingerprint() -> str:
     """Size and mtime of every module of envd: a changed envd is a changed input."""
-    root = _CODE_ROOT
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(dirpath, name))
-                h.update(f"{dirpath}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+    # One scandir per package and one stat per module: this runs on every
+    # hit, so it avoids os.walk's extra per-entry work.
+    lines: list[str] = []
+    stack = [str(_CODE_ROOT)]
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                lines.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
+            elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _file_digest(path: Path, keys: Keys) -> str | None:
