@@ -21,7 +21,7 @@ from envd.inputs import desired_cache
 from envd.inputs import desired_codec as codec
 from envd.inputs import keys as keymod
 from envd.inputs.keys import load_keys
-from envd.inputs.prepare import prepare_desired
+from envd.inputs.prepare import prepare, prepare_desired
 from envd.inputs.target import Target
 
 SPEC = """\
@@ -97,6 +97,7 @@ def test_the_cache_is_sealed_json_not_a_pickle(project: Path) -> None:
     assert raw[:32] != hmac.new(keys.hash_key, raw[32:], hashlib.sha256).digest()
     assert json.loads(raw[32:])["desired"]["project"] == "hostile"
     assert b"s3cret" not in raw
+    assert _lookup(project) == prepare(Target(str(project)), ENV)[1]
 
 
 @pytest.mark.parametrize("seal_with", ["root key", "seal key"])
