@@ -101,8 +101,10 @@ _decode_entry = codec.table(
     paths=codec.tuple_of(codec.pair(codec.string, codec.boolean)),
     builds=codec.tuple_of(codec.pair(codec.decode_build_inputs, codec.string)),
 )
-# The root of envd's own code (this module lives in envd/inputs).
-_CODE_ROOT = Path(__file__).resolve().parent.parent
+# The code a desired state is computed by: inputs and the layers below it (the
+# import contracts keep inputs from importing anything else of envd).
+_ENVD = Path(__file__).resolve().parent.parent
+_CODE_DIRS = tuple(str(_ENVD / d) for d in ("values", "spec", "core", "inputs"))
 
 
 def lookup(
@@ -284,11 +286,12 @@ def _key(
 
 
 def _code_fingerprint() -> str:
-    """Size and mtime of every module of envd: a changed envd is a changed input."""
+    """Size and mtime of every module that computes a desired state: changed code is a
+    changed input."""
     # One scandir per package and one stat per module: this runs on every
     # hit, so it avoids os.walk's extra per-entry work.
     lines: list[str] = []
-    stack = [str(_CODE_ROOT)]
+    stack = list(_CODE_DIRS)
     while stack:
         directory = stack.pop()
         with os.scandir(directory) as it:

@@ -178,15 +178,34 @@ def map_of(decode: Callable[[object], T]) -> Callable[[object], dict[str, T]]:
 
 
 def _record(cls: type[T], fields: Mapping[str, Decoder]) -> Callable[[object], T]:
+    info = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    defaults = {n: f.default for n, f in info.items() if f.default is not dataclasses.MISSING}
+    factories = {
+        n: f.default_factory
+        for n, f in info.items()
+        if f.default_factory is not dataclasses.MISSING
+    }
+    required = info.keys() - defaults.keys() - factories.keys()
+    if any(f.init is False for f in info.values()) or hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} cannot be decoded field by field")
+
     def decode(v: object) -> T:
-        # A field left out takes the dataclass's default; a required one
-        # left out fails in the constructor (TypeError), also a miss.
-        if type(v) is not dict or not v.keys() <= fields.keys():
+        # A field left out is the dataclass's default; a required one left out
+        # is a miss.
+        if type(v) is not dict or not v.keys() <= fields.keys() or not required <= v.keys():
             raise BadCache(f"not a {cls.__name__}")
-        try:
-            return cls(**{name: fields[name](item) for name, item in v.items()})
-        except TypeError:
-            raise BadCache(f"not a {cls.__name__}") from None
+        # Filled in as pickle does, past the frozen __init__ (these classes
+        # have no __post_init__, checked above): a hit builds some hundred
+        # objects, and this keeps it as cheap as unpickling was.
+        obj = object.__new__(cls)
+        state = obj.__dict__
+        state.update(defaults)
+        for name, factory in factories.items():
+            if name not in v:
+                state[name] = factory()
+        for name, item in v.items():
+            state[name] = fields[name](item)
+        return obj
 
     return decode
 

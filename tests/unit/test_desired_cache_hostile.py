@@ -209,15 +209,18 @@ def test_every_cached_dataclass_field_has_a_decoder() -> None:
         assert set(table) == wanted, cls.__name__
 
 
-def test_the_code_fingerprint_covers_all_of_envd() -> None:
-    """A change to any envd module (not only envd/inputs) invalidates the cache."""
+@pytest.mark.parametrize(
+    "module", ["values/labels.py", "spec/interpolate.py", "core/desired.py", "inputs/secrets.py"]
+)
+def test_the_code_fingerprint_covers_every_layer_a_desired_state_comes_from(module: str) -> None:
+    """A change to a module of values, spec, core or inputs (not only envd/inputs) is a miss."""
     import envd
 
-    module = Path(envd.__file__).parent / "values" / "labels.py"
+    path = Path(envd.__file__).parent / module
     before = desired_cache._code_fingerprint()
-    st = module.stat()
+    st = path.stat()
     try:
-        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
         assert desired_cache._code_fingerprint() != before
     finally:
-        os.utime(module, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
