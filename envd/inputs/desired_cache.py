@@ -6,8 +6,9 @@ observing and planning 50 services. The desired state is a pure function of
 files and variables, so it is kept in ``.envd/desired.cache`` with a key over
 every input, and a lookup that matches skips the loader (and pydantic) whole.
 
-The key covers the code that computes a desired state, the Python version, the target (directory,
-file, environment, profiles, swarm, ``--frozen``), the bytes of the spec,
+The key covers the code that computes a desired state, the Python version,
+the target (directory, file, environment, profiles, swarm, ``--frozen``),
+the bytes of the spec,
 ``.env`` and ``envd.lock``, and the whole process environment. What the spec
 points at is recorded when an entry is stored and checked on lookup: the
 contents of ``env_file`` files, which paths must exist (bind sources, watch
