@@ -35,8 +35,6 @@ import hashlib
 import hmac
 import json
 import os
-import secrets as _random
-import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -48,6 +46,7 @@ from envd import __version__
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_codec as codec
 from envd.inputs.buildctx import BuildInputs
+from envd.inputs.safefile import read_regular, write_replacing
 from envd.inputs.target import Target
 from envd.spec.paths import resolve_paths
 from envd.values.keys import Keys
@@ -279,7 +278,8 @@ def _key(
     )
     for path in (spec_file, base / ".env", base / "envd.lock"):
         try:
-            feed(path.read_bytes())
+            # A FIFO or a device here makes a miss (NotRegular), not a hang.
+            feed(read_regular(path, MAX_BYTES))
         except FileNotFoundError:
             feed(None)
     feed(sorted(environ.items()))
@@ -315,45 +315,16 @@ def _file_digest(path: Path, keys: Keys) -> str | None:
 
 def _read(path: Path) -> bytes | None:
     """The cache file's bytes, or None unless it is a regular file of ours under the cap."""
-    # O_NONBLOCK: opening a planted FIFO must not wait for a writer.
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, flags)
-    except OSError:  # missing, or a link (ELOOP)
+        data = read_regular(path, MAX_BYTES, follow=False, own=True)
+    except OSError:  # missing, a link (ELOOP), a FIFO, someone else's, too big
         return None
-    try:
-        st = os.fstat(fd)
-        if (
-            not stat.S_ISREG(st.st_mode)
-            or st.st_uid != os.geteuid()
-            or not _SEAL < st.st_size <= MAX_BYTES
-        ):
-            return None
-        chunks: list[bytes] = []
-        left = st.st_size + 1  # one byte more: a file that grew is refused
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-    finally:
-        os.close(fd)
-    return data if len(data) == st.st_size else None
+    return data if len(data) > _SEAL else None
 
 
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)  # replaces a planted link itself, never its target
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_replacing(path, data, 0o600)
 
 
 def clear(project_dir: Path) -> None:

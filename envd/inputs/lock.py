@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from envd.inputs.safefile import read_regular, write_replacing
 from envd.spec.load import LoadedSpec, apply_environment, parse_toml
 from envd.spec.locate import Locator
 from envd.values.errors import LockMismatch
@@ -40,6 +41,7 @@ else:  # pragma: no cover
 LOCK_FILE = "envd.lock"
 LOCK_VERSION = 2  # 2: digests of the spec as written (1: of the interpolated spec)
 _READABLE = (1, LOCK_VERSION)
+_MAX_BYTES = 16 * 1024 * 1024  # far above any real lock; a bigger file is refused unread
 BASE = "default"
 
 
@@ -118,11 +120,15 @@ def _changed(old: str, new: str) -> list[str]:
 def read(project_dir: Path) -> Lock | None:
     path = lock_path(project_dir)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular(path, _MAX_BYTES)
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a FIFO, a device, a huge file: never waited on or read
+        raise LockMismatch(
+            f"{path.name} cannot be read ({exc.strerror or exc}); regenerate it with `envd lock`"
+        ) from None
     try:
-        raw = tomllib.loads(text)
+        raw = tomllib.loads(data.decode("utf-8"))
         version = raw.get("version")
         if version not in _READABLE:
             raise ValueError(f"unsupported lock version {version!r}")
@@ -170,9 +176,8 @@ def render(lock: Lock) -> str:
 
 def write(project_dir: Path, lock: Lock) -> Path:
     path = lock_path(project_dir)
-    tmp = path.with_suffix(".lock.tmp")
-    tmp.write_text(render(lock), encoding="utf-8")
-    tmp.replace(path)
+    # A fresh temp name, never a predictable one a repository could ship as a link.
+    write_replacing(path, render(lock).encode("utf-8"), 0o666)  # umask applies
     return path
 
 

@@ -174,6 +174,20 @@ def test_a_fifo_is_a_miss_without_waiting(project: Path) -> None:
             pass
 
 
+def test_a_fifo_as_a_keyed_input_is_a_miss_without_waiting(project: Path) -> None:
+    """A FIFO planted as envd.lock (an input of the cache key) makes a miss, not a hang."""
+    _warm(project)
+    lock = project / "envd.lock"
+    os.mkfifo(lock, 0o600)
+    try:
+        assert _within(5, lambda: _lookup(project)) is None
+    finally:
+        try:
+            os.close(os.open(lock, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass
+
+
 def test_a_huge_file_is_refused_before_reading(project: Path) -> None:
     """A cache file above the size cap is a miss (sparse, so the test writes no data)."""
     path = _warm(project)

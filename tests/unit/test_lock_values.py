@@ -4,8 +4,12 @@ what drifted. An old-format lock pins images but asks to be regenerated."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -136,3 +140,50 @@ def test_an_unknown_lock_version_is_corrupt(tmp_path: Path) -> None:
     (tmp_path / "envd.lock").write_text("version = 3\n")
     with pytest.raises(LockMismatch, match=r"envd\.lock is corrupt"):
         lockfile.read(tmp_path)
+
+
+def _within(seconds: float, call: Callable[[], object]) -> object:
+    """``call()``'s result or exception, failing the test if it has not returned in ``seconds``."""
+    result: list[object] = []
+
+    def attempt() -> None:
+        try:
+            result.append(call())
+        except Exception as exc:  # handed to the test thread
+            result.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout=seconds)
+    assert not worker.is_alive(), "reading the lock blocked"
+    return result[0]
+
+
+def test_a_planted_temp_link_does_not_redirect_the_lock_write(tmp_path: Path) -> None:
+    """A repository shipping `envd.lock.tmp -> victim` cannot make `envd lock` write the victim."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "envd.lock.tmp").symlink_to(victim)
+    lockfile.write(project, lockfile.Lock({}))
+    assert victim.read_text() == "keep me\n"
+    assert (project / "envd.lock").is_file() and not (project / "envd.lock").is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    """A FIFO or a link to /dev/zero as envd.lock is refused with exit 2, never waited on or read."""
+    path = tmp_path / "envd.lock"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    try:
+        outcome = _within(5, lambda: lockfile.read(tmp_path))
+    finally:
+        if kind == "fifo":  # unblock a reader stuck in open, had it blocked
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+    assert isinstance(outcome, LockMismatch) and outcome.exit_code == 2
+    assert "envd.lock cannot be read" in str(outcome)
