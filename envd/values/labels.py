@@ -20,3 +20,9 @@ CONTEXT_DIGEST = "dev.envd.context-digest"
 ONE_OFF = "dev.envd.one-off"
 NETWORK = "dev.envd.network"
 VOLUME = "dev.envd.volume"
+# On the anonymous volume an engine mounts where a read-only container's
+# secrets go, so removing the container always removes it.
+SECRETS_VOLUME = "dev.envd.secrets"
+# The anonymous volumes a container was handed over from the one it replaced
+# (comma-separated names).
+ANONYMOUS_VOLUMES = "dev.envd.anonymous-volumes"

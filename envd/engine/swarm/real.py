@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from envd.engine.docker.client import DockerEngine, _engine_message, _filters, _nanos
+from envd.engine.docker.client import DockerEngine
+from envd.engine.docker.payloads import engine_message, filters, healthcheck, label_filter, nanos
 from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
@@ -30,7 +31,7 @@ from envd.values.swarm_types import (
     TmpfsMount,
     VolumeOptions,
 )
-from envd.values.types import Healthcheck, Mount
+from envd.values.types import Mount
 
 # --------------------------------------------------------------------------- payloads
 
@@ -48,7 +49,7 @@ def container_spec(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dic
         "Init": c.init,
         "ReadOnly": c.read_only,
         "StopSignal": c.stop_signal or "SIGTERM",
-        "StopGracePeriod": _nanos(c.stop_timeout),
+        "StopGracePeriod": nanos(c.stop_timeout),
         "Mounts": [_mount(m, spec.volume_options) for m in c.mounts]
         + [_tmpfs(t) for t in spec.tmpfs],
         "Secrets": [
@@ -70,20 +71,8 @@ def container_spec(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dic
     if c.cap_drop:
         body["CapabilityDrop"] = list(c.cap_drop)
     if c.healthcheck is not None:
-        body["HealthCheck"] = _healthcheck(c.healthcheck)
+        body["HealthCheck"] = healthcheck(c.healthcheck)
     return body
-
-
-def _healthcheck(hc: Healthcheck) -> dict[str, Any]:
-    if hc.test and hc.test[0] == "NONE":
-        return {"Test": ["NONE"]}
-    return {
-        "Test": list(hc.test),
-        "Interval": _nanos(hc.interval_s),
-        "Timeout": _nanos(hc.timeout_s),
-        "Retries": hc.retries,
-        "StartPeriod": _nanos(hc.start_period_s),
-    }
 
 
 def _mount(m: Mount, options: Mapping[str, VolumeOptions]) -> dict[str, Any]:
@@ -146,10 +135,6 @@ def service_payload(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> di
     }
 
 
-def _label_filter(labels: Mapping[str, str]) -> dict[str, str]:
-    return {"filters": _filters(label=[f"{k}={v}" for k, v in sorted(labels.items())])}
-
-
 def _ports(endpoint: Any) -> tuple[PublishedPort, ...]:
     ports = (endpoint or {}).get("Ports") or []
     return tuple(
@@ -207,7 +192,7 @@ class SwarmEngine(DockerEngine):
 
     # --- services ------------------------------------------------------------
     def list_services(self, labels: Mapping[str, str]) -> list[ObservedService]:
-        q: dict[str, str | int] = {**_label_filter(labels), "status": "true"}
+        q: dict[str, str | int] = {**label_filter(labels), "status": "true"}
         out: list[ObservedService] = []
         for s in self._call("GET", "/services", q).json() or []:
             spec = s.get("Spec") or {}
@@ -265,7 +250,7 @@ class SwarmEngine(DockerEngine):
     def list_tasks(self, service_ids: list[str]) -> list[ObservedTask]:
         if not service_ids:
             return []
-        q: dict[str, str | int] = {"filters": _filters(service=sorted(service_ids))}
+        q: dict[str, str | int] = {"filters": filters(service=sorted(service_ids))}
         out: list[ObservedTask] = []
         for t in self._call("GET", "/tasks", q).json() or []:
             status = t.get("Status") or {}
@@ -320,7 +305,7 @@ class SwarmEngine(DockerEngine):
                 name=str((s.get("Spec") or {}).get("Name") or ""),
                 labels=dict((s.get("Spec") or {}).get("Labels") or {}),
             )
-            for s in self._call("GET", "/secrets", _label_filter(labels)).json() or []
+            for s in self._call("GET", "/secrets", label_filter(labels)).json() or []
         ]
 
     def create_secret(self, name: str, labels: Mapping[str, str], value: bytes) -> str:
@@ -333,7 +318,7 @@ class SwarmEngine(DockerEngine):
         resp = self._send("POST", "/secrets/create", body=body)
         if resp.status in (200, 201):
             return str(resp.json()["ID"])
-        msg = f"creating secret {name}: {_engine_message(resp.body) or f'HTTP {resp.status}'}"
+        msg = f"creating secret {name}: {engine_message(resp.body) or f'HTTP {resp.status}'}"
         if resp.status == 409:
             raise Conflict(msg, resp.status)
         raise EngineError(msg, resp.status)
@@ -342,7 +327,7 @@ class SwarmEngine(DockerEngine):
         resp = self._send("DELETE", f"/secrets/{quote(secret_id)}")
         if resp.status in (200, 204, 404):
             return
-        msg = f"removing secret {secret_id}: {_engine_message(resp.body)}"
+        msg = f"removing secret {secret_id}: {engine_message(resp.body)}"
         # "secret … is in use by the following service": 400 on 20.10, 409 elsewhere.
         if resp.status in (400, 409) and "in use" in msg:
             raise Conflict(msg, resp.status)
@@ -358,7 +343,7 @@ class SwarmEngine(DockerEngine):
                 scope=str(n.get("Scope") or ""),
                 labels=dict(n.get("Labels") or {}),
             )
-            for n in self._call("GET", "/networks", _label_filter(labels)).json() or []
+            for n in self._call("GET", "/networks", label_filter(labels)).json() or []
         ]
 
     def find_network(self, name: str) -> ObservedSwarmNetwork | None:
