@@ -28,6 +28,7 @@ import click
 from envd import __version__
 from envd.values.errors import (
     EngineError,
+    EngineUnavailable,
     EnvdError,
     EnvironmentFailed,
     NotFound,
@@ -632,6 +633,8 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
                 break
             except NotFound:
                 break
+            except EngineUnavailable:
+                raise
             except EngineError as exc:
                 if time.monotonic() >= deadline:
                     progress(Event("remove-network", f"network {net.name}", str(exc), "error"))

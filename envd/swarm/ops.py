@@ -23,6 +23,7 @@ from envd.values import labels
 from envd.values.errors import (
     Conflict,
     EngineError,
+    EngineUnavailable,
     EnvironmentFailed,
     NotFound,
     ServiceFailure,
@@ -319,6 +320,8 @@ def status(
     tasks = engine.list_tasks([s.id for s in services])
     try:
         nodes = engine.node_names()
+    except EngineUnavailable:
+        raise
     except EngineError:
         nodes = {}
     report: dict[str, Any] = {"project": project, "target": TARGET, "services": []}
@@ -397,6 +400,8 @@ def task_ports(engine: SwarmEngine, task: ObservedTask) -> list[str]:
     if task.container_id:
         try:
             found = engine.container_ports(task.container_id)
+        except EngineUnavailable:
+            raise
         except EngineError:
             found = None
         if found is not None:

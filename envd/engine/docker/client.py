@@ -323,7 +323,7 @@ class DockerEngine:
         except BaseException:
             # The engine's own `v=1`: the volumes it made for this container go
             # (secrets among them); the ones handed over by name stay.
-            with contextlib.suppress(EngineError, EngineUnavailable):
+            with contextlib.suppress(EngineError):
                 self._delete_container(cid, volumes=True)
             raise
         return cid

@@ -63,7 +63,7 @@ class SdkImages:
                 self._sdk = docker.APIClient(**kwargs)  # type: ignore[attr-defined]
             return self._sdk
 
-    def _error(self, exc: Exception, what: str) -> EngineError | EngineUnavailable:
+    def _error(self, exc: Exception, what: str) -> EngineError:
         import docker.errors
 
         if isinstance(exc, docker.errors.APIError):
