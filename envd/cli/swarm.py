@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from envd.cli.app import Ctx, F, _json_opt, _project_opts, err, main
 from envd.values.errors import EnvironmentFailed, SpecError
 
+if TYPE_CHECKING:
+    from envd.engine.swarm.base import SwarmEngine
 
-def swarm_engine() -> Any:
+
+def swarm_engine() -> SwarmEngine:
     """A ``SwarmEngine`` that answered a ping and manages an active swarm."""
-    from envd.engine.swarm.real import SwarmEngine
+    from envd.engine.swarm.real import DockerSwarmEngine
     from envd.swarm.ops import require_manager
 
-    eng = SwarmEngine()
+    eng = DockerSwarmEngine()
     eng.ping()
     require_manager(eng)
     return eng

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from envd.engine.swarm.real import SwarmEngine
+from envd.engine.swarm.base import SwarmEngine
 from envd.swarm.mapping import (
     TARGET,
     TARGET_LABEL,
