@@ -128,3 +128,35 @@ def test_a_refused_pull_is_a_failed_service(tmp_path: Path) -> None:
     _pass(r)
     assert r.state.last_result == "failed"
     assert "manifest unknown" in r.state.last_error
+
+
+def test_envd_status_with_the_engine_down_exits_3_through_the_daemon(
+    tmp_path: Path,
+    short_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`envd status` while a daemon runs and the engine is down says the engine is unreachable, exit 3."""
+    from envd.cli.app import run_cli
+    from envd.daemon import process
+
+    engine = FakeEngine()
+    engine.add_image(IMAGE)
+    r = _reconciler(tmp_path, engine)
+    _pass(r)
+    engine.available = False
+    sock = short_dir / "d.sock"
+    log = structlog.wrap_logger(logging.getLogger("test.engine-errors"))
+    server = make_server(sock, r, EventHub(), lambda: None, log)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(process, "running", lambda *_: DaemonClient(sock, timeout=10.0))
+    try:
+        # The CLI then asks the engine itself: in unit tests DOCKER_HOST names no socket.
+        code = run_cli(["status", "-C", str(tmp_path)])
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert code == 3
+    assert "not reachable" in capsys.readouterr().err
