@@ -55,7 +55,7 @@ class World:
         return self.engine if isinstance(self.engine, FakeEngine) else None
 
     def labels(self, **extra: str) -> dict[str, str]:
-        return {"dev.envd.project": self.project, **extra}
+        return {labels.PROJECT: self.project, **extra}
 
     def name(self, suffix: str) -> str:
         return f"{self.project}-{suffix}"
@@ -67,7 +67,7 @@ class World:
         kw.setdefault("image", self.image)
         return ContainerCreate(
             name=self.name(suffix),
-            labels=self.labels(**{"dev.envd.service": suffix, **kw.pop("labels", {})}),
+            labels=self.labels(**{labels.SERVICE: suffix, **kw.pop("labels", {})}),
             **kw,
         )
 
