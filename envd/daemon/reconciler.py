@@ -238,7 +238,7 @@ class Reconciler:
             delay = self.backoff.failed()
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
-        except (EngineUnavailable, EngineError) as exc:
+        except EngineError as exc:  # EngineUnavailable among them
             result, error = (
                 "engine-unavailable" if isinstance(exc, EngineUnavailable) else "engine-error",
                 str(exc),

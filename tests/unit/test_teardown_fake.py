@@ -8,7 +8,7 @@ from envd.engine.fake import FakeEngine
 from envd.run.retry import retry
 from envd.run.teardown import remove_networks
 from envd.values import labels
-from envd.values.errors import Conflict, NotFound
+from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from envd.values.events import Event, FakeClock
 from envd.values.types import ContainerCreate, NetworkAttachment
 
@@ -42,6 +42,18 @@ def test_retry_lets_other_errors_through() -> None:
 
     with pytest.raises(NotFound):
         retry(gone, clock, clock.monotonic() + 5)
+    assert clock.monotonic() == 1000.0
+
+
+def test_retry_never_waits_out_an_unreachable_engine() -> None:
+    """EngineUnavailable is an EngineError, yet even ``on=(EngineError,)`` lets it through at once (exit 3, not 5 s of retries)."""
+    clock = FakeClock()
+
+    def down() -> None:
+        raise EngineUnavailable("the Docker engine is not reachable")
+
+    with pytest.raises(EngineUnavailable):
+        retry(down, clock, clock.monotonic() + 5, on=(EngineError,))
     assert clock.monotonic() == 1000.0
 
 
