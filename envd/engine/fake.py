@@ -157,18 +157,19 @@ class FakeEngine(FakeState):
         with self._lock:
             self._enter("remove_network", name)
             net = self._network(name)
-            users = [
-                c.name
-                for c in self._containers.values()
-                if c.status == "running" and net.name in c.networks
-            ]
-            if users:
+            users = self._attached(net.name)
+            if users or net.leaked_endpoints:
                 raise Conflict(
                     f"network {name}: error while removing network: network {net.name} id "
                     f"{net.id} has active endpoints",
                     403,
                 )
             del self._networks[net.name]
+
+    def network_containers(self, name: str) -> list[str]:
+        with self._lock:
+            self._enter("network_containers", name)
+            return self._attached(self._network(name).name)
 
     def create_volume(
         self,

@@ -98,6 +98,9 @@ class FakeNetwork:
     labels: dict[str, str]
     driver: str
     internal: bool
+    # Docker 20.10 can keep counting endpoints of removed containers
+    # (moby#42119): such a network refuses removal with no container attached.
+    leaked_endpoints: int = 0
 
 
 @dataclass
@@ -258,6 +261,19 @@ class FakeState:
         if len(matches) == 1:
             return matches[0]
         raise NotFound(f"No such container: {ref}", 404)
+
+    def _attached(self, network: str) -> list[str]:
+        # The engine lists only running containers as a network's endpoints.
+        return sorted(
+            c.name
+            for c in self._containers.values()
+            if c.status == "running" and network in c.networks
+        )
+
+    def leak_endpoints(self, network: str, count: int = 1) -> None:
+        """Test control: the engine counts ``count`` endpoints no container holds (moby#42119)."""
+        with self._lock:
+            self._network(network).leaked_endpoints += count
 
     def _network(self, ref: str) -> FakeNetwork:
         n = self._networks.get(ref)

@@ -6,7 +6,7 @@ import pytest
 
 from envd.engine.fake import FakeEngine
 from envd.run.retry import retry
-from envd.run.teardown import remove_networks
+from envd.run.teardown import NetworkRemoval, remove_networks
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from envd.values.events import Event, FakeClock
@@ -70,7 +70,8 @@ def test_remove_networks_reports_the_ones_still_in_use() -> None:
     engine.start_container(cid)
     events: list[Event] = []
     clock = FakeClock()
-    assert remove_networks(engine, "shop", events.append, clock) == ["shop_busy"]
+    result = remove_networks(engine, "shop", events.append, clock)
+    assert result == NetworkRemoval(stuck={"shop_busy": ["other"]})
     assert [n.name for n in engine.list_networks("shop")] == ["shop_busy"]
     phases = [(e.resource, e.phase) for e in events]
     assert ("network shop_default", "done") in phases
@@ -89,4 +90,17 @@ def test_remove_networks_counts_a_network_gone_meanwhile_as_removed() -> None:
         raise NotFound(f"network {name} not found", 404)
 
     engine.remove_network = vanish  # type: ignore[method-assign]
-    assert remove_networks(engine, "shop", clock=FakeClock()) == []
+    assert remove_networks(engine, "shop", clock=FakeClock()) == NetworkRemoval()
+
+
+def test_a_network_the_engine_leaked_endpoints_on_is_left_in_place_not_stuck() -> None:
+    """No container attached but the engine still counts endpoints (moby#42119): reported as
+    leaked, with an info event, so `down` can succeed; a later up reuses it."""
+    engine = FakeEngine()
+    engine.create_network("shop_default", {labels.PROJECT: "shop"})
+    engine.leak_endpoints("shop_default")
+    events: list[Event] = []
+    result = remove_networks(engine, "shop", events.append, FakeClock())
+    assert result == NetworkRemoval(leaked=["shop_default"])
+    assert [n.name for n in engine.list_networks("shop")] == ["shop_default"]
+    assert [e.phase for e in events if e.resource == "network shop_default"][-1] == "info"

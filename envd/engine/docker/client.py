@@ -263,6 +263,11 @@ class DockerEngine:
             raise Conflict(f"network {name}: {payloads.engine_message(resp.body)}", 403)
         raise self._error(resp, f"network {name}")
 
+    def network_containers(self, name: str) -> list[str]:
+        doc = self._call("GET", f"/networks/{quote(name)}", what=f"network {name}").json()
+        attached = (doc or {}).get("Containers") or {}
+        return sorted(str(c.get("Name") or cid) for cid, c in attached.items())
+
     def create_volume(
         self,
         name: str,
