@@ -17,12 +17,14 @@ import json
 import os
 import queue
 import socketserver
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from envd.daemon.hub import EventHub
+from envd.daemon.log import Logger
 from envd.daemon.reconciler import Reconciler
 
 
@@ -32,7 +34,11 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 
 
 def make_server(
-    path: Path, reconciler: Reconciler, hub: EventHub, on_stop: Any, log: Any
+    path: Path,
+    reconciler: Reconciler,
+    hub: EventHub,
+    on_stop: Callable[[], object],
+    log: Logger,
 ) -> _UnixHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -44,7 +50,7 @@ def make_server(
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("api.request", line=format % args)
 
-        def _send(self, status: int, body: Any) -> None:
+        def _send(self, status: int, body: object) -> None:
             data = (json.dumps(body) + "\n").encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

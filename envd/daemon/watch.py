@@ -17,12 +17,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from envd.core.desired import DesiredProject
+from envd.daemon.log import Logger
 from envd.engine.base import Engine
 from envd.spec.models import WatchRule
+from envd.values import labels
 from envd.values.errors import EngineError, EnvdError
+from envd.values.events import Phase
 
 # Editor droppings and VCS internals never matter.
 ALWAYS_IGNORED = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store")
@@ -46,10 +49,21 @@ def ignored(rel: str, patterns: list[str]) -> bool:
     return False
 
 
+class Publish(Protocol):
+    """Reconciler.publish: one event onto the daemon's hub."""
+
+    def __call__(
+        self, kind: str, resource: str, message: str, phase: Phase, **extra: object
+    ) -> None: ...
+
+
+Trigger = Callable[[str], object]
+
+
 class Syncer:
     """Copies changed files into running containers through the archive API."""
 
-    def __init__(self, engine: Engine, project_dir: Path, publish: Callable[..., Any]) -> None:
+    def __init__(self, engine: Engine, project_dir: Path, publish: Publish) -> None:
         self.engine = engine
         self.project_dir = project_dir
         self.publish = publish
@@ -64,7 +78,7 @@ class Syncer:
         for c in self.engine.list_containers(desired.project):
             if c.service != service or c.status != "running":
                 continue
-            if c.labels.get("dev.envd.one-off") == "1":
+            if c.labels.get(labels.ONE_OFF) == "1":
                 continue
             try:
                 self.engine.stop_container(c.id, timeout)
@@ -147,7 +161,7 @@ class Syncer:
             for c in self.engine.list_containers(desired.project)
             if c.service == service
             and c.status == "running"
-            and c.labels.get("dev.envd.one-off") != "1"
+            and c.labels.get(labels.ONE_OFF) != "1"
         ]
         for c in containers:
             try:
@@ -182,12 +196,12 @@ class FileWatcher(threading.Thread):
     def __init__(
         self,
         project_dir: Path,
-        trigger: Callable[[str], Any],
+        trigger: Trigger,
         syncer: Syncer,
         desired: Callable[[], DesiredProject | None],
         rules: Callable[[], dict[str, list[WatchRule]]],
         stop: threading.Event,
-        log: Any,
+        log: Logger,
     ) -> None:
         super().__init__(name="envd-files", daemon=True)
         self.project_dir = project_dir
@@ -203,7 +217,7 @@ class FileWatcher(threading.Thread):
 
         root = self.project_dir.resolve()
 
-        def keep(_: Any, path: str) -> bool:
+        def keep(_: object, path: str) -> bool:
             rel = os.path.relpath(path, root)
             return not any(p in IGNORED_DIRS for p in rel.split(os.sep))
 
@@ -264,9 +278,9 @@ class EngineEvents(threading.Thread):
         self,
         engine: Engine,
         project: str,
-        trigger: Callable[[str], Any],
+        trigger: Trigger,
         stop: threading.Event,
-        log: Any,
+        log: Logger,
     ) -> None:
         super().__init__(name="envd-engine-events", daemon=True)
         self.engine = engine
