@@ -17,11 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from envd.core.desired import DesiredProject
 from envd.daemon.log import Logger
 from envd.engine.base import Engine
+from envd.inputs.buildctx import IGNORE_FILE, DockerIgnore
 from envd.spec.models import WatchRule
 from envd.values import labels
 from envd.values.errors import EngineError, EnvdError
@@ -67,7 +68,7 @@ class Syncer:
         self.engine = engine
         self.project_dir = project_dir
         self.publish = publish
-        self._matchers: dict[Path, tuple[int, Any]] = {}
+        self._matchers: dict[Path, tuple[int, DockerIgnore]] = {}
 
     def restart(self, desired: DesiredProject, service: str, paths: set[Path]) -> None:
         """A ``restart`` rule: the service's running containers restart, unchanged."""
@@ -108,21 +109,17 @@ class Syncer:
             rel = path.relative_to(base).as_posix()
         except ValueError:
             return False
-        ignore_file = base / ".dockerignore"
+        if rel == IGNORE_FILE:
+            return False  # the engine always receives it
         try:
-            mtime = ignore_file.stat().st_mtime_ns
+            mtime = (base / IGNORE_FILE).stat().st_mtime_ns
         except OSError:
             return False
         cached = self._matchers.get(base)
         if cached is None or cached[0] != mtime:
-            from docker.utils.build import PatternMatcher  # the engine's own semantics
-
-            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
-            patterns = [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]
-            matcher: Any = PatternMatcher(patterns)
-            cached = (mtime, matcher)
+            cached = (mtime, DockerIgnore.read(base))
             self._matchers[base] = cached
-        return bool(cached[1].matches(rel))
+        return cached[1].ignored(rel)
 
     def sync(
         self, desired: DesiredProject, service: str, rule: WatchRule, paths: set[Path]
