@@ -221,3 +221,86 @@ def _text(data: Any) -> str:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return str(data)
+
+
+# --- the daemon over the fake engine ------------------------------------------
+
+DAEMON_SPEC = """\
+[project]
+name = "unitd"
+
+[services.web]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+env = {{ COLOR = "{web_color}" }}
+
+[services.worker]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+env = {{ COLOR = "{worker_color}" }}
+"""
+
+
+class DaemonWorld:
+    """A project directory, a fake engine, a fake clock and a reconciler over them.
+
+    The reconciler's debouncer has no quiet period and its resync period is 0,
+    so ``run_next`` never waits: "nothing due" shows up as a "periodic resync".
+    """
+
+    def __init__(self, root: Path, spec: str | None = None) -> None:
+        import logging
+
+        import structlog
+
+        from envd.daemon.hub import EventHub
+        from envd.daemon.reconciler import Reconciler
+        from envd.daemon.timing import Debouncer
+        from envd.engine.fake import FakeEngine
+        from envd.inputs.prepare import Target
+        from envd.values.events import FakeClock
+
+        self.root = root
+        self.engine = FakeEngine()
+        self.engine.add_image(BUSYBOX)
+        self.clock = FakeClock()
+        self.hub = EventHub()
+        self.events = self.hub.subscribe(since=0)
+        self.write(spec)
+        self.log = structlog.wrap_logger(logging.getLogger("test.daemon"))
+        self.reconciler = Reconciler(
+            Target(str(root)),
+            self.engine,
+            self.hub,
+            self.log,
+            clock=self.clock,
+            debouncer=Debouncer(quiet=0.0, max_wait=0.0),
+            resync=0.0,
+        )
+
+    def write(self, text: str | None = None, web: str = "red", worker: str = "red") -> None:
+        (self.root / "envd.toml").write_text(
+            text if text is not None else DAEMON_SPEC.format(web_color=web, worker_color=worker)
+        )
+
+    def run_next(self) -> tuple[int, list[str]]:
+        due = self.reconciler.next_pass()
+        assert due is not None
+        generation, reasons, request = due
+        self.reconciler.run_pass(generation, reasons, request)
+        return generation, reasons
+
+    def converge(self) -> None:
+        """One pass now; it must succeed."""
+        self.reconciler.trigger("test")
+        self.run_next()
+        assert self.reconciler.state.last_result == "ok", self.reconciler.state.last_error
+
+    def containers(self) -> dict[str, Any]:
+        return {c.name: c for c in self.engine.list_containers("unitd")}
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out

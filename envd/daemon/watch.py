@@ -14,19 +14,19 @@ import io
 import os
 import tarfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from envd.core.desired import DesiredProject
 from envd.daemon.log import Logger
+from envd.daemon.timing import Backoff
 from envd.engine.base import Engine
 from envd.inputs.buildctx import IGNORE_FILE, DockerIgnore
 from envd.spec.models import WatchRule
 from envd.values import labels
 from envd.values.errors import EngineError, EnvdError
-from envd.values.events import Phase
+from envd.values.events import Clock, Phase, SystemClock
 
 # Editor droppings and VCS internals never matter.
 ALWAYS_IGNORED = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store")
@@ -64,10 +64,13 @@ Trigger = Callable[[str], object]
 class Syncer:
     """Copies changed files into running containers through the archive API."""
 
-    def __init__(self, engine: Engine, project_dir: Path, publish: Publish) -> None:
+    def __init__(
+        self, engine: Engine, project_dir: Path, publish: Publish, clock: Clock | None = None
+    ) -> None:
         self.engine = engine
         self.project_dir = project_dir
         self.publish = publish
+        self.clock = clock or SystemClock()
         self._matchers: dict[Path, tuple[int, DockerIgnore]] = {}
 
     def restart(self, desired: DesiredProject, service: str, paths: set[Path]) -> None:
@@ -144,7 +147,7 @@ class Syncer:
                 deleted.append(dest)
         if not changed and not deleted:
             return
-        started = time.monotonic()
+        started = self.clock.monotonic()
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for src, dest in changed:
@@ -176,7 +179,7 @@ class Syncer:
                     "sync", f"service {service}", f"sync failed: {exc}", "error", service=service
                 )
                 continue
-        ms = (time.monotonic() - started) * 1000
+        ms = (self.clock.monotonic() - started) * 1000
         self.publish(
             "sync",
             f"service {service}",
@@ -287,11 +290,11 @@ class EngineEvents(threading.Thread):
         self.log = log
 
     def run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(base=0.5, cap=30.0)
         while not self.stop_event.is_set():
             try:
                 for ev in self.engine.stream_events(self.project):
-                    delay = 0.5
+                    backoff.succeeded()
                     action = str(ev.get("Action") or ev.get("status") or "")
                     if action.startswith(("exec_", "attach", "resize")):
                         continue
@@ -302,6 +305,5 @@ class EngineEvents(threading.Thread):
             except EnvdError as exc:  # EngineUnavailable too: the engine restarts
                 self.log.warning("engine.events", error=str(exc))
                 self.trigger("engine event stream reconnect")
-            if self.stop_event.wait(delay):
+            if self.stop_event.wait(backoff.failed()):
                 return
-            delay = min(delay * 2, 30.0)
