@@ -304,3 +304,79 @@ class DaemonWorld:
         while not self.events.empty():
             out.append(self.events.get_nowait())
         return out
+
+
+class FakeReconciler:
+    """What the control API asks of a reconciler, recorded instead of reconciling."""
+
+    def __init__(self, target: Any = None, engine: Any = None) -> None:
+        self.target = target
+        self.engine = engine
+        self.environ: Mapping[str, str] = {}
+        self.stopping = False
+        self.generation = 0
+        self.triggers: list[dict[str, Any]] = []
+        self.report: dict[str, Any] = {"daemon": {"pid": os.getpid(), "last_result": "ok"}}
+
+    def status(self) -> dict[str, Any]:
+        return self.report
+
+    def trigger(
+        self,
+        reason: str,
+        wait_timeout: float | None = None,
+        restart_exited: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> int:
+        self.generation += 1
+        self.triggers.append(
+            {
+                "reason": reason,
+                "wait_timeout": wait_timeout,
+                "restart_exited": restart_exited,
+                "environ": environ,
+            }
+        )
+        if environ is not None:
+            self.environ = dict(environ)
+        return self.generation
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+@contextlib.contextmanager
+def serving(
+    path: Path,
+    reconciler: Any,
+    hub: Any = None,
+    on_stop: Callable[[], object] | None = None,
+) -> Iterator[Any]:
+    """The daemon's control API on the unix socket ``path``, served from a thread."""
+    import logging
+    import threading
+
+    import structlog
+
+    from envd.daemon.hub import EventHub
+    from envd.daemon.server import make_server
+
+    hub = hub if hub is not None else EventHub()
+    server = make_server(
+        path,
+        reconciler,
+        hub,
+        on_stop or reconciler.stop,
+        structlog.wrap_logger(logging.getLogger("test.daemon")),
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-api", daemon=True
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        reconciler.stop()  # ends open event streams
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
