@@ -2,16 +2,15 @@
 
 Each file under tests/fixtures/compose/ is imported, loaded by envd's own
 loader, exported back to Compose and compared field by field with the
-original (through an independent normaliser below), accepted by
-``docker-compose config`` when that binary exists, and exported to
+original (through an independent normaliser below), and exported to
 Kubernetes manifests validated offline against the Kubernetes API schema.
+(``docker-compose config`` and ``docker stack config`` run on the exports in
+tests/integration/test_export_docker_cli.py: unit tests never run docker.)
 """
 
 from __future__ import annotations
 
 import shlex
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from envd.values.errors import SpecError
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "compose"
 CORPUS = sorted(FIXTURES.glob("*.yml"))
 CORPUS_IDS = [p.stem for p in CORPUS]
-DOCKER_COMPOSE = shutil.which("docker-compose")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -357,54 +355,6 @@ def test_round_trip_envd_compose_envd(path: Path, tmp_path: Path, home: Path) ->
     second = _import_and_load(compose, tmp_path / "a")
     assert second.spec.model_dump() == first.spec.model_dump()
     assert second.project == first.project
-
-
-@pytest.mark.skipif(DOCKER_COMPOSE is None, reason="docker-compose is not installed")
-@pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
-def test_exported_compose_passes_docker_compose_config(
-    path: Path, tmp_path: Path, home: Path
-) -> None:
-    """`docker-compose -f FILE config` (1.29) accepts every exported Compose file."""
-    loaded = _import_and_load(path.read_text(), tmp_path)
-    out = tmp_path / "docker-compose.yml"
-    out.write_text(render_yaml(to_compose(loaded)))
-    proc = subprocess.run(
-        [str(DOCKER_COMPOSE), "-f", str(out), "config", "-q"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-
-
-def _stack_config_available() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    proc = subprocess.run(
-        ["docker", "stack", "config", "--help"], capture_output=True, timeout=30, check=False
-    )
-    return proc.returncode == 0
-
-
-@pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
-def test_exported_stack_passes_docker_stack_config(path: Path, tmp_path: Path, home: Path) -> None:
-    """`docker stack config` accepts every exported stack file (skipped without a docker CLI that has it)."""
-    if not _stack_config_available():
-        pytest.skip("no `docker stack config` here")
-    loaded = _import_and_load(path.read_text(), tmp_path)
-    out = tmp_path / "stack.yml"
-    out.write_text(render_yaml(to_stack(loaded)))
-    proc = subprocess.run(
-        ["docker", "stack", "config", "-c", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=CORPUS_IDS)
