@@ -313,6 +313,6 @@ class Reconciler:
             try:
                 plan, observed = plan_project(self.engine, desired, restart_exited=False)
                 report.update(project_status(desired, observed, plan))
-            except EngineError as exc:
+            except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report

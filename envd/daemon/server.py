@@ -64,7 +64,9 @@ def make_server(
         def _body(self) -> dict[str, Any] | None:
             """The JSON object sent, {} when none; None when refused (the answer is sent)."""
             raw = (self.headers.get("Content-Length") or "0").strip()
-            if not (raw.isascii() and raw.isdigit()):  # also "-1": read(-1) would wait for a close that never comes
+            if not (
+                raw.isascii() and raw.isdigit()
+            ):  # also "-1": read(-1) would wait for a close that never comes
                 self.close_connection = True
                 self._send(400, {"error": f"bad Content-Length {raw[:40]!r}"})
                 return None

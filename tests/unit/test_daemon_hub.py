@@ -90,3 +90,13 @@ def test_hub_is_thread_safe_under_concurrent_publishers() -> None:
         t.join()
     seqs = [q.get_nowait()["seq"] for _ in range(2000)]
     assert seqs == list(range(1, 2001))
+
+
+def test_hub_keeps_only_the_newest_events_for_replay() -> None:
+    """The replay ring holds ``keep`` events: a late subscriber gets the newest, in order."""
+    hub = EventHub(keep=3)
+    for n in range(5):
+        hub.publish({"n": n})
+    q = hub.subscribe(since=0)
+    replayed = [q.get_nowait() for _ in range(q.qsize())]
+    assert [(e["seq"], e["n"]) for e in replayed] == [(3, 2), (4, 3), (5, 4)]

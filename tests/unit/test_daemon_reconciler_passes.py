@@ -154,3 +154,15 @@ def test_status_reports_daemon_state_and_services(world: World) -> None:
     assert st["daemon"]["last_error"] is None
     assert [s["name"] for s in st["services"]] == ["web", "worker"]
     assert st["in_sync"] is True
+
+
+def test_status_with_the_engine_down_reports_it(world: World) -> None:
+    """With the engine unreachable, status still answers (daemon state plus the engine's
+    error) instead of raising, which dropped the `envd status` connection."""
+    r = world.reconciler
+    r.trigger("start")
+    world.run_next()
+    world.engine.available = False
+    report = r.status()
+    assert report["daemon"]["last_result"] == "ok"
+    assert "not reachable" in report["engine_error"]
