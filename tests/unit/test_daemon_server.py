@@ -14,7 +14,7 @@ from envd.daemon.hub import EventHub
 from envd.values.errors import EnvdError
 from tests.helpers import DAEMON_SPEC as SPEC
 from tests.helpers import DaemonWorld as World
-from tests.helpers import FakeReconciler, serving
+from tests.helpers import FakeReconciler, serving, wait_for
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_stop_answers_then_stops(api: tuple[Path, FakeReconciler, EventHub, list
     """POST /v1/stop answers first, then calls the daemon's stop."""
     sock, _, _, stops = api
     DaemonClient(sock).stop()
-    assert stops == ["stop"]
+    wait_for(lambda: stops == ["stop"], timeout=10)
 
 
 def test_unknown_endpoints_are_refused(
