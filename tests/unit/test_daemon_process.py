@@ -156,3 +156,25 @@ def test_alive_reaps_an_exited_child(tmp_path: Path) -> None:
     assert process._alive(os.getpid())
     # Poll with a deadline: the child needs a moment to exit.
     wait_for(lambda: not process._alive(child.pid), timeout=10)
+
+
+def test_one_lock_per_project_environment(tmp_path: Path) -> None:
+    """A second daemon for the same project and environment does not get the lock; another
+    environment does, and the lock is free again once its holder closes it."""
+    from envd.daemon.main import acquire_lock
+
+    dev, prod = StatePaths.for_project(tmp_path, "dev"), StatePaths.for_project(tmp_path, "prod")
+    dev.ensure()
+    prod.ensure()
+    first = acquire_lock(dev)
+    assert first is not None
+    try:
+        assert acquire_lock(dev) is None
+        other = acquire_lock(prod)
+        assert other is not None
+        os.close(other)
+    finally:
+        os.close(first)
+    again = acquire_lock(dev)
+    assert again is not None
+    os.close(again)
