@@ -221,3 +221,162 @@ def _text(data: Any) -> str:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return str(data)
+
+
+# --- the daemon over the fake engine ------------------------------------------
+
+DAEMON_SPEC = """\
+[project]
+name = "unitd"
+
+[services.web]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+env = {{ COLOR = "{web_color}" }}
+
+[services.worker]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+env = {{ COLOR = "{worker_color}" }}
+"""
+
+
+class DaemonWorld:
+    """A project directory, a fake engine, a fake clock and a reconciler over them.
+
+    The reconciler's debouncer has no quiet period and its resync period is 0,
+    so ``run_next`` never waits: "nothing due" shows up as a "periodic resync".
+    """
+
+    def __init__(self, root: Path, spec: str | None = None) -> None:
+        import logging
+
+        import structlog
+
+        from envd.daemon.hub import EventHub
+        from envd.daemon.reconciler import Reconciler
+        from envd.daemon.timing import Debouncer
+        from envd.engine.fake import FakeEngine
+        from envd.inputs.prepare import Target
+        from envd.values.events import FakeClock
+
+        self.root = root
+        self.engine = FakeEngine()
+        self.engine.add_image(BUSYBOX)
+        self.clock = FakeClock()
+        self.hub = EventHub()
+        self.events = self.hub.subscribe(since=0)
+        self.write(spec)
+        self.log = structlog.wrap_logger(logging.getLogger("test.daemon"))
+        self.reconciler = Reconciler(
+            Target(str(root)),
+            self.engine,
+            self.hub,
+            self.log,
+            clock=self.clock,
+            debouncer=Debouncer(quiet=0.0, max_wait=0.0),
+            resync=0.0,
+        )
+
+    def write(self, text: str | None = None, web: str = "red", worker: str = "red") -> None:
+        (self.root / "envd.toml").write_text(
+            text if text is not None else DAEMON_SPEC.format(web_color=web, worker_color=worker)
+        )
+
+    def run_next(self) -> tuple[int, list[str]]:
+        due = self.reconciler.next_pass()
+        assert due is not None
+        generation, reasons, request = due
+        self.reconciler.run_pass(generation, reasons, request)
+        return generation, reasons
+
+    def converge(self) -> None:
+        """One pass now; it must succeed."""
+        self.reconciler.trigger("test")
+        self.run_next()
+        assert self.reconciler.state.last_result == "ok", self.reconciler.state.last_error
+
+    def containers(self) -> dict[str, Any]:
+        return {c.name: c for c in self.engine.list_containers("unitd")}
+
+    def drain(self) -> list[dict[str, Any]]:
+        out = []
+        while not self.events.empty():
+            out.append(self.events.get_nowait())
+        return out
+
+
+class FakeReconciler:
+    """What the control API asks of a reconciler, recorded instead of reconciling."""
+
+    def __init__(self, target: Any = None, engine: Any = None) -> None:
+        self.target = target
+        self.engine = engine
+        self.environ: Mapping[str, str] = {}
+        self.stopping = False
+        self.generation = 0
+        self.triggers: list[dict[str, Any]] = []
+        self.report: dict[str, Any] = {"daemon": {"pid": os.getpid(), "last_result": "ok"}}
+
+    def status(self) -> dict[str, Any]:
+        return self.report
+
+    def trigger(
+        self,
+        reason: str,
+        wait_timeout: float | None = None,
+        restart_exited: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> int:
+        self.generation += 1
+        self.triggers.append(
+            {
+                "reason": reason,
+                "wait_timeout": wait_timeout,
+                "restart_exited": restart_exited,
+                "environ": environ,
+            }
+        )
+        if environ is not None:
+            self.environ = dict(environ)
+        return self.generation
+
+    def stop(self) -> None:
+        self.stopping = True
+
+
+@contextlib.contextmanager
+def serving(
+    path: Path,
+    reconciler: Any,
+    hub: Any = None,
+    on_stop: Callable[[], object] | None = None,
+) -> Iterator[Any]:
+    """The daemon's control API on the unix socket ``path``, served from a thread."""
+    import logging
+    import threading
+
+    import structlog
+
+    from envd.daemon.hub import EventHub
+    from envd.daemon.server import make_server
+
+    hub = hub if hub is not None else EventHub()
+    server = make_server(
+        path,
+        reconciler,
+        hub,
+        on_stop or reconciler.stop,
+        structlog.wrap_logger(logging.getLogger("test.daemon")),
+    )
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-api", daemon=True
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        reconciler.stop()  # ends open event streams
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

@@ -10,11 +10,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from envd.values.errors import EnvdError, EnvironmentFailed, SpecError, UsageError
+
+if TYPE_CHECKING:  # imported when a command needs them, so `--help` stays fast
+    from envd.engine.docker.client import DockerEngine
+    from envd.inputs.target import Target
+    from envd.spec.load import LoadedSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,12 +32,12 @@ class Ctx:
     profiles: frozenset[str]
     debug: bool
 
-    def target(self) -> Any:
-        from envd.inputs.prepare import Target
+    def target(self) -> Target:
+        from envd.inputs.target import Target
 
         return Target(self.project_dir, self.file, self.environment, self.profiles)
 
-    def load(self, environment: str | None = None) -> Any:
+    def load(self, environment: str | None = None) -> LoadedSpec:
         """The validated spec for these options (``environment`` overrides ``--env``)."""
         from envd.spec.load import load
 
@@ -40,7 +45,7 @@ class Ctx:
         return load(self.project_dir, self.file, env, profiles=self.profiles)
 
 
-def engine() -> Any:
+def engine() -> DockerEngine:
     from envd.engine.docker.client import DockerEngine
 
     eng = DockerEngine()
@@ -137,7 +142,7 @@ def _project_opts(with_file: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def _rel(path: Any) -> str:
+def _rel(path: str | os.PathLike[str]) -> str:
     try:
         rel = os.path.relpath(path)
         return str(path) if rel.startswith("..") else rel

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from envd.cli._common import Ctx, err, table
 from envd.values.errors import SpecError
 
+if TYPE_CHECKING:
+    from envd.engine.swarm.base import SwarmEngine
 
-def swarm_engine() -> Any:
+
+def swarm_engine() -> SwarmEngine:
     """A ``SwarmEngine`` that answered a ping and manages an active swarm."""
-    from envd.engine.swarm.real import SwarmEngine
+    from envd.engine.swarm.real import DockerSwarmEngine
     from envd.swarm.ops import require_manager
 
-    eng = SwarmEngine()
+    eng = DockerSwarmEngine()
     eng.ping()
     require_manager(eng)
     return eng

@@ -360,13 +360,21 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
         return svc.template.stop_timeout if svc else None
 
     remove_all(eng, containers, grace, progress, volumes=volumes)
-    stuck = remove_networks(eng, desired.project, progress)
+    networks = remove_networks(eng, desired.project, progress)
     removed_volumes = remove_declared_volumes(eng, desired, progress) if volumes else []
     progress.close()
-    if stuck:
+    if networks.stuck:
+        users = "; ".join(f"{n}: {', '.join(c)}" for n, c in sorted(networks.stuck.items()))
         raise EngineError(
-            f"network(s) {', '.join(stuck)} could not be removed (the engine still counts"
-            " endpoints on them); run `envd down` again, or restart the Docker engine"
+            f"network(s) still in use by containers outside the project ({users});"
+            " disconnect or remove them, then run `envd down` again"
+        )
+    if networks.leaked:
+        err(
+            f"warning: network(s) {', '.join(networks.leaked)} left in place: no container is"
+            " attached, but the Docker engine still counts endpoints on them (a Docker 20.10"
+            " bug, moby#42119). They are empty and harmless, the next `envd up` reuses them,"
+            " and `envd down` removes them once the engine has restarted."
         )
     if as_json:
         click.echo(

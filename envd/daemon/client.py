@@ -41,8 +41,12 @@ class DaemonClient:
         self.timeout = timeout
 
     def _request(
-        self, method: str, url: str, body: Any = None, timeout: float | None = None
-    ) -> Any:
+        self,
+        method: str,
+        url: str,
+        body: Mapping[str, object] | None = None,
+        timeout: float | None = None,
+    ) -> Any:  # decoded JSON: its shape is the endpoint's
         conn = _UnixConnection(self.path, timeout if timeout is not None else self.timeout)
         try:
             payload = json.dumps(body).encode() if body is not None else None
@@ -83,7 +87,7 @@ class DaemonClient:
     ) -> Reload:
         """Ask for a pass. ``environ`` (the caller's process environment) is what
         the daemon reads the spec with from this pass on; None keeps its current one."""
-        body: dict[str, Any] = {
+        body: dict[str, object] = {
             "wait_timeout": wait_timeout,
             "restart_exited": restart_exited,
             "reason": "envd up",

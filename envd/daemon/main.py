@@ -17,19 +17,21 @@ import logging.handlers
 import os
 import signal
 import threading
-from typing import Any
 
 from envd.daemon.hub import EventHub
+from envd.daemon.log import Logger
 from envd.daemon.paths import StatePaths
 from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer
 from envd.inputs.prepare import Target, prepare
+from envd.spec.models import WatchRule
+from envd.values.events import Phase
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
 
-def configure_logging(paths: StatePaths) -> Any:
+def configure_logging(paths: StatePaths) -> Logger:
     import structlog
 
     handler = logging.handlers.RotatingFileHandler(
@@ -51,7 +53,8 @@ def configure_logging(paths: StatePaths) -> Any:
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
         cache_logger_on_first_use=True,
     )
-    return structlog.get_logger("envd.daemon")
+    bound: Logger = structlog.get_logger("envd.daemon")
+    return bound
 
 
 def acquire_lock(paths: StatePaths) -> int | None:
@@ -82,7 +85,7 @@ def run_daemon(target: Target) -> int:
     reconciler = Reconciler(target, engine, hub, log)
     stop = threading.Event()
 
-    def shutdown(*_: Any) -> None:
+    def shutdown(*_: object) -> None:
         stop.set()
         reconciler.stop()
 
@@ -92,11 +95,11 @@ def run_daemon(target: Target) -> int:
     signal.signal(signal.SIGHUP, lambda *_: reconciler.trigger("SIGHUP"))
     threading.Thread(target=server.serve_forever, name="envd-api", daemon=True).start()
 
-    def publish(kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
+    def publish(kind: str, resource: str, message: str, phase: Phase, **extra: object) -> None:
         reconciler.publish(kind, resource, message, phase, **extra)
         log.info("sync", resource=resource, message=message, phase=phase)
 
-    def rules() -> dict[str, list[Any]]:
+    def rules() -> dict[str, list[WatchRule]]:
         current = reconciler.loaded
         if current is None:
             return {}

@@ -19,22 +19,29 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from envd.core.desired import DesiredProject
 from envd.core.status import project_status
 from envd.daemon.hub import EventHub
+from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
 from envd.run.converge import converge, plan_project
 from envd.spec.load import LoadedSpec
 from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
-from envd.values.events import Clock, Event, SystemClock
+from envd.values.events import Clock, Event, Phase, SystemClock
 
 RESYNC_SECONDS = 60.0
+
+# How a pass ended ("none": no pass yet); `envd status` and the pass-done event carry it.
+PassResult = Literal[
+    "none", "ok", "failed", "invalid-spec", "engine-unavailable", "engine-error", "internal-error"
+]
+DesiredListener = Callable[[DesiredProject], None]
 
 
 @dataclass
@@ -52,10 +59,9 @@ class DaemonState:
     completed: int = 0  # the generation the last finished pass covered
     passes: int = 0
     last_reconcile: float | None = None  # wall time of the last finished pass
-    last_result: str = "none"  # "ok" | "failed" | "invalid-spec" | "engine-unavailable"
+    last_result: PassResult = "none"
     last_error: str = ""
     last_error_at: float | None = None
-    services: dict[str, Any] = field(default_factory=dict)
 
 
 class Reconciler:
@@ -64,7 +70,7 @@ class Reconciler:
         target: Target,
         engine: Engine,
         hub: EventHub,
-        log: Any,
+        log: Logger,
         clock: Clock | None = None,
         debouncer: Debouncer | None = None,
         resync: float = RESYNC_SECONDS,
@@ -86,7 +92,7 @@ class Reconciler:
         self._environ: Mapping[str, str] | None = None  # from the last `envd up`
         self._retry_at: float | None = None
         self._stopping = False
-        self._listeners: list[Any] = []
+        self._listeners: list[DesiredListener] = []
         # Each service's last settled state ("ready", "completed", "failed"):
         # a background pass reports only what changed, not fifty "ready" lines.
         self._settled: dict[str, str] = {}
@@ -131,7 +137,7 @@ class Reconciler:
         with self._cond:
             return self._environ if self._environ is not None else os.environ
 
-    def on_desired(self, listener: Any) -> None:
+    def on_desired(self, listener: DesiredListener) -> None:
         """Call ``listener(desired)`` after each pass that loaded a good spec."""
         self._listeners.append(listener)
 
@@ -185,7 +191,8 @@ class Reconciler:
             generation=generation,
         )
         log.info("reconcile.start", reasons=sorted(set(reasons)), generation=generation)
-        result, error = "ok", ""
+        result: PassResult = "ok"
+        error = ""
         try:
             environ = request.environ if request.environ is not None else self.environ
             loaded, desired = prepare(self.target, environ)
@@ -238,11 +245,9 @@ class Reconciler:
             delay = self.backoff.failed()
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
-        except (EngineUnavailable, EngineError) as exc:
-            result, error = (
-                "engine-unavailable" if isinstance(exc, EngineUnavailable) else "engine-error",
-                str(exc),
-            )
+        except EngineError as exc:  # EngineUnavailable among them
+            result = "engine-unavailable" if isinstance(exc, EngineUnavailable) else "engine-error"
+            error = str(exc)
             delay = self.backoff.failed()
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
@@ -275,7 +280,9 @@ class Reconciler:
             seconds=round(elapsed, 3),
         )
 
-    def publish(self, kind: str, resource: str, message: str, phase: str, **extra: Any) -> None:
+    def publish(
+        self, kind: str, resource: str, message: str, phase: Phase, **extra: object
+    ) -> None:
         self.hub.publish(
             {
                 "kind": kind,
@@ -306,6 +313,6 @@ class Reconciler:
             try:
                 plan, observed = plan_project(self.engine, desired, restart_exited=False)
                 report.update(project_status(desired, observed, plan))
-            except EngineError as exc:
+            except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report

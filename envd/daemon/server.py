@@ -17,13 +17,18 @@ import json
 import os
 import queue
 import socketserver
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from envd.daemon.hub import EventHub
+from envd.daemon.log import Logger
 from envd.daemon.reconciler import Reconciler
+
+# A reload carries at most the caller's environment: far below this.
+MAX_BODY = 8 * 1024 * 1024
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -32,7 +37,11 @@ class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer
 
 
 def make_server(
-    path: Path, reconciler: Reconciler, hub: EventHub, on_stop: Any, log: Any
+    path: Path,
+    reconciler: Reconciler,
+    hub: EventHub,
+    on_stop: Callable[[], object],
+    log: Logger,
 ) -> _UnixHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -44,7 +53,7 @@ def make_server(
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("api.request", line=format % args)
 
-        def _send(self, status: int, body: Any) -> None:
+        def _send(self, status: int, body: object) -> None:
             data = (json.dumps(body) + "\n").encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -52,8 +61,21 @@ def make_server(
             self.end_headers()
             self.wfile.write(data)
 
-        def _body(self) -> dict[str, Any]:
-            length = int(self.headers.get("Content-Length") or 0)
+        def _body(self) -> dict[str, Any] | None:
+            """The JSON object sent, {} when none; None when refused (the answer is sent)."""
+            raw = (self.headers.get("Content-Length") or "0").strip()
+            if not (
+                raw.isascii() and raw.isdigit()
+            ):  # also "-1": read(-1) would wait for a close that never comes
+                self.close_connection = True
+                self._send(400, {"error": f"bad Content-Length {raw[:40]!r}"})
+                return None
+            length = int(raw)
+            if length > MAX_BODY:
+                # Unread, the body would be taken for the next request: close after answering.
+                self.close_connection = True
+                self._send(413, {"error": f"request body over {MAX_BODY} bytes"})
+                return None
             if not length:
                 return {}
             try:
@@ -113,6 +135,8 @@ def make_server(
         def do_POST(self) -> None:
             url = urlsplit(self.path)
             body = self._body()
+            if body is None:
+                return
             if url.path == "/v1/reload":
                 timeout = body.get("wait_timeout")
                 environ = body.get("environ")

@@ -14,15 +14,19 @@ import io
 import os
 import tarfile
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from envd.core.desired import DesiredProject
+from envd.daemon.log import Logger
+from envd.daemon.timing import Backoff
 from envd.engine.base import Engine
+from envd.inputs.buildctx import IGNORE_FILE, DockerIgnore
 from envd.spec.models import WatchRule
+from envd.values import labels
 from envd.values.errors import EngineError, EnvdError
+from envd.values.events import Clock, Phase, SystemClock
 
 # Editor droppings and VCS internals never matter.
 ALWAYS_IGNORED = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "#*#", "4913", "*.tmp", ".DS_Store")
@@ -46,14 +50,28 @@ def ignored(rel: str, patterns: list[str]) -> bool:
     return False
 
 
+class Publish(Protocol):
+    """Reconciler.publish: one event onto the daemon's hub."""
+
+    def __call__(
+        self, kind: str, resource: str, message: str, phase: Phase, **extra: object
+    ) -> None: ...
+
+
+Trigger = Callable[[str], object]
+
+
 class Syncer:
     """Copies changed files into running containers through the archive API."""
 
-    def __init__(self, engine: Engine, project_dir: Path, publish: Callable[..., Any]) -> None:
+    def __init__(
+        self, engine: Engine, project_dir: Path, publish: Publish, clock: Clock | None = None
+    ) -> None:
         self.engine = engine
         self.project_dir = project_dir
         self.publish = publish
-        self._matchers: dict[Path, tuple[int, Any]] = {}
+        self.clock = clock or SystemClock()
+        self._matchers: dict[Path, tuple[int, DockerIgnore]] = {}
 
     def restart(self, desired: DesiredProject, service: str, paths: set[Path]) -> None:
         """A ``restart`` rule: the service's running containers restart, unchanged."""
@@ -64,7 +82,7 @@ class Syncer:
         for c in self.engine.list_containers(desired.project):
             if c.service != service or c.status != "running":
                 continue
-            if c.labels.get("dev.envd.one-off") == "1":
+            if c.labels.get(labels.ONE_OFF) == "1":
                 continue
             try:
                 self.engine.stop_container(c.id, timeout)
@@ -94,21 +112,17 @@ class Syncer:
             rel = path.relative_to(base).as_posix()
         except ValueError:
             return False
-        ignore_file = base / ".dockerignore"
+        if rel == IGNORE_FILE:
+            return False  # the engine always receives it
         try:
-            mtime = ignore_file.stat().st_mtime_ns
+            mtime = (base / IGNORE_FILE).stat().st_mtime_ns
         except OSError:
             return False
         cached = self._matchers.get(base)
         if cached is None or cached[0] != mtime:
-            from docker.utils.build import PatternMatcher  # the engine's own semantics
-
-            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
-            patterns = [x.strip() for x in lines if x.strip() and not x.strip().startswith("#")]
-            matcher: Any = PatternMatcher(patterns)
-            cached = (mtime, matcher)
+            cached = (mtime, DockerIgnore.read(base))
             self._matchers[base] = cached
-        return bool(cached[1].matches(rel))
+        return cached[1].ignored(rel)
 
     def sync(
         self, desired: DesiredProject, service: str, rule: WatchRule, paths: set[Path]
@@ -133,7 +147,7 @@ class Syncer:
                 deleted.append(dest)
         if not changed and not deleted:
             return
-        started = time.monotonic()
+        started = self.clock.monotonic()
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             for src, dest in changed:
@@ -147,7 +161,7 @@ class Syncer:
             for c in self.engine.list_containers(desired.project)
             if c.service == service
             and c.status == "running"
-            and c.labels.get("dev.envd.one-off") != "1"
+            and c.labels.get(labels.ONE_OFF) != "1"
         ]
         for c in containers:
             try:
@@ -165,7 +179,7 @@ class Syncer:
                     "sync", f"service {service}", f"sync failed: {exc}", "error", service=service
                 )
                 continue
-        ms = (time.monotonic() - started) * 1000
+        ms = (self.clock.monotonic() - started) * 1000
         self.publish(
             "sync",
             f"service {service}",
@@ -182,12 +196,12 @@ class FileWatcher(threading.Thread):
     def __init__(
         self,
         project_dir: Path,
-        trigger: Callable[[str], Any],
+        trigger: Trigger,
         syncer: Syncer,
         desired: Callable[[], DesiredProject | None],
         rules: Callable[[], dict[str, list[WatchRule]]],
         stop: threading.Event,
-        log: Any,
+        log: Logger,
     ) -> None:
         super().__init__(name="envd-files", daemon=True)
         self.project_dir = project_dir
@@ -203,7 +217,7 @@ class FileWatcher(threading.Thread):
 
         root = self.project_dir.resolve()
 
-        def keep(_: Any, path: str) -> bool:
+        def keep(_: object, path: str) -> bool:
             rel = os.path.relpath(path, root)
             return not any(p in IGNORED_DIRS for p in rel.split(os.sep))
 
@@ -264,9 +278,9 @@ class EngineEvents(threading.Thread):
         self,
         engine: Engine,
         project: str,
-        trigger: Callable[[str], Any],
+        trigger: Trigger,
         stop: threading.Event,
-        log: Any,
+        log: Logger,
     ) -> None:
         super().__init__(name="envd-engine-events", daemon=True)
         self.engine = engine
@@ -276,11 +290,11 @@ class EngineEvents(threading.Thread):
         self.log = log
 
     def run(self) -> None:
-        delay = 0.5
+        backoff = Backoff(base=0.5, cap=30.0)
         while not self.stop_event.is_set():
             try:
                 for ev in self.engine.stream_events(self.project):
-                    delay = 0.5
+                    backoff.succeeded()
                     action = str(ev.get("Action") or ev.get("status") or "")
                     if action.startswith(("exec_", "attach", "resize")):
                         continue
@@ -291,6 +305,5 @@ class EngineEvents(threading.Thread):
             except EnvdError as exc:  # EngineUnavailable too: the engine restarts
                 self.log.warning("engine.events", error=str(exc))
                 self.trigger("engine event stream reconnect")
-            if self.stop_event.wait(delay):
+            if self.stop_event.wait(backoff.failed()):
                 return
-            delay = min(delay * 2, 30.0)

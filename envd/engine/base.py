@@ -65,6 +65,10 @@ class Engine(Protocol):
 
     def remove_network(self, name: str) -> None: ...
 
+    def network_containers(self, name: str) -> list[str]:
+        """Names of the containers the engine lists as attached to network ``name``."""
+        ...
+
     def create_volume(
         self,
         name: str,

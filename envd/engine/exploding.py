@@ -69,6 +69,9 @@ class ExplodingEngine:
     def remove_network(self, name: str) -> None:
         _explode("remove_network")
 
+    def network_containers(self, name: str) -> list[str]:
+        _explode("network_containers")
+
     def create_volume(
         self,
         name: str,

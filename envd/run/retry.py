@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from envd.values.errors import Conflict, EngineError
+from envd.values.errors import Conflict, EngineError, EngineUnavailable
 from envd.values.events import Clock
 
 
@@ -24,12 +24,15 @@ def retry(
     """Call ``fn`` until it stops raising one of ``on`` or ``deadline`` passes.
 
     None once it succeeded, the last error when the deadline passed first;
-    other errors propagate (a removal that counts "gone" as done says so in ``fn``).
+    other errors propagate (a removal that counts "gone" as done says so in ``fn``), and
+    so does an unreachable engine: waiting for it is the caller's decision, not a retry's.
     """
     while True:
         try:
             fn()
             return None
+        except EngineUnavailable:
+            raise
         except on as exc:
             if clock.monotonic() >= deadline:
                 return exc

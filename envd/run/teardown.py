@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import partial
 
 from envd.core.desired import DesiredProject
@@ -58,12 +59,26 @@ def remove_all(
             fut.result()
 
 
+@dataclass(frozen=True)
+class NetworkRemoval:
+    """What ``remove_networks`` could not remove, and why."""
+
+    # Still in use: a container outside the project (or a new one) is attached.
+    stuck: dict[str, list[str]] = field(default_factory=dict)
+    # No container attached, yet the engine counts endpoints on them: Docker
+    # 20.10 loses endpoint-count updates when many containers on one network
+    # stop at once (moby#42119) and keeps the wrong count until dockerd
+    # restarts. Nothing envd can call clears it; the empty network is harmless
+    # and the next `up` reuses it, so it is left in place with a warning.
+    leaked: list[str] = field(default_factory=list)
+
+
 def remove_networks(
     engine: Engine, project: str, emit: Emit = discard, clock: Clock | None = None
-) -> list[str]:
-    """Remove the project's networks; return the names the engine would not let go."""
+) -> NetworkRemoval:
+    """Remove the project's networks; say which the engine would not let go."""
     clock = clock or SystemClock()
-    stuck: list[str] = []
+    result = NetworkRemoval()
     for net in engine.list_networks(project):
         resource = f"network {net.name}"
         emit(Event("remove-network", resource, "", "working"))
@@ -77,10 +92,23 @@ def remove_networks(
             interval=0.2,
             on=(EngineError,),
         )
-        if problem is not None:
+        if problem is None:
+            continue
+        attached = engine.network_containers(net.name)
+        if attached:
             emit(Event("remove-network", resource, str(problem), "error"))
-            stuck.append(net.name)
-    return stuck
+            result.stuck[net.name] = attached
+        else:
+            emit(
+                Event(
+                    "remove-network",
+                    resource,
+                    "left in place: the engine still counts endpoints of removed containers",
+                    "info",
+                )
+            )
+            result.leaked.append(net.name)
+    return result
 
 
 def _remove_network_or_gone(engine: Engine, name: str, emit: Emit) -> None:

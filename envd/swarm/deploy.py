@@ -2,8 +2,8 @@
 the swarm objects, then wait for every service to run its current spec and
 remove what is left over (old services, unused secret versions, networks).
 
-The swarm calls live in ``envd.engine.swarm.real``; nothing here builds an API
-payload.
+The swarm calls go through the ``SwarmEngine`` interface of
+``envd.engine.swarm.base``; nothing here builds an API payload.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from functools import partial
 
 from envd.core.build import build_reason, build_request
 from envd.core.desired import DesiredProject
-from envd.engine.swarm.real import SwarmEngine, ipvs_missing
+from envd.engine.swarm.base import SwarmEngine
 from envd.run.retry import retry
 from envd.spec.load import LoadedSpec
 from envd.swarm.desired import desire_swarm
@@ -171,7 +171,7 @@ def resolve_endpoint_mode(engine: SwarmEngine, requested: str) -> str:
     """``auto``: virtual IPs, unless this engine's kernel has no IPVS (then DNS round robin)."""
     if requested != "auto":
         return requested
-    return "dnsrr" if ipvs_missing(engine.host) else "vip"
+    return "dnsrr" if engine.ipvs_missing() else "vip"
 
 
 def prepare_swarm(

@@ -22,9 +22,9 @@ from envd.values.errors import (
 )
 from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec, TmpfsMount
 
-TARGET_LABEL = "dev.envd.target"
-SECRET_LABEL = "dev.envd.secret"
-IMAGE_ID_LABEL = "dev.envd.image-id"
+TARGET_LABEL = labels.TARGET
+SECRET_LABEL = labels.SECRET
+IMAGE_ID_LABEL = labels.IMAGE_ID
 # What `docker stack` commands look for: `docker stack ps <project>` works.
 STACK_NAMESPACE = "com.docker.stack.namespace"
 TARGET = "swarm"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from envd.engine.swarm.real import SwarmEngine
+from envd.engine.swarm.base import SwarmEngine
 from envd.run.retry import retry
 from envd.swarm.mapping import (
     TARGET,
@@ -23,6 +23,7 @@ from envd.swarm.plan import SwarmObserved, changed_fields
 from envd.values import labels
 from envd.values.errors import (
     EngineError,
+    EngineUnavailable,
     EnvironmentFailed,
     NotFound,
     ServiceFailure,
@@ -307,6 +308,8 @@ def status(
     tasks = engine.list_tasks([s.id for s in services])
     try:
         nodes = engine.node_names()
+    except EngineUnavailable:
+        raise
     except EngineError:
         nodes = {}
     report: dict[str, Any] = {"project": project, "target": TARGET, "services": []}
@@ -385,6 +388,8 @@ def task_ports(engine: SwarmEngine, task: ObservedTask) -> list[str]:
     if task.container_id:
         try:
             found = engine.container_ports(task.container_id)
+        except EngineUnavailable:
+            raise
         except EngineError:
             found = None
         if found is not None:

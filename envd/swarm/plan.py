@@ -5,6 +5,7 @@ and return typed actions, each with its reason.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from envd.core.hashing import changed_fields as core_changed_fields
 from envd.core.networks import orphan_networks
@@ -20,10 +21,22 @@ class SwarmObserved:
     networks: tuple[ObservedSwarmNetwork, ...] = ()
 
 
+# In the order a deploy applies them ("ok": a service left as it is).
+SwarmActionKind = Literal[
+    "create-network",
+    "create-secret",
+    "create-service",
+    "update-service",
+    "ok",
+    "remove-service",
+    "remove-secret",
+    "remove-network",
+]
+
+
 @dataclass(frozen=True)
 class SwarmAction:
-    kind: str  # create-network | create-secret | create-service | update-service | ok |
-    #            remove-service | remove-secret | remove-network
+    kind: SwarmActionKind
     resource: str
     reason: str
     name: str = ""
@@ -42,7 +55,7 @@ class SwarmPlan:
     def changes(self) -> tuple[SwarmAction, ...]:
         return tuple(a for a in self.actions if a.kind != "ok")
 
-    def of(self, *kinds: str) -> list[SwarmAction]:
+    def of(self, *kinds: SwarmActionKind) -> list[SwarmAction]:
         return [a for a in self.actions if a.kind in kinds]
 
 

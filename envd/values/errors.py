@@ -6,10 +6,14 @@ turns them into text and exit codes:
 * ``SpecError`` / ``UsageError`` — terminal: the input is wrong; nothing was
   changed. Exit code 2. The daemon keeps the last good state running until the
   spec changes.
-* ``EngineUnavailable`` — transient: the Docker engine cannot be reached. The
-  CLI exits 3; the daemon backs off and retries.
-* ``EngineError`` — the engine refused an operation (a port in use, a missing
-  image). Transient for the daemon, exit 1 for ``up``.
+* ``EngineError`` — the engine failed an operation; transient for the daemon,
+  which backs off and retries. Exit code 1 for ``up``, unless it is one of:
+
+  * ``EngineUnavailable`` — the Docker engine cannot be reached at all. The
+    CLI exits 3. Code that tolerates a refused operation (a busy network, a
+    failed pull) re-raises this one: nothing else would work either.
+  * ``NotFound`` (HTTP 404) and ``Conflict`` (HTTP 409, or a name or object
+    in use) — the engine refused because of the object's state.
 * ``EnvironmentFailed`` — the environment did not converge: a service exited,
   became unhealthy or timed out. Exit code 1.
 
@@ -80,13 +84,6 @@ class LockMismatch(EnvdError):
     exit_code = 2
 
 
-class EngineUnavailable(EnvdError):
-    """The Docker engine cannot be reached."""
-
-    exit_code = 3
-    transient = True
-
-
 class EngineError(EnvdError):
     """The engine refused an operation."""
 
@@ -96,6 +93,12 @@ class EngineError(EnvdError):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+class EngineUnavailable(EngineError):
+    """The Docker engine cannot be reached (no answer, so no HTTP status)."""
+
+    exit_code = 3
 
 
 class NotFound(EngineError):

@@ -20,3 +20,16 @@ CONTEXT_DIGEST = "dev.envd.context-digest"
 ONE_OFF = "dev.envd.one-off"
 NETWORK = "dev.envd.network"
 VOLUME = "dev.envd.volume"
+# On the anonymous volume an engine mounts where a read-only container's
+# secrets go, so removing the container always removes it.
+SECRETS_VOLUME = "dev.envd.secrets"
+# The anonymous volumes a container was handed over from the one it replaced
+# (comma-separated names).
+ANONYMOUS_VOLUMES = "dev.envd.anonymous-volumes"
+# The swarm target's: which target made an object, which secret a versioned
+# swarm secret holds, the image id a service was desired with, and the hash
+# of what a service's tasks run (on the task's container spec).
+TARGET = "dev.envd.target"
+SECRET = "dev.envd.secret"
+IMAGE_ID = "dev.envd.image-id"
+TASK_HASH = "dev.envd.task-hash"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from envd.values import labels
 from envd.values.types import ContainerCreate, NetworkAttachment
 
 # --------------------------------------------------------------------------- values
@@ -125,4 +126,4 @@ class ObservedSwarmNetwork:
     labels: Mapping[str, str]
 
 
-TASK_HASH_LABEL = "dev.envd.task-hash"
+TASK_HASH_LABEL = labels.TASK_HASH

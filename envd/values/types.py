@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from envd.values import labels
+
 MountType = Literal["volume", "bind", "tmpfs"]
 
 
@@ -123,18 +125,18 @@ class ObservedContainer:
 
     @property
     def service(self) -> str:
-        return self.labels.get("dev.envd.service", "")
+        return self.labels.get(labels.SERVICE, "")
 
     @property
     def replica(self) -> int:
         try:
-            return int(self.labels.get("dev.envd.replica", "0"))
+            return int(self.labels.get(labels.REPLICA, "0"))
         except ValueError:
             return 0
 
     @property
     def config_hash(self) -> str:
-        return self.labels.get("dev.envd.config-hash", "")
+        return self.labels.get(labels.CONFIG_HASH, "")
 
 
 @dataclass(frozen=True)

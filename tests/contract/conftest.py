@@ -1,6 +1,6 @@
 """Fixtures of the engine contract suite: one ``World`` per engine kind.
 
-A ``World`` holds an engine, the test image, a unique project label and the
+A ``World`` (``SwarmWorld`` for the swarm engines) holds an engine, the test image, a unique project label and the
 few hooks that stand in for real processes when the engine is the fake (on
 the real engine the container's own command does the work, so they do
 nothing). Everything labelled with the project is removed on teardown, even
@@ -22,7 +22,11 @@ import pytest
 
 from envd.engine.base import Engine
 from envd.engine.fake import FakeEngine
+from envd.engine.swarm.base import SwarmEngine
+from envd.engine.swarm.fake import FakeSwarm
+from envd.values import labels
 from envd.values.errors import EngineError, EngineUnavailable
+from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec
 from envd.values.types import BuildRequest, ContainerCreate
 from tests.helpers import no_engine
 
@@ -51,7 +55,7 @@ class World:
         return self.engine if isinstance(self.engine, FakeEngine) else None
 
     def labels(self, **extra: str) -> dict[str, str]:
-        return {"dev.envd.project": self.project, **extra}
+        return {labels.PROJECT: self.project, **extra}
 
     def name(self, suffix: str) -> str:
         return f"{self.project}-{suffix}"
@@ -63,7 +67,7 @@ class World:
         kw.setdefault("image", self.image)
         return ContainerCreate(
             name=self.name(suffix),
-            labels=self.labels(**{"dev.envd.service": suffix, **kw.pop("labels", {})}),
+            labels=self.labels(**{labels.SERVICE: suffix, **kw.pop("labels", {})}),
             **kw,
         )
 
@@ -120,7 +124,7 @@ def _real_engine() -> Engine:
     return eng
 
 
-def _ensure_busybox(eng: Engine) -> str:
+def _ensure_busybox(eng: Engine | SwarmEngine) -> str:
     """The busybox test image, built from Debian's busybox-static if absent."""
     if eng.inspect_image(TEST_IMAGE) is not None:
         return TEST_IMAGE
@@ -165,3 +169,128 @@ def unreachable_engine(request: pytest.FixtureRequest, tmp_path: Any) -> Engine:
     from envd.engine.docker.client import DockerEngine
 
     return DockerEngine(host=f"unix://{tmp_path}/no-such-docker.sock")
+
+
+# --------------------------------------------------------------------------- swarm
+
+
+@dataclass
+class SwarmWorld:
+    """A swarm engine of one kind, the test image and a fresh project label."""
+
+    kind: str  # "fake" or "real"
+    engine: SwarmEngine
+    image: str
+    project: str
+
+    @property
+    def fake(self) -> FakeSwarm | None:
+        return self.engine if isinstance(self.engine, FakeSwarm) else None
+
+    def labels(self, **extra: str) -> dict[str, str]:
+        return {labels.PROJECT: self.project, **extra}
+
+    def name(self, suffix: str) -> str:
+        return f"{self.project}_{suffix}"
+
+    def service(
+        self,
+        suffix: str,
+        *,
+        task_hash: str = "h1",
+        command: tuple[str, ...] = ("sleep", "3600"),
+        **kw: Any,
+    ) -> SwarmServiceSpec:
+        """A service of this project, by default one ``sleep`` task in DNS round robin."""
+        kw.setdefault("endpoint_mode", "dnsrr")
+        kw.setdefault("restart_condition", "any")
+        container = ContainerCreate(
+            name="",
+            image=self.image,
+            labels={TASK_HASH_LABEL: task_hash},
+            command=command,
+            stop_timeout=1,
+        )
+        return SwarmServiceSpec(
+            name=self.name(suffix),
+            labels=self.labels(**{labels.SERVICE: suffix}),
+            container=container,
+            **kw,
+        )
+
+    def answers(self, port: int) -> bool:
+        """Whether an HTTP server answers on this node's ``port`` (fake: a running task's port)."""
+        if self.fake is not None:
+            return self.fake.answers(port)
+        import socket
+
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+                sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                return sock.recv(12).startswith(b"HTTP/")
+        except OSError:
+            return False
+
+    def cleanup(self) -> None:
+        """Remove the project's services, then (once no task holds them) secrets and networks."""
+        import time
+
+        eng, common = self.engine, self.labels()
+        for svc in eng.list_services(common):
+            eng.remove_service(svc.id)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            left = 0
+            for sec in eng.list_secrets(common):
+                try:
+                    eng.remove_secret(sec.id)
+                except EngineError:
+                    left += 1
+            for net in eng.list_swarm_networks(common):
+                try:
+                    eng.remove_network(net.id)
+                except EngineError:
+                    left += 1
+            if not left:
+                return
+            time.sleep(0.2)  # task containers leave a network a moment after their service
+
+
+def _real_swarm() -> SwarmEngine:
+    from envd.engine.swarm.real import DockerSwarmEngine
+
+    eng = DockerSwarmEngine()
+    try:
+        eng.ping()
+    except EngineUnavailable as exc:
+        no_engine(str(exc))
+    info = eng.swarm_info()
+    if info.state != "active":
+        # Left in place afterwards, as tests/integration/test_swarm.py does.
+        subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+    elif not info.manager:
+        pytest.skip("this engine is a swarm worker, not a manager")
+    if "real" not in _busybox_ready:
+        _busybox_ready["real"] = _ensure_busybox(eng)
+    return eng
+
+
+@pytest.fixture(params=["fake", pytest.param("real", marks=pytest.mark.docker)])
+def swarm_world(request: pytest.FixtureRequest) -> Iterator[SwarmWorld]:
+    """A swarm manager of each kind with the test image on its node and a fresh project."""
+    project = f"cs-{uuid.uuid4().hex[:10]}"
+    if request.param == "fake":
+        fake = FakeSwarm()
+        fake.add_image(TEST_IMAGE)
+        w = SwarmWorld("fake", fake, TEST_IMAGE, project)
+    else:
+        w = SwarmWorld("real", _real_swarm(), TEST_IMAGE, project)
+    try:
+        yield w
+    finally:
+        w.cleanup()

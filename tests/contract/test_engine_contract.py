@@ -245,6 +245,23 @@ def test_network_in_use_is_a_conflict(world: World) -> None:
     eng.remove_network(name)
 
 
+def test_network_containers_lists_the_running_attached_ones(world: World) -> None:
+    """A network lists the running containers attached to it by name, and none once they stop."""
+    eng = world.engine
+    name = world.name("members")
+    eng.create_network(name, world.labels())
+    assert eng.network_containers(name) == []
+    cid = eng.create_container(world.spec("member", networks=(NetworkAttachment(name),)))
+    eng.start_container(cid)
+    assert eng.network_containers(name) == [world.name("member")]
+    eng.stop_container(cid, 1)
+    assert eng.network_containers(name) == []
+    with pytest.raises(NotFound):
+        eng.network_containers(world.name("no-such-net"))
+    eng.remove_container(cid)
+    eng.remove_network(name)
+
+
 def test_volumes(world: World) -> None:
     """Volumes are created with labels (idempotently), listed, checked and removed."""
     eng = world.engine

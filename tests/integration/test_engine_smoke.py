@@ -74,20 +74,13 @@ def test_cleanup_removes_project_objects_even_when_the_test_fails(
     assert remaining_project_objects(docker_client, project) == []
 
 
-_left_by_previous_test: list[str] = []
-
-
-def test_project_fixture_leaves_objects_behind(
+def test_cleanup_removes_project_objects_a_passing_test_left(
     docker_client: Any, busybox_image: str, project_name: str
 ) -> None:
-    """Creates labelled objects and leaves them for the fixture (checked by the next test)."""
-    _make_project_objects(docker_client, project_name, busybox_image)
-    _left_by_previous_test.append(project_name)
-
-
-def test_project_fixture_removed_what_the_previous_test_left(docker_client: Any) -> None:
-    """The project_name fixture's teardown removed the previous test's container,
-    network and volume."""
-    if not _left_by_previous_test:
-        pytest.skip("runs only together with test_project_fixture_leaves_objects_behind")
-    assert remaining_project_objects(docker_client, _left_by_previous_test[-1]) == []
+    """What the project fixture runs at teardown removes the labelled container, network
+    and volume a test that passed left behind (each test makes its own objects)."""
+    project = f"{project_name}-left"
+    with project_cleanup(project, lambda: docker_client):
+        _make_project_objects(docker_client, project, busybox_image)
+        assert len(remaining_project_objects(docker_client, project)) == 3
+    assert remaining_project_objects(docker_client, project) == []

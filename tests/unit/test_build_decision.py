@@ -8,7 +8,7 @@ from envd.core.build import build_reason, build_request
 from envd.core.desired import DesiredBuild, DesiredProject, DesiredService
 from envd.core.observed import Observed
 from envd.core.plan import make_plan
-from envd.engine.swarm.real import SwarmEngine
+from envd.engine.swarm.base import SwarmEngine
 from envd.swarm.deploy import ensure_images
 from envd.values import labels
 from envd.values.types import BuildRequest, ContainerCreate, ObservedImage

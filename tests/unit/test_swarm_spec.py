@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from envd.core.desired import desire
-from envd.engine.swarm.real import service_payload
+from envd.engine.swarm.fake import FakeSwarm
+from envd.engine.swarm.payloads import service_payload
 from envd.spec.load import LoadedSpec, load
 from envd.swarm.deploy import deploy
 from envd.swarm.desired import desire_swarm
@@ -29,7 +30,7 @@ from envd.swarm.mapping import (
 from envd.swarm.ops import down, require_manager, service_state
 from envd.swarm.plan import SwarmObserved, plan_swarm
 from envd.values import labels
-from envd.values.errors import Conflict, EnvironmentFailed
+from envd.values.errors import EnvironmentFailed
 from envd.values.events import FakeClock
 from envd.values.keys import Keys
 from envd.values.swarm_types import (
@@ -38,7 +39,6 @@ from envd.values.swarm_types import (
     ObservedService,
     ObservedSwarmNetwork,
     ObservedTask,
-    SwarmInfo,
 )
 
 # Secret names use a fixed key, never the user's key file.
@@ -300,118 +300,21 @@ def test_service_state(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- an in-memory swarm
 
 
-class FakeSwarm:
-    """Just enough of ``SwarmEngine`` for deploy and down, with a journal of mutating calls."""
-
-    host = "unix:///fake.sock"
-
-    def __init__(self, manager: bool = True, state: str = "active") -> None:
-        self.info = SwarmInfo(state, manager)
-        self.services: dict[str, dict[str, Any]] = {}
-        self.secrets: dict[str, ObservedSecret] = {}
-        self.networks: dict[str, ObservedSwarmNetwork] = {}
-        self.journal: list[tuple[str, str]] = []
-        self.in_use: dict[str, set[str]] = {}  # secret id → service ids using it
-        self.counter = 0
-
-    def _id(self) -> str:
-        self.counter += 1
-        return f"id{self.counter}"
-
-    def swarm_info(self) -> SwarmInfo:
-        return self.info
-
-    def list_services(self, _labels: Any) -> list[ObservedService]:
-        return [
-            ObservedService(
-                sid,
-                s["spec"].name,
-                s["version"],
-                dict(s["spec"].labels),
-                s["spec"].replicas,
-                update_state="completed",
-            )
-            for sid, s in self.services.items()
-        ]
-
-    def list_tasks(self, ids: list[str]) -> list[ObservedTask]:
-        return [
-            _task(sid, s["spec"].container.labels[TASK_HASH_LABEL], id=f"{sid}-{i}", slot=i)
-            for sid, s in self.services.items()
-            if sid in ids
-            for i in range(1, s["spec"].replicas + 1)
-        ]
-
-    def _use(self, sid: str, spec: Any, secret_ids: dict[str, str]) -> None:
-        for ids in self.in_use.values():
-            ids.discard(sid)
-        for ref in spec.secrets:
-            self.in_use.setdefault(secret_ids[ref.secret], set()).add(sid)
-
-    def create_service(self, spec: Any, secret_ids: dict[str, str]) -> str:
-        sid = self._id()
-        self.services[sid] = {"spec": spec, "version": 1}
-        self._use(sid, spec, secret_ids)
-        self.journal.append(("create-service", spec.name))
-        return sid
-
-    def update_service(self, sid: str, version: int, spec: Any, secret_ids: dict[str, str]) -> None:
-        assert self.services[sid]["version"] == version
-        self.services[sid] = {"spec": spec, "version": version + 1}
-        self._use(sid, spec, secret_ids)
-        self.journal.append(("update-service", spec.name))
-
-    def remove_service(self, sid: str) -> None:
-        self.journal.append(("remove-service", self.services.pop(sid)["spec"].name))
-        for ids in self.in_use.values():
-            ids.discard(sid)
-
-    def list_secrets(self, _labels: Any) -> list[ObservedSecret]:
-        return list(self.secrets.values())
-
-    def create_secret(self, name: str, labels_: Any, value: bytes) -> str:
-        sid = self._id()
-        self.secrets[sid] = ObservedSecret(sid, name, dict(labels_))
-        self.journal.append(("create-secret", name))
-        return sid
-
-    def remove_secret(self, sid: str) -> None:
-        if self.in_use.get(sid):
-            raise Conflict("in use")
-        self.journal.append(("remove-secret", self.secrets.pop(sid).name))
-
-    def list_swarm_networks(self, _labels: Any) -> list[ObservedSwarmNetwork]:
-        return list(self.networks.values())
-
-    def find_network(self, name: str) -> ObservedSwarmNetwork | None:
-        return next((n for n in self.networks.values() if n.name == name), None)
-
-    def create_overlay_network(
-        self, name: str, labels_: Any, internal: bool = False, driver: str = "overlay"
-    ) -> str:
-        nid = self._id()
-        self.networks[nid] = ObservedSwarmNetwork(nid, name, driver, "swarm", dict(labels_))
-        self.journal.append(("create-network", name))
-        return nid
-
-    def remove_network(self, nid: str) -> None:
-        self.journal.append(("remove-network", self.networks.pop(nid).name))
-
-    def list_volumes(self, _project: str) -> list[Any]:
-        return []
+def _service_names(engine: FakeSwarm) -> dict[str, str]:
+    return {s.id: s.name for s in engine.list_services({})}
 
 
 def test_deploy_then_noop_then_rotation_on_a_fake_swarm(tmp_path: Path) -> None:
     """A first deploy creates everything, a second changes nothing, a rotation removes the old secret last."""
     engine = FakeSwarm()
     clock = FakeClock()
-    deploy(engine, _desired(tmp_path, token=b"v1"), clock=clock)  # type: ignore[arg-type]
+    deploy(engine, _desired(tmp_path, token=b"v1"), clock=clock)
     kinds = [k for k, _ in engine.journal]
     assert kinds == ["create-network", "create-secret", "create-service", "create-service"]
     engine.journal.clear()
-    result = deploy(engine, _desired(tmp_path, token=b"v1"), clock=clock)  # type: ignore[arg-type]
+    result = deploy(engine, _desired(tmp_path, token=b"v1"), clock=clock)
     assert engine.journal == [] and result.plan.changes == ()
-    deploy(engine, _desired(tmp_path, token=b"v2"), clock=clock)  # type: ignore[arg-type]
+    deploy(engine, _desired(tmp_path, token=b"v2"), clock=clock)
     assert [k for k, _ in engine.journal] == ["create-secret", "update-service", "remove-secret"]
     assert engine.journal[1] == ("update-service", "shop_web")
 
@@ -419,16 +322,17 @@ def test_deploy_then_noop_then_rotation_on_a_fake_swarm(tmp_path: Path) -> None:
 def test_down_on_a_fake_swarm_removes_everything(tmp_path: Path) -> None:
     """down removes the services first, then the secrets and the network."""
     engine = FakeSwarm()
-    deploy(engine, _desired(tmp_path), clock=FakeClock())  # type: ignore[arg-type]
+    deploy(engine, _desired(tmp_path), clock=FakeClock())
     engine.journal.clear()
-    result = down(engine, "shop", clock=FakeClock())  # type: ignore[arg-type]
+    result = down(engine, "shop", clock=FakeClock())
     assert [k for k, _ in engine.journal] == [
         "remove-service",
         "remove-service",
         "remove-secret",
         "remove-network",
     ]
-    assert not engine.services and not engine.secrets and not engine.networks
+    assert not engine.list_services({}) and not engine.list_secrets({})
+    assert not engine.list_swarm_networks({})
     assert result.warnings == []
 
 
@@ -436,31 +340,30 @@ def test_a_failing_service_fails_the_deploy(tmp_path: Path) -> None:
     """Tasks that keep failing make deploy raise EnvironmentFailed naming the service."""
     engine = FakeSwarm()
 
-    def failing(ids: list[str]) -> list[ObservedTask]:
-        return [
-            _task(
-                sid,
-                s["spec"].container.labels[TASK_HASH_LABEL],
-                "failed",
-                "shutdown",
-                id=f"{sid}-{i}",
-                error="task: non-zero exit (1)",
-                exit_code=1,
-                timestamp=str(i),
-            )
-            for sid, s in engine.services.items()
-            if s["spec"].name == "shop_db"
-            for i in range(3)
-        ] + [
-            _task(sid, s["spec"].container.labels[TASK_HASH_LABEL], id=f"{sid}-ok-{i}", slot=i)
-            for sid, s in engine.services.items()
-            if s["spec"].name == "shop_web"
-            for i in (1, 2)
-        ]
+    def failing(tasks: list[ObservedTask]) -> list[ObservedTask]:
+        names = _service_names(engine)
+        out: list[ObservedTask] = []
+        for t in tasks:
+            if names[t.service_id] != "shop_db":
+                out.append(t)
+                continue
+            out += [
+                replace(
+                    t,
+                    id=f"{t.id}-{i}",
+                    state="failed",
+                    desired_state="shutdown",
+                    error="task: non-zero exit (1)",
+                    exit_code=1,
+                    timestamp=str(i),
+                )
+                for i in range(3)
+            ]
+        return out
 
-    engine.list_tasks = failing  # type: ignore[method-assign]
+    engine.on_list_tasks = failing
     with pytest.raises(EnvironmentFailed) as info:
-        deploy(engine, _desired(tmp_path), clock=FakeClock())  # type: ignore[arg-type]
+        deploy(engine, _desired(tmp_path), clock=FakeClock())
     assert [f.service for f in info.value.failures] == ["db"]
     assert "non-zero exit" in info.value.failures[0].reason
 
@@ -468,10 +371,10 @@ def test_a_failing_service_fails_the_deploy(tmp_path: Path) -> None:
 def test_deploy_times_out_with_the_last_detail(tmp_path: Path) -> None:
     """A service that never gets its tasks running fails at the deadline, saying how far it got."""
     engine = FakeSwarm()
-    engine.list_tasks = lambda ids: []  # type: ignore[method-assign]
+    engine.on_list_tasks = lambda tasks: []
     clock = FakeClock()
     with pytest.raises(EnvironmentFailed) as info:
-        deploy(engine, _desired(tmp_path), timeout=5, clock=clock)  # type: ignore[arg-type]
+        deploy(engine, _desired(tmp_path), timeout=5, clock=clock)
     assert "did not converge within 5s" in info.value.failures[0].reason
     assert clock.now >= 1005
 
@@ -487,10 +390,10 @@ def test_deploy_times_out_with_the_last_detail(tmp_path: Path) -> None:
 def test_not_a_swarm_manager_is_a_usage_error(state: str, manager: bool, words: str) -> None:
     """An engine that does not manage an active swarm is refused with exit code 2 and a hint."""
     with pytest.raises(NotSwarmManager) as info:
-        require_manager(FakeSwarm(manager, state))  # type: ignore[arg-type]
+        require_manager(FakeSwarm(manager, state))
     assert info.value.exit_code == 2
     assert "is not a swarm manager" in str(info.value) and words in str(info.value)
-    require_manager(FakeSwarm(True, "active"))  # type: ignore[arg-type]
+    require_manager(FakeSwarm(True, "active"))
 
 
 def test_a_crash_loop_without_healthcheck_is_not_ready(tmp_path: Path) -> None:
@@ -498,32 +401,29 @@ def test_a_crash_loop_without_healthcheck_is_not_ready(tmp_path: Path) -> None:
     engine = FakeSwarm()
     polls = {"n": 0}
 
-    def crashing(ids: list[str]) -> list[ObservedTask]:
+    def crashing(tasks: list[ObservedTask]) -> list[ObservedTask]:
         polls["n"] += 1
-        out = []
-        for sid, s in engine.services.items():
-            h = s["spec"].container.labels[TASK_HASH_LABEL]
-            if s["spec"].name == "shop_db":  # up between crashes, one more failure each poll
-                out.append(_task(sid, h, id=f"{sid}-run"))
+        names = _service_names(engine)
+        out: list[ObservedTask] = []
+        for t in tasks:
+            out.append(t)
+            if names[t.service_id] == "shop_db":  # up between crashes, one more failure each poll
                 out += [
-                    _task(
-                        sid,
-                        h,
-                        "failed",
-                        "shutdown",
-                        id=f"{sid}-f{i}",
+                    replace(
+                        t,
+                        id=f"{t.id}-f{i}",
+                        state="failed",
+                        desired_state="shutdown",
                         error="crash",
                         timestamp=str(i),
                     )
                     for i in range(polls["n"])
                 ]
-            else:
-                out += [_task(sid, h, id=f"{sid}-{i}", slot=i) for i in (1, 2)]
         return out
 
-    engine.list_tasks = crashing  # type: ignore[method-assign]
+    engine.on_list_tasks = crashing
     with pytest.raises(EnvironmentFailed) as info:
-        deploy(engine, _desired(tmp_path), timeout=10, clock=FakeClock())  # type: ignore[arg-type]
+        deploy(engine, _desired(tmp_path), timeout=10, clock=FakeClock())
     assert [f.service for f in info.value.failures] == ["db"]
 
 

@@ -6,9 +6,9 @@ import pytest
 
 from envd.engine.fake import FakeEngine
 from envd.run.retry import retry
-from envd.run.teardown import remove_networks
+from envd.run.teardown import NetworkRemoval, remove_networks
 from envd.values import labels
-from envd.values.errors import Conflict, NotFound
+from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from envd.values.events import Event, FakeClock
 from envd.values.types import ContainerCreate, NetworkAttachment
 
@@ -45,6 +45,18 @@ def test_retry_lets_other_errors_through() -> None:
     assert clock.monotonic() == 1000.0
 
 
+def test_retry_never_waits_out_an_unreachable_engine() -> None:
+    """EngineUnavailable is an EngineError, yet even ``on=(EngineError,)`` lets it through at once (exit 3, not 5 s of retries)."""
+    clock = FakeClock()
+
+    def down() -> None:
+        raise EngineUnavailable("the Docker engine is not reachable")
+
+    with pytest.raises(EngineUnavailable):
+        retry(down, clock, clock.monotonic() + 5, on=(EngineError,))
+    assert clock.monotonic() == 1000.0
+
+
 def test_remove_networks_reports_the_ones_still_in_use() -> None:
     """A network with a running container attached is reported stuck after the grace period; others go."""
     engine = FakeEngine()
@@ -58,7 +70,8 @@ def test_remove_networks_reports_the_ones_still_in_use() -> None:
     engine.start_container(cid)
     events: list[Event] = []
     clock = FakeClock()
-    assert remove_networks(engine, "shop", events.append, clock) == ["shop_busy"]
+    result = remove_networks(engine, "shop", events.append, clock)
+    assert result == NetworkRemoval(stuck={"shop_busy": ["other"]})
     assert [n.name for n in engine.list_networks("shop")] == ["shop_busy"]
     phases = [(e.resource, e.phase) for e in events]
     assert ("network shop_default", "done") in phases
@@ -77,4 +90,17 @@ def test_remove_networks_counts_a_network_gone_meanwhile_as_removed() -> None:
         raise NotFound(f"network {name} not found", 404)
 
     engine.remove_network = vanish  # type: ignore[method-assign]
-    assert remove_networks(engine, "shop", clock=FakeClock()) == []
+    assert remove_networks(engine, "shop", clock=FakeClock()) == NetworkRemoval()
+
+
+def test_a_network_the_engine_leaked_endpoints_on_is_left_in_place_not_stuck() -> None:
+    """No container attached but the engine still counts endpoints (moby#42119): reported as
+    leaked, with an info event, so `down` can succeed; a later up reuses it."""
+    engine = FakeEngine()
+    engine.create_network("shop_default", {labels.PROJECT: "shop"})
+    engine.leak_endpoints("shop_default")
+    events: list[Event] = []
+    result = remove_networks(engine, "shop", events.append, FakeClock())
+    assert result == NetworkRemoval(leaked=["shop_default"])
+    assert [n.name for n in engine.list_networks("shop")] == ["shop_default"]
+    assert [e.phase for e in events if e.resource == "network shop_default"][-1] == "info"

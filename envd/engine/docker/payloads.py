@@ -1,0 +1,378 @@
+"""Engine values to Docker API JSON and back: pure functions, no IO.
+
+``DockerEngine`` (and the swarm engine built on it) sends what these build
+and reads answers through them, so the mapping can be checked from small
+tables without an engine. Secret values only ever go into the tar archive
+``secrets_tar`` builds, never into JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import posixpath
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from envd.engine.secret_paths import secret_roots
+from envd.values import labels
+from envd.values.types import (
+    ContainerCreate,
+    ContainerState,
+    Healthcheck,
+    ObservedContainer,
+    ObservedImage,
+    ObservedMount,
+    ObservedNetwork,
+    ObservedVolume,
+    PortBinding,
+    SecretFile,
+)
+
+Json = Any  # a decoded JSON value from the engine
+
+_ANONYMOUS_NAME = re.compile(r"[0-9a-f]{64}")  # how the engine names anonymous volumes
+_HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+_EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
+
+
+# --------------------------------------------------------------------------- small parts
+
+
+def engine_message(body: bytes) -> str:
+    """The engine's own error message from an error answer's body."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()
+    if isinstance(doc, dict) and isinstance(doc.get("message"), str):
+        return str(doc["message"]).strip()
+    return body.decode("utf-8", "replace").strip()
+
+
+def nanos(seconds: float) -> int:
+    """Seconds as the nanoseconds the API wants for durations."""
+    return round(seconds * 1_000_000_000)
+
+
+def filters(**by: list[str]) -> str:
+    """The ``filters`` query parameter of the list endpoints."""
+    return json.dumps(by, separators=(",", ":"))
+
+
+def label_filter(wanted: Mapping[str, str]) -> dict[str, str]:
+    """A query listing only objects carrying every one of these labels."""
+    return {"filters": filters(label=[f"{k}={v}" for k, v in sorted(wanted.items())])}
+
+
+def project_filter(project: str) -> dict[str, str]:
+    return {"filters": filters(label=[f"{labels.PROJECT}={project}"])}
+
+
+def events_filter(project: str) -> str:
+    """The ``/events`` filter for one project's container events."""
+    return filters(
+        type=["container"],
+        label=[f"{labels.PROJECT}={project}"],
+        # Healthcheck execs fire three events a second per container: noise.
+        event=[
+            "create",
+            "start",
+            "die",
+            "destroy",
+            "kill",
+            "oom",
+            "stop",
+            "rename",
+            "pause",
+            "unpause",
+            "health_status",
+        ],
+    )
+
+
+def health_from_status(status_text: str) -> str | None:
+    """The health in a container list's status text ("Up 3s (healthy)")."""
+    m = _HEALTH_RE.search(status_text)
+    if not m:
+        return None
+    return "starting" if m.group(1) == "health: starting" else m.group(1)
+
+
+def split_ref(ref: str) -> tuple[str, str | None]:
+    """``name[:tag][@digest]`` → (repository, tag or digest) as the pull API wants."""
+    if "@" in ref:
+        repo, digest = ref.split("@", 1)
+        slash, colon = repo.rfind("/"), repo.rfind(":")
+        return (repo[:colon] if colon > slash else repo), digest
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        return ref[:colon], ref[colon + 1 :]
+    return ref, "latest"
+
+
+def healthcheck(hc: Healthcheck) -> dict[str, Any]:
+    """A ``Healthcheck`` (containers) or ``HealthCheck`` (services) payload."""
+    if hc.test and hc.test[0] == "NONE":
+        return {"Test": ["NONE"]}
+    return {
+        "Test": list(hc.test),
+        "Interval": nanos(hc.interval_s),
+        "Timeout": nanos(hc.timeout_s),
+        "Retries": hc.retries,
+        "StartPeriod": nanos(hc.start_period_s),
+    }
+
+
+def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
+    """A tar holding each secret at its target path (relative to ``root``)."""
+    import tarfile  # lazy: only containers with secrets need it
+
+    buf = io.BytesIO()
+    now = int(time.time())
+    dirs: set[str] = set()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for secret in secrets:
+            rel = posixpath.relpath(posixpath.normpath(secret.target), root)
+            parent = posixpath.dirname(rel)
+            chain: list[str] = []
+            while parent and parent not in dirs:
+                chain.append(parent)
+                parent = posixpath.dirname(parent)
+            for d in reversed(chain):
+                dirs.add(d)
+                info = tarfile.TarInfo(d)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.mtime = now
+                tar.addfile(info)
+            info = tarfile.TarInfo(rel)
+            info.size = len(secret.value)
+            info.mode = secret.mode
+            info.uid = secret.uid
+            info.gid = secret.gid
+            info.mtime = now
+            tar.addfile(info, io.BytesIO(secret.value))
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- requests
+
+
+def create_body(spec: ContainerCreate) -> dict[str, Any]:
+    """The ``/containers/create`` payload (secrets go in later, by archive)."""
+    exposed: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for p in spec.ports:
+        key = f"{p.container_port}/{p.protocol}"
+        exposed[key] = {}
+        bindings.setdefault(key, []).append(
+            {"HostIp": p.host_ip, "HostPort": "" if p.host_port is None else str(p.host_port)}
+        )
+    mounts: list[dict[str, Any]] = []
+    for m in spec.mounts:
+        mount: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
+        if m.source and m.type != "tmpfs":
+            mount["Source"] = m.source
+        mounts.append(mount)
+    if spec.secrets and spec.read_only:
+        mounted = {posixpath.normpath(m.target) for m in spec.mounts}
+        for d in secret_roots(spec.secrets):
+            if d not in mounted:
+                # An anonymous volume: the archive API may write into it.
+                # Labelled, so removing the container always removes it
+                # (a secret must not stay on disk after `down`).
+                vol_labels = {labels.SECRETS_VOLUME: "1"}
+                if labels.PROJECT in spec.labels:
+                    vol_labels[labels.PROJECT] = spec.labels[labels.PROJECT]
+                mounts.append(
+                    {"Type": "volume", "Target": d, "VolumeOptions": {"Labels": vol_labels}}
+                )
+    host: dict[str, Any] = {
+        "PortBindings": bindings,
+        "Mounts": mounts,
+        "Tmpfs": dict(spec.tmpfs),
+        "RestartPolicy": {
+            "Name": "" if spec.restart in ("no", "") else spec.restart,
+            "MaximumRetryCount": 0,
+        },
+        "Init": spec.init,
+        "ReadonlyRootfs": spec.read_only,
+        "CapAdd": list(spec.cap_add) or None,
+        "CapDrop": list(spec.cap_drop) or None,
+        "AutoRemove": spec.auto_remove,
+    }
+    body: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": dict(spec.labels),
+        "Env": [f"{k}={v}" for k, v in spec.env],
+        "WorkingDir": spec.working_dir,
+        "User": spec.user,
+        "Hostname": spec.hostname,
+        "ExposedPorts": exposed,
+        "StopSignal": spec.stop_signal or None,
+        "StopTimeout": spec.stop_timeout,
+        "Tty": spec.tty,
+        "OpenStdin": spec.stdin_open,
+        # Like `docker run -i`: stdin closes with the first attached
+        # client's EOF, so a pipe ends the one-off and /dev/null can't hang it.
+        "StdinOnce": spec.stdin_open,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        "HostConfig": host,
+    }
+    if spec.anonymous_volumes:
+        body["Labels"][labels.ANONYMOUS_VOLUMES] = ",".join(spec.anonymous_volumes)
+    if spec.command is not None:
+        body["Cmd"] = list(spec.command)
+    if spec.entrypoint is not None:
+        # An empty list clears the image's entrypoint (and its default Cmd).
+        body["Entrypoint"] = list(spec.entrypoint)
+    if spec.healthcheck is not None:
+        body["Healthcheck"] = healthcheck(spec.healthcheck)
+    if spec.networks:
+        first = spec.networks[0]
+        host["NetworkMode"] = first.network
+        body["NetworkingConfig"] = {
+            "EndpointsConfig": {first.network: {"Aliases": list(first.aliases) or None}}
+        }
+    return body
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def observed_containers(doc: Json) -> list[ObservedContainer]:
+    """A ``/containers/json`` answer."""
+    out: list[ObservedContainer] = []
+    for c in doc or []:
+        status = str(c.get("State") or "")
+        status_text = str(c.get("Status") or "")
+        exit_code: int | None = None
+        if status in ("exited", "dead"):
+            m = _EXITED_RE.match(status_text)
+            exit_code = int(m.group(1)) if m else None
+        names = c.get("Names") or []
+        ports = tuple(
+            PortBinding(
+                container_port=int(p["PrivatePort"]),
+                protocol=str(p.get("Type") or "tcp"),
+                host_ip=str(p.get("IP") or ""),
+                host_port=int(p["PublicPort"]) if p.get("PublicPort") else None,
+            )
+            for p in c.get("Ports") or []
+            if p.get("PublicPort")
+        )
+        out.append(
+            ObservedContainer(
+                id=str(c["Id"]),
+                name=str(names[0]).lstrip("/") if names else "",
+                labels=dict(c.get("Labels") or {}),
+                status=status,
+                health=health_from_status(status_text) if status == "running" else None,
+                exit_code=exit_code,
+                image_id=str(c.get("ImageID") or ""),
+                ports=ports,
+            )
+        )
+    return out
+
+
+def observed_networks(doc: Json) -> list[ObservedNetwork]:
+    """A ``/networks`` answer."""
+    return [
+        ObservedNetwork(
+            id=str(n["Id"]),
+            name=str(n["Name"]),
+            labels=dict(n.get("Labels") or {}),
+            driver=str(n.get("Driver") or ""),
+            internal=bool(n.get("Internal")),
+        )
+        for n in doc or []
+    ]
+
+
+def observed_volumes(doc: Json) -> list[ObservedVolume]:
+    """A ``/volumes`` answer."""
+    return [
+        ObservedVolume(name=str(v["Name"]), labels=dict(v.get("Labels") or {}))
+        for v in (doc or {}).get("Volumes") or []
+    ]
+
+
+def observed_image(ref: str, doc: Json) -> ObservedImage:
+    """An image inspect, for the reference it was asked by."""
+    config = doc.get("Config") or {}
+    return ObservedImage(
+        ref=ref,
+        id=str(doc["Id"]),
+        labels=dict(config.get("Labels") or {}),
+        repo_digests=tuple(doc.get("RepoDigests") or ()),
+        volumes=tuple(sorted(config.get("Volumes") or {})),
+    )
+
+
+def container_state(doc: Json) -> ContainerState:
+    """A container inspect."""
+    state = doc.get("State") or {}
+    status = str(state.get("Status") or "")
+    hc = (doc.get("Config") or {}).get("Healthcheck") or {}
+    test = hc.get("Test") or []
+    has_hc = bool(test) and test[0] != "NONE"
+    health = (state.get("Health") or {}).get("Status") or None
+    return ContainerState(
+        id=str(doc["Id"]),
+        status=status,
+        exit_code=int(state.get("ExitCode") or 0) if status in ("exited", "dead") else None,
+        # Like the list: no health once it stopped (the engine keeps the last).
+        health=str(health) if has_hc and health and status == "running" else None,
+        has_healthcheck=has_hc,
+        oom_killed=bool(state.get("OOMKilled")),
+        error=str(state.get("Error") or ""),
+    )
+
+
+def stop_timeout(doc: Json) -> int:
+    """The grace period a container inspect says it was created with."""
+    configured = (doc.get("Config") or {}).get("StopTimeout")
+    return 10 if configured is None else int(configured)  # 10: the engine's default
+
+
+def mounts(doc: Json) -> list[ObservedMount]:
+    """A container inspect's mounts, anonymous volumes marked (not yet the secret ones).
+
+    A volume is anonymous when the engine named it (64 hex) and the spec did
+    not ask for it by name, or it was handed over from a replaced container.
+    """
+    host = doc.get("HostConfig") or {}
+    asked = {str(m.get("Source") or "") for m in host.get("Mounts") or []}
+    asked |= {str(b).split(":", 1)[0] for b in host.get("Binds") or []}
+    config_labels = (doc.get("Config") or {}).get("Labels") or {}
+    handed = set(str(config_labels.get(labels.ANONYMOUS_VOLUMES) or "").split(","))
+    out: list[ObservedMount] = []
+    for m in doc.get("Mounts") or []:
+        kind = str(m.get("Type") or "")
+        name = str((m.get("Name") if kind == "volume" else m.get("Source")) or "")
+        anonymous = (
+            kind == "volume"
+            and _ANONYMOUS_NAME.fullmatch(name) is not None
+            and (name not in asked or name in handed)
+        )
+        target = str(m.get("Destination") or "")
+        out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous))
+    return out
+
+
+def mark_secret_volumes(found: list[ObservedMount], secret_volumes: Json) -> list[ObservedMount]:
+    """``found`` with the anonymous volumes listed in ``secret_volumes`` marked as secrets."""
+    secret = {str(v.get("Name")) for v in (secret_volumes or {}).get("Volumes") or []}
+    return [
+        ObservedMount(m.type, m.target, m.source, m.read_only, True, True)
+        if m.anonymous and m.source in secret
+        else m
+        for m in found
+    ]
