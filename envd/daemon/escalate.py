@@ -67,7 +67,7 @@ def escalate(
         return
     if not _signal(pid, signal.SIGKILL) or gone(kill_wait):
         say(
-            f"the daemon (pid {pid}) ignored SIGTERM for {term_grace:.0f}s;"
+            f"the daemon (pid {pid}) ignored SIGTERM for {term_grace:g}s;"
             " escalated to SIGKILL and it is gone"
         )
         return

@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
     from envd.daemon.client import DaemonClient
     from envd.inputs.prepare import Target
 
+TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
+
 # The client is imported only where a daemon is talked to: it pulls in
 # http.client and ssl (~10 ms), which `up --once` and `down` pay for nothing
 # when, as usual, no daemon socket exists.
@@ -92,7 +94,7 @@ def stop(
     environment: str | None,
     timeout: float = 30.0,
     *,
-    term_grace: float = 10.0,
+    term_grace: float | None = None,
     notify: Callable[[str], object] | None = None,
 ) -> bool:
     """Stop the daemon and make sure it is gone; False if none ran.
@@ -118,7 +120,8 @@ def stop(
         if _wait_gone(paths, pid, timeout):
             return True
     assert pid is not None  # without a pid file _wait_gone returned True
-    escalate(pid, term_grace, lambda seconds: _wait_gone(paths, pid, seconds), notify)
+    grace = TERM_GRACE if term_grace is None else term_grace
+    escalate(pid, grace, lambda seconds: _wait_gone(paths, pid, seconds), notify)
     return True
 
 
