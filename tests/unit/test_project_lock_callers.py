@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from envd.cli import project
+from envd.cli import _common, project
 from envd.cli.app import run_cli
 from envd.daemon import process
 from envd.daemon.paths import StatePaths
 from envd.engine.fake import FakeEngine
+from envd.run.oneoff import run_one_off
 from envd.run.project_lock import converging
 from tests.helpers import DaemonWorld, FakeReconciler, serving, wait_for
 
@@ -79,11 +80,22 @@ def stubborn(proj: Path) -> Iterator[subprocess.Popen[str]]:
 
 
 def test_up_once_waits_for_the_holder_then_converges(
-    capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
+    capsys: pytest.CaptureFixture[str],
+    proj: Path,
+    fake: FakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`up --once` while another envd holds the project's lock says so once, waits, then converges."""
     release = threading.Event()
     held = threading.Event()
+    say = _common.err
+
+    def err(message: str) -> None:
+        say(message)
+        if message.startswith("waiting for another envd"):
+            release.set()  # the holder finishes while `up` waits
+
+    monkeypatch.setattr(_common, "err", err)
 
     def holder() -> None:
         with converging("shop", "envd down"):
@@ -93,8 +105,6 @@ def test_up_once_waits_for_the_holder_then_converges(
     thread = threading.Thread(target=holder)
     thread.start()
     wait_for(held.is_set, timeout=5)
-    timer = threading.Timer(0.7, release.set)  # the holder finishes while `up` waits
-    timer.start()
     try:
         code = run_cli(["up", "--once", "--json", "-C", str(proj)])
     finally:
@@ -223,3 +233,25 @@ def test_a_reused_pid_is_never_signalled(proj: Path) -> None:
     finally:
         other.kill()
         other.wait(timeout=10)
+
+
+def test_run_holds_the_lock_to_create_the_one_off_and_not_while_it_runs(tmp_path: Path) -> None:
+    """`envd run` creates its container under the lock and releases it before the container starts."""
+    from contextlib import contextmanager
+
+    from tests.unit.test_oneoff_fake import ExitingEngine, desired_from
+
+    engine = ExitingEngine()
+    desired = desired_from(tmp_path)
+    calls_inside: list[int] = []
+
+    @contextmanager
+    def hold() -> Iterator[None]:
+        yield
+        calls_inside.append(len(engine.mutating_calls()))
+
+    assert run_one_off(engine, desired, "db", ["true"], rm=False, hold=hold) == 0
+    [inside] = calls_inside
+    kinds = [c[0] for c in engine.mutating_calls()]
+    assert kinds[inside - 1] == "create_container"
+    assert "start_container" in kinds[inside:]
