@@ -90,12 +90,12 @@ def test_up_once_waits_for_the_holder_then_converges(
     held = threading.Event()
     say = _common.err
 
-    def err(message: str) -> None:
+    def say_and_release(message: str) -> None:
         say(message)
         if message.startswith("waiting for another envd"):
             release.set()  # the holder finishes while `up` waits
 
-    monkeypatch.setattr(_common, "err", err)
+    monkeypatch.setattr(_common, "err", say_and_release)
 
     def holder() -> None:
         with converging("shop", "envd down"):
