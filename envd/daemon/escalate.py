@@ -17,13 +17,17 @@ from envd.values.errors import EnvdError
 KILL_WAIT = 5.0
 
 
-def is_daemon(pid: int) -> bool:
-    """Whether ``pid`` runs `envd … daemon`, judged by its command line."""
+def is_daemon(pid: int, project_dir: Path | None = None) -> bool:
+    """Whether ``pid`` runs `envd … daemon` (for ``project_dir`` when it names one with -C)."""
     try:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"daemon" in args and any(b"envd" in a for a in args)
+    if b"daemon" not in args or not any(b"envd" in a for a in args):
+        return False
+    if project_dir is not None and b"-C" in args[:-1]:
+        return args[args.index(b"-C") + 1] == os.fsencode(project_dir)
+    return True
 
 
 def _signal(pid: int, sig: signal.Signals) -> bool:
@@ -46,13 +50,14 @@ def escalate(
     gone: Callable[[float], bool],
     notify: Callable[[str], object] | None = None,
     kill_wait: float = KILL_WAIT,
+    project_dir: Path | None = None,
 ) -> None:
     """End the daemon ``pid`` that did not stop when asked, or raise ``EnvdError`` saying why not.
 
     ``gone(seconds)`` waits at most that long for the daemon to be gone.
     """
     say = notify or (lambda _: None)
-    if not is_daemon(pid):
+    if not is_daemon(pid, project_dir):
         if gone(0):
             return
         raise EnvdError(
@@ -63,7 +68,7 @@ def escalate(
     if not _signal(pid, signal.SIGTERM) or gone(term_grace):
         say(f"the daemon (pid {pid}) did not stop when asked; SIGTERM ended it")
         return
-    if not is_daemon(pid):  # it exited and the pid was reused within the grace
+    if not is_daemon(pid, project_dir):  # it exited and the pid was reused within the grace
         return
     if not _signal(pid, signal.SIGKILL) or gone(kill_wait):
         say(

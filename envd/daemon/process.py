@@ -110,7 +110,7 @@ def stop(
     paths = StatePaths.for_project(project_dir, environment)
     client = running(project_dir, environment)
     pid = _pid(paths)
-    if client is None and not (pid is not None and _alive(pid) and is_daemon(pid)):
+    if client is None and not (pid is not None and _alive(pid) and is_daemon(pid, project_dir)):
         return False
     if client is not None:
         try:
@@ -121,7 +121,9 @@ def stop(
             return True
     assert pid is not None  # without a pid file _wait_gone returned True
     grace = TERM_GRACE if term_grace is None else term_grace
-    escalate(pid, grace, lambda seconds: _wait_gone(paths, pid, seconds), notify)
+    escalate(
+        pid, grace, lambda seconds: _wait_gone(paths, pid, seconds), notify, project_dir=project_dir
+    )
     return True
 
 

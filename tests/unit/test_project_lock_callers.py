@@ -221,9 +221,14 @@ def test_down_says_it_escalated(
     assert json.loads(out.splitlines()[-1])["result"] == "ok"
 
 
-def test_a_reused_pid_is_never_signalled(proj: Path) -> None:
-    """A pid file naming a process that is not an envd daemon: stop reports no daemon, signals nothing."""
-    other = stubborn_daemon(["unrelated"])
+@pytest.mark.parametrize(
+    "argv",
+    [["unrelated"], ["-m", "envd", "-C", "/elsewhere", "daemon"]],
+    ids=["other", "other-project"],
+)
+def test_a_reused_pid_is_never_signalled(proj: Path, argv: list[str]) -> None:
+    """A pid file naming a process that is not this project's envd daemon: stop reports none, signals nothing."""
+    other = stubborn_daemon(argv)
     try:
         paths = StatePaths.for_project(proj, None)
         paths.ensure()
