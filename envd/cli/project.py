@@ -152,7 +152,10 @@ def up(
     from envd.cli.progress import make_progress
     from envd.inputs.prepare import prepare_desired
     from envd.run.converge import converge
+    from envd.run.project_lock import timeout_from
 
+    # A bad ENVD_LOCK_TIMEOUT is exit 2 here, not in every pass of the daemon it would start.
+    lock_wait = timeout_from(lock_timeout)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic).
     desired = prepare_desired(obj.target(), frozen=frozen)
     project_dir = Path(desired.project_dir)
@@ -176,7 +179,7 @@ def up(
     force = frozenset(desired.services) if force_recreate else frozenset()
     try:
         # Another envd converging this project first: wait, then re-plan from what it left.
-        with holding(desired.project, "envd up --once", lock_timeout):
+        with holding(desired.project, "envd up --once", lock_wait):
             _, result = converge(
                 eng,
                 desired,
