@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +223,43 @@ def test_a_threads_wait_ends_when_another_thread_releases(locks: Path) -> None:
     assert lines == [
         f"waiting for another envd (pid {os.getpid()}, `envd daemon`) converging project shop…"
     ]
+
+
+@pytest.fixture
+def shared_tmp() -> Iterator[Path]:
+    """A sticky, world-writable directory like /tmp that another user can reach."""
+    path = Path(tempfile.mkdtemp(prefix="envd-lock-shared-"))
+    path.chmod(0o1777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def as_nobody(*argv: str) -> None:
+    """Run the command ``argv`` as the unprivileged user nobody (65534)."""
+
+    def drop() -> None:
+        os.setgid(65534)
+        os.setuid(65534)
+
+    subprocess.run(argv, check=True, preexec_fn=drop)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as a second user needs root")
+def test_a_lock_directory_planted_by_another_user_is_refused(shared_tmp: Path) -> None:
+    """Another user who creates the lock directory first in a shared /tmp gets nothing: it is refused."""
+    as_nobody("mkdir", "-m", "700", str(shared_tmp / "locks"))
+    with pytest.raises(LockDirectoryUnsafe, match="belongs to uid 65534"):
+        enter(shared_tmp / "locks")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as a second user needs root")
+def test_a_lock_directory_link_planted_by_another_user_is_refused(shared_tmp: Path) -> None:
+    """Another user's symbolic link in place of the lock directory is refused and not followed."""
+    target = shared_tmp / "theirs"
+    as_nobody("mkdir", "-m", "777", str(target))
+    as_nobody("ln", "-s", str(target), str(shared_tmp / "locks"))
+    with pytest.raises(LockDirectoryUnsafe, match="symbolic link"):
+        enter(shared_tmp / "locks")
+    assert list(target.iterdir()) == []
