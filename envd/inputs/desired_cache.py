@@ -74,9 +74,12 @@ class _Entry:
 
 
 def lookup(
-    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys
+    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys, extra: str = ""
 ) -> DesiredProject | None:
-    """The cached desired state for these inputs, or None (then load the spec)."""
+    """The cached desired state for these inputs, or None (then load the spec).
+
+    ``extra`` joins the key: the caller's own inputs (this user's approvals).
+    """
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
         raw = (base / ".envd" / CACHE_FILE).read_bytes()
@@ -90,7 +93,7 @@ def lookup(
         entry = pickle.loads(body)
         if not isinstance(entry, _Entry):
             return None
-        if entry.key != _key(key, target, environ, frozen, spec_file, base):
+        if entry.key != _key(key, target, environ, frozen, spec_file, base, extra):
             return None
         return _revalidate(entry, base, environ, keys)
     except Exception:  # any doubt is a miss, and the slow path speaks
@@ -105,6 +108,7 @@ def store(
     desired: DesiredProject,
     builds: Mapping[str, BuildInputs],
     keys: Keys,
+    extra: str = "",
 ) -> None:
     """Remember a desired state that was just loaded and validated the slow way."""
     try:
@@ -145,7 +149,7 @@ def store(
         }
         key = keys.hash_key
         entry = _Entry(
-            key=_key(key, target, environ, frozen, spec_file, base),
+            key=_key(key, target, environ, frozen, spec_file, base, extra),
             desired=stripped,
             secrets=secrets,
             secret_sources=sources,
@@ -225,6 +229,7 @@ def _key(
     frozen: bool,
     spec_file: Path,
     base: Path,
+    extra: str = "",
 ) -> str:
     h = hmac.new(hash_key, _FORMAT, hashlib.sha256)
 
@@ -247,7 +252,7 @@ def _key(
             feed(path.read_bytes())
         except FileNotFoundError:
             feed(None)
-    feed(sorted(environ.items()))
+    feed(sorted(environ.items()), extra)
     return h.hexdigest()
 
 
