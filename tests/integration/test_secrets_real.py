@@ -95,7 +95,13 @@ class SecretProject:
             (self.dir / "secrets" / "cmd.txt").write_text(value + "\n")
 
     def env(self, **extra: str) -> dict[str, str]:
-        return {TOKEN_VAR: self.values["tok"], "XDG_STATE_HOME": str(self.state), **extra}
+        # ENVD_ALLOW=1: the command source is approved for each run, as CI would (docs/security.md).
+        return {
+            TOKEN_VAR: self.values["tok"],
+            "XDG_STATE_HOME": str(self.state),
+            "ENVD_ALLOW": "1",
+            **extra,
+        }
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> Any:
         """``envd ARGS`` in the project, with the token variable set."""
