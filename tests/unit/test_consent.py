@@ -241,3 +241,30 @@ def test_a_planted_approval_in_a_foreign_file_mode_is_refused(
     (tmp_path / "state" / "envd" / approvals.FILE).chmod(0o644)
     with pytest.raises(UsageError, match="mode 0600"):
         unapproved(planted, {})
+
+
+def test_the_daemon_keeps_what_runs_until_the_spec_is_approved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon pass over an unapproved command secret is an invalid spec: no command, no container; approved, it converges."""
+    from tests.helpers import DaemonWorld
+
+    monkeypatch.setenv("ENVD_HASH_KEY", "test-key")
+    marker = tmp_path / "marker"
+    root = tmp_path / "unitd"
+    root.mkdir()
+    world = DaemonWorld(root)
+    world.write(
+        '[project]\nname = "unitd"\n\n[services.web]\nimage = "envd-local/busybox:latest"\n'
+        'command = ["sleep", "3600"]\nsecrets = ["tok"]\n\n[secrets.tok]\n'
+        f'command = ["sh", "-c", "echo ran >> {marker}; echo v"]\n'
+    )
+    world.reconciler.trigger("test")
+    world.run_next()
+    assert world.reconciler.state.last_result == "invalid-spec"
+    assert "has not approved" in world.reconciler.state.last_error
+    assert world.containers() == {} and not marker.exists()
+    loaded = load(root, environ={})
+    approvals.approve(loaded, reach(loaded))
+    world.converge()
+    assert list(world.containers()) == ["unitd-web-1"] and marker.read_text() == "ran\n"
