@@ -11,7 +11,8 @@ file, environment, profiles, swarm, ``--frozen``), the bytes of the spec,
 ``.env`` and ``envd.lock``, and the whole process environment. What the spec
 points at is recorded when an entry is stored and checked on lookup: the
 contents of ``env_file`` files, which paths must exist (bind sources, watch
-paths), each build context's digest, and each secret's value (by keyed
+paths) and where bind sources resolve to (a link retargeted out of the project
+needs this user's approval, ``envd.inputs.consent``), each build context's digest, and each secret's value (by keyed
 digest; values are read again on every hit, never stored).
 
 The file is written 0600 and sealed with an HMAC under the per-user key
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
-_FORMAT = b"envd-desired-cache/2"  # 2: DesiredService.secret_digests
+_FORMAT = b"envd-desired-cache/3"  # 2: DesiredService.secret_digests; 3: real paths
 _SEAL = 32  # bytes of HMAC-SHA256 in front of the pickle
 
 
@@ -69,7 +70,7 @@ class _Entry:
     # per service, the secret name behind each of template.secrets, in order
     secret_sources: Mapping[str, tuple[str, ...]]
     files: tuple[tuple[str, str | None], ...]  # (path, keyed digest of contents | None)
-    paths: tuple[tuple[str, bool], ...]  # (path, existed)
+    paths: tuple[tuple[str, str | None], ...]  # (path, its real path | None: absent)
     builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
 
 
@@ -133,16 +134,16 @@ def store(
             for n in names
         )
         files: list[tuple[str, str | None]] = []
-        paths: list[tuple[str, bool]] = []
+        paths: list[tuple[str, str | None]] = []
         for svc in active.values():
             for env_file in svc.env_file:
                 files.append((str(base / env_file), _file_digest(base / env_file, keys)))
             for mount in svc.volumes:
                 if mount.type == "bind":
                     src = loaded.bind_sources[mount.source]
-                    paths.append((src, Path(src).exists()))
+                    paths.append((src, _real(Path(src))))
             for rule in svc.watch:
-                paths.append((str(base / rule.path), (base / rule.path).exists()))
+                paths.append((str(base / rule.path), _real(base / rule.path)))
         stripped = _with_secret_values(desired, sources, lambda source, value: b"")
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
@@ -175,8 +176,8 @@ def _revalidate(
     for path, want in entry.files:
         if _file_digest(Path(path), keys) != want:
             return None
-    for path, existed in entry.paths:
-        if Path(path).exists() != existed:
+    for path, real in entry.paths:
+        if _real(Path(path)) != real:
             return None
     cache_dir = base / ".envd"
     for inputs, want_digest in entry.builds:
@@ -196,6 +197,11 @@ def _revalidate(
     return _with_secret_values(
         entry.desired, entry.secret_sources, lambda source, value: values[source]
     )
+
+
+def _real(path: Path) -> str | None:
+    """Where ``path`` resolves to (links followed), or None when it does not exist."""
+    return os.path.realpath(path) if path.exists() else None
 
 
 def _with_secret_values(

@@ -201,3 +201,22 @@ def test_envd_allow_variable_lets_ci_up_without_a_record(
     assert code == 0, err
     assert marker.read_text() == "ran\n"
     assert cli(capsys, "allow", "--list")[1] == "No approvals.\n"
+
+
+def test_a_bind_retargeted_out_of_the_project_is_not_served_from_the_desired_cache(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, fake: FakeEngine
+) -> None:
+    """After an up, ./data becoming a link out of the project makes the next up refuse, the spec unchanged."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "data").mkdir()
+    (root / "envd.toml").write_text(
+        '[project]\nname = "shop"\n\n[services.web]\nimage = "web:1"\nvolumes = ["./data:/data"]\n'
+    )
+    code, _, err = cli(capsys, "up", "--once", "-C", root)
+    assert code == 0, err
+    (root / "data").rmdir()
+    (tmp_path / "home").mkdir()
+    (root / "data").symlink_to(tmp_path / "home")
+    code, _, err = cli(capsys, "up", "--once", "-C", root)
+    assert code == 2 and "mounts" in err and "has not approved" in err
