@@ -53,7 +53,8 @@ _SCRIPT_CAP = 16 * 1024 * 1024
 class ReachItem:
     """One thing a spec does outside its project."""
 
-    kind: str  # command | bind | env-file | secret-file | docker-socket | host-mode
+    # command | bind | env-file | secret-file | build-context | docker-socket | host-mode
+    kind: str
     subject: str  # "secret token", "service web"
     what: tuple[str, ...]  # the argv; the host path (and target); the field and value
     origin: str = ""  # file:line where it was written, when known
@@ -80,6 +81,8 @@ class ReachItem:
             text = f"{self.subject} mounts {self.what[0]} from outside the project"
         elif self.kind == "env-file":
             text = f"{self.subject} reads env_file {self.what[0]} from outside the project"
+        elif self.kind == "build-context":
+            text = f"{self.subject} builds from {self.what[0]}, outside the project"
         elif self.kind == "secret-file":
             text = f"{self.subject} reads {self.what[0]} from outside the project"
         else:
@@ -185,6 +188,16 @@ def _service_reach(
         real = os.path.realpath(loaded.project_dir / env_file)
         if not _inside(real, root):
             yield ReachItem("env-file", subject, (real,), origin("services", name, "env_file", i))
+    if svc.build is not None:
+        context = loaded.build_contexts.get(svc.build.context) or str(
+            loaded.project_dir / svc.build.context
+        )
+        real = os.path.realpath(context)
+        if not _inside(real, root):
+            # The whole directory goes to the engine, and a Dockerfile may COPY any of it.
+            yield ReachItem(
+                "build-context", subject, (real,), origin("services", name, "build", "context")
+            )
     for field, reaches, meaning in _HOST_FIELDS:
         value = getattr(svc, field, None)
         if reaches(value):

@@ -36,6 +36,9 @@ image = "tools:1"
 profiles = ["debug"]
 volumes = ["/:/rootfs:ro"]
 
+[services.builder]
+build = "{outside}"
+
 [secrets.token]
 command = ["sh", "-c", "id > /tmp/pwned"]
 
@@ -58,6 +61,7 @@ def planted(tmp_path: Path) -> LoadedSpec:
     outside.mkdir()
     (outside / "id_rsa").write_text("key")
     (outside / "cloud.env").write_text("AWS_SECRET=x\n")
+    (outside / "Dockerfile").write_text("FROM scratch\nCOPY . /\n")
     root = tmp_path / "repo"
     root.mkdir()
     (root / "data").mkdir()
@@ -75,7 +79,7 @@ def _kinds(items: list[ReachItem]) -> list[tuple[str, str]]:
 def test_reach_lists_every_kind_of_reach_with_where_it_was_written(
     planted: LoadedSpec, tmp_path: Path
 ) -> None:
-    """A planted spec's command, outside binds (a symlink too), socket, env_file, secret file and a profile's bind are all listed, each with file:line."""
+    """A planted spec's command, outside binds (a symlink too), socket, env_file, secret file, build context and a profile's bind are all listed, each with file:line."""
     home = str(tmp_path / "home")
     items = reach(planted, {})
     assert sorted(_kinds(items)) == sorted(
@@ -87,11 +91,12 @@ def test_reach_lists_every_kind_of_reach_with_where_it_was_written(
             ("docker-socket", "/"),  # the root holds the engine socket too
             ("command", "sh"),
             ("secret-file", f"{home}/id_rsa"),
+            ("build-context", home),
         ]
     )
     assert ("bind", str(tmp_path / "repo" / "data")) not in _kinds(items)
     origins = {i.kind + " " + i.what[0]: i.origin for i in items}
-    assert origins["command sh"].endswith("envd.toml:21")
+    assert origins["command sh"].endswith("envd.toml:24")
     assert all(i.origin.rpartition(":")[2].isdigit() for i in items)
 
 
@@ -127,7 +132,9 @@ def test_host_modes_are_one_table_row_each() -> None:
     """privileged and host namespaces are checked from one table, so a new spec field needs one line there."""
     fields = {f for f, _, _ in consent._HOST_FIELDS}
     assert {"privileged", "network_mode", "pid", "ipc"} <= fields
-    svc = SimpleNamespace(volumes=[], env_file=[], privileged=True, network_mode="host", pid=None)
+    svc = SimpleNamespace(
+        volumes=[], env_file=[], build=None, privileged=True, network_mode="host", pid=None
+    )
     loaded = SimpleNamespace(
         spec=SimpleNamespace(services={"web": svc}),
         bind_sources={},
@@ -196,7 +203,7 @@ def test_approvals_are_private_and_revocable(planted: LoadedSpec, tmp_path: Path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / approvals.FILE).stat().st_mode) == 0o600
     (entry,) = approvals.listing()
-    assert entry["file"] == os.path.realpath(planted.file) and len(entry["items"]) == 7
+    assert entry["file"] == os.path.realpath(planted.file) and len(entry["items"]) == 8
     assert approvals.revoke(approvals.key_of(planted)) is True
     assert approvals.revoke(approvals.key_of(planted)) is False
     with pytest.raises(ConsentRequired):
