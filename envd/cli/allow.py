@@ -57,7 +57,7 @@ def allow(obj: Ctx, yes: bool, list_: bool, revoke: bool, as_json: bool) -> None
         else:
             click.echo(f"{_rel(loaded.file)} reaches nothing outside its project.")
     if items and not yes:
-        if not sys.stdin.isatty():
+        if not _on_terminal():
             raise UsageError("not a terminal: read the list above, then run `envd allow --yes`")
         if not click.confirm("Allow these, for this user and this spec?", default=False):
             raise UsageError("nothing approved")
@@ -66,6 +66,10 @@ def allow(obj: Ctx, yes: bool, list_: bool, revoke: bool, as_json: bool) -> None
         click.echo(json.dumps({"approved": [i.to_json() for i in items]}))
     else:
         click.echo(f"Approved {len(items)} item(s) of {_rel(loaded.file)}.")
+
+
+def _on_terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def _list(entries: list[dict[str, object]], as_json: bool) -> None:

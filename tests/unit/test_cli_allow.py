@@ -220,3 +220,23 @@ def test_a_bind_retargeted_out_of_the_project_is_not_served_from_the_desired_cac
     (root / "data").symlink_to(tmp_path / "home")
     code, _, err = cli(capsys, "up", "--once", "-C", root)
     assert code == 2 and "mounts" in err and "has not approved" in err
+
+
+def test_allow_on_a_terminal_approves_only_on_yes(
+    proj: Path, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal envd allow shows the list and asks: "n" approves nothing (exit 2), "y" records it."""
+    from click.testing import CliRunner
+
+    from envd.cli import allow as allow_module
+    from envd.cli.app import main
+    from envd.inputs import approvals
+
+    monkeypatch.setattr(allow_module, "_on_terminal", lambda: True)
+    runner = CliRunner()
+    result = runner.invoke(main, ["allow", "-C", str(proj)], input="n\n")
+    assert result.exit_code != 0 and "Allow these, for this user and this spec?" in result.output
+    assert approvals.listing() == []
+    result = runner.invoke(main, ["allow", "-C", str(proj)], input="y\n")
+    assert result.exit_code == 0 and "Approved 1 item(s)" in result.output
+    assert len(approvals.listing()) == 1
