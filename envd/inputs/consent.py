@@ -157,6 +157,23 @@ def reach(loaded: LoadedSpec, environ: Mapping[str, str] | None = None) -> list[
                 items.append(
                     ReachItem("secret-file", subject, (real,), origin("secrets", name, "file"))
                 )
+    for name in sorted(loaded.spec.volumes):
+        vol = loaded.spec.volumes[name]
+        device = vol.driver_opts.get("device", "")
+        # The local driver's `o=bind` / `type=none` mounts any host path as a
+        # named volume: a bind mount by another name.
+        if device.startswith(("/", "~", ".")):
+            real = os.path.realpath(loaded.project_dir / os.path.expanduser(device))
+            socket = next((s for s in sockets if _inside(s, real)), None)
+            if socket is not None or not _inside(real, root):
+                items.append(
+                    ReachItem(
+                        "docker-socket" if socket else "bind",
+                        f"volume {name!r}",
+                        (real, "driver_opts.device", ""),
+                        origin("volumes", name, "driver_opts", "device"),
+                    )
+                )
     for name in sorted(loaded.spec.services):
         items.extend(_service_reach(name, loaded, root, sockets, origin))
     return sorted(items, key=lambda i: (origin.order(i.origin), i.subject, i.kind, i.what))

@@ -39,6 +39,9 @@ volumes = ["/:/rootfs:ro"]
 [services.builder]
 build = "{outside}"
 
+[volumes.sneaky]
+driver_opts = {{ type = "none", o = "bind", device = "{outside}" }}
+
 [secrets.token]
 command = ["sh", "-c", "id > /tmp/pwned"]
 
@@ -79,7 +82,7 @@ def _kinds(items: list[ReachItem]) -> list[tuple[str, str]]:
 def test_reach_lists_every_kind_of_reach_with_where_it_was_written(
     planted: LoadedSpec, tmp_path: Path
 ) -> None:
-    """A planted spec's command, outside binds (a symlink too), socket, env_file, secret file, build context and a profile's bind are all listed, each with file:line."""
+    """A planted spec's command, outside binds (a symlink too), socket, env_file, secret file, build context, a bind-like named volume and a profile's bind are all listed, each with file:line."""
     home = str(tmp_path / "home")
     items = reach(planted, {})
     assert sorted(_kinds(items)) == sorted(
@@ -92,11 +95,12 @@ def test_reach_lists_every_kind_of_reach_with_where_it_was_written(
             ("command", "sh"),
             ("secret-file", f"{home}/id_rsa"),
             ("build-context", home),
+            ("bind", home),  # a named volume that is a bind by another name
         ]
     )
     assert ("bind", str(tmp_path / "repo" / "data")) not in _kinds(items)
     origins = {i.kind + " " + i.what[0]: i.origin for i in items}
-    assert origins["command sh"].endswith("envd.toml:24")
+    assert origins["command sh"].endswith("envd.toml:27")
     assert all(i.origin.rpartition(":")[2].isdigit() for i in items)
 
 
@@ -203,7 +207,7 @@ def test_approvals_are_private_and_revocable(planted: LoadedSpec, tmp_path: Path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / approvals.FILE).stat().st_mode) == 0o600
     (entry,) = approvals.listing()
-    assert entry["file"] == os.path.realpath(planted.file) and len(entry["items"]) == 8
+    assert entry["file"] == os.path.realpath(planted.file) and len(entry["items"]) == 9
     assert approvals.revoke(approvals.key_of(planted)) is True
     assert approvals.revoke(approvals.key_of(planted)) is False
     with pytest.raises(ConsentRequired):
