@@ -32,11 +32,26 @@ if TYPE_CHECKING:
 
 ALLOW_VARIABLE = "ENVD_ALLOW"
 
+# Capabilities that reach through the container's walls (load modules, mount,
+# read any file, trace host processes, set the host's clock).
+_HOST_CAPABILITIES = frozenset(
+    {"ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "DAC_READ_SEARCH"}
+    | {"SYS_BOOT", "SYS_TIME", "MAC_ADMIN", "BPF"}
+)
+
+
+def _host_capability(value: object) -> bool:
+    if not isinstance(value, (list, tuple)):
+        return False
+    return any(str(c).upper().removeprefix("CAP_") in _HOST_CAPABILITIES for c in value)
+
+
 # Service fields that reach the host, as (field, is-host-reaching, what it means).
 # A field the spec does not have yet reads as None and never matches, so
 # supporting one the day the spec grows it needs nothing here.
 _HOST_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
     ("privileged", lambda v: v is True, "privileged mode"),
+    ("cap_add", _host_capability, "capabilities that reach the host"),
     ("network_mode", lambda v: v == "host", "the host's network namespace"),
     ("pid", lambda v: v == "host", "the host's process namespace"),
     ("ipc", lambda v: v == "host", "the host's IPC namespace"),

@@ -35,6 +35,7 @@ env_file = ["{outside_env}"]
 image = "tools:1"
 profiles = ["debug"]
 volumes = ["/:/rootfs:ro"]
+cap_add = ["SYS_ADMIN"]
 
 [services.builder]
 build = "{outside}"
@@ -96,11 +97,12 @@ def test_reach_lists_every_kind_of_reach_with_where_it_was_written(
             ("secret-file", f"{home}/id_rsa"),
             ("build-context", home),
             ("bind", home),  # a named volume that is a bind by another name
+            ("host-mode", "cap_add=['SYS_ADMIN']"),
         ]
     )
     assert ("bind", str(tmp_path / "repo" / "data")) not in _kinds(items)
     origins = {i.kind + " " + i.what[0]: i.origin for i in items}
-    assert origins["command sh"].endswith("envd.toml:27")
+    assert origins["command sh"].endswith("envd.toml:28")
     assert all(i.origin.rpartition(":")[2].isdigit() for i in items)
 
 
@@ -133,11 +135,17 @@ def test_the_engine_socket_named_by_docker_host_counts(tmp_path: Path) -> None:
 
 
 def test_host_modes_are_one_table_row_each() -> None:
-    """privileged and host namespaces are checked from one table, so a new spec field needs one line there."""
+    """privileged, host-reaching capabilities and host namespaces are checked from one table, so a new spec field needs one line there."""
     fields = {f for f, _, _ in consent._HOST_FIELDS}
     assert {"privileged", "network_mode", "pid", "ipc"} <= fields
     svc = SimpleNamespace(
-        volumes=[], env_file=[], build=None, privileged=True, network_mode="host", pid=None
+        volumes=[],
+        env_file=[],
+        build=None,
+        privileged=True,
+        cap_add=["NET_ADMIN", "cap_sys_admin"],
+        network_mode="host",
+        pid=None,
     )
     loaded = SimpleNamespace(
         spec=SimpleNamespace(services={"web": svc}),
@@ -149,6 +157,7 @@ def test_host_modes_are_one_table_row_each() -> None:
     )
     assert [(i.kind, i.what[0]) for i in items] == [
         ("host-mode", "privileged=True"),
+        ("host-mode", "cap_add=['NET_ADMIN', 'cap_sys_admin']"),
         ("host-mode", "network_mode=host"),
     ]
 
@@ -207,7 +216,7 @@ def test_approvals_are_private_and_revocable(planted: LoadedSpec, tmp_path: Path
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE((folder / approvals.FILE).stat().st_mode) == 0o600
     (entry,) = approvals.listing()
-    assert entry["file"] == os.path.realpath(planted.file) and len(entry["items"]) == 9
+    assert entry["file"] == os.path.realpath(planted.file) and len(entry["items"]) == 10
     assert approvals.revoke(approvals.key_of(planted)) is True
     assert approvals.revoke(approvals.key_of(planted)) is False
     with pytest.raises(ConsentRequired):
