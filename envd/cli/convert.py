@@ -56,7 +56,10 @@ def export_(
         from envd.inputs.secrets import read_secrets
 
         names = {s.source for svc in loaded.active_services().values() for s in svc.secrets}
+        # export runs no host command: a command source's value stays out.
         values = read_secrets(names, loaded.spec.secrets, loaded.project_dir, os.environ)
+        for name in sorted(names - set(values)):
+            err(f"note: secrets.{name}: its command source was not run (export runs none)")
     result = export(loaded, fmt, values, endpoint_mode or "vip")
     text = render_yaml(result, output)
     if output:
