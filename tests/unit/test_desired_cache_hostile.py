@@ -18,9 +18,9 @@ import pytest
 
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
-from envd.inputs.approvals import state_token
 from envd.inputs import desired_codec as codec
 from envd.inputs import keys as keymod
+from envd.inputs.approvals import state_token
 from envd.inputs.keys import load_keys
 from envd.inputs.prepare import prepare, prepare_desired
 from envd.inputs.target import Target
