@@ -13,6 +13,7 @@ service, nested tables for maps, short syntaxes where Compose used them.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,8 +166,18 @@ class _Converter(ServiceConverter):
             path = f"secrets.{key}"
             body = as_map(path, body)
             known = ext.get(key) if isinstance(ext.get(key), dict) else None
-            if known and ("env" in known or "command" in known):
-                out[str(key)] = {k: known[k] for k in ("env", "command") if k in known}
+            if known and "command" in known:
+                # A Compose file is someone else's: it must not make envd run a host command.
+                command = json.dumps(known["command"], ensure_ascii=True, default=str)
+                self.note(
+                    f"x-envd.secrets.{key}.command",
+                    f"secret {str(key)!r} would run the host command {command} on your machine;"
+                    " envd import never carries a host command into envd.toml, so it is left"
+                    f" out. If you trust it, add it back by hand: command = {command} under"
+                    f" [secrets.{key}] (in place of file or env)",
+                )
+            elif known and "env" in known:
+                out[str(key)] = {"env": known["env"]}
                 continue
             if "file" in body:
                 out[str(key)] = {"file": str(body["file"])}
