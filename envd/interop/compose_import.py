@@ -20,6 +20,7 @@ from typing import Any
 
 from envd.interop.compose_import_common import WHY_NOT, ComposeValueError, as_map, str_map
 from envd.interop.compose_import_service import ServiceConverter
+from envd.interop.compose_yaml import load_yaml
 from envd.interop.toml_writer import dump_toml
 from envd.spec.load import sanitize_project_name
 from envd.spec.models import PROJECT_NAME
@@ -34,17 +35,9 @@ class ImportResult:
 
 def import_compose(text: str, source: str = "docker-compose.yml") -> ImportResult:
     """Convert Compose YAML to envd.toml text; raise ``SpecError`` when it is not YAML."""
-    import yaml
-
     from envd.values.errors import SpecError, SpecProblem
 
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(SpecProblem(f"invalid YAML: {problem}", source, line, col)) from None
+    doc = load_yaml(text, source)
     if not isinstance(doc, dict) or not isinstance(doc.get("services", {}), dict):
         raise SpecError(SpecProblem("not a Compose file: expected a 'services' mapping", source))
     conv = _Converter()
