@@ -94,6 +94,13 @@ class _Loader(yaml.SafeLoader):
             out[key] = self.construct_object(value_node, deep=deep)
         return out
 
+    def construct_scalar(self, node: Node) -> Any:
+        value = super().construct_scalar(node)  # type: ignore[arg-type]
+        if isinstance(value, str) and any("\ud800" <= ch <= "\udfff" for ch in value):
+            # An escaped lone surrogate ("\ud800") is no character: TOML and UTF-8 cannot hold it.
+            raise _Limit(None, None, "a string holds a lone surrogate escape", node.start_mark)
+        return value
+
     def construct_yaml_int(self, node: ScalarNode) -> int:
         try:
             return super().construct_yaml_int(node)
