@@ -14,7 +14,24 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.resolver import Resolver
+
+try:
+    from yaml._yaml import CParser as _Parser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser):  # type: ignore[no-redef]
+        def __init__(self, stream: str) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+
 
 from envd.values.errors import SpecError, SpecProblem
 
@@ -31,18 +48,25 @@ class _Limit(yaml.MarkedYAMLError):
     """A limit of this loader, at a place in the file."""
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that counts nodes as aliases expand them and bounds nesting."""
+class _Loader(Composer, _Parser, SafeConstructor, Resolver):
+    """Safe loading that counts nodes as aliases expand them and bounds nesting.
+
+    libyaml parses when it is there (eight times faster); the composer is
+    always PyYAML's Python one, because that is where the limits are counted.
+    """
 
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
+        _Parser.__init__(self, stream)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
         self._depth = 0
         self._nodes = 0
         self._sizes: dict[int, int] = {}
 
     def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         if self.check_event(yaml.AliasEvent):
-            event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+            event: Any = self.peek_event()
             target = self.anchors.get(event.anchor)
             if target is not None:
                 size = self._sizes.get(id(target))
@@ -50,7 +74,8 @@ class _Loader(yaml.SafeLoader):
                     raise _Limit(None, None, "an alias refers to its own anchor", event.start_mark)
                 self._count(size, event.start_mark)
             return super().compose_node(parent, index)
-        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        start: Any = self.peek_event()
+        mark = start.start_mark
         self._depth += 1
         if self._depth > MAX_DEPTH:
             raise _Limit(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
@@ -112,7 +137,7 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)  # 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)  # type: ignore[type-var]
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items()
 }
 
 
@@ -144,6 +169,12 @@ def load_yaml(text: str, source: str) -> Any:
         raise SpecError(
             SpecProblem(f"larger than {MAX_BYTES // (1024 * 1024)} MiB; refused", source)
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise SpecError(
+            SpecProblem(f"not valid Unicode: character {exc.start} is a lone surrogate", source)
+        ) from None
     loader = _Loader(text)
     try:
         return loader.get_single_data()
@@ -152,6 +183,24 @@ def load_yaml(text: str, source: str) -> Any:
         assert mark is not None
         raise SpecError(
             SpecProblem(f"{exc.problem}; refused", source, mark.line + 1, mark.column + 1)
+        ) from None
+    except yaml.reader.ReaderError as exc:
+        # libyaml counts bytes of the UTF-8 text; the pure reader counts characters.
+        data = text.encode("utf-8")
+        before = (
+            data[: exc.position].decode("utf-8", "replace")
+            if len(data) != len(text)
+            else text[: exc.position]
+        )
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
+        raise SpecError(
+            SpecProblem(
+                f"invalid YAML: character #x{exc.character:04x} is not allowed in YAML",
+                source,
+                line,
+                column,
+            )
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -53,7 +53,7 @@ def test_anchors_used_a_few_times_still_import() -> None:
 
 def test_deep_nesting_is_refused_with_its_line() -> None:
     """Nesting deeper than the limit is a located SpecError, not a RecursionError."""
-    text = "services:\n  a:\n    image: x\n    labels: " + "[" * 3000 + "]" * 3000 + "\n"
+    text = "services:\n  a:\n    image: x\n    labels: " + "[" * 200 + "]" * 200 + "\n"
     message = _error(text)
     assert message.startswith("compose.yml:4:")
     assert f"deeper than {compose_yaml.MAX_DEPTH}" in message
@@ -110,9 +110,10 @@ def test_non_utf8_names_the_byte_offset() -> None:
     [
         (_bomb(), "more than"),
         (b"services:\n  a: {image: caf\xe9}\n", "byte 26"),
-        ("services: " + "[" * 3000 + "]" * 3000 + "\n", "deeper than"),
+        ("services: " + "[" * 200 + "]" * 200 + "\n", "deeper than"),
+        ("services: " + "[" * 3000 + "]" * 3000 + "\n", "nesting depth"),
     ],
-    ids=["alias-bomb", "latin-1", "deep"],
+    ids=["alias-bomb", "latin-1", "deep", "very-deep"],
 )
 def test_the_import_command_exits_2_with_one_sentence(
     tmp_path: Path, content: str | bytes, needle: str
@@ -140,3 +141,16 @@ def test_the_import_command_refuses_a_file_that_is_not_regular(tmp_path: Path) -
     os.mkfifo(tmp_path / "compose.yml")
     proc = run_envd(["import", "compose.yml"], cwd=tmp_path, timeout=30)
     assert proc.returncode == 2 and "not a regular file" in proc.stderr
+
+
+def test_a_control_character_is_a_located_spec_error() -> None:
+    """A character YAML forbids (here U+001F) is exit 2 with its line and column."""
+    message = _error("services:\n  a:\n    image: é\x1f\n")
+    assert message.startswith("compose.yml:3:13: invalid YAML: character #x001f")
+
+
+def test_an_escaped_lone_surrogate_is_refused() -> None:
+    """A "\\ud800" escape (no character TOML or UTF-8 can hold) is refused where it is written."""
+    message = _error('services:\n  a:\n    image: "\\ud800"\n')
+    assert message.startswith("compose.yml:3:")
+    assert "surrogate" in message or "invalid Unicode" in message
