@@ -7,8 +7,10 @@ spec behaves as the Compose file did. Everything else is reported by its
 path (``services.web.logging: not supported``), and ``x-`` extensions are
 ignored with a note, except ``x-envd``, which ``envd export --format
 compose`` writes and which is read back (so envd → compose → envd is
-lossless). The TOML is written here, in a stable layout: one table per
-service, nested tables for maps, short syntaxes where Compose used them.
+lossless), except a secret's host command: a Compose file is someone else's
+input, so it is left out with a note. The YAML is read within limits
+(``compose_yaml``). The TOML is written here, in a stable layout: one table
+per service, nested tables for maps, short syntaxes where Compose used them.
 """
 
 from __future__ import annotations
