@@ -29,16 +29,37 @@ from envd.values.errors import (
     UsageError,
 )
 
+_strict_opt = click.option(
+    "--strict", is_flag=True, help="Unset variables are errors (exit 2), not warnings."
+)
+
+
+def _warnings(obj: Ctx, strict: bool, select: bool = True) -> list[dict[str, Any]]:
+    """Print the spec's warnings (unset variables) to stderr; raise when strict."""
+    from dataclasses import asdict
+
+    from envd.spec.read import preflight, render_warning
+
+    found = preflight(
+        obj.project_dir, obj.file, obj.environment, obj.profiles, None, strict, select
+    )
+    for w in found:
+        click.echo(render_warning(w), err=True)
+    return [asdict(w) for w in found]
+
+
 # --------------------------------------------------------------------------- validate
 
 
 @click.command()
 @_json_opt
+@_strict_opt
 @_project_opts()
 @click.pass_obj
-def validate(obj: Ctx, as_json: bool) -> None:
+def validate(obj: Ctx, as_json: bool, strict: bool) -> None:
     """Parse and validate the spec (every environment overlay too)."""
     loaded = obj.load()
+    warnings = _warnings(obj, strict, select=False)
     problems: list[Any] = []
     envs = sorted(loaded.spec.environments) if obj.environment is None else []
     for env in envs:
@@ -57,6 +78,7 @@ def validate(obj: Ctx, as_json: bool) -> None:
                     "project": loaded.project,
                     "services": services,
                     "environments": sorted(loaded.spec.environments),
+                    "warnings": warnings,
                 }
             )
         )
@@ -72,17 +94,19 @@ def validate(obj: Ctx, as_json: bool) -> None:
 
 @click.command()
 @_json_opt
+@_strict_opt
 @_project_opts()
 @click.pass_obj
-def plan(obj: Ctx, as_json: bool) -> None:
+def plan(obj: Ctx, as_json: bool, strict: bool) -> None:
     """Show what `up` would change, per resource, and why (changes nothing)."""
     from envd.inputs.prepare import prepare_desired
     from envd.run.converge import plan_project
 
+    warnings = _warnings(obj, strict)
     desired = prepare_desired(obj.target())
     the_plan, _ = plan_project(engine(), desired)
     if as_json:
-        click.echo(json.dumps(the_plan.to_json(), indent=2))
+        click.echo(json.dumps({**the_plan.to_json(), "warnings": warnings}, indent=2))
         return
     marks = {
         "create": "+",
@@ -125,6 +149,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
 @click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @_json_opt
+@_strict_opt
 @_project_opts()
 @click.pass_obj
 def up(
@@ -135,6 +160,7 @@ def up(
     frozen: bool,
     force_recreate: bool,
     as_json: bool,
+    strict: bool,
 ) -> None:
     """Converge the project, wait until every service is ready, leave a daemon.
 
@@ -149,6 +175,7 @@ def up(
     from envd.inputs.prepare import prepare_desired
     from envd.run.converge import converge
 
+    _warnings(obj, strict)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic).
     desired = prepare_desired(obj.target(), frozen=frozen)
     project_dir = Path(desired.project_dir)

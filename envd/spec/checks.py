@@ -10,11 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from envd.spec.diagnose import did_you_mean, dotted, locate_with_env
+from envd.spec.hints import did_you_mean
 from envd.spec.interpolate import parse_dotenv
-from envd.spec.locate import Locator
+from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec
-from envd.values.errors import SpecProblem
+from envd.spec.read import display_path, read_text
+from envd.values.errors import SpecError, SpecProblem
 
 
 def cross_check(
@@ -101,7 +102,9 @@ def cross_check(
         for i, env_file in enumerate(svc.env_file):
             path = base / env_file
             try:
-                merged.update(parse_dotenv(path.read_text(encoding="utf-8")))
+                merged.update(parse_dotenv(read_text(path, display_path(path))))
+            except SpecError as exc:  # not UTF-8, or too big: located in that file
+                problems.extend(exc.problems)
             except FileNotFoundError:
                 add(
                     f"service {name!r}: env_file {env_file!r} does not exist",
