@@ -93,7 +93,7 @@ def _plain(name: str, variables: Mapping[str, str], unset: list[str] | None) -> 
 def _expand(body: str, variables: Mapping[str, str], unset: list[str] | None, depth: int) -> str:
     m = _NAME.match(body)
     if not m:
-        raise InterpolationError(f"invalid variable name in '${{{body}}}'")
+        raise InterpolationError(f"invalid variable name in {_quoted('${' + body + '}')}")
     name = m.group(0)
     rest = body[m.end() :]
     value = variables.get(name)
@@ -110,9 +110,19 @@ def _expand(body: str, variables: Mapping[str, str], unset: list[str] | None, de
                 return "" if empty else interpolate(arg, variables, unset, depth + 1)
             if empty:
                 msg = interpolate(arg, variables, None, depth + 1) or f"variable {name} is required"
-                raise InterpolationError(f"{name}: {msg}")
+                raise InterpolationError(f"{name}: {_one_line(msg)}")
             return value or ""
-    raise InterpolationError(f"invalid interpolation '${{{body}}}'")
+    raise InterpolationError(f"invalid interpolation {_quoted('${' + body + '}')}")
+
+
+def _quoted(text: str) -> str:
+    """``'text'`` for a message, escaped as Python does so it stays one line."""
+    return repr(text) if '"' in text or not text.isprintable() else f"'{text}'"
+
+
+def _one_line(text: str) -> str:
+    """A user's ``:?`` message as one line: control characters escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def interpolate_tree(

@@ -327,14 +327,35 @@ def _walk(text: str, i: int, rest: Sequence[str | int], key_at: int) -> tuple[in
 # --------------------------------------------------------------------------- paths in messages
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def dotted(path: Sequence[object]) -> str:
+    """``services.web.ports[1]``; a key that is not a bare TOML key is quoted
+    (``labels."a.b"``), so the path stays one unambiguous line."""
     out = ""
     for elem in path:
         if isinstance(elem, int):
             out += f"[{elem}]"
         else:
-            out += ("." if out else "") + str(elem)
+            key = str(elem)
+            if not _BARE_KEY.fullmatch(key):
+                key = quote_key(key)
+            out += ("." if out else "") + key
     return out
+
+
+def quote_key(key: str) -> str:
+    """A TOML basic-string key: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        "\\" + ch
+        if ch in '"\\'
+        else f"\\u{ord(ch):04x}"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F
+        else ch
+        for ch in key
+    )
+    return f'"{escaped}"'
 
 
 def locate_with_env(

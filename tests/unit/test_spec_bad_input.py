@@ -207,3 +207,33 @@ def test_strict_preflight_refuses_what_a_lenient_one_warns_about(tmp_path: Path)
     assert len(preflight(root, None, None, frozenset(), environ={})) == 1
     with pytest.raises(SpecError, match='"D" is not set'):
         preflight(root, None, None, frozenset(), environ={}, strict=True)
+
+
+# --------------------------------------------------------------------------- found by the fuzz test
+
+
+def test_depends_on_list_of_non_strings_is_a_spec_error(tmp_path: Path) -> None:
+    """depends_on = [[]] is a located SpecError (it was an internal TypeError: unhashable list)."""
+    [problem] = problems(project(tmp_path, GOOD + "depends_on = [[]]\n"))
+    assert problem.path == "services.web.depends_on" and "service names" in problem.message
+
+
+def test_a_key_with_a_newline_keeps_the_problem_on_one_line(tmp_path: Path) -> None:
+    """A service named "\\n" is reported with its key quoted, so the message stays one line."""
+    root = project(tmp_path, GOOD + '[services."a\\nb"]\nimage = "x"\n')
+    [problem] = problems(root)
+    assert "\n" not in problem.render() and problem.path == 'services."a\\u000ab"'
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["${\\n}", "${A:?first\\nsecond}", "${A\\t!}"],
+    ids=["bad-name", "required-message", "bad-operator"],
+)
+def test_interpolation_errors_with_control_characters_stay_on_one_line(
+    tmp_path: Path, value: str
+) -> None:
+    """A newline or tab inside ${...} is escaped in the message (it split the problem over lines)."""
+    [problem] = problems(project(tmp_path, GOOD + f'command = "{value}"\n'))
+    assert "\n" not in problem.render() and "\t" not in problem.render()
+    assert problem.path == "services.web.command"
