@@ -237,3 +237,11 @@ def test_interpolation_errors_with_control_characters_stay_on_one_line(
     [problem] = problems(project(tmp_path, GOOD + f'command = "{value}"\n'))
     assert "\n" not in problem.render() and "\t" not in problem.render()
     assert problem.path == "services.web.command"
+
+
+@pytest.mark.parametrize("number", ["inf", "-inf", "nan"])
+def test_a_duration_must_be_finite(tmp_path: Path, number: str) -> None:
+    """interval = inf is a SpecError (it loaded, and formatting it for a plan raised OverflowError)."""
+    spec = GOOD + f'healthcheck = {{ test = ["CMD", "true"], interval = {number} }}\n'
+    [problem] = problems(project(tmp_path, spec))
+    assert problem.path == "services.web.healthcheck.interval"
