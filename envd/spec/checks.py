@@ -6,6 +6,7 @@ clashes, dependency cycles.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,21 @@ from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec
 from envd.spec.read import display_path, read_text
 from envd.values.errors import SpecError, SpecProblem
+
+
+def _is(path: Path, kind: str) -> bool:
+    """Whether ``path`` exists (as a regular file or a directory for those
+    kinds). A name the system refuses to look up (too long, a NUL byte) does
+    not exist: ``Path.exists`` would raise instead."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    if kind == "file":
+        return stat.S_ISREG(mode)
+    if kind == "dir":
+        return stat.S_ISDIR(mode)
+    return True
 
 
 def cross_check(
@@ -61,7 +77,7 @@ def cross_check(
                 src = Path(os.path.expanduser(mount.source))
                 if not src.is_absolute():
                     src = base / src
-                if not src.exists():
+                if not _is(src, "any"):
                     add(
                         f"service {name!r} binds {mount.source!r}, which does not exist",
                         "services",
@@ -113,9 +129,10 @@ def cross_check(
                     "env_file",
                     i,
                 )
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+                reason = getattr(exc, "strerror", None) or str(exc)
                 add(
-                    f"service {name!r}: cannot read env_file {env_file!r}: {exc.strerror}",
+                    f"service {name!r}: cannot read env_file {env_file!r}: {reason}",
                     "services",
                     name,
                     "env_file",
@@ -124,7 +141,7 @@ def cross_check(
         env_files[name] = merged
         if svc.build is not None:
             ctx = base / svc.build.context
-            if not ctx.is_dir():
+            if not _is(ctx, "dir"):
                 add(
                     f"service {name!r}: build context {svc.build.context!r} is not a directory",
                     "services",
@@ -132,7 +149,7 @@ def cross_check(
                     "build",
                     "context",
                 )
-            elif not (ctx / svc.build.dockerfile).is_file():
+            elif not _is(ctx / svc.build.dockerfile, "file"):
                 add(
                     f"service {name!r}: Dockerfile {svc.build.dockerfile!r} not found in the build context",
                     "services",
@@ -141,7 +158,7 @@ def cross_check(
                     "dockerfile",
                 )
         for i, rule in enumerate(svc.watch):
-            if not (base / rule.path).exists():
+            if not _is(base / rule.path, "any"):
                 add(
                     f"service {name!r}: watch path {rule.path!r} does not exist",
                     "services",
@@ -168,7 +185,7 @@ def cross_check(
             )
     problems.extend(_port_clashes(spec, add))
     for name, sdef in spec.secrets.items():
-        if sdef.file is not None and not (base / sdef.file).is_file():
+        if sdef.file is not None and not _is(base / sdef.file, "file"):
             add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
     # A service depending on itself is reported above, not as a cycle too.
     graph = {n: [d for d in s.depends_on if d != n] for n, s in services.items()}

@@ -245,3 +245,28 @@ def test_a_duration_must_be_finite(tmp_path: Path, number: str) -> None:
     spec = GOOD + f'healthcheck = {{ test = ["CMD", "true"], interval = {number} }}\n'
     [problem] = problems(project(tmp_path, spec))
     assert problem.path == "services.web.healthcheck.interval"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'volumes = ["./' + "x" * 300 + ':/data"]',
+        'env_file = ["' + "x" * 300 + '"]',
+        'env_file = ["a\\u0000b"]',
+        'build = "' + "x" * 300 + '"',
+        'watch = [{ path = "' + "x" * 300 + '", action = "restart" }]',
+    ],
+    ids=["bind-source", "env-file", "env-file-nul", "build-context", "watch-path"],
+)
+def test_a_host_path_the_system_refuses_is_a_spec_error(tmp_path: Path, line: str) -> None:
+    """A path with a 300-character name or a NUL byte is reported (Path.exists raised OSError)."""
+    spec = GOOD.replace('image = "busybox"\n', 'image = "busybox"\n' + line + "\n")
+    [problem] = problems(project(tmp_path, spec))
+    assert problem.path.startswith("services.web.") and "\n" not in problem.render()
+
+
+def test_a_secret_file_name_the_system_refuses_is_a_spec_error(tmp_path: Path) -> None:
+    """A secret file with a name too long to look up is reported as missing, not raised."""
+    spec = GOOD + f'secrets = ["pw"]\n[secrets.pw]\nfile = "{"x" * 300}"\n'
+    [problem] = problems(project(tmp_path, spec))
+    assert problem.path == "secrets.pw.file"
