@@ -111,12 +111,13 @@ def decode(data: bytes, display: str) -> str:
 
 
 def parse_toml(text: str, display: str) -> dict[str, Any]:
-    deep = _too_deep_at(text)
-    if deep >= 0:
-        line, col = Locator(text).position_of(deep)
-        raise SpecError(SpecProblem(_DEPTH_MESSAGE, display, line, col))
     try:
         data: dict[str, Any] = tomllib.loads(text)
+    except RecursionError:
+        # tomllib recurses once per level of brackets; a scan finds where.
+        deep = _too_deep_at(text)
+        line, col = Locator(text).position_of(deep) if deep >= 0 else (0, 0)
+        raise SpecError(SpecProblem(_DEPTH_MESSAGE, display, line, col)) from None
     except tomllib.TOMLDecodeError as exc:
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
@@ -139,13 +140,17 @@ _DEPTH_MESSAGE = f"tables and arrays are nested more than {MAX_DEPTH} levels dee
 def _too_deep_at(text: str) -> int:
     """The offset of the first bracket beyond ``MAX_DEPTH``, or -1.
 
-    Brackets are counted outside strings and comments, before tomllib sees
-    the text: its parser recurses once per level and would overflow first.
+    Brackets are counted outside strings and comments. Only run when tomllib
+    overflowed: a scan in Python costs milliseconds on every load.
     """
     depth = 0
     i = 0
     n = len(text)
     while i < n:
+        m = _SPECIAL.search(text, i)
+        if m is None:
+            return -1
+        i = m.start()
         ch = text[i]
         if ch in "[{":
             depth += 1
@@ -157,11 +162,14 @@ def _too_deep_at(text: str) -> int:
             end = text.find("\n", i)
             i = n if end < 0 else end
             continue
-        elif ch in "\"'":
+        else:
             i = _string_end(text, i)
             continue
         i += 1
     return -1
+
+
+_SPECIAL = re.compile(r"[\[\]{}#\"']")
 
 
 def _string_end(text: str, i: int) -> int:
@@ -349,6 +357,9 @@ def preflight(
     """The warnings about unset variables; raises SpecError when they are
     errors (``strict`` or the spec's ``strict_variables``), and, with
     ``select``, when the active profiles leave no service to run."""
+    spec_file, _ = resolve_paths(project_dir, file)
+    if _plain_text(spec_file, select):
+        return []
     raw = read_spec(project_dir, file, environment, os.environ if environ is None else environ)
     if raw.unset and (strict or raw.strict):
         raise SpecError(raw.unset_errors())
@@ -358,6 +369,23 @@ def preflight(
         if problem is not None:
             raise SpecError(problem)
     return raw.warnings
+
+
+def _plain_text(spec_file: Path, select: bool) -> bool:
+    """Whether the spec cannot have warnings nor an empty selection: no ``$``
+    and (when selecting) no ``profiles``. Spares a cached ``up`` the parse."""
+    try:
+        with spec_file.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return False  # read_spec words the problem
+    if b"$" in data or (select and b"profiles" in data):
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return len(data) <= MAX_FILE_BYTES
 
 
 def no_service_selected(

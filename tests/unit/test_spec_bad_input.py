@@ -270,3 +270,12 @@ def test_a_secret_file_name_the_system_refuses_is_a_spec_error(tmp_path: Path) -
     spec = GOOD + f'secrets = ["pw"]\n[secrets.pw]\nfile = "{"x" * 300}"\n'
     [problem] = problems(project(tmp_path, spec))
     assert problem.path == "secrets.pw.file"
+
+
+def test_preflight_skips_the_parse_only_when_nothing_can_be_found(tmp_path: Path) -> None:
+    """Without $ and profiles the pre-flight is a byte scan; bad bytes still fail it."""
+    root = project(tmp_path, GOOD)
+    assert preflight(root, None, None, frozenset(), environ={}) == []
+    project(tmp_path, GOOD.encode() + b"# caf\xe9\n")
+    with pytest.raises(SpecError, match="not valid UTF-8"):
+        preflight(root, None, None, frozenset(), environ={})
