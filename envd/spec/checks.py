@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from envd.spec.diagnose import MAX_PROBLEMS, more_problems
 from envd.spec.hints import did_you_mean
 from envd.spec.interpolate import parse_dotenv
 from envd.spec.locate import Locator, dotted, locate_with_env
@@ -45,8 +46,13 @@ def cross_check(
 ) -> list[SpecProblem]:
     """Checks across fields. ``swarm``: the routing mesh lets replicas share a port."""
     problems: list[SpecProblem] = []
+    skipped = 0
 
     def add(msg: str, *path: str | int) -> None:
+        nonlocal skipped
+        if len(problems) >= MAX_PROBLEMS:
+            skipped += 1
+            return
         line, col = locate_with_env(locator, tuple(path), environment)
         problems.append(SpecProblem(msg, display, line, col, dotted(path)))
 
@@ -192,6 +198,8 @@ def cross_check(
     cycle = find_cycle(graph)
     if cycle:
         add("dependency cycle: " + " -> ".join(cycle), "services", cycle[0], "depends_on")
+    if skipped:
+        problems.append(more_problems(skipped, display))
     return problems
 
 
@@ -200,26 +208,41 @@ _WILDCARD_IPS = ("", "0.0.0.0", "::")
 
 def _port_clashes(spec: Spec, add: Any) -> list[SpecProblem]:
     """Two services publishing one host port (a wildcard address clashes with any)."""
-    owners: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    # (port, protocol) -> address -> {service: order of first publication}.
+    # Looking up by address keeps this linear in the number of ports.
+    owners: dict[tuple[int, str], dict[str, dict[str, int]]] = {}
+    order = 0
     for name, svc in spec.services.items():
         reported = False
         for port in svc.ports:
             if not port.published:
                 continue
-            taken = owners.setdefault((port.published, port.protocol), [])
-            for ip, other in taken:
-                wildcard = ip in _WILDCARD_IPS or port.host_ip in _WILDCARD_IPS
-                same_ip = wildcard or ip == port.host_ip
-                both_in_profiles = set(svc.profiles) and set(spec.services[other].profiles)
-                if other != name and same_ip and not both_in_profiles and not reported:
-                    add(
-                        f"services {other!r} and {name!r} both publish host port {port.published}",
-                        "services",
-                        name,
-                        "ports",
-                    )
-                    reported = True
-            taken.append((port.host_ip, name))
+            by_ip = owners.setdefault((port.published, port.protocol), {})
+            names = by_ip.setdefault(port.host_ip, {})
+            if name in names:
+                continue
+            order += 1
+            names[name] = order
+            if reported:
+                continue
+            wildcard = port.host_ip in _WILDCARD_IPS
+            ips = list(by_ip) if wildcard else [port.host_ip, *_WILDCARD_IPS]
+            first: tuple[int, str] | None = None
+            for ip in ips:
+                for other, at in by_ip.get(ip, {}).items():
+                    both_in_profiles = set(svc.profiles) and set(spec.services[other].profiles)
+                    if other != name and not both_in_profiles:
+                        if first is None or at < first[0]:
+                            first = (at, other)
+                        break
+            if first is not None:
+                add(
+                    f"services {first[1]!r} and {name!r} both publish host port {port.published}",
+                    "services",
+                    name,
+                    "ports",
+                )
+                reported = True
     return []
 
 

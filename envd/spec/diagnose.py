@@ -90,7 +90,11 @@ def pydantic_problems(
 ) -> list[SpecProblem]:
     problems: list[SpecProblem] = []
     seen: set[tuple[Any, ...]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for done, err in enumerate(errors):
+        if len(problems) >= MAX_PROBLEMS:
+            problems.append(more_problems(len(errors) - done, display))
+            break
         path = _data_path(tuple(err["loc"]), data)
         msg = _message(err, path)
         key = (path, msg)
@@ -100,6 +104,15 @@ def pydantic_problems(
         line, col = locate_with_env(locator, path, environment)
         problems.append(SpecProblem(msg, display, line, col, dotted(path)))
     return problems
+
+
+# Locating a problem scans the text, so thousands of them (a long list of
+# wrong types) would take minutes; the first ones are what a user fixes first.
+MAX_PROBLEMS = 50
+
+
+def more_problems(count: int, display: str) -> SpecProblem:
+    return SpecProblem(f"{count} more problem(s) not shown; fix the ones above first", display)
 
 
 def _message(err: Any, path: tuple[str | int, ...]) -> str:

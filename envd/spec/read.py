@@ -37,6 +37,9 @@ else:  # pragma: no cover - exercised on 3.10 only
 MAX_FILE_BYTES = 4 * 1024 * 1024
 # Tables and arrays inside each other; a real spec needs about six.
 MAX_DEPTH = 32
+# Entries of one table or array: far beyond a real spec, and it bounds the
+# work (and memory) of validating and checking a generated monster.
+MAX_ITEMS = 10_000
 
 
 @dataclass
@@ -127,14 +130,16 @@ def parse_toml(text: str, display: str) -> dict[str, Any]:
             line, col = len(lines), len(lines[-1]) + 1
         msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", msg) or "invalid TOML"
         raise SpecError(SpecProblem(f"invalid TOML: {msg}", display, line, col)) from None
-    path = _too_deep_path(data)
-    if path is not None:
+    found = _too_big(data)
+    if found is not None:
+        path, message = found
         line, col = Locator(text).locate(path)
-        raise SpecError(SpecProblem(_DEPTH_MESSAGE, display, line, col, dotted(path)))
+        raise SpecError(SpecProblem(message, display, line, col, dotted(path)))
     return data
 
 
 _DEPTH_MESSAGE = f"tables and arrays are nested more than {MAX_DEPTH} levels deep"
+_ITEMS_MESSAGE = f"more than {MAX_ITEMS} entries in one table or array"
 
 
 def _too_deep_at(text: str) -> int:
@@ -183,19 +188,20 @@ def _string_end(text: str, i: int) -> int:
     return j + 1
 
 
-def _too_deep_path(data: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
-    """The path of the first value nested beyond ``MAX_DEPTH`` (dotted keys nest too)."""
+def _too_big(
+    data: Any, path: tuple[str | int, ...] = ()
+) -> tuple[tuple[str | int, ...], str] | None:
+    """(path, message) of the first value nested beyond ``MAX_DEPTH`` (dotted
+    keys nest too) or with more than ``MAX_ITEMS`` entries."""
     if len(path) > MAX_DEPTH:
-        return path
-    items: Any = (
-        data.items()
-        if isinstance(data, dict)
-        else enumerate(data)
-        if isinstance(data, list)
-        else ()
-    )
+        return path, _DEPTH_MESSAGE
+    if not isinstance(data, (dict, list)):
+        return None
+    if len(data) > MAX_ITEMS:
+        return path, _ITEMS_MESSAGE
+    items: Any = data.items() if isinstance(data, dict) else enumerate(data)
     for key, value in items:
-        found = _too_deep_path(value, (*path, key))
+        found = _too_big(value, (*path, key))
         if found is not None:
             return found
     return None

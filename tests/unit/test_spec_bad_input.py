@@ -279,3 +279,36 @@ def test_preflight_skips_the_parse_only_when_nothing_can_be_found(tmp_path: Path
     project(tmp_path, GOOD.encode() + b"# caf\xe9\n")
     with pytest.raises(SpecError, match="not valid UTF-8"):
         preflight(root, None, None, frozenset(), environ={})
+
+
+# --------------------------------------------------------------------------- sizes
+
+
+def test_thousands_of_problems_are_capped_with_a_count(tmp_path: Path) -> None:
+    """8000 wrong list entries give the first problems and a count (locating all took over a minute)."""
+    spec = GOOD + "profiles = [" + ", ".join(["1"] * 8000) + "]\n"
+    found = problems(project(tmp_path, spec))
+    assert len(found) == 51
+    assert found[-1].message.startswith("7950 more problem(s) not shown")
+
+
+def test_a_table_or_array_beyond_the_item_cap_is_refused(tmp_path: Path) -> None:
+    """An array of more than MAX_ITEMS entries is refused before validation, located at its key."""
+    spec = GOOD + "profiles = [" + ", ".join(['"p"'] * (read.MAX_ITEMS + 1)) + "]\n"
+    [problem] = problems(project(tmp_path, spec))
+    assert (problem.line, problem.path) == (3, "services.web.profiles")
+    assert "more than" in problem.message
+
+
+def test_port_clashes_are_still_found_across_services_and_addresses(tmp_path: Path) -> None:
+    """The indexed clash check reports the first earlier owner, by address and wildcard."""
+    spec = (
+        '[services.a]\nimage = "i"\nports = ["127.0.0.1:80:80", "127.0.0.2:81:81"]\n'
+        '[services.b]\nimage = "i"\nports = ["127.0.0.3:80:80", "81:81"]\n'
+        '[services.c]\nimage = "i"\nports = ["127.0.0.1:80:80"]\n'
+    )
+    messages = [p.message for p in problems(project(tmp_path, spec))]
+    assert messages == [
+        "services 'a' and 'b' both publish host port 81",
+        "services 'a' and 'c' both publish host port 80",
+    ]
