@@ -6,7 +6,6 @@ The commands most runs use: ``envd.cli.app`` attaches them when it starts.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import click
@@ -25,22 +24,42 @@ from envd.cli._common import (
 )
 from envd.values.errors import (
     EngineError,
-    EnvdError,
     EnvironmentFailed,
     SpecError,
     UsageError,
 )
+
+_strict_opt = click.option(
+    "--strict", is_flag=True, help="Unset variables are errors (exit 2), not warnings."
+)
+
+
+def _warnings(obj: Ctx, strict: bool, select: bool = True) -> list[dict[str, Any]]:
+    """Print the spec's warnings (unset variables) to stderr; raise when strict."""
+    from dataclasses import asdict
+
+    from envd.spec.read import preflight, render_warning
+
+    found = preflight(
+        obj.project_dir, obj.file, obj.environment, obj.profiles, None, strict, select
+    )
+    for w in found:
+        click.echo(render_warning(w), err=True)
+    return [asdict(w) for w in found]
+
 
 # --------------------------------------------------------------------------- validate
 
 
 @click.command()
 @_json_opt
+@_strict_opt
 @_project_opts()
 @click.pass_obj
-def validate(obj: Ctx, as_json: bool) -> None:
+def validate(obj: Ctx, as_json: bool, strict: bool) -> None:
     """Parse and validate the spec (every environment overlay too)."""
     loaded = obj.load()
+    warnings = _warnings(obj, strict, select=False)
     problems: list[Any] = []
     envs = sorted(loaded.spec.environments) if obj.environment is None else []
     for env in envs:
@@ -59,6 +78,7 @@ def validate(obj: Ctx, as_json: bool) -> None:
                     "project": loaded.project,
                     "services": services,
                     "environments": sorted(loaded.spec.environments),
+                    "warnings": warnings,
                 }
             )
         )
@@ -74,15 +94,17 @@ def validate(obj: Ctx, as_json: bool) -> None:
 
 @click.command()
 @_json_opt
+@_strict_opt
 @_project_opts()
 @click.pass_obj
-def plan(obj: Ctx, as_json: bool) -> None:
+def plan(obj: Ctx, as_json: bool, strict: bool) -> None:
     """Show what `up` would change, per resource, and why (changes nothing)."""
     from envd.core.status import unchecked_secrets
     from envd.inputs.consent import command_secrets, unapproved
     from envd.inputs.prepare import prepare
     from envd.run.converge import plan_project
 
+    warnings = _warnings(obj, strict)
     # No host command runs here: command secrets stay unread (and unchecked).
     loaded, desired = prepare(obj.target())
     unread = command_secrets(loaded)
@@ -94,6 +116,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
         data = the_plan.to_json()
         data["unapproved"] = [i.to_json() for i in pending]
         data["secrets_not_read"] = not_run
+        data["warnings"] = warnings
         click.echo(json.dumps(data, indent=2))
         return
     marks = {
@@ -147,6 +170,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
 @lock_opt
 @_json_opt
+@_strict_opt
 @_project_opts()
 @click.pass_obj
 def up(
@@ -158,6 +182,7 @@ def up(
     force_recreate: bool,
     lock_timeout: float | None,
     as_json: bool,
+    strict: bool,
 ) -> None:
     """Converge the project, wait until every service is ready, leave a daemon.
 
@@ -175,6 +200,7 @@ def up(
 
     # A bad ENVD_LOCK_TIMEOUT is exit 2 here, not in every pass of the daemon it would start.
     lock_wait = timeout_from(lock_timeout)
+    _warnings(obj, strict)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic);
     # refuses what this user has not approved before anything runs.
     desired = prepare_desired(obj.target(), frozen=frozen)
@@ -185,7 +211,9 @@ def up(
             raise UsageError(
                 "--force-recreate needs --once (the daemon never recreates unchanged containers)"
             )
-        _up_with_daemon(obj, project_dir, desired, eng, None if no_wait else timeout, as_json)
+        from envd.cli._up import up_with_daemon
+
+        up_with_daemon(obj, project_dir, desired, eng, None if no_wait else timeout, as_json)
         return
     from envd.daemon import process
 
@@ -210,7 +238,9 @@ def up(
             )
     except EnvironmentFailed as exc:
         progress.close()
-        _report_failures(eng, exc, as_json)
+        from envd.cli._up import report_failures
+
+        report_failures(eng, exc, as_json)
         raise
     progress.close()
     if as_json:
@@ -225,134 +255,6 @@ def up(
         )
     else:
         click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
-
-
-def _up_with_daemon(
-    obj: Ctx, project_dir: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
-) -> None:
-    from envd.cli.progress import make_progress
-    from envd.daemon import process
-    from envd.values.events import Event
-
-    client = process.running(project_dir, desired.environment)
-    started = client is None
-    if client is None:
-        client = process.start(obj.target(), project_dir, desired.environment)
-    # The daemon reads the spec with this shell's environment from now on
-    # (variables, `env` secrets), as `up --once` would; the socket is 0600.
-    generation, seq, environ_applied = client.reload(
-        wait_timeout=timeout, restart_exited=True, environ=os.environ
-    )
-    if not environ_applied:
-        click.echo(
-            "envd: warning: the running daemon (an older envd) ignored this shell's"
-            " environment and keeps its own; run `envd down` then `envd up` to use it",
-            err=True,
-        )
-    progress = make_progress(as_json)
-    final: dict[str, Any] | None = None
-    try:
-        for ev in client.events(since=seq):
-            if ev.get("kind") == "pass-done" and int(ev.get("generation", 0)) >= generation:
-                final = ev
-                break
-            if ev.get("kind") in ("reconcile", "pass-done"):
-                continue
-            progress(
-                Event(
-                    str(ev.get("kind", "")),
-                    str(ev.get("resource", "")),
-                    str(ev.get("message", "")),
-                    ev.get("phase", "info"),
-                    str(ev.get("service", "")),
-                )
-            )
-    finally:
-        progress.close()
-    status = client.status()
-    pid = status.get("daemon", {}).get("pid")
-    result = (final or {}).get("result", "failed")
-    if result == "ok":
-        verb = "started" if started else "reused"
-        if as_json:
-            click.echo(json.dumps({"result": "ok", "project": desired.project, "daemon_pid": pid}))
-        else:
-            click.echo(
-                f"Project {desired.project} is up; daemon (pid {pid}, {verb}) keeps it converged."
-                " See `envd status`, `envd events`; stop with `envd down`.",
-                err=True,
-            )
-        return
-    message = str((final or {}).get("message", "the daemon's event stream ended"))
-    if result == "invalid-spec":
-        raise SpecError(message)
-    if result == "engine-unavailable":
-        from envd.values.errors import EngineUnavailable
-
-        raise EngineUnavailable(message)
-    failures = _failures_from_status(status)
-    if not failures:
-        from envd.values.errors import ServiceFailure
-
-        failures = [ServiceFailure("-", message)]
-    exc = EnvironmentFailed(failures)
-    _report_failures(eng, exc, as_json)
-    raise exc
-
-
-def _failures_from_status(status: dict[str, Any]) -> list[Any]:
-    from envd.values.errors import ServiceFailure
-
-    out = []
-    for s in status.get("services", []):
-        bad = [
-            c
-            for c in s["containers"]
-            if c["status"] not in ("running",)
-            and not (c["status"] == "exited" and c["exit_code"] == 0)
-        ]
-        unhealthy = [c for c in s["containers"] if c.get("health") in ("unhealthy", "starting")]
-        for c in bad or unhealthy:
-            detail = c["status"] + (
-                f" with code {c['exit_code']}" if c["status"] == "exited" else ""
-            )
-            if c.get("health"):
-                detail += f", health {c['health']}"
-            out.append(ServiceFailure(s["name"], f"is not ready ({detail})", c["id"]))
-            break
-        if not s["containers"] and s["desired_replicas"]:
-            out.append(ServiceFailure(s["name"], "has no container"))
-    return out
-
-
-def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
-    for f in exc.failures:
-        lines: list[str] = []
-        if f.container:
-            try:
-                lines = eng.container_logs(f.container, tail=20)
-            except EnvdError:
-                lines = []
-        f.log_tail = lines
-        if as_json:
-            continue
-        err(f"service {f.service!r} {f.reason}")
-        if lines:
-            click.echo(f"--- last {len(lines)} log lines of {f.service} ---", err=True)
-            for line in lines:
-                click.echo(f"  {f.service} | {line}", err=True)
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "result": "failed",
-                    "failures": [
-                        {"service": f.service, "reason": f.reason, "logs": f.log_tail}
-                        for f in exc.failures
-                    ],
-                }
-            )
-        )
 
 
 @click.command()

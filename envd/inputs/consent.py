@@ -269,7 +269,7 @@ class _Origins:
         self.locator = Locator(text)
 
     def __call__(self, *path: str | int) -> str:
-        from envd.spec.diagnose import locate_with_env
+        from envd.spec.locate import locate_with_env
 
         try:
             line, _ = locate_with_env(self.locator, tuple(path), self.environment)

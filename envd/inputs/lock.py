@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from envd.inputs.safefile import read_regular, write_replacing
-from envd.spec.load import LoadedSpec, apply_environment, parse_toml
+from envd.spec.load import LoadedSpec
 from envd.spec.locate import Locator
+from envd.spec.read import apply_environment, parse_toml
 from envd.values.errors import LockMismatch
 
 if sys.version_info >= (3, 11):

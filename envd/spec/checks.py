@@ -6,15 +6,33 @@ clashes, dependency cycles.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from envd.spec.diagnose import did_you_mean, dotted, locate_with_env
+from envd.spec.diagnose import MAX_PROBLEMS, more_problems
+from envd.spec.hints import did_you_mean
 from envd.spec.interpolate import parse_dotenv
-from envd.spec.locate import Locator
+from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec
-from envd.values.errors import SpecProblem
+from envd.spec.read import display_path, read_text
+from envd.values.errors import SpecError, SpecProblem
+
+
+def _is(path: Path, kind: str) -> bool:
+    """Whether ``path`` exists (as a regular file or a directory for those
+    kinds). A name the system refuses to look up (too long, a NUL byte) does
+    not exist: ``Path.exists`` would raise instead."""
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return False
+    if kind == "file":
+        return stat.S_ISREG(mode)
+    if kind == "dir":
+        return stat.S_ISDIR(mode)
+    return True
 
 
 def cross_check(
@@ -28,8 +46,13 @@ def cross_check(
 ) -> list[SpecProblem]:
     """Checks across fields. ``swarm``: the routing mesh lets replicas share a port."""
     problems: list[SpecProblem] = []
+    skipped = 0
 
     def add(msg: str, *path: str | int) -> None:
+        nonlocal skipped
+        if len(problems) >= MAX_PROBLEMS:
+            skipped += 1
+            return
         line, col = locate_with_env(locator, tuple(path), environment)
         problems.append(SpecProblem(msg, display, line, col, dotted(path)))
 
@@ -60,7 +83,7 @@ def cross_check(
                 src = Path(os.path.expanduser(mount.source))
                 if not src.is_absolute():
                     src = base / src
-                if not src.exists():
+                if not _is(src, "any"):
                     add(
                         f"service {name!r} binds {mount.source!r}, which does not exist",
                         "services",
@@ -101,7 +124,9 @@ def cross_check(
         for i, env_file in enumerate(svc.env_file):
             path = base / env_file
             try:
-                merged.update(parse_dotenv(path.read_text(encoding="utf-8")))
+                merged.update(parse_dotenv(read_text(path, display_path(path))))
+            except SpecError as exc:  # not UTF-8, or too big: located in that file
+                problems.extend(exc.problems)
             except FileNotFoundError:
                 add(
                     f"service {name!r}: env_file {env_file!r} does not exist",
@@ -110,9 +135,10 @@ def cross_check(
                     "env_file",
                     i,
                 )
-            except OSError as exc:
+            except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+                reason = getattr(exc, "strerror", None) or str(exc)
                 add(
-                    f"service {name!r}: cannot read env_file {env_file!r}: {exc.strerror}",
+                    f"service {name!r}: cannot read env_file {env_file!r}: {reason}",
                     "services",
                     name,
                     "env_file",
@@ -121,7 +147,7 @@ def cross_check(
         env_files[name] = merged
         if svc.build is not None:
             ctx = base / svc.build.context
-            if not ctx.is_dir():
+            if not _is(ctx, "dir"):
                 add(
                     f"service {name!r}: build context {svc.build.context!r} is not a directory",
                     "services",
@@ -129,7 +155,7 @@ def cross_check(
                     "build",
                     "context",
                 )
-            elif not (ctx / svc.build.dockerfile).is_file():
+            elif not _is(ctx / svc.build.dockerfile, "file"):
                 add(
                     f"service {name!r}: Dockerfile {svc.build.dockerfile!r} not found in the build context",
                     "services",
@@ -138,7 +164,7 @@ def cross_check(
                     "dockerfile",
                 )
         for i, rule in enumerate(svc.watch):
-            if not (base / rule.path).exists():
+            if not _is(base / rule.path, "any"):
                 add(
                     f"service {name!r}: watch path {rule.path!r} does not exist",
                     "services",
@@ -165,13 +191,15 @@ def cross_check(
             )
     problems.extend(_port_clashes(spec, add))
     for name, sdef in spec.secrets.items():
-        if sdef.file is not None and not (base / sdef.file).is_file():
+        if sdef.file is not None and not _is(base / sdef.file, "file"):
             add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
     # A service depending on itself is reported above, not as a cycle too.
     graph = {n: [d for d in s.depends_on if d != n] for n, s in services.items()}
     cycle = find_cycle(graph)
     if cycle:
         add("dependency cycle: " + " -> ".join(cycle), "services", cycle[0], "depends_on")
+    if skipped:
+        problems.append(more_problems(skipped, display))
     return problems
 
 
@@ -180,26 +208,41 @@ _WILDCARD_IPS = ("", "0.0.0.0", "::")
 
 def _port_clashes(spec: Spec, add: Any) -> list[SpecProblem]:
     """Two services publishing one host port (a wildcard address clashes with any)."""
-    owners: dict[tuple[int, str], list[tuple[str, str]]] = {}
+    # (port, protocol) -> address -> {service: order of first publication}.
+    # Looking up by address keeps this linear in the number of ports.
+    owners: dict[tuple[int, str], dict[str, dict[str, int]]] = {}
+    order = 0
     for name, svc in spec.services.items():
         reported = False
         for port in svc.ports:
             if not port.published:
                 continue
-            taken = owners.setdefault((port.published, port.protocol), [])
-            for ip, other in taken:
-                wildcard = ip in _WILDCARD_IPS or port.host_ip in _WILDCARD_IPS
-                same_ip = wildcard or ip == port.host_ip
-                both_in_profiles = set(svc.profiles) and set(spec.services[other].profiles)
-                if other != name and same_ip and not both_in_profiles and not reported:
-                    add(
-                        f"services {other!r} and {name!r} both publish host port {port.published}",
-                        "services",
-                        name,
-                        "ports",
-                    )
-                    reported = True
-            taken.append((port.host_ip, name))
+            by_ip = owners.setdefault((port.published, port.protocol), {})
+            names = by_ip.setdefault(port.host_ip, {})
+            if name in names:
+                continue
+            order += 1
+            names[name] = order
+            if reported:
+                continue
+            wildcard = port.host_ip in _WILDCARD_IPS
+            ips = list(by_ip) if wildcard else [port.host_ip, *_WILDCARD_IPS]
+            first: tuple[int, str] | None = None
+            for ip in ips:
+                for other, at in by_ip.get(ip, {}).items():
+                    both_in_profiles = set(svc.profiles) and set(spec.services[other].profiles)
+                    if other != name and not both_in_profiles:
+                        if first is None or at < first[0]:
+                            first = (at, other)
+                        break
+            if first is not None:
+                add(
+                    f"services {first[1]!r} and {name!r} both publish host port {port.published}",
+                    "services",
+                    name,
+                    "ports",
+                )
+                reported = True
     return []
 
 

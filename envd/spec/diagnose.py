@@ -5,7 +5,6 @@ messages with the file, line and dotted path of what was written, and the
 
 from __future__ import annotations
 
-import difflib
 import re
 import types
 import typing
@@ -13,28 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from envd.spec.compose_words import COMPOSE_SYNONYMS
-from envd.spec.locate import Locator
+from envd.spec.hints import did_you_mean
+from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec
 from envd.values.errors import SpecProblem
-
-
-def did_you_mean(word: str, candidates: Any) -> str:
-    if word in COMPOSE_SYNONYMS:
-        return (
-            f" (did you mean {COMPOSE_SYNONYMS[word]!r}?)"
-            if not COMPOSE_SYNONYMS[word].startswith("(")
-            else f" {COMPOSE_SYNONYMS[word]}"
-        )
-    close = difflib.get_close_matches(word, [str(c) for c in candidates], n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    # A misspelled Compose word ("enviroment") still deserves the envd name.
-    compose = difflib.get_close_matches(word, list(COMPOSE_SYNONYMS), n=1, cutoff=0.75)
-    if compose and not COMPOSE_SYNONYMS[compose[0]].startswith("("):
-        return f" (did you mean {COMPOSE_SYNONYMS[compose[0]]!r}?)"
-    return ""
-
 
 # --------------------------------------------------------------------------- pydantic errors
 
@@ -109,7 +90,11 @@ def pydantic_problems(
 ) -> list[SpecProblem]:
     problems: list[SpecProblem] = []
     seen: set[tuple[Any, ...]] = set()
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for done, err in enumerate(errors):
+        if len(problems) >= MAX_PROBLEMS:
+            problems.append(more_problems(len(errors) - done, display))
+            break
         path = _data_path(tuple(err["loc"]), data)
         msg = _message(err, path)
         key = (path, msg)
@@ -119,6 +104,15 @@ def pydantic_problems(
         line, col = locate_with_env(locator, path, environment)
         problems.append(SpecProblem(msg, display, line, col, dotted(path)))
     return problems
+
+
+# Locating a problem scans the text, so thousands of them (a long list of
+# wrong types) would take minutes; the first ones are what a user fixes first.
+MAX_PROBLEMS = 50
+
+
+def more_problems(count: int, display: str) -> SpecProblem:
+    return SpecProblem(f"{count} more problem(s) not shown; fix the ones above first", display)
 
 
 def _message(err: Any, path: tuple[str | int, ...]) -> str:
@@ -145,33 +139,6 @@ def _message(err: Any, path: tuple[str | int, ...]) -> str:
     else:
         msg = msg[0].lower() + msg[1:]
     return msg
-
-
-def dotted(path: tuple[Any, ...] | list[Any]) -> str:
-    out = ""
-    for elem in path:
-        if isinstance(elem, int):
-            out += f"[{elem}]"
-        else:
-            out += ("." if out else "") + str(elem)
-    return out
-
-
-def locate_with_env(
-    locator: Locator, path: tuple[Any, ...], environment: str | None
-) -> tuple[int, int]:
-    """Where a field's value was written: the active overlay or the base spec.
-
-    The overlay wins when it spells out the field at least as deeply as the
-    base does (it replaced or added the value); otherwise the base placed it.
-    """
-    base, base_depth = locator.find(list(path))
-    if environment:
-        over, over_depth = locator.find(["environments", environment, *path])
-        over_depth -= 2
-        if over_depth > 0 and over_depth >= base_depth:
-            return over
-    return base
 
 
 def sort_problems(problems: list[SpecProblem]) -> list[SpecProblem]:

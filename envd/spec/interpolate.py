@@ -3,13 +3,16 @@
 Forms: ``$VAR``, ``${VAR}``, ``${VAR:-default}`` (unset or empty),
 ``${VAR-default}`` (unset), ``${VAR:?message}`` / ``${VAR?message}`` (error),
 ``${VAR:+alt}`` / ``${VAR+alt}``, and ``$$`` for a literal ``$``. Defaults may
-themselves contain interpolations, as in Compose.
+themselves contain interpolations, as in Compose, up to ``MAX_NESTING`` levels.
+
+A plain ``$VAR`` or ``${VAR}`` whose variable is not set becomes ``""`` as in
+Compose, which warns about it: callers pass ``unset`` to learn those names.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -17,13 +20,25 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _QUOTED = re.compile(r"""^(?:"((?:\\.|[^"\\])*)"|'([^']*)')\s*(?:#.*)?$""")
 _ESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}
+# Defaults inside defaults (``${A:-${B:-x}}``): a real spec needs two or three.
+MAX_NESTING = 16
 
 
 class InterpolationError(ValueError):
     """A variable was required (``:?``) or the syntax is broken."""
 
 
-def interpolate(text: str, variables: Mapping[str, str]) -> str:
+def interpolate(
+    text: str,
+    variables: Mapping[str, str],
+    unset: list[str] | None = None,
+    depth: int = 0,
+) -> str:
+    """Expand ``text``; names of plain references to unset variables go to ``unset``."""
+    if depth > MAX_NESTING:
+        raise InterpolationError(
+            f"interpolations are nested more than {MAX_NESTING} levels deep; flatten the defaults"
+        )
     out: list[str] = []
     i = 0
     n = len(text)
@@ -41,12 +56,12 @@ def interpolate(text: str, variables: Mapping[str, str]) -> str:
             end = _matching_brace(text, i + 1)
             if end < 0:
                 raise InterpolationError(f"unclosed '${{' in {text!r}")
-            out.append(_expand(text[i + 2 : end], variables))
+            out.append(_expand(text[i + 2 : end], variables, unset, depth))
             i = end + 1
             continue
         m = _NAME.match(text, i + 1)
         if m:
-            out.append(variables.get(m.group(0), ""))
+            out.append(_plain(m.group(0), variables, unset))
             i = m.end()
             continue
         out.append("$")
@@ -66,46 +81,77 @@ def _matching_brace(text: str, open_at: int) -> int:
     return -1
 
 
-def _expand(body: str, variables: Mapping[str, str]) -> str:
+def _plain(name: str, variables: Mapping[str, str], unset: list[str] | None) -> str:
+    value = variables.get(name)
+    if value is None:
+        if unset is not None:
+            unset.append(name)
+        return ""
+    return value
+
+
+def _expand(body: str, variables: Mapping[str, str], unset: list[str] | None, depth: int) -> str:
     m = _NAME.match(body)
     if not m:
-        raise InterpolationError(f"invalid variable name in '${{{body}}}'")
+        raise InterpolationError(f"invalid variable name in {_quoted('${' + body + '}')}")
     name = m.group(0)
     rest = body[m.end() :]
     value = variables.get(name)
     if not rest:
-        return value or ""
+        return _plain(name, variables, unset)
     for op in (":-", ":?", ":+", "-", "?", "+"):
         if rest.startswith(op):
             arg = rest[len(op) :]
             colon = op.startswith(":")
-            unset = value is None or (colon and value == "")
+            empty = value is None or (colon and value == "")
             if op.endswith("-"):
-                return interpolate(arg, variables) if unset else (value or "")
+                return interpolate(arg, variables, unset, depth + 1) if empty else (value or "")
             if op.endswith("+"):
-                return "" if unset else interpolate(arg, variables)
-            if unset:
-                msg = interpolate(arg, variables) or f"variable {name} is required"
-                raise InterpolationError(f"{name}: {msg}")
+                return "" if empty else interpolate(arg, variables, unset, depth + 1)
+            if empty:
+                msg = interpolate(arg, variables, None, depth + 1) or f"variable {name} is required"
+                raise InterpolationError(f"{name}: {_one_line(msg)}")
             return value or ""
-    raise InterpolationError(f"invalid interpolation '${{{body}}}'")
+    raise InterpolationError(f"invalid interpolation {_quoted('${' + body + '}')}")
 
 
-def interpolate_tree(data: Any, variables: Mapping[str, str], path: tuple[Any, ...] = ()) -> Any:
+def _quoted(text: str) -> str:
+    """``'text'`` for a message, escaped as Python does so it stays one line."""
+    return repr(text) if '"' in text or not text.isprintable() else f"'{text}'"
+
+
+def _one_line(text: str) -> str:
+    """A user's ``:?`` message as one line: control characters escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+def interpolate_tree(
+    data: Any,
+    variables: Mapping[str, str],
+    path: tuple[Any, ...] = (),
+    on_unset: Callable[[tuple[Any, ...], str], None] | None = None,
+) -> Any:
     """Interpolate every string value (not keys) of a parsed TOML tree.
 
-    Raises ``InterpolationError`` with ``.path`` set to where it happened.
+    Raises ``InterpolationError`` with ``.path`` set to where it happened;
+    ``on_unset(path, name)`` hears of each plain reference to an unset variable.
+    The tree's depth is the caller's to bound (``envd.spec.read`` does).
     """
     if isinstance(data, str):
+        unset: list[str] = []
         try:
-            return interpolate(data, variables)
+            value = interpolate(data, variables, unset)
         except InterpolationError as exc:
             exc.path = path  # type: ignore[attr-defined]
             raise
+        if on_unset is not None:
+            for name in dict.fromkeys(unset):
+                on_unset(path, name)
+        return value
     if isinstance(data, dict):
-        return {k: interpolate_tree(v, variables, (*path, k)) for k, v in data.items()}
+        return {k: interpolate_tree(v, variables, (*path, k), on_unset) for k, v in data.items()}
     if isinstance(data, list):
-        return [interpolate_tree(v, variables, (*path, i)) for i, v in enumerate(data)]
+        return [interpolate_tree(v, variables, (*path, i), on_unset) for i, v in enumerate(data)]
     return data
 
 

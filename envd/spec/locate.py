@@ -25,6 +25,9 @@ _INLINE_KEY = re.compile(r"(?P<key>" + _DOTTED_KEY + r")[ \t]*=[ \t]*")
 _DOTTED_PART = re.compile(r"[ \t]*(?:([A-Za-z0-9_-]+)|\"((?:\\.|[^\"\\])*)\"|'([^']*)')[ \t]*")
 
 PathKey = tuple["str | int", ...]
+# Deeper paths than this are refused (``read.MAX_DEPTH``); indexing a key of
+# thousands of dotted parts would cost time quadratic in its length.
+MAX_KEY_PARTS = 64
 
 
 def split_dotted(key: str) -> tuple[str, ...]:
@@ -73,11 +76,11 @@ class Locator:
             start = self._starts[lineno]
             header = _HEADER.match(line)
             if header:
-                keys = split_dotted(header.group("key"))
+                keys = split_dotted(header.group("key"))[:MAX_KEY_PARTS]
                 at = _Entry(start + line.index("["))
                 # Implicitly defined parents point at the first header below them.
-                for cut in range(1, len(keys)):
-                    index.setdefault(_table_path(keys[:cut], counts), at)
+                for parent_path in _table_prefixes(keys[:-1], counts):
+                    index.setdefault(parent_path, at)
                 if header.group("open") == "[[":
                     parent = _table_path(keys[:-1], counts) + keys[-1:]
                     n = counts.get(parent, 0)
@@ -91,7 +94,7 @@ class Locator:
                 continue
             key = _KEY.match(line)
             if key:
-                path = table + split_dotted(key.group("key"))
+                path = table + split_dotted(key.group("key"))[:MAX_KEY_PARTS]
                 key_at = start + len(key.group("indent"))
                 value = start + key.end()
                 index.setdefault(path, _Entry(key_at, value))
@@ -115,6 +118,10 @@ class Locator:
 
     def position(self, line: int, col: int) -> tuple[int, int]:
         return line, col
+
+    def position_of(self, offset: int) -> tuple[int, int]:
+        """``(line, col)`` of a character offset into the text."""
+        return self._position(offset)
 
     def _position(self, offset: int) -> tuple[int, int]:
         lo, hi = 0, len(self._starts) - 1
@@ -150,13 +157,21 @@ class Locator:
 
 def _table_path(keys: Sequence[str], counts: dict[PathKey, int]) -> PathKey:
     """A header's path, entering the latest element of any array of tables on the way."""
+    prefixes = _table_prefixes(keys, counts)
+    return prefixes[-1] if prefixes else ()
+
+
+def _table_prefixes(keys: Sequence[str], counts: dict[PathKey, int]) -> list[PathKey]:
+    """``_table_path`` of ``keys[:1]``, ``keys[:2]``, … in one pass."""
     out: list[str | int] = []
+    prefixes: list[PathKey] = []
     for key in keys:
         out.append(key)
         n = counts.get(tuple(out))
         if n:
             out.append(n - 1)
-    return tuple(out)
+        prefixes.append(tuple(out))
+    return prefixes
 
 
 # --------------------------------------------------------------------------- a value tokenizer
@@ -307,3 +322,54 @@ def _walk(text: str, i: int, rest: Sequence[str | int], key_at: int) -> tuple[in
             continue
         break
     return last, placed
+
+
+# --------------------------------------------------------------------------- paths in messages
+
+
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def dotted(path: Sequence[object]) -> str:
+    """``services.web.ports[1]``; a key that is not a bare TOML key is quoted
+    (``labels."a.b"``), so the path stays one unambiguous line."""
+    out = ""
+    for elem in path:
+        if isinstance(elem, int):
+            out += f"[{elem}]"
+        else:
+            key = str(elem)
+            if not _BARE_KEY.fullmatch(key):
+                key = quote_key(key)
+            out += ("." if out else "") + key
+    return out
+
+
+def quote_key(key: str) -> str:
+    """A TOML basic-string key: quotes, backslashes and control characters escaped."""
+    escaped = "".join(
+        "\\" + ch
+        if ch in '"\\'
+        else f"\\u{ord(ch):04x}"
+        if ord(ch) < 0x20 or ord(ch) == 0x7F
+        else ch
+        for ch in key
+    )
+    return f'"{escaped}"'
+
+
+def locate_with_env(
+    locator: Locator, path: tuple[str | int, ...], environment: str | None
+) -> tuple[int, int]:
+    """Where a field's value was written: the active overlay or the base spec.
+
+    The overlay wins when it spells out the field at least as deeply as the
+    base does (it replaced or added the value); otherwise the base placed it.
+    """
+    base, base_depth = locator.find(list(path))
+    if environment:
+        over, over_depth = locator.find(["environments", environment, *path])
+        over_depth -= 2
+        if over_depth > 0 and over_depth >= base_depth:
+            return over
+    return base

@@ -124,6 +124,8 @@ class Service(SpecModel):
 
 class Project(SpecModel):
     name: str | None = None
+    # A plain $VAR whose variable is not set is an error, not a warning.
+    strict_variables: bool = False
 
     @field_validator("name")
     @classmethod

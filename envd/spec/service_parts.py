@@ -272,6 +272,8 @@ class Dependency(SpecModel):
 
 def _depends_on(value: Any) -> Any:
     if isinstance(value, list):
+        if not all(isinstance(name, str) for name in value):
+            raise ValueError("a depends_on list holds service names (strings)")
         return {name: {"condition": "started"} for name in value}
     if isinstance(value, dict):
         return {k: {"condition": v} if isinstance(v, str) else v for k, v in value.items()}
@@ -355,6 +357,8 @@ class ServiceNetwork(SpecModel):
 
 def _networks(value: Any) -> Any:
     if isinstance(value, list):
+        if not all(isinstance(name, str) for name in value):
+            raise ValueError("a networks list holds network names (strings)")
         return {name: {} for name in value}
     if isinstance(value, dict):
         return {k: ({} if v is None else v) for k, v in value.items()}

@@ -9,6 +9,7 @@ they were: same ids, still running, same StartedAt.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import Iterator
@@ -259,3 +260,106 @@ def test_the_project_still_converges_after_the_broken_specs(
     assert proc.returncode == 0, describe(proc)
     assert '"changes": 0' in proc.stdout, describe(proc)
     assert snapshot(docker_client, running.project) == running.before
+
+
+# --------------------------------------------------------------------------- bytes, emptiness, unset variables
+#
+# These run in a fresh directory each: nothing may be created, except by the
+# one `up` that the unset-variable case is allowed to make (and cleans up).
+
+
+def refused(proc: Any, *expected: str) -> None:
+    """Exit 2, no traceback, and every expected piece on stderr."""
+    assert proc.returncode == 2, describe(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr, describe(proc)
+    assert "internal error" not in proc.stderr, describe(proc)
+    for piece in expected:
+        assert piece in proc.stderr, f"{piece!r} not in stderr\n{describe(proc)}"
+
+
+@pytest.mark.parametrize(
+    ("files", "where"),
+    [
+        (
+            {"envd.toml": f'[services.web]\nimage = "{BUSYBOX}"\nlabels = {{ a = "caf\xe9" }}\n'},
+            "envd.toml:3:",
+        ),
+        ({".env": "A=1\nB=caf\xe9\n"}, ".env:2:6: "),
+        ({"web.env": "X=\xe9\n", "envd.toml": "+env_file"}, "web.env:1:3: "),
+    ],
+    ids=["envd.toml", "dotenv", "env_file"],
+)
+def test_latin1_bytes_exit_2_naming_the_file_and_byte(
+    tmp_path: Path, files: dict[str, str], where: str
+) -> None:
+    """Bytes that are not UTF-8 in the spec, .env or an env_file: exit 2 with file:line:col and the byte offset (exit 1 "internal error: UnicodeDecodeError" before)."""
+    base = f'[services.web]\nimage = "{BUSYBOX}"\ncommand = ["true"]\n'
+    for name, text in {"envd.toml": base, **files}.items():
+        if text == "+env_file":
+            text = base + 'env_file = ["web.env"]\n'
+        (tmp_path / name).write_bytes(text.encode("latin-1"))
+    for args in (["validate"], ["up", "--once", "--timeout", "30"]):
+        refused(run_envd(args, cwd=tmp_path), where, "not valid UTF-8: byte ")
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "expected"),
+    [
+        ("", (), "defines no services"),
+        ('[project]\nname = "empty"\n', (), "defines no services"),
+        (
+            f'[services.web]\nimage = "{BUSYBOX}"\nprofiles = ["debug"]\n',
+            (),
+            "no service selected",
+        ),
+    ],
+    ids=["empty-file", "project-only", "no-active-profile"],
+)
+def test_nothing_to_run_exits_2(
+    tmp_path: Path, text: str, args: tuple[str, ...], expected: str
+) -> None:
+    """An empty spec, or one whose services all wait for a profile, is refused by `up` (it converged "0 service(s)" with exit 0 before)."""
+    (tmp_path / "envd.toml").write_text(text)
+    refused(run_envd([*args, "up", "--once", "--timeout", "30"], cwd=tmp_path), expected)
+    proc = run_envd(["--profile", "debug", "plan"], cwd=tmp_path)
+    assert (proc.returncode == 0) == (expected == "no service selected"), describe(proc)
+
+
+def test_unset_variables_are_warned_about_and_strict_refuses_them(
+    tmp_path: Path, docker_client: Any
+) -> None:
+    """$D unset: validate, plan and up warn with file:line:col and "$$"; --strict and strict_variables exit 2 (it became "" silently before)."""
+    name = f"t-{secrets.token_hex(4)}"
+    directory = tmp_path / name
+    directory.mkdir()
+    spec_text = (
+        f'[services.web]\nimage = "{BUSYBOX}"\n'
+        f'command = ["sh", "-c", "echo ${UNSET}; sleep 100000"]\nstop_signal = "SIGKILL"\n'
+    )
+    (directory / "envd.toml").write_text(spec_text)
+    warning = f'envd.toml:3:30: warning: services.web.command[2]: the variable "{UNSET}" is not set'
+    for args in (["validate", "--strict"], ["plan", "--strict"], ["up", "--once", "--strict"]):
+        refused(
+            run_envd(args, cwd=directory),
+            f'envd.toml:3:30: services.web.command[2]: the variable "{UNSET}" is not set',
+        )
+    with project_cleanup(name, lambda: docker_client):
+        for args in (["validate"], ["plan"], ["up", "--once", "--timeout", "60"]):
+            proc = run_envd(args, cwd=directory)
+            assert proc.returncode == 0, describe(proc)
+            assert warning in proc.stderr and "use $$ for a literal $" in proc.stderr, describe(
+                proc
+            )
+        for args in (["validate", "--json"], ["plan", "--json"]):
+            proc = run_envd(args, cwd=directory)
+            assert proc.returncode == 0, describe(proc)
+            [found] = json.loads(proc.stdout)["warnings"]
+            assert (found["line"], found["column"], found["path"]) == (
+                3,
+                30,
+                "services.web.command[2]",
+            )
+        proc = run_envd(["validate"], cwd=directory, env={UNSET: "1"})
+        assert proc.returncode == 0 and "warning" not in proc.stderr, describe(proc)
+    (directory / "envd.toml").write_text("[project]\nstrict_variables = true\n" + spec_text)
+    refused(run_envd(["validate"], cwd=directory), "envd.toml:5:30: ", f'"{UNSET}" is not set')

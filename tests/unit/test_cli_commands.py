@@ -166,6 +166,7 @@ def test_validate_text_and_json(capsys: pytest.CaptureFixture[str], proj: Path) 
         "project": "shop",
         "services": 2,
         "environments": ["ci"],
+        "warnings": [],
     }
 
 

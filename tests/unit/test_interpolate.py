@@ -243,3 +243,32 @@ def test_required_variable_satisfied_by_dotenv(tmp_path: Path) -> None:
     spec = '[services.app]\nimage = "busybox:${TAG:?set TAG}"\n'
     _project(tmp_path, spec, dotenv="TAG=9\n")
     assert load(tmp_path, environ={}).spec.services["app"].image == "busybox:9"
+
+
+@pytest.mark.parametrize(
+    ("text", "unset"),
+    [
+        ("$NOPE ${NOPE2} ${A}", ["NOPE", "NOPE2"]),
+        ("${NOPE:-x} ${NOPE-x} ${NOPE:+x} ${NOPE+x} $$NOPE", []),
+        ("${EMPTY} $EMPTY", []),
+        ("${NOPE:-$ALSO}", ["ALSO"]),
+        ("${A:-$ALSO}", []),
+    ],
+)
+def test_plain_references_to_unset_variables_are_reported(text: str, unset: list[str]) -> None:
+    """Only a plain $VAR/${VAR} of an unset variable is reported; defaults, $$ and empty values are not."""
+    found: list[str] = []
+    interpolate(text, VARS, found)
+    assert found == unset
+
+
+def test_interpolate_tree_reports_each_unset_name_once_per_value_with_its_path() -> None:
+    """on_unset hears (path, name) once per string value, keys untouched."""
+    heard: list[tuple[tuple[object, ...], str]] = []
+    tree = {"services": {"web": {"command": ["$X $X", "${Y}"], "$K": "v"}}}
+    out = interpolate_tree(tree, VARS, on_unset=lambda path, name: heard.append((path, name)))
+    assert out["services"]["web"] == {"command": [" ", ""], "$K": "v"}
+    assert heard == [
+        (("services", "web", "command", 0), "X"),
+        (("services", "web", "command", 1), "Y"),
+    ]

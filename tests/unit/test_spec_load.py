@@ -753,7 +753,7 @@ BROKEN: list[Broken] = [
     Broken(
         "invalid-service-name",
         '[services.ok]\nimage = "i"\n\n[services."-bad name"]\nimage = "i"\n',
-        4, 1, "services.-bad name", "name '-bad name' is invalid",
+        4, 1, 'services."-bad name"', "name '-bad name' is invalid",
     ),
     Broken(
         "neither-image-nor-build",
