@@ -98,7 +98,7 @@ stamp="$(
   {
     printf '%s\n' "${RECIPE}"
     "${VPY}" -c 'import sys; print(sys.version)'
-    cat "${REPO}/pyproject.toml"
+    cat "${REPO}/pyproject.toml" "${REPO}/constraints.txt"
   } | sha256sum | cut -d' ' -f1
 )"
 if [[ -f "${STAMP_FILE}" && "$(cat "${STAMP_FILE}")" == "${stamp}" && -x "${VENV}/bin/envd" ]]; then
@@ -111,6 +111,7 @@ else
   pip_log="${VENV}/pip-install.log"
   if ! PIP_NO_INPUT=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
       "${VPY}" -m pip install --config-settings editable_mode=compat \
+        --constraint "${REPO}/constraints.txt" \
         --editable "${REPO}[dev]" >"${pip_log}" 2>&1; then
     tail -n 40 "${pip_log}" >&2
     die "pip install -e '.[dev]' failed; full output in ${pip_log}."
