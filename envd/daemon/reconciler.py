@@ -264,6 +264,10 @@ class Reconciler:
             # May be transient (a pull failed, a port was busy): retry with back-off.
             # A retry re-plans only; it never restarts what exited under restart = "no".
             result, error = "failed", str(exc)
+            try:
+                self._running = self._running_ids(self.desired.project if self.desired else "")
+            except EngineError:
+                pass  # the next pass that reaches the engine records them
             delay = self.backoff.failed()
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
