@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -162,3 +163,21 @@ def table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
+
+
+def lock_opt(f: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Wait at most this long for another envd converging the project"
+        " (default 60, or ENVD_LOCK_TIMEOUT).",
+    )(f)
+
+
+def holding(project: str, command: str, timeout: float | None) -> AbstractContextManager[None]:
+    """Hold ``project``'s converge lock, saying once on stderr if another envd holds it."""
+    from envd.run.project_lock import converging
+
+    return converging(project, command, timeout=timeout, on_wait=err)

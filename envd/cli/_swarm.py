@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from envd.cli._common import Ctx, err, table
+from envd.cli._common import Ctx, err, holding, table
 from envd.values.errors import SpecError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def swarm_engine() -> SwarmEngine:
     return eng
 
 
-def run_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
+def run_down(obj: Ctx, volumes: bool, as_json: bool, lock_timeout: float | None = None) -> None:
     """`envd down --target swarm`: remove the project's services, secrets and networks."""
     from envd.cli.progress import make_progress
     from envd.swarm.ops import down as swarm_down
@@ -39,7 +39,8 @@ def run_down(obj: Ctx, volumes: bool, as_json: bool) -> None:
     loaded = obj.load()
     eng = swarm_engine()
     progress = make_progress(as_json)
-    result = swarm_down(eng, loaded.project, progress, volumes=volumes)
+    with holding(loaded.project, "envd down --target swarm", lock_timeout):
+        result = swarm_down(eng, loaded.project, progress, volumes=volumes)
     progress.close()
     if as_json:
         click.echo(json.dumps({"result": "ok", **result.__dict__}))

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from envd.cli._common import Ctx, _int, _project_opts, engine
+from envd.cli._common import Ctx, _int, _project_opts, engine, holding, lock_opt
 from envd.values import labels
 from envd.values.errors import UsageError
 
@@ -108,9 +108,12 @@ def exec_(obj: Ctx, service: str, command: tuple[str, ...], index: int, no_tty: 
 @click.option(
     "--rm/--no-rm", default=True, show_default=True, help="Remove the container afterwards."
 )
+@lock_opt
 @_project_opts()
 @click.pass_obj
-def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
+def run_(
+    obj: Ctx, service: str, command: tuple[str, ...], rm: bool, lock_timeout: float | None
+) -> None:
     """Run a one-off container of a service: envd run SERVICE -- CMD..."""
     from envd.inputs.prepare import prepare
     from envd.run.oneoff import run_one_off
@@ -119,7 +122,13 @@ def run_(obj: Ctx, service: str, command: tuple[str, ...], rm: bool) -> None:
     if service not in desired.services:
         raise UsageError(f"no service named {service!r} in the spec")
     code = run_one_off(
-        engine(), desired, service, list(command) or None, rm, docker_cli=shutil.which("docker")
+        engine(),
+        desired,
+        service,
+        list(command) or None,
+        rm,
+        docker_cli=shutil.which("docker"),
+        hold=lambda: holding(desired.project, "envd run", lock_timeout),
     )
     sys.exit(code)
 

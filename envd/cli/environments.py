@@ -13,16 +13,25 @@ from typing import Any
 
 import click
 
-from envd.cli._common import Ctx, _json_opt, _project_opts, _rel, engine
+from envd.cli._common import (
+    Ctx,
+    _json_opt,
+    _project_opts,
+    _rel,
+    engine,
+    holding,
+    lock_opt,
+)
 from envd.values.errors import EnvdError
 
 
 @click.command()
 @click.option("--check", is_flag=True, help="Report drift from envd.lock; change nothing.")
+@lock_opt
 @_json_opt
 @_project_opts()
 @click.pass_obj
-def lock(obj: Ctx, check: bool, as_json: bool) -> None:
+def lock(obj: Ctx, check: bool, lock_timeout: float | None, as_json: bool) -> None:
     """Write envd.lock: every environment's images pinned to digests."""
     from dataclasses import replace
 
@@ -51,7 +60,12 @@ def lock(obj: Ctx, check: bool, as_json: bool) -> None:
             sys.exit(2)
         return
     progress = make_progress(as_json)
-    new = make_lock(engine(), obj.target(), progress)
+    new = make_lock(
+        engine(),
+        obj.target(),
+        progress,
+        hold=lambda project: holding(project, "envd lock", lock_timeout),
+    )
     progress.close()
     from envd.spec.paths import resolve_paths
 

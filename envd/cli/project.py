@@ -19,6 +19,8 @@ from envd.cli._common import (
     _target_opt,
     engine,
     err,
+    holding,
+    lock_opt,
     table,
 )
 from envd.values.errors import (
@@ -124,6 +126,7 @@ def plan(obj: Ctx, as_json: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
 @click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
+@lock_opt
 @_json_opt
 @_project_opts()
 @click.pass_obj
@@ -134,6 +137,7 @@ def up(
     no_wait: bool,
     frozen: bool,
     force_recreate: bool,
+    lock_timeout: float | None,
     as_json: bool,
 ) -> None:
     """Converge the project, wait until every service is ready, leave a daemon.
@@ -148,7 +152,10 @@ def up(
     from envd.cli.progress import make_progress
     from envd.inputs.prepare import prepare_desired
     from envd.run.converge import converge
+    from envd.run.project_lock import timeout_from
 
+    # A bad ENVD_LOCK_TIMEOUT is exit 2 here, not in every pass of the daemon it would start.
+    lock_wait = timeout_from(lock_timeout)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic).
     desired = prepare_desired(obj.target(), frozen=frozen)
     project_dir = Path(desired.project_dir)
@@ -171,9 +178,16 @@ def up(
     progress = make_progress(as_json)
     force = frozenset(desired.services) if force_recreate else frozenset()
     try:
-        _, result = converge(
-            eng, desired, progress, wait_ready=not no_wait, timeout=timeout, force_recreate=force
-        )
+        # Another envd converging this project first: wait, then re-plan from what it left.
+        with holding(desired.project, "envd up --once", lock_wait):
+            _, result = converge(
+                eng,
+                desired,
+                progress,
+                wait_ready=not no_wait,
+                timeout=timeout,
+                force_recreate=force,
+            )
     except EnvironmentFailed as exc:
         progress.close()
         _report_failures(eng, exc, as_json)
@@ -329,16 +343,24 @@ def _report_failures(eng: Any, exc: EnvironmentFailed, as_json: bool) -> None:
     help="Also remove the named volumes the spec declares and the anonymous volumes.",
 )
 @click.option("--timeout", "-t", type=int, default=None, help="Override the stop grace period (s).")
+@lock_opt
 @_target_opt
 @_json_opt
 @_project_opts()
 @click.pass_obj
-def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: str) -> None:
+def down(
+    obj: Ctx,
+    volumes: bool,
+    timeout: int | None,
+    lock_timeout: float | None,
+    as_json: bool,
+    target: str,
+) -> None:
     """Stop and remove the project's containers and networks."""
     if target == "swarm":
         from envd.cli._swarm import run_down
 
-        run_down(obj, volumes, as_json)
+        run_down(obj, volumes, as_json, lock_timeout)
         return
     from envd.cli.progress import make_progress
     from envd.daemon import process
@@ -347,22 +369,24 @@ def down(obj: Ctx, volumes: bool, timeout: int | None, as_json: bool, target: st
 
     loaded, desired = prepare(obj.target(), read_secret_values=False)
     eng = engine()
-    # The daemon goes first, or it would repair what down removes.
-    process.stop(loaded.project_dir, loaded.environment)
-    progress = make_progress(as_json)
-    containers = eng.list_containers(desired.project)
+    # The daemon goes first, or it would repair what down removes; a daemon
+    # that would not stop fails down here, before anything is removed.
+    process.stop(loaded.project_dir, loaded.environment, notify=err)
+    with holding(desired.project, "envd down", lock_timeout):
+        progress = make_progress(as_json)
+        containers = eng.list_containers(desired.project)
 
-    def grace(c: Any) -> int | None:
-        if timeout is not None:
-            return timeout
-        svc = desired.services.get(c.service)
-        # Not in the spec (any more): the grace period it was created with.
-        return svc.template.stop_timeout if svc else None
+        def grace(c: Any) -> int | None:
+            if timeout is not None:
+                return timeout
+            svc = desired.services.get(c.service)
+            # Not in the spec (any more): the grace period it was created with.
+            return svc.template.stop_timeout if svc else None
 
-    remove_all(eng, containers, grace, progress, volumes=volumes)
-    networks = remove_networks(eng, desired.project, progress)
-    removed_volumes = remove_declared_volumes(eng, desired, progress) if volumes else []
-    progress.close()
+        remove_all(eng, containers, grace, progress, volumes=volumes)
+        networks = remove_networks(eng, desired.project, progress)
+        removed_volumes = remove_declared_volumes(eng, desired, progress) if volumes else []
+        progress.close()
     if networks.stuck:
         users = "; ".join(f"{n}: {', '.join(c)}" for n, c in sorted(networks.stuck.items()))
         raise EngineError(

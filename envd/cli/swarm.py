@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from envd.cli._common import Ctx, F, _json_opt, _project_opts, err
+from envd.cli._common import Ctx, F, _json_opt, _project_opts, err, holding, lock_opt
 from envd.cli._swarm import swarm_engine
 from envd.values.errors import EnvironmentFailed
 
@@ -53,6 +53,7 @@ def _notes(notes: Any, as_json: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Show what the deploy would change; change nothing.")
 @_endpoint_mode_opt
 @click.option("--frozen", is_flag=True, help="Refuse to deploy unless envd.lock matches the spec.")
+@lock_opt
 @_json_opt
 @_project_opts()
 @click.pass_obj
@@ -64,6 +65,7 @@ def deploy(
     dry_run: bool,
     frozen: bool,
     endpoint_mode: str,
+    lock_timeout: float | None,
     as_json: bool,
 ) -> None:
     """Deploy the spec to a Docker Swarm: services, overlay network, secrets."""
@@ -109,9 +111,10 @@ def deploy(
         return
     progress = make_progress(as_json)
     try:
-        wanted = prepare_swarm(eng, loaded, desired, progress, endpoint_mode)
-        _notes(wanted.notes, as_json)
-        result = swarm_deploy(eng, wanted, progress, wait=not no_wait, timeout=timeout)
+        with holding(loaded.project, "envd deploy", lock_timeout):
+            wanted = prepare_swarm(eng, loaded, desired, progress, endpoint_mode)
+            _notes(wanted.notes, as_json)
+            result = swarm_deploy(eng, wanted, progress, wait=not no_wait, timeout=timeout)
     except EnvironmentFailed as exc:
         progress.close()
         if as_json:

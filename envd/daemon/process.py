@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from envd.values.errors import EnvdError
 if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
     from envd.daemon.client import DaemonClient
     from envd.inputs.prepare import Target
+
+TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
 
 # The client is imported only where a daemon is talked to: it pulls in
 # http.client and ssl (~10 ms), which `up --once` and `down` pay for nothing
@@ -86,25 +89,54 @@ def start(
     )
 
 
-def stop(project_dir: Path, environment: str | None, timeout: float = 30.0) -> bool:
-    """Ask the daemon to stop and wait until its pid is gone. False if none ran."""
+def stop(
+    project_dir: Path,
+    environment: str | None,
+    timeout: float = 30.0,
+    *,
+    term_grace: float | None = None,
+    notify: Callable[[str], object] | None = None,
+) -> bool:
+    """Stop the daemon and make sure it is gone; False if none ran.
+
+    Asked over its socket first (it finishes its pass); one that does not go
+    within ``timeout`` gets SIGTERM, then after ``term_grace`` SIGKILL, each
+    only after /proc says the pid is still an envd daemon (a reused pid is
+    never signalled). ``notify`` hears each escalation; a daemon still there
+    at the end raises ``EnvdError``.
+    """
+    from envd.daemon.escalate import escalate, is_daemon
+
     paths = StatePaths.for_project(project_dir, environment)
     client = running(project_dir, environment)
     pid = _pid(paths)
-    if client is None:
+    if client is None and not (pid is not None and _alive(pid) and is_daemon(pid, project_dir)):
         return False
-    try:
-        client.stop()
-    except EnvdError:
-        pass
+    if client is not None:
+        try:
+            client.stop()
+        except EnvdError:
+            pass
+        if _wait_gone(paths, pid, timeout):
+            return True
+    assert pid is not None  # without a pid file _wait_gone returned True
+    grace = TERM_GRACE if term_grace is None else term_grace
+    escalate(
+        pid, grace, lambda seconds: _wait_gone(paths, pid, seconds), notify, project_dir=project_dir
+    )
+    return True
+
+
+def _wait_gone(paths: StatePaths, pid: int | None, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         # The daemon removes its pid file on its way out. The pid itself means
         # nothing here when the daemon runs in a container (another pid namespace).
         if pid is None or not paths.pid.exists() or not _alive(pid):
             return True
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return True
 
 
 def _pid(paths: StatePaths) -> int | None:

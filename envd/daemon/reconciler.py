@@ -36,6 +36,7 @@ from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
 from envd.run.converge import converge, plan_project
+from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
 from envd.values import labels
 from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
@@ -219,8 +220,6 @@ class Reconciler:
             for listener in self._listeners:
                 listener(desired)
 
-            if self._engine_lost:
-                self._start_stopped_by_engine(desired)
             # A client waiting on this pass (`envd up`) is shown every
             # service's state; passes nobody waits for only say what changed.
             quiet_settled = request.wait_timeout is None
@@ -245,22 +244,31 @@ class Reconciler:
                         message=ev.message,
                     )
 
-            converge(
-                self.engine,
-                desired,
-                emit,
-                wait_ready=request.wait_timeout is not None,
-                timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
-                clock=self.clock,
-                restart_exited=request.restart_exited,
-            )
+            # One converge at a time: a CLI's `up --once`, `down`, `run` go first, then we re-plan.
+            with converging(
+                desired.project,
+                "envd daemon",
+                on_wait=lambda line: self.publish("lock", "project", line, "working"),
+                cancelled=lambda: self._stopping,
+            ):
+                if self._engine_lost:
+                    self._start_stopped_by_engine(desired)
+                converge(
+                    self.engine,
+                    desired,
+                    emit,
+                    wait_ready=request.wait_timeout is not None,
+                    timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
+                    clock=self.clock,
+                    restart_exited=request.restart_exited,
+                )
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
         except SpecError as exc:
             # Terminal until the spec changes: keep what runs, say why.
             result, error = "invalid-spec", str(exc)
             self.backoff.succeeded()
-        except EnvironmentFailed as exc:
+        except (EnvironmentFailed, LockBusy) as exc:
             # May be transient (a pull failed, a port was busy): retry with back-off.
             # A retry re-plans only; it never restarts what exited under restart = "no".
             result, error = "failed", str(exc)

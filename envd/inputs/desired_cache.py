@@ -6,18 +6,23 @@ observing and planning 50 services. The desired state is a pure function of
 files and variables, so it is kept in ``.envd/desired.cache`` with a key over
 every input, and a lookup that matches skips the loader (and pydantic) whole.
 
-The key covers envd's own code, the Python version, the target (directory,
-file, environment, profiles, swarm, ``--frozen``), the bytes of the spec,
+The key covers the code that computes a desired state, the Python version,
+the target (directory, file, environment, profiles, swarm, ``--frozen``),
+the bytes of the spec,
 ``.env`` and ``envd.lock``, and the whole process environment. What the spec
 points at is recorded when an entry is stored and checked on lookup: the
 contents of ``env_file`` files, which paths must exist (bind sources, watch
 paths), each build context's digest, and each secret's value (by keyed
 digest; values are read again on every hit, never stored).
 
-The file is written 0600 and sealed with an HMAC under the per-user key
-(``envd.inputs.keys``, kept outside the project), and the seal is
-checked before anything is unpickled: a cache file that came with a cloned
-repository, or that another user wrote, is ignored rather than trusted.
+The file is JSON (``envd.inputs.desired_codec``: explicit typed decoders,
+nothing in it can name code to run), written temp + rename at 0600, and
+sealed with an HMAC under the seal key derived from the per-user key
+(``envd.inputs.keys``, kept outside the project). Reading opens it without
+following a link, takes it only when ``fstat`` says a regular file of ours
+below a size cap, and checks the seal before parsing: a cache file that came
+with a cloned repository, that another user wrote, or that was swapped for a
+link, a FIFO or a huge file, is ignored rather than trusted, read or waited on.
 
 Anything unexpected — a missing file, a changed digest, a secret that cannot
 be read — is a miss: the caller loads the spec the slow way, which also
@@ -28,8 +33,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
-import pickle
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -39,7 +44,9 @@ from typing import TYPE_CHECKING
 
 from envd import __version__
 from envd.core.desired import DesiredProject
+from envd.inputs import desired_codec as codec
 from envd.inputs.buildctx import BuildInputs
+from envd.inputs.safefile import read_regular, write_replacing
 from envd.inputs.target import Target
 from envd.spec.paths import resolve_paths
 from envd.values.keys import Keys
@@ -48,8 +55,11 @@ if TYPE_CHECKING:
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
-_FORMAT = b"envd-desired-cache/2"  # 2: DesiredService.secret_digests
-_SEAL = 32  # bytes of HMAC-SHA256 in front of the pickle
+_FORMAT = b"envd-desired-cache/3"  # 3: JSON under a derived seal key (2 was a pickle)
+_SEAL = 32  # bytes of HMAC-SHA256 in front of the JSON
+# Far above any real entry (50 services make about 100 KB): a bigger file is
+# not ours, and is refused before it is read.
+MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -73,26 +83,51 @@ class _Entry:
     builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
 
 
+_decode_secret = codec.table(
+    _Secret,
+    name=codec.string,
+    file=codec.optional(codec.string),
+    env=codec.optional(codec.string),
+    command=codec.optional(codec.strings),
+    digest=codec.string,
+)
+_decode_entry = codec.table(
+    _Entry,
+    key=codec.string,
+    desired=codec.decode_project,
+    secrets=codec.tuple_of(_decode_secret),
+    secret_sources=codec.map_of(codec.strings),
+    files=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
+    paths=codec.tuple_of(codec.pair(codec.string, codec.boolean)),
+    builds=codec.tuple_of(codec.pair(codec.decode_build_inputs, codec.string)),
+)
+# The code a desired state is computed by: inputs and the layers below it (the
+# import contracts keep inputs from importing anything else of envd).
+_ENVD = Path(__file__).resolve().parent.parent
+_CODE_DIRS = tuple(str(_ENVD / d) for d in ("values", "spec", "core", "inputs"))
+
+
 def lookup(
     target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys
 ) -> DesiredProject | None:
     """The cached desired state for these inputs, or None (then load the spec)."""
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
-        raw = (base / ".envd" / CACHE_FILE).read_bytes()
+        raw = _read(base / ".envd" / CACHE_FILE)
     except OSError:
         return None
+    if raw is None:
+        return None
     try:
-        key = keys.hash_key
         seal, body = raw[:_SEAL], raw[_SEAL:]
-        if not hmac.compare_digest(seal, hmac.new(key, body, hashlib.sha256).digest()):
+        if not hmac.compare_digest(seal, keys.seal(body)):
             return None
-        entry = pickle.loads(body)
-        if not isinstance(entry, _Entry):
+        data = json.loads(body)
+        if not isinstance(data, dict) or data.get("key") != _key(
+            keys, target, environ, frozen, spec_file, base
+        ):
             return None
-        if entry.key != _key(key, target, environ, frozen, spec_file, base):
-            return None
-        return _revalidate(entry, base, environ, keys)
+        return _revalidate(_decode_entry(data), base, environ, keys)
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None
 
@@ -124,7 +159,7 @@ def store(
                 loaded.spec.secrets[n].file,
                 loaded.spec.secrets[n].env,
                 tuple(loaded.spec.secrets[n].command or ()) or None,
-                keys.digest(values[n]),
+                keys.cache_digest(values[n]),
             )
             for n in names
         )
@@ -143,9 +178,8 @@ def store(
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
         }
-        key = keys.hash_key
         entry = _Entry(
-            key=_key(key, target, environ, frozen, spec_file, base),
+            key=_key(keys, target, environ, frozen, spec_file, base),
             desired=stripped,
             secrets=secrets,
             secret_sources=sources,
@@ -157,8 +191,8 @@ def store(
                 if name in build_digests
             ),
         )
-        body = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
-        _write(base / ".envd" / CACHE_FILE, hmac.new(key, body, hashlib.sha256).digest() + body)
+        body = json.dumps(codec.encode(entry), separators=(",", ":")).encode()
+        _write(base / ".envd" / CACHE_FILE, keys.seal(body) + body)
     except Exception:  # a cache that cannot be written is only slower
         return
 
@@ -184,7 +218,7 @@ def _revalidate(
             file=sec.file, env=sec.env, command=list(sec.command) if sec.command else None
         )
         value = read_secret(sec.name, definition, base, environ)  # type: ignore[arg-type]
-        if keys.digest(value) != sec.digest:
+        if keys.cache_digest(value) != sec.digest:
             return None
         values[sec.name] = value
     if not values:
@@ -219,14 +253,14 @@ def _with_secret_values(
 
 
 def _key(
-    hash_key: bytes,
+    keys: Keys,
     target: Target,
     environ: Mapping[str, str],
     frozen: bool,
     spec_file: Path,
     base: Path,
 ) -> str:
-    h = hmac.new(hash_key, _FORMAT, hashlib.sha256)
+    h = hmac.new(keys.cache_key, _FORMAT, hashlib.sha256)
 
     def feed(*parts: object) -> None:
         for part in parts:
@@ -244,7 +278,8 @@ def _key(
     )
     for path in (spec_file, base / ".env", base / "envd.lock"):
         try:
-            feed(path.read_bytes())
+            # A FIFO or a device here makes a miss (NotRegular), not a hang.
+            feed(read_regular(path, MAX_BYTES))
         except FileNotFoundError:
             feed(None)
     feed(sorted(environ.items()))
@@ -252,35 +287,44 @@ def _key(
 
 
 def _code_fingerprint() -> str:
-    """Size and mtime of every module of envd: a changed envd is a changed input."""
-    root = Path(__file__).parent
-    h = hashlib.sha256()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                st = os.stat(os.path.join(dirpath, name))
-                h.update(f"{dirpath}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()
+    """Size and mtime of every module that computes a desired state: changed code is a
+    changed input."""
+    # One scandir per package and one stat per module: this runs on every
+    # hit, so it avoids os.walk's extra per-entry work.
+    lines: list[str] = []
+    stack = list(_CODE_DIRS)
+    while stack:
+        directory = stack.pop()
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if entry.name.endswith(".py"):
+                st = entry.stat()
+                lines.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
+            elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _file_digest(path: Path, keys: Keys) -> str | None:
     try:
-        return keys.digest(path.read_bytes())
+        return keys.cache_digest(path.read_bytes())
     except OSError:
         return None
 
 
+def _read(path: Path) -> bytes | None:
+    """The cache file's bytes, or None unless it is a regular file of ours under the cap."""
+    try:
+        data = read_regular(path, MAX_BYTES, follow=False, own=True)
+    except OSError:  # missing, a link (ELOOP), a FIFO, someone else's, too big
+        return None
+    return data if len(data) > _SEAL else None
+
+
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_replacing(path, data, 0o600)
 
 
 def clear(project_dir: Path) -> None:

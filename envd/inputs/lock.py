@@ -5,10 +5,21 @@ service. While it exists, ``up`` runs exactly the locked images (pulled by
 digest, so a tag that moved in the registry changes nothing until
 ``envd lock`` runs again). ``--frozen`` also refuses to start when the spec,
 an image reference or a build context drifted from it.
+
+The lock is committed and checked on other machines, so its digests are of
+the spec as written, before interpolation (the parsed TOML with the
+environment's overlay applied, ``${VAR}`` references kept as they are): the
+same on every machine, and free of any value from the environment, ``.env``
+or a secret. Format 1 digested the interpolated spec, and a dictionary
+attack on its digests recovered a password passed through ``${PGPW}``; it is
+still read (its pinned images still apply) but ``--frozen`` asks for a new
+lock. The only interpolated values left in the lock are image references
+(``image``), which must name what runs.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sys
@@ -17,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envd.spec.load import LoadedSpec
+from envd.inputs.safefile import read_regular, write_replacing
+from envd.spec.load import LoadedSpec, apply_environment, parse_toml
+from envd.spec.locate import Locator
 from envd.values.errors import LockMismatch
 
 if sys.version_info >= (3, 11):
@@ -26,7 +39,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 LOCK_FILE = "envd.lock"
-LOCK_VERSION = 1
+LOCK_VERSION = 2  # 2: digests of the spec as written (1: of the interpolated spec)
+_READABLE = (1, LOCK_VERSION)
+_MAX_BYTES = 16 * 1024 * 1024  # far above any real lock; a bigger file is refused unread
 BASE = "default"
 
 
@@ -48,6 +63,7 @@ class LockedEnvironment:
 @dataclass(frozen=True)
 class Lock:
     environments: Mapping[str, LockedEnvironment]
+    version: int = LOCK_VERSION  # an older one pins images but cannot be checked
 
     def for_env(self, environment: str | None) -> LockedEnvironment | None:
         return self.environments.get(environment or BASE)
@@ -58,21 +74,41 @@ def lock_path(project_dir: Path) -> Path:
 
 
 def _digest(data: Any) -> str:
-    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    # default=str: a TOML date or time is digested as written.
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
 def spec_digest(loaded: LoadedSpec) -> str:
-    # The project name as written: one derived from the checkout's directory
-    # name must not make a CI clone in another directory "drift".
-    data = loaded.spec.model_dump(mode="json", exclude={"environments"})
-    return _digest(data)
+    """Digest of the spec as written, with the environment's overlay applied.
+
+    Not interpolated: no variable's value reaches the lock, and the digest is
+    the same on every machine. The project name is as written too: one derived
+    from the checkout's directory name must not make a CI clone "drift".
+    """
+    return _digest(_written(loaded))
 
 
 def service_digest(loaded: LoadedSpec, service: str) -> str:
-    """Per-field short digests (``command=ab12cd34,env=…``): drift can name the field."""
-    data = loaded.spec.services[service].model_dump(mode="json")
+    """Per-field short digests (``command=ab12cd34,env=…``) of the service as written:
+    drift can name the field."""
+    data = _written(loaded)["services"][service]
     return ",".join(f"{k}={_digest(v)[7:15]}" for k, v in sorted(data.items()))
+
+
+def _written(loaded: LoadedSpec) -> dict[str, Any]:
+    """The spec file as parsed, the environment's overlay applied, not interpolated."""
+    text = loaded.file.read_text(encoding="utf-8")
+    return _overlaid(text, str(loaded.file), loaded.environment)
+
+
+@functools.lru_cache(maxsize=8)
+def _overlaid(text: str, display: str, environment: str | None) -> dict[str, Any]:
+    # Cached: a check digests every service of one text; callers only read it.
+    raw = parse_toml(text, display)
+    data = apply_environment(raw, environment, Locator(text), display)
+    data.pop("environments", None)
+    return data
 
 
 def _changed(old: str, new: str) -> list[str]:
@@ -84,13 +120,18 @@ def _changed(old: str, new: str) -> list[str]:
 def read(project_dir: Path) -> Lock | None:
     path = lock_path(project_dir)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = read_regular(path, _MAX_BYTES)
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a FIFO, a device, a huge file: never waited on or read
+        raise LockMismatch(
+            f"{path.name} cannot be read ({exc.strerror or exc}); regenerate it with `envd lock`"
+        ) from None
     try:
-        raw = tomllib.loads(text)
-        if raw.get("version") != LOCK_VERSION:
-            raise ValueError(f"unsupported lock version {raw.get('version')!r}")
+        raw = tomllib.loads(data.decode("utf-8"))
+        version = raw.get("version")
+        if version not in _READABLE:
+            raise ValueError(f"unsupported lock version {version!r}")
         envs: dict[str, LockedEnvironment] = {}
         for env, body in raw.get("environments", {}).items():
             services = {
@@ -108,7 +149,7 @@ def read(project_dir: Path) -> Lock | None:
         raise LockMismatch(
             f"{path.name} is corrupt ({exc}); regenerate it with `envd lock`"
         ) from None
-    return Lock(envs)
+    return Lock(envs, version)
 
 
 def _q(text: str) -> str:
@@ -135,9 +176,8 @@ def render(lock: Lock) -> str:
 
 def write(project_dir: Path, lock: Lock) -> Path:
     path = lock_path(project_dir)
-    tmp = path.with_suffix(".lock.tmp")
-    tmp.write_text(render(lock), encoding="utf-8")
-    tmp.replace(path)
+    # A fresh temp name, never a predictable one a repository could ship as a link.
+    write_replacing(path, render(lock).encode("utf-8"), 0o666)  # umask applies
     return path
 
 
@@ -165,6 +205,11 @@ def check(lock: Lock | None, loaded: LoadedSpec, contexts: Mapping[str, str]) ->
     """Readable drift between the spec and the lock; empty when frozen-safe."""
     if lock is None:
         return [f"no {LOCK_FILE} in {loaded.project_dir}; run `envd lock` and commit it"]
+    if lock.version != LOCK_VERSION:
+        return [
+            f"{LOCK_FILE} is in format {lock.version}, whose digests could reveal values"
+            " interpolated into the spec; run `envd lock` and commit the new one"
+        ]
     key = loaded.environment or BASE
     env = lock.for_env(loaded.environment)
     if env is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from envd.engine.base import Engine
@@ -58,8 +60,21 @@ def _registry_pin(
     return pinned, engine.inspect_image(pinned) or engine.pull_image(pinned)
 
 
-def make_lock(engine: Engine, target: Target, emit: Emit = discard) -> Lock:
-    """Pull or build what is missing, then pin every service of every environment."""
+def _unlocked(_: str) -> AbstractContextManager[None]:
+    return nullcontext()
+
+
+def make_lock(
+    engine: Engine,
+    target: Target,
+    emit: Emit = discard,
+    hold: Callable[[str], AbstractContextManager[None]] = _unlocked,
+) -> Lock:
+    """Pull or build what is missing, then pin every service of every environment.
+
+    ``hold(project)`` is held around each environment's pulls and builds
+    (the converge lock, so an `up` of that environment does not race them).
+    """
     envs: dict[str, LockedEnvironment] = {}
     for env in environments_of(target):
         # Every service is pinned, whatever profiles this run enables: a
@@ -70,10 +85,11 @@ def make_lock(engine: Engine, target: Target, emit: Emit = discard) -> Lock:
         # The lock is written from the spec, never from an older lock.
         # Secret values change no image: locking needs none of them.
         loaded, desired = prepare(t, use_lock=False, read_secret_values=False)
-        plan, _ = plan_project(engine, desired)
-        refuse_problems(plan)
-        if plan.image_actions:
-            apply_images(plan, engine, desired, emit)
+        with hold(desired.project):
+            plan, _ = plan_project(engine, desired)
+            refuse_problems(plan)
+            if plan.image_actions:
+                apply_images(plan, engine, desired, emit)
         services: dict[str, LockedService] = {}
         for name, svc in desired.services.items():
             image = engine.inspect_image(svc.image_ref)

@@ -7,6 +7,8 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 
 from envd.core.desired import DesiredProject
@@ -25,12 +27,38 @@ def run_one_off(
     rm: bool,
     *,
     docker_cli: str | None = None,
+    hold: Callable[[], AbstractContextManager[None]] = nullcontext,
 ) -> int:
     """Run a one-off container of ``service``; its exit code.
 
     With ``docker_cli`` (the path of the docker command) the terminal is
     attached through it; without, the container's output is streamed.
+    ``hold()`` (the converge lock) is held while images, networks and the
+    container are made, and released before the container runs: a one-off
+    may wait for a person at its terminal.
     """
+    with hold():
+        cid = _create(engine, desired, service, command)
+    try:
+        if docker_cli:
+            args = [docker_cli, "start", "-a", "-i"]
+            proc = subprocess.run([*args, cid], check=False, env=os.environ)
+            return engine.container_state(cid).exit_code or proc.returncode
+        engine.start_container(cid)
+        for line in engine.stream_logs(cid, follow=True):
+            print(line, flush=True)
+        state = engine.container_state(cid)
+        return state.exit_code or 0
+    finally:
+        if rm:
+            with contextlib.suppress(Exception):
+                engine.remove_container(cid, volumes=True)
+
+
+def _create(
+    engine: Engine, desired: DesiredProject, service: str, command: list[str] | None
+) -> str:
+    """Pull or build the service's image, make the spec's networks and volumes, create the container."""
     plan, _ = plan_project(engine, desired)
     refuse_problems(plan)
     needed = [a for a in plan.image_actions if a.service == service]
@@ -58,18 +86,4 @@ def run_one_off(
         tty=tty,
         stdin_open=True,
     )
-    cid = engine.create_container(spec)
-    try:
-        if docker_cli:
-            args = [docker_cli, "start", "-a", "-i"]
-            proc = subprocess.run([*args, cid], check=False, env=os.environ)
-            return engine.container_state(cid).exit_code or proc.returncode
-        engine.start_container(cid)
-        for line in engine.stream_logs(cid, follow=True):
-            print(line, flush=True)
-        state = engine.container_state(cid)
-        return state.exit_code or 0
-    finally:
-        if rm:
-            with contextlib.suppress(Exception):
-                engine.remove_container(cid, volumes=True)
+    return engine.create_container(spec)

@@ -238,7 +238,7 @@ def test_frozen_up_passes_when_locked_and_refuses_drift(
         "version = 1\n[environments.default\n",
         "not toml at all {{{",
         "version = 99\n",
-        "version = 1\n[environments.default.services.app]\nimage = 1\n",
+        "version = 2\n[environments.default.services.app]\nimage = 1\n",
     ],
     ids=["broken-table", "garbage", "future-version", "missing-keys"],
 )

@@ -48,7 +48,7 @@ def test_pass_uses_the_environment_sent_with_the_trigger_and_later_passes_keep_i
     """`envd up` sends its environment with the reload: that pass reads variables and
     `env` secrets from it, and so do later passes (file change, resync, drift repair)
     until the next `up` sends another; before any, the daemon's own environment."""
-    monkeypatch.setenv("ENVD_HASH_KEY", "test-key")
+    monkeypatch.setenv("ENVD_HASH_KEY", "ab" * 32)
     monkeypatch.setenv("UNITD_TAG", "daemon-own")
     monkeypatch.setenv("UNITD_PW", "daemon-own-pw")
     caplog.set_level(logging.DEBUG, logger="test.daemon")

@@ -12,6 +12,7 @@ import pytest
 
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
+from envd.inputs import keys as keymod
 from envd.inputs.keys import load_keys
 from envd.inputs.prepare import prepare, prepare_desired
 from envd.inputs.target import Target
@@ -40,6 +41,14 @@ build = "web"
 [secrets.token]
 file = "token.txt"
 """
+
+
+@pytest.fixture(autouse=True)
+def _own_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own per-user key, never the machine user's."""
+    monkeypatch.delenv("ENVD_HASH_KEY", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setattr(keymod, "_FILE_KEYS", {})
 
 
 @pytest.fixture
@@ -128,11 +137,12 @@ def test_any_changed_input_is_a_miss(project: Path, change: str) -> None:
 
 
 def test_a_file_envd_did_not_seal_is_ignored(project: Path) -> None:
+    """A flipped byte or an unsealed planted payload makes a miss."""
     env = _env()
     _warm(project, env)
     path = project / ".envd" / desired_cache.CACHE_FILE
     data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF  # one flipped bit in the pickle
+    data[-2] ^= 0xFF  # one flipped byte in the body
     path.write_bytes(bytes(data))
     assert _lookup(project, env) is None
     path.write_bytes(b"\0" * 32 + b"cos\nsystem\n(S'echo pwned'\ntR.")  # a planted pickle
@@ -151,7 +161,7 @@ def test_a_bad_spec_is_never_served_from_the_cache(project: Path) -> None:
 
 
 def test_a_hit_does_not_import_pydantic(project: Path) -> None:
-    env = {**_env(), "ENVD_HASH_KEY": "test-key"}
+    env = {**_env(), "ENVD_HASH_KEY": "ab" * 32}
     _code = (
         "import sys\n"
         "from envd.inputs.prepare import Target, prepare_desired\n"
