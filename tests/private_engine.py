@@ -2,8 +2,8 @@
 
 Other tests (and other people) use the shared engine at /var/run/docker.sock,
 so a test that needs the engine to vanish never touches it: it starts its own
-``dockerd`` (with its own containerd, data root and a short unix socket path),
-loads the busybox test image into it from the shared engine, and points envd
+``dockerd`` (with its own containerd, data root, a short unix socket path and a
+network namespace of its own, so the host's networking is not touched), loads the busybox test image into it from the shared engine, and points envd
 at it through ``DOCKER_HOST``. ``stop()`` sends SIGTERM and waits for the
 process to exit, as a host shutting Docker down does (it stops the
 containers); ``start()`` brings it back on the same data root. The fixture
@@ -43,10 +43,14 @@ class PrivateEngine:
         self._log: Any = None
 
     def _argv(self) -> list[str]:
-        # No default bridge and no iptables: this engine must not touch the
-        # host's networking, which the shared engine owns. envd's own
-        # user-defined bridge networks work without either.
+        # In a network namespace of its own: dockerd changes the host's
+        # networking (with --bridge none it deletes docker0, which the shared
+        # engine needs; its bridges claim address ranges and outlive it).
+        # Without a default bridge and iptables it starts faster; envd's own
+        # user-defined bridge networks need neither.
         return [
+            "unshare",
+            "--net",
             "dockerd",
             "--host",
             self.host,
@@ -164,8 +168,8 @@ def _cleanup(root: Path) -> None:
 @pytest.fixture
 def private_engine() -> Iterator[PrivateEngine]:
     """A private dockerd with the busybox image, stopped and removed afterwards."""
-    if os.geteuid() != 0 or shutil.which("dockerd") is None:
-        no_engine("a private dockerd needs root and the dockerd binary")
+    if os.geteuid() != 0 or not (shutil.which("dockerd") and shutil.which("unshare")):
+        no_engine("a private dockerd needs root, dockerd and unshare")
     # A short path: a unix socket path must stay under 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="envd-e2-", dir="/tmp"))
     engine = PrivateEngine(root)
