@@ -321,6 +321,10 @@ class Reconciler:
         )
 
     def _running_ids(self, project: str) -> frozenset[str]:
+        # A stopping dockerd closes its listener first and then stops the
+        # containers, still answering on kept-alive connections: only an engine
+        # that accepts a new one reports containers that exited on their own.
+        self.engine.ping()
         return frozenset(
             c.id
             for c in self.engine.list_containers(project)
