@@ -1,23 +1,33 @@
-"""envd vs Docker Compose v1, side by side in one run.
+"""envd vs Docker Compose v2, Compose v1 and the bare engine, side by side in one run.
 
 For each project size N (``--services 10,50``) the script writes an
 ``envd.toml`` and an equivalent ``docker-compose.yml`` (same image, command,
-``init``, ``stop_grace_period``, one project network, no healthchecks) into two
-temporary directories under distinct project names, then times four steps,
-alternating the tools step by step (envd then Compose on odd cycles, Compose
-then envd on even ones) and repeating the cycle R times:
+``init``, ``stop_grace_period``, one project network, no healthchecks) into
+temporary directories under distinct project names, then times four steps for
+every tool, the tools taking turns step by step; the order rotates each cycle
+(round 1: envd, v2, v1, engine; round 2: v2, v1, engine, envd; ...), and the
+cycle repeats R times:
 
 * ``cold``   — ``envd up --once`` / ``docker-compose up -d`` from nothing
 * ``noop``   — the same command again, nothing changed
-* ``change`` — one service's environment variable edited in both specs, up again
+* ``change`` — one service's environment variable edited in every spec, up again
 * ``down``   — ``envd down`` / ``docker-compose down``
 
-It prints the medians, the envd/Compose ratios and PASS/MISS against the
-targets (judged at ``--target-services``, default 50), plus the peak RSS of
-each envd step (from ``os.wait4``). Every step is checked afterwards against
-the engine (how many containers run, which were recreated) so a tool that
-silently did nothing cannot win. Both projects are always torn down, even when
-a step fails or the run is interrupted.
+The tools: envd; Docker Compose v2 (the Go binary at a fixed path, default
+``/opt/envd-bench/compose-v2/docker-compose`` or ``$ENVD_COMPOSE_V2``, put there
+by ``scripts/install-compose-v2.sh``, which this script runs when it is
+missing); Docker Compose v1 (``/usr/bin/docker-compose``, a "not installed"
+column when absent); and "engine": the same containers driven through envd's
+engine adapter with no planning (``bench/engine_work.py``): the engine's own
+work, a floor no tool can beat.
+
+It prints the medians, the envd/v2, envd/v1 and envd/engine ratios and
+PASS/MISS of envd/v2 against the targets (judged at ``--target-services``,
+default 50), plus the peak RSS of each envd step (from ``os.wait4``). Every
+step of every tool is checked afterwards against the engine (how many
+containers run, which were recreated) so a tool that silently did nothing
+cannot win. Every project is torn down at the end, even when a step fails or
+the run is interrupted (Ctrl-C or SIGTERM).
 
     python bench/bench_compose.py --services 10,50 --repeat 3 --markdown out.md
 """
@@ -26,17 +36,32 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import math
 import os
 import platform
 import shlex
-import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
+
+from compose_tools import (
+    COMPOSE_V1_DEFAULT,
+    COMPOSE_V2_DEFAULT,
+    Run,
+    Tool,
+    compose_version,
+    docker,
+    ensure_compose_v2,
+    envd_command,
+    make_projects,
+    networks,
+    tear_down,
+)
 
 STEPS = ("cold", "noop", "change", "down")
 STEP_TITLES = {
@@ -45,221 +70,11 @@ STEP_TITLES = {
     "change": "one service changed",
     "down": "down",
 }
-# envd/Compose ratio targets (issue 2, item 9), judged at --target-services.
+# envd/Compose v2 ratio targets (issue 2, item 9), judged at --target-services.
 TARGETS = {"cold": 0.80, "noop": 0.30, "change": 0.35, "down": 0.80}
 RSS_TARGET_MB = 80.0
 DEFAULT_IMAGE = "envd-local/busybox:latest"
-ENVD_LABEL = "dev.envd.project"
-COMPOSE_LABEL = "com.docker.compose.project"
-REPO = Path(__file__).resolve().parent.parent
-
-
-# --------------------------------------------------------------------------- tools
-
-
-def envd_command() -> list[str]:
-    """The envd console script, preferring ones that skip the pyenv shim."""
-    candidates = [
-        REPO / ".venv" / "bin" / "envd",
-        Path(sys.executable).parent / "envd",
-    ]
-    for c in candidates:
-        if c.is_file() and os.access(c, os.X_OK):
-            return [str(c)]
-    found = shutil.which("envd")
-    if found:
-        return [found]
-    return [sys.executable, "-m", "envd"]
-
-
-def compose_command() -> list[str]:
-    for c in ("/usr/bin/docker-compose", shutil.which("docker-compose")):
-        if c and os.access(c, os.X_OK):
-            return [c]
-    raise SystemExit("bench_compose: docker-compose (v1) not found; apt-get install docker-compose")
-
-
-@dataclass
-class Run:
-    seconds: float
-    rss_mb: float
-    cpu_s: float
-    code: int
-    output: str
-
-
-def run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 600.0) -> Run:
-    """Run a command; wall time, peak RSS and CPU time of that process alone."""
-    with tempfile.TemporaryFile() as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        deadline = start + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.002)
-        elapsed = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        text = out.read().decode("utf-8", "replace")
-    return Run(
-        elapsed, usage.ru_maxrss / 1024.0, usage.ru_utime + usage.ru_stime, proc.returncode, text
-    )
-
-
-def docker(*args: str) -> str:
-    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True).stdout
-
-
-def containers(label: str, project: str) -> dict[str, tuple[str, str]]:
-    """name -> (id, state) of a project's containers."""
-    out = docker(
-        "ps",
-        "-a",
-        "--no-trunc",
-        "--filter",
-        f"label={label}={project}",
-        "--format",
-        "{{.Names}} {{.ID}} {{.State}}",
-    )
-    found = {}
-    for line in out.splitlines():
-        name, cid, state = line.split()
-        found[name] = (cid, state)
-    return found
-
-
-def networks(label: str, project: str) -> list[str]:
-    out = docker("network", "ls", "--filter", f"label={label}={project}", "--format", "{{.Name}}")
-    return out.split()
-
-
-def force_remove(label: str, project: str) -> None:
-    """Last resort when a tool's own `down` failed: remove by label."""
-    ids = docker("ps", "-aq", "--filter", f"label={label}={project}").split()
-    if ids:
-        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
-    nets = networks(label, project)
-    if nets:
-        subprocess.run(["docker", "network", "rm", *nets], capture_output=True)
-
-
-# --------------------------------------------------------------------------- projects
-
-
-@dataclass
-class Project:
-    tool: str  # "envd" | "compose"
-    name: str
-    directory: Path
-    services: int
-    image: str
-    base: list[str]
-    env: dict[str, str]
-    label: str
-    generation: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def service_names(self) -> list[str]:
-        width = len(str(self.services))
-        return [f"s{i:0{width}d}" for i in range(1, self.services + 1)]
-
-    def write(self) -> None:
-        if self.tool == "envd":
-            text = self._envd_toml()
-            (self.directory / "envd.toml").write_text(text)
-        else:
-            (self.directory / "docker-compose.yml").write_text(self._compose_yml())
-
-    def _envd_toml(self) -> str:
-        lines = ["[project]", f'name = "{self.name}"', ""]
-        for s in self.service_names:
-            lines += [
-                f"[services.{s}]",
-                f'image = "{self.image}"',
-                'command = ["sleep", "86400"]',
-                "init = true",
-                'stop_grace_period = "2s"',
-                f'env = {{ BENCH_GEN = "{self.generation.get(s, 0)}" }}',
-                "",
-            ]
-        return "\n".join(lines)
-
-    def _compose_yml(self) -> str:
-        lines = ['version: "2.4"', "services:"]
-        for s in self.service_names:
-            lines += [
-                f"  {s}:",
-                f"    image: {self.image}",
-                '    command: ["sleep", "86400"]',
-                "    init: true",
-                "    stop_grace_period: 2s",
-                "    environment:",
-                f'      BENCH_GEN: "{self.generation.get(s, 0)}"',
-            ]
-        return "\n".join(lines) + "\n"
-
-    def argv(self, step: str) -> list[str]:
-        if self.tool == "envd":
-            return [*self.base, "down"] if step == "down" else [*self.base, "up", "--once"]
-        return [*self.base, "down"] if step == "down" else [*self.base, "up", "-d"]
-
-    def run(self, step: str) -> Run:
-        return run(self.argv(step), self.directory, self.env)
-
-    def state(self) -> dict[str, tuple[str, str]]:
-        return containers(self.label, self.name)
-
-    def down_untimed(self) -> None:
-        try:
-            r = self.run("down")
-            if r.code != 0:
-                print(
-                    f"  {self.tool} down failed ({r.code}): {r.output.strip()[-300:]}",
-                    file=sys.stderr,
-                )
-        except Exception as exc:  # the cleanup must go on
-            print(f"  {self.tool} down failed: {exc}", file=sys.stderr)
-        try:
-            force_remove(self.label, self.name)
-        except Exception as exc:
-            print(f"  cleanup of {self.name} failed: {exc}", file=sys.stderr)
-
-
-def make_projects(n: int, image: str, root: Path, envd_cmd: list[str]) -> tuple[Project, Project]:
-    # Fixed names: should the engine leak a project network (see `check`),
-    # the next run reuses it instead of leaking another address pool.
-    tag = str(n)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ENVD_", "COMPOSE_"))}
-    # An installed envd has its bytecode compiled (pip does it; Debian does it
-    # for Compose). With PYTHONDONTWRITEBYTECODE an editable checkout would
-    # recompile every module on every run (~60 ms) and measure the compiler.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    envd_dir = root / f"envd-{n}"
-    compose_dir = root / f"compose-{n}"
-    envd_dir.mkdir()
-    compose_dir.mkdir()
-    envd_name = f"benchenvd-{tag}"
-    compose_name = f"benchcompose{tag}"
-    e = Project("envd", envd_name, envd_dir, n, image, envd_cmd, env, ENVD_LABEL)
-    c = Project(
-        "compose",
-        compose_name,
-        compose_dir,
-        n,
-        image,
-        [*compose_command(), "-p", compose_name, "--no-ansi"],
-        env,
-        COMPOSE_LABEL,
-    )
-    return e, c
+TOOL_TITLES = {"envd": "envd", "v2": "compose v2", "v1": "compose v1", "engine": "engine"}
 
 
 # --------------------------------------------------------------------------- checks
@@ -270,7 +85,7 @@ class BenchError(Exception):
 
 
 def check(
-    project: Project,
+    project: Tool,
     step: str,
     result: Run,
     before: dict[str, tuple[str, str]],
@@ -351,20 +166,28 @@ class Result:
         return max(self.rss[(tool, step)])
 
 
-def bench_size(n: int, repeat: int, image: str, root: Path, envd_cmd: list[str]) -> Result:
-    envd, compose = make_projects(n, image, root, envd_cmd)
-    tools = (envd, compose)
+def bench_size(
+    n: int,
+    repeat: int,
+    image: str,
+    root: Path,
+    envd_cmd: list[str],
+    v2: str,
+    v1: str | None,
+) -> Result:
+    tools = make_projects(n, image, root, envd_cmd, v2, v1)
     result = Result(n)
-    changed = envd.service_names[0]
+    changed = tools[0].service_names[0]
     try:
         for p in tools:
             p.write()
-            p.down_untimed()  # nothing should exist; be sure
+        tear_down(tools)  # nothing should exist; be sure
         for rep in range(repeat):
             state: dict[str, dict[str, tuple[str, str]]] = {p.tool: {} for p in tools}
-            # envd first on odd repetitions, Compose first on even ones: the
-            # tool that goes second finds the other's containers running.
-            order = tools if rep % 2 == 0 else tools[::-1]
+            # The order rotates each cycle: a tool that goes later finds the
+            # others' containers running, and each tool takes each place in turn.
+            k = rep % len(tools)
+            order = tools[k:] + tools[:k]
             for p in tools:
                 p.generation = {}
                 p.write()
@@ -374,47 +197,62 @@ def bench_size(n: int, repeat: int, image: str, root: Path, envd_cmd: list[str])
                         p.generation[changed] = rep + 1
                         p.write()
                 for p in order:
-                    r = p.run(step)
+                    r = p.run(step, changed)
                     state[p.tool] = check(p, step, r, state[p.tool], changed, result.warnings)
                     result.add(p.tool, step, r)
                     print(
-                        f"  N={n} rep {rep + 1}/{repeat} {p.tool:<7} {step:<6} "
-                        f"{r.seconds:7.3f} s  rss {r.rss_mb:6.1f} MB  cpu {r.cpu_s:5.2f} s",
+                        f"  N={n} rep {rep + 1}/{repeat} {TOOL_TITLES[p.tool]:<10} {step:<6} "
+                        f"{r.seconds:7.3f} s  rss {_mb(r.rss_mb)} MB  cpu {r.cpu_s:5.2f} s",
                         file=sys.stderr,
                         flush=True,
                     )
     finally:
-        for p in tools:
-            p.down_untimed()
+        tear_down(tools)
     return result
 
 
 # --------------------------------------------------------------------------- report
 
 
+def _mb(value: float) -> str:
+    # The engine's work runs in this process: it has no RSS of its own.
+    return "     -" if math.isnan(value) else f"{value:6.1f}"
+
+
 def verdict(value: float, target: float) -> str:
     return "PASS" if value <= target else "MISS"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "inf"
 
 
 def rows(results: list[Result], target_n: int) -> list[list[str]]:
     out = []
     for res in results:
+        has_v1 = ("v1", "cold") in res.times
         for step in STEPS:
-            e, c = res.median("envd", step), res.median("compose", step)
-            ratio = e / c if c else float("inf")
+            e, v2, g = res.median("envd", step), res.median("v2", step), res.median("engine", step)
+            v1 = res.median("v1", step) if has_v1 else 0.0
+            ratio = e / v2 if v2 else float("inf")
             judged = res.services == target_n
             out.append(
                 [
                     str(res.services),
                     STEP_TITLES[step],
                     f"{e:.3f}",
-                    f"{c:.3f}",
+                    f"{v2:.3f}",
+                    f"{v1:.3f}" if has_v1 else "not installed",
+                    f"{g:.3f}",
                     f"{ratio:.2f}",
                     f"≤ {TARGETS[step]:.2f}" if judged else "",
                     verdict(ratio, TARGETS[step]) if judged else "",
-                    f"{res.best('envd', step) / res.best('compose', step):.2f}",
+                    _ratio(e, v1) if has_v1 else "-",
+                    _ratio(e, g),
+                    _ratio(res.best("envd", step), res.best("v2", step)),
                     f"{res.median_cpu('envd', step):.2f}",
-                    f"{res.median_cpu('compose', step):.2f}",
+                    f"{res.median_cpu('v2', step):.2f}",
+                    f"{res.median_cpu('v1', step):.2f}" if has_v1 else "-",
                     f"{res.peak_rss('envd', step):.0f}",
                 ]
             )
@@ -425,43 +263,53 @@ HEADER = [
     "services",
     "step",
     "envd s",
-    "compose s",
-    "ratio",
+    "v2 s",
+    "v1 s",
+    "engine s",
+    "envd/v2",
     "target",
     "verdict",
-    "best/best",
+    "envd/v1",
+    "envd/engine",
+    "best/best v2",
     "envd CPU s",
-    "compose CPU s",
+    "v2 CPU s",
+    "v1 CPU s",
     "envd peak RSS MB",
 ]
+VERDICT = HEADER.index("verdict")
 
 
 def rss_lines(results: list[Result], target_n: int) -> list[str]:
     lines = []
+    up = ("cold", "noop", "change")
     for res in results:
-        up_rss = max(res.peak_rss("envd", s) for s in ("cold", "noop", "change"))
-        compose_rss = max(res.peak_rss("compose", s) for s in ("cold", "noop", "change"))
+        up_rss = max(res.peak_rss("envd", s) for s in up)
         judged = res.services == target_n
         mark = (
             f" (target ≤ {RSS_TARGET_MB:.0f} MB: {verdict(up_rss, RSS_TARGET_MB)})"
             if judged
             else ""
         )
+        peers = [
+            f"{TOOL_TITLES[t]} up: {max(res.peak_rss(t, s) for s in up):.1f} MB"
+            for t in ("v2", "v1")
+            if (t, "cold") in res.times
+        ]
         lines.append(
             f"peak RSS of `envd up --once` at {res.services} services: "
-            f"{up_rss:.1f} MB{mark}; docker-compose up: {compose_rss:.1f} MB"
+            f"{up_rss:.1f} MB{mark}; " + "; ".join(peers)
         )
     return lines
 
 
-def environment(envd_cmd: list[str]) -> list[str]:
+def environment(envd_cmd: list[str], v2: str, v1: str | None) -> list[str]:
     try:
         engine = docker("version", "--format", "{{.Server.Version}}").strip()
     except Exception:
         engine = "?"
-    compose = subprocess.run(
-        [*compose_command(), "version", "--short"], capture_output=True, text=True
-    ).stdout.strip()
+    v2_version = compose_version(v2)
+    v1_text = f"Compose v1 {compose_version(v1)} ({v1})" if v1 else "Compose v1 not installed"
     envd_v = subprocess.run([*envd_cmd, "--version"], capture_output=True, text=True).stdout.strip()
     mem = "?"
     try:
@@ -473,7 +321,7 @@ def environment(envd_cmd: list[str]) -> list[str]:
     return [
         f"date: {_dt.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}",
         f"machine: {os.cpu_count()} cores, {mem} RAM, {platform.system()} {platform.release()}",
-        f"Docker engine: {engine}; docker-compose {compose}; {envd_v}",
+        f"Docker engine: {engine}; Compose v2 {v2_version} ({v2}); {v1_text}; {envd_v}",
         f"envd command: {' '.join(envd_cmd)} ({_interpreter(envd_cmd)})",
         f"load average at start: {_loadavg()}",
     ]
@@ -539,6 +387,10 @@ def markdown(
     return "\n".join(out) + "\n"
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--services", default="10,50", help="comma-separated sizes (default 10,50)")
@@ -557,6 +409,20 @@ def main(argv: list[str] | None = None) -> int:
         help="envd command to run (default: .venv/bin/envd, the one beside this "
         "interpreter, envd on PATH, or python -m envd)",
     )
+    ap.add_argument(
+        "--compose-v2",
+        metavar="PATH",
+        default=os.environ.get("ENVD_COMPOSE_V2") or COMPOSE_V2_DEFAULT,
+        help=f"Compose v2 binary, installed there when missing (default $ENVD_COMPOSE_V2 or "
+        f"{COMPOSE_V2_DEFAULT})",
+    )
+    ap.add_argument(
+        "--compose-v1",
+        metavar="PATH",
+        default=COMPOSE_V1_DEFAULT,
+        help=f"Compose v1 binary; its column says 'not installed' when absent "
+        f"(default {COMPOSE_V1_DEFAULT})",
+    )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.services.split(",") if s.strip()]
     if subprocess.run(["docker", "image", "inspect", args.image], capture_output=True).returncode:
@@ -567,19 +433,24 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     envd_cmd = shlex.split(args.envd) if args.envd else envd_command()
-    env = environment(envd_cmd)
+    v2 = args.compose_v2
+    ensure_compose_v2(v2)
+    v1 = args.compose_v1 if compose_version(args.compose_v1) else None
+    env = environment(envd_cmd, v2, v1)
     for line in env:
         print(line, file=sys.stderr)
     results = []
+    # SIGTERM unwinds like Ctrl-C, through the teardown in bench_size.
+    signal.signal(signal.SIGTERM, _interrupt)
     with tempfile.TemporaryDirectory(prefix="envd-bench-") as tmp:
         try:
             for n in sizes:
-                results.append(bench_size(n, args.repeat, args.image, Path(tmp), envd_cmd))
+                results.append(bench_size(n, args.repeat, args.image, Path(tmp), envd_cmd, v2, v1))
         except BenchError as exc:
             print(f"bench_compose: {exc}", file=sys.stderr)
             return 1
         except KeyboardInterrupt:
-            print("bench_compose: interrupted (both projects were torn down)", file=sys.stderr)
+            print("bench_compose: interrupted (every project was torn down)", file=sys.stderr)
             return 130
     body = rows(results, args.target_services)
     extra = rss_lines(results, args.target_services)
@@ -589,8 +460,9 @@ def main(argv: list[str] | None = None) -> int:
             extra.append(f"warning at {res.services} services ({times}x): {w}")
     print()
     print(
-        f"medians of {args.repeat} run(s); ratio = envd / compose (best/best: of the fastest "
-        f"runs); "
+        f"medians of {args.repeat} run(s); envd/v2, envd/v1, envd/engine = ratios of the "
+        f"medians (targets judge envd/v2; best/best v2: of the fastest runs); engine = the "
+        f"same containers through envd's engine adapter, no planning; "
         f"load average at the end: {_loadavg()}"
     )
     print(format_table(HEADER, body))
@@ -598,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if args.markdown:
         Path(args.markdown).write_text(markdown(HEADER, body, env, extra, args.repeat))
-    misses = [r for r in body if r[6] == "MISS"] + [line for line in extra if "MISS" in line]
+    misses = [r for r in body if r[VERDICT] == "MISS"] + [line for line in extra if "MISS" in line]
     return 1 if misses else 0
 
 

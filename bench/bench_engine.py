@@ -20,12 +20,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from engine_work import parallel  # noqa: E402
 
 from envd.engine.docker.client import DockerEngine  # noqa: E402
 from envd.values.types import ContainerCreate  # noqa: E402
@@ -62,13 +63,6 @@ def warm(fn: Callable[[], Any], calls: int = 200) -> float:
         fn()
         samples.append(time.perf_counter() - t)
     return statistics.median(samples)
-
-
-def parallel(fn: Callable[[int], Any], n: int, workers: int = 8) -> float:
-    t = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(fn, range(n)))
-    return time.perf_counter() - t
 
 
 def main() -> None:

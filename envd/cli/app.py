@@ -30,6 +30,10 @@ from envd.values.errors import EnvdError
 # runs; `envd --help` lists them from the text here (a unit test keeps it in
 # sync). Each module names its commands in ``COMMANDS``.
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "allow": (
+        "envd.cli.allow",
+        "Approve the host commands, host paths and engine access a spec uses, for this user.",
+    ),
     "daemon": (
         "envd.cli.daemon",
         "Run the project's daemon in the foreground (what `up` starts in the background).",

@@ -118,7 +118,7 @@ def run_(
     from envd.inputs.prepare import prepare
     from envd.run.oneoff import run_one_off
 
-    _, desired = prepare(obj.target())
+    _, desired = prepare(obj.target(), acting=True)
     if service not in desired.services:
         raise UsageError(f"no service named {service!r} in the spec")
     code = run_one_off(

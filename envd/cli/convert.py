@@ -56,7 +56,10 @@ def export_(
         from envd.inputs.secrets import read_secrets
 
         names = {s.source for svc in loaded.active_services().values() for s in svc.secrets}
+        # export runs no host command: a command source's value stays out.
         values = read_secrets(names, loaded.spec.secrets, loaded.project_dir, os.environ)
+        for name in sorted(names - set(values)):
+            err(f"note: secrets.{name}: its command source was not run (export runs none)")
     result = export(loaded, fmt, values, endpoint_mode or "vip")
     text = render_yaml(result, output)
     if output:
@@ -96,12 +99,9 @@ def import_(compose_file: str, output: str | None, force: bool) -> None:
     from pathlib import Path
 
     from envd.interop.compose_import import import_compose
+    from envd.interop.compose_yaml import decode
 
-    path = Path(compose_file)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {compose_file}: {exc.strerror}") from None
+    text = decode(_read_capped(compose_file), compose_file)
     result = import_compose(text, source=compose_file)
     if output and output != "-":
         out = Path(output)
@@ -117,6 +117,22 @@ def import_(compose_file: str, output: str | None, force: bool) -> None:
             f"wrote {output}: {result.services} service(s), {len(result.notes)} note(s)",
             err=True,
         )
+
+
+def _read_capped(name: str) -> bytes:
+    """The bytes of a regular file, one more than the cap at most (a FIFO or /dev/zero is refused)."""
+    import stat
+
+    from envd.interop.compose_yaml import MAX_BYTES
+
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UsageError(f"cannot read {name}: not a regular file")
+        return fh.read(MAX_BYTES + 1)
 
 
 COMMANDS = (export_, import_)

@@ -78,13 +78,23 @@ def validate(obj: Ctx, as_json: bool) -> None:
 @click.pass_obj
 def plan(obj: Ctx, as_json: bool) -> None:
     """Show what `up` would change, per resource, and why (changes nothing)."""
-    from envd.inputs.prepare import prepare_desired
+    from envd.core.status import unchecked_secrets
+    from envd.inputs.consent import command_secrets, unapproved
+    from envd.inputs.prepare import prepare
     from envd.run.converge import plan_project
 
-    desired = prepare_desired(obj.target())
+    # No host command runs here: command secrets stay unread (and unchecked).
+    loaded, desired = prepare(obj.target())
+    unread = command_secrets(loaded)
+    pending = unapproved(loaded)
     the_plan, _ = plan_project(engine(), desired)
+    the_plan = unchecked_secrets(the_plan, unread)
+    not_run = sorted({n for names in unread.values() for n in names})
     if as_json:
-        click.echo(json.dumps(the_plan.to_json(), indent=2))
+        data = the_plan.to_json()
+        data["unapproved"] = [i.to_json() for i in pending]
+        data["secrets_not_read"] = not_run
+        click.echo(json.dumps(data, indent=2))
         return
     marks = {
         "create": "+",
@@ -109,6 +119,15 @@ def plan(obj: Ctx, as_json: bool) -> None:
         click.echo(f"  ! {p}")
     n = len(the_plan.changes)
     click.echo(f"{n} change(s)" if n else "Nothing to do: the project is up to date.")
+    if not_run:
+        click.echo(
+            f"Not run: the command source(s) of secret(s) {', '.join(not_run)}"
+            " (plan runs no host command; their values are not checked)."
+        )
+    if pending:
+        click.echo("Not approved (`envd up` refuses until you run `envd allow`):")
+        for item in pending:
+            click.echo(f"  ! {item.describe()}")
 
 
 # --------------------------------------------------------------------------- up / down
@@ -156,7 +175,8 @@ def up(
 
     # A bad ENVD_LOCK_TIMEOUT is exit 2 here, not in every pass of the daemon it would start.
     lock_wait = timeout_from(lock_timeout)
-    # From .envd/desired.cache when nothing it depends on changed (no pydantic).
+    # From .envd/desired.cache when nothing it depends on changed (no pydantic);
+    # refuses what this user has not approved before anything runs.
     desired = prepare_desired(obj.target(), frozen=frozen)
     project_dir = Path(desired.project_dir)
     eng = engine()
@@ -435,13 +455,16 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
     report: dict[str, Any] = client.status() if client is not None else {}
     if "services" not in report:
         # No daemon, or one whose spec is broken: observe the engine directly.
-        from envd.core.status import project_status
+        from envd.core.status import project_status, unchecked_secrets
+        from envd.inputs.consent import command_secrets
         from envd.inputs.prepare import prepare
         from envd.run.converge import plan_project
 
-        _, desired = prepare(obj.target())
+        loaded, desired = prepare(obj.target())  # runs no host command
+        unread = command_secrets(loaded)
         the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
-        report.update(project_status(desired, observed, the_plan))
+        the_plan = unchecked_secrets(the_plan, unread)
+        report.update(project_status(desired, observed, the_plan, unread))
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -471,6 +494,9 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
             (o["service"] or "?", "0", o["status"], "-", o["id"], "orphan: not in the spec")
         )
     table(rows)
+    unchecked = sorted({n for s in report["services"] for n in s.get("secrets_not_checked", ())})
+    if unchecked:
+        click.echo(f"secrets not checked (their values come from commands): {', '.join(unchecked)}")
 
 
 COMMANDS = (validate, plan, up, down, status)

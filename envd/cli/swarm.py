@@ -80,7 +80,7 @@ def deploy(
     from envd.swarm.plan import plan_swarm
 
     started = time.monotonic()
-    loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen)
+    loaded, desired = prepare(replace(obj.target(), swarm=True), frozen=frozen, acting=True)
     eng = swarm_engine()
     if dry_run:
         wanted = prepare_swarm(eng, loaded, desired, endpoint_mode=endpoint_mode, build=False)

@@ -1,15 +1,62 @@
-"""``envd status``: desired vs actual per service, from one observation."""
+"""``envd status``: desired vs actual per service, from one observation.
+
+Also how a read-only view stays honest without running host commands: a
+secret whose value comes from a ``command`` source is not read by ``plan``,
+``status`` or the daemon's plan endpoint, so its digest is unknown and the
+``secrets`` field of its services cannot be compared (``unchecked_secrets``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
-from envd.core.plan import Plan
+from envd.core.plan import Action, Plan
+
+NOT_CHECKED = "secrets not checked"
 
 
-def project_status(desired: DesiredProject, observed: Observed, plan: Plan) -> dict[str, Any]:
+def unchecked_secrets(plan: Plan, unread: Mapping[str, tuple[str, ...]]) -> Plan:
+    """``plan`` with the secrets field of ``unread`` services left uncompared.
+
+    ``unread`` names, per service, the secrets whose values were not read.
+    Every other field is still compared through the containers' field-hash
+    labels: a recreate caused by the secrets alone becomes "ok", one with
+    other changes keeps them and says the secrets were not checked.
+    """
+    if not unread:
+        return plan
+    actions: list[Action] = []
+    for action in plan.actions:
+        if action.service in unread and action.kind == "recreate":
+            action = _without_secrets(action)
+        actions.append(action)
+    return replace(plan, actions=tuple(actions))
+
+
+def _without_secrets(action: Action) -> Action:
+    prefix = "changed: "
+    if not action.reason.startswith(prefix):
+        return replace(action, reason=f"{action.reason} ({NOT_CHECKED})")
+    fields = [f for f in action.reason[len(prefix) :].split(", ") if f != "secrets"]
+    if not fields:
+        return replace(
+            action, kind="ok", reason=f"up to date ({NOT_CHECKED}: their values come from commands)"
+        )
+    return replace(action, reason=f"{prefix}{', '.join(fields)} ({NOT_CHECKED})")
+
+
+def project_status(
+    desired: DesiredProject,
+    observed: Observed,
+    plan: Plan,
+    unread: Mapping[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:
+    """The report of ``envd status``; ``unread`` as for ``unchecked_secrets``."""
+    unread = unread or {}
     by_service = observed.by_service()
     services: list[dict[str, Any]] = []
     for name in sorted(desired.services):
@@ -57,6 +104,7 @@ def project_status(desired: DesiredProject, observed: Observed, plan: Plan) -> d
                 ],
                 "drift": drift,
                 "in_sync": not drift,
+                "secrets_not_checked": list(unread.get(name, ())),
             }
         )
     orphans = [

@@ -215,7 +215,7 @@ class Reconciler:
         error = ""
         try:
             environ = request.environ if request.environ is not None else self.environ
-            loaded, desired = prepare(self.target, environ)
+            loaded, desired = prepare(self.target, environ, acting=True)
             self.loaded, self.desired = loaded, desired
             for listener in self._listeners:
                 listener(desired)

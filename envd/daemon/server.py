@@ -98,13 +98,16 @@ def make_server(
                 self._send(404, {"error": f"no endpoint {url.path}"})
 
         def _plan(self) -> None:
+            from envd.core.status import unchecked_secrets
+            from envd.inputs.consent import command_secrets
             from envd.inputs.prepare import prepare
             from envd.run.converge import plan_project
             from envd.values.errors import EnvdError
 
             try:
-                _, desired = prepare(reconciler.target, reconciler.environ)
+                loaded, desired = prepare(reconciler.target, reconciler.environ)  # no commands
                 plan, _ = plan_project(reconciler.engine, desired, restart_exited=False)
+                plan = unchecked_secrets(plan, command_secrets(loaded))
             except EnvdError as exc:
                 self._send(409, {"error": str(exc)})
                 return

@@ -12,7 +12,8 @@ the bytes of the spec,
 ``.env`` and ``envd.lock``, and the whole process environment. What the spec
 points at is recorded when an entry is stored and checked on lookup: the
 contents of ``env_file`` files, which paths must exist (bind sources, watch
-paths), each build context's digest, and each secret's value (by keyed
+paths) and where bind sources resolve to (a link retargeted out of the project
+needs this user's approval, ``envd.inputs.consent``), each build context's digest, and each secret's value (by keyed
 digest; values are read again on every hit, never stored).
 
 The file is JSON (``envd.inputs.desired_codec``: explicit typed decoders,
@@ -55,7 +56,8 @@ if TYPE_CHECKING:
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
-_FORMAT = b"envd-desired-cache/3"  # 3: JSON under a derived seal key (2 was a pickle)
+# 3: JSON under a derived seal key (2 was a pickle); 4: paths by where they resolve
+_FORMAT = b"envd-desired-cache/4"
 _SEAL = 32  # bytes of HMAC-SHA256 in front of the JSON
 # Far above any real entry (50 services make about 100 KB): a bigger file is
 # not ours, and is refused before it is read.
@@ -79,7 +81,7 @@ class _Entry:
     # per service, the secret name behind each of template.secrets, in order
     secret_sources: Mapping[str, tuple[str, ...]]
     files: tuple[tuple[str, str | None], ...]  # (path, keyed digest of contents | None)
-    paths: tuple[tuple[str, bool], ...]  # (path, existed)
+    paths: tuple[tuple[str, str | None], ...]  # (path, its real path | None: absent)
     builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
 
 
@@ -98,7 +100,7 @@ _decode_entry = codec.table(
     secrets=codec.tuple_of(_decode_secret),
     secret_sources=codec.map_of(codec.strings),
     files=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
-    paths=codec.tuple_of(codec.pair(codec.string, codec.boolean)),
+    paths=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
     builds=codec.tuple_of(codec.pair(codec.decode_build_inputs, codec.string)),
 )
 # The code a desired state is computed by: inputs and the layers below it (the
@@ -108,9 +110,12 @@ _CODE_DIRS = tuple(str(_ENVD / d) for d in ("values", "spec", "core", "inputs"))
 
 
 def lookup(
-    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys
+    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys, extra: str = ""
 ) -> DesiredProject | None:
-    """The cached desired state for these inputs, or None (then load the spec)."""
+    """The cached desired state for these inputs, or None (then load the spec).
+
+    ``extra`` joins the key: the caller's own inputs (this user's approvals).
+    """
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
         raw = _read(base / ".envd" / CACHE_FILE)
@@ -124,7 +129,7 @@ def lookup(
             return None
         data = json.loads(body)
         if not isinstance(data, dict) or data.get("key") != _key(
-            keys, target, environ, frozen, spec_file, base
+            keys, target, environ, frozen, spec_file, base, extra
         ):
             return None
         return _revalidate(_decode_entry(data), base, environ, keys)
@@ -140,6 +145,7 @@ def store(
     desired: DesiredProject,
     builds: Mapping[str, BuildInputs],
     keys: Keys,
+    extra: str = "",
 ) -> None:
     """Remember a desired state that was just loaded and validated the slow way."""
     try:
@@ -164,22 +170,22 @@ def store(
             for n in names
         )
         files: list[tuple[str, str | None]] = []
-        paths: list[tuple[str, bool]] = []
+        paths: list[tuple[str, str | None]] = []
         for svc in active.values():
             for env_file in svc.env_file:
                 files.append((str(base / env_file), _file_digest(base / env_file, keys)))
             for mount in svc.volumes:
                 if mount.type == "bind":
                     src = loaded.bind_sources[mount.source]
-                    paths.append((src, Path(src).exists()))
+                    paths.append((src, _real(Path(src))))
             for rule in svc.watch:
-                paths.append((str(base / rule.path), (base / rule.path).exists()))
+                paths.append((str(base / rule.path), _real(base / rule.path)))
         stripped = _with_secret_values(desired, sources, lambda source, value: b"")
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
         }
         entry = _Entry(
-            key=_key(keys, target, environ, frozen, spec_file, base),
+            key=_key(keys, target, environ, frozen, spec_file, base, extra),
             desired=stripped,
             secrets=secrets,
             secret_sources=sources,
@@ -205,8 +211,8 @@ def _revalidate(
     for path, want in entry.files:
         if _file_digest(Path(path), keys) != want:
             return None
-    for path, existed in entry.paths:
-        if Path(path).exists() != existed:
+    for path, real in entry.paths:
+        if _real(Path(path)) != real:
             return None
     cache_dir = base / ".envd"
     for inputs, want_digest in entry.builds:
@@ -259,6 +265,7 @@ def _key(
     frozen: bool,
     spec_file: Path,
     base: Path,
+    extra: str = "",
 ) -> str:
     h = hmac.new(keys.cache_key, _FORMAT, hashlib.sha256)
 
@@ -282,8 +289,13 @@ def _key(
             feed(read_regular(path, MAX_BYTES))
         except FileNotFoundError:
             feed(None)
-    feed(sorted(environ.items()))
+    feed(sorted(environ.items()), extra)
     return h.hexdigest()
+
+
+def _real(path: Path) -> str | None:
+    """Where ``path`` resolves to (links followed), or None when it does not exist."""
+    return os.path.realpath(path) if path.exists() else None
 
 
 def _code_fingerprint() -> str:

@@ -37,9 +37,16 @@ def prepare(
     use_lock: bool = True,
     read_secret_values: bool = True,
     keys: Keys | None = None,
+    acting: bool = False,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input.
 
+    ``acting``: the caller is about to create containers (``up``, ``run``, the
+    daemon). Then what the spec reaches outside its project must be approved
+    (``ConsentRequired``, exit 2, before anything runs) and approved ``command``
+    secret sources run. Otherwise no host command runs: those secrets have no
+    value, and their services' digests are unknown (``command_secrets`` names
+    them; ``envd.core.status.unchecked_secrets`` keeps a plan honest about it).
     ``keys`` defaults to this user's (``envd.inputs.keys.load_keys``).
     """
     from envd.inputs.secrets import read_secrets
@@ -49,11 +56,17 @@ def prepare(
     loaded = load(
         target.project_dir, target.file, target.environment, environ, target.profiles, target.swarm
     )
+    if acting:
+        from envd.inputs.consent import require
+
+        require(loaded, environ)
     active = loaded.active_services()
     secret_names = {s.source for svc in active.values() for s in svc.secrets}
     # `down` needs names, not values: an unset secret variable must not stop a teardown.
     values = (
-        read_secrets(secret_names, loaded.spec.secrets, loaded.project_dir, environ)
+        read_secrets(
+            secret_names, loaded.spec.secrets, loaded.project_dir, environ, run_commands=acting
+        )
         if read_secret_values
         else {}
     )
@@ -109,13 +122,22 @@ def build_inputs(loaded: LoadedSpec) -> dict[str, BuildInputs]:
 def prepare_desired(
     target: Target, environ: Mapping[str, str] | None = None, frozen: bool = False
 ) -> DesiredProject:
-    """``prepare`` for callers that need only the desired state: served from
-    ``.envd/desired.cache`` when none of its inputs changed (see desired_cache)."""
+    """``prepare(acting=True)`` for ``up``, which needs only the desired state:
+    served from ``.envd/desired.cache`` when none of its inputs changed (see
+    desired_cache). The cache is keyed on this user's approval of the spec too,
+    so a revoked approval is never served from it."""
+    from envd.inputs.approvals import state_token
+    from envd.spec.paths import resolve_paths
+
     environ = os.environ if environ is None else environ
     keys = load_keys()
-    cached = desired_cache.lookup(target, environ, frozen, keys)
+    spec_file, base = resolve_paths(target.project_dir, target.file)
+    approval = state_token(spec_file, base, target.environment, environ)
+    cached = desired_cache.lookup(target, environ, frozen, keys, approval)
     if cached is not None:
         return cached
-    loaded, desired = prepare(target, environ, frozen=frozen, keys=keys)
-    desired_cache.store(target, environ, frozen, loaded, desired, build_inputs(loaded), keys)
+    loaded, desired = prepare(target, environ, frozen=frozen, keys=keys, acting=True)
+    desired_cache.store(
+        target, environ, frozen, loaded, desired, build_inputs(loaded), keys, approval
+    )
     return desired

@@ -1,6 +1,9 @@
 """Secret values: reading them from their sources.
 
-Values live only in memory and inside containers. What envd stores anywhere
+Values live only in memory and inside containers. A ``command`` source is a
+host command from the spec: it runs only for commands that act (``up``,
+``run``, the daemon) and only once this user approved it; read-only commands
+leave its value out. What envd stores anywhere
 else is a keyed digest (``envd.values.keys.Keys``, its key resolved by
 ``envd.inputs.keys``).
 """
@@ -65,11 +68,20 @@ def read_secret(name: str, definition: SecretDef, base: Path, environ: Mapping[s
 
 
 def read_secrets(
-    names: set[str], definitions: Mapping[str, SecretDef], base: Path, environ: Mapping[str, str]
+    names: set[str],
+    definitions: Mapping[str, SecretDef],
+    base: Path,
+    environ: Mapping[str, str],
+    run_commands: bool = False,
 ) -> dict[str, bytes]:
+    """The values of ``names``. A ``command`` source runs only with ``run_commands``
+    (the caller checked this user's consent, ``envd.inputs.consent``); otherwise
+    it is left out of the answer."""
     problems: list[SpecProblem] = []
     values: dict[str, bytes] = {}
     for name in sorted(names):
+        if definitions[name].command is not None and not run_commands:
+            continue
         try:
             values[name] = read_secret(name, definitions[name], base, environ)
         except SpecError as exc:

@@ -7,18 +7,30 @@ spec behaves as the Compose file did. Everything else is reported by its
 path (``services.web.logging: not supported``), and ``x-`` extensions are
 ignored with a note, except ``x-envd``, which ``envd export --format
 compose`` writes and which is read back (so envd → compose → envd is
-lossless). The TOML is written here, in a stable layout: one table per
-service, nested tables for maps, short syntaxes where Compose used them.
+lossless), except a secret's host command: a Compose file is someone else's
+input, so it is left out with a note. The YAML is read within limits
+(``compose_yaml``). The TOML is written here, in a stable layout: one table
+per service, nested tables for maps, short syntaxes where Compose used them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from envd.interop.compose_import_common import WHY_NOT, ComposeValueError, as_map, str_map
+from envd.interop.compose_import_common import (
+    WHY_NOT,
+    ComposeValueError,
+    as_bool,
+    as_map,
+    as_text,
+    printable,
+    str_map,
+)
 from envd.interop.compose_import_service import ServiceConverter
+from envd.interop.compose_yaml import load_yaml
 from envd.interop.toml_writer import dump_toml
 from envd.spec.load import sanitize_project_name
 from envd.spec.models import PROJECT_NAME
@@ -33,17 +45,9 @@ class ImportResult:
 
 def import_compose(text: str, source: str = "docker-compose.yml") -> ImportResult:
     """Convert Compose YAML to envd.toml text; raise ``SpecError`` when it is not YAML."""
-    import yaml
-
     from envd.values.errors import SpecError, SpecProblem
 
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(SpecProblem(f"invalid YAML: {problem}", source, line, col)) from None
+    doc = load_yaml(text, source)
     if not isinstance(doc, dict) or not isinstance(doc.get("services", {}), dict):
         raise SpecError(SpecProblem("not a Compose file: expected a 'services' mapping", source))
     conv = _Converter()
@@ -51,7 +55,7 @@ def import_compose(text: str, source: str = "docker-compose.yml") -> ImportResul
         spec = conv.convert(doc)
     except ComposeValueError as exc:
         raise SpecError(SpecProblem(str(exc), source)) from None
-    header = f"# Imported by envd from {source.rsplit('/', 1)[-1]}.\n"
+    header = f"# Imported by envd from {printable(source.rsplit('/', 1)[-1])}.\n"
     return ImportResult(header + dump_toml(spec), conv.notes, len(spec.get("services", {})))
 
 
@@ -59,8 +63,7 @@ class _Converter(ServiceConverter):
     """A whole Compose file: the top-level objects here, the services in ``ServiceConverter``."""
 
     def convert(self, doc: dict[str, Any]) -> dict[str, Any]:
-        raw_ext = doc.get("x-envd")
-        ext: dict[str, Any] = raw_ext if isinstance(raw_ext, dict) else {}
+        ext = as_map("x-envd", doc.get("x-envd"))
         out: dict[str, Any] = {}
         for key in doc:
             if key in ("services", "volumes", "networks", "secrets", "name", "x-envd"):
@@ -71,16 +74,18 @@ class _Converter(ServiceConverter):
                 self.note(str(key), "extension ignored")
             else:
                 self.unsupported(str(key), WHY_NOT.get(str(key), ""))
-        name = ext.get("project") or doc.get("name")
-        if isinstance(name, str) and name:
+        if ext.get("project") is not None:
+            name = as_text("x-envd.project", ext["project"])
+        else:
+            name = as_text("name", doc["name"]) if doc.get("name") is not None else ""
+        if name:
             clean = name if PROJECT_NAME.match(name) else sanitize_project_name(name)
             if clean != name:
                 self.note("name", f"{name!r} is not a valid envd project name; using {clean!r}")
             out["project"] = {"name": clean}
         services: dict[str, Any] = {}
-        raw_services = ext.get("services")
-        ext_services: dict[str, Any] = raw_services if isinstance(raw_services, dict) else {}
-        for sname, body in (doc.get("services") or {}).items():
+        ext_services = as_map("x-envd.services", ext.get("services"))
+        for sname, body in as_map("services", doc.get("services")).items():
             services[str(sname)] = self.service(
                 str(sname),
                 as_map(f"services.{sname}", body),
@@ -110,14 +115,15 @@ class _Converter(ServiceConverter):
                 if k == "external":
                     if isinstance(v, dict):  # the old `external: {name: x}`
                         vol["external"] = True
-                        if v.get("name"):
-                            vol["name"] = str(v["name"])
+                        if v.get("name") is not None:
+                            vol["name"] = as_text(f"{path}.external.name", v["name"])
                     else:
-                        vol["external"] = bool(v)
+                        vol["external"] = as_bool(f"{path}.external", v)
                 elif k in ("name", "driver"):
-                    vol[k] = str(v)
+                    vol[k] = as_text(f"{path}.{k}", v)
                 elif k in ("driver_opts", "labels"):
-                    vol[k] = {kk: vv for kk, vv in str_map(v).items() if vv is not None}
+                    opts = str_map(f"{path}.{k}", v)
+                    vol[k] = {kk: vv for kk, vv in opts.items() if vv is not None}
                 elif str(k).startswith("x-"):
                     self.note(f"{path}.{k}", "extension ignored")
                 else:
@@ -135,21 +141,22 @@ class _Converter(ServiceConverter):
                 if k == "external":
                     if isinstance(v, dict):
                         net["external"] = True
-                        if v.get("name"):
-                            net["name"] = str(v["name"])
+                        if v.get("name") is not None:
+                            net["name"] = as_text(f"{path}.external.name", v["name"])
                     else:
-                        net["external"] = bool(v)
+                        net["external"] = as_bool(f"{path}.external", v)
                 elif k in ("name", "driver"):
                     if k == "driver" and v == "overlay":
                         self.note(
                             f"{path}.driver", "overlay is a swarm driver; envd up uses bridge"
                         )
                         continue
-                    net[k] = str(v)
+                    net[k] = as_text(f"{path}.{k}", v)
                 elif k == "internal":
-                    net["internal"] = bool(v)
+                    net["internal"] = as_bool(f"{path}.internal", v)
                 elif k == "labels":
-                    net["labels"] = {kk: vv for kk, vv in str_map(v).items() if vv is not None}
+                    lab = str_map(f"{path}.labels", v)
+                    net["labels"] = {kk: vv for kk, vv in lab.items() if vv is not None}
                 elif k == "attachable":
                     self.note(f"{path}.attachable", "ignored (envd's networks are attachable)")
                 elif str(k).startswith("x-"):
@@ -164,15 +171,25 @@ class _Converter(ServiceConverter):
         for key, body in raw.items():
             path = f"secrets.{key}"
             body = as_map(path, body)
-            known = ext.get(key) if isinstance(ext.get(key), dict) else None
-            if known and ("env" in known or "command" in known):
-                out[str(key)] = {k: known[k] for k in ("env", "command") if k in known}
+            known = as_map(f"x-envd.secrets.{key}", ext.get(key))
+            if known and "command" in known:
+                # A Compose file is someone else's: it must not make envd run a host command.
+                command = json.dumps(known["command"], ensure_ascii=True, default=str)
+                self.note(
+                    f"x-envd.secrets.{key}.command",
+                    f"secret {str(key)!r} would run the host command {command} on your machine;"
+                    " envd import never carries a host command into envd.toml, so it is left"
+                    f" out. If you trust it, add it back by hand: command = {command} under"
+                    f" [secrets.{key}] (in place of file or env)",
+                )
+            elif known and "env" in known:
+                out[str(key)] = {"env": as_text(f"x-envd.secrets.{key}.env", known["env"])}
                 continue
             if "file" in body:
-                out[str(key)] = {"file": str(body["file"])}
+                out[str(key)] = {"file": as_text(f"{path}.file", body["file"])}
             elif "environment" in body:
-                out[str(key)] = {"env": str(body["environment"])}
-            elif body.get("external"):
+                out[str(key)] = {"env": as_text(f"{path}.environment", body["environment"])}
+            elif body.get("external") is not None and as_bool(f"{path}.external", body["external"]):
                 var = re.sub(r"[^A-Z0-9_]", "_", str(key).upper())
                 out[str(key)] = {"env": var}
                 self.note(

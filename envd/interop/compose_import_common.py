@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from envd.spec.compose_words import CONTAINER_NAMES
@@ -16,22 +17,65 @@ WHY_NOT = {
 }
 
 
+_SCALARS = (str, int, float)
+
+
 def as_str(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def str_map(value: Any) -> dict[str, str | None]:
+def as_text(path: str, value: Any) -> str:
+    """A string where Compose wants one; a number is read as its text, anything else is an error."""
+    if isinstance(value, _SCALARS) and not isinstance(value, bool):
+        return str(value)
+    raise ComposeValueError(path, f"expected a string, got {_kind(value)}")
+
+
+def as_bool(path: str, value: Any) -> bool:
+    """A boolean, or the strings 'true' and 'false' as Compose accepts them."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise ComposeValueError(path, f"expected true or false, got {_kind(value)}")
+
+
+def as_scalar(path: str, value: Any) -> str:
+    """A string, number or boolean as text (environment values, labels, command words)."""
+    if isinstance(value, _SCALARS):
+        return as_str(value)
+    raise ComposeValueError(path, f"expected a string, got {_kind(value)}")
+
+
+def text_list(path: str, value: Any) -> list[str]:
+    """A list of strings (numbers read as text), or a located error naming the bad item."""
+    return [as_text(f"{path}[{i}]", item) for i, item in enumerate(as_seq(path, value))]
+
+
+def as_command(path: str, value: Any) -> str | list[str]:
+    """A command as Compose writes it: one string (for a shell) or a list of words."""
+    if isinstance(value, list):
+        return [as_scalar(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    return as_scalar(path, value)
+
+
+def str_map(path: str, value: Any) -> dict[str, str | None]:
+    """``KEY=value`` list or mapping form (environment, labels, args) as a mapping; None: no value."""
+    if value is None:
+        return {}
     if isinstance(value, list):
         out: dict[str, str | None] = {}
-        for item in value:
-            key, sep, val = str(item).partition("=")
+        for i, item in enumerate(value):
+            key, sep, val = as_scalar(f"{path}[{i}]", item).partition("=")
             out[key] = val if sep else None
         return out
     if isinstance(value, dict):
-        return {str(k): (None if v is None else as_str(v)) for k, v in value.items()}
-    return {}
+        return {
+            str(k): (None if v is None else as_scalar(f"{path}.{k}", v)) for k, v in value.items()
+        }
+    raise ComposeValueError(path, f"expected a mapping or a list, got {_kind(value)}")
 
 
 def as_list(value: Any) -> list[Any]:
@@ -47,7 +91,7 @@ class Notes:
         self.notes: list[str] = []
 
     def note(self, path: str, message: str) -> None:
-        self.notes.append(f"{path}: {message}")
+        self.notes.append(printable(f"{path}: {message}"))
 
     def unsupported(self, path: str, why: str = "") -> None:
         self.note(path, "not supported by envd" + (f" ({why})" if why else "") + "; left out")
@@ -61,7 +105,7 @@ class ComposeValueError(Exception):
     """
 
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
+        super().__init__(printable(f"{path}: {message}"))
 
 
 def _kind(value: Any) -> str:
@@ -72,10 +116,24 @@ def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
-        return f"the number {value}"
+        return f"the number {_short(repr(value))}"
     if value is None:
         return "nothing"
-    return f"{str(value)!r}"
+    if isinstance(value, str):
+        return _short(repr(value))
+    return f"a YAML {type(value).__name__}"
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def printable(text: str) -> str:
+    """``text`` with control and line-breaking characters escaped, so a hostile key prints as one line."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
 
 
 def as_map(path: str, value: Any) -> dict[Any, Any]:
@@ -96,23 +154,29 @@ def as_seq(path: str, value: Any) -> list[Any]:
     return value
 
 
-def as_int(path: str, value: Any) -> int:
-    """An integer, or a string of digits, as an int; anything else a located error."""
+INT_MAX = 2**31 - 1
+
+
+def as_int(path: str, value: Any, low: int = 0, high: int = INT_MAX) -> int:
+    """An integer, or a string of digits, in [low, high]; anything else a located error."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise ComposeValueError(path, f"expected an integer, got {_kind(value)}")
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,12}\s*", value):
+        number = int(value)
+    else:
+        raise ComposeValueError(path, f"expected an integer, got {_kind(value)}")
+    if not low <= number <= high:
+        raise ComposeValueError(path, f"{number} is out of range ({low} to {high})")
+    return number
 
 
 def as_mode(path: str, value: Any) -> int:
     """A file mode: an integer, or an octal string as Compose writes it ("0440")."""
     if isinstance(value, str):
-        try:
-            return int(value, 8)
-        except ValueError:
-            raise ComposeValueError(path, f"expected an octal mode, got {value!r}") from None
-    return as_int(path, value)
+        if not re.fullmatch(r"\s*(0o)?[0-7]{1,6}\s*", value):
+            raise ComposeValueError(path, f"expected an octal mode, got {value!r}")
+        value = int(value.strip().removeprefix("0o"), 8)
+    return as_int(path, value, 0, 0o7777)
 
 
 def required(path: str, body: dict[Any, Any], key: str) -> Any:

@@ -6,17 +6,22 @@ rules, each in short and long syntax.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from envd.interop.compose_import_common import (
+    ComposeValueError,
     Notes,
+    as_bool,
+    as_command,
     as_int,
     as_map,
     as_mode,
     as_seq,
-    as_str,
+    as_text,
     required,
     str_map,
+    text_list,
 )
 from envd.spec.compose_words import (
     COMPOSE_SECRET_MODE,
@@ -41,17 +46,18 @@ class FieldConverter(Notes):
     def build(self, p: str, raw: Any) -> dict[str, Any] | None:
         if isinstance(raw, str):
             return {"context": raw}
-        if not isinstance(raw, dict):
-            self.note(f"{p}.build", "not understood; left out")
-            return None
-        out: dict[str, Any] = {"context": str(raw.get("context", "."))}
+        raw = as_map(f"{p}.build", raw)
+        context = raw.get("context")
+        out: dict[str, Any] = {
+            "context": "." if context is None else as_text(f"{p}.build.context", context)
+        }
         for k, v in raw.items():
             if k == "context":
                 continue
             if k in ("dockerfile", "target"):
-                out[k] = str(v)
+                out[k] = as_text(f"{p}.build.{k}", v)
             elif k == "args":
-                args = str_map(v)
+                args = str_map(f"{p}.build.args", v)
                 for key, value in args.items():
                     if value is None:
                         self.note(
@@ -69,40 +75,37 @@ class FieldConverter(Notes):
         out: list[Any] = []
         for i, item in enumerate(raw):
             path = f"{p}.ports[{i}]"
-            if isinstance(item, (int, str)):
+            if isinstance(item, (int, str)) and not isinstance(item, bool):
                 out.append(str(item))
                 continue
-            if not isinstance(item, dict):
-                self.note(path, "not understood; left out")
-                continue
-            port: dict[str, Any] = {
-                "target": as_int(f"{path}.target", required(path, item, "target"))
-            }
+            item = as_map(path, item)
+            target = as_int(f"{path}.target", required(path, item, "target"), 1, 65535)
+            port: dict[str, Any] = {"target": target}
+            ip = as_text(f"{path}.host_ip", item["host_ip"]) if item.get("host_ip") else ""
+            proto = item.get("protocol")
+            proto = "tcp" if proto in (None, "") else as_text(f"{path}.protocol", proto)
             published = item.get("published")
             if published not in (None, ""):
-                text = str(published)
-                if "-" in text:
+                text = as_text(f"{path}.published", published)
+                if re.fullmatch(r"[0-9]+-[0-9]+", text):
                     # A range maps to one envd entry per port: the short syntax says it.
-                    ip = item.get("host_ip", "")
-                    proto = item.get("protocol", "tcp")
-                    short = f"{text}:{item['target']}"
+                    short = f"{text}:{target}"
                     if ip:
                         short = f"{ip}:{short}"
                     out.append(short + (f"/{proto}" if proto != "tcp" else ""))
                     continue
-                port["published"] = as_int(f"{path}.published", text)
-            if item.get("host_ip"):
-                port["host_ip"] = str(item["host_ip"])
-            if item.get("protocol") and item["protocol"] != "tcp":
-                port["protocol"] = str(item["protocol"])
+                port["published"] = as_int(f"{path}.published", text, 0, 65535)
+            if ip:
+                port["host_ip"] = ip
+            if proto != "tcp":
+                port["protocol"] = proto
             for k in item:
                 if k in ("target", "published", "host_ip", "protocol"):
                     continue
                 if k == "mode":
-                    if item[k] != "ingress":
-                        self.note(
-                            f"{path}.mode", f"{item[k]!r} ignored (envd publishes on the host)"
-                        )
+                    mode = as_text(f"{path}.mode", item[k])
+                    if mode != "ingress":
+                        self.note(f"{path}.mode", f"{mode!r} ignored (envd publishes on the host)")
                 elif k in ("name", "app_protocol"):
                     self.note(f"{path}.{k}", "descriptive only; left out")
                 else:
@@ -118,16 +121,14 @@ class FieldConverter(Notes):
             if isinstance(item, str):
                 out.append(self.short_volume(path, item))
                 continue
-            if not isinstance(item, dict):
-                self.note(path, "not understood; left out")
-                continue
-            kind = str(item.get("type", "volume"))
-            target = str(item.get("target", ""))
+            item = as_map(path, item)
+            kind = as_text(f"{path}.type", item.get("type", "volume"))
+            target = as_text(f"{path}.target", required(path, item, "target"))
             if kind == "tmpfs":
                 opts = []
                 t = as_map(f"{path}.tmpfs", item.get("tmpfs"))
                 if t.get("size") is not None:
-                    opts.append(f"size={t['size']}")
+                    opts.append(f"size={as_text(f'{path}.tmpfs.size', t['size'])}")
                 if t.get("mode") is not None:
                     opts.append(f"mode={as_mode(f'{path}.tmpfs.mode', t['mode']):o}")
                 if opts:
@@ -139,18 +140,22 @@ class FieldConverter(Notes):
                 self.unsupported(path, f"mount type {kind!r}")
                 continue
             mount: dict[str, Any] = {"type": kind}
-            if item.get("source"):
-                mount["source"] = str(item["source"])
+            if item.get("source") is not None:
+                source = as_text(f"{path}.source", item["source"])
+                if source:
+                    mount["source"] = source
             mount["target"] = target
-            if item.get("read_only"):
+            if item.get("read_only") is not None and as_bool(
+                f"{path}.read_only", item["read_only"]
+            ):
                 mount["read_only"] = True
             for k in item:
                 if k in ("type", "source", "target", "read_only", "tmpfs"):
                     continue
                 if k == "consistency":
                     self.note(f"{path}.consistency", "macOS-only; ignored")
-                elif k == "bind" and isinstance(item[k], dict):
-                    for kk in item[k]:
+                elif k == "bind":
+                    for kk in as_map(f"{path}.bind", item[k]):
                         if kk == "create_host_path":
                             continue  # envd requires the path to exist: checked when loading
                         self.unsupported(f"{path}.bind.{kk}")
@@ -188,14 +193,14 @@ class FieldConverter(Notes):
 
     def service_networks(self, p: str, raw: Any) -> Any:
         if isinstance(raw, list):
-            return [str(n) for n in raw]
+            return text_list(f"{p}.networks", raw)
         out: dict[str, Any] = {}
         plain = True
         for key, body in as_map(f"{p}.networks", raw).items():
             net: dict[str, Any] = {}
             for k, v in as_map(f"{p}.networks.{key}", body).items():
                 if k == "aliases":
-                    net["aliases"] = [str(a) for a in as_seq(f"{p}.networks.{key}.aliases", v)]
+                    net["aliases"] = text_list(f"{p}.networks.{key}.aliases", v)
                     plain = False
                 else:
                     self.unsupported(f"{p}.networks.{key}.{k}")
@@ -203,17 +208,22 @@ class FieldConverter(Notes):
         return list(out) if plain else out
 
     def depends_on(self, p: str, raw: Any, ext: dict[str, Any]) -> dict[str, Any]:
-        optional = set(ext.get("optional_depends_on") or [])
+        optional = set(text_list(f"x-envd.{p}.optional_depends_on", ext.get("optional_depends_on")))
         if isinstance(raw, list):
-            return {str(d): "started" for d in raw}
+            return {d: "started" for d in text_list(f"{p}.depends_on", raw)}
         out: dict[str, Any] = {}
         for dep, body in as_map(f"{p}.depends_on", raw).items():
             body = as_map(f"{p}.depends_on.{dep}", body)
-            cond = str(body.get("condition", DEFAULT_COMPOSE_CONDITION))
+            cond = as_text(
+                f"{p}.depends_on.{dep}.condition", body.get("condition", DEFAULT_COMPOSE_CONDITION)
+            )
             if cond not in CONDITION_FROM_COMPOSE:
                 self.note(f"{p}.depends_on.{dep}.condition", f"{cond!r} unknown; using 'started'")
             condition = CONDITION_FROM_COMPOSE.get(cond, "started")
-            required = body.get("required", True) and dep not in optional
+            needed = body.get("required")
+            required = (
+                needed is None or as_bool(f"{p}.depends_on.{dep}.required", needed)
+            ) and dep not in optional
             for k in body:
                 if k == "restart":
                     self.note(f"{p}.depends_on.{dep}.restart", "not supported; ignored")
@@ -223,7 +233,7 @@ class FieldConverter(Notes):
         return out
 
     def healthcheck(self, p: str, raw: dict[str, Any]) -> dict[str, Any] | None:
-        if raw.get("disable"):
+        if raw.get("disable") is not None and as_bool(f"{p}.healthcheck.disable", raw["disable"]):
             return {"disable": True}
         test = raw.get("test")
         if test is None:
@@ -234,14 +244,16 @@ class FieldConverter(Notes):
             return None
         if isinstance(test, list) and test and test[0] == "NONE":
             return {"disable": True}
-        out: dict[str, Any] = {
-            "test": [as_str(t) for t in test] if isinstance(test, list) else as_str(test)
-        }
-        for key, default in COMPOSE_HEALTHCHECK_DEFAULTS.items():
-            value = raw.get(key, default)
-            out[key] = (
-                as_int(f"{p}.healthcheck.{key}", value) if key == "retries" else as_str(value)
+        if test == []:
+            raise ComposeValueError(
+                f"{p}.healthcheck.test", "expected a command, got an empty list"
             )
+        out: dict[str, Any] = {"test": as_command(f"{p}.healthcheck.test", test)}
+        for key, default in COMPOSE_HEALTHCHECK_DEFAULTS.items():
+            value = raw.get(key)
+            value = default if value is None else value
+            where = f"{p}.healthcheck.{key}"
+            out[key] = as_int(where, value) if key == "retries" else as_text(where, value)
         for k in raw:
             if k in ("test", "disable", *COMPOSE_HEALTHCHECK_DEFAULTS):
                 continue
@@ -255,12 +267,15 @@ class FieldConverter(Notes):
             if isinstance(item, str):
                 item = {"source": item}
             item = as_map(path, item)
-            sec: dict[str, Any] = {"source": str(required(path, item, "source"))}
+            sec: dict[str, Any] = {
+                "source": as_text(f"{path}.source", required(path, item, "source"))
+            }
             for k in ("target", "uid", "gid"):
                 if item.get(k) is not None:
-                    sec[k] = as_str(item[k])
+                    sec[k] = as_text(f"{path}.{k}", item[k])
             # Compose mounts secrets world-readable unless told; envd's default is 0o400.
-            mode = item.get("mode", COMPOSE_SECRET_MODE)
+            mode = item.get("mode")
+            mode = COMPOSE_SECRET_MODE if mode is None else mode
             sec["mode"] = as_mode(f"{path}.mode", mode)
             for k in item:
                 if k not in ("source", "target", "uid", "gid", "mode"):
@@ -269,28 +284,38 @@ class FieldConverter(Notes):
         return out
 
     def watch(self, p: str, develop: Any, ext: dict[str, Any]) -> list[dict[str, Any]]:
-        if ext.get("watch"):
-            return [dict(r) for r in ext["watch"]]
-        if not isinstance(develop, dict):
+        if ext.get("watch") is not None:
+            # envd's own rules, written by `envd export`: the same shape, read the same way.
+            return self.watch_rules(f"x-envd.{p}.watch", ext["watch"])
+        if develop is None:
             return []
-        out: list[dict[str, Any]] = []
-        for k in develop:
+        for k in as_map(f"{p}.develop", develop):
             if k != "watch":
                 self.unsupported(f"{p}.develop.{k}")
-        for i, rule in enumerate(as_seq(f"{p}.develop.watch", develop.get("watch"))):
-            where = f"{p}.develop.watch[{i}]"
+        return self.watch_rules(f"{p}.develop.watch", develop.get("watch"))
+
+    def watch_rules(self, p: str, raw: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i, rule in enumerate(as_seq(p, raw)):
+            where = f"{p}[{i}]"
             rule = as_map(where, rule)
-            action = str(rule.get("action", ""))
+            action = as_text(f"{where}.action", required(where, rule, "action"))
             if action not in ("sync", "rebuild", "restart", "sync+restart"):
-                self.unsupported(f"{p}.develop.watch[{i}].action", f"action {action!r}")
+                self.unsupported(f"{where}.action", f"action {action!r}")
                 continue
-            r: dict[str, Any] = {"path": str(required(where, rule, "path")), "action": action}
-            if rule.get("target"):
-                r["target"] = str(rule["target"])
-            if rule.get("ignore"):
-                r["ignore"] = [str(x) for x in rule["ignore"]]
+            r: dict[str, Any] = {
+                "path": as_text(f"{where}.path", required(where, rule, "path")),
+                "action": action,
+            }
+            if rule.get("target") is not None:
+                target = as_text(f"{where}.target", rule["target"])
+                if target:
+                    r["target"] = target
+            ignore = text_list(f"{where}.ignore", rule.get("ignore"))
+            if ignore:
+                r["ignore"] = ignore
             for k in rule:
                 if k not in ("path", "action", "target", "ignore"):
-                    self.unsupported(f"{p}.develop.watch[{i}].{k}")
+                    self.unsupported(f"{where}.{k}")
             out.append(r)
         return out

@@ -6,12 +6,15 @@ from typing import Any
 
 from envd.interop.compose_import_common import (
     WHY_NOT,
+    as_bool,
+    as_command,
     as_int,
     as_list,
     as_map,
     as_seq,
-    as_str,
+    as_text,
     str_map,
+    text_list,
 )
 from envd.interop.compose_import_fields import FieldConverter
 from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
@@ -70,14 +73,14 @@ class ServiceConverter(FieldConverter):
                 self.note(f"{p}.{key}", "extension ignored")
             else:
                 self.unsupported(f"{p}.{key}", WHY_NOT.get(str(key), ""))
-        if "image" in body:
-            out["image"] = str(body["image"])
-        if "build" in body:
+        if body.get("image") is not None:
+            out["image"] = as_text(f"{p}.image", body["image"])
+        if body.get("build") is not None:
             build = self.build(p, body["build"])
             if build is not None:
                 out["build"] = build
-        if "pull_policy" in body:
-            policy = str(body["pull_policy"])
+        if body.get("pull_policy") is not None:
+            policy = as_text(f"{p}.pull_policy", body["pull_policy"])
             if policy in _PULL:
                 if _PULL[policy] != "missing":
                     out["pull"] = _PULL[policy]
@@ -87,23 +90,25 @@ class ServiceConverter(FieldConverter):
                 )
         for key in ("command", "entrypoint"):
             if key in body and body[key] is not None:
-                value = body[key]
-                out[key] = [as_str(v) for v in value] if isinstance(value, list) else as_str(value)
+                out[key] = as_command(f"{p}.{key}", body[key])
         for key in ("working_dir", "user", "hostname"):
             if body.get(key) is not None:
-                out[key] = as_str(body[key])
-        if body.get("environment"):
-            env = str_map(body["environment"])
+                out[key] = as_text(f"{p}.{key}", body[key])
+        env = str_map(f"{p}.environment", body.get("environment"))
+        if env:
             if any(v is None for v in env.values()):
                 out["env"] = [k if v is None else f"{k}={v}" for k, v in env.items()]
             else:
                 out["env"] = env
-        if "env_file" in body:
+        if body.get("env_file") is not None:
             files = []
             for i, item in enumerate(as_list(body["env_file"])):
                 if isinstance(item, dict):
-                    files.append(str(item.get("path", "")))
-                    if item.get("required") is False:
+                    files.append(as_text(f"{p}.env_file[{i}].path", item.get("path")))
+                    required = item.get("required")
+                    if required is not None and not as_bool(
+                        f"{p}.env_file[{i}].required", required
+                    ):
                         self.note(
                             f"{p}.env_file[{i}]",
                             "required: false is not supported; envd needs the file to exist",
@@ -111,19 +116,20 @@ class ServiceConverter(FieldConverter):
                     if item.get("format"):
                         self.unsupported(f"{p}.env_file[{i}].format")
                 else:
-                    files.append(str(item))
+                    files.append(as_text(f"{p}.env_file[{i}]", item))
             out["env_file"] = files
-        if body.get("ports"):
-            out["ports"] = self.ports(p, as_seq(f"{p}.ports", body["ports"]))
+        ports = self.ports(p, as_seq(f"{p}.ports", body.get("ports")))
+        if ports:
+            out["ports"] = ports
         volumes, tmpfs = self.mounts(p, as_seq(f"{p}.volumes", body.get("volumes")))
         if volumes:
             out["volumes"] = volumes
-        tmpfs = [str(t) for t in as_list(body.get("tmpfs"))] + tmpfs
+        tmpfs = [as_text(f"{p}.tmpfs", t) for t in as_list(body.get("tmpfs"))] + tmpfs
         if tmpfs:
             out["tmpfs"] = tmpfs
-        if body.get("networks"):
+        if body.get("networks") is not None:
             out["networks"] = self.service_networks(p, body["networks"])
-        if body.get("depends_on"):
+        if body.get("depends_on") is not None:
             out["depends_on"] = self.depends_on(p, body["depends_on"], ext)
         if body.get("healthcheck") is not None:
             hc = self.healthcheck(p, as_map(f"{p}.healthcheck", body["healthcheck"]))
@@ -132,7 +138,7 @@ class ServiceConverter(FieldConverter):
         restart = body.get("restart")
         deploy = as_map(f"{p}.deploy", body.get("deploy"))
         if restart is not None:
-            text = "no" if restart is False else str(restart)
+            text = "no" if restart is False else as_text(f"{p}.restart", restart)
             if text.startswith("on-failure:"):
                 self.note(
                     f"{p}.restart",
@@ -141,20 +147,26 @@ class ServiceConverter(FieldConverter):
                 text = "on-failure"
             if text != "no":
                 out["restart"] = text
-        elif isinstance(deploy.get("restart_policy"), dict):
-            cond = str(deploy["restart_policy"].get("condition", DEFAULT_RESTART_CONDITION))
+        elif deploy.get("restart_policy") is not None:
+            policy_path = f"{p}.deploy.restart_policy"
+            policy_body = as_map(policy_path, deploy["restart_policy"])
+            cond = as_text(
+                f"{policy_path}.condition",
+                policy_body.get("condition", DEFAULT_RESTART_CONDITION),
+            )
             if cond in RESTART_FROM_CONDITION and RESTART_FROM_CONDITION[cond] != "no":
                 out["restart"] = RESTART_FROM_CONDITION[cond]
-        out["init"] = bool(body.get("init", False))
+        init = body.get("init")
+        out["init"] = False if init is None else as_bool(f"{p}.init", init)
         if body.get("stop_signal") is not None:
-            out["stop_signal"] = as_str(body["stop_signal"])
+            out["stop_signal"] = as_text(f"{p}.stop_signal", body["stop_signal"])
         if body.get("stop_grace_period") is not None:
-            out["stop_grace_period"] = as_str(body["stop_grace_period"])
-        if body.get("secrets"):
+            out["stop_grace_period"] = as_text(f"{p}.stop_grace_period", body["stop_grace_period"])
+        if body.get("secrets") is not None:
             out["secrets"] = self.service_secrets(p, as_seq(f"{p}.secrets", body["secrets"]))
-        if body.get("labels"):
+        if body.get("labels") is not None:
             user_labels = {}
-            for k, v in str_map(body["labels"]).items():
+            for k, v in str_map(f"{p}.labels", body["labels"]).items():
                 if k.startswith(labels.PREFIX):
                     self.note(
                         f"{p}.labels.{k}", f"the {labels.PREFIX} prefix is envd's own; left out"
@@ -165,19 +177,22 @@ class ServiceConverter(FieldConverter):
                 out["labels"] = user_labels
         for key in ("read_only",):
             if body.get(key) is not None:
-                out[key] = bool(body[key])
+                out[key] = as_bool(f"{p}.{key}", body[key])
         for key in ("cap_add", "cap_drop"):
-            if body.get(key):
-                out[key] = [str(c) for c in as_seq(f"{p}.{key}", body[key])]
+            if body.get(key) is not None:
+                caps = text_list(f"{p}.{key}", body[key])
+                if caps:
+                    out[key] = caps
         replicas = None
-        if "scale" in body:
+        if body.get("scale") is not None:
             replicas = as_int(f"{p}.scale", body["scale"])
         if isinstance(deploy, dict):
             for k, v in deploy.items():
                 if k == "replicas":
-                    replicas = as_int(f"{p}.deploy.replicas", v)
-                elif k == "restart_policy" and isinstance(v, dict):
-                    extra = [kk for kk in v if kk != "condition"]
+                    if v is not None:
+                        replicas = as_int(f"{p}.deploy.replicas", v)
+                elif k == "restart_policy":
+                    extra = [kk for kk in as_map(f"{p}.deploy.{k}", v) if kk != "condition"]
                     for kk in extra:
                         self.unsupported(f"{p}.deploy.restart_policy.{kk}")
                     if restart is not None:
@@ -198,8 +213,9 @@ class ServiceConverter(FieldConverter):
                     f"{replicas} replicas cannot all bind a fixed host port; envd rejects this"
                     " (publish a range, or no host port)",
                 )
-        if body.get("profiles"):
-            out["profiles"] = [str(x) for x in as_seq(f"{p}.profiles", body["profiles"])]
+        profiles = text_list(f"{p}.profiles", body.get("profiles"))
+        if profiles:
+            out["profiles"] = profiles
         watch = self.watch(p, body.get("develop"), ext)
         if watch:
             out["watch"] = watch

@@ -10,7 +10,12 @@ _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _key(key: str) -> str:
-    return key if _BARE.match(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE.match(key) else _string(key)
+
+
+def _string(value: str) -> str:
+    # JSON's escapes are TOML's, except that TOML forbids a raw DEL as well.
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _scalar(value: Any, key: str = "") -> str:
@@ -21,7 +26,7 @@ def _scalar(value: Any, key: str = "") -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return _string(value)
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 

@@ -13,6 +13,7 @@ import pytest
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
 from envd.inputs import keys as keymod
+from envd.inputs.approvals import state_token
 from envd.inputs.keys import load_keys
 from envd.inputs.prepare import prepare, prepare_desired
 from envd.inputs.target import Target
@@ -78,7 +79,9 @@ def _warm(project: Path, env: dict[str, str]) -> DesiredProject:
 
 
 def _lookup(project: Path, env: dict[str, str]) -> DesiredProject | None:
-    return desired_cache.lookup(Target(project_dir=str(project)), env, False, load_keys())
+    # prepare_desired keys the cache on this user's approval of the spec too.
+    approval = state_token(project / "envd.toml", project, None, env)
+    return desired_cache.lookup(Target(project_dir=str(project)), env, False, load_keys(), approval)
 
 
 def test_a_hit_equals_a_fresh_load_including_secret_values(project: Path) -> None:
@@ -186,7 +189,7 @@ def test_a_command_secret_runs_once_per_up(tmp_path: Path) -> None:
         '[services.api]\nimage = "api:1"\nsecrets = ["token"]\n\n'
         '[secrets.token]\ncommand = ["sh", "-c", "echo run >> runs.log; printf tok"]\n'
     )
-    env = _env()
+    env = {**_env(), "ENVD_ALLOW": "1"}  # approved for this run (envd.inputs.consent)
     runs = tmp_path / "runs.log"
     first = prepare_desired(Target(project_dir=str(tmp_path)), env)  # a miss: load + store
     assert runs.read_text().count("run") == 1

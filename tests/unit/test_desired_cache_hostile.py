@@ -20,6 +20,7 @@ from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
 from envd.inputs import desired_codec as codec
 from envd.inputs import keys as keymod
+from envd.inputs.approvals import state_token
 from envd.inputs.keys import load_keys
 from envd.inputs.prepare import prepare, prepare_desired
 from envd.inputs.target import Target
@@ -76,7 +77,9 @@ def _warm(project: Path) -> Path:
 
 
 def _lookup(project: Path) -> DesiredProject | None:
-    return desired_cache.lookup(Target(str(project)), ENV, False, load_keys())
+    # prepare_desired keys the cache on this user's approval of the spec too.
+    approval = state_token(project / "envd.toml", project, None, ENV)
+    return desired_cache.lookup(Target(str(project)), ENV, False, load_keys(), approval)
 
 
 def _within(seconds: float, call: Callable[[], object]) -> object:

@@ -386,7 +386,7 @@ def test_import_is_stable() -> None:
 
 
 def test_x_envd_extension_restores_what_compose_cannot_hold(tmp_path: Path, home: Path) -> None:
-    """Project name, watch rules, optional dependencies and env/command secrets survive a Compose round trip."""
+    """Project name, watch rules, optional dependencies and env secrets survive a Compose round trip; a command secret comes back as its file placeholder."""
     (tmp_path / "src").mkdir()
     (tmp_path / "envd.toml").write_text(
         """
@@ -413,8 +413,15 @@ command = ["pass", "show", "x"]
     first = load(tmp_path, environ={})
     compose = render_yaml(to_compose(first))
     assert "x-envd:" in compose
-    (tmp_path / "envd.toml").write_text(import_compose(compose).toml)
+    imported = import_compose(compose)
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "cmd").write_text("x")
+    (tmp_path / "envd.toml").write_text(imported.toml)
     second = load(tmp_path, environ={})
+    assert second.spec.secrets["cmd"].command is None
+    assert second.spec.secrets["cmd"].file == "./secrets/cmd"
+    assert any("x-envd.secrets.cmd.command" in n for n in imported.notes)
+    second.spec.secrets["cmd"] = first.spec.secrets["cmd"]
     assert second.spec.model_dump() == first.spec.model_dump()
 
 
