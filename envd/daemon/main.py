@@ -114,7 +114,9 @@ def run_daemon(target: Target) -> int:
         stop,
         log,
     ).start()
-    EngineEvents(engine, loaded.project, lambda why: reconciler.trigger(why), stop, log).start()
+    EngineEvents(
+        engine, loaded.project, reconciler.trigger, stop, log, lost=reconciler.engine_lost
+    ).start()
     log.info("daemon.start", pid=os.getpid(), project=loaded.project)
     reconciler.trigger("daemon started", restart_exited=True)
     try:

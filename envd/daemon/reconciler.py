@@ -5,7 +5,12 @@ request) only mark the project dirty and say why; they never decide what to
 do. Each pass re-reads the spec, observes the engine, plans and applies. A bad
 spec is terminal until the spec changes: the pass records the error and the
 last good environment keeps running untouched. Engine trouble is transient:
-the pass is retried with exponential back-off.
+the pass is retried with exponential back-off, at most every
+``ENGINE_RETRY_CAP`` s while the engine is unreachable, so its return is
+noticed within seconds. Stopping dockerd stops the containers; after such an
+outage the first pass that reaches the engine starts again the containers it
+had left running (the engine stopped them, not their own exit), and then
+converges as usual.
 
 The spec is read with the process environment of the last ``envd up`` (sent
 with its reload request), so every ``up`` uses its shell's variables and
@@ -33,10 +38,13 @@ from envd.inputs.prepare import Target, prepare
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
+from envd.values import labels
 from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
 from envd.values.events import Clock, Event, Phase, SystemClock
 
 RESYNC_SECONDS = 60.0
+# The longest wait between passes while the engine is unreachable.
+ENGINE_RETRY_CAP = 2.0
 
 # How a pass ended ("none": no pass yet); `envd status` and the pass-done event carry it.
 PassResult = Literal[
@@ -97,6 +105,11 @@ class Reconciler:
         # Each service's last settled state ("ready", "completed", "failed"):
         # a background pass reports only what changed, not fifty "ready" lines.
         self._settled: dict[str, str] = {}
+        # Ids of the project's containers running after the last good pass, and
+        # whether the engine went away since: then those that are now stopped
+        # were stopped by the engine and are started again.
+        self._running: frozenset[str] = frozenset()
+        self._engine_lost = False
 
     # ------------------------------------------------------------------ triggers
     def trigger(
@@ -137,6 +150,12 @@ class Reconciler:
         """The environment passes read the spec with: the last `envd up`'s, else ours."""
         with self._cond:
             return self._environ if self._environ is not None else os.environ
+
+    def engine_lost(self, reason: str) -> None:
+        """The engine went away (its event stream broke): the next pass that reaches it heals."""
+        with self._cond:
+            self._engine_lost = True
+        self.trigger(reason)
 
     def on_desired(self, listener: DesiredListener) -> None:
         """Call ``listener(desired)`` after each pass that loaded a good spec."""
@@ -232,6 +251,8 @@ class Reconciler:
                 on_wait=lambda line: self.publish("lock", "project", line, "working"),
                 cancelled=lambda: self._stopping,
             ):
+                if self._engine_lost:
+                    self._start_stopped_by_engine(desired)
                 converge(
                     self.engine,
                     desired,
@@ -241,6 +262,7 @@ class Reconciler:
                     clock=self.clock,
                     restart_exited=request.restart_exited,
                 )
+            self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
         except SpecError as exc:
             # Terminal until the spec changes: keep what runs, say why.
@@ -250,6 +272,10 @@ class Reconciler:
             # May be transient (a pull failed, a port was busy): retry with back-off.
             # A retry re-plans only; it never restarts what exited under restart = "no".
             result, error = "failed", str(exc)
+            try:
+                self._running = self._running_ids(self.desired.project if self.desired else "")
+            except EngineError:
+                pass  # the next pass that reaches the engine records them
             delay = self.backoff.failed()
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
@@ -258,6 +284,12 @@ class Reconciler:
             error = str(exc)
             delay = self.backoff.failed()
             with self._cond:
+                if isinstance(exc, EngineUnavailable):
+                    delay = min(delay, ENGINE_RETRY_CAP)
+                    self._engine_lost = True
+                    # The retry still owes what this pass was asked for (`envd up`
+                    # or the daemon's start restart exited containers).
+                    self._request.restart_exited |= request.restart_exited
                 self._retry_at = self.clock.monotonic() + delay
             error += f" (retrying in {delay:.1f}s)"
         except Exception as exc:  # a bug must not kill the daemon: log, back off, retry
@@ -287,6 +319,47 @@ class Reconciler:
             result=result,
             seconds=round(elapsed, 3),
         )
+
+    def _running_ids(self, project: str) -> frozenset[str]:
+        # A stopping dockerd closes its listener first and then stops the
+        # containers, still answering on kept-alive connections: only an engine
+        # that accepts a new one reports containers that exited on their own.
+        self.engine.ping()
+        return frozenset(
+            c.id
+            for c in self.engine.list_containers(project)
+            if c.status == "running" and c.labels.get(labels.ONE_OFF) != "1"
+        )
+
+    def _start_stopped_by_engine(self, desired: DesiredProject) -> None:
+        """Start, dependencies first, the containers that ran before the engine went away."""
+        stopped = [
+            c
+            for c in self.engine.list_containers(desired.project)
+            if c.id in self._running and c.status in ("exited", "created")
+        ]
+        for level in desired.levels():
+            for c in stopped:
+                if c.service not in level:
+                    continue
+                try:
+                    self.engine.start_container(c.id)
+                except EngineUnavailable:
+                    raise
+                except EngineError as exc:  # the converge that follows says what to do
+                    self.publish(
+                        "start", f"container {c.name}", str(exc), "error", service=c.service
+                    )
+                    continue
+                self.publish(
+                    "start",
+                    f"container {c.name}",
+                    "started again: the engine stopped it when it went away",
+                    "done",
+                    service=c.service,
+                )
+        with self._cond:
+            self._engine_lost = False
 
     def publish(
         self, kind: str, resource: str, message: str, phase: Phase, **extra: object

@@ -272,7 +272,14 @@ class FileWatcher(threading.Thread):
 
 
 class EngineEvents(threading.Thread):
-    """Follows the engine's event stream for the project; reconnects with back-off."""
+    """Follows the engine's event stream for the project; reconnects with back-off.
+
+    A broken stream means the engine went away (or restarts): ``lost`` is
+    called, and the thread asks the engine every ``RECONNECT_CAP`` s at most
+    until it answers again; then it triggers a pass, since events were missed.
+    """
+
+    RECONNECT_CAP = 2.0
 
     def __init__(
         self,
@@ -281,18 +288,26 @@ class EngineEvents(threading.Thread):
         trigger: Trigger,
         stop: threading.Event,
         log: Logger,
+        lost: Trigger | None = None,
     ) -> None:
         super().__init__(name="envd-engine-events", daemon=True)
         self.engine = engine
         self.project = project
         self.trigger = trigger
+        self.lost = lost or trigger
         self.stop_event = stop
         self.log = log
 
     def run(self) -> None:
-        backoff = Backoff(base=0.5, cap=30.0)
+        backoff = Backoff(base=0.5, cap=self.RECONNECT_CAP)
+        broken = False
         while not self.stop_event.is_set():
             try:
+                if broken:
+                    self.engine.ping()
+                    broken = False
+                    self.log.info("engine.events", message="reconnected")
+                    self.trigger("engine event stream reconnected")
                 for ev in self.engine.stream_events(self.project):
                     backoff.succeeded()
                     action = str(ev.get("Action") or ev.get("status") or "")
@@ -302,8 +317,16 @@ class EngineEvents(threading.Thread):
                     self.trigger(f"container {name}: {action}")
                     if self.stop_event.is_set():
                         return
+                if self.stop_event.is_set():
+                    return
+                # The engine closed the stream: it is going away or restarting.
+                if not broken:
+                    broken = True
+                    self.lost("engine event stream ended")
             except EnvdError as exc:  # EngineUnavailable too: the engine restarts
-                self.log.warning("engine.events", error=str(exc))
-                self.trigger("engine event stream reconnect")
+                if not broken:
+                    broken = True
+                    self.log.warning("engine.events", error=str(exc))
+                    self.lost("engine event stream lost")
             if self.stop_event.wait(backoff.failed()):
                 return

@@ -68,5 +68,11 @@ def converge(
             engine, desired, frozenset(pulled), force_recreate, restart_exited
         )
     applier = Applier(engine, desired, emit, clock)
-    progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
+    try:
+        progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
+    except EnvironmentFailed:
+        # An engine going away fails every action in its own words ("transport
+        # is closing", exit 143 as it stops containers): say it is gone instead.
+        engine.ping()
+        raise
     return plan, progress

@@ -31,7 +31,13 @@ from envd.values.errors import (
 from envd.values.events import Clock, Emit, Event, SystemClock, discard
 from envd.values.swarm_types import ObservedService, ObservedTask
 
-FAILED_TASKS_LIMIT = 3
+# Swarm restarts a failed task after 5 s: two failures already say "keeps
+# failing", and the deploy reports it within 15 s instead of waiting it out.
+FAILED_TASKS_LIMIT = 2
+# How long a task may wait with an error from the scheduler ("no suitable
+# node (host-mode port already in use on 1 node)") before the deploy fails
+# with that reason: a moment for a port or a node to free up, not the timeout.
+STUCK_SECONDS = 5.0
 UPDATE_FAILED = ("paused", "rollback_started", "rollback_completed", "rollback_paused")
 
 
@@ -140,6 +146,26 @@ def service_state(
 STABLE_SECONDS = 2.0
 
 
+def stuck_task(
+    svc: SwarmService, observed: ObservedService | None, tasks: list[ObservedTask]
+) -> ObservedTask | None:
+    """A task of the current spec that should run but waits with an error from the engine. Pure."""
+    if observed is None:
+        return None
+    return next(
+        (
+            t
+            for t in tasks
+            if t.service_id == observed.id
+            and t.task_hash == svc.task_hash
+            and t.desired_state == "running"
+            and t.state not in ("running", "failed", "rejected", "complete")
+            and t.error
+        ),
+        None,
+    )
+
+
 def _needs_watching(svc: SwarmService) -> bool:
     hc = svc.spec.container.healthcheck
     return hc is None or not hc.test or hc.test[0] == "NONE"
@@ -175,6 +201,7 @@ def wait_converged(
     common = desired.common_labels()
     touched = set(baselines)
     running_since: dict[str, tuple[float, int]] = {}
+    stuck_since: dict[str, float] = {}
     for name in sorted(touched):
         emit(Event("waiting", f"service {desired.services[name].spec.name}", "", "waiting", name))
     while True:
@@ -203,6 +230,13 @@ def wait_converged(
                     state = "converging"
             elif state != "running":
                 running_since.pop(name, None)
+            stuck = stuck_task(svc, observed.get(svc.spec.name), tasks)
+            if stuck is None or state != "converging":
+                stuck_since.pop(name, None)
+            elif clock.monotonic() - stuck_since.setdefault(name, clock.monotonic()) >= (
+                STUCK_SECONDS
+            ):
+                state, detail = "failed", f"a task cannot run; it is {stuck.state}: {stuck.error}"
             if state in ("running", "completed"):
                 settled[name] = state
                 if name in touched:

@@ -235,10 +235,21 @@ def test_no_desired_state_yet_means_no_sync(setup: Setup) -> None:
 
 
 class ScriptedEngine:
-    """Answers stream_events from a script: a list of events, or an exception to raise."""
+    """Answers stream_events from a script (a list of events, or an exception to raise),
+    and ping from another (an exception to raise, or None: it answers)."""
 
-    def __init__(self, script: list[list[dict[str, Any]] | Exception]) -> None:
+    def __init__(
+        self,
+        script: list[list[dict[str, Any]] | Exception],
+        pings: list[Exception | None] | None = None,
+    ) -> None:
         self.script = script
+        self.pings = pings or []
+
+    def ping(self) -> None:
+        outcome = self.pings.pop(0) if self.pings else None
+        if outcome is not None:
+            raise outcome
 
     def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
         step = self.script.pop(0) if self.script else []
@@ -268,18 +279,30 @@ def _event(name: str, action: str) -> dict[str, Any]:
 
 
 def _follow(
-    script: list[list[dict[str, Any]] | Exception], rounds: int
+    script: list[list[dict[str, Any]] | Exception],
+    rounds: int,
+    pings: list[Exception | None] | None = None,
 ) -> tuple[list[str], list[float]]:
-    """Run the follower in this thread until it has waited ``rounds`` times."""
+    """Run the follower in this thread until it has waited ``rounds`` times.
+
+    Returns the triggers (an engine reported lost as "lost: <why>") and the waits.
+    """
     triggers: list[str] = []
     stop = CountingStop(rounds)
     log = structlog.wrap_logger(logging.getLogger("test.daemon"))
-    EngineEvents(ScriptedEngine(script), "unitd", triggers.append, stop, log).run()
+    EngineEvents(
+        ScriptedEngine(script, pings),
+        "unitd",
+        triggers.append,
+        stop,
+        log,
+        lost=lambda why: triggers.append(f"lost: {why}"),
+    ).run()
     return triggers, stop.delays
 
 
 def test_engine_events_trigger_passes_but_execs_do_not() -> None:
-    """Container events mark the project dirty; exec, attach and resize noise does not."""
+    """Container events mark the project dirty; exec, attach and resize noise does not; the stream's end reports the engine lost."""
     triggers, _ = _follow(
         [
             [
@@ -294,6 +317,7 @@ def test_engine_events_trigger_passes_but_execs_do_not() -> None:
     assert triggers == [
         "container unitd-web-1: die",
         "container unitd-worker-1: health_status: unhealthy",
+        "lost: engine event stream ended",
     ]
 
 
@@ -303,14 +327,19 @@ def test_a_dropped_stream_reconnects_with_backoff_reset_by_an_event() -> None:
     assert delays == [0.5, 1.0, 0.5, 1.0, 2.0]
 
 
-def test_an_unavailable_engine_triggers_a_pass_and_backs_off() -> None:
-    """When the engine goes away the follower asks for a pass (to report it) and retries later."""
-    triggers, delays = _follow([EngineUnavailable("down"), EngineUnavailable("down")], rounds=2)
-    assert triggers == ["engine event stream reconnect"] * 2
-    assert delays == [0.5, 1.0]
+def test_an_unavailable_engine_is_reported_lost_once_and_its_return_triggers_a_pass() -> None:
+    """The engine going away is reported once (not per retry); its return triggers one pass."""
+    down = EngineUnavailable("down")
+    triggers, delays = _follow([down, []], rounds=4, pings=[down, down, None])
+    assert triggers == [
+        "lost: engine event stream lost",
+        "engine event stream reconnected",
+        "lost: engine event stream ended",
+    ]
+    assert delays == [0.5, 1.0, 2.0, 2.0]
 
 
 def test_the_backoff_is_capped() -> None:
-    """However long the engine stays away, the follower retries at least every 30 s."""
+    """However long the engine stays away, the follower asks again at least every 2 s."""
     _, delays = _follow([], rounds=10)
-    assert delays[-1] == 30.0 and max(delays) == 30.0
+    assert delays[-1] == 2.0 and max(delays) == 2.0

@@ -222,14 +222,14 @@ def test_one_kept_connection_and_errors_mapped_by_status(socket_dir: Path) -> No
     _serve(
         sock,
         _answers(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
             error(404, "No such container: abc"),
             error(409, "name in use"),
             error(500, "boom"),
         ),
     )
     eng = DockerEngine(host=f"unix://{sock}", timeout=5)
-    eng.ping()
+    assert eng.list_containers("p") == []
     with pytest.raises(NotFound, match="No such container: abc"):
         eng.container_state("abc")
     with pytest.raises(Conflict, match="renaming container abc to b: name in use"):
@@ -237,6 +237,36 @@ def test_one_kept_connection_and_errors_mapped_by_status(socket_dir: Path) -> No
     with pytest.raises(EngineError, match="boom") as info:
         eng.start_container("abc")
     assert info.value.status == 500 and not isinstance(info.value, EngineUnavailable)
+
+
+def test_ping_asks_on_a_fresh_connection(socket_dir: Path) -> None:
+    """Ping does not use the kept connection: a dockerd shutting down still answers on that one."""
+    sock = socket_dir / "docker.sock"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock))
+    server.listen(4)
+    closed = threading.Event()
+
+    def shutting_down() -> None:
+        # Like dockerd on SIGTERM: close the listener, keep serving the open connection.
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(5)
+            conn.recv(65536)
+            server.close()
+            sock.unlink()
+            closed.set()
+            conn.sendall(ok)
+            if conn.recv(65536):
+                conn.sendall(ok)
+
+    threading.Thread(target=shutting_down, daemon=True).start()
+    eng = DockerEngine(host=f"unix://{sock}", timeout=5)
+    assert eng.list_containers("p") == []
+    assert closed.wait(5)
+    with pytest.raises(EngineUnavailable):
+        eng.ping()
 
 
 def test_an_unsupported_scheme_is_a_value_error() -> None:

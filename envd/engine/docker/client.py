@@ -181,9 +181,21 @@ class DockerEngine:
 
     # --- observe -----------------------------------------------------------
     def ping(self) -> None:
-        resp = self._send("GET", "/_ping")
-        if resp.status != 200:
-            raise self._unavailable(f"it answered HTTP {resp.status} to a ping")
+        # A fresh connection: an engine shutting down closes only its listener
+        # and still answers on kept-alive connections until it exits.
+        conn = Connection(self._endpoint.connect)
+        try:
+            try:
+                status, headers = conn.request(
+                    "GET", self._url("/_ping", None), {}, None, self.timeout
+                )
+                b"".join(conn.body_chunks("GET", status, headers))
+            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
+                raise self._unavailable(exc) from None
+        finally:
+            conn.close()
+        if status != 200:
+            raise self._unavailable(f"it answered HTTP {status} to a ping")
 
     def list_containers(self, project: str) -> list[ObservedContainer]:
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
