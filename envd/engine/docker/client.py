@@ -34,6 +34,7 @@ from envd.engine.docker.transport import (
     StaleConnection,
     demux,
     failure_reason,
+    get_once,
     is_multiplexed,
     json_objects,
     stream_lines,
@@ -181,19 +182,10 @@ class DockerEngine:
 
     # --- observe -----------------------------------------------------------
     def ping(self) -> None:
-        # A fresh connection: an engine shutting down closes only its listener
-        # and still answers on kept-alive connections until it exits.
-        conn = Connection(self._endpoint.connect)
         try:
-            try:
-                status, headers = conn.request(
-                    "GET", self._url("/_ping", None), {}, None, self.timeout
-                )
-                b"".join(conn.body_chunks("GET", status, headers))
-            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
-                raise self._unavailable(exc) from None
-        finally:
-            conn.close()
+            status = get_once(self._endpoint.connect, self._url("/_ping", None), self.timeout)
+        except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
+            raise self._unavailable(exc) from None
         if status != 200:
             raise self._unavailable(f"it answered HTTP {status} to a ping")
 

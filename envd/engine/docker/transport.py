@@ -171,6 +171,23 @@ class Connection:
                 self.close()
 
 
+def get_once(
+    open_socket: Callable[[float | None], socket.socket], url: str, timeout: float | None
+) -> int:
+    """The status of one GET on a connection of its own, closed after it.
+
+    An engine shutting down closes only its listener and still answers on
+    kept-alive connections until it exits: a fresh connection tells the truth.
+    """
+    conn = Connection(open_socket)
+    try:
+        status, headers = conn.request("GET", url, {}, None, timeout)
+        b"".join(conn.body_chunks("GET", status, headers))
+        return status
+    finally:
+        conn.close()
+
+
 class Endpoint:
     """Where the engine listens, from a Docker host URL, and how to connect there.
 
