@@ -6,6 +6,7 @@ clashes, dependency cycles.
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +16,7 @@ from envd.spec.diagnose import MAX_PROBLEMS, more_problems
 from envd.spec.hints import did_you_mean
 from envd.spec.interpolate import parse_dotenv
 from envd.spec.locate import Locator, dotted, locate_with_env
-from envd.spec.models import Spec
+from envd.spec.models import Spec, VolumeMount
 from envd.spec.read import display_path, read_text
 from envd.values.errors import SpecError, SpecProblem
 
@@ -103,6 +104,20 @@ def cross_check(
                     i,
                 )
             targets.setdefault(sec.path, sec.source)
+            # The engine writes secret files through the container's
+            # filesystem: under a mount they land in that mount (a host
+            # directory, a volume that outlives the container). Swarm mounts
+            # them itself.
+            over = None if swarm else _mount_over(sec.path, svc.volumes, svc.tmpfs)
+            if over is not None:
+                add(
+                    f"service {name!r}: secret {sec.source!r} targets {sec.path}, which lies"
+                    f" under the {over}; a secret's value would be written into it",
+                    "services",
+                    name,
+                    "secrets",
+                    i,
+                )
             if sec.source not in spec.secrets:
                 add(
                     f"service {name!r} uses undefined secret {sec.source!r}{did_you_mean(sec.source, spec.secrets)}",
@@ -201,6 +216,28 @@ def cross_check(
     if skipped:
         problems.append(more_problems(skipped, display))
     return problems
+
+
+def _under(path: str, root: str) -> bool:
+    """Whether normalised ``path`` is ``root`` or lies below it."""
+    path, root = posixpath.normpath(path), posixpath.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _mount_over(target: str, volumes: list[VolumeMount], tmpfs: list[str]) -> str | None:
+    """The service's mount (described for a message) holding ``target``, if any."""
+    for m in volumes:
+        if _under(target, m.target):
+            kind = {"bind": "bind mount", "tmpfs": "tmpfs"}.get(m.type, "volume")
+            if m.type == "volume" and not m.source:
+                kind = "anonymous volume"
+            source = f" of {m.source!r}" if m.source else ""
+            return f"{kind}{source} at {m.target}"
+    for entry in tmpfs:
+        path = entry.partition(":")[0]
+        if path and _under(target, path):
+            return f"tmpfs at {path}"
+    return None
 
 
 _WILDCARD_IPS = ("", "0.0.0.0", "::")

@@ -56,7 +56,7 @@ user = "1000"
 working_dir = "/app"
 read_only = false
 cap_drop = ["ALL"]
-tmpfs = ["/run"]
+tmpfs = ["/var/run/app"]
 replicas = 2
 depends_on = { db = "started" }
 pull = "missing"
@@ -145,7 +145,7 @@ CHANGES: list[Change] = [
     Change("working-dir", '"/app"', '"/srv"', ("working_dir",)),
     Change("read-only", "read_only = false", "read_only = true", ("read_only",)),
     Change("cap-drop", 'cap_drop = ["ALL"]', 'cap_drop = ["NET_RAW"]', ("cap_drop",)),
-    Change("tmpfs", '["/run"]', '["/run", "/tmp"]', ("tmpfs",)),
+    Change("tmpfs", '["/var/run/app"]', '["/var/run/app", "/tmp"]', ("tmpfs",)),
     Change(
         "two-fields",
         'restart = "unless-stopped"\ninit = true',
@@ -266,7 +266,7 @@ def test_desired_container_shape(tmp_path: Path) -> None:
         (8000, "127.0.0.1", None)
     ]
     assert t.stop_timeout == 10
-    assert t.tmpfs == (("/run", ""),)
+    assert t.tmpfs == (("/var/run/app", ""),)
     assert t.secrets[0].target == "/run/secrets/pw" and t.secrets[0].mode == 0o400
     assert api.replicas == 2
     assert set(desired.networks) == {"front", "back", "default"}
