@@ -23,7 +23,7 @@ from envd.daemon.log import Logger
 from envd.daemon.paths import StatePaths
 from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
-from envd.daemon.watch import EngineEvents, FileWatcher, Syncer
+from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, protected_files
 from envd.inputs.prepare import Target, prepare
 from envd.spec.models import WatchRule
 from envd.values.events import Phase
@@ -108,7 +108,12 @@ def run_daemon(target: Target) -> int:
     FileWatcher(
         loaded.project_dir,
         lambda why: reconciler.trigger(why),
-        Syncer(engine, loaded.project_dir, publish),
+        Syncer(
+            engine,
+            loaded.project_dir,
+            publish,
+            protected=lambda: protected_files(reconciler.loaded, loaded.project_dir),
+        ),
         lambda: reconciler.desired,
         rules,
         stop,

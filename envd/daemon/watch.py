@@ -23,6 +23,7 @@ from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff
 from envd.engine.base import Engine
 from envd.inputs.buildctx import IGNORE_FILE, DockerIgnore
+from envd.spec.load import LoadedSpec
 from envd.spec.models import WatchRule
 from envd.values import labels
 from envd.values.errors import EngineError, EnvdError
@@ -61,17 +62,36 @@ class Publish(Protocol):
 Trigger = Callable[[str], object]
 
 
+def protected_files(loaded: LoadedSpec | None, project_dir: Path) -> frozenset[Path]:
+    """The spec's secret files, ``.env`` and ``env_file``s: a sync rule copies
+    them only when its path names the file itself."""
+    paths = {project_dir / ".env"}
+    if loaded is not None:
+        base = loaded.project_dir
+        paths.add(base / ".env")
+        paths.update(base / s.file for s in loaded.spec.secrets.values() if s.file is not None)
+        paths.update(base / f for svc in loaded.spec.services.values() for f in svc.env_file)
+    return frozenset(p.resolve() for p in paths)
+
+
 class Syncer:
     """Copies changed files into running containers through the archive API."""
 
     def __init__(
-        self, engine: Engine, project_dir: Path, publish: Publish, clock: Clock | None = None
+        self,
+        engine: Engine,
+        project_dir: Path,
+        publish: Publish,
+        clock: Clock | None = None,
+        protected: Callable[[], frozenset[Path]] | None = None,
     ) -> None:
         self.engine = engine
         self.project_dir = project_dir
         self.publish = publish
         self.clock = clock or SystemClock()
         self._matchers: dict[Path, tuple[int, DockerIgnore]] = {}
+        self.protected = protected or (lambda: protected_files(None, project_dir))
+        self._withheld: set[tuple[str, Path]] = set()  # said once in the events
 
     def restart(self, desired: DesiredProject, service: str, paths: set[Path]) -> None:
         """A ``restart`` rule: the service's running containers restart, unchanged."""
@@ -130,7 +150,11 @@ class Syncer:
         root = (self.project_dir / rule.path).resolve()
         changed: list[tuple[Path, str]] = []
         deleted: list[str] = []
+        protected = self.protected()
         for path in sorted(paths):
+            if path != root and path.resolve() in protected:
+                self._withhold(service, path)
+                continue
             try:
                 rel = path.relative_to(root).as_posix() if root.is_dir() else path.name
             except ValueError:
@@ -186,6 +210,21 @@ class Syncer:
             f"{len(changed)} file(s) copied, {len(deleted)} removed in {ms:.0f} ms "
             f"into {len(containers)} container(s)",
             "done",
+            service=service,
+        )
+
+    def _withhold(self, service: str, path: Path) -> None:
+        """Say once per service and file that a secret or variables file stayed out."""
+        if (service, path) in self._withheld:
+            return
+        self._withheld.add((service, path))
+        rel = os.path.relpath(path, self.project_dir)
+        self.publish(
+            "sync",
+            f"service {service}",
+            f"{rel} not copied: it holds the spec's secrets or variables"
+            " (a rule whose path names it copies it)",
+            "info",
             service=service,
         )
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, ignored
+from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, ignored, protected_files
 from envd.spec.models import WatchRule
 from envd.values.errors import EngineError, EngineUnavailable
 from tests.helpers import DaemonWorld
@@ -343,3 +343,108 @@ def test_the_backoff_is_capped() -> None:
     """However long the engine stays away, the follower asks again at least every 2 s."""
     _, delays = _follow([], rounds=10)
     assert delays[-1] == 2.0 and max(delays) == 2.0
+
+
+def test_a_directory_sync_rule_leaves_the_specs_secret_files_and_dotenv_out(tmp_path: Path) -> None:
+    """A sync rule over a directory holding a file secret or .env copies neither; it says so once."""
+    root = tmp_path.resolve()
+    (root / "secrets").mkdir()
+    (root / "secrets" / "db_password.txt").write_text("hunter2")
+    (root / ".env").write_text("PGPW=hunter2\n")
+    world = DaemonWorld(
+        root,
+        """\
+[project]
+name = "unitd"
+
+[secrets.db]
+file = "secrets/db_password.txt"
+
+[services.web]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+watch = [{ path = ".", action = "sync", target = "/app" }]
+""",
+    )
+    world.converge()
+    published: list[tuple[str, str]] = []
+
+    def publish(kind: str, resource: str, message: str, phase: str, **extra: object) -> None:
+        published.append((message, phase))
+
+    syncer = Syncer(
+        world.engine,
+        root,
+        publish,
+        StepClock(),
+        protected=lambda: protected_files(world.reconciler.loaded, root),
+    )
+    loaded = world.reconciler.loaded
+    assert loaded is not None
+    rules = {n: list(s.watch) for n, s in loaded.active_services().items() if s.watch}
+    watcher = FileWatcher(
+        root,
+        lambda why: None,
+        syncer,
+        lambda: world.reconciler.desired,
+        lambda: rules,
+        threading.Event(),
+        world.log,
+    )
+    (root / "main.py").write_text("print(1)")
+    changed = {root / "secrets" / "db_password.txt", root / ".env", root / "main.py"}
+    watcher.handle(changed)
+    watcher.handle(changed)
+    c = world.containers()["unitd-web-1"]
+    files = world.engine.files(c.id)
+    assert "/app/main.py" in files
+    assert not any(p.endswith(("db_password.txt", "/.env")) for p in files), sorted(files)
+    withheld = [m for m, _ in published if "not copied" in m]
+    assert sorted(withheld) == sorted(
+        [
+            ".env not copied: it holds the spec's secrets or variables"
+            " (a rule whose path names it copies it)",
+            "secrets/db_password.txt not copied: it holds the spec's secrets or variables"
+            " (a rule whose path names it copies it)",
+        ]
+    )
+
+
+def test_a_rule_naming_a_secret_file_itself_copies_it(tmp_path: Path) -> None:
+    """A sync rule whose path is the secret file itself still copies it: the user named it."""
+    root = tmp_path.resolve()
+    (root / "secrets").mkdir()
+    (root / "secrets" / "db_password.txt").write_text("hunter2")
+    world = DaemonWorld(
+        root,
+        """\
+[project]
+name = "unitd"
+
+[secrets.db]
+file = "secrets/db_password.txt"
+
+[services.web]
+image = "envd-local/busybox:latest"
+command = ["sleep", "3600"]
+watch = [{ path = "secrets/db_password.txt", action = "sync", target = "/app/pw" }]
+""",
+    )
+    world.converge()
+    syncer = Syncer(
+        world.engine,
+        root,
+        lambda *a, **k: None,
+        StepClock(),
+        protected=lambda: protected_files(world.reconciler.loaded, root),
+    )
+    loaded = world.reconciler.loaded
+    assert loaded is not None
+    syncer.sync(
+        world.reconciler.desired,
+        "web",
+        loaded.spec.services["web"].watch[0],  # type: ignore[arg-type]
+        {root / "secrets" / "db_password.txt"},
+    )
+    c = world.containers()["unitd-web-1"]
+    assert world.engine.files(c.id)["/app/pw"][0] == b"hunter2"
