@@ -35,6 +35,7 @@ from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
+from envd.inputs.secrets import CommandValues
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
@@ -99,6 +100,8 @@ class Reconciler:
         self._reasons: list[str] = []
         self._request = PassRequest()
         self._environ: Mapping[str, str] | None = None  # from the last `envd up`
+        # Command secret values of the last reload, reused by later passes.
+        self.commands = CommandValues()
         self._retry_at: float | None = None
         self._stopping = False
         self._listeners: list[DesiredListener] = []
@@ -127,6 +130,7 @@ class Reconciler:
         with self._cond:
             if environ is not None:
                 self._environ = dict(environ)
+                self.commands.reload()  # an `envd up`: its commands run again
             self.state.generation += 1
             self._reasons.append(reason)
             if wait_timeout is not None:
@@ -215,7 +219,7 @@ class Reconciler:
         error = ""
         try:
             environ = request.environ if request.environ is not None else self.environ
-            loaded, desired = prepare(self.target, environ, acting=True)
+            loaded, desired = prepare(self.target, environ, acting=True, commands=self.commands)
             self.loaded, self.desired = loaded, desired
             for listener in self._listeners:
                 listener(desired)

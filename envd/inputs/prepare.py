@@ -22,6 +22,7 @@ from envd.inputs.target import Target as Target
 from envd.values.keys import Keys
 
 if TYPE_CHECKING:  # the loader pulls in pydantic; a cached `up` never needs it
+    from envd.inputs.secrets import CommandValues
     from envd.spec.load import LoadedSpec
 
 
@@ -38,6 +39,7 @@ def prepare(
     read_secret_values: bool = True,
     keys: Keys | None = None,
     acting: bool = False,
+    commands: CommandValues | None = None,
 ) -> tuple[LoadedSpec, DesiredProject]:
     """Everything that needs no engine; raises SpecError (exit 2) on bad input.
 
@@ -48,6 +50,7 @@ def prepare(
     value, and their services' digests are unknown (``command_secrets`` names
     them; ``envd.core.status.unchecked_secrets`` keeps a plan honest about it).
     ``keys`` defaults to this user's (``envd.inputs.keys.load_keys``).
+    ``commands``: command values kept since the last reload (the daemon's).
     """
     from envd.inputs.secrets import read_secrets
     from envd.spec.load import load
@@ -65,7 +68,12 @@ def prepare(
     # `down` needs names, not values: an unset secret variable must not stop a teardown.
     values = (
         read_secrets(
-            secret_names, loaded.spec.secrets, loaded.project_dir, environ, run_commands=acting
+            secret_names,
+            loaded.spec.secrets,
+            loaded.project_dir,
+            environ,
+            run_commands=acting,
+            kept=None if commands is None else commands.for_load(_load_key(loaded)),
         )
         if read_secret_values
         else {}
@@ -141,3 +149,9 @@ def prepare_desired(
         target, environ, frozen, loaded, desired, build_inputs(loaded), keys, approval
     )
     return desired
+
+
+def _load_key(loaded: LoadedSpec) -> object:
+    """What a reload changes: the spec, its variables (``.env``) and ``env_file``s."""
+    env_files = {k: dict(v) for k, v in loaded.env_files.items()}
+    return (loaded.spec, dict(loaded.variables), env_files)

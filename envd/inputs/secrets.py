@@ -11,6 +11,7 @@ else is a keyed digest (``envd.values.keys.Keys``, its key resolved by
 from __future__ import annotations
 
 import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,23 +68,58 @@ def read_secret(name: str, definition: SecretDef, base: Path, environ: Mapping[s
     return proc.stdout.rstrip(b"\n")
 
 
+class CommandValues:
+    """The values ``command`` sources printed at the last reload, kept in memory.
+
+    A daemon reads them once per reload (an ``envd up``, or a change of what
+    the spec loads: the spec, ``.env``, ``env_file``s) and reuses them for
+    every later pass: a source printing a new credential on each run must not
+    recreate its consumers on each pass. The values are never written anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: object = None
+        self._values: dict[str, bytes] = {}
+
+    def reload(self) -> None:
+        """Forget the values: the next pass runs the commands again."""
+        with self._lock:
+            self._key, self._values = None, {}
+
+    def for_load(self, key: object) -> dict[str, bytes]:
+        """The kept values while ``key`` (what the spec loaded) is unchanged; else none."""
+        with self._lock:
+            if key is None or key != self._key:
+                self._key, self._values = key, {}
+            return self._values
+
+
 def read_secrets(
     names: set[str],
     definitions: Mapping[str, SecretDef],
     base: Path,
     environ: Mapping[str, str],
     run_commands: bool = False,
+    kept: dict[str, bytes] | None = None,
 ) -> dict[str, bytes]:
     """The values of ``names``. A ``command`` source runs only with ``run_commands``
     (the caller checked this user's consent, ``envd.inputs.consent``); otherwise
-    it is left out of the answer."""
+    it is left out of the answer. ``kept`` (``CommandValues.for_load``): command
+    values read before are reused, and those read now are added."""
     problems: list[SpecProblem] = []
     values: dict[str, bytes] = {}
     for name in sorted(names):
-        if definitions[name].command is not None and not run_commands:
+        command = definitions[name].command
+        if command is not None and not run_commands:
+            continue
+        if command is not None and kept is not None and name in kept:
+            values[name] = kept[name]
             continue
         try:
             values[name] = read_secret(name, definitions[name], base, environ)
+            if command is not None and kept is not None:
+                kept[name] = values[name]
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:
