@@ -13,6 +13,8 @@ import secrets as _random
 import stat
 from pathlib import Path
 
+from envd.values.errors import EnvdError
+
 
 class NotRegular(OSError):
     """The path is not a regular file (of ours, when asked) within the size cap."""
@@ -68,3 +70,53 @@ def write_replacing(path: Path, data: bytes, mode: int) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class UnsafeStateDir(EnvdError):
+    """The project's ``.envd/`` is not a private directory of this user: nothing is written to it."""
+
+    exit_code = 2
+
+
+def own_dir(path: Path, *, create: bool = True) -> Path:
+    """``path`` after checking it is a real directory of ours that no one else may write.
+
+    Created (mode 0700) when missing and ``create``. A cloned repository may ship
+    its own ``.envd/``: a link, another user's directory or loose modes are
+    refused, never repaired, since a planted entry inside would already be there.
+    """
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise UnsafeStateDir(f"{path} does not exist") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeStateDir(
+            f"{path} is a symbolic link; envd keeps its state only in a real directory"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeStateDir(f"{path} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise UnsafeStateDir(
+            f"{path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}); remove it"
+        )
+    if st.st_mode & 0o022:
+        raise UnsafeStateDir(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o});"
+            f" run `chmod go-w {path}`"
+        )
+    return path
+
+
+def append_nofollow(path: Path, mode: int = 0o600) -> int:
+    """A descriptor appending to ``path`` (created if missing), never through a link."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise NotRegular(f"{path} is not a regular file of yours")
+    return fd
