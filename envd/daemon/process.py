@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envd.daemon.paths import StatePaths
+from envd.inputs.safefile import append_nofollow, read_regular
 from envd.values.errors import EnvdError
 
 if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
     from envd.daemon.client import DaemonClient
     from envd.inputs.prepare import Target
 
+OUTPUT_CAP = 16 * 1024 * 1024  # daemon.out read for its last lines only
 TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
 
 # The client is imported only where a daemon is talked to: it pulls in
@@ -60,7 +62,7 @@ def start(
     # The daemon must import this very envd, installed or run from a checkout.
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    with open(paths.output, "ab") as out:
+    with os.fdopen(append_nofollow(paths.output), "ab") as out:
         proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -78,7 +80,7 @@ def start(
             return client
         code = proc.poll()
         if code is not None and code != 0:
-            tail = paths.output.read_text(errors="replace").strip().splitlines()[-3:]
+            tail = _tail(paths.output)
             raise EnvdError(f"the daemon exited with code {code}: {' / '.join(tail)}")
         if code == 0 and not paths.socket.exists():
             # Lost a start race to another daemon, which is still binding.
@@ -139,9 +141,17 @@ def _wait_gone(paths: StatePaths, pid: int | None, timeout: float) -> bool:
         time.sleep(0.05)
 
 
+def _tail(path: Path) -> list[str]:
+    try:
+        data = read_regular(path, OUTPUT_CAP, follow=False, own=True)
+    except OSError:
+        return []
+    return data.decode(errors="replace").strip().splitlines()[-3:]
+
+
 def _pid(paths: StatePaths) -> int | None:
     try:
-        return int(paths.pid.read_text().strip())
+        return int(read_regular(paths.pid, 64, follow=False, own=True).strip())
     except (OSError, ValueError):
         return None
 

@@ -8,6 +8,7 @@ the target.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets as _random
 import stat
@@ -112,11 +113,21 @@ def own_dir(path: Path, *, create: bool = True) -> Path:
     return path
 
 
-def append_nofollow(path: Path, mode: int = 0o600) -> int:
-    """A descriptor appending to ``path`` (created if missing), never through a link."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+def open_own(path: Path, flags: int, mode: int = 0o600) -> int:
+    """A descriptor on ``path`` (``flags`` plus no-follow), refused unless a regular file of ours."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafeStateDir(f"{path} is a symbolic link; remove it") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
         os.close(fd)
-        raise NotRegular(f"{path} is not a regular file of yours")
+        raise UnsafeStateDir(f"{path} is not a regular file of yours; remove it")
     return fd
+
+
+def append_nofollow(path: Path, mode: int = 0o600) -> int:
+    """A descriptor appending to ``path`` (created if missing), never through a link."""
+    return open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
