@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,11 +20,53 @@ if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
     from envd.inputs.prepare import Target
 
 OUTPUT_CAP = 16 * 1024 * 1024  # daemon.out read for its last lines only
-TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
+TERM_GRACE = 10.0
+SPEC_CAP = 16 * 1024 * 1024  # the spec and .env are scanned for names, never bigger
+
+# `up` sends the daemon the variables the spec can read, not the whole shell:
+# ${NAME} / $NAME references (defaults included), `env = "NAME"` secret
+# sources, envd's and Docker's own settings, and what a command secret the
+# daemon runs needs to find its tools and agents.
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_ENV_SOURCE = re.compile(r"""\benv\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+_ALWAYS_PREFIXES = ("ENVD_", "DOCKER_", "LC_")
+_PROCESS_BASICS = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "XDG_RUNTIME_DIR",
+        "SSH_AUTH_SOCK",
+        "GNUPGHOME",
+        "GPG_AGENT_INFO",
+    }
+)  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
 
 # The client is imported only where a daemon is talked to: it pulls in
 # http.client and ssl (~10 ms), which `up --once` and `down` pay for nothing
 # when, as usual, no daemon socket exists.
+
+
+def spec_environ(spec_file: Path, base: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` the spec at ``spec_file`` (and ``base/.env``) can read."""
+    names: set[str] = set()
+    for path in (spec_file, base / ".env"):
+        try:
+            text = read_regular(path, SPEC_CAP).decode(errors="replace")
+        except OSError:
+            continue
+        names.update(_REFERENCE.findall(text))
+        names.update(_ENV_SOURCE.findall(text))
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in names or name in _PROCESS_BASICS or name.startswith(_ALWAYS_PREFIXES)
+    }
 
 
 def client_for(project_dir: Path, environment: str | None) -> DaemonClient:
