@@ -122,9 +122,10 @@ def open_own(path: Path, flags: int, mode: int = 0o600) -> int:
             raise
         raise UnsafeStateDir(f"{path} is a symbolic link; remove it") from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+    # A hard link would redirect appends as a symlink does; envd never makes one.
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink > 1:
         os.close(fd)
-        raise UnsafeStateDir(f"{path} is not a regular file of yours; remove it")
+        raise UnsafeStateDir(f"{path} is not a regular file of yours alone; remove it")
     return fd
 
 

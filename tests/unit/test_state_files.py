@@ -96,3 +96,13 @@ def test_a_build_digests_link_is_not_followed(tmp_path: Path) -> None:
     assert digest != "planted"
     assert victim.read_text() == before
     assert not (state / "build-digests.json").is_symlink()
+
+
+def test_a_hard_linked_output_is_refused(planted: tuple[StatePaths, Path]) -> None:
+    """A daemon.out hard-linked to another file is refused; nothing is appended to it."""
+    paths, victim = planted
+    os.link(victim, paths.output)
+    project = paths.root.parent
+    with pytest.raises(UnsafeStateDir, match="yours alone"):
+        process.start(Target(project_dir=str(project)), project, None, timeout=1.0)
+    assert victim.read_text() == "precious\n"
