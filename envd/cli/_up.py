@@ -34,9 +34,15 @@ def up_with_daemon(
     if client is None:
         client = process.start(obj.target(), project_dir, desired.environment)
     # The daemon reads the spec with this shell's environment from now on
-    # (variables, `env` secrets), as `up --once` would; the socket is 0600.
+    # (variables, `env` secrets), as `up --once` would: only the names the spec
+    # can read go over the peer-checked socket.
+    from envd.spec.paths import resolve_paths
+
+    spec_file, base = resolve_paths(obj.target().project_dir, obj.target().file)
     generation, seq, environ_applied = client.reload(
-        wait_timeout=timeout, restart_exited=True, environ=os.environ
+        wait_timeout=timeout,
+        restart_exited=True,
+        environ=process.spec_environ(spec_file, base, os.environ),
     )
     if not environ_applied:
         click.echo(

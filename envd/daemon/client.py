@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
+import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,6 +16,12 @@ from envd.values.errors import EnvdError
 
 class DaemonUnavailable(EnvdError):
     """No daemon answers on the project's socket."""
+
+
+class ForeignDaemon(EnvdError):
+    """The project's socket is served by another user's process: nothing is sent to it."""
+
+    exit_code = 2
 
 
 class Reload(NamedTuple):
@@ -31,8 +39,25 @@ class _UnixConnection(http.client.HTTPConnection):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         if self.timeout is not None:
             sock.settimeout(self.timeout)
-        sock.connect(self._path)
+        try:
+            sock.connect(self._path)
+            _check_peer(sock, self._path)
+        except BaseException:
+            sock.close()
+            raise
         self.sock = sock
+
+
+def _check_peer(sock: socket.socket, path: str) -> None:
+    # Before one byte is sent: in a shared or cloned project directory the
+    # socket may be served by someone else, who would receive our variables.
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", raw)
+    if uid != os.geteuid():
+        raise ForeignDaemon(
+            f"{path} is served by process {pid} of uid {uid}, not by you (uid {os.geteuid()});"
+            " envd sent it nothing"
+        )
 
 
 class DaemonClient:
@@ -68,6 +93,8 @@ class DaemonClient:
         try:
             self._request("GET", "/v1/ping", timeout=2.0)
             return True
+        except ForeignDaemon:
+            raise
         except EnvdError:
             return False
 

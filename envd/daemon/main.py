@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import io
 import logging
 import logging.handlers
 import os
 import signal
 import threading
+from pathlib import Path
 
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
@@ -25,18 +27,25 @@ from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, protected_files
 from envd.inputs.prepare import Target, prepare
+from envd.inputs.safefile import append_nofollow, open_own, write_replacing
 from envd.spec.models import WatchRule
 from envd.values.events import Phase
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
 
+class _NoFollowLog(logging.handlers.RotatingFileHandler):
+    """A rotating log that never writes through a link planted at its name."""
+
+    def _open(self) -> io.TextIOWrapper:
+        fd = append_nofollow(Path(self.baseFilename))
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def configure_logging(paths: StatePaths) -> Logger:
     import structlog
 
-    handler = logging.handlers.RotatingFileHandler(
-        paths.log, maxBytes=LOG_MAX_BYTES, backupCount=1, encoding="utf-8"
-    )
+    handler = _NoFollowLog(paths.log, maxBytes=LOG_MAX_BYTES, backupCount=1, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("envd.daemon")
     logger.handlers[:] = [handler]
@@ -58,7 +67,7 @@ def configure_logging(paths: StatePaths) -> Logger:
 
 
 def acquire_lock(paths: StatePaths) -> int | None:
-    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = open_own(paths.lock, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -67,6 +76,11 @@ def acquire_lock(paths: StatePaths) -> int | None:
             return None
         raise
     return fd
+
+
+def write_pid(paths: StatePaths) -> None:
+    # Replaced by rename: a planted daemon.pid link is replaced, its target untouched.
+    write_replacing(paths.pid, f"{os.getpid()}\n".encode(), 0o600)
 
 
 def run_daemon(target: Target) -> int:
@@ -79,7 +93,7 @@ def run_daemon(target: Target) -> int:
     if lock_fd is None:
         return 0  # another daemon owns this project: that is the desired state
     log = configure_logging(paths)
-    paths.pid.write_text(f"{os.getpid()}\n")
+    write_pid(paths)
     engine = DockerEngine()
     hub = EventHub()
     reconciler = Reconciler(target, engine, hub, log)

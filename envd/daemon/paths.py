@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from envd.inputs.safefile import own_dir
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class StatePaths:
         return self.root / "daemon.lock"
 
     def ensure(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        """Create the state directory, refusing one that is a link, not ours or loose."""
         if self.root.name.startswith("env-"):
-            os.chmod(self.root.parent, 0o700)
+            own_dir(self.root.parent)
+        own_dir(self.root)

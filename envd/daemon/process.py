@@ -3,25 +3,70 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from envd.daemon.paths import StatePaths
+from envd.inputs.safefile import append_nofollow, read_regular
 from envd.values.errors import EnvdError
 
 if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
     from envd.daemon.client import DaemonClient
     from envd.inputs.prepare import Target
 
-TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
+OUTPUT_CAP = 16 * 1024 * 1024  # daemon.out read for its last lines only
+TERM_GRACE = 10.0
+SPEC_CAP = 16 * 1024 * 1024  # the spec and .env are scanned for names, never bigger
+
+# `up` sends the daemon the variables the spec can read, not the whole shell:
+# ${NAME} / $NAME references (defaults included), `env = "NAME"` secret
+# sources, envd's and Docker's own settings, and what a command secret the
+# daemon runs needs to find its tools and agents.
+_REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_ENV_SOURCE = re.compile(r"""\benv\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+_ALWAYS_PREFIXES = ("ENVD_", "DOCKER_", "LC_")
+_PROCESS_BASICS = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "TZ",
+        "TMPDIR",
+        "XDG_RUNTIME_DIR",
+        "SSH_AUTH_SOCK",
+        "GNUPGHOME",
+        "GPG_AGENT_INFO",
+    }
+)  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
 
 # The client is imported only where a daemon is talked to: it pulls in
 # http.client and ssl (~10 ms), which `up --once` and `down` pay for nothing
 # when, as usual, no daemon socket exists.
+
+
+def spec_environ(spec_file: Path, base: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of ``environ`` the spec at ``spec_file`` (and ``base/.env``) can read."""
+    names: set[str] = set()
+    for path in (spec_file, base / ".env"):
+        try:
+            text = read_regular(path, SPEC_CAP).decode(errors="replace")
+        except OSError:
+            continue
+        names.update(_REFERENCE.findall(text))
+        names.update(_ENV_SOURCE.findall(text))
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in names or name in _PROCESS_BASICS or name.startswith(_ALWAYS_PREFIXES)
+    }
 
 
 def client_for(project_dir: Path, environment: str | None) -> DaemonClient:
@@ -60,7 +105,7 @@ def start(
     # The daemon must import this very envd, installed or run from a checkout.
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    with open(paths.output, "ab") as out:
+    with os.fdopen(append_nofollow(paths.output), "ab") as out:
         proc = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
@@ -78,7 +123,7 @@ def start(
             return client
         code = proc.poll()
         if code is not None and code != 0:
-            tail = paths.output.read_text(errors="replace").strip().splitlines()[-3:]
+            tail = _tail(paths.output)
             raise EnvdError(f"the daemon exited with code {code}: {' / '.join(tail)}")
         if code == 0 and not paths.socket.exists():
             # Lost a start race to another daemon, which is still binding.
@@ -139,9 +184,17 @@ def _wait_gone(paths: StatePaths, pid: int | None, timeout: float) -> bool:
         time.sleep(0.05)
 
 
+def _tail(path: Path) -> list[str]:
+    try:
+        data = read_regular(path, OUTPUT_CAP, follow=False, own=True)
+    except OSError:
+        return []
+    return data.decode(errors="replace").strip().splitlines()[-3:]
+
+
 def _pid(paths: StatePaths) -> int | None:
     try:
-        return int(paths.pid.read_text().strip())
+        return int(read_regular(paths.pid, 64, follow=False, own=True).strip())
     except (OSError, ValueError):
         return None
 

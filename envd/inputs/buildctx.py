@@ -21,7 +21,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from envd.inputs.safefile import own_dir, read_regular, write_replacing
+
 IGNORE_FILE = ".dockerignore"
+# One entry per build context is some 200 bytes; a bigger file is not ours.
+_DIGESTS_CAP = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,7 @@ def context_digest(
         ).hexdigest()
         cache_file = cache_dir / "build-digests.json"
         try:
-            cached = json.loads(cache_file.read_text())
+            cached = json.loads(read_regular(cache_file, _DIGESTS_CAP, follow=False, own=True))
             if cached.get(str(context), {}).get("fingerprint") == fingerprint:
                 return str(cached[str(context)]["digest"])
         except (OSError, ValueError, KeyError, TypeError):
@@ -311,15 +315,14 @@ def context_digest(
     result = h.hexdigest()
     if cache_file is not None:
         try:
-            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            own_dir(cache_file.parent)
             try:
-                data = json.loads(cache_file.read_text())
+                data = json.loads(read_regular(cache_file, _DIGESTS_CAP, follow=False, own=True))
             except (OSError, ValueError):
                 data = {}
             data[str(context)] = {"fingerprint": fingerprint, "digest": result}
-            tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, cache_file)
+            text = json.dumps(data, indent=1, sort_keys=True)
+            write_replacing(cache_file, text.encode(), 0o600)
         except OSError:
             pass
     return result

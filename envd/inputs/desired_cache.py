@@ -47,7 +47,7 @@ from envd import __version__
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_codec as codec
 from envd.inputs.buildctx import BuildInputs
-from envd.inputs.safefile import read_regular, write_replacing
+from envd.inputs.safefile import UnsafeStateDir, own_dir, read_regular, write_replacing
 from envd.inputs.target import Target
 from envd.spec.paths import resolve_paths
 from envd.values.keys import Keys
@@ -199,6 +199,8 @@ def store(
         )
         body = json.dumps(codec.encode(entry), separators=(",", ":")).encode()
         _write(base / ".envd" / CACHE_FILE, keys.seal(body) + body)
+    except UnsafeStateDir:
+        raise
     except Exception:  # a cache that cannot be written is only slower
         return
 
@@ -335,7 +337,7 @@ def _read(path: Path) -> bytes | None:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    own_dir(path.parent)
     write_replacing(path, data, 0o600)
 
 

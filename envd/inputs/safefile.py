@@ -8,10 +8,13 @@ the target.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets as _random
 import stat
 from pathlib import Path
+
+from envd.values.errors import EnvdError
 
 
 class NotRegular(OSError):
@@ -68,3 +71,64 @@ def write_replacing(path: Path, data: bytes, mode: int) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+class UnsafeStateDir(EnvdError):
+    """The project's ``.envd/`` is not a private directory of this user: nothing is written to it."""
+
+    exit_code = 2
+
+
+def own_dir(path: Path, *, create: bool = True) -> Path:
+    """``path`` after checking it is a real directory of ours that no one else may write.
+
+    Created (mode 0700) when missing and ``create``. A cloned repository may ship
+    its own ``.envd/``: a link, another user's directory or loose modes are
+    refused, never repaired, since a planted entry inside would already be there.
+    """
+    if create:
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise UnsafeStateDir(f"{path} does not exist") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeStateDir(
+            f"{path} is a symbolic link; envd keeps its state only in a real directory"
+        )
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeStateDir(f"{path} is not a directory")
+    if st.st_uid != os.geteuid():
+        raise UnsafeStateDir(
+            f"{path} belongs to uid {st.st_uid}, not to you (uid {os.geteuid()}); remove it"
+        )
+    if st.st_mode & 0o022:
+        raise UnsafeStateDir(
+            f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o});"
+            f" run `chmod go-w {path}`"
+        )
+    return path
+
+
+def open_own(path: Path, flags: int, mode: int = 0o600) -> int:
+    """A descriptor on ``path`` (``flags`` plus no-follow), refused unless a regular file of ours."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise UnsafeStateDir(f"{path} is a symbolic link; remove it") from None
+    st = os.fstat(fd)
+    # A hard link would redirect appends as a symlink does; envd never makes one.
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink > 1:
+        os.close(fd)
+        raise UnsafeStateDir(f"{path} is not a regular file of yours alone; remove it")
+    return fd
+
+
+def append_nofollow(path: Path, mode: int = 0o600) -> int:
+    """A descriptor appending to ``path`` (created if missing), never through a link."""
+    return open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
