@@ -150,8 +150,23 @@ class PrivateEngine:
         return sorted(out.stdout.split())
 
 
+def _kill_leftovers(root: Path) -> None:
+    """SIGKILL what the private engine left running: its containerd shims outlive
+    dockerd and containerd (each still names the socket under ``root``)."""
+    marker = str(root).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
+
+
 def _cleanup(root: Path) -> None:
-    """Unmount anything the engine left under ``root`` and remove it."""
+    """Kill what the engine left running, unmount what it left under ``root``, remove it."""
+    _kill_leftovers(root)
     mounts = []
     try:
         for line in Path("/proc/self/mounts").read_text().splitlines():
