@@ -144,11 +144,9 @@ def _project_opts(with_file: bool = True) -> Callable[[F], F]:
 
 
 def _rel(path: str | os.PathLike[str]) -> str:
-    try:
-        rel = os.path.relpath(path)
-        return str(path) if rel.startswith("..") else rel
-    except ValueError:
-        return str(path)
+    from envd.spec.paths import display_path  # imported on use: start-up stays lean
+
+    return display_path(path)
 
 
 def _int(text: str, flag: str) -> int:

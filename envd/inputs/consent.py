@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envd.spec.paths import display_path
 from envd.values.errors import SpecError, SpecProblem
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ class _Origins:
     def __init__(self, loaded: LoadedSpec) -> None:
         from envd.spec.locate import Locator
 
-        self.display = _display(loaded.file)
+        self.display = display_path(loaded.file)
         self.environment = loaded.environment
         try:
             text = loaded.file.read_text(encoding="utf-8")
@@ -280,14 +281,6 @@ class _Origins:
     def order(self, origin: str) -> int:
         _, _, line = origin.rpartition(":")
         return int(line) if line.isdigit() else 10**9
-
-
-def _display(path: Path) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 def unapproved(loaded: LoadedSpec, environ: Mapping[str, str] | None = None) -> list[ReachItem]:

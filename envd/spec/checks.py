@@ -17,7 +17,8 @@ from envd.spec.hints import did_you_mean
 from envd.spec.interpolate import parse_dotenv
 from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec, VolumeMount
-from envd.spec.read import display_path, read_text
+from envd.spec.paths import display_path
+from envd.spec.read import read_text
 from envd.values.errors import SpecError, SpecProblem
 
 

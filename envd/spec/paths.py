@@ -12,6 +12,16 @@ from pathlib import Path
 DEFAULT_FILE = "envd.toml"
 
 
+def display_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a user would type it here: relative to the working directory,
+    unless that climbs out of it (then as given)."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def resolve_paths(project_dir: str | Path | None, file: str | Path | None) -> tuple[Path, Path]:
     """(spec file, project dir). ``-f`` alone makes its directory the project."""
     if file is not None:

@@ -24,7 +24,7 @@ from typing import Any
 from envd.spec.hints import did_you_mean
 from envd.spec.interpolate import InterpolationError, interpolate_tree, parse_dotenv
 from envd.spec.locate import Locator, dotted, locate_with_env
-from envd.spec.paths import resolve_paths
+from envd.spec.paths import display_path, resolve_paths
 from envd.values.errors import SpecError, SpecProblem
 
 if sys.version_info >= (3, 11):
@@ -70,14 +70,6 @@ class RawSpec:
         """``[project] strict_variables = true``: an unset variable is an error."""
         project = self.data.get("project")
         return isinstance(project, dict) and project.get("strict_variables") is True
-
-
-def display_path(path: Path) -> str:
-    try:
-        rel = os.path.relpath(path)
-    except ValueError:
-        return str(path)
-    return str(path) if rel.startswith("..") else rel
 
 
 def read_text(path: Path, display: str) -> str:
