@@ -37,6 +37,29 @@ def unchecked_secrets(plan: Plan, unread: Mapping[str, tuple[str, ...]]) -> Plan
     return replace(plan, actions=tuple(actions))
 
 
+def hold_unread(plan: Plan, unread: Mapping[str, tuple[str, ...]]) -> tuple[Plan, dict[str, str]]:
+    """A daemon's plan when some command secrets have no value (``unread``).
+
+    ``unchecked_secrets`` first; then a container that would still be created
+    or recreated is held instead (kind "ok"): it would get an empty secret.
+    Returns the plan and, per held service, the sentence saying why.
+    """
+    plan = unchecked_secrets(plan, unread)
+    held: dict[str, str] = {}
+    actions: list[Action] = []
+    for action in plan.actions:
+        if action.service in unread and action.kind in ("create", "recreate"):
+            names = ", ".join(repr(n) for n in unread[action.service])
+            why = (
+                f"held: secret {names} comes from a host command, which only `envd up` runs;"
+                " run `envd up`"
+            )
+            held[action.service] = why
+            action = replace(action, kind="ok", reason=why, container=None)
+        actions.append(action)
+    return replace(plan, actions=tuple(actions)), held
+
+
 def _without_secrets(action: Action) -> Action:
     prefix = "changed: "
     if not action.reason.startswith(prefix):

@@ -35,7 +35,7 @@ from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
-from envd.inputs.secrets import CommandValues
+from envd.inputs.secrets import CommandValue, CommandValues
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
@@ -100,7 +100,8 @@ class Reconciler:
         self._reasons: list[str] = []
         self._request = PassRequest()
         self._environ: Mapping[str, str] | None = None  # from the last `envd up`
-        # Command secret values of the last reload, reused by later passes.
+        # What the command secrets printed when the last `envd up` ran them:
+        # the daemon runs no host command itself.
         self.commands = CommandValues()
         self._retry_at: float | None = None
         self._stopping = False
@@ -121,16 +122,19 @@ class Reconciler:
         wait_timeout: float | None = None,
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
+        commands: Mapping[str, CommandValue] | None = None,
     ) -> int:
         """Mark dirty; return the generation whose pass will cover this trigger.
 
         ``environ`` (from `envd up`) replaces the environment the spec is read
-        with, for the pass covering this trigger and every later one.
+        with, for the pass covering this trigger and every later one;
+        ``commands`` (from `envd up` too) what its command secrets printed.
         """
         with self._cond:
             if environ is not None:
                 self._environ = dict(environ)
-                self.commands.reload()  # an `envd up`: its commands run again
+            if commands is not None:
+                self.commands.provide(commands)
             self.state.generation += 1
             self._reasons.append(reason)
             if wait_timeout is not None:
@@ -220,6 +224,7 @@ class Reconciler:
         try:
             environ = request.environ if request.environ is not None else self.environ
             loaded, desired = prepare(self.target, environ, acting=True, commands=self.commands)
+            unread = self._unread_commands(loaded)
             self.loaded, self.desired = loaded, desired
             for listener in self._listeners:
                 listener(desired)
@@ -265,6 +270,7 @@ class Reconciler:
                     timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
                     clock=self.clock,
                     restart_exited=request.restart_exited,
+                    unread=unread,
                 )
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
@@ -323,6 +329,31 @@ class Reconciler:
             result=result,
             seconds=round(elapsed, 3),
         )
+
+    def plan(self) -> dict[str, object]:
+        """What a pass would do now (``GET /v1/plan``): read-only, no host command;
+        command secrets are compared by the values the last `envd up` sent."""
+        from envd.core.status import unchecked_secrets
+
+        loaded, desired = prepare(self.target, self.environ, commands=self.commands)
+        plan, _ = plan_project(self.engine, desired, restart_exited=False)
+        return unchecked_secrets(plan, self._unread_commands(loaded)).to_json()
+
+    def _unread_commands(self, loaded: LoadedSpec) -> dict[str, tuple[str, ...]]:
+        """Per service, the command secrets `envd up` sent no value for (the
+        command is new or was edited since): their containers wait for `envd up`."""
+        from envd.inputs.consent import command_secrets
+
+        out: dict[str, tuple[str, ...]] = {}
+        for service, names in command_secrets(loaded).items():
+            missing = tuple(
+                n
+                for n in names
+                if self.commands.get(n, loaded.spec.secrets[n].command or ()) is None
+            )
+            if missing:
+                out[service] = missing
+        return out
 
     def _running_ids(self, project: str) -> frozenset[str]:
         # A stopping dockerd closes its listener first and then stops the

@@ -7,16 +7,19 @@ bad spec fails (exit 2) before the engine is touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Plan, make_plan
+from envd.core.status import hold_unread
 from envd.engine.base import Engine
 from envd.run.apply import Applier
 from envd.run.images import apply_images
 from envd.run.observe import observe
 from envd.run.readiness import ServiceProgress
 from envd.values.errors import EnvironmentFailed, ServiceFailure
-from envd.values.events import Clock, Emit, discard
+from envd.values.events import Clock, Emit, Event, discard
 
 
 def image_refs(desired: DesiredProject) -> list[str]:
@@ -56,8 +59,13 @@ def converge(
     clock: Clock | None = None,
     force_recreate: frozenset[str] = frozenset(),
     restart_exited: bool = True,
+    unread: Mapping[str, tuple[str, ...]] | None = None,
 ) -> tuple[Plan, dict[str, ServiceProgress]]:
-    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
+    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure.
+
+    ``unread`` (a daemon's): per service, the command secrets it has no value
+    for; their containers are not created or recreated (``hold_unread``).
+    """
     plan, observed = plan_project(
         engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
     )
@@ -67,6 +75,10 @@ def converge(
         plan, observed = plan_project(
             engine, desired, frozenset(pulled), force_recreate, restart_exited
         )
+    if unread:
+        plan, held = hold_unread(plan, unread)
+        for service, why in sorted(held.items()):
+            emit(Event("held", f"service {service}", why, "error", service))
     applier = Applier(engine, desired, emit, clock)
     try:
         progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
