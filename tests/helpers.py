@@ -327,6 +327,7 @@ class FakeReconciler:
         wait_timeout: float | None = None,
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
+        commands: Mapping[str, Any] | None = None,
     ) -> int:
         self.generation += 1
         self.triggers.append(
@@ -337,6 +338,8 @@ class FakeReconciler:
                 "environ": environ,
             }
         )
+        if commands is not None:
+            self.triggers[-1]["commands"] = dict(commands)
         if environ is not None:
             self.environ = dict(environ)
         return self.generation
@@ -354,7 +357,6 @@ def serving(
 ) -> Iterator[Any]:
     """The daemon's control API on the unix socket ``path``, served from a thread."""
     import logging
-    import threading
 
     import structlog
 
@@ -369,14 +371,9 @@ def serving(
         on_stop or reconciler.stop,
         structlog.wrap_logger(logging.getLogger("test.daemon")),
     )
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-api", daemon=True
-    )
-    thread.start()
+    server.start()
     try:
         yield server
     finally:
         reconciler.stop()  # ends open event streams
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        server.stop(timeout=10)

@@ -107,7 +107,7 @@ def run_daemon(target: Target) -> int:
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGHUP, lambda *_: reconciler.trigger("SIGHUP"))
-    threading.Thread(target=server.serve_forever, name="envd-api", daemon=True).start()
+    server.start()
 
     def publish(kind: str, resource: str, message: str, phase: Phase, **extra: object) -> None:
         reconciler.publish(kind, resource, message, phase, **extra)
@@ -142,8 +142,7 @@ def run_daemon(target: Target) -> int:
         reconciler.run()
     finally:
         log.info("daemon.stop", pid=os.getpid())
-        server.shutdown()
-        server.server_close()
+        server.stop()
         for path in (paths.socket, paths.pid):
             try:
                 path.unlink()
