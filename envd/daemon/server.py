@@ -286,6 +286,31 @@ def make_app(
     )
 
 
+class _QuietServer(uvicorn.Server):
+    """uvicorn's server without its tick: its main loop wakes ten times a
+    second to refresh the Date header and look for a request to exit, which
+    is most of an idle daemon's CPU. This one sleeps until ``request_exit``."""
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _wake: asyncio.Event | None = None
+
+    async def main_loop(self) -> None:
+        await self.on_tick(0)  # the default headers, once (date_header is off)
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if not self.should_exit:
+            await self._wake.wait()
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            try:
+                loop.call_soon_threadsafe(wake.set)
+            except RuntimeError:  # the loop is already closed
+                pass
+
+
 class ApiServer:
     """The control API on its unix socket, served from a thread of its own."""
 
@@ -296,7 +321,7 @@ class ApiServer:
         self._log = log
         self._on_crash = on_crash
         self._sock = _bind(path)
-        self._server = uvicorn.Server(
+        self._server = _QuietServer(
             uvicorn.Config(
                 app,
                 http=_DeadlineProtocol,
@@ -307,6 +332,7 @@ class ApiServer:
                 timeout_graceful_shutdown=2,
                 limit_concurrency=MAX_CONNECTIONS,
                 h11_max_incomplete_event_size=MAX_HEAD,
+                date_header=False,
             )
         )
         self._thread = threading.Thread(target=self._run, name="envd-api", daemon=True)
@@ -323,7 +349,7 @@ class ApiServer:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._server.should_exit = True
+        self._server.request_exit()
         self._thread.join(timeout)
         self._sock.close()
 
