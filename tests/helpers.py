@@ -377,3 +377,25 @@ def serving(
     finally:
         reconciler.stop()  # ends open event streams
         server.stop(timeout=10)
+
+
+def fake_cli_engine(monkeypatch: Any, *images: str) -> Any:
+    """One ``FakeEngine`` (holding ``images``) for every CLI module that asks for the engine."""
+    from envd.cli import containers, environments, project
+    from envd.engine.fake import FakeEngine
+
+    engine = FakeEngine()
+    for ref in images:
+        engine.add_image(ref)
+    for module in (project, containers, environments):
+        monkeypatch.setattr(module, "engine", lambda: engine)
+    return engine
+
+
+def cli_in_process(capsys: Any, *args: str | Path) -> tuple[int, str, str]:
+    """``envd ARGS`` run in this process: (exit code, stdout, stderr)."""
+    from envd.cli.app import run_cli
+
+    code = run_cli([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
