@@ -154,6 +154,16 @@ class DaemonClient:
     def stop(self) -> None:
         self._request("POST", "/v1/stop")
 
+    def act(self, action: str, service: str) -> tuple[int, int]:
+        """Ask for ``action`` on ``service``; (the generation of the pass doing it,
+        the event sequence number before it)."""
+        result = self._request("POST", "/v1/action", {"action": action, "service": service})
+        return int(result["generation"]), int(result["seq"])
+
+    def ui_url(self) -> str:
+        """The dashboard's URL, token included (this socket is the user's own)."""
+        return str(self._request("GET", "/v1/ui")["url"])
+
     def events(self, since: int | None = None) -> Iterator[dict[str, Any]]:
         """Follow the event stream (JSON lines) until the daemon closes it."""
         conn = _UnixConnection(self.path, None)

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envd.core.desired import DesiredProject
-from envd.core.status import project_status
+from envd.core.status import hold, project_status
+from envd.daemon.actions import ServiceActions
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
@@ -61,6 +62,8 @@ class PassRequest:
     # The environment the pass reads the spec with (variables, `env` secrets);
     # None: the reconciler's current one.
     environ: Mapping[str, str] | None = field(default=None, repr=False)
+    # (action, service) asked for by `envd restart|stop|start` or the dashboard.
+    actions: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +117,9 @@ class Reconciler:
         # were stopped by the engine and are started again.
         self._running: frozenset[str] = frozenset()
         self._engine_lost = False
+        # Per-service actions and the services stopped on purpose (main.py
+        # gives it the state directory, so the latter survive a restart).
+        self.actions = ServiceActions()
 
     # ------------------------------------------------------------------ triggers
     def trigger(
@@ -135,6 +141,8 @@ class Reconciler:
                 self._environ = dict(environ)
             if commands is not None:
                 self.commands.provide(commands)
+            if environ is not None:
+                self.actions.start_all()  # `envd up` starts what was stopped, as Compose's does
             self.state.generation += 1
             self._reasons.append(reason)
             if wait_timeout is not None:
@@ -143,6 +151,14 @@ class Reconciler:
             self.debounce.mark(self.clock.monotonic())
             self._cond.notify_all()
             return self.state.generation
+
+    def request_action(self, action: str, service: str) -> int:
+        """Queue ``action`` on ``service`` for the next pass; return its generation."""
+        with self._cond:
+            self._request.actions.append((action, service))
+            if action == "start":
+                self._request.restart_exited = True
+        return self.trigger(f"{action} {service} requested")
 
     def stop(self) -> None:
         with self._cond:
@@ -262,6 +278,11 @@ class Reconciler:
             ):
                 if self._engine_lost:
                     self._start_stopped_by_engine(desired)
+                recreate = (
+                    self.actions.run(request.actions, self.engine, desired, emit)
+                    if request.actions
+                    else frozenset()
+                )
                 converge(
                     self.engine,
                     desired,
@@ -271,6 +292,8 @@ class Reconciler:
                     clock=self.clock,
                     restart_exited=request.restart_exited,
                     unread=unread,
+                    force_recreate=recreate,
+                    stopped=self.actions.stopped,
                 )
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
@@ -428,7 +451,13 @@ class Reconciler:
         if desired is not None:
             try:
                 plan, observed = plan_project(self.engine, desired, restart_exited=False)
+                stopped = self.actions.stopped
+                if stopped:
+                    reason = "stopped on purpose; `envd start` starts it"
+                    plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
                 report.update(project_status(desired, observed, plan))
+                for svc in report["services"]:
+                    svc["stopped_on_purpose"] = svc["name"] in stopped
             except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report
