@@ -84,13 +84,17 @@ def up_with_daemon(
     if result == "ok":
         verb = "started" if started else "reused"
         if as_json:
-            click.echo(json.dumps({"result": "ok", "project": desired.project, "daemon_pid": pid}))
+            out = {"result": "ok", "project": desired.project, "daemon_pid": pid}
+            click.echo(json.dumps({**out, "dashboard": _dashboard_url(client)}))
         else:
             click.echo(
                 f"Project {desired.project} is up; daemon (pid {pid}, {verb}) keeps it converged."
                 " See `envd status`, `envd events`; stop with `envd down`.",
                 err=True,
             )
+            url = _dashboard_url(client)
+            if url:
+                click.echo(f"Dashboard: {url}", err=True)
         return
     message = str((final or {}).get("message", "the daemon's event stream ended"))
     if result == "invalid-spec":
@@ -107,6 +111,13 @@ def up_with_daemon(
     exc = EnvironmentFailed(failures)
     report_failures(eng, exc, as_json)
     raise exc
+
+
+def _dashboard_url(client: Any) -> str | None:
+    try:
+        return str(client.ui_url())
+    except EnvdError:  # an older daemon, or ENVD_UI=off
+        return None
 
 
 def failures_from_status(status: dict[str, Any]) -> list[Any]:

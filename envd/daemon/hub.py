@@ -30,6 +30,12 @@ class EventHub:
                     wake()
             return self._seq
 
+    def recent(self, limit: int = 500) -> list[HubEvent]:
+        """The last ``limit`` events kept, oldest first."""
+        with self._lock:
+            items = list(self._ring)[-limit:]
+        return [item for _, item in items]
+
     @property
     def seq(self) -> int:
         return self._seq

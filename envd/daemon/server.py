@@ -43,6 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from envd.daemon.hub import EventHub
@@ -184,7 +185,11 @@ def _wait_timeout(value: object) -> float | None:
 
 
 def make_app(
-    reconciler: Reconciler, hub: EventHub, on_stop: Callable[[], object], log: Logger
+    reconciler: Reconciler,
+    hub: EventHub,
+    on_stop: Callable[[], object],
+    log: Logger,
+    ui_url: str | None = None,
 ) -> Starlette:
     def ping(request: Request) -> Response:
         return JSONResponse({"ok": True, "pid": os.getpid()})
@@ -261,6 +266,25 @@ def make_app(
         asyncio.get_running_loop().call_soon(on_stop)
         return JSONResponse({"stopping": True})
 
+    def ui(request: Request) -> Response:
+        if ui_url is None:
+            return JSONResponse({"error": "this daemon serves no dashboard"}, status_code=404)
+        # The socket is this user's only (0600, peer-checked): the token may cross it.
+        return JSONResponse({"url": ui_url})
+
+    async def act(request: Request) -> Response:
+        from envd.daemon.actions import ACTIONS
+
+        body = await _json_body(request)
+        action, service = body.get("action"), body.get("service")
+        if action not in ACTIONS or not isinstance(service, str):
+            raise BadRequest(400, f"action must be one of {', '.join(ACTIONS)}, with a service")
+        desired = reconciler.desired
+        if desired is not None and service not in desired.services:
+            raise BadRequest(404, f"no active service {service!r}")
+        generation = await run_in_threadpool(reconciler.request_action, action, service)
+        return JSONResponse({"generation": generation, "seq": hub.seq})
+
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadRequest)
         # A body left unread would be taken for the next request: close after answering.
@@ -281,6 +305,8 @@ def make_app(
             Route("/v1/events", events),
             Route("/v1/reload", reload, methods=["POST"]),
             Route("/v1/stop", stop, methods=["POST"]),
+            Route("/v1/ui", ui),
+            Route("/v1/action", act, methods=["POST"]),
         ],
         exception_handlers={BadRequest: refused, 404: not_found, 405: not_found},
     )
@@ -311,35 +337,47 @@ class _QuietServer(uvicorn.Server):
                 pass
 
 
+def _config(app: ASGIApp) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        http=_DeadlineProtocol,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=2,
+        limit_concurrency=MAX_CONNECTIONS,
+        h11_max_incomplete_event_size=MAX_HEAD,
+        date_header=False,
+    )
+
+
 class ApiServer:
-    """The control API on its unix socket, served from a thread of its own."""
+    """The control API on its unix socket, and the dashboard on its loopback
+    port when there is one, served by one event loop in a thread of its own."""
 
     def __init__(
-        self, path: Path, app: Starlette, log: Logger, on_crash: Callable[[], object]
+        self,
+        path: Path,
+        app: ASGIApp,
+        log: Logger,
+        on_crash: Callable[[], object],
+        ui: tuple[socket.socket, ASGIApp] | None = None,
     ) -> None:
         self.path = path
         self._log = log
         self._on_crash = on_crash
-        self._sock = _bind(path)
-        self._server = _QuietServer(
-            uvicorn.Config(
-                app,
-                http=_DeadlineProtocol,
-                lifespan="off",
-                log_config=None,
-                access_log=False,
-                timeout_keep_alive=5,
-                timeout_graceful_shutdown=2,
-                limit_concurrency=MAX_CONNECTIONS,
-                h11_max_incomplete_event_size=MAX_HEAD,
-                date_header=False,
-            )
-        )
+        self._served = [(_QuietServer(_config(app)), _bind(path))]
+        if ui is not None:
+            self._served.append((_QuietServer(_config(ui[1])), ui[0]))
         self._thread = threading.Thread(target=self._run, name="envd-api", daemon=True)
+
+    async def _serve(self) -> None:
+        await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in self._served))
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            asyncio.run(self._serve())
         except BaseException as exc:  # SystemExit too: uvicorn exits on a failed startup
             self._log.error("api.crash", error=f"{type(exc).__name__}: {exc}")
             # A daemon nobody can reach or stop must not linger: stop it.
@@ -349,9 +387,26 @@ class ApiServer:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._server.request_exit()
+        for server, _ in self._served:
+            server.request_exit()
         self._thread.join(timeout)
-        self._sock.close()
+        for _, sock in self._served:
+            sock.close()
+
+
+def bind_loopback(port: int) -> socket.socket:
+    """A listening TCP socket on 127.0.0.1: ``port``, or a free one when that is
+    taken (or 0). Loopback only: the dashboard is never on another interface."""
+    for candidate in (port, 0) if port else (0,):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind(("127.0.0.1", candidate))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen(128)
+        return sock
+    raise OSError("no free loopback port for the dashboard")
 
 
 def _bind(path: Path) -> socket.socket:
@@ -374,5 +429,8 @@ def make_server(
     hub: EventHub,
     on_stop: Callable[[], object],
     log: Logger,
+    ui: tuple[socket.socket, ASGIApp, str] | None = None,
 ) -> ApiServer:
-    return ApiServer(path, make_app(reconciler, hub, on_stop, log), log, on_stop)
+    """``ui``: the dashboard's socket, app and URL (``GET /v1/ui`` answers the URL)."""
+    api = make_app(reconciler, hub, on_stop, log, ui[2] if ui else None)
+    return ApiServer(path, api, log, on_stop, (ui[0], ui[1]) if ui else None)
