@@ -802,3 +802,35 @@ def test_up_runs_a_command_secret_once_and_the_daemon_never(
     up(project_dir, env=shell)
     assert cat_in(docker_client, name, "/run/secrets/token") == "tok-2"
     assert counter.read_text() == "x\nx\n"
+
+
+def test_stop_start_restart_through_the_daemon(
+    project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any
+) -> None:
+    """`envd stop web` stops it and the daemon keeps it stopped through a pass; `envd
+    start web` runs it again; `envd restart worker` keeps the container; a service that is
+    not active is exit 2."""
+    (project_dir / "src").mkdir()
+    project_dir.write(SPEC.format(web="red", worker="red"))
+    up(project_dir)
+    web, worker = f"{project_name}-web-1", f"{project_name}-worker-1"
+    worker_id = running_id(docker_client, worker)
+
+    proc = envd(project_dir, "stop", "web")
+    assert proc.returncode == 0, describe(proc)
+    assert "stop: web: done" in proc.stderr
+    assert running_id(docker_client, web) is None
+    wait_pass_after(project_dir, daemon)
+    assert running_id(docker_client, web) is None, "drift repair started a stopped service"
+    st = {s["name"]: s for s in status_json(project_dir)["services"]}
+    assert st["web"]["stopped_on_purpose"] and not st["worker"]["stopped_on_purpose"]
+
+    proc = envd(project_dir, "start", "web")
+    assert proc.returncode == 0, describe(proc)
+    wait_for(lambda: running_id(docker_client, web), timeout=15, message="web running again")
+
+    proc = envd(project_dir, "restart", "worker")
+    assert proc.returncode == 0, describe(proc)
+    assert running_id(docker_client, worker) == worker_id
+    proc = envd(project_dir, "stop", "nope")
+    assert proc.returncode == 2 and "no active service 'nope'" in proc.stderr, describe(proc)
