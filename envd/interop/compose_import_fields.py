@@ -12,6 +12,7 @@ from typing import Any
 from envd.interop.compose_import_common import (
     ComposeValueError,
     Notes,
+    Raw,
     as_bool,
     as_command,
     as_int,
@@ -19,6 +20,7 @@ from envd.interop.compose_import_common import (
     as_mode,
     as_seq,
     as_text,
+    reference,
     required,
     str_map,
     text_list,
@@ -64,7 +66,9 @@ class FieldConverter(Notes):
                             f"{p}.build.args.{key}",
                             f"an argument without a value; envd passes ${{{key}}} from the environment",
                         )
-                out["args"] = {k2: (f"${{{k2}}}" if v2 is None else v2) for k2, v2 in args.items()}
+                out["args"] = {
+                    k2: (reference(f"${{{k2}}}") if v2 is None else v2) for k2, v2 in args.items()
+                }
             elif str(k).startswith("x-"):
                 self.note(f"{p}.build.{k}", "extension ignored")
             else:
@@ -76,7 +80,7 @@ class FieldConverter(Notes):
         for i, item in enumerate(raw):
             path = f"{p}.ports[{i}]"
             if isinstance(item, (int, str)) and not isinstance(item, bool):
-                out.append(str(item))
+                out.append(item if isinstance(item, str) else str(item))
                 continue
             item = as_map(path, item)
             target = as_int(f"{path}.target", required(path, item, "target"), 1, 65535)
@@ -167,9 +171,10 @@ class FieldConverter(Notes):
     @staticmethod
     def shorten(mount: dict[str, Any]) -> Any:
         """A long-syntax volume as the short string when nothing is lost."""
-        src = str(mount.get("source", ""))
-        target = str(mount["target"])
-        if ":" in src or ":" in target:
+        src = mount.get("source", "")
+        target = mount["target"]
+        if ":" in src or ":" in target or isinstance(src, Raw) or isinstance(target, Raw):
+            # A value written with variables stays as written (a dict keeps it whole).
             return mount
         if mount["type"] == "volume":
             if not src:
