@@ -12,6 +12,7 @@ from typing import Any
 from envd.core.desired import desire
 from envd.interop.compose_fields import (
     common_service,
+    escape_dollars,
     service_networks,
     top_networks,
     top_volumes,
@@ -150,4 +151,4 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
         f"# Deploy it with: docker stack deploy -c FILE {loaded.project}\n"
     )
-    return Export("swarm", [doc], notes, header)
+    return Export("swarm", [escape_dollars(doc)], notes, header)

@@ -29,6 +29,9 @@ class Mount:
     target: str
     source: str = ""  # volume name (project-scoped) or absolute host path
     read_only: bool = False
+    # --- bind options (issue 12): "" is the engine's default; hashed only when set
+    selinux: str = ""  # "z" (shared relabel) or "Z" (private relabel)
+    propagation: str = ""  # "rprivate", "rshared", …
 
 
 @dataclass(frozen=True)

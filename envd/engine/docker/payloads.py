@@ -173,10 +173,18 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
             {"HostIp": p.host_ip, "HostPort": "" if p.host_port is None else str(p.host_port)}
         )
     mounts: list[dict[str, Any]] = []
+    binds: list[str] = []
     for m in spec.mounts:
+        if m.type == "bind" and m.selinux:
+            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared".
+            modes = ["ro" if m.read_only else "rw", m.selinux, m.propagation]
+            binds.append(f"{m.source}:{m.target}:{','.join(x for x in modes if x)}")
+            continue
         mount: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
         if m.source and m.type != "tmpfs":
             mount["Source"] = m.source
+        if m.type == "bind" and m.propagation:
+            mount["BindOptions"] = {"Propagation": m.propagation}
         mounts.append(mount)
     if spec.secrets and spec.read_only:
         mounted = {posixpath.normpath(m.target) for m in spec.mounts}
@@ -194,6 +202,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
     host: dict[str, Any] = {
         "PortBindings": bindings,
         "Mounts": mounts,
+        **({"Binds": binds} if binds else {}),
         "Tmpfs": dict(spec.tmpfs),
         "RestartPolicy": {
             "Name": "" if spec.restart in ("no", "") else spec.restart,
