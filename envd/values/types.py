@@ -155,6 +155,9 @@ class ObservedMount:
     # over from a replaced container (``ContainerCreate.anonymous_volumes``).
     anonymous: bool = False
     secrets: bool = False  # envd's own anonymous volume holding secret files
+    # --- bind options (issue 12), as the engine reports them ("rprivate" is its default)
+    selinux: str = ""
+    propagation: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ tables without an engine. Secret values only ever go into the tar archive
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import io
 import json
 import posixpath
@@ -372,7 +374,12 @@ def mounts(doc: Json) -> list[ObservedMount]:
             and (name not in asked or name in handed)
         )
         target = str(m.get("Destination") or "")
-        out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous))
+        found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous)
+        if kind == "bind":
+            modes = str(m.get("Mode") or "").split(",")
+            relabel = "Z" if "Z" in modes else "z" if "z" in modes else ""
+            found = replace(found, selinux=relabel, propagation=str(m.get("Propagation") or ""))
+        out.append(found)
     return out
 
 
