@@ -8,14 +8,13 @@ tables without an engine. Secret values only ever go into the tar archive
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import io
 import json
 import posixpath
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from envd.engine.secret_paths import secret_roots
