@@ -27,7 +27,6 @@ from envd.interop.compose_import_common import ComposeValueError, printable
 from envd.interop.compose_merge import merge, strip, unique
 from envd.interop.compose_yaml import MAX_BYTES, decode, load_yaml
 from envd.spec.interpolate import parse_dotenv
-from envd.spec.paths import display_path
 from envd.values.errors import SpecError, SpecProblem, UsageError
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -42,12 +41,20 @@ OVERRIDE_FILES = (
 MAX_FILES = 100
 
 
+def display_path(path: Path, cwd: Path | None = None) -> str:
+    """``path`` relative to the directory envd import runs in, unless that climbs out of it."""
+    base = cwd or Path.cwd()
+    rel = os.path.relpath(path, base)
+    return str(path) if rel.startswith("..") else rel
+
+
 @dataclass
 class Reading:
     """What one import has read so far: the budget, the notes, the include chain."""
 
     project_dir: Path
     notes: list[str] = field(default_factory=list)
+    cwd: Path | None = None
     files: int = 0
     outside: set[Path] = field(default_factory=set)
     # Files named by `extends.file`, read and interpolated once.
@@ -57,6 +64,9 @@ class Reading:
 
     def note(self, message: str) -> None:
         self.notes.append(printable(message))
+
+    def show(self, path: Path) -> str:
+        return display_path(path, self.cwd)
 
 
 @dataclass
@@ -71,9 +81,8 @@ class ComposeModel:
     keep_references: bool
 
 
-def read_file(path: Path) -> bytes:
+def read_file(path: Path, name: str) -> bytes:
     """The bytes of a regular file, at most one more than the cap (a FIFO or a device is refused)."""
-    name = display_path(path)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -84,23 +93,24 @@ def read_file(path: Path) -> bytes:
         return fh.read(MAX_BYTES + 1)
 
 
-def read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path, cwd: Path | None) -> dict[str, str]:
     """A ``.env``-style file's variables (UTF-8, within the YAML size cap)."""
-    return parse_dotenv(decode(read_file(path), display_path(path)))
+    name = display_path(path, cwd)
+    return parse_dotenv(decode(read_file(path, name), name))
 
 
 def parse(path: Path, reading: Reading) -> dict[str, Any]:
     """One Compose file as a mapping (merge tags still in), within the limits, or a located error."""
     if not reading.disk:
         raise ComposeValueError(
-            display_path(path), "refers to another file; import from disk with envd import -f FILE"
+            reading.show(path), "refers to another file; import from disk with envd import -f FILE"
         )
     reading.files += 1
     if reading.files > MAX_FILES:
         raise SpecError(
             SpecProblem(
                 f"more than {MAX_FILES} Compose files read through include and extends; refused",
-                display_path(path),
+                reading.show(path),
             )
         )
     resolved = path.resolve()
@@ -109,11 +119,11 @@ def parse(path: Path, reading: Reading) -> dict[str, Any]:
     ):
         reading.outside.add(resolved)
         reading.note(
-            f"{display_path(path)}: outside the project directory"
-            f" {display_path(reading.project_dir)}; read, as Compose does"
+            f"{reading.show(path)}: outside the project directory"
+            f" {reading.show(reading.project_dir)}; read, as Compose does"
         )
-    name = display_path(path)
-    doc = load_yaml(decode(read_file(path), name), name)
+    name = reading.show(path)
+    doc = load_yaml(decode(read_file(path, name), name), name)
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -121,8 +131,8 @@ def parse(path: Path, reading: Reading) -> dict[str, Any]:
     return doc
 
 
-def located(path: Path, exc: ComposeValueError) -> SpecError:
-    return SpecError(SpecProblem(str(exc), display_path(path)))
+def located(path: Path, exc: ComposeValueError, reading: Reading) -> SpecError:
+    return SpecError(SpecProblem(str(exc), reading.show(path)))
 
 
 def find_files(
@@ -137,13 +147,13 @@ def find_files(
             if chosen[0].name in DEFAULT_FILES and present:
                 notes.append(
                     printable(
-                        f"{display_path(present[0])} was not read: Compose reads an override"
+                        f"{display_path(present[0], cwd)} was not read: Compose reads an override"
                         " file only when no -f is given; pass -f for each file to merge it"
                     )
                 )
         return chosen
     dotenv = cwd / ".env"
-    variables = read_env_file(dotenv) if dotenv.is_file() else {}
+    variables = read_env_file(dotenv, cwd) if dotenv.is_file() else {}
     variables.update(environ)
     if variables.get("COMPOSE_FILE"):
         sep = variables.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
@@ -158,7 +168,7 @@ def find_files(
             if len(found) > 1:
                 notes.append(
                     printable(
-                        f"several Compose files in {display_path(here)}"
+                        f"several Compose files in {display_path(here, cwd)}"
                         f" ({', '.join(p.name for p in found)}); using {found[0].name}, as Compose does"
                     )
                 )
@@ -168,7 +178,7 @@ def find_files(
             break
         here = here.parent
     raise UsageError(
-        f"no Compose file found in {display_path(cwd)} or its parents"
+        f"no Compose file found in {display_path(cwd, cwd)} or its parents"
         f" (looked for {', '.join(DEFAULT_FILES)}); pass -f FILE"
     )
 
@@ -183,9 +193,9 @@ def project_variables(
             path = cwd / name
             if not path.is_file():
                 raise UsageError(f"--env-file {name}: no such file")
-            variables.update(read_env_file(path))
+            variables.update(read_env_file(path, cwd))
     elif (project_dir / ".env").is_file():
-        variables.update(read_env_file(project_dir / ".env"))
+        variables.update(read_env_file(project_dir / ".env", cwd))
     variables.update(environ)
     return variables
 
@@ -208,7 +218,7 @@ def load_compose(
     # References stay in envd.toml only where envd resolves them the same way:
     # from the project's .env and the environment, not from --env-file files.
     keep = not env_files
-    reading = Reading(project_dir, notes)
+    reading = Reading(project_dir, notes, cwd)
     doc = load_model(paths, project_dir, variables, keep, reading, ())
     if env_files:
         reading.note(
@@ -218,10 +228,12 @@ def load_compose(
     return ComposeModel(doc, project_dir, paths, variables, reading.notes, keep)
 
 
-def merge_into(model: dict[str, Any], doc: dict[str, Any], path: Path) -> dict[str, Any]:
+def merge_into(
+    model: dict[str, Any], doc: dict[str, Any], path: Path, reading: Reading
+) -> dict[str, Any]:
     """``doc`` (one file, resolved) merged onto ``model`` by Compose's rules, one entry per key."""
     try:
         merged = merge(model, doc) if model else strip(doc)
         return unique(merged)  # type: ignore[no-any-return]
     except ComposeValueError as exc:
-        raise located(path, exc) from None
+        raise located(path, exc, reading) from None

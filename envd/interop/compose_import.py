@@ -86,12 +86,11 @@ def import_files(
     cwd: Path | None = None,
 ) -> ImportResult:
     """Convert the Compose files of a project (``compose_files`` finds and merges them)."""
-    from envd.interop.compose_files import load_compose
-    from envd.spec.paths import display_path
+    from envd.interop.compose_files import display_path, load_compose
 
     model = load_compose(files, env_files, environ, cwd)
-    names = ", ".join(display_path(p) for p in model.files)
-    source = display_path(model.files[-1]) if len(model.files) == 1 else names
+    names = ", ".join(display_path(p, cwd) for p in model.files)
+    source = display_path(model.files[-1], cwd) if len(model.files) == 1 else names
     doc = model.doc
     if not isinstance(doc.get("services", {}), dict):
         raise SpecError(SpecProblem("not a Compose file: expected a 'services' mapping", source))

@@ -23,7 +23,6 @@ from envd.interop.compose_files import Reading, located, merge_into, parse, read
 from envd.interop.compose_import_common import ComposeValueError, as_text
 from envd.interop.compose_interp import interpolate_doc
 from envd.interop.compose_merge import merge, strip
-from envd.spec.paths import display_path
 from envd.values.errors import SpecError, SpecProblem
 
 _RESOURCES = ("services", "volumes", "networks", "secrets", "configs")
@@ -42,7 +41,7 @@ def load_model(
     model: dict[str, Any] = {}
     for path in paths:
         doc = load_file(path, base_dir, variables, keep, reading, chain)
-        model = merge_into(model, doc, path)
+        model = merge_into(model, doc, path, reading)
     return model
 
 
@@ -56,10 +55,10 @@ def load_file(
 ) -> dict[str, Any]:
     resolved = path.resolve()
     if resolved in chain:
-        names = " includes ".join(display_path(p) for p in (*chain, resolved))
+        names = " includes ".join(reading.show(p) for p in (*chain, resolved))
         raise SpecError(
             SpecProblem(
-                f"include cycle: {names}; refused", display_path(chain[-1] if chain else path)
+                f"include cycle: {names}; refused", reading.show(chain[-1] if chain else path)
             )
         )
     doc = parse(path, reading)
@@ -70,7 +69,7 @@ def load_file(
             _include(doc, includes, path, base_dir, variables, reading, (*chain, resolved))
         extend_services(doc, path, base_dir, variables, keep, reading)
     except ComposeValueError as exc:
-        raise located(path, exc) from None
+        raise located(path, exc, reading) from None
     return doc
 
 
@@ -108,7 +107,7 @@ def _include(
             project = files[0].parent
         for f in files:
             if not f.is_file():
-                raise ComposeValueError(f"{where}.path", f"{display_path(f)}: no such file")
+                raise ComposeValueError(f"{where}.path", f"{reading.show(f)}: no such file")
         own: dict[str, str] = {}
         env_files = _strings(entry.get("env_file"))
         if env_files:
@@ -119,11 +118,11 @@ def _include(
                 env_path = base_dir / text
                 if not env_path.is_file():
                     raise ComposeValueError(
-                        f"{where}.env_file", f"{display_path(env_path)}: no such file"
+                        f"{where}.env_file", f"{reading.show(env_path)}: no such file"
                     )
-                own.update(read_env_file(env_path))
+                own.update(read_env_file(env_path, reading.cwd))
         elif (project / ".env").is_file():
-            own.update(read_env_file(project / ".env"))
+            own.update(read_env_file(project / ".env", reading.cwd))
         # The including project's variables win over the included one's own.
         included = load_model(files, project, {**own, **variables}, False, reading, chain)
         _rebase_model(included, project, base_dir)
@@ -198,17 +197,17 @@ def _service(
             raise ComposeValueError(f"{where}.file", _NO_DISK)
         ref_path = base_dir / _text(f"{where}.file", ext["file"])
         if not ref_path.is_file():
-            raise ComposeValueError(f"{where}.file", f"{display_path(ref_path)}: no such file")
+            raise ComposeValueError(f"{where}.file", f"{reading.show(ref_path)}: no such file")
         ref_doc = _extended_file(ref_path, variables, keep, reading)
         ref_services = ref_doc.get("services")
         if not isinstance(ref_services, dict) or ref not in ref_services:
-            raise ComposeValueError(where, f"service {ref!r} not found in {display_path(ref_path)}")
+            raise ComposeValueError(where, f"service {ref!r} not found in {reading.show(ref_path)}")
         try:
             base = _service(
                 ref, ref_services, ref_path, ref_path.parent, variables, keep, reading, (*seen, me)
             )
         except ComposeValueError as exc:
-            raise located(ref_path, exc) from None
+            raise located(ref_path, exc, reading) from None
         ref_services[ref] = base
         base = copy.deepcopy(base)
         if isinstance(base, dict):
@@ -240,7 +239,7 @@ def _extended_file(
         try:
             cached = interpolate_doc(doc, variables, keep)
         except ComposeValueError as exc:
-            raise located(ref_path, exc) from None
+            raise located(ref_path, exc, reading) from None
         reading.extended[key] = cached
     return cached
 
