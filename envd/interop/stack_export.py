@@ -94,6 +94,11 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
                     f"{where}.volumes: bind mount {m.source} must exist on every node (a stack"
                     " resolves it relative to the stack file)"
                 )
+            if m.selinux:
+                notes.append(
+                    f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} is ignored by"
+                    " docker stack deploy (swarm services cannot relabel)"
+                )
         for entry in svc.tmpfs:
             path, size, rest = tmpfs_size(entry)
             tm: dict[str, Any] = {"type": "tmpfs", "target": path}

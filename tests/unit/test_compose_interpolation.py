@@ -237,3 +237,21 @@ def test_depends_on_restart_is_imported(tmp_path: Path) -> None:
     spec = loaded(tmp_path, imported(tmp_path))
     assert spec.spec.services["api"].depends_on["db"].restart is True
     assert "restart: true" in render_yaml(to_compose(spec))
+
+
+def test_bind_options_in_stack_and_kubernetes_exports(tmp_path: Path) -> None:
+    """Propagation becomes mountPropagation in Kubernetes; relabel is noted where it cannot go."""
+    from envd.interop.k8s_export import to_k8s
+    from envd.interop.stack_export import to_stack
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "envd.toml").write_text(
+        '[services.a]\nimage = "x"\nvolumes = ["./d:/d:ro,Z,rslave"]\n'
+    )
+    spec = load(tmp_path, environ={})
+    k8s = to_k8s(spec)
+    assert "mountPropagation: HostToContainer" in render_yaml(k8s)
+    assert any("SELinux relabel Z of /d" in n for n in k8s.notes)
+    stack = to_stack(spec, "vip")
+    assert "./d:/d:ro,Z,rslave" in render_yaml(stack)
+    assert any("SELinux relabel Z of /d" in n for n in stack.notes)
