@@ -21,6 +21,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -270,3 +271,87 @@ def test_export_compose_v2_config_import_keeps_the_desired_state(
     again = import_compose(resolved, "config.json")
     after = desired_of(tmp_path, again.toml)
     assert after == before, json.dumps({"exported": exported, "imported": again.toml})
+
+
+# --- merge details, each against Compose v2 ----------------------------------------
+
+MERGES: dict[str, dict[str, str]] = {
+    "ports-by-key-and-env-forms": {
+        "compose.yaml": """\
+            services:
+              web:
+                image: nginx
+                ports: ["8080:80", {target: 81, published: "8081"}]
+                environment: [A=1, B=2]
+            """,
+        "compose.override.yaml": """\
+            services:
+              web:
+                ports: ["8080:80", "9090:90"]
+                environment: {B: "3", C: "4"}
+            """,
+    },
+    "build-networks-depends-on-forms": {
+        "compose.yaml": """\
+            services:
+              db: {image: postgres}
+              web:
+                build: ./app
+                networks: [front]
+                depends_on: [db]
+            networks: {front: {}, back: {}}
+            """,
+        "compose.override.yaml": """\
+            services:
+              web:
+                build: {dockerfile: Dockerfile.dev, args: [MODE=dev]}
+                networks: {back: {aliases: [w]}}
+                depends_on: {db: {condition: service_started, required: false}}
+            """,
+    },
+    "override-and-reset-tags": {
+        "compose.yaml": """\
+            services:
+              web:
+                image: nginx
+                environment: {A: "1", B: "2"}
+                volumes: ["./a:/a", "./b:/b"]
+                healthcheck: {test: ["CMD", "a"], interval: 5s}
+            """,
+        "compose.override.yaml": """\
+            services:
+              web:
+                environment: !override {C: "3"}
+                volumes: !reset []
+                healthcheck: {test: ["CMD", "b"]}
+            """,
+    },
+    "extends-chain-and-include-conflict": {
+        "compose.yaml": """\
+            include: [inc/compose.yaml]
+            services:
+              base: {image: busybox, environment: {X: "1"}, labels: [a=1]}
+              mid: {extends: base, user: "1000", labels: [b=2]}
+              top: {extends: mid, command: ["run"], environment: {Y: "2"}}
+            """,
+        "inc/compose.yaml": """\
+            services:
+              extra: {image: redis, volumes: ["./data:/data"]}
+            """,
+    },
+}
+
+
+@pytest.mark.parametrize("case", sorted(MERGES))
+def test_merge_details_match_compose_v2(tmp_path: Path, case: str) -> None:
+    """Each merge rule gives the desired state Compose v2's own merge gives."""
+    for name, text in MERGES[case].items():
+        write(tmp_path / name, text)
+    for d in ("a", "b", "app", "inc/data"):
+        (tmp_path / d).mkdir(parents=True, exist_ok=True)
+    (tmp_path / "app" / "Dockerfile.dev").write_text("FROM scratch\n")
+    ours = import_files([], environ={}, cwd=tmp_path)
+    theirs = import_compose(compose_config(tmp_path), "config.json")
+    assert desired_of(tmp_path, ours.toml) == desired_of(tmp_path, theirs.toml), (
+        ours.toml + "\n----\n" + theirs.toml
+    )
