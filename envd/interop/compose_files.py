@@ -136,7 +136,11 @@ def located(path: Path, exc: ComposeValueError, reading: Reading) -> SpecError:
 
 
 def find_files(
-    files: Sequence[str], cwd: Path, environ: Mapping[str, str], notes: list[str]
+    files: Sequence[str],
+    cwd: Path,
+    environ: Mapping[str, str],
+    notes: list[str],
+    env_files: Sequence[str] = (),
 ) -> list[Path]:
     """The Compose files to read, as Compose picks them (module docstring)."""
     if files:
@@ -152,9 +156,8 @@ def find_files(
                     )
                 )
         return chosen
-    dotenv = cwd / ".env"
-    variables = read_env_file(dotenv, cwd) if dotenv.is_file() else {}
-    variables.update(environ)
+    # COMPOSE_FILE comes from the environment, else --env-file (which replaces .env), else .env.
+    variables = project_variables(cwd, env_files, cwd, environ)
     if variables.get("COMPOSE_FILE"):
         sep = variables.get("COMPOSE_PATH_SEPARATOR") or os.pathsep
         names = [n for n in variables["COMPOSE_FILE"].split(sep) if n]
@@ -212,7 +215,7 @@ def load_compose(
     environ = dict(os.environ if environ is None else environ)
     cwd = (cwd or Path.cwd()).absolute()
     notes: list[str] = []
-    paths = find_files(files, cwd, environ, notes)
+    paths = find_files(files, cwd, environ, notes, env_files)
     project_dir = paths[0].parent.absolute()
     variables = project_variables(project_dir, env_files, cwd, environ)
     # References stay in envd.toml only where envd resolves them the same way:

@@ -280,3 +280,13 @@ def test_cli_takes_several_f_and_exits_2_on_a_bad_one(
     assert run_cli(["import", "-f", "a.yml", "-f", "missing.yml"]) == 2
     err = capsys.readouterr().err.strip()
     assert "missing.yml" in err and "\n" not in err and "Traceback" not in err
+
+
+def test_compose_file_from_an_env_file_replaces_dotenv(tmp_path: Path) -> None:
+    """--env-file replaces .env for COMPOSE_FILE too, as Compose's --env-file does."""
+    write(tmp_path / "base.yml", BASE)
+    write(tmp_path / "other.yml", "services: {other: {image: x}}\n")
+    write(tmp_path / ".env", "COMPOSE_FILE=other.yml\n")
+    write(tmp_path / "ci.env", "COMPOSE_FILE=base.yml\n")
+    result = imported(tmp_path, env_files=("ci.env",))
+    assert set(spec(result)["services"]) == {"web", "db"}
