@@ -240,7 +240,16 @@ def _service(
         if m.type == "tmpfs":
             tmpfs.append((m.target, ""))
         elif m.type == "bind":
-            mounts.append(Mount("bind", m.target, loaded.bind_sources[m.source], m.read_only))
+            mounts.append(
+                Mount(
+                    "bind",
+                    m.target,
+                    loaded.bind_sources[m.source],
+                    m.read_only,
+                    m.selinux or "",
+                    m.propagation or "",
+                )
+            )
         elif m.source:
             mounts.append(Mount("volume", m.target, volumes[m.source].name, m.read_only))
         else:
@@ -354,6 +363,14 @@ _HASHED_FIELDS = (
 )
 
 
+def _mount_view(mount: Mount) -> dict[str, Any]:
+    view = plain(mount)
+    for key in ("selinux", "propagation"):
+        if not view[key]:
+            del view[key]
+    return view
+
+
 def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
     """The hashed view of a container: stable, JSON-able, secret-free.
 
@@ -376,7 +393,10 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
             ]
         elif name == "healthcheck":
             value = plain(value) if value is not None else None
-        elif name in ("ports", "mounts", "networks"):
+        elif name == "mounts":
+            # Bind options join the hash only when set: older hashes stay valid.
+            value = [_mount_view(v) for v in value]
+        elif name in ("ports", "networks"):
             value = [plain(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))

@@ -227,7 +227,15 @@ _port = table(
     host_ip=string,
     host_port=optional(integer),
 )
-_mount = table(Mount, type=_mount_type, target=string, source=string, read_only=boolean)
+_mount = table(
+    Mount,
+    type=_mount_type,
+    target=string,
+    source=string,
+    read_only=boolean,
+    selinux=string,
+    propagation=string,
+)
 _health = table(
     Healthcheck,
     test=strings,

@@ -12,6 +12,7 @@ from typing import Any
 
 from envd.interop.compose_fields import (
     common_service,
+    escape_dollars,
     port_short,
     service_networks,
     top_networks,
@@ -59,6 +60,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
         if svc.depends_on:
             out["depends_on"] = {
                 dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}
+                | ({"restart": True} if d.restart else {})
                 for dep, d in svc.depends_on.items()
             }
             optional = sorted(dep for dep, d in svc.depends_on.items() if not d.required)
@@ -139,4 +141,4 @@ def to_compose(loaded: LoadedSpec) -> Export:
         f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
         f"# Run it with: docker compose -p {loaded.project} up\n"
     )
-    return Export("compose", [doc], notes, header)
+    return Export("compose", [escape_dollars(doc)], notes, header)

@@ -34,7 +34,8 @@ def volume_short(m: VolumeMount) -> str | dict[str, Any]:
     source = m.source
     if m.type == "bind" and not source.startswith((".", "/", "~")):
         source = "./" + source
-    return f"{source}:{m.target}" + (":ro" if m.read_only else "")
+    modes = [x for x in ("ro" if m.read_only else "", m.selinux, m.propagation) if x]
+    return f"{source}:{m.target}" + (":" + ",".join(modes) if modes else "")
 
 
 def healthcheck(h: Healthcheck) -> dict[str, Any]:
@@ -154,3 +155,20 @@ def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
             d["labels"] = dict(n.labels)
         out[key] = d
     return out
+
+
+def escape_dollars(value: Any) -> Any:
+    """Every string value with ``$`` written ``$$``: Compose interpolates what it reads.
+
+    The spec's values are already interpolated, so a ``$`` left in them is a
+    literal one (``pg_isready -d $${POSTGRES_DB}`` in the spec is the text
+    ``${POSTGRES_DB}``); unescaped, Compose would substitute the host's variable.
+    Keys are not interpolated by Compose and stay as they are.
+    """
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_dollars(v) for v in value]
+    return value

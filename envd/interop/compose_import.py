@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from envd.interop.compose_import_common import (
     WHY_NOT,
     ComposeValueError,
+    Notes,
     as_bool,
     as_map,
     as_text,
@@ -30,10 +33,12 @@ from envd.interop.compose_import_common import (
     str_map,
 )
 from envd.interop.compose_import_service import ServiceConverter
+from envd.interop.compose_interp import interpolate_doc
 from envd.interop.compose_yaml import load_yaml
 from envd.interop.toml_writer import dump_toml
 from envd.spec.load import sanitize_project_name
 from envd.spec.models import PROJECT_NAME
+from envd.values.errors import SpecError, SpecProblem
 
 
 @dataclass
@@ -43,20 +48,91 @@ class ImportResult:
     services: int = 0
 
 
-def import_compose(text: str, source: str = "docker-compose.yml") -> ImportResult:
-    """Convert Compose YAML to envd.toml text; raise ``SpecError`` when it is not YAML."""
-    from envd.values.errors import SpecError, SpecProblem
+def import_compose(
+    text: str, source: str = "docker-compose.yml", variables: Mapping[str, str] | None = None
+) -> ImportResult:
+    """Convert Compose YAML to envd.toml text; raise ``SpecError`` when it is not YAML.
+
+    Text without its file: ``extends`` within it is resolved, ``include`` and
+    ``extends.file`` are refused (``import_files`` reads them from disk).
+    """
+    from envd.interop.compose_files import Reading
+    from envd.interop.compose_merge import strip, unique
+    from envd.interop.compose_refs import extend_services
 
     doc = load_yaml(text, source)
     if not isinstance(doc, dict) or not isinstance(doc.get("services", {}), dict):
         raise SpecError(SpecProblem("not a Compose file: expected a 'services' mapping", source))
-    conv = _Converter()
+    variables = dict(variables or {})
     try:
-        spec = conv.convert(doc)
+        doc = interpolate_doc(doc, variables, keep=True)
+        if doc.get("include") is not None:
+            raise ComposeValueError(
+                "include", "names other files; import from disk with `envd import -f FILE`"
+            )
+        extend_services(
+            doc, Path(source), Path("."), variables, True, Reading(Path("."), disk=False)
+        )
+        doc = unique(strip(doc))
     except ComposeValueError as exc:
         raise SpecError(SpecProblem(str(exc), source)) from None
-    header = f"# Imported by envd from {printable(source.rsplit('/', 1)[-1])}.\n"
+    return _convert(doc, source, source.rsplit("/", 1)[-1], variables, [])
+
+
+def import_files(
+    files: Sequence[str],
+    env_files: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> ImportResult:
+    """Convert the Compose files of a project (``compose_files`` finds and merges them)."""
+    from envd.interop.compose_files import display_path, load_compose
+
+    model = load_compose(files, env_files, environ, cwd)
+    names = ", ".join(display_path(p, cwd) for p in model.files)
+    source = display_path(model.files[-1], cwd) if len(model.files) == 1 else names
+    doc = model.doc
+    if not isinstance(doc.get("services", {}), dict):
+        raise SpecError(SpecProblem("not a Compose file: expected a 'services' mapping", source))
+    return _convert(doc, source, names, model.variables, model.notes)
+
+
+def _convert(
+    doc: dict[str, Any], source: str, names: str, variables: Mapping[str, str], notes: list[str]
+) -> ImportResult:
+    conv = _Converter()
+    conv.notes.extend(notes)
+    try:
+        spec = conv.convert(doc)
+        _compose_variables(conv, spec, variables)
+    except ComposeValueError as exc:
+        raise SpecError(SpecProblem(str(exc), source)) from None
+    header = f"# Imported by envd from {printable(names)}.\n"
     return ImportResult(header + dump_toml(spec), conv.notes, len(spec.get("services", {})))
+
+
+def _compose_variables(conv: Notes, spec: dict[str, Any], variables: Mapping[str, str]) -> None:
+    """``COMPOSE_PROJECT_NAME`` and ``COMPOSE_PROFILES`` (environment or .env), as Compose reads them."""
+    name = variables.get("COMPOSE_PROJECT_NAME")
+    if name:
+        clean = name if PROJECT_NAME.match(name) else sanitize_project_name(name)
+        spec["project"] = {**spec.get("project", {}), "name": clean}
+        conv.note("COMPOSE_PROJECT_NAME", f"the project is named {clean!r}")
+    active = {p.strip() for p in variables.get("COMPOSE_PROFILES", "").split(",") if p.strip()}
+    if not active:
+        return
+    enabled = []
+    for sname, body in spec.get("services", {}).items():
+        profiles = body.get("profiles")
+        if profiles and ("*" in active or active.intersection(profiles)):
+            del body["profiles"]
+            enabled.append(sname)
+    if enabled:
+        conv.note(
+            "COMPOSE_PROFILES",
+            f"{','.join(sorted(active))} enables {', '.join(enabled)} in Compose;"
+            " imported without their profiles, so envd runs them too",
+        )
 
 
 class _Converter(ServiceConverter):

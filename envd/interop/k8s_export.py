@@ -23,6 +23,10 @@ from envd.spec.models import Healthcheck, Service
 _K8S_NAME = re.compile(r"[^a-z0-9-]+")
 
 
+# Compose propagation -> Kubernetes mountPropagation (the recursive modes only).
+_K8S_PROPAGATION = {"rprivate": "None", "rslave": "HostToContainer", "rshared": "Bidirectional"}
+
+
 def k8s_name(name: str) -> str:
     """A DNS-1123 label: lowercase letters, digits and '-', at most 63 characters."""
     clean = _K8S_NAME.sub("-", name.lower()).strip("-")[:63].strip("-")
@@ -239,6 +243,24 @@ def _k8s_service(
         mount: dict[str, Any] = {"name": vname, "mountPath": m.target}
         if m.read_only:
             mount["readOnly"] = True
+        # --- bind options (issue 12): propagation maps where Kubernetes has it; relabel does not
+        if m.propagation in _K8S_PROPAGATION:
+            mount["mountPropagation"] = _K8S_PROPAGATION[m.propagation]
+            if m.propagation == "rshared":
+                notes.append(
+                    f"{where}.volumes: Bidirectional propagation of {m.target} needs a privileged"
+                    " container in Kubernetes"
+                )
+        elif m.propagation:
+            notes.append(
+                f"{where}.volumes: propagation {m.propagation} of {m.target} has no Kubernetes"
+                " equivalent (None, HostToContainer or Bidirectional); left out"
+            )
+        if m.selinux:
+            notes.append(
+                f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} is left out"
+                " (Kubernetes relabels through the pod's securityContext.seLinuxOptions)"
+            )
         mounts.append(mount)
     for i, entry in enumerate(svc.tmpfs):
         path, size, rest = tmpfs_size(entry)

@@ -12,6 +12,7 @@ from typing import Any
 from envd.core.desired import desire
 from envd.interop.compose_fields import (
     common_service,
+    escape_dollars,
     service_networks,
     top_networks,
     top_volumes,
@@ -93,6 +94,11 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
                     f"{where}.volumes: bind mount {m.source} must exist on every node (a stack"
                     " resolves it relative to the stack file)"
                 )
+            if m.selinux:
+                notes.append(
+                    f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} is ignored by"
+                    " docker stack deploy (swarm services cannot relabel)"
+                )
         for entry in svc.tmpfs:
             path, size, rest = tmpfs_size(entry)
             tm: dict[str, Any] = {"type": "tmpfs", "target": path}
@@ -150,4 +156,4 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
         f"# Deploy it with: docker stack deploy -c FILE {loaded.project}\n"
     )
-    return Export("swarm", [doc], notes, header)
+    return Export("swarm", [escape_dollars(doc)], notes, header)

@@ -138,6 +138,10 @@ Ports = Annotated[
 # --------------------------------------------------------------------------- volumes
 
 
+Propagation = Literal["private", "rprivate", "shared", "rshared", "slave", "rslave"]
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+
+
 class VolumeMount(SpecModel):
     """A mount. Short syntax: ``name:/path[:ro]``, ``./host:/path[:ro]`` or ``/path``."""
 
@@ -145,6 +149,9 @@ class VolumeMount(SpecModel):
     source: str = ""
     target: str
     read_only: bool = False
+    # --- bind options (issue 12): SELinux relabel and mount propagation, as Compose's bind.*
+    selinux: Literal["z", "Z"] | None = None
+    propagation: Propagation | None = None
 
     @field_validator("target")
     @classmethod
@@ -159,6 +166,8 @@ class VolumeMount(SpecModel):
             raise ValueError("a bind mount needs a source path")
         if self.type == "tmpfs" and self.source:
             raise ValueError("a tmpfs mount takes no source")
+        if self.type != "bind" and (self.selinux or self.propagation):
+            raise ValueError("selinux and propagation apply to bind mounts only")
         return self
 
 
@@ -168,14 +177,39 @@ def parse_volume(text: str) -> dict[str, Any]:
     if len(parts) == 3:
         mode = parts.pop()
     elif len(parts) > 3:
-        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:ro]")
-    if mode and mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z"):
-        raise ValueError(f"invalid volume mode {mode!r} in {text!r}: use 'ro' or 'rw'")
+        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:MODE]")
     if len(parts) == 1:
         return {"type": "volume", "source": "", "target": parts[0]}
     source, target = parts
     kind = "bind" if source.startswith((".", "/", "~")) else "volume"
-    return {"type": kind, "source": source, "target": target, "read_only": mode.startswith("ro")}
+    out: dict[str, Any] = {"type": kind, "source": source, "target": target, "read_only": False}
+    # Compose's modes, comma-separated in any order: ro|rw, z|Z, a propagation.
+    seen: set[str] = set()
+    for word in mode.split(",") if mode else []:
+        group = (
+            "access"
+            if word in ("ro", "rw")
+            else "selinux"
+            if word in ("z", "Z")
+            else "propagation"
+            if word in PROPAGATIONS
+            else ""
+        )
+        if not group:
+            raise ValueError(
+                f"invalid volume mode {word!r} in {text!r}: use ro or rw, z or Z,"
+                f" and a propagation ({', '.join(PROPAGATIONS)}), separated by commas"
+            )
+        if group in seen:
+            raise ValueError(f"invalid volume mode {mode!r} in {text!r}: two {group} modes")
+        seen.add(group)
+        if group == "access":
+            out["read_only"] = word == "ro"
+        elif kind != "bind":
+            raise ValueError(f"invalid volume mode {word!r} in {text!r}: only for bind mounts")
+        else:
+            out[group] = word
+    return out
 
 
 def _volume(value: Any) -> Any:
@@ -263,6 +297,8 @@ _CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *CONDITION_FROM
 class Dependency(SpecModel):
     condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
     required: bool = True
+    # Restart dependents when this dependency restarts (the daemon acts on it).
+    restart: bool = False
 
     @field_validator("condition", mode="before")
     @classmethod

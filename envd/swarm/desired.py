@@ -140,6 +140,12 @@ def desire_swarm(
                     f"{where}.volumes: bind mount {m.source} must exist on every node that"
                     " runs the service"
                 )
+            if m.selinux:
+                # A service's mount has no relabel option (propagation it has).
+                notes.append(
+                    f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} cannot be"
+                    " expressed on a swarm; left out"
+                )
             if m.type != "volume" or not m.source:
                 continue
             vol = next((v for v in desired.volumes.values() if v.name == m.source), None)

@@ -154,6 +154,14 @@ _TASK_FIELDS = (
 _SERVICE_FIELDS = ("replicas", "update_order", "labels")
 
 
+def _drop_unset_bind_options(mounts: list[dict[str, Any]]) -> None:
+    """Bind options join the hash only when set, so hashes of earlier envd stay valid."""
+    for m in mounts:
+        for key in ("selinux", "propagation"):
+            if not m.get(key):
+                m.pop(key, None)
+
+
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     """(config hash, task hash, per-field short hashes) of a service spec.
 
@@ -172,6 +180,7 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     parts: dict[str, Any] = {}
     for name in _TASK_FIELDS:
         parts[name] = plain_deep(container if name == "container" else getattr(spec, name))
+    _drop_unset_bind_options(parts["container"]["mounts"])
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
@@ -184,5 +193,6 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
         if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
             continue
         short[f"container.{f.name}"] = plain_deep(getattr(container, f.name))
+    _drop_unset_bind_options(short["container.mounts"])
     _, field_hashes = hash_fields(short)
     return full, task, field_hashes

@@ -29,6 +29,9 @@ class Mount:
     target: str
     source: str = ""  # volume name (project-scoped) or absolute host path
     read_only: bool = False
+    # --- bind options (issue 12): "" is the engine's default; hashed only when set
+    selinux: str = ""  # "z" (shared relabel) or "Z" (private relabel)
+    propagation: str = ""  # "rprivate", "rshared", …
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class ObservedMount:
     # over from a replaced container (``ContainerCreate.anonymous_volumes``).
     anonymous: bool = False
     secrets: bool = False  # envd's own anonymous volume holding secret files
+    # --- bind options (issue 12), as the engine reports them ("rprivate" is its default)
+    selinux: str = ""
+    propagation: str = ""
 
 
 @dataclass(frozen=True)

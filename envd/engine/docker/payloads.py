@@ -14,6 +14,7 @@ import posixpath
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from envd.engine.secret_paths import secret_roots
@@ -173,10 +174,18 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
             {"HostIp": p.host_ip, "HostPort": "" if p.host_port is None else str(p.host_port)}
         )
     mounts: list[dict[str, Any]] = []
+    binds: list[str] = []
     for m in spec.mounts:
+        if m.type == "bind" and m.selinux:
+            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared".
+            modes = ["ro" if m.read_only else "rw", m.selinux, m.propagation]
+            binds.append(f"{m.source}:{m.target}:{','.join(x for x in modes if x)}")
+            continue
         mount: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
         if m.source and m.type != "tmpfs":
             mount["Source"] = m.source
+        if m.type == "bind" and m.propagation:
+            mount["BindOptions"] = {"Propagation": m.propagation}
         mounts.append(mount)
     if spec.secrets and spec.read_only:
         mounted = {posixpath.normpath(m.target) for m in spec.mounts}
@@ -194,6 +203,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
     host: dict[str, Any] = {
         "PortBindings": bindings,
         "Mounts": mounts,
+        **({"Binds": binds} if binds else {}),
         "Tmpfs": dict(spec.tmpfs),
         "RestartPolicy": {
             "Name": "" if spec.restart in ("no", "") else spec.restart,
@@ -364,7 +374,12 @@ def mounts(doc: Json) -> list[ObservedMount]:
             and (name not in asked or name in handed)
         )
         target = str(m.get("Destination") or "")
-        out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous))
+        found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous)
+        if kind == "bind":
+            modes = str(m.get("Mode") or "").split(",")
+            relabel = "Z" if "Z" in modes else "z" if "z" in modes else ""
+            found = replace(found, selinux=relabel, propagation=str(m.get("Propagation") or ""))
+        out.append(found)
     return out
 
 

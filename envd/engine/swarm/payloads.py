@@ -69,6 +69,8 @@ def _mount(m: Mount, options: Mapping[str, VolumeOptions]) -> dict[str, Any]:
     out: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
     if m.source:
         out["Source"] = m.source
+    if m.type == "bind" and m.propagation:
+        out["BindOptions"] = {"Propagation": m.propagation}
     opts = options.get(m.source) if m.type == "volume" and m.source else None
     if opts is not None:
         vo: dict[str, Any] = {"Labels": dict(opts.labels)}
