@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
-from envd.core.hashing import digest, hash_fields, plain
+from envd.core.hashing import digest, hash_fields
 from envd.core.service_env import service_env
 from envd.spec.compose_words import build_tag
 from envd.values import labels
@@ -363,12 +363,62 @@ _HASHED_FIELDS = (
 )
 
 
-def _mount_view(mount: Mount) -> dict[str, Any]:
-    view = plain(mount)
-    for key in ("selinux", "propagation"):
-        if not view[key]:
-            del view[key]
-    return view
+# What each hashed value held when hashes were first given out. Those fields
+# are always hashed; a field added since joins the hash only when it differs
+# from its default, so the containers an older envd created keep their hashes
+# and an upgrade recreates nothing. (New fields need no entry here.)
+_FIRST_FIELDS: Mapping[str, frozenset[str]] = {
+    "ContainerCreate": frozenset(
+        {
+            "image",
+            "command",
+            "entrypoint",
+            "working_dir",
+            "user",
+            "hostname",
+            "env",
+            "ports",
+            "mounts",
+            "tmpfs",
+            "networks",
+            "healthcheck",
+            "restart",
+            "init",
+            "stop_signal",
+            "stop_timeout",
+            "read_only",
+            "cap_add",
+            "cap_drop",
+            "labels",
+            "secrets",
+        }
+    ),
+    "Mount": frozenset({"type", "target", "source", "read_only"}),
+    "Healthcheck": frozenset({"test", "interval_s", "timeout_s", "retries", "start_period_s"}),
+    "NetworkAttachment": frozenset({"network", "aliases"}),
+    "PortBinding": frozenset({"container_port", "protocol", "host_ip", "host_port"}),
+}
+
+
+def _is_default(f: Any, value: Any) -> bool:
+    if f.default is not MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not MISSING:
+        return bool(value == f.default_factory())
+    return False
+
+
+def _view(value: Any) -> dict[str, Any]:
+    """``plain(value)`` less the fields added after the first hashes that are at their default."""
+    first = _FIRST_FIELDS[type(value).__name__]
+    return {
+        f.name: getattr(value, f.name)
+        for f in fields(value)
+        if f.name in first or not _is_default(f, getattr(value, f.name))
+    }
+
+
+_CREATE_FIELDS = {f.name: f for f in fields(ContainerCreate)}
 
 
 def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
@@ -392,14 +442,15 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
                 for s, d in zip(value, secret_digests, strict=True)
             ]
         elif name == "healthcheck":
-            value = plain(value) if value is not None else None
-        elif name == "mounts":
-            # Bind options join the hash only when set: older hashes stay valid.
-            value = [_mount_view(v) for v in value]
-        elif name in ("ports", "networks"):
-            value = [plain(v) for v in value]
+            value = _view(value) if value is not None else None
+        elif name in ("ports", "mounts", "networks"):
+            value = [_view(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
+        elif name not in _FIRST_FIELDS["ContainerCreate"] and _is_default(
+            _CREATE_FIELDS[name], value
+        ):
+            continue  # added since the first hashes, and not set
         data[name] = value
     return data
 
