@@ -18,6 +18,7 @@ from envd.interop.compose_fields import (
     top_volumes,
     volume_short,
 )
+from envd.interop.compose_host import compose_host
 from envd.interop.render import X_ENVD, Export
 from envd.spec.compose_words import CONDITION_TO_COMPOSE
 from envd.spec.load import LoadedSpec
@@ -36,6 +37,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
     for name, svc in spec.services.items():
         where = f"services.{name}"
         out = common_service(name, svc)
+        out.update(compose_host(svc))  # issue 12's host settings
         if svc.build is not None:
             b: dict[str, Any] = {"context": svc.build.context}
             if svc.build.dockerfile != "Dockerfile":
