@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envd.spec.host_parts import DeviceRequest
+from envd.spec.host_parts import SWARM_MISSING, DeviceRequest
 from envd.spec.models import Service
 
 
@@ -95,21 +95,6 @@ def compose_host(svc: Service) -> dict[str, Any]:
     return out
 
 
-# Settings a swarm service cannot carry, with why (shared with `envd deploy`'s notes).
-SWARM_MISSING = {
-    "memswap_limit": "a swarm task has no swap limit",
-    "shm_size": "a swarm task has no shm size (mount a tmpfs at /dev/shm)",
-    "dns_opt": "a stack file has no dns_opt",
-    "devices": "a swarm task cannot map host devices",
-    "gpus": "a swarm reserves GPUs as generic resources the nodes advertise",
-    "domainname": "a swarm task has no domainname",
-    "runtime": "a swarm task runs with the node's default runtime",
-    "security_opt": "a swarm task takes no security options",
-    "pid": "a swarm task has no pid mode",
-    "ipc": "a swarm task has no ipc mode",
-}
-
-
 # A node reports its architecture as uname does, an image as Go does.
 _NODE_ARCH = {"amd64": "x86_64", "arm64": "aarch64", "386": "i386"}
 
@@ -140,4 +125,8 @@ def stack_host(where: str, svc: Service, notes: list[str]) -> tuple[dict[str, An
     for key, why in SWARM_MISSING.items():
         if getattr(svc, key):
             notes.append(f"{where}.{key}: {why}; left out")
+    if svc.dns_opt:
+        notes.append(
+            f"{where}.dns_opt: a stack file has no dns_opt (envd deploy sends it); left out"
+        )
     return _portable(svc), deploy

@@ -533,3 +533,17 @@ Gpus = Annotated[
 # Runtimes that come with the engine; any other is a host program the admin
 # registered (nvidia hands over GPUs, others may weaken isolation): consent.
 DEFAULT_RUNTIMES = frozenset({"", "runc", "io.containerd.runc.v2"})
+
+# Settings a swarm task cannot carry, with why: the notes of `envd deploy
+# --target swarm` and of the stack export.
+SWARM_MISSING = {
+    "memswap_limit": "a swarm task has no swap limit",
+    "shm_size": "a swarm task has no shm size (mount a tmpfs at /dev/shm)",
+    "devices": "a swarm task cannot map host devices",
+    "gpus": "a swarm reserves GPUs as generic resources the nodes advertise",
+    "domainname": "a swarm task has no domainname",
+    "runtime": "a swarm task runs with the node's default runtime",
+    "security_opt": "a swarm task takes no security options",
+    "pid": "a swarm task has no pid mode",
+    "ipc": "a swarm task has no ipc mode",
+}
