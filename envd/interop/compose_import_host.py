@@ -25,6 +25,7 @@ from envd.interop.compose_import_common import (
     str_map,
     text_list,
 )
+from envd.spec.host_parts import parse_bytes
 
 # The fields this module converts (the service converter skips them).
 HOST_FIELDS = frozenset(
@@ -252,21 +253,21 @@ class HostFieldConverter(Notes):
         self, p: str, field: str, resource: str, out: dict[str, Any], value: Any
     ) -> None:
         """Compose's rule: a field and its deploy.resources twin may not differ."""
-        if field in out and str(out[field]).lower() != str(value).lower():
-            from envd.spec.host_parts import parse_bytes
+        if field not in out:
+            out[field] = value
+        elif not _same(field, out[field], value):
+            raise ComposeValueError(
+                f"{p}.deploy.resources.{resource}",
+                f"differs from {field} ({out[field]!r}); Compose refuses distinct values",
+            )
 
-            same = False
-            if field in _SIZES:
-                try:
-                    same = parse_bytes(out[field]) == parse_bytes(value)
-                except ValueError:
-                    same = False
-            elif field == "cpus":
-                same = float(out[field]) == float(value)
-            if not same:
-                raise ComposeValueError(
-                    f"{p}.deploy.resources.{resource}",
-                    f"differs from {field} ({out[field]!r}); Compose refuses distinct values",
-                )
-            return
-        out[field] = value
+
+def _same(field: str, a: Any, b: Any) -> bool:
+    if str(a).lower() == str(b).lower():
+        return True
+    try:
+        if field in _SIZES:
+            return parse_bytes(a) == parse_bytes(b)
+        return float(a) == float(b)
+    except ValueError:
+        return False
