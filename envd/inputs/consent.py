@@ -249,7 +249,7 @@ def _service_reach(
 # Container-level host settings (issue 12) that reach the host.
 def host_settings_reach(svc: Service) -> Iterator[tuple[str, str, str]]:
     """(field, value, what it means) for each host-reaching setting of ``svc``."""
-    from envd.spec.host_parts import DEFAULT_RUNTIMES, UNCONFINED_OPTIONS
+    from envd.spec.host_isolation import DEFAULT_RUNTIMES, UNCONFINED_OPTIONS
 
     # getattr: a partial service (tests, an older cache) reads as unset.
     for d in getattr(svc, "devices", ()):

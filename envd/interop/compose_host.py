@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envd.spec.host_parts import SWARM_MISSING, DeviceRequest
+from envd.spec.host_isolation import SWARM_MISSING, DeviceRequest
 from envd.spec.models import Service
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from envd.spec.host_parts import DEFAULT_RUNTIMES, HOST_GATEWAY
+from envd.spec.host_isolation import DEFAULT_RUNTIMES
+from envd.spec.host_parts import HOST_GATEWAY
 from envd.spec.models import Service
 
 _NVIDIA = "nvidia.com/gpu"

@@ -19,18 +19,20 @@ from pydantic import (
 )
 
 # The parts of a service live in service_parts; callers meet them here.
-from envd.spec.host_parts import (
-    ByteSize,
-    Cpus,
+from envd.spec.host_isolation import (
     Device,
-    DnsServers,
-    ExtraHosts,
     Gpus,
     IpcMode,
     Logging,
     PidMode,
     Platform,
     SecurityOpts,
+)
+from envd.spec.host_parts import (
+    ByteSize,
+    Cpus,
+    DnsServers,
+    ExtraHosts,
     SwapSize,
     Sysctls,
     Ulimits,

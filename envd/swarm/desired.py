@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from envd import __version__
 from envd.core.desired import DesiredProject
-from envd.spec.host_parts import SWARM_MISSING
+from envd.spec.host_isolation import SWARM_MISSING
 from envd.spec.load import LoadedSpec
 from envd.swarm.mapping import (
     IMAGE_ID_LABEL,

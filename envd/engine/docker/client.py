@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from envd.engine.docker import host_payloads, payloads
+from envd.engine.docker import payloads
 from envd.engine.docker.host_api import HostSettingsApi
 from envd.engine.docker.images import SdkImages
 from envd.engine.docker.payloads import Json
@@ -314,15 +314,9 @@ class DockerEngine(HostSettingsApi):
 
     # --- containers --------------------------------------------------------
     def create_container(self, spec: ContainerCreate) -> str:
-        api = host_payloads.create_api(spec, self._engine_api)
-        doc = self._call(
-            "POST",
-            "/containers/create",
-            host_payloads.create_query(spec),
-            payloads.create_body(spec, api),
-            what=f"creating container {spec.name}",
-            version=api,
-        ).json()
+        query, body, api = self._create_request(spec)
+        what = f"creating container {spec.name}"
+        doc = self._call("POST", "/containers/create", query, body, what=what, version=api).json()
         cid = str(doc["Id"])
         try:
             for att in spec.networks[1:]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from envd.engine.docker import host_payloads
+from envd.engine.docker import host_payloads, payloads
 from envd.engine.docker.payloads import Json
 from envd.engine.docker.transport import Response
 from envd.values.errors import EngineError
-from envd.values.types import HostSettings
+from envd.values.types import ContainerCreate, HostSettings
 
 
 class HostSettingsApi:
@@ -44,6 +44,11 @@ class HostSettingsApi:
                 # Not known: stay on the version every supported engine reads.
                 self._engine_api_seen = host_payloads.BASE_API
         return self._engine_api_seen
+
+    def _create_request(self, spec: ContainerCreate) -> tuple[dict[str, str | int], Json, str]:
+        """The query, body and API version of ``spec``'s create."""
+        api = host_payloads.create_api(spec, self._engine_api)
+        return host_payloads.create_query(spec), payloads.create_body(spec, api), api
 
     def container_host(self, container_id: str) -> HostSettings:
         """The container's host settings as the engine reports them (one inspect)."""
