@@ -38,6 +38,14 @@ def to_compose(loaded: LoadedSpec) -> Export:
         where = f"services.{name}"
         out = common_service(name, svc)
         out.update(compose_host(svc))  # issue 12's host settings
+        start_interval = (out.get("healthcheck") or {}).pop("start_interval", None)
+        if start_interval:
+            # Compose 1.29 refuses the key; v2 (≥ 2.20.2) reads it.
+            ext_services.setdefault(name, {})["healthcheck_start_interval"] = start_interval
+            notes.append(
+                f"{where}.healthcheck.start_interval: needs Compose ≥ 2.20.2 and Docker API"
+                f" 1.44; kept in {X_ENVD}"
+            )
         if svc.build is not None:
             b: dict[str, Any] = {"context": svc.build.context}
             if svc.build.dockerfile != "Dockerfile":
@@ -73,7 +81,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
         if svc.restart != "no":
             out["restart"] = svc.restart
         if svc.replicas != 1:
-            out["deploy"] = {"replicas": svc.replicas}
+            out.setdefault("deploy", {})["replicas"] = svc.replicas
         if svc.profiles:
             out["profiles"] = list(svc.profiles)
         if svc.watch:

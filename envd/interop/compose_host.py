@@ -91,7 +91,12 @@ def compose_host(svc: Service) -> dict[str, Any]:
     if svc.security_opt:
         out["security_opt"] = list(svc.security_opt)
     if svc.gpus:
-        out["gpus"] = [_request(r) for r in svc.gpus]
+        # Compose's older spelling: Compose 1.29 has no `gpus`, both read this.
+        reservations: dict[str, Any] = {"devices": [_request(r) for r in svc.gpus]}
+        if svc.mem_reservation:
+            # Compose v2 holds the twin fields equal once reservations exist.
+            reservations["memory"] = out["mem_reservation"]
+        out["deploy"] = {"resources": {"reservations": reservations}}
     return out
 
 

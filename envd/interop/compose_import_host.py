@@ -134,6 +134,18 @@ class HostFieldConverter(Notes):
         self._deploy_resources(p, deploy.get("resources"), out)
         return out
 
+    def ext_start_interval(self, p: str, out: dict[str, Any], ext: dict[str, Any]) -> None:
+        """The healthcheck start_interval ``envd export`` keeps in x-envd (Compose 1.29 has none)."""
+        value = ext.get("healthcheck_start_interval")
+        if value is None:
+            return
+        where = f"x-envd.{p}.healthcheck_start_interval"
+        hc = out.get("healthcheck")
+        if not isinstance(hc, dict) or hc.get("disable"):
+            self.note(where, "the service has no healthcheck; left out")
+        else:
+            hc.setdefault("start_interval", as_text(where, value))
+
     def _ulimits(self, path: str, raw: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, limit in as_map(path, raw).items():

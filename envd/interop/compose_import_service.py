@@ -218,6 +218,7 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
                     " (publish a range, or no host port)",
                 )
         out.update(self.host_fields(p, body, deploy))
+        self.ext_start_interval(p, out, ext)
         profiles = text_list(f"{p}.profiles", body.get("profiles"))
         if profiles:
             out["profiles"] = profiles

@@ -122,6 +122,8 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         order, _why = update_order(desired.services[name], endpoint_mode)
         deploy["update_config"] = {"parallelism": 1, "order": order, "failure_action": "rollback"}
         host_fields, host_deploy = stack_host(where, svc, notes)  # issue 12's host settings
+        if (out.get("healthcheck") or {}).pop("start_interval", None):
+            notes.append(f"{where}.healthcheck.start_interval: a 3.9 stack file has none; left out")
         out.update(host_fields)
         deploy.update(host_deploy)
         out["deploy"] = deploy

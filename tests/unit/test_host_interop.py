@@ -208,7 +208,9 @@ def _loaded(tmp_path: Path) -> LoadedSpec:
 
 def test_compose_export_writes_every_setting(tmp_path: Path) -> None:
     """export --format compose writes each host setting under Compose's name and form."""
-    web = to_compose(_loaded(tmp_path)).documents[0]["services"]["web"]
+    export = to_compose(_loaded(tmp_path))
+    doc = export.documents[0]
+    web = doc["services"]["web"]
     assert web["cpus"] == 0.5
     assert web["mem_limit"] == "512m"
     assert web["mem_reservation"] == "128m"
@@ -229,8 +231,14 @@ def test_compose_export_writes_every_setting(tmp_path: Path) -> None:
     )
     assert web["tty"] is True and web["stdin_open"] is True
     assert web["logging"]["options"] == {"max-size": "1m", "max-file": "3"}
-    assert web["gpus"][0] == {"count": "all", "capabilities": ["gpu"]}
-    assert web["healthcheck"]["start_interval"] == "2s"
+    assert web["deploy"]["resources"]["reservations"]["devices"][0] == {
+        "count": "all",
+        "capabilities": ["gpu"],
+    }
+    # Compose 1.29 refuses start_interval in a healthcheck: x-envd keeps it, with a note.
+    assert "start_interval" not in web["healthcheck"]
+    assert doc["x-envd"]["services"]["web"]["healthcheck_start_interval"] == "2s"
+    assert any(n.startswith("services.web.healthcheck.start_interval:") for n in export.notes)
 
 
 def test_compose_export_then_import_keeps_the_settings(tmp_path: Path) -> None:
