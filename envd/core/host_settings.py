@@ -80,6 +80,18 @@ def host_settings(project: str, svc: Service) -> HostSettings:
 
 
 _DEFAULT_HOST = HostSettings()
+# Hashed under the spec's names, so a plan says "changed: mem_limit".
+_SPEC_NAMES = {
+    "nano_cpus": "cpus",
+    "memory": "mem_limit",
+    "memory_reservation": "mem_reservation",
+    "memory_swap": "memswap_limit",
+    "dns_options": "dns_opt",
+    "device_requests": "gpus",
+    "pid_mode": "pid",
+    "ipc_mode": "ipc",
+    "log_config": "logging",
+}
 
 
 def host_canonical(spec: ContainerCreate) -> dict[str, Any]:
@@ -95,5 +107,5 @@ def host_canonical(spec: ContainerCreate) -> dict[str, Any]:
     for f in fields(host):
         value = getattr(host, f.name)
         if value != getattr(_DEFAULT_HOST, f.name):
-            data[f.name] = plain_deep(value)
+            data[_SPEC_NAMES.get(f.name, f.name)] = plain_deep(value)
     return data

@@ -89,7 +89,7 @@ def test_up_runs_the_service_with_its_host_settings(
     plan = json.loads(ok(envd_cli("plan", "--json")).stdout)
     changed = [a for a in plan["actions"] if a["action"] == "recreate"]
     assert [a["name"] for a in changed] == [f"{project_name}-web-1"]
-    assert "memory" in changed[0]["reason"]
+    assert "mem_limit" in changed[0]["reason"]
     ok(envd_cli("up", "--once", "--timeout", "60"))
     assert inspect(docker_client, f"{project_name}-web-1")["HostConfig"]["Memory"] == 96 * 1024**2
     assert inspect(docker_client, f"{project_name}-other-1")["Id"] == other_id

@@ -254,10 +254,10 @@ def test_start_interval_warns_at_validate_and_plan(tmp_path: Path) -> None:
 BASE = '[services.web]\nimage = "busybox"\n'
 
 CHANGES = {
-    "nano_cpus": "cpus = 0.5",
-    "memory": 'mem_limit = "64m"',
-    "memory_reservation": 'mem_reservation = "32m"',
-    "memory_swap": "memswap_limit = -1",
+    "cpus": "cpus = 0.5",
+    "mem_limit": 'mem_limit = "64m"',
+    "mem_reservation": 'mem_reservation = "32m"',
+    "memswap_limit": "memswap_limit = -1",
     "pids_limit": "pids_limit = 50",
     "shm_size": 'shm_size = "128m"',
     "ulimits": "ulimits = { nofile = 100 }",
@@ -265,16 +265,16 @@ CHANGES = {
     "extra_hosts": 'extra_hosts = ["a:10.0.0.1"]',
     "dns": 'dns = ["1.1.1.1"]',
     "dns_search": 'dns_search = ["x.example"]',
-    "dns_options": 'dns_opt = ["ndots:1"]',
+    "dns_opt": 'dns_opt = ["ndots:1"]',
     "devices": 'devices = ["/dev/fuse"]',
-    "device_requests": 'gpus = "all"',
+    "gpus": 'gpus = "all"',
     "domainname": 'domainname = "x.example"',
     "platform": 'platform = "linux/arm64"',
     "runtime": 'runtime = "runc"',
     "security_opt": 'security_opt = ["no-new-privileges"]',
-    "pid_mode": 'pid = "host"',
-    "ipc_mode": 'ipc = "private"',
-    "log_config": 'logging = { driver = "local" }',
+    "pid": 'pid = "host"',
+    "ipc": 'ipc = "private"',
+    "logging": 'logging = { driver = "local" }',
     "tty": "tty = true",
     "stdin_open": "stdin_open = true",
 }
@@ -282,7 +282,7 @@ CHANGES = {
 
 @pytest.mark.parametrize("field", sorted(CHANGES))
 def test_each_setting_changes_the_hash_under_its_own_name(tmp_path: Path, field: str) -> None:
-    """Setting any host setting changes the config hash, and the field hashes name it alone."""
+    """Setting any host setting changes the config hash, and the field hashes name it alone, by its spec name."""
     base = _desired(tmp_path, BASE).services["web"].template
     changed = _desired(tmp_path, BASE + CHANGES[field] + "\n").services["web"].template
     full_a, fields_a = config_hash(base)
