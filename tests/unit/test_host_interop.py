@@ -333,3 +333,12 @@ def test_swarm_deploy_payload_carries_what_a_task_has(tmp_path: Path) -> None:
     assert task["Placement"] == {"Platforms": [{"OS": "linux", "Architecture": "amd64"}]}
     for field in ("memswap_limit", "devices", "gpus", "security_opt", "pid", "ipc"):
         assert any(n.startswith(f"services.web.{field}:") for n in want.notes), field
+
+
+def test_k8s_export_with_host_settings_validates_strictly(tmp_path: Path) -> None:
+    """The pod fields the host settings add pass the Kubernetes API schema, strictly, offline."""
+    import kubernetes_validate
+
+    version = kubernetes_validate.latest_version()
+    for doc in to_k8s(_loaded(tmp_path)).documents:
+        kubernetes_validate.validate(doc, version, strict=True)
