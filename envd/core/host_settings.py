@@ -9,6 +9,7 @@ and a plan names the one that changed.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +24,22 @@ from envd.values.types import (
 )
 
 if TYPE_CHECKING:
+    from envd.core.desired import DesiredService
     from envd.spec.models import Service
 
 
 def shared_namespace_services(svc: Service) -> list[str]:
     """The services whose pid or ipc namespace ``svc`` joins (``service:NAME``)."""
     return sorted({m.partition(":")[2] for m in (svc.pid, svc.ipc) if m.startswith("service:")})
+
+
+def joined_services(
+    project: str, svc: DesiredService, services: Mapping[str, DesiredService]
+) -> set[str]:
+    """The services of ``services`` whose first container ``svc`` joins (pid or ipc)."""
+    host = svc.template.host
+    modes = {host.pid_mode, host.ipc_mode} - {""}
+    return {name for name in services if _namespace_mode(project, f"service:{name}") in modes}
 
 
 def _namespace_mode(project: str, mode: str) -> str:

@@ -519,3 +519,43 @@ def test_confined_settings_need_no_consent(tmp_path: Path) -> None:
         """,
     )
     assert reach(loaded, {}) == []
+
+
+# --------------------------------------------------------------------------- shared namespaces
+
+NAMESPACES = """
+[project]
+name = "ns"
+
+[services.db]
+image = "busybox"
+command = ["sleep", "1"]
+ipc = "shareable"
+
+[services.web]
+image = "busybox"
+pid = "service:db"
+ipc = "service:db"
+
+[services.other]
+image = "busybox"
+"""
+
+
+def test_recreating_a_namespace_owner_recreates_who_joins_it(tmp_path: Path) -> None:
+    """A service joining db's pid/ipc namespace is recreated with db (it joined the old
+    container by id), and a service that does not join it is left alone."""
+    from envd.run.converge import converge
+    from envd.values.events import FakeClock
+
+    engine = FakeEngine(auto_healthy=True)
+    engine.add_image("busybox")
+    converge(engine, _desired(tmp_path, NAMESPACES), clock=FakeClock(), timeout=60)
+    changed = _desired(tmp_path, NAMESPACES.replace('["sleep", "1"]', '["sleep", "2"]'))
+    plan, _ = converge(engine, changed, clock=FakeClock(), timeout=60)
+    assert [(a.kind, a.service, a.reason) for a in plan.changes] == [
+        ("recreate", "db", "changed: command"),
+        ("recreate", "web", "joins the namespace of db, which is recreated"),
+    ]
+    again, _ = converge(engine, changed, clock=FakeClock(), timeout=60)
+    assert again.changes == ()
