@@ -67,6 +67,27 @@ class Device(SpecModel):
         return self.target or self.source
 
 
+DeviceEntry = Annotated[
+    Device,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "description": "host[:container[:permissions]]"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "source": {"type": "string"},
+                        "target": {"type": "string"},
+                        "permissions": {"type": "string", "pattern": "^[rwm]{1,3}$"},
+                    },
+                    "required": ["source"],
+                    "additionalProperties": False,
+                },
+            ]
+        }
+    ),
+]
+
 # --------------------------------------------------------------------------- security_opt
 
 # Options that switch off a confinement the engine applies by default.

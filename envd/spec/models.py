@@ -20,7 +20,7 @@ from pydantic import (
 
 # The parts of a service live in service_parts; callers meet them here.
 from envd.spec.host_isolation import (
-    Device,
+    DeviceEntry,
     Gpus,
     IpcMode,
     Logging,
@@ -123,7 +123,7 @@ class Service(SpecModel):
     dns: DnsServers = Field(default_factory=list)
     dns_search: StrList = Field(default_factory=list)
     dns_opt: list[str] = Field(default_factory=list)
-    devices: list[Device] = Field(default_factory=list)
+    devices: list[DeviceEntry] = Field(default_factory=list)
     domainname: str = ""
     platform: Platform = ""
     runtime: str = ""

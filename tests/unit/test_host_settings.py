@@ -559,3 +559,34 @@ def test_recreating_a_namespace_owner_recreates_who_joins_it(tmp_path: Path) -> 
     ]
     again, _ = converge(engine, changed, clock=FakeClock(), timeout=60)
     assert again.changes == ()
+
+
+# --------------------------------------------------------------------------- the JSON Schema
+
+
+@pytest.mark.parametrize(
+    ("service", "valid"),
+    [
+        ({"mem_limit": "1.5gb", "shm_size": 1024, "memswap_limit": -1, "cpus": "0.5"}, True),
+        ({"ulimits": {"nofile": 1024, "nproc": {"soft": 1, "hard": 2}}}, True),
+        ({"sysctls": ["net.core.somaxconn=1"], "extra_hosts": {"a": ["10.0.0.1"]}}, True),
+        ({"gpus": "all"}, True),
+        ({"gpus": [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]}, True),
+        ({"devices": ["/dev/fuse", {"source": "/dev/a", "target": "/dev/b"}]}, True),
+        ({"logging": {"driver": "local", "options": {"max-size": "1m"}}, "pid": "host"}, True),
+        ({"healthcheck": {"test": "true", "start_interval": "1s"}}, True),
+        ({"mem_limit": "lots"}, False),
+        ({"ulimits": {"nofiles": 1}}, False),
+        ({"gpus": [{"cuont": 1}]}, False),
+        ({"ipc": "everyone"}, False),
+    ],
+)
+def test_schema_takes_the_compose_forms(service: dict[str, Any], valid: bool) -> None:
+    """Editors see the same forms the models take: Compose's sizes, ulimits, gpus, devices…"""
+    import jsonschema
+
+    from envd.spec.schema import json_schema
+
+    doc = {"services": {"web": {"image": "x", **service}}}
+    errors = list(jsonschema.Draft202012Validator(json_schema()).iter_errors(doc))
+    assert (errors == []) is valid, errors
