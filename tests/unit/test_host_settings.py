@@ -590,3 +590,9 @@ def test_schema_takes_the_compose_forms(service: dict[str, Any], valid: bool) ->
     doc = {"services": {"web": {"image": "x", **service}}}
     errors = list(jsonschema.Draft202012Validator(json_schema()).iter_errors(doc))
     assert (errors == []) is valid, errors
+
+
+def test_a_deploy_table_points_at_the_resource_fields(tmp_path: Path) -> None:
+    """A Compose-minded `deploy` in envd.toml is refused with the fields that replace it."""
+    message = _problem(tmp_path, 'deploy = { resources = { limits = { memory = "1g" } } }')
+    assert "use replicas; resources are cpus, mem_limit, mem_reservation" in message
