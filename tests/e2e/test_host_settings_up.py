@@ -20,7 +20,7 @@ Cli = Callable[..., CompletedProcess[str]]
 SPEC = f"""
 [services.web]
 image = "{BUSYBOX}"
-command = ["sleep", "100000"]
+command = ["sh", "-c", "echo marker-from-a-tty; exec sleep 100000"]
 stop_signal = "SIGKILL"
 cpus = 0.5
 mem_limit = "MEMORY"
@@ -55,7 +55,8 @@ def test_up_runs_the_service_with_its_host_settings(
     project_dir: Any, project_name: str, envd_cli: Cli, docker_client: Any
 ) -> None:
     """`up --once` creates the container with the spec's limits, sysctl, host entry, ulimit, DNS
-    search and log driver; a changed mem_limit recreates that service only."""
+    search, log driver and tty (whose output `logs` reads); a changed mem_limit recreates that
+    service only."""
     project_dir.write(SPEC.replace("MEMORY", "64m"))
     ok(envd_cli("up", "--once", "--timeout", "60"))
     web = inspect(docker_client, f"{project_name}-web-1")
@@ -83,6 +84,10 @@ def test_up_runs_the_service_with_its_host_settings(
         )
     )
     assert seen.stdout.split()[:4] == ["300", "1000", "10.9.8.7", "api.internal"]
+
+    # A tty container's output is not multiplexed: logs still read it.
+    logs = ok(envd_cli("logs", "web", "--tail", "5"))
+    assert "marker-from-a-tty" in logs.stdout
 
     other_id = inspect(docker_client, f"{project_name}-other-1")["Id"]
     project_dir.write(SPEC.replace("MEMORY", "96m"))
