@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from envd import __version__
 from envd.core.hashing import digest, hash_fields
+from envd.core.host_settings import host_canonical, host_settings, shared_namespace_services
 from envd.core.service_env import service_env
 from envd.spec.compose_words import build_tag
 from envd.values import labels
@@ -269,7 +270,9 @@ def _service(
             hc = Healthcheck(("NONE",))
         else:
             h = svc.healthcheck
-            hc = Healthcheck(tuple(h.test), h.interval, h.timeout, h.retries, h.start_period)
+            hc = Healthcheck(
+                tuple(h.test), h.interval, h.timeout, h.retries, h.start_period, h.start_interval
+            )
 
     secret_files = tuple(
         SecretFile(
@@ -320,13 +323,20 @@ def _service(
         cap_add=tuple(sorted(svc.cap_add)),
         cap_drop=tuple(sorted(svc.cap_drop)),
         secrets=secret_files,
+        tty=svc.tty,
+        stdin_open=svc.stdin_open,
+        host=host_settings(loaded.project, svc),
     )
+    depends_on = {
+        dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+    }
+    for dep in shared_namespace_services(svc):
+        # Compose's rule: sharing a service's namespace starts it first.
+        depends_on.setdefault(dep, DesiredDependency("started"))
     return DesiredService(
         name=name,
         replicas=svc.replicas,
-        depends_on={
-            dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
-        },
+        depends_on=depends_on,
         image_ref=image_ref,
         pull=svc.pull,
         build=build,
@@ -452,6 +462,7 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
         ):
             continue  # added since the first hashes, and not set
         data[name] = value
+    data.update(host_canonical(spec))
     return data
 
 

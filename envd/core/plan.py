@@ -10,7 +10,7 @@ id is known (``up`` plans twice: images, then containers).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 from envd.core.build import build_reason
@@ -21,6 +21,7 @@ from envd.core.desired import (
     desired_hash,
 )
 from envd.core.hashing import changed_fields
+from envd.core.host_settings import joined_services
 from envd.core.networks import network_drift, network_users, orphan_networks
 from envd.core.observed import Observed
 from envd.values import labels
@@ -239,19 +240,31 @@ def make_plan(
                         stop_timeout=None,  # the spec no longer says; the container does
                     )
                 )
+    # Services whose first container this plan creates or recreates: one that
+    # joins its pid/ipc namespace (issue 12, `service:NAME`) joined the old
+    # container by id, so it is recreated too, as Compose does.
+    replaced: set[str] = set()
     for level in desired.levels():
         for name in level:
             svc = desired.services[name]
-            actions.extend(
-                _service_actions(
-                    desired,
-                    svc,
-                    by_service.get(name, []),
-                    image_ids.get(name),
-                    force_recreate,
-                    restart_exited,
-                )
+            joined = sorted(joined_services(desired.project, svc, desired.services) & replaced)
+            service_actions = _service_actions(
+                desired,
+                svc,
+                by_service.get(name, []),
+                image_ids.get(name),
+                force_recreate | ({name} if joined else set()),
+                restart_exited,
             )
+            if joined and name not in force_recreate:
+                why = f"joins the namespace of {', '.join(joined)}, which is recreated"
+                service_actions = [
+                    replace(a, reason=why) if a.reason == "recreate forced" else a
+                    for a in service_actions
+                ]
+            if any(a.kind in ("create", "recreate") and a.replica == 1 for a in service_actions):
+                replaced.add(name)
+            actions.extend(service_actions)
 
     # --- orphan networks (after their containers are gone) -----------------------
     for onet in orphan_networks(desired.networks.values(), observed.networks):

@@ -32,12 +32,14 @@ from envd.engine.fake_state import (
     drain,
     labels_key,
 )
+from envd.engine.host_defaults import engine_filled
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    HostSettings,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -309,6 +311,11 @@ class FakeEngine(FakeState):
         with self._lock:
             self._enter("container_mounts")
             return list(self._get(container_id).mounts)
+
+    def container_host(self, container_id: str) -> HostSettings:
+        with self._lock:
+            self._enter("container_host")
+            return engine_filled(self._get(container_id).spec.host)
 
     def rename_container(self, container_id: str, name: str) -> None:
         with self._lock:

@@ -240,6 +240,35 @@ def _service_reach(
                 (f"{field}={value}", meaning),
                 origin("services", name, field),
             )
+    for field, value, meaning in host_settings_reach(svc):
+        yield ReachItem(
+            "host-mode", subject, (f"{field}={value}", meaning), origin("services", name, field)
+        )
+
+
+# Container-level host settings (issue 12) that reach the host.
+def host_settings_reach(svc: Service) -> Iterator[tuple[str, str, str]]:
+    """(field, value, what it means) for each host-reaching setting of ``svc``."""
+    from envd.spec.host_isolation import DEFAULT_RUNTIMES, UNCONFINED_OPTIONS
+
+    # getattr: a partial service (tests, an older cache) reads as unset.
+    for d in getattr(svc, "devices", ()):
+        # A device node is the host's hardware (a disk, /dev/mem, a GPU).
+        yield "devices", f"{d.source}:{d.container_path}:{d.permissions}", "a host device"
+    for opt in getattr(svc, "security_opt", ()):
+        if opt in UNCONFINED_OPTIONS:
+            # Each switches off a wall the engine puts between the container and
+            # the host kernel: the syscall filter, the AppArmor profile, SELinux
+            # labels (which also keep binds of host paths out of reach).
+            yield "security_opt", opt, "a confinement switched off"
+    runtime = getattr(svc, "runtime", "")
+    if runtime not in DEFAULT_RUNTIMES:
+        # A runtime is a host program the engine runs the container with
+        # (nvidia hands over GPUs and driver files); only runc comes with it.
+        yield "runtime", runtime, "a runtime other than the engine's runc"
+    for r in getattr(svc, "gpus", ()):
+        what = "all" if r.count == -1 else ",".join(r.device_ids) or str(r.count or "all")
+        yield "gpus", f"{r.driver or 'any'}:{what}", "host GPUs or other devices"
 
 
 def _program_digest(argv: tuple[str, ...], base: Path) -> str:

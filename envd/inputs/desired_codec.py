@@ -28,12 +28,17 @@ from envd.core.desired import (
 from envd.inputs.buildctx import BuildInputs
 from envd.values.types import (
     ContainerCreate,
+    DeviceMapping,
+    DeviceRequest,
     Healthcheck,
+    HostSettings,
+    LogConfig,
     Mount,
     MountType,
     NetworkAttachment,
     PortBinding,
     SecretFile,
+    Ulimit,
 )
 
 T = TypeVar("T")
@@ -243,6 +248,7 @@ _health = table(
     timeout_s=number,
     retries=integer,
     start_period_s=number,
+    start_interval_s=number,
 )
 _attachment = table(NetworkAttachment, network=string, aliases=strings)
 _secret_file = table(
@@ -252,6 +258,42 @@ _secret_file = table(
     gid=integer,
     mode=integer,
     value=_empty_bytes,
+)
+# Container-level host settings (issue 12).
+_ulimit = table(Ulimit, name=string, soft=integer, hard=integer)
+_device = table(DeviceMapping, host=string, container=string, permissions=string)
+_device_request = table(
+    DeviceRequest,
+    driver=string,
+    count=integer,
+    device_ids=strings,
+    capabilities=tuple_of(strings),
+    options=string_pairs,
+)
+_log_config = table(LogConfig, driver=string, options=string_pairs)
+_host = table(
+    HostSettings,
+    nano_cpus=integer,
+    memory=integer,
+    memory_reservation=integer,
+    memory_swap=integer,
+    pids_limit=integer,
+    shm_size=integer,
+    ulimits=tuple_of(_ulimit),
+    sysctls=string_pairs,
+    extra_hosts=strings,
+    dns=strings,
+    dns_search=strings,
+    dns_options=strings,
+    devices=tuple_of(_device),
+    device_requests=tuple_of(_device_request),
+    domainname=string,
+    platform=string,
+    runtime=string,
+    security_opt=strings,
+    pid_mode=string,
+    ipc_mode=string,
+    log_config=optional(_log_config),
 )
 _container = table(
     ContainerCreate,
@@ -281,6 +323,7 @@ _container = table(
     tty=boolean,
     stdin_open=boolean,
     anonymous_volumes=strings,
+    host=_host,
 )
 _build = table(
     DesiredBuild, context=string, dockerfile=string, args=string_map, target=string, digest=string

@@ -19,6 +19,7 @@ from envd.interop.compose_fields import (
     top_volumes,
     volume_short,
 )
+from envd.interop.compose_host import compose_host
 from envd.interop.render import X_ENVD, Export
 from envd.spec.compose_words import CONDITION_TO_COMPOSE
 from envd.spec.load import LoadedSpec
@@ -37,6 +38,15 @@ def to_compose(loaded: LoadedSpec) -> Export:
     for name, svc in spec.services.items():
         where = f"services.{name}"
         out = common_service(name, svc)
+        out.update(compose_host(svc))  # issue 12's host settings
+        start_interval = (out.get("healthcheck") or {}).pop("start_interval", None)
+        if start_interval:
+            # Compose 1.29 refuses the key; v2 (≥ 2.20.2) reads it.
+            ext_services.setdefault(name, {})["healthcheck_start_interval"] = start_interval
+            notes.append(
+                f"{where}.healthcheck.start_interval: needs Compose ≥ 2.20.2 and Docker API"
+                f" 1.44; kept in {X_ENVD}"
+            )
         if svc.build is not None:
             b: dict[str, Any] = {"context": svc.build.context}
             if svc.build.dockerfile != "Dockerfile":
@@ -73,7 +83,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
         if svc.restart != "no":
             out["restart"] = svc.restart
         if svc.replicas != 1:
-            out["deploy"] = {"replicas": svc.replicas}
+            out.setdefault("deploy", {})["replicas"] = svc.replicas
         if svc.profiles:
             out["profiles"] = list(svc.profiles)
         if svc.watch:

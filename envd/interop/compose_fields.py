@@ -41,13 +41,16 @@ def volume_short(m: VolumeMount) -> str | dict[str, Any]:
 def healthcheck(h: Healthcheck) -> dict[str, Any]:
     if h.disable or (h.test and h.test[0] == "NONE"):
         return {"disable": True}
-    return {
+    out: dict[str, Any] = {
         "test": list(h.test),
         "interval": format_duration(h.interval),
         "timeout": format_duration(h.timeout),
         "retries": h.retries,
         "start_period": format_duration(h.start_period),
     }
+    if h.start_interval:
+        out["start_interval"] = format_duration(h.start_interval)
+    return out
 
 
 def secret_ref(s: ServiceSecret) -> str | dict[str, Any]:

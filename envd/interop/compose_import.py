@@ -4,7 +4,7 @@ Pure: YAML text in, TOML text and notes out. Every Compose field envd
 supports is mapped, in short and long syntax; Compose's defaults that differ
 from envd's (``init``, healthcheck timings) are written out so the imported
 spec behaves as the Compose file did. Everything else is reported by its
-path (``services.web.logging: not supported``), and ``x-`` extensions are
+path (``services.web.links: not supported``), and ``x-`` extensions are
 ignored with a note, except ``x-envd``, which ``envd export --format
 compose`` writes and which is read back (so envd → compose → envd is
 lossless), except a secret's host command: a Compose file is someone else's

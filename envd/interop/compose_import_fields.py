@@ -286,8 +286,12 @@ class FieldConverter(Notes):
             value = default if value is None else value
             where = f"{p}.healthcheck.{key}"
             out[key] = as_int(where, value) if key == "retries" else as_text(where, value)
+        if raw.get("start_interval") is not None:
+            out["start_interval"] = as_text(
+                f"{p}.healthcheck.start_interval", raw["start_interval"]
+            )
         for k in raw:
-            if k in ("test", "disable", *COMPOSE_HEALTHCHECK_DEFAULTS):
+            if k in ("test", "disable", "start_interval", *COMPOSE_HEALTHCHECK_DEFAULTS):
                 continue
             self.unsupported(f"{p}.healthcheck.{k}")
         return out

@@ -17,6 +17,7 @@ from envd.interop.compose_import_common import (
     text_list,
 )
 from envd.interop.compose_import_fields import FieldConverter
+from envd.interop.compose_import_host import HOST_FIELDS, HostFieldConverter
 from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
 from envd.values import labels
 
@@ -29,7 +30,7 @@ _PULL = {
 }
 
 
-class ServiceConverter(FieldConverter):
+class ServiceConverter(FieldConverter, HostFieldConverter):
     """One service: the plain fields here, the ones with a syntax of their own in ``FieldConverter``."""
 
     def service(self, name: str, body: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +67,7 @@ class ServiceConverter(FieldConverter):
             "profiles",
             "develop",
         }
+        handled |= HOST_FIELDS  # issue 12's host settings: compose_import_host
         for key in body:
             if key in handled:
                 continue
@@ -199,6 +201,8 @@ class ServiceConverter(FieldConverter):
                         self.note(f"{p}.deploy.restart_policy", "'restart' is set too; it wins")
                 elif k == "mode" and v == "replicated":
                     continue
+                elif k == "resources":
+                    continue  # host_fields reads it
                 else:
                     self.unsupported(f"{p}.deploy.{k}")
         if replicas is not None and replicas != 1:
@@ -213,6 +217,8 @@ class ServiceConverter(FieldConverter):
                     f"{replicas} replicas cannot all bind a fixed host port; envd rejects this"
                     " (publish a range, or no host port)",
                 )
+        out.update(self.host_fields(p, body, deploy))
+        self.ext_start_interval(p, out, ext)
         profiles = text_list(f"{p}.profiles", body.get("profiles"))
         if profiles:
             out["profiles"] = profiles

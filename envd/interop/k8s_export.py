@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envd.core.service_env import service_env
+from envd.interop.k8s_host import k8s_host
 from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag
@@ -299,6 +300,7 @@ def _k8s_service(
     }
     if volumes:
         pod["volumes"] = volumes
+    k8s_host(where, svc, container, pod, notes, _quantity)  # issue 12's host settings
     if svc.hostname:
         pod["hostname"] = k8s_name(svc.hostname)
     if svc.restart in ("no", "on-failure"):

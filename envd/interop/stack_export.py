@@ -18,6 +18,7 @@ from envd.interop.compose_fields import (
     top_volumes,
     volume_short,
 )
+from envd.interop.compose_host import stack_host
 from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag, restart_condition
@@ -126,6 +127,11 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
             deploy["endpoint_mode"] = endpoint_mode
         order, _why = update_order(desired.services[name], endpoint_mode)
         deploy["update_config"] = {"parallelism": 1, "order": order, "failure_action": "rollback"}
+        host_fields, host_deploy = stack_host(where, svc, notes)  # issue 12's host settings
+        if (out.get("healthcheck") or {}).pop("start_interval", None):
+            notes.append(f"{where}.healthcheck.start_interval: a 3.9 stack file has none; left out")
+        out.update(host_fields)
+        deploy.update(host_deploy)
         out["deploy"] = deploy
         if svc.watch:
             notes.append(f"{where}.watch: a stack has no hot reload; the rules are unused")

@@ -14,6 +14,7 @@ from typing import Any
 
 from envd.spec.diagnose import MAX_PROBLEMS, more_problems
 from envd.spec.hints import did_you_mean
+from envd.spec.host_checks import host_problems
 from envd.spec.interpolate import parse_dotenv
 from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec, VolumeMount
@@ -179,6 +180,8 @@ def cross_check(
                     "build",
                     "dockerfile",
                 )
+        for message, where in host_problems(name, svc, services):
+            add(message, *where)
         for i, rule in enumerate(svc.watch):
             if not _is(base / rule.path, "any"):
                 add(

@@ -40,7 +40,8 @@ CONTAINER_NAMES = "envd names containers <project>-<service>-<n>"
 COMPOSE_SYNONYMS = {
     "environment": "env",
     "container_name": f"(not supported: {CONTAINER_NAMES})",
-    "deploy": "replicas",
+    "deploy": "(envd has no deploy: use replicas; resources are cpus, mem_limit,"
+    " mem_reservation, pids_limit and gpus)",
     "scale": "replicas",
     "restart_policy": "restart",
     "workdir": "working_dir",

@@ -18,6 +18,25 @@ from pydantic import (
     model_validator,
 )
 
+# The parts of a service live in service_parts; callers meet them here.
+from envd.spec.host_isolation import (
+    DeviceEntry,
+    Gpus,
+    IpcMode,
+    Logging,
+    PidMode,
+    Platform,
+    SecurityOpts,
+)
+from envd.spec.host_parts import (
+    ByteSize,
+    Cpus,
+    DnsServers,
+    ExtraHosts,
+    SwapSize,
+    Sysctls,
+    Ulimits,
+)
 from envd.spec.model_base import PROJECT_NAME as PROJECT_NAME
 from envd.spec.model_base import (
     SERVICE_NAME,
@@ -28,8 +47,6 @@ from envd.spec.model_base import (
     StrList,
     StrMap,
 )
-
-# The parts of a service live in service_parts; callers meet them here.
 from envd.spec.service_parts import Build as Build
 from envd.spec.service_parts import (
     BuildSection,
@@ -48,6 +65,8 @@ from envd.spec.service_parts import ServiceSecret as ServiceSecret
 from envd.spec.service_parts import VolumeMount as VolumeMount
 from envd.spec.service_parts import WatchRule as WatchRule
 from envd.values.labels import PREFIX as RESERVED_LABEL_PREFIX
+
+_MIN_MEMORY = 6 * 1024 * 1024
 
 
 class Service(SpecModel):
@@ -91,6 +110,46 @@ class Service(SpecModel):
     replicas: int = Field(default=1, ge=0)
     profiles: list[str] = Field(default_factory=list)
     watch: list[WatchRule] = Field(default_factory=list)
+    # --- container-level host settings (issue 12), Compose's names and meaning
+    cpus: Cpus = 0.0
+    mem_limit: ByteSize = 0
+    mem_reservation: ByteSize = 0
+    memswap_limit: SwapSize = 0
+    pids_limit: int = Field(default=0, ge=-1)
+    shm_size: ByteSize = 0
+    ulimits: Ulimits = Field(default_factory=dict)
+    sysctls: Sysctls = Field(default_factory=dict)
+    extra_hosts: ExtraHosts = Field(default_factory=list)
+    dns: DnsServers = Field(default_factory=list)
+    dns_search: StrList = Field(default_factory=list)
+    dns_opt: list[str] = Field(default_factory=list)
+    devices: list[DeviceEntry] = Field(default_factory=list)
+    domainname: str = ""
+    platform: Platform = ""
+    runtime: str = ""
+    tty: bool = False
+    stdin_open: bool = False
+    security_opt: SecurityOpts = Field(default_factory=list)
+    pid: PidMode = ""
+    ipc: IpcMode = ""
+    logging: Logging | None = None
+    gpus: Gpus = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _memory(self) -> Service:
+        # The engine's own rules, said before anything is created.
+        if self.mem_limit and self.mem_limit < _MIN_MEMORY:
+            raise ValueError(
+                f"mem_limit {self.mem_limit} bytes is below the engine's minimum of 6m"
+            )
+        if self.mem_reservation and self.mem_limit and self.mem_reservation > self.mem_limit:
+            raise ValueError("mem_reservation is above mem_limit")
+        if self.memswap_limit and self.memswap_limit != -1:
+            if not self.mem_limit:
+                raise ValueError("memswap_limit needs mem_limit (it is memory plus swap)")
+            if self.memswap_limit < self.mem_limit:
+                raise ValueError("memswap_limit is memory plus swap: it cannot be below mem_limit")
+        return self
 
     @field_validator("restart", mode="before")
     @classmethod

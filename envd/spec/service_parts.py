@@ -349,6 +349,8 @@ class Healthcheck(SpecModel):
     retries: int = Field(default=3, ge=1)
     start_period: Duration = 0.0
     disable: bool = False
+    # Probe interval during start_period (Compose); needs Docker API 1.44.
+    start_interval: Duration = 0.0
 
     @model_validator(mode="before")
     @classmethod

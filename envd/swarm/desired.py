@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from envd import __version__
 from envd.core.desired import DesiredProject
+from envd.spec.host_isolation import SWARM_MISSING
 from envd.spec.load import LoadedSpec
 from envd.swarm.mapping import (
     IMAGE_ID_LABEL,
@@ -179,6 +180,9 @@ def desire_swarm(
             )
         if svc.watch:
             notes.append(f"{where}.watch: a swarm deploy has no hot reload; the rules are unused")
+        for key, why in SWARM_MISSING.items():  # issue 12's host settings
+            if getattr(svc, key):
+                notes.append(f"{where}.{key}: {why}; left out")
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(
                 f"{where}.restart: 'no' becomes restart condition 'none': a task that"

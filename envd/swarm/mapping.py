@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from envd.core.desired import DesiredService
@@ -21,6 +21,7 @@ from envd.values.errors import (
     UsageError,
 )
 from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec, TmpfsMount
+from envd.values.types import ContainerCreate, HostSettings
 
 TARGET_LABEL = labels.TARGET
 SECRET_LABEL = labels.SECRET
@@ -162,6 +163,18 @@ def _drop_unset_bind_options(mounts: list[dict[str, Any]]) -> None:
                 m.pop(key, None)
 
 
+def _container_plain(container: ContainerCreate) -> dict[str, Any]:
+    """The task's container as hashed: the host settings of issue 12 and a
+    healthcheck's start_interval only when set, so an upgrade rolls nothing."""
+    out: dict[str, Any] = plain_deep(container)
+    if container.host == HostSettings():
+        del out["host"]
+    if out["healthcheck"] is not None and not out["healthcheck"]["start_interval_s"]:
+        del out["healthcheck"]["start_interval_s"]
+    _drop_unset_bind_options(out["mounts"])
+    return out
+
+
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     """(config hash, task hash, per-field short hashes) of a service spec.
 
@@ -179,8 +192,10 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     }
     parts: dict[str, Any] = {}
     for name in _TASK_FIELDS:
-        parts[name] = plain_deep(container if name == "container" else getattr(spec, name))
-    _drop_unset_bind_options(parts["container"]["mounts"])
+        if name == "container":
+            parts[name] = _container_plain(container)
+        else:
+            parts[name] = plain_deep(getattr(spec, name))
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
@@ -189,10 +204,9 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     # Per field of the container too, so a plan can say "env changed".
     short: dict[str, Any] = {k: parts[k] for k in _TASK_FIELDS if k != "container"}
     short.update({k: parts[k] for k in _SERVICE_FIELDS})
-    for f in fields(container):
-        if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
+    for key, value in parts["container"].items():
+        if key in ("name", "ports", "networks", "secrets", "tmpfs"):
             continue
-        short[f"container.{f.name}"] = plain_deep(getattr(container, f.name))
-    _drop_unset_bind_options(short["container.mounts"])
+        short[f"container.{key}"] = value
     _, field_hashes = hash_fields(short)
     return full, task, field_hashes

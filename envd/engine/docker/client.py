@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from envd.engine.docker import payloads
+from envd.engine.docker.host_api import HostSettingsApi
 from envd.engine.docker.images import SdkImages
 from envd.engine.docker.payloads import Json
 from envd.engine.docker.transport import (
@@ -67,7 +68,7 @@ def _host_from_env() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-class DockerEngine:
+class DockerEngine(HostSettingsApi):
     """``Engine`` against a real Docker engine (API 1.41 or newer)."""
 
     def __init__(self, host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -120,9 +121,12 @@ class DockerEngine:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = _DEFAULT_TIMEOUT,
+        version: str = API_VERSION,
     ) -> Response:
         """One request on this thread's keep-alive connection, retried once if stale."""
         url = self._url(path, query)
+        if version != API_VERSION:
+            url = f"/v{version}" + url[len(self._prefix) :]
         hdrs = dict(headers or {})
         payload = data
         if body is not None:
@@ -310,14 +314,9 @@ class DockerEngine:
 
     # --- containers --------------------------------------------------------
     def create_container(self, spec: ContainerCreate) -> str:
-        body = payloads.create_body(spec)
-        doc = self._call(
-            "POST",
-            "/containers/create",
-            {"name": spec.name},
-            body,
-            what=f"creating container {spec.name}",
-        ).json()
+        query, body, api = self._create_request(spec)
+        what = f"creating container {spec.name}"
+        doc = self._call("POST", "/containers/create", query, body, what=what, version=api).json()
         cid = str(doc["Id"])
         try:
             for att in spec.networks[1:]:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from envd.engine.docker import host_payloads
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
 from envd.values.types import (
@@ -115,17 +116,23 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return ref, "latest"
 
 
-def healthcheck(hc: Healthcheck) -> dict[str, Any]:
-    """A ``Healthcheck`` (containers) or ``HealthCheck`` (services) payload."""
+def healthcheck(hc: Healthcheck, start_interval: bool = False) -> dict[str, Any]:
+    """A ``Healthcheck`` (containers) or ``HealthCheck`` (services) payload.
+
+    ``start_interval``: the request goes to API 1.44 or newer, which reads it.
+    """
     if hc.test and hc.test[0] == "NONE":
         return {"Test": ["NONE"]}
-    return {
+    body = {
         "Test": list(hc.test),
         "Interval": nanos(hc.interval_s),
         "Timeout": nanos(hc.timeout_s),
         "Retries": hc.retries,
         "StartPeriod": nanos(hc.start_period_s),
     }
+    if start_interval and hc.start_interval_s:
+        body["StartInterval"] = nanos(hc.start_interval_s)
+    return body
 
 
 def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
@@ -163,8 +170,8 @@ def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
 # --------------------------------------------------------------------------- requests
 
 
-def create_body(spec: ContainerCreate) -> dict[str, Any]:
-    """The ``/containers/create`` payload (secrets go in later, by archive)."""
+def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dict[str, Any]:
+    """The ``/containers/create`` payload (secrets go in later, by archive) for API ``api``."""
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in spec.ports:
@@ -214,6 +221,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
         "CapAdd": list(spec.cap_add) or None,
         "CapDrop": list(spec.cap_drop) or None,
         "AutoRemove": spec.auto_remove,
+        **host_payloads.host_config(spec.host),
     }
     body: dict[str, Any] = {
         "Image": spec.image,
@@ -235,6 +243,8 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
         "AttachStderr": False,
         "HostConfig": host,
     }
+    if spec.host.domainname:
+        body["Domainname"] = spec.host.domainname
     if spec.anonymous_volumes:
         body["Labels"][labels.ANONYMOUS_VOLUMES] = ",".join(spec.anonymous_volumes)
     if spec.command is not None:
@@ -243,7 +253,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
         # An empty list clears the image's entrypoint (and its default Cmd).
         body["Entrypoint"] = list(spec.entrypoint)
     if spec.healthcheck is not None:
-        body["Healthcheck"] = healthcheck(spec.healthcheck)
+        body["Healthcheck"] = healthcheck(spec.healthcheck, api != host_payloads.BASE_API)
     if spec.networks:
         first = spec.networks[0]
         host["NetworkMode"] = first.network

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envd.engine.docker.payloads import Json, healthcheck, nanos
+from envd.engine.swarm import host_payloads
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
     ObservedSecret,
@@ -62,6 +63,11 @@ def container_spec(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dic
         body["CapabilityDrop"] = list(c.cap_drop)
     if c.healthcheck is not None:
         body["HealthCheck"] = healthcheck(c.healthcheck)
+    if c.tty:
+        body["TTY"] = True
+    if c.stdin_open:
+        body["OpenStdin"] = True
+    body.update(host_payloads.container_keys(c.host))  # issue 12's host settings
     return body
 
 
@@ -108,6 +114,7 @@ def service_payload(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> di
             "RestartPolicy": {"Condition": spec.restart_condition, "MaxAttempts": 0},
             "Networks": [{"Target": n.network, "Aliases": list(n.aliases)} for n in spec.networks],
             "ForceUpdate": 0,
+            **host_payloads.task_keys(spec.container.host),
         },
         "Mode": {"Replicated": {"Replicas": spec.replicas}},
         "UpdateConfig": update,
