@@ -10,6 +10,7 @@ depends_on, profiles, watch rules).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from envd.core.service_env import service_env
 from envd.spec.compose_words import build_tag
 from envd.values import labels
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     Healthcheck,
     Mount,
@@ -132,9 +134,11 @@ def desire(
     image_overrides: Mapping[str, str] | None = None,
     *,
     keys: Keys,
+    config_values: Mapping[str, bytes] | None = None,
 ) -> DesiredProject:
     """Pure: the desired project. ``image_overrides`` pins refs (the lock file);
-    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``)."""
+    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``);
+    ``config_values`` holds each used config's content (``envd.inputs.configs``)."""
     spec = loaded.spec
     project = loaded.project
     common = {labels.PROJECT: project}
@@ -210,6 +214,7 @@ def desire(
             keys,
             (build_digests or {}).get(name, ""),
             (image_overrides or {}).get(name),
+            config_values or {},
         )
     return DesiredProject(
         project=project,
@@ -231,6 +236,7 @@ def _service(
     keys: Keys,
     build_digest: str,
     image_override: str | None,
+    config_values: Mapping[str, bytes],
 ) -> DesiredService:
     env, _unset = service_env(loaded.env_files.get(name, {}), svc.env, loaded.variables)
 
@@ -311,6 +317,17 @@ def _service(
         cap_add=tuple(sorted(svc.cap_add)),
         cap_drop=tuple(sorted(svc.cap_drop)),
         secrets=secret_files,
+        # configs (Compose's `configs`: read-only files)
+        configs=tuple(
+            ConfigFile(
+                target=c.path,
+                uid=int(c.uid),
+                gid=int(c.gid),
+                mode=c.mode,
+                value=config_values.get(c.source, b""),
+            )
+            for c in svc.configs
+        ),
     )
     return DesiredService(
         name=name,
@@ -381,6 +398,18 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
         elif name == "labels":
             value = dict(sorted(value.items()))
         data[name] = value
+    if spec.configs:
+        # Only when there are some: every existing container's hash stays as it was.
+        data["configs"] = [
+            {
+                "target": c.target,
+                "uid": c.uid,
+                "gid": c.gid,
+                "mode": c.mode,
+                "digest": hashlib.sha256(c.value).hexdigest(),
+            }
+            for c in spec.configs
+        ]
     return data
 
 

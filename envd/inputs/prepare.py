@@ -99,7 +99,11 @@ def prepare(
         if image_overrides is None:
             image_overrides = lockfile.overrides(lock, loaded)
     keys = load_keys() if keys is None else keys
-    return loaded, desire(loaded, values, digests, image_overrides, keys=keys)
+    from envd.inputs.configs import read_configs
+
+    return loaded, desire(
+        loaded, values, digests, image_overrides, keys=keys, config_values=read_configs(loaded)
+    )
 
 
 def build_inputs(loaded: LoadedSpec) -> dict[str, BuildInputs]:

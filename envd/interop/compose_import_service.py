@@ -65,6 +65,7 @@ class ServiceConverter(FieldConverter):
             "scale",
             "profiles",
             "develop",
+            "configs",  # configs (Compose's `configs`: read-only files)
         }
         for key in body:
             if key in handled:
@@ -164,6 +165,8 @@ class ServiceConverter(FieldConverter):
             out["stop_grace_period"] = as_text(f"{p}.stop_grace_period", body["stop_grace_period"])
         if body.get("secrets") is not None:
             out["secrets"] = self.service_secrets(p, as_seq(f"{p}.secrets", body["secrets"]))
+        if body.get("configs") is not None:
+            out["configs"] = self.service_configs(p, as_seq(f"{p}.configs", body["configs"]))
         if body.get("labels") is not None:
             user_labels = {}
             for k, v in str_map(f"{p}.labels", body["labels"]).items():

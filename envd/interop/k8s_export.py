@@ -1,7 +1,7 @@
 """``envd export --format k8s``: Kubernetes manifests.
 
 A Deployment and a Service per service, a Secret per secret (without values
-unless given), a PersistentVolumeClaim per named volume, probes from
+unless given), a ConfigMap per config (mounted with subPath), a PersistentVolumeClaim per named volume, probes from
 healthchecks; a note for each thing Kubernetes cannot express.
 """
 
@@ -96,6 +96,20 @@ def to_k8s(loaded: LoadedSpec, secret_values: Mapping[str, bytes] | None = None)
                 f" or: kubectl create secret generic {k8s_name(key)} --from-file=value=FILE)"
             )
         docs.append(secret)
+    # configs (Compose's `configs`): a ConfigMap each, mounted as a file
+    from envd.inputs.configs import read_configs
+
+    for key, content in sorted(read_configs(loaded).items()):
+        cmap: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": k8s_name(f"config-{key}"), "labels": {**part_of, **managed}},
+        }
+        try:
+            cmap["data"] = {"content": content.decode("utf-8")}
+        except UnicodeDecodeError:
+            cmap["binaryData"] = {"content": base64.b64encode(content).decode("ascii")}
+        docs.append(cmap)
     used_volumes = {
         m.source for svc in active.values() for m in svc.volumes if m.type == "volume" and m.source
     }
@@ -267,6 +281,18 @@ def _k8s_service(
             notes.append(
                 f"{where}.secrets.{s.source}: uid/gid {s.uid}/{s.gid}: Kubernetes mounts secret"
                 " files as root (set the pod's fsGroup for group access)"
+            )
+    for i, c in enumerate(svc.configs):  # configs: a ConfigMap's key as one file
+        vname, file = f"config-{i}", posixpath.basename(c.path)
+        items = [{"key": "content", "path": file, "mode": c.mode}]
+        volumes.append(
+            {"name": vname, "configMap": {"name": k8s_name(f"config-{c.source}"), "items": items}}
+        )
+        mounts.append({"name": vname, "mountPath": c.path, "subPath": file, "readOnly": True})
+        if c.uid != "0" or c.gid != "0":
+            notes.append(
+                f"{where}.configs.{c.source}: uid/gid {c.uid}/{c.gid}: Kubernetes mounts"
+                " ConfigMap files as root (set the pod's fsGroup for group access)"
             )
     if mounts:
         container["volumeMounts"] = mounts

@@ -18,6 +18,9 @@ from pydantic import (
     model_validator,
 )
 
+from envd.spec.configs import ConfigDef as ConfigDef
+from envd.spec.configs import ServiceConfig as ServiceConfig
+from envd.spec.configs import ServiceConfigs
 from envd.spec.model_base import PROJECT_NAME as PROJECT_NAME
 from envd.spec.model_base import (
     SERVICE_NAME,
@@ -91,6 +94,8 @@ class Service(SpecModel):
     replicas: int = Field(default=1, ge=0)
     profiles: list[str] = Field(default_factory=list)
     watch: list[WatchRule] = Field(default_factory=list)
+    # configs (Compose's `configs`: read-only files)
+    configs: ServiceConfigs = Field(default_factory=list)
 
     @field_validator("restart", mode="before")
     @classmethod
@@ -192,4 +197,6 @@ class Spec(SpecModel):
     volumes: dict[Name, VolumeDef] = Field(default_factory=dict)
     networks: dict[Name, NetworkDef] = Field(default_factory=dict)
     secrets: dict[Name, SecretDef] = Field(default_factory=dict)
+    # configs (Compose's `configs`: read-only files)
+    configs: dict[Name, ConfigDef] = Field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -154,6 +154,11 @@ _TASK_FIELDS = (
 _SERVICE_FIELDS = ("replicas", "update_order", "labels")
 
 
+# Container fields added after swarm services were first hashed: left out while
+# empty, so an upgrade does not roll every service.
+_LATER_FIELDS = ("configs",)
+
+
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     """(config hash, task hash, per-field short hashes) of a service spec.
 
@@ -172,6 +177,9 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     parts: dict[str, Any] = {}
     for name in _TASK_FIELDS:
         parts[name] = plain_deep(container if name == "container" else getattr(spec, name))
+    for name in _LATER_FIELDS:
+        if not getattr(container, name):
+            del parts["container"][name]
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
@@ -182,6 +190,8 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     short.update({k: parts[k] for k in _SERVICE_FIELDS})
     for f in fields(container):
         if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
+            continue
+        if f.name in _LATER_FIELDS and not getattr(container, f.name):
             continue
         short[f"container.{f.name}"] = plain_deep(getattr(container, f.name))
     _, field_hashes = hash_fields(short)

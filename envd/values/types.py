@@ -58,6 +58,17 @@ class SecretFile:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """A config delivered as a read-only file; its content is not secret (it is hashed and cached)."""
+
+    target: str  # absolute path inside the container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
+    value: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True)
 class ContainerCreate:
     """Everything needed to create one container. Produced by ``desired``."""
 
@@ -91,6 +102,8 @@ class ContainerCreate:
     # They stay anonymous: ``remove_container(volumes=True)`` removes them.
     # Not part of the config hash: it is how a container is made, not what.
     anonymous_volumes: tuple[str, ...] = ()
+    # configs (Compose's `configs`): written into the container before it starts
+    configs: tuple[ConfigFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -327,7 +327,7 @@ class DockerEngine:
                     body={"Container": cid, "EndpointConfig": {"Aliases": list(att.aliases)}},
                     what=f"connecting {spec.name} to network {att.network}",
                 )
-            if spec.secrets:
+            if spec.secrets or spec.configs:
                 self._write_secrets(cid, spec)
         except BaseException:
             # The engine's own `v=1`: the volumes it made for this container go
@@ -338,6 +338,11 @@ class DockerEngine:
         return cid
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
+        if spec.configs:  # read-only files (the checks refuse them with read_only)
+            tar = payloads.secrets_tar(spec.configs, "/")
+            self._put_archive(cid, "/", tar, f"writing configs into container {spec.name}")
+        if not spec.secrets:
+            return
         what = f"writing secrets into container {spec.name}"
         if not spec.read_only:
             self._put_archive(cid, "/", payloads.secrets_tar(spec.secrets, "/"), what)

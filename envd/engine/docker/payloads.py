@@ -13,12 +13,13 @@ import json
 import posixpath
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     ContainerState,
     Healthcheck,
@@ -127,8 +128,8 @@ def healthcheck(hc: Healthcheck) -> dict[str, Any]:
     }
 
 
-def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
-    """A tar holding each secret at its target path (relative to ``root``)."""
+def secrets_tar(secrets: Sequence[SecretFile | ConfigFile], root: str) -> bytes:
+    """A tar holding each secret (or config) at its target path (relative to ``root``)."""
     import tarfile  # lazy: only containers with secrets need it
 
     buf = io.BytesIO()
