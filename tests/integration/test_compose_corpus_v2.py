@@ -75,3 +75,40 @@ def test_export_resolves_like_the_original(entry: Path, tmp_path: Path, home: Pa
     assert not unexpected, "\n".join(unexpected)
     stale = sorted(set(gaps) - seen)
     assert not stale, f"{entry.name}: KNOWN_GAPS lists {stale}, which no longer differ: remove them"
+
+
+CONFIGS = """\
+services:
+  web:
+    image: nginx
+    configs:
+      - site
+      - source: motd
+        target: /etc/motd
+        uid: "101"
+        gid: "101"
+        mode: 0440
+      - banner
+configs:
+  site:
+    file: ./site.conf
+  motd:
+    content: |
+      price: $$5 for ${WHO:-everyone}
+  banner:
+    environment: BANNER
+"""
+
+
+def test_configs_resolve_like_the_original(tmp_path: Path, home: Path) -> None:
+    """Compose v2 resolves envd's export of file, inline and environment configs (short and long references) as it does the original."""
+    (tmp_path / "site.conf").write_text("server {}\n")
+    (tmp_path / "docker-compose.yml").write_text(CONFIGS)
+    original = compose_v2_config(tmp_path, "docker-compose.yml")
+    (tmp_path / "envd.toml").write_text(import_compose(CONFIGS).toml)
+    loaded = load(tmp_path, environ={})
+    (tmp_path / "envd-export.yml").write_text(render_yaml(to_compose(loaded)))
+    exported = compose_v2_config(tmp_path, "envd-export.yml")
+    # `config` writes a literal $ back as $$ (its output is a Compose file again).
+    assert original["configs"]["motd"]["content"] == "price: $$5 for everyone\n"
+    assert differences(original, exported) == []
