@@ -9,6 +9,7 @@ text. A config that cannot be read is one clear SpecError (exit 2).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,13 +35,29 @@ def config_files(loaded: LoadedSpec) -> list[Path]:
     ]
 
 
-def read_configs(loaded: LoadedSpec) -> dict[str, bytes]:
-    """The content of every config the active services use."""
+def outside_project(loaded: LoadedSpec) -> frozenset[str]:
+    """The used configs whose file lies outside the project (symlinks resolved)."""
+    root = os.path.realpath(loaded.project_dir)
+    out = set()
+    for name in used_configs(loaded):
+        cdef = loaded.spec.configs.get(name)
+        if cdef is not None and cdef.file is not None:
+            real = os.path.realpath(loaded.project_dir / cdef.file)
+            if real != root and not real.startswith(root.rstrip("/") + "/"):
+                out.add(name)
+    return frozenset(out)
+
+
+def read_configs(loaded: LoadedSpec, skip: frozenset[str] = frozenset()) -> dict[str, bytes]:
+    """The content of every config the active services use (``skip``: names given as b"")."""
     problems: list[SpecProblem] = []
     values: dict[str, bytes] = {}
     for name in sorted(used_configs(loaded)):
         cdef = loaded.spec.configs.get(name)
         if cdef is None:  # the loader refuses an undefined config; be defensive
+            continue
+        if name in skip:
+            values[name] = b""
             continue
         if cdef.content is not None:
             values[name] = cdef.content.encode()

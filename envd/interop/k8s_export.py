@@ -97,18 +97,27 @@ def to_k8s(loaded: LoadedSpec, secret_values: Mapping[str, bytes] | None = None)
             )
         docs.append(secret)
     # configs (Compose's `configs`): a ConfigMap each, mounted as a file
-    from envd.inputs.configs import read_configs
+    from envd.inputs.configs import outside_project, read_configs
 
-    for key, content in sorted(read_configs(loaded).items()):
+    outside = outside_project(loaded)
+    for key, content in sorted(read_configs(loaded, skip=outside).items()):
         cmap: dict[str, Any] = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": k8s_name(f"config-{key}"), "labels": {**part_of, **managed}},
         }
-        try:
-            cmap["data"] = {"content": content.decode("utf-8")}
-        except UnicodeDecodeError:
-            cmap["binaryData"] = {"content": base64.b64encode(content).decode("ascii")}
+        if key in outside:
+            # A spec must not copy a host file into manifests meant to be shared.
+            cmap["data"] = {}
+            notes.append(
+                f"configs.{key}: its file is outside the project and is not read by export;"
+                f" kubectl create configmap {k8s_name(f'config-{key}')} --from-file=content=FILE"
+            )
+        else:
+            try:
+                cmap["data"] = {"content": content.decode("utf-8")}
+            except UnicodeDecodeError:
+                cmap["binaryData"] = {"content": base64.b64encode(content).decode("ascii")}
         docs.append(cmap)
     used_volumes = {
         m.source for svc in active.values() for m in svc.volumes if m.type == "volume" and m.source

@@ -111,3 +111,19 @@ def test_k8s_export_mounts_a_configmap_per_config(tmp_path: Path) -> None:
     version = kubernetes_validate.latest_version()
     for doc in yaml.safe_load_all(render_yaml(to_k8s(load(tmp_path, environ={})))):
         kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_k8s_export_does_not_copy_a_host_file_outside_the_project(tmp_path: Path) -> None:
+    """A config file outside the project is not read into the manifests: the ConfigMap is empty, with a note saying how to fill it."""
+    project = tmp_path / "p"
+    project.mkdir()
+    secret_host_file = tmp_path / "host-only.conf"
+    secret_host_file.write_text("do-not-export\n")
+    (project / "envd.toml").write_text(
+        f'[services.web]\nimage = "nginx"\nconfigs = ["c"]\n\n[configs.c]\nfile = "{secret_host_file}"\n'
+    )
+    exported = to_k8s(load(project, environ={}))
+    assert "do-not-export" not in render_yaml(exported)
+    (cmap,) = [d for d in exported.documents if d["kind"] == "ConfigMap"]
+    assert cmap["data"] == {}
+    assert any("configs.c: its file is outside the project" in n for n in exported.notes)
