@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator, model_validator
 
 from envd.spec.model_base import SpecModel
+from envd.spec.service_parts import NumericId
 
 # The engine's archive API takes any size, but a config is a configuration
 # file: one far bigger is a mistake (or a device), refused before it is read.
@@ -41,8 +42,7 @@ class ConfigDef(SpecModel):
         return self
 
 
-def _numeric(v: Any) -> Any:
-    return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+MAX_ID = 2**32 - 2  # the largest uid/gid Linux has ((uid_t)-1 means "none")
 
 
 class ServiceConfig(SpecModel):
@@ -50,8 +50,8 @@ class ServiceConfig(SpecModel):
 
     source: str
     target: str = ""
-    uid: Annotated[str, BeforeValidator(_numeric)] = "0"
-    gid: Annotated[str, BeforeValidator(_numeric)] = "0"
+    uid: NumericId = "0"
+    gid: NumericId = "0"
     mode: int = Field(default=CONFIG_MODE, ge=0, le=0o777)
 
     @field_validator("uid", "gid")
@@ -59,6 +59,8 @@ class ServiceConfig(SpecModel):
     def _id(cls, v: str) -> str:
         if not v.isdigit():
             raise ValueError(f"{v!r} is not a numeric id")
+        if int(v) > MAX_ID:
+            raise ValueError(f"{v!r} is larger than the largest id, {MAX_ID}")
         return v
 
     @field_validator("target")

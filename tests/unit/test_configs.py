@@ -95,6 +95,7 @@ def test_short_and_long_syntax_with_compose_defaults(project: Path) -> None:
         ('configs = [{ source = "site", target = "/data/x" }]\nvolumes = ["d:/data"]', "volume"),
         ('configs = [{ source = "site", target = "/a/../etc/passwd" }]', "'..'"),
         ('configs = [{ source = "site", uid = "root" }]', "not a numeric id"),
+        ('configs = [{ source = "site", gid = "99999999999999999999" }]', "largest id"),
         ('configs = ["site"]\nread_only = true', "read-only root filesystem"),
     ],
 )
