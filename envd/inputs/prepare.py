@@ -101,8 +101,10 @@ def prepare(
     keys = load_keys() if keys is None else keys
     from envd.inputs.configs import read_configs
 
+    # Like secrets: `down` needs no content, and an unset variable must not stop it.
+    configs = read_configs(loaded) if read_secret_values else {}
     return loaded, desire(
-        loaded, values, digests, image_overrides, keys=keys, config_values=read_configs(loaded)
+        loaded, values, digests, image_overrides, keys=keys, config_values=configs
     )
 
 

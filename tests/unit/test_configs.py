@@ -157,6 +157,19 @@ def test_environment_configs_read_the_spec_variables(project: Path) -> None:
         read_configs(_load(project))
 
 
+def test_teardown_needs_no_config_content(project: Path) -> None:
+    """`down` loads without reading configs: an unset `environment` variable does not stop it."""
+    spec = (
+        '[services.web]\nimage = "x"\nconfigs = ["c"]\n\n[configs.c]\nenvironment = "UNSET_CFG"\n'
+    )
+    (project / "envd.toml").write_text(spec)
+    target = Target(project_dir=str(project))
+    with pytest.raises(SpecError, match="UNSET_CFG"):
+        prepare(target, {})
+    _, desired = prepare(target, {}, read_secret_values=False)
+    assert desired.services["web"].template.configs[0].target == "/c"
+
+
 def test_a_fifo_config_file_is_refused_without_blocking(project: Path) -> None:
     """A config file swapped for a FIFO after validation is refused at once (a read would wait for a writer)."""
     loaded = _load(project)
