@@ -339,12 +339,10 @@ class DockerEngine:
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
         if spec.configs:  # read-only files (the checks refuse them with read_only)
-            tar = payloads.secrets_tar(spec.configs, "/")
+            tar = payloads.secrets_tar(spec.configs, "/", parents=False)
             self._put_archive(cid, "/", tar, f"writing configs into container {spec.name}")
-        if not spec.secrets:
-            return
         what = f"writing secrets into container {spec.name}"
-        if not spec.read_only:
+        if spec.secrets and not spec.read_only:
             self._put_archive(cid, "/", payloads.secrets_tar(spec.secrets, "/"), what)
             return
         # A read-only root filesystem: the engine only writes into volumes, and

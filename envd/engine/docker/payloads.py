@@ -128,8 +128,15 @@ def healthcheck(hc: Healthcheck) -> dict[str, Any]:
     }
 
 
-def secrets_tar(secrets: Sequence[SecretFile | ConfigFile], root: str) -> bytes:
-    """A tar holding each secret (or config) at its target path (relative to ``root``)."""
+def secrets_tar(
+    secrets: Sequence[SecretFile | ConfigFile], root: str, parents: bool = True
+) -> bytes:
+    """A tar holding each secret (or config) at its target path (relative to ``root``).
+
+    ``parents=False`` leaves out the entries of parent directories: the engine
+    creates a missing one (0755, root) and leaves an existing one as it is,
+    where an entry would reset its mode (``/tmp`` would lose its 1777).
+    """
     import tarfile  # lazy: only containers with secrets need it
 
     buf = io.BytesIO()
@@ -140,7 +147,7 @@ def secrets_tar(secrets: Sequence[SecretFile | ConfigFile], root: str) -> bytes:
             rel = posixpath.relpath(posixpath.normpath(secret.target), root)
             parent = posixpath.dirname(rel)
             chain: list[str] = []
-            while parent and parent not in dirs:
+            while parents and parent and parent not in dirs:
                 chain.append(parent)
                 parent = posixpath.dirname(parent)
             for d in reversed(chain):
