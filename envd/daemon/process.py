@@ -28,7 +28,8 @@ SPEC_CAP = 16 * 1024 * 1024  # the spec and .env are scanned for names, never bi
 # sources, envd's and Docker's own settings, and what a command secret the
 # daemon runs needs to find its tools and agents.
 _REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-_ENV_SOURCE = re.compile(r"""\benv\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+# A secret's `env = "X"` and a config's `environment = "X"` name a variable too.
+_ENV_SOURCE = re.compile(r"""\b(?:env|environment)\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
 _ALWAYS_PREFIXES = ("ENVD_", "DOCKER_", "LC_")
 _PROCESS_BASICS = frozenset(
     {

@@ -157,6 +157,16 @@ def test_environment_configs_read_the_spec_variables(project: Path) -> None:
         read_configs(_load(project))
 
 
+def test_up_sends_the_daemon_a_config_variable(project: Path) -> None:
+    """The variable an `environment` config names reaches the daemon `up` starts (it gets only referenced ones)."""
+    from envd.daemon.process import spec_environ
+
+    spec = '[services.web]\nimage = "x"\nconfigs = ["c"]\n\n[configs.c]\nenvironment = "CFG_VAR"\n'
+    (project / "envd.toml").write_text(spec)
+    sent = spec_environ(project / "envd.toml", project, {"CFG_VAR": "v", "OTHER": "o"})
+    assert sent.get("CFG_VAR") == "v" and "OTHER" not in sent
+
+
 def test_teardown_needs_no_config_content(project: Path) -> None:
     """`down` loads without reading configs: an unset `environment` variable does not stop it."""
     spec = (
