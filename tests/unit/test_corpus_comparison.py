@@ -67,6 +67,8 @@ def test_known_gaps_name_corpus_entries_with_a_reason() -> None:
     for entry, gaps in KNOWN_GAPS.items():
         for pattern, reason in gaps.items():
             assert reason.startswith(("pending: ", "unsupported: ")), (entry, pattern)
+            if pattern == "!validate":
+                assert "; fails with: " in reason, entry
     assert known_gap("temporal", "services.temporal.container_name") is not None
     assert known_gap("temporal", "services.temporal.image") is None
 
