@@ -10,6 +10,7 @@ depends_on, profiles, watch rules).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -22,6 +23,7 @@ from envd.core.service_env import service_env
 from envd.spec.compose_words import build_tag
 from envd.values import labels
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     Healthcheck,
     Mount,
@@ -133,9 +135,11 @@ def desire(
     image_overrides: Mapping[str, str] | None = None,
     *,
     keys: Keys,
+    config_values: Mapping[str, bytes] | None = None,
 ) -> DesiredProject:
     """Pure: the desired project. ``image_overrides`` pins refs (the lock file);
-    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``)."""
+    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``);
+    ``config_values`` holds each used config's content (``envd.inputs.configs``)."""
     spec = loaded.spec
     project = loaded.project
     common = {labels.PROJECT: project}
@@ -211,6 +215,7 @@ def desire(
             keys,
             (build_digests or {}).get(name, ""),
             (image_overrides or {}).get(name),
+            config_values or {},
         )
     return DesiredProject(
         project=project,
@@ -232,6 +237,7 @@ def _service(
     keys: Keys,
     build_digest: str,
     image_override: str | None,
+    config_values: Mapping[str, bytes],
 ) -> DesiredService:
     env, _unset = service_env(loaded.env_files.get(name, {}), svc.env, loaded.variables)
 
@@ -326,6 +332,17 @@ def _service(
         tty=svc.tty,
         stdin_open=svc.stdin_open,
         host=host_settings(loaded.project, svc),
+        # configs (Compose's `configs`: read-only files)
+        configs=tuple(
+            ConfigFile(
+                target=c.path,
+                uid=int(c.uid),
+                gid=int(c.gid),
+                mode=c.mode,
+                value=config_values.get(c.source, b""),
+            )
+            for c in svc.configs
+        ),
     )
     depends_on = {
         dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
@@ -463,6 +480,18 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
             continue  # added since the first hashes, and not set
         data[name] = value
     data.update(host_canonical(spec))
+    if spec.configs:
+        # Only when there are some: every existing container's hash stays as it was.
+        data["configs"] = [
+            {
+                "target": c.target,
+                "uid": c.uid,
+                "gid": c.gid,
+                "mode": c.mode,
+                "digest": hashlib.sha256(c.value).hexdigest(),
+            }
+            for c in spec.configs
+        ]
     return data
 
 

@@ -243,6 +243,15 @@ class FakeEngine(FakeState):
                         500,
                     )
                 c.files[target] = FakeFile(s.value, s.mode, s.uid, s.gid)
+            # configs: written into the root filesystem like the engine's archive API does
+            for cf in spec.configs:
+                if spec.read_only:
+                    raise EngineError(
+                        f"writing configs into container {spec.name}: container rootfs is "
+                        "marked read-only",
+                        500,
+                    )
+                c.files[posixpath.normpath(cf.target)] = FakeFile(cf.value, cf.mode, cf.uid, cf.gid)
             c.mounts = self._make_mounts(spec, img)
             self._containers[c.id] = c
             self._event(c, "create")

@@ -69,7 +69,8 @@ _SCRIPT_CAP = 16 * 1024 * 1024
 class ReachItem:
     """One thing a spec does outside its project."""
 
-    # command | bind | env-file | secret-file | build-context | docker-socket | host-mode
+    # command | bind | env-file | secret-file | config-file | build-context | docker-socket
+    # | host-mode
     kind: str
     subject: str  # "secret token", "service web"
     what: tuple[str, ...]  # the argv; the host path (and target); the field and value
@@ -99,7 +100,7 @@ class ReachItem:
             text = f"{self.subject} reads env_file {self.what[0]} from outside the project"
         elif self.kind == "build-context":
             text = f"{self.subject} builds from {self.what[0]}, outside the project"
-        elif self.kind == "secret-file":
+        elif self.kind in ("secret-file", "config-file"):
             text = f"{self.subject} reads {self.what[0]} from outside the project"
         else:
             text = f"{self.subject} asks for {self.what[-1]}"
@@ -172,6 +173,17 @@ def reach(loaded: LoadedSpec, environ: Mapping[str, str] | None = None) -> list[
             if not _inside(real, root):
                 items.append(
                     ReachItem("secret-file", subject, (real,), origin("secrets", name, "file"))
+                )
+    # configs (Compose's `configs`): a file outside the project, like a bind
+    for name in sorted(loaded.spec.configs):
+        cfile = loaded.spec.configs[name].file
+        if cfile is not None:
+            real = os.path.realpath(loaded.project_dir / cfile)
+            if not _inside(real, root):
+                items.append(
+                    ReachItem(
+                        "config-file", f"config {name!r}", (real,), origin("configs", name, "file")
+                    )
                 )
     for name in sorted(loaded.spec.volumes):
         vol = loaded.spec.volumes[name]

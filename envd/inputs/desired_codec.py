@@ -8,7 +8,8 @@ in the file names a type or a function, so a planted file can at worst be
 refused: unlike pickle, decoding runs no code of the file's choosing.
 
 Secret values never reach the file: a ``SecretFile.value`` is written only
-when empty, and read back only as ``b""``.
+when empty, and read back only as ``b""``. A ``ConfigFile.value`` is not
+secret: it is written as base64 (``value_b64``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from envd.core.desired import (
 )
 from envd.inputs.buildctx import BuildInputs
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     DeviceMapping,
     DeviceRequest,
@@ -59,6 +61,8 @@ def encode(value: object) -> object:
     fill it in): most of a container's fields are defaults, and fewer fields
     make a faster hit.
     """
+    if isinstance(value, ConfigFile):
+        return _encode_config(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, object] = {}
         for f in dataclasses.fields(value):
@@ -76,6 +80,38 @@ def encode(value: object) -> object:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise BadCache(f"cannot store a {type(value).__name__}")
+
+
+def _encode_config(value: ConfigFile) -> dict[str, object]:
+    """A config file with its (not secret) content as base64."""
+    import base64
+
+    return {
+        "target": value.target,
+        "uid": value.uid,
+        "gid": value.gid,
+        "mode": value.mode,
+        "value_b64": base64.b64encode(value.value).decode(),
+    }
+
+
+def _decode_config(v: object) -> ConfigFile:
+    import base64
+    import binascii
+
+    if not isinstance(v, dict) or set(v) != {"target", "uid", "gid", "mode", "value_b64"}:
+        raise BadCache("expected a config file")
+    try:
+        value = base64.b64decode(string(v["value_b64"]), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadCache("a config file's content is not base64") from None
+    return ConfigFile(
+        target=string(v["target"]),
+        uid=integer(v["uid"]),
+        gid=integer(v["gid"]),
+        mode=integer(v["mode"]),
+        value=value,
+    )
 
 
 def _is_default(f: dataclasses.Field[Any], item: object) -> bool:
@@ -324,6 +360,8 @@ _container = table(
     stdin_open=boolean,
     anonymous_volumes=strings,
     host=_host,
+    # configs (Compose's `configs`); a cache written before them has none
+    configs=tuple_of(_decode_config),
 )
 _build = table(
     DesiredBuild, context=string, dockerfile=string, args=string_map, target=string, digest=string

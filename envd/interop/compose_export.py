@@ -137,6 +137,10 @@ def to_compose(loaded: LoadedSpec) -> Export:
         doc["secrets"] = secrets
         if ext_secrets:
             extension["secrets"] = ext_secrets
+    if spec.configs:  # configs (Compose's `configs`: read-only files)
+        from envd.interop.config_export import compose_configs
+
+        doc["configs"] = compose_configs(spec, notes)
     if ext_services:
         extension["services"] = ext_services
     if spec.environments:

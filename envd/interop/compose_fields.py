@@ -104,6 +104,10 @@ def common_service(name: str, svc: Service) -> dict[str, Any]:
         out["cap_add"] = list(svc.cap_add)
     if svc.cap_drop:
         out["cap_drop"] = list(svc.cap_drop)
+    if svc.configs:  # configs (Compose's `configs`: read-only files)
+        from envd.interop.config_export import config_ref
+
+        out["configs"] = [config_ref(c) for c in svc.configs]
     return out
 
 

@@ -142,7 +142,7 @@ class _Converter(ServiceConverter):
         ext = as_map("x-envd", doc.get("x-envd"))
         out: dict[str, Any] = {}
         for key in doc:
-            if key in ("services", "volumes", "networks", "secrets", "name", "x-envd"):
+            if key in ("services", "volumes", "networks", "secrets", "configs", "name", "x-envd"):
                 continue
             if key == "version":
                 self.note("version", "obsolete in the Compose Specification; ignored")
@@ -179,6 +179,48 @@ class _Converter(ServiceConverter):
         )
         if secrets:
             out["secrets"] = secrets
+        configs = self.configs(as_map("configs", doc.get("configs")))
+        if configs:
+            out["configs"] = configs
+        for sname, svc in services.items():
+            kept = []
+            for i, ref in enumerate(svc.get("configs", [])):
+                source = ref if isinstance(ref, str) else ref["source"]
+                if source in configs:
+                    kept.append(ref)
+                else:
+                    self.note(
+                        f"services.{sname}.configs[{i}]",
+                        f"config {source!r} was left out above; so is this use of it",
+                    )
+            if "configs" in svc:
+                svc["configs"] = kept
+        return out
+
+    # configs (Compose's `configs`: read-only files)
+    def configs(self, raw: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, body in raw.items():
+            path = f"configs.{key}"
+            body = as_map(path, body)
+            if body.get("external") is not None and as_bool(f"{path}.external", body["external"]):
+                self.note(
+                    path,
+                    "external configs live in a swarm and are not supported; define it with"
+                    " 'file' or 'content'; left out",
+                )
+                continue
+            given = [k for k in ("file", "content", "environment") if body.get(k) is not None]
+            if len(given) != 1:
+                self.note(path, "needs exactly one of 'file', 'content' or 'environment'; left out")
+                continue
+            out[str(key)] = {given[0]: as_text(f"{path}.{given[0]}", body[given[0]])}
+            for k in body:
+                known = k in ("file", "content", "environment", "external", "name")
+                if not known and not str(k).startswith("x-"):
+                    self.unsupported(f"{path}.{k}")
+            if body.get("name") is not None:
+                self.note(f"{path}.name", "a swarm object name; not needed by envd, left out")
         return out
 
     def volumes(self, raw: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ WHY_NOT = {
     "links": "services reach each other by name on the project network",
     "network_mode": "envd always uses its project networks",
     "extends": "merge the extended service into this one by hand",
-    "configs": "use a bind mount (volumes) or a secret",
 }
 
 

@@ -319,6 +319,29 @@ class FieldConverter(Notes):
             out.append(sec)
         return out
 
+    # configs (Compose's `configs`: read-only files)
+    def service_configs(self, p: str, raw: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, item in enumerate(raw):
+            path = f"{p}.configs[{i}]"
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            item = as_map(path, item)
+            cfg: dict[str, Any] = {
+                "source": as_text(f"{path}.source", required(path, item, "source"))
+            }
+            for k in ("target", "uid", "gid"):
+                if item.get(k) is not None:
+                    cfg[k] = as_text(f"{path}.{k}", item[k])
+            if item.get("mode") is not None:
+                cfg["mode"] = as_mode(f"{path}.mode", item["mode"])
+            for k in item:
+                if k not in ("source", "target", "uid", "gid", "mode"):
+                    self.unsupported(f"{path}.{k}")
+            out.append(cfg if len(cfg) > 1 else cfg["source"])
+        return out
+
     def watch(self, p: str, develop: Any, ext: dict[str, Any]) -> list[dict[str, Any]]:
         if ext.get("watch") is not None:
             # envd's own rules, written by `envd export`: the same shape, read the same way.

@@ -66,6 +66,7 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
             "scale",
             "profiles",
             "develop",
+            "configs",  # configs (Compose's `configs`: read-only files)
         }
         handled |= HOST_FIELDS  # issue 12's host settings: compose_import_host
         for key in body:
@@ -166,6 +167,8 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
             out["stop_grace_period"] = as_text(f"{p}.stop_grace_period", body["stop_grace_period"])
         if body.get("secrets") is not None:
             out["secrets"] = self.service_secrets(p, as_seq(f"{p}.secrets", body["secrets"]))
+        if body.get("configs") is not None:
+            out["configs"] = self.service_configs(p, as_seq(f"{p}.configs", body["configs"]))
         if body.get("labels") is not None:
             user_labels = {}
             for k, v in str_map(f"{p}.labels", body["labels"]).items():

@@ -99,6 +99,10 @@ class _Loader(Composer, _Parser, SafeConstructor, Resolver):
             )
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, MappingNode):  # `!!set [a]`: the tag on a list
+            raise _Limit(
+                None, None, "a !!set or !!map tag on a value that is not a mapping", node.start_mark
+            )
         seen: set[str] = set()
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:

@@ -1,7 +1,7 @@
 """``envd export --format k8s``: Kubernetes manifests.
 
 A Deployment and a Service per service, a Secret per secret (without values
-unless given), a PersistentVolumeClaim per named volume, probes from
+unless given), a ConfigMap per config (mounted with subPath), a PersistentVolumeClaim per named volume, probes from
 healthchecks; a note for each thing Kubernetes cannot express.
 """
 
@@ -101,6 +101,29 @@ def to_k8s(loaded: LoadedSpec, secret_values: Mapping[str, bytes] | None = None)
                 f" or: kubectl create secret generic {k8s_name(key)} --from-file=value=FILE)"
             )
         docs.append(secret)
+    # configs (Compose's `configs`): a ConfigMap each, mounted as a file
+    from envd.inputs.configs import outside_project, read_configs
+
+    outside = outside_project(loaded)
+    for key, content in sorted(read_configs(loaded, skip=outside).items()):
+        cmap: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": k8s_name(f"config-{key}"), "labels": {**part_of, **managed}},
+        }
+        if key in outside:
+            # A spec must not copy a host file into manifests meant to be shared.
+            cmap["data"] = {}
+            notes.append(
+                f"configs.{key}: its file is outside the project and is not read by export;"
+                f" kubectl create configmap {k8s_name(f'config-{key}')} --from-file=content=FILE"
+            )
+        else:
+            try:
+                cmap["data"] = {"content": content.decode("utf-8")}
+            except UnicodeDecodeError:
+                cmap["binaryData"] = {"content": base64.b64encode(content).decode("ascii")}
+        docs.append(cmap)
     used_volumes = {
         m.source for svc in active.values() for m in svc.volumes if m.type == "volume" and m.source
     }
@@ -290,6 +313,18 @@ def _k8s_service(
             notes.append(
                 f"{where}.secrets.{s.source}: uid/gid {s.uid}/{s.gid}: Kubernetes mounts secret"
                 " files as root (set the pod's fsGroup for group access)"
+            )
+    for i, c in enumerate(svc.configs):  # configs: a ConfigMap's key as one file
+        vname, file = f"config-{i}", posixpath.basename(c.path)
+        items = [{"key": "content", "path": file, "mode": c.mode}]
+        volumes.append(
+            {"name": vname, "configMap": {"name": k8s_name(f"config-{c.source}"), "items": items}}
+        )
+        mounts.append({"name": vname, "mountPath": c.path, "subPath": file, "readOnly": True})
+        if c.uid != "0" or c.gid != "0":
+            notes.append(
+                f"{where}.configs.{c.source}: uid/gid {c.uid}/{c.gid}: Kubernetes mounts"
+                " ConfigMap files as root (set the pod's fsGroup for group access)"
             )
     if mounts:
         container["volumeMounts"] = mounts

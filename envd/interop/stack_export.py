@@ -158,6 +158,10 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
                     f" printf %s {how} | docker secret create {loaded.project}_{key} -"
                 )
         doc["secrets"] = secrets
+    if spec.configs:  # configs (Compose's `configs`: read-only files)
+        from envd.interop.config_export import stack_configs
+
+        doc["configs"] = stack_configs(spec, loaded.project, notes)
     header = (
         f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
         f"# Deploy it with: docker stack deploy -c FILE {loaded.project}\n"

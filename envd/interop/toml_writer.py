@@ -75,7 +75,7 @@ def dump_toml(data: dict[str, Any]) -> str:
         for k, v in nested:
             table([*prefix, k], v)
 
-    for key in ("project", "services", "volumes", "networks", "secrets"):
+    for key in ("project", "services", "volumes", "networks", "secrets", "configs"):
         if key not in data:
             continue
         if key == "project":

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from envd.spec.configs import check_configs
 from envd.spec.diagnose import MAX_PROBLEMS, more_problems
 from envd.spec.hints import did_you_mean
 from envd.spec.host_checks import host_problems
@@ -212,6 +213,8 @@ def cross_check(
     for name, sdef in spec.secrets.items():
         if sdef.file is not None and not _is(base / sdef.file, "file"):
             add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
+    # configs (Compose's `configs`: read-only files)
+    check_configs(spec, add, _mount_over, lambda rel: _is(base / rel, "file"), swarm)
     # A service depending on itself is reported above, not as a cycle too.
     graph = {n: [d for d in s.depends_on if d != n] for n, s in services.items()}
     cycle = find_cycle(graph)

@@ -18,6 +18,10 @@ from pydantic import (
     model_validator,
 )
 
+from envd.spec.configs import ConfigDef as ConfigDef
+from envd.spec.configs import ServiceConfig as ServiceConfig
+from envd.spec.configs import ServiceConfigs
+
 # The parts of a service live in service_parts; callers meet them here.
 from envd.spec.host_isolation import (
     DeviceEntry,
@@ -151,6 +155,9 @@ class Service(SpecModel):
                 raise ValueError("memswap_limit is memory plus swap: it cannot be below mem_limit")
         return self
 
+    # configs (Compose's `configs`: read-only files)
+    configs: ServiceConfigs = Field(default_factory=list)
+
     @field_validator("restart", mode="before")
     @classmethod
     def _restart(cls, v: Any) -> Any:
@@ -251,4 +258,6 @@ class Spec(SpecModel):
     volumes: dict[Name, VolumeDef] = Field(default_factory=dict)
     networks: dict[Name, NetworkDef] = Field(default_factory=dict)
     secrets: dict[Name, SecretDef] = Field(default_factory=dict)
+    # configs (Compose's `configs`: read-only files)
+    configs: dict[Name, ConfigDef] = Field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -164,14 +164,16 @@ def _drop_unset_bind_options(mounts: list[dict[str, Any]]) -> None:
 
 
 def _container_plain(container: ContainerCreate) -> dict[str, Any]:
-    """The task's container as hashed: the host settings of issue 12 and a
-    healthcheck's start_interval only when set, so an upgrade rolls nothing."""
+    """The task's container as hashed: the host settings and configs of issue 12
+    and a healthcheck's start_interval only when set, so an upgrade rolls nothing."""
     out: dict[str, Any] = plain_deep(container)
     if container.host == HostSettings():
         del out["host"]
     if out["healthcheck"] is not None and not out["healthcheck"]["start_interval_s"]:
         del out["healthcheck"]["start_interval_s"]
     _drop_unset_bind_options(out["mounts"])
+    if not container.configs:
+        del out["configs"]
     return out
 
 

@@ -125,6 +125,17 @@ class HostSettings:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """A config delivered as a read-only file; its content is not secret (it is hashed and cached)."""
+
+    target: str  # absolute path inside the container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
+    value: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True)
 class ContainerCreate:
     """Everything needed to create one container. Produced by ``desired``."""
 
@@ -161,6 +172,8 @@ class ContainerCreate:
     # Container-level host settings (issue 12); tty/stdin_open above also
     # come from the service now.
     host: HostSettings = HostSettings()
+    # configs (Compose's `configs`): written into the container before it starts
+    configs: tuple[ConfigFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -340,13 +340,11 @@ def test_unsupported_fields_are_reported_by_path(tmp_path: Path, home: Path) -> 
     for path in (
         "version:",
         "x-global:",
-        "configs:",
         "services.web.container_name:",
         "services.web.expose:",
         "services.web.links:",
         "services.web.deploy.placement:",
         "services.web.privileged:",
-        "services.web.configs:",
         "services.web.ports[0].mode:",
         "services.web.volumes[0]:",
         "services.web.x-traefik:",
@@ -596,6 +594,6 @@ def test_import_and_export_commands(tmp_path: Path, home: Path) -> None:
     out = run_envd(["export", "--format", "k8s"], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     kinds = [d["kind"] for d in yaml.safe_load_all(out.stdout)]
-    assert kinds == ["Deployment", "Service", "Deployment"]
+    assert kinds == ["ConfigMap", "Deployment", "Service", "Deployment"]
     bad = run_envd(["export", "--format", "compose", "--secret-values"], cwd=tmp_path)
     assert bad.returncode == 2

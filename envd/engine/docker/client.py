@@ -326,7 +326,7 @@ class DockerEngine(HostSettingsApi):
                     body={"Container": cid, "EndpointConfig": {"Aliases": list(att.aliases)}},
                     what=f"connecting {spec.name} to network {att.network}",
                 )
-            if spec.secrets:
+            if spec.secrets or spec.configs:
                 self._write_secrets(cid, spec)
         except BaseException:
             # The engine's own `v=1`: the volumes it made for this container go
@@ -337,8 +337,11 @@ class DockerEngine(HostSettingsApi):
         return cid
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
+        if spec.configs:  # read-only files (the checks refuse them with read_only)
+            tar = payloads.secrets_tar(spec.configs, "/", parents=False)
+            self._put_archive(cid, "/", tar, f"writing configs into container {spec.name}")
         what = f"writing secrets into container {spec.name}"
-        if not spec.read_only:
+        if spec.secrets and not spec.read_only:
             self._put_archive(cid, "/", payloads.secrets_tar(spec.secrets, "/"), what)
             return
         # A read-only root filesystem: the engine only writes into volumes, and

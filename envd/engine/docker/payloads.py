@@ -13,7 +13,7 @@ import json
 import posixpath
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,6 +21,7 @@ from envd.engine.docker import host_payloads
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     ContainerState,
     Healthcheck,
@@ -135,8 +136,15 @@ def healthcheck(hc: Healthcheck, start_interval: bool = False) -> dict[str, Any]
     return body
 
 
-def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
-    """A tar holding each secret at its target path (relative to ``root``)."""
+def secrets_tar(
+    secrets: Sequence[SecretFile | ConfigFile], root: str, parents: bool = True
+) -> bytes:
+    """A tar holding each secret (or config) at its target path (relative to ``root``).
+
+    ``parents=False`` leaves out the entries of parent directories: the engine
+    creates a missing one (0755, root) and leaves an existing one as it is,
+    where an entry would reset its mode (``/tmp`` would lose its 1777).
+    """
     import tarfile  # lazy: only containers with secrets need it
 
     buf = io.BytesIO()
@@ -147,7 +155,7 @@ def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
             rel = posixpath.relpath(posixpath.normpath(secret.target), root)
             parent = posixpath.dirname(rel)
             chain: list[str] = []
-            while parent and parent not in dirs:
+            while parents and parent and parent not in dirs:
                 chain.append(parent)
                 parent = posixpath.dirname(parent)
             for d in reversed(chain):
