@@ -23,7 +23,13 @@ from envd.values.errors import (
 
 
 def up_with_daemon(
-    obj: Ctx, project_dir: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
+    obj: Ctx,
+    project_dir: Any,
+    desired: Any,
+    eng: Any,
+    timeout: float | None,
+    as_json: bool,
+    rerun: tuple[str, ...] = (),
 ) -> None:
     from envd.cli.progress import make_progress
     from envd.daemon import process
@@ -43,6 +49,7 @@ def up_with_daemon(
         wait_timeout=timeout,
         restart_exited=True,
         environ=process.spec_environ(spec_file, base, os.environ),
+        rerun=rerun,
     )
     if not environ_applied:
         click.echo(

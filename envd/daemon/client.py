@@ -120,6 +120,7 @@ class DaemonClient:
         wait_timeout: float | None = None,
         restart_exited: bool = True,
         environ: Mapping[str, str] | None = None,
+        rerun: tuple[str, ...] = (),
     ) -> Reload:
         """Ask for a pass. ``environ`` (the caller's process environment) is what
         the daemon reads the spec with from this pass on; None keeps its current one."""
@@ -130,6 +131,8 @@ class DaemonClient:
         }
         if environ is not None:
             body["environ"] = dict(environ)
+        if rerun:
+            body["rerun"] = list(rerun)
         result = self._request("POST", "/v1/reload", body)
         return Reload(
             int(result["generation"]),

@@ -61,6 +61,12 @@ class PassRequest:
     # The environment the pass reads the spec with (variables, `env` secrets);
     # None: the reconciler's current one.
     environ: Mapping[str, str] | None = field(default=None, repr=False)
+    # supervisor: services `envd up --rerun` asks to run again (recreated)
+    rerun: frozenset[str] = frozenset()
+
+
+# supervisor: what `envd status` adds per service (heal counts, one-shot results)
+StatusHook = Callable[[DesiredProject, dict[str, Any]], None]
 
 
 @dataclass
@@ -105,6 +111,8 @@ class Reconciler:
         self._retry_at: float | None = None
         self._stopping = False
         self._listeners: list[DesiredListener] = []
+        self.status_hooks: list[StatusHook] = []
+        self.rerun_hooks: list[Callable[[frozenset[str]], None]] = []
         # Each service's last settled state ("ready", "completed", "failed"):
         # a background pass reports only what changed, not fifty "ready" lines.
         self._settled: dict[str, str] = {}
@@ -121,6 +129,7 @@ class Reconciler:
         wait_timeout: float | None = None,
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
+        rerun: frozenset[str] = frozenset(),
     ) -> int:
         """Mark dirty; return the generation whose pass will cover this trigger.
 
@@ -136,6 +145,7 @@ class Reconciler:
             if wait_timeout is not None:
                 self._request.wait_timeout = max(self._request.wait_timeout or 0, wait_timeout)
             self._request.restart_exited |= restart_exited
+            self._request.rerun |= rerun
             self.debounce.mark(self.clock.monotonic())
             self._cond.notify_all()
             return self.state.generation
@@ -229,7 +239,12 @@ class Reconciler:
             quiet_settled = request.wait_timeout is None
 
             def emit(ev: Event) -> None:
-                if ev.kind in ("ready", "completed", "failed", "timeout") and ev.service:
+                if ev.kind == "skipped" and ev.service:
+                    # A finished one-shot left alone: said to `envd up`, and once otherwise.
+                    if quiet_settled and self._settled.get(ev.service) in ("completed", "failed"):
+                        return
+                    log.info("action", kind=ev.kind, resource=ev.resource, message=ev.message)
+                elif ev.kind in ("ready", "completed", "failed", "timeout") and ev.service:
                     before = self._settled.get(ev.service)
                     self._settled[ev.service] = ev.kind
                     if quiet_settled and before == ev.kind and ev.kind != "failed":
@@ -257,6 +272,7 @@ class Reconciler:
             ):
                 if self._engine_lost:
                     self._start_stopped_by_engine(desired)
+                rerun = self._rerun(desired, request.rerun)
                 converge(
                     self.engine,
                     desired,
@@ -265,6 +281,7 @@ class Reconciler:
                     timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
                     clock=self.clock,
                     restart_exited=request.restart_exited,
+                    force_recreate=rerun,
                 )
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
@@ -294,6 +311,7 @@ class Reconciler:
                     # The retry still owes what this pass was asked for (`envd up`
                     # or the daemon's start restart exited containers).
                     self._request.restart_exited |= request.restart_exited
+                    self._request.rerun |= request.rerun
                 self._retry_at = self.clock.monotonic() + delay
             error += f" (retrying in {delay:.1f}s)"
         except Exception as exc:  # a bug must not kill the daemon: log, back off, retry
@@ -323,6 +341,14 @@ class Reconciler:
             result=result,
             seconds=round(elapsed, 3),
         )
+
+    def _rerun(self, desired: DesiredProject, asked: frozenset[str]) -> frozenset[str]:
+        """The services of ``asked`` to recreate this pass; their heal records start afresh."""
+        rerun = frozenset(n for n in asked if n in desired.services)
+        if rerun:
+            for hook in self.rerun_hooks:
+                hook(rerun)
+        return rerun
 
     def _running_ids(self, project: str) -> frozenset[str]:
         # A stopping dockerd closes its listener first and then stops the
@@ -398,6 +424,8 @@ class Reconciler:
             try:
                 plan, observed = plan_project(self.engine, desired, restart_exited=False)
                 report.update(project_status(desired, observed, plan))
+                for hook in self.status_hooks:
+                    hook(desired, report)
             except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report

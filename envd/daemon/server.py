@@ -149,11 +149,16 @@ def make_server(
                 ):
                     self._send(400, {"error": "environ must be an object of strings"})
                     return
+                rerun = body.get("rerun") or []
+                if not (isinstance(rerun, list) and all(isinstance(n, str) for n in rerun)):
+                    self._send(400, {"error": "rerun must be a list of service names"})
+                    return
                 generation = reconciler.trigger(
                     str(body.get("reason") or "reload requested"),
                     wait_timeout=float(timeout) if timeout is not None else None,
                     restart_exited=bool(body.get("restart_exited", True)),
                     environ=environ,
+                    rerun=frozenset(rerun),
                 )
                 self._send(
                     200,

@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
-from envd.core.plan import Action, Plan
+from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
 from envd.engine.base import Engine
 from envd.run.readiness import (
     CONVERGED,
@@ -327,6 +327,7 @@ class Applier:
                 outstanding[name] = len(actions)
                 if not actions:
                     p.state = CONVERGED
+                    self._skipped_oneshot(plan, name)
                 for a in actions:
                     running[pool.submit(self._run, a)] = name
             # Settle services whose containers reached a final state.
@@ -388,6 +389,14 @@ class Applier:
                     p.settled, p.error = FAILED, why
                     self.emit(Event(FAILED, f"service {name}", why, "error", name))
         return progress
+
+    def _skipped_oneshot(self, plan: Plan, name: str) -> None:
+        """Say that a finished one-shot is left alone, and why (supervisor)."""
+        for a in plan.for_service(name):
+            if a.kind == "ok" and a.reason.startswith((ONESHOT_DONE, ONESHOT_FAILED)):
+                why = "inputs unchanged: not run again" if a.reason == ONESHOT_DONE else a.reason
+                self.emit(Event("skipped", f"service {name}", f"one-shot {why}", "info", name))
+                return
 
     def _is_dependency(self, name: str, progress: Mapping[str, ServiceProgress]) -> bool:
         return any(

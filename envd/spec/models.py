@@ -41,6 +41,7 @@ from envd.spec.service_parts import (
     Volumes,
 )
 from envd.spec.service_parts import Dependency as Dependency
+from envd.spec.service_parts import Heal as Heal
 from envd.spec.service_parts import Healthcheck as Healthcheck
 from envd.spec.service_parts import Port as Port
 from envd.spec.service_parts import ServiceNetwork as ServiceNetwork
@@ -91,6 +92,11 @@ class Service(SpecModel):
     replicas: int = Field(default=1, ge=0)
     profiles: list[str] = Field(default_factory=list)
     watch: list[WatchRule] = Field(default_factory=list)
+    # supervisor: healing unhealthy containers, and services that run to completion
+    heal: Annotated[
+        Heal, WithJsonSchema({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/Heal"}]})
+    ] = Field(default_factory=Heal)
+    oneshot: bool = False
 
     @field_validator("restart", mode="before")
     @classmethod
