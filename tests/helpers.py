@@ -327,6 +327,7 @@ class FakeReconciler:
         wait_timeout: float | None = None,
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
+        rerun: frozenset[str] = frozenset(),
     ) -> int:
         self.generation += 1
         self.triggers.append(
@@ -335,6 +336,7 @@ class FakeReconciler:
                 "wait_timeout": wait_timeout,
                 "restart_exited": restart_exited,
                 "environ": environ,
+                **({"rerun": sorted(rerun)} if rerun else {}),
             }
         )
         if environ is not None:

@@ -224,12 +224,18 @@ class FieldConverter(Notes):
             required = (
                 needed is None or as_bool(f"{p}.depends_on.{dep}.required", needed)
             ) and dep not in optional
+            restart = body.get("restart") is not None and as_bool(
+                f"{p}.depends_on.{dep}.restart", body["restart"]
+            )
             for k in body:
-                if k == "restart":
-                    self.note(f"{p}.depends_on.{dep}.restart", "not supported; ignored")
-                elif k not in ("condition", "required"):
+                if k not in ("condition", "required", "restart"):
                     self.unsupported(f"{p}.depends_on.{dep}.{k}")
-            out[str(dep)] = condition if required else {"condition": condition, "required": False}
+            entry: dict[str, Any] = {"condition": condition}
+            if not required:
+                entry["required"] = False
+            if restart:
+                entry["restart"] = True
+            out[str(dep)] = condition if len(entry) == 1 else entry
         return out
 
     def healthcheck(self, p: str, raw: dict[str, Any]) -> dict[str, Any] | None:

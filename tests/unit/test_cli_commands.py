@@ -202,6 +202,7 @@ def test_plan_up_status_down_on_the_fake_engine(
     assert out.splitlines()[0] == "no daemon runs for this project (`envd up` starts one)"
     assert out.splitlines()[1].split() == [
         "SERVICE",
+        "STATE",
         "DESIRED",
         "ACTUAL",
         "HEALTH",
