@@ -423,7 +423,7 @@ def _service_actions(
                 Action(
                     "ok",
                     resource,
-                    f"{ONESHOT_FAILED} {primary.exit_code}; not retried until its inputs"
+                    f"{ONESHOT_FAILED} {primary.exit_code}); not retried until its inputs"
                     f" change or `envd up --rerun {svc.name}`",
                     service=svc.name,
                     replica=replica,

@@ -334,6 +334,8 @@ class Applier:
             for name, p in progress.items():
                 if p.state == CONVERGED and p.settled == "":
                     settled, err = settle(p, services[name].replicas, services[name].restart)
+                    if settled == READY and self.desired.oneshot(name):
+                        settled = ""  # a one-shot still running: it settles when it exits
                     if settled:
                         p.settled, p.error = settled, err
                         phase: Phase = "error" if settled == FAILED else "done"
@@ -394,7 +396,11 @@ class Applier:
         """Say that a finished one-shot is left alone, and why (supervisor)."""
         for a in plan.for_service(name):
             if a.kind == "ok" and a.reason.startswith((ONESHOT_DONE, ONESHOT_FAILED)):
-                why = "inputs unchanged: not run again" if a.reason == ONESHOT_DONE else a.reason
+                why = (
+                    "completed (exit 0) and its inputs are unchanged: not run again"
+                    if a.reason == ONESHOT_DONE
+                    else a.reason
+                )
                 self.emit(Event("skipped", f"service {name}", f"one-shot {why}", "info", name))
                 return
 
