@@ -16,6 +16,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from envd.core.desired import DesiredProject, DesiredService
@@ -57,6 +59,7 @@ class Supervisor:
         log: Logger,
         stop: threading.Event,
         now: Callable[[], float] = time.time,
+        lock_dir: Path | None = None,  # tests: a private converge-lock directory
     ) -> None:
         self.engine = engine
         self.project = project
@@ -66,6 +69,7 @@ class Supervisor:
         self.log = log
         self.stop = stop
         self.now = now
+        self.lock_dir = lock_dir
         self._wake = threading.Event()
         self._due: dict[str, float] = {}  # service -> when its backed-off heal may run
         self._unhealthy_since: dict[str, float] = {}  # container id -> first seen unhealthy
@@ -195,7 +199,7 @@ class Supervisor:
         self, desired: DesiredProject, svc: DesiredService, c: ObservedContainer, reason: str
     ) -> None:
         since = self._unhealthy_since.get(c.id, self.now())
-        with converging(desired.project, "envd daemon (heal)", cancelled=self.stop.is_set):
+        with self._locked(desired, "envd daemon (heal)"):
             try:
                 state = self.engine.container_state(c.id)
             except NotFound:
@@ -273,9 +277,7 @@ class Supervisor:
         ]
         if not todo:
             return
-        with converging(
-            desired.project, "envd daemon (restart dependents)", cancelled=self.stop.is_set
-        ):
+        with self._locked(desired, "envd daemon (restart dependents)"):
             # Again under the lock: a pass may have recreated them meanwhile.
             runs = self._runs(desired)
             for service, deps in dependents_to_restart(desired, runs):
@@ -316,6 +318,11 @@ class Supervisor:
             dependencies=deps,
         )
         self.log.info("supervisor", kind="restart-dependent", service=svc.name, deps=deps)
+
+    def _locked(self, desired: DesiredProject, command: str) -> AbstractContextManager[None]:
+        return converging(
+            desired.project, command, cancelled=self.stop.is_set, directory=self.lock_dir
+        )
 
     # ------------------------------------------------------------------ events
     def _event(
