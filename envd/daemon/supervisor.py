@@ -101,6 +101,7 @@ class Supervisor:
                 return
 
     def _loop(self) -> None:
+        said = False
         while not self.stop.is_set():
             wait = TICK
             if self._due:
@@ -111,6 +112,9 @@ class Supervisor:
                 return
             try:
                 self.check()
+                if not said and self.desired() is not None:
+                    said = True
+                    self._started()
             except (EngineError, LockBusy):
                 pass  # transient: the next wake looks again
             except Exception:  # a bug must not end supervision: log it, go on
@@ -125,6 +129,26 @@ class Supervisor:
         self._heal_all(desired, containers)
         self._confirm_healed(containers)
         self._restart_dependents(desired)
+
+    def _started(self) -> None:
+        """Say once, after the first look, what the heal records restored from .envd/ hold."""
+        kept = self.store.all()
+        flapping = sorted(n for n, r in kept.items() if r.flapping)
+        counts = ", ".join(f"{n} {r.total}" for n, r in sorted(kept.items()) if r.total)
+        message = "supervising: " + (
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        f"{', '.join(flapping)} flapping (not healed)" if flapping else "",
+                        f"heals so far: {counts}" if counts else "",
+                    ],
+                )
+            )
+            or "no heal records"
+        )
+        self._publish("supervise", "project", message, "info")
+        self.log.info("supervisor", kind="supervise", message=message)
 
     def reset(self, services: Iterable[str]) -> None:
         """Forget heal windows and flap marks (`envd up --rerun`)."""
