@@ -261,7 +261,7 @@ class Supervisor:
                 self._event(
                     "healed",
                     c,
-                    f"healthy again {seconds:.1f}s after it was seen unhealthy",
+                    f"{seconds:.1f}s after it was seen unhealthy",
                     "done",
                     seconds=seconds,
                 )
