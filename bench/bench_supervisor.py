@@ -16,6 +16,9 @@ true } }``. After ``envd up``:
 * ``deps``  — ``docker restart -t 1 db`` by hand; reported: db healthy again
   → api restarted (its new ``StartedAt``; the issue's budget: 3 s), and the
   whole restart → api restarted.
+* ``oneshot`` — ``envd up`` against the running daemon with the one-shot
+  ``job`` completed: wall time, and whether ``job``'s container id and
+  ``FinishedAt`` stayed the same (nothing created, started or run).
 
     python bench/bench_supervisor.py --rounds 10 [--interval 1s --retries 2]
 """
@@ -59,7 +62,11 @@ heal = {{ max = 100, window = "1s", backoff = "100ms" }}
 image = "{image}"
 command = ["sleep", "3600"]
 stop_grace_period = "1s"
-depends_on = {{ db = {{ condition = "healthy", restart = true }} }}
+depends_on = {{ db = {{ condition = "healthy", restart = true }}, job = "completed" }}
+
+[services.job]
+image = "{image}"
+command = ["sh", "-c", "echo migrated"]
 """
 
 
@@ -142,6 +149,19 @@ def deps_round(client: Any, db: str, api: str) -> tuple[float, float]:
     return api_started - healthy, api_started - t0
 
 
+def noop_up(root: Path, client: Any, job: str) -> tuple[float, bool]:
+    before = client.api.inspect_container(job)
+    t0 = time.perf_counter()
+    envd(root, "up")
+    wall = time.perf_counter() - t0
+    after = client.api.inspect_container(job)
+    same = (after["Id"], after["State"]["FinishedAt"]) == (
+        before["Id"],
+        before["State"]["FinishedAt"],
+    )
+    return wall, same
+
+
 def summary(values: list[float]) -> str:
     qs = sorted(values)
     p95 = qs[min(len(qs) - 1, round(0.95 * (len(qs) - 1)))]
@@ -171,6 +191,7 @@ def main() -> None:
             heals = [heal_round(client, db) for _ in range(args.rounds)]
             wait(lambda: state(client, db)["Health"]["Status"] == "healthy", 60, "db healthy")
             deps = [deps_round(client, db, api) for _ in range(args.rounds)]
+            noops = [noop_up(root, client, f"{project}-job-1") for _ in range(args.rounds)]
         finally:
             envd(root, "down")
     load = os.getloadavg()[0]
@@ -180,6 +201,7 @@ def main() -> None:
         ("heal: unhealthy → restarted", [h[1] for h in heals], ""),
         ("deps: db healthy → api restarted", [d[0] for d in deps], "≤ 3"),
         ("deps: `docker restart db` → api restarted", [d[1] for d in deps], ""),
+        ("no-op `envd up` with a completed one-shot (wall)", [n[0] for n in noops], ""),
     ]
     print(
         f"{when}, {args.rounds} rounds, healthcheck interval {args.interval} × retries"
@@ -192,6 +214,11 @@ def main() -> None:
         if target:
             verdict = "PASS" if max(values) <= float(target.split()[-1]) else "MISS"
         print(f"| {label} | {summary(values)} | {target} | {verdict} |")
+    untouched = sum(1 for _, same in noops if same)
+    print(
+        f"\none-shot container id and FinishedAt unchanged after {untouched} of"
+        f" {len(noops)} no-op `envd up`s"
+    )
 
 
 if __name__ == "__main__":
