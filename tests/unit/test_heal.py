@@ -168,3 +168,38 @@ def test_spec_refuses_a_bad_heal_policy(tmp_path: Path) -> None:
         with pytest.raises(SpecError) as info:
             load(tmp_path, environ={})
         assert word in str(info.value)
+
+
+def test_compose_export_and_import_keep_restart_heal_and_oneshot(tmp_path: Path) -> None:
+    """depends_on.restart goes to Compose's own field; heal and oneshot ride in x-envd and
+    come back from `envd import` unchanged."""
+    from envd.interop.compose_export import to_compose
+    from envd.interop.compose_import import import_compose
+    from envd.interop.render import render_yaml
+
+    spec = """\
+    [services.db]
+    image = "pg"
+    healthcheck = { test = ["CMD", "true"] }
+    heal = { max = 2, window = "1m", backoff = "500ms" }
+
+    [services.job]
+    image = "app"
+    oneshot = true
+
+    [services.api]
+    image = "app"
+    depends_on = { db = { condition = "healthy", restart = true }, job = "completed" }
+    """
+    first = desired_from(tmp_path, spec)
+    exported = to_compose(load(tmp_path, environ={}))
+    compose = exported.documents[0]["services"]["api"]["depends_on"]["db"]
+    assert compose == {"condition": "service_healthy", "restart": True}
+    back = tmp_path / "back"
+    back.mkdir()
+    (back / "envd.toml").write_text(import_compose(render_yaml(exported)).toml)
+    again = desire(load(back, environ={}), {}, keys=KEYS)
+    assert again.services["db"].heal == first.services["db"].heal
+    assert again.services["job"].oneshot
+    assert again.services["api"].depends_on["db"].restart
+    assert not again.services["api"].depends_on["job"].restart
