@@ -215,6 +215,24 @@ def test_plan_up_status_down_on_the_fake_engine(
     assert fake.list_containers("shop") == [] and fake.list_networks("shop") == []
 
 
+def test_up_rerun_recreates_only_that_service(
+    capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
+) -> None:
+    """`up --once --rerun web` recreates web alone; an unknown name is exit 2, nothing touched."""
+    code, _, err = cli(capsys, "up", "--once", "-C", proj)
+    assert code == 0, err
+    before = {c.name: c.id for c in fake.list_containers("shop")}
+    calls = len(fake.mutating_calls())
+    code, _, err = cli(capsys, "up", "--once", "--rerun", "nope", "-C", proj)
+    assert code == 2 and "--rerun nope: no such service" in err
+    assert len(fake.mutating_calls()) == calls
+    code, _, err = cli(capsys, "up", "--once", "--rerun", "web", "-C", proj)
+    assert code == 0, err
+    after = {c.name: c.id for c in fake.list_containers("shop")}
+    assert after["shop-web-1"] != before["shop-web-1"]
+    assert after["shop-worker-1"] == before["shop-worker-1"]
+
+
 def test_up_refuses_force_recreate_without_once(
     capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
 ) -> None:
