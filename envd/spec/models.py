@@ -120,6 +120,15 @@ class Service(SpecModel):
         return v
 
     @model_validator(mode="after")
+    def _oneshot(self) -> Service:
+        if self.oneshot and self.restart in ("always", "unless-stopped"):
+            raise ValueError(
+                f"oneshot = true runs to completion, but restart = {self.restart!r} would"
+                " start it again for ever; use 'no' or 'on-failure'"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _image_or_build(self) -> Service:
         if not self.image and self.build is None:
             raise ValueError("a service needs an 'image' or a 'build'")

@@ -162,8 +162,13 @@ def test_spec_heal_and_oneshot_fields(tmp_path: Path) -> None:
 
 
 def test_spec_refuses_a_bad_heal_policy(tmp_path: Path) -> None:
-    """heal.max below 1 or an unknown heal field is a spec error naming the field."""
-    for body, word in (("heal = { max = 0 }", "max"), ("heal = { retries = 3 }", "retries")):
+    """heal.max below 1, an unknown heal field or a one-shot that always restarts is a spec
+    error naming the field."""
+    for body, word in (
+        ("heal = { max = 0 }", "max"),
+        ("heal = { retries = 3 }", "retries"),
+        ('oneshot = true\nrestart = "always"', "runs to completion"),
+    ):
         (tmp_path / "envd.toml").write_text(f'[services.a]\nimage = "x"\n{body}\n')
         with pytest.raises(SpecError) as info:
             load(tmp_path, environ={})
