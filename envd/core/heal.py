@@ -4,8 +4,9 @@ Heal: a container the engine reports unhealthy is restarted. The first heal
 of a service within its window is immediate; each further one waits
 ``backoff × 2^(n-1)`` after the previous (n: heals in the window so far),
 capped at ``MAX_BACKOFF``. A service that needs more than ``max`` heals in its
-``window`` is *flapping*: envd stops healing it until its configuration
-changes (a recreate) or the user asks (`envd up --rerun SERVICE`).
+``window`` is *flapping*: envd stops healing it until its container is
+replaced (a config change recreates it, `envd down` + `envd up`) or the user
+asks (`envd up --rerun SERVICE`).
 
 Dependents: a service whose ``depends_on.<dep>.restart`` is true and whose
 containers started before the dependency's latest start is restarted once
@@ -38,8 +39,9 @@ class HealRecord:
     total: int = 0  # every heal since the record began
     flapping: bool = False
     flapping_since: float | None = None
-    # The container config hash the heals were counted against: another one resets them.
-    config_hash: str = ""
+    # The containers the heals were counted against: once none of them is left
+    # (recreated, removed), the record starts afresh.
+    containers: tuple[str, ...] = ()
 
     def recent(self, policy: DesiredHeal, now: float) -> tuple[float, ...]:
         return tuple(t for t in self.heals if now - t < policy.window)
@@ -80,31 +82,39 @@ def decide(policy: DesiredHeal, record: HealRecord, now: float) -> HealDecision:
     return HealDecision("heal", f"unhealthy: restarting it (heal {n} of {policy.max} allowed)")
 
 
-def healed(record: HealRecord, policy: DesiredHeal, now: float, config_hash: str) -> HealRecord:
+def _with(containers: tuple[str, ...], container_id: str) -> tuple[str, ...]:
+    return tuple(sorted({*containers, container_id}))
+
+
+def healed(record: HealRecord, policy: DesiredHeal, now: float, container_id: str) -> HealRecord:
     return replace(
         record,
         heals=(*record.recent(policy, now), now),
         total=record.total + 1,
-        config_hash=config_hash or record.config_hash,
+        containers=_with(record.containers, container_id),
     )
 
 
-def flapped(record: HealRecord, now: float, config_hash: str) -> HealRecord:
+def flapped(record: HealRecord, now: float, container_id: str) -> HealRecord:
     return replace(
-        record, flapping=True, flapping_since=now, config_hash=config_hash or record.config_hash
+        record,
+        flapping=True,
+        flapping_since=now,
+        containers=_with(record.containers, container_id),
     )
 
 
-def current(record: HealRecord, config_hash: str) -> HealRecord:
-    """``record`` for a container of ``config_hash``: a new configuration starts afresh."""
-    if record.config_hash and config_hash and config_hash != record.config_hash:
-        return HealRecord(total=record.total, config_hash=config_hash)
+def current(record: HealRecord, live: frozenset[str]) -> HealRecord:
+    """``record`` while the service's containers are ``live``: when none of those it
+    counted is left (a recreate, `down` + `up`), it starts afresh, keeping the total."""
+    if record.containers and not live.intersection(record.containers):
+        return HealRecord(total=record.total)
     return record
 
 
 def reset(record: HealRecord) -> HealRecord:
     """Forget the window and the flapping mark (`envd up --rerun`); keep the total."""
-    return HealRecord(total=record.total, config_hash=record.config_hash)
+    return HealRecord(total=record.total)
 
 
 def _span(seconds: float) -> str:

@@ -72,7 +72,7 @@ def _encode(r: HealRecord) -> dict[str, Any]:
         "total": r.total,
         "flapping": r.flapping,
         "flapping_since": r.flapping_since,
-        "config_hash": r.config_hash,
+        "containers": list(r.containers[-MAX_TIMES:]),
     }
 
 
@@ -84,23 +84,19 @@ def _decode(item: object) -> HealRecord | None:
     if not isinstance(item, dict):
         return None
     heals, total = item.get("heals"), item.get("total")
-    flapping, since, chash = (
-        item.get("flapping"),
-        item.get("flapping_since"),
-        item.get("config_hash"),
-    )
+    flapping, since, ids = item.get("flapping"), item.get("flapping_since"), item.get("containers")
     if not (isinstance(heals, list) and all(_number(t) for t in heals)):
         return None
     if not (isinstance(total, int) and not isinstance(total, bool) and total >= 0):
         return None
     if not isinstance(flapping, bool) or not (since is None or _number(since)):
         return None
-    if not isinstance(chash, str):
+    if not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
         return None
     return HealRecord(
         heals=tuple(float(t) for t in heals[-MAX_TIMES:]),
         total=total,
         flapping=flapping,
         flapping_since=float(since) if since is not None else None,
-        config_hash=chash,
+        containers=tuple(ids[-MAX_TIMES:]),
     )

@@ -185,11 +185,15 @@ class Supervisor:
         for cid in list(self._unhealthy_since):
             if cid not in unhealthy:
                 del self._unhealthy_since[cid]
+        live: dict[str, set[str]] = {}
+        for c in containers:
+            live.setdefault(c.service, set()).add(c.id)
+        for name, ids in live.items():
+            # Containers replaced since (a recreate, `down` + `up`): their record starts afresh.
+            self.store.put(name, current(self.store.get(name), frozenset(ids)))
         for c in containers:
             svc = desired.services[c.service]
-            record = current(self.store.get(svc.name), c.config_hash)
-            if record != self.store.get(svc.name):
-                self.store.put(svc.name, record)  # a new configuration starts afresh
+            record = self.store.get(svc.name)
             if c.id not in unhealthy:
                 continue
             now = self.now()
@@ -205,7 +209,7 @@ class Supervisor:
                 self._due[svc.name] = decision.due
             elif decision.action == "flap":
                 self._due.pop(svc.name, None)
-                self.store.put(svc.name, flapped(record, now, c.config_hash))
+                self.store.put(svc.name, flapped(record, now, c.id))
                 logs = self._last_logs(desired, c.id)
                 self._event(
                     "flapping",
@@ -236,7 +240,7 @@ class Supervisor:
             self.engine.stop_container(c.id, svc.template.stop_timeout)
             self.engine.start_container(c.id)
             seconds = round(time.monotonic() - started, 3)
-        record = healed(self.store.get(svc.name), svc.heal, self.now(), c.config_hash)
+        record = healed(self.store.get(svc.name), svc.heal, self.now(), c.id)
         self.store.put(svc.name, record)
         self._healing[c.id] = since
         self._event(

@@ -77,13 +77,14 @@ def test_disabled_policy_never_heals() -> None:
     assert decide(DesiredHeal(enabled=False), HealRecord(), 1.0).action == "off"
 
 
-def test_new_config_or_rerun_clears_flapping_but_keeps_the_total() -> None:
-    """A changed config hash or `--rerun` forgets the window and the flap mark; the total stays."""
-    record = flapped(healed(HealRecord(), POLICY, 1.0, "old"), 2.0, "old")
-    assert current(record, "old") == record
-    fresh = current(record, "new")
+def test_replaced_container_or_rerun_clears_flapping_but_keeps_the_total() -> None:
+    """Once none of the healed containers is left (recreated, down + up), or on `--rerun`,
+    the window and the flap mark are forgotten; the total stays."""
+    record = flapped(healed(HealRecord(), POLICY, 1.0, "c1"), 2.0, "c1")
+    assert current(record, frozenset({"c1", "c2"})) == record
+    fresh = current(record, frozenset({"c3"}))
     assert not fresh.flapping and fresh.heals == () and fresh.total == 1
-    assert fresh.config_hash == "new"
+    assert fresh.containers == ()
     cleared = reset(record)
     assert not cleared.flapping and cleared.total == 1
 

@@ -157,6 +157,27 @@ def test_heal_counts_and_flap_mark_survive_a_new_supervisor(tmp_path: Path) -> N
     assert not rig.supervisor().heal_report(rig.desired)["db"]["flapping"]
 
 
+def test_a_replaced_container_is_healed_again(tmp_path: Path) -> None:
+    """Once the flapping container is gone (recreated, `down` + `up`), its service is healed
+    again; the total count is kept."""
+    rig = Rig(tmp_path)
+    for _ in range(3):
+        rig.engine.set_health(rig.cid("db"), "unhealthy")
+        rig.clock[0] += 10.0
+        rig.sup.check()
+    assert rig.sup.heal_report(rig.desired)["db"]["flapping"]
+    old = rig.cid("db")
+    rig.engine.stop_container(old, 1)
+    rig.engine.remove_container(old)
+    converge(rig.engine, rig.desired)
+    rig.engine.set_health(rig.cid("db"), "unhealthy")
+    before = len(rig.engine.calls)
+    rig.sup.check()
+    assert ("stop_container", rig.cid("db")) in rig.engine.calls[before:]
+    report = rig.sup.heal_report(rig.desired)["db"]
+    assert not report["flapping"] and report["heals"] == 3 and report["recent_heals"] == 1
+
+
 def test_heal_off_leaves_the_container_alone(tmp_path: Path) -> None:
     """heal = false: an unhealthy container is not restarted; that is said once."""
     rig = Rig(
