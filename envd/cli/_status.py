@@ -22,8 +22,11 @@ def offline_supervision(eng: Any, desired: Any, report: dict[str, Any], project_
     paths = StatePaths.for_project(project_dir, desired.environment)
     store = HealStore(paths.heal) if paths.root.is_dir() else None
     heal: dict[str, dict[str, Any]] = {}
+    shown = {e["name"]: {c["id"] for c in e["containers"]} for e in report.get("services", [])}
     for name, svc in desired.services.items():
         r = store.get(name) if store is not None else HealRecord()
+        if r.containers and not any(cid[:12] in shown.get(name, ()) for cid in r.containers):
+            r = HealRecord(total=r.total)  # its containers were replaced since (as the daemon does)
         heal[name] = {
             "enabled": svc.heal.enabled,
             "heals": r.total,

@@ -233,6 +233,40 @@ def test_up_rerun_recreates_only_that_service(
     assert after["shop-worker-1"] == before["shop-worker-1"]
 
 
+def test_status_without_daemon_reads_heal_records(
+    capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
+) -> None:
+    """With no daemon, `status` shows the heal counts and flap mark kept in .envd/heal.json,
+    and drops the mark once the container it was counted on is gone."""
+    code, _, err = cli(capsys, "up", "--once", "-C", proj)
+    assert code == 0, err
+    web = next(c.id for c in fake.list_containers("shop") if c.service == "web")
+    state = proj / ".envd"
+    state.mkdir(mode=0o700, exist_ok=True)  # up --once may have made it (desired.cache)
+
+    def record(containers: list[str]) -> None:
+        entry = {
+            "heals": [1.0, 2.0],
+            "total": 2,
+            "flapping": True,
+            "flapping_since": 3.0,
+            "containers": containers,
+        }
+        (state / "heal.json").write_text(json.dumps({"format": 1, "services": {"web": entry}}))
+
+    record([web])
+    code, out, err = cli(capsys, "status", "--json", "-C", proj)
+    entry = next(s for s in json.loads(out)["services"] if s["name"] == "web")
+    assert entry["state"] == "flapping" and entry["heal"]["heals"] == 2
+    code, out, err = cli(capsys, "status", "-C", proj)
+    assert "flapping (2 heals)" in out and "envd up --rerun web" in out
+    record(["gone"])
+    code, out, err = cli(capsys, "status", "--json", "-C", proj)
+    entry = next(s for s in json.loads(out)["services"] if s["name"] == "web")
+    assert entry["state"] == "running" and entry["heal"]["heals"] == 2
+    assert not entry["heal"]["flapping"]
+
+
 def test_up_refuses_force_recreate_without_once(
     capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
 ) -> None:
