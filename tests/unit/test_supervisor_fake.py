@@ -275,3 +275,18 @@ def test_finished_oneshots_are_left_alone_and_reported(tmp_path: Path) -> None:
     assert by["web"]["state"] == "running" and not by["web"]["oneshot"]
     flapping = service_state(by["web"], flapping=True)
     assert flapping == "flapping"
+
+
+def test_log_lines_shown_by_status_and_events_mask_secret_values(tmp_path: Path) -> None:
+    """A service that prints a secret value: the last log lines envd shows carry *** instead."""
+    from envd.run.supervision import redact
+
+    (tmp_path / "pw.txt").write_text("hunter2-secret")
+    (tmp_path / "envd.toml").write_text(
+        '[services.db]\nimage = "pg"\nsecrets = ["pw"]\n\n[secrets.pw]\nfile = "./pw.txt"\n'
+    )
+    desired = desire(load(tmp_path, environ={}), {"pw": b"hunter2-secret"}, keys=KEYS)
+    assert redact(desired, ["login with hunter2-secret failed", "ok"]) == [
+        "login with *** failed",
+        "ok",
+    ]
