@@ -215,6 +215,17 @@ def test_restarted_dependency_restarts_only_restart_dependents(tmp_path: Path) -
     assert len([e for e in rig.events if e["kind"] == "restart-dependent"]) == 2
 
 
+def test_recreated_dependency_restarts_restart_dependents(tmp_path: Path) -> None:
+    """A dependency recreated by a pass (a new container) restarts its restart = true dependents."""
+    rig = Rig(tmp_path)
+    api = rig.cid("api")
+    converge(rig.engine, rig.desired, force_recreate=frozenset({"db"}))
+    before = len(rig.engine.calls)
+    rig.sup.check()
+    assert ("start_container", api) in rig.engine.calls[before:]
+    assert ("start_container", rig.cid("other")) not in rig.engine.calls[before:]
+
+
 ONESHOTS = """\
 [project]
 name = "shop"
