@@ -51,6 +51,16 @@ class DesiredBuild:
 class DesiredDependency:
     condition: str  # started | healthy | completed
     required: bool = True
+    restart: bool = False  # the daemon restarts the dependent when this one restarts
+
+
+# supervisor: the daemon's heal policy of a service (never part of the config hash)
+@dataclass(frozen=True)
+class DesiredHeal:
+    enabled: bool = True
+    max: int = 5
+    window: float = 300.0
+    backoff: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,9 @@ class DesiredService:
     # The keyed digest of each of template.secrets' values, in order: computed
     # once by ``desire`` (which holds the key) so hashing needs no key.
     secret_digests: tuple[str, ...] = ()
+    # supervisor: heal policy, and a spec-marked one-shot (see DesiredProject.oneshot)
+    heal: DesiredHeal = field(default_factory=DesiredHeal)
+    oneshot: bool = False
 
     def container_name(self, project: str, replica: int) -> str:
         return f"{project}-{self.name}-{replica}"
@@ -99,6 +112,18 @@ class DesiredProject:
     services: Mapping[str, DesiredService]
     networks: Mapping[str, DesiredNetwork]
     volumes: Mapping[str, DesiredVolume]
+
+    def oneshot(self, name: str) -> bool:
+        """A service that runs to completion: marked ``oneshot`` or another's ``completed`` dependency."""
+        svc = self.services.get(name)
+        if svc is None:
+            return False
+        return svc.oneshot or any(
+            d.condition == "completed"
+            for other in self.services.values()
+            for dep, d in other.depends_on.items()
+            if dep == name
+        )
 
     def levels(self) -> list[list[str]]:
         """Services grouped so each depends only on earlier groups."""
@@ -345,7 +370,8 @@ def _service(
         ),
     )
     depends_on = {
-        dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+        dep: DesiredDependency(d.condition, d.required, d.restart)
+        for dep, d in svc.depends_on.items()
     }
     for dep in shared_namespace_services(svc):
         # Compose's rule: sharing a service's namespace starts it first.
@@ -360,6 +386,10 @@ def _service(
         template=template,
         restart=svc.restart,
         secret_digests=tuple(keys.digest(f.value) for f in secret_files),
+        heal=DesiredHeal(
+            svc.heal.enabled, svc.heal.max, float(svc.heal.window), float(svc.heal.backoff)
+        ),
+        oneshot=svc.oneshot,
     )
 
 

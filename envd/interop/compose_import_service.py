@@ -228,4 +228,10 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
         watch = self.watch(p, body.get("develop"), ext)
         if watch:
             out["watch"] = watch
+        # supervisor: envd-only fields an export kept in x-envd
+        if ext.get("heal") is not None:
+            heal = as_map(f"x-envd.{p}.heal", ext["heal"])
+            out["heal"] = {str(k): v for k, v in heal.items()}
+        if ext.get("oneshot") is not None and as_bool(f"x-envd.{p}.oneshot", ext["oneshot"]):
+            out["oneshot"] = True
         return out

@@ -297,7 +297,8 @@ _CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *CONDITION_FROM
 class Dependency(SpecModel):
     condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
     required: bool = True
-    # Restart dependents when this dependency restarts (the daemon acts on it).
+    # Compose's name: the daemon restarts the dependent whenever this dependency
+    # is recreated, restarted or healed (once it meets the condition again).
     restart: bool = False
 
     @field_validator("condition", mode="before")
@@ -336,6 +337,27 @@ DependsOn = Annotated[
         }
     ),
 ]
+
+# --------------------------------------------------------------------------- heal (supervisor)
+
+
+class Heal(SpecModel):
+    """How the daemon heals a service whose container turns unhealthy.
+
+    Not part of the config hash: changing it never recreates a container.
+    """
+
+    enabled: bool = True
+    max: int = Field(default=5, ge=1)  # heals allowed per window; one more is flapping
+    window: Duration = 300.0
+    backoff: Duration = 2.0  # wait before a second heal, doubled for each further one
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flag(cls, data: Any) -> Any:
+        # `heal = false` / `heal = true`: the short form of `enabled`.
+        return {"enabled": data} if isinstance(data, bool) else data
+
 
 # --------------------------------------------------------------------------- the rest
 

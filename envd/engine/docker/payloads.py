@@ -8,6 +8,7 @@ tables without an engine. Secret values only ever go into the tar archive
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import posixpath
@@ -362,7 +363,28 @@ def container_state(doc: Json) -> ContainerState:
         has_healthcheck=has_hc,
         oom_killed=bool(state.get("OOMKilled")),
         error=str(state.get("Error") or ""),
+        started_at=engine_time(state.get("StartedAt")),
+        finished_at=engine_time(state.get("FinishedAt")),
     )
+
+
+def engine_time(value: object) -> float | None:
+    """An engine timestamp (RFC 3339, nanoseconds) as epoch seconds; None for its zero time."""
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python parses at most microseconds: keep six digits of the fraction.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{(digits + '000000')[:6]}{zone}"
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def stop_timeout(doc: Json) -> int:
