@@ -31,6 +31,7 @@ def start_supervisor(
         reconciler.publish,
         log,
         stop,
+        stopped=lambda: reconciler.actions.stopped,
     )
 
     def status(desired: DesiredProject, report: dict[str, Any]) -> None:

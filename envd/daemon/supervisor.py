@@ -60,7 +60,11 @@ class Supervisor:
         stop: threading.Event,
         now: Callable[[], float] = time.time,
         lock_dir: Path | None = None,  # tests: a private converge-lock directory
+        stopped: Callable[[], frozenset[str]] = frozenset,
     ) -> None:
+        """``stopped``: the services stopped on purpose (``envd stop``), neither
+        healed nor restarted as dependents until started again."""
+        self.stopped = stopped
         self.engine = engine
         self.project = project
         self.desired = desired
@@ -125,7 +129,8 @@ class Supervisor:
         desired = self.desired()
         if desired is None:
             return
-        containers = self._containers(desired)
+        stopped = self.stopped()
+        containers = [c for c in self._containers(desired) if c.service not in stopped]
         self._heal_all(desired, containers)
         self._confirm_healed(containers)
         self._restart_dependents(desired)
@@ -298,10 +303,11 @@ class Supervisor:
         if not restart_watched(desired):
             return
         runs = self._runs(desired)
+        stopped = self.stopped()
         todo = [
             (s, deps)
             for s, deps in dependents_to_restart(desired, runs)
-            if _key(s, deps, runs) not in self._restarted
+            if _key(s, deps, runs) not in self._restarted and s not in stopped
         ]
         if not todo:
             return
@@ -310,7 +316,7 @@ class Supervisor:
             runs = self._runs(desired)
             for service, deps in dependents_to_restart(desired, runs):
                 key = _key(service, deps, runs)
-                if key in self._restarted:
+                if key in self._restarted or service in stopped:
                     continue
                 self._restarted.add(key)
                 self._restart(desired, desired.services[service], deps)

@@ -215,6 +215,22 @@ def test_restarted_dependency_restarts_only_restart_dependents(tmp_path: Path) -
     assert len([e for e in rig.events if e["kind"] == "restart-dependent"]) == 2
 
 
+def test_a_service_stopped_on_purpose_is_neither_healed_nor_restarted(tmp_path: Path) -> None:
+    """`envd stop api` keeps api stopped: its dependency's restart does not start it again."""
+    rig = Rig(tmp_path)
+    db, api = rig.cid("db"), rig.cid("api")
+    rig.sup.stopped = lambda: frozenset({"api"})
+    rig.sup.check()
+    rig.engine.stop_container(api, 1)
+    rig.engine.stop_container(db, 1)
+    rig.engine.start_container(db)
+    rig.engine.set_health(db, "healthy")
+    before = len(rig.engine.calls)
+    rig.sup.check()
+    assert ("start_container", api) not in rig.engine.calls[before:]
+    assert not any(e["kind"] == "restart-dependent" for e in rig.events)
+
+
 def test_recreated_dependency_restarts_restart_dependents(tmp_path: Path) -> None:
     """A dependency recreated by a pass (a new container) restarts its restart = true dependents."""
     rig = Rig(tmp_path)
