@@ -481,10 +481,12 @@ class Reconciler:
                     reason = "stopped on purpose; `envd start` starts it"
                     plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
                 report.update(project_status(desired, observed, plan))
-                for svc in report["services"]:
-                    svc["stopped_on_purpose"] = svc["name"] in stopped
                 for hook in self.status_hooks:
                     hook(desired, report)
+                for svc in report["services"]:
+                    svc["stopped_on_purpose"] = svc["name"] in stopped
+                    if svc["stopped_on_purpose"]:
+                        svc["state"] = "stopped"  # not "failed": its exit was asked for
             except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report
