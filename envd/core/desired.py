@@ -283,7 +283,9 @@ def _service(
                 )
             )
         elif m.source:
-            mounts.append(Mount("volume", m.target, volumes[m.source].name, m.read_only))
+            mounts.append(
+                Mount("volume", m.target, volumes[m.source].name, m.read_only, m.selinux or "")
+            )
         else:
             mounts.append(Mount("volume", m.target, "", m.read_only))
     for entry in svc.tmpfs:

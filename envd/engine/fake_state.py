@@ -348,6 +348,7 @@ class FakeState:
                         m.source,
                         m.read_only,
                         anonymous=m.source in spec.anonymous_volumes,
+                        selinux=m.selinux,
                     )
                 )
             else:

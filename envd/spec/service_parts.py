@@ -166,8 +166,10 @@ class VolumeMount(SpecModel):
             raise ValueError("a bind mount needs a source path")
         if self.type == "tmpfs" and self.source:
             raise ValueError("a tmpfs mount takes no source")
-        if self.type != "bind" and (self.selinux or self.propagation):
-            raise ValueError("selinux and propagation apply to bind mounts only")
+        if self.type != "bind" and self.propagation:
+            raise ValueError("propagation applies to bind mounts only")
+        if self.selinux and not (self.type == "bind" or (self.type == "volume" and self.source)):
+            raise ValueError("selinux relabelling applies to bind mounts and named volumes only")
         return self
 
 
@@ -205,10 +207,10 @@ def parse_volume(text: str) -> dict[str, Any]:
         seen.add(group)
         if group == "access":
             out["read_only"] = word == "ro"
-        elif kind != "bind":
+        elif kind != "bind" and group == "propagation":
             raise ValueError(f"invalid volume mode {word!r} in {text!r}: only for bind mounts")
         else:
-            out[group] = word
+            out[group] = word  # z/Z on a named volume relabels its data, as the engine does
     return out
 
 

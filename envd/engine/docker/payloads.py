@@ -192,8 +192,9 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
     mounts: list[dict[str, Any]] = []
     binds: list[str] = []
     for m in spec.mounts:
-        if m.type == "bind" and m.selinux:
-            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared".
+        if m.type in ("bind", "volume") and m.selinux and m.source:
+            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared"
+            # (a named volume's data is relabelled the same way).
             modes = ["ro" if m.read_only else "rw", m.selinux, m.propagation]
             binds.append(f"{m.source}:{m.target}:{','.join(x for x in modes if x)}")
             continue
@@ -415,10 +416,11 @@ def mounts(doc: Json) -> list[ObservedMount]:
         )
         target = str(m.get("Destination") or "")
         found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous)
-        if kind == "bind":
+        if kind in ("bind", "volume"):
             modes = str(m.get("Mode") or "").split(",")
             relabel = "Z" if "Z" in modes else "z" if "z" in modes else ""
-            found = replace(found, selinux=relabel, propagation=str(m.get("Propagation") or ""))
+            propagation = str(m.get("Propagation") or "") if kind == "bind" else ""
+            found = replace(found, selinux=relabel, propagation=propagation)
         out.append(found)
     return out
 
