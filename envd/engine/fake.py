@@ -38,6 +38,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    ExecOptions,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -334,10 +335,13 @@ class FakeEngine(FakeState):
             except tarfile.TarError as exc:
                 raise EngineError(f"writing files into container {c.name}: {exc}", 500) from None
 
-    def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+    def exec_run(
+        self, container_id: str, cmd: list[str], options: ExecOptions | None = None
+    ) -> tuple[int, bytes]:
         with self._lock:
             self._enter("exec_run", container_id, *cmd)
             c = self._get(container_id)
+            self.exec_options.append((container_id, tuple(cmd), options or ExecOptions()))
             if c.status != "running":
                 raise Conflict(f"Container {c.id} is not running", 409)
             handler = self._exec_handler

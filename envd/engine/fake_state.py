@@ -35,6 +35,7 @@ from envd.values import labels
 from envd.values.errors import EngineUnavailable, NotFound
 from envd.values.types import (
     ContainerCreate,
+    ExecOptions,
     Healthcheck,
     ObservedImage,
     ObservedMount,
@@ -126,6 +127,8 @@ class FakeState:
         self._volumes: dict[str, FakeVolume] = {}
         self._failures: dict[str, list[BaseException]] = {}
         self._exec_handler: ExecHandler | None = None
+        # Every exec's (container id, command, options): hooks and sync+exec.
+        self.exec_options: list[tuple[str, tuple[str, ...], ExecOptions]] = []
         self.events: list[dict[str, Any]] = []  # every container event, in order
         self._subscribers: list[tuple[str, queue.Queue[dict[str, Any] | None]]] = []
 

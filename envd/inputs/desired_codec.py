@@ -28,6 +28,8 @@ from envd.core.desired import (
 from envd.inputs.buildctx import BuildInputs
 from envd.values.types import (
     ContainerCreate,
+    ExecHook,
+    ExecOptions,
     Healthcheck,
     Mount,
     MountType,
@@ -278,6 +280,12 @@ _build = table(
     DesiredBuild, context=string, dockerfile=string, args=string_map, target=string, digest=string
 )
 _dependency = table(DesiredDependency, condition=string, required=boolean)
+# Lifecycle hooks (post_start / pre_stop); a cache written before them has
+# none, which the dataclass defaults fill in.
+_exec_options = table(
+    ExecOptions, user=string, privileged=boolean, working_dir=string, env=string_pairs
+)
+_exec_hook = table(ExecHook, command=strings, options=_exec_options)
 _service = table(
     DesiredService,
     name=string,
@@ -289,6 +297,8 @@ _service = table(
     template=_container,
     restart=string,
     secret_digests=strings,
+    post_start=tuple_of(_exec_hook),
+    pre_stop=tuple_of(_exec_hook),
 )
 _network = table(
     DesiredNetwork,

@@ -11,7 +11,7 @@ from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Plan, make_plan
 from envd.engine.base import Engine
-from envd.run.apply import Applier
+from envd.run.apply import AfterStart, Applier
 from envd.run.images import apply_images
 from envd.run.observe import observe
 from envd.run.readiness import ServiceProgress
@@ -56,6 +56,7 @@ def converge(
     clock: Clock | None = None,
     force_recreate: frozenset[str] = frozenset(),
     restart_exited: bool = True,
+    after_start: AfterStart | None = None,
 ) -> tuple[Plan, dict[str, ServiceProgress]]:
     """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
     plan, observed = plan_project(
@@ -67,7 +68,7 @@ def converge(
         plan, observed = plan_project(
             engine, desired, frozenset(pulled), force_recreate, restart_exited
         )
-    applier = Applier(engine, desired, emit, clock)
+    applier = Applier(engine, desired, emit, clock, after_start=after_start)
     try:
         progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
     except EnvironmentFailed:

@@ -42,6 +42,7 @@ from envd.spec.service_parts import (
 )
 from envd.spec.service_parts import Dependency as Dependency
 from envd.spec.service_parts import Healthcheck as Healthcheck
+from envd.spec.service_parts import Hook as Hook
 from envd.spec.service_parts import Port as Port
 from envd.spec.service_parts import ServiceNetwork as ServiceNetwork
 from envd.spec.service_parts import ServiceSecret as ServiceSecret
@@ -91,6 +92,9 @@ class Service(SpecModel):
     replicas: int = Field(default=1, ge=0)
     profiles: list[str] = Field(default_factory=list)
     watch: list[WatchRule] = Field(default_factory=list)
+    # Lifecycle hooks (Compose's post_start / pre_stop): run in each container.
+    post_start: list[Hook] = Field(default_factory=list)
+    pre_stop: list[Hook] = Field(default_factory=list)
 
     @field_validator("restart", mode="before")
     @classmethod
