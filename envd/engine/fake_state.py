@@ -374,6 +374,16 @@ class FakeState:
             return 1, b""
         if prog == "echo":
             return 0, (" ".join(args) + "\n").encode()
+        if prog == "rm":
+            # `rm [-f] [-r] [--] PATH…`: the sync's deletes of files it copied.
+            flags = {a for a in args if a.startswith("-")}
+            recursive = bool(flags & {"-r", "-rf", "-fr", "-R"})
+            for path in (a for a in args if not a.startswith("-")):
+                path = posixpath.normpath(path)
+                for name in list(c.files):
+                    if name == path or (recursive and name.startswith(path + "/")):
+                        del c.files[name]
+            return 0, b""
         if prog == "cat" and args:
             out = b""
             for path in args:
