@@ -65,6 +65,8 @@ class ServiceConverter(FieldConverter):
             "scale",
             "profiles",
             "develop",
+            "post_start",
+            "pre_stop",
         }
         for key in body:
             if key in handled:
@@ -219,4 +221,12 @@ class ServiceConverter(FieldConverter):
         watch = self.watch(p, body.get("develop"), ext)
         if watch:
             out["watch"] = watch
+        for key in ("post_start", "pre_stop"):
+            # envd's export keeps hooks in x-envd (Compose < 2.30 refuses them).
+            raw, where = (
+                (ext[key], f"x-envd.{p}.{key}") if key in ext else (body.get(key), f"{p}.{key}")
+            )
+            hooks = self.hooks(where, raw) if raw is not None else []
+            if hooks:
+                out[key] = hooks
         return out

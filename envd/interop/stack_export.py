@@ -123,6 +123,9 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         out["deploy"] = deploy
         if svc.watch:
             notes.append(f"{where}.watch: a stack has no hot reload; the rules are unused")
+        for key in ("post_start", "pre_stop"):
+            if getattr(svc, key):
+                notes.append(f"{where}.{key}: `docker stack deploy` runs no lifecycle hooks")
         services[name] = out
     doc: dict[str, Any] = {"version": "3.9", "services": services}
     if spec.volumes:

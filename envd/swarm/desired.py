@@ -173,6 +173,9 @@ def desire_swarm(
             )
         if svc.watch:
             notes.append(f"{where}.watch: a swarm deploy has no hot reload; the rules are unused")
+        for key in ("post_start", "pre_stop"):
+            if getattr(svc, key):
+                notes.append(f"{where}.{key}: a swarm deploy runs no lifecycle hooks")
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(
                 f"{where}.restart: 'no' becomes restart condition 'none': a task that"
