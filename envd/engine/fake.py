@@ -346,7 +346,7 @@ class FakeEngine(FakeState):
                 raise Conflict(f"Container {c.id} is not running", 409)
             handler = self._exec_handler
             if handler is None:
-                return self._builtin_exec(c, cmd)
+                return self._builtin_exec(c, cmd, options)
         return handler(c.id, list(cmd))
 
     def container_logs(self, container_id: str, tail: int = 50) -> list[str]:
