@@ -428,7 +428,7 @@ class Syncer:
         )
 
 
-def _archive(files: Iterable[tuple[Path, str]]) -> tuple[bytes, list[str]]:
+def _archive(files: Iterable[tuple[Path | str, str]]) -> tuple[bytes, list[str]]:
     """One tar of (source, container path); the container paths that made it in."""
     buf = io.BytesIO()
     copied: list[str] = []

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -45,7 +46,35 @@ def ignored(rel: str, patterns: list[str]) -> bool:
             fnmatch.fnmatch("/".join(parts[: i + 1]), pat.rstrip("/")) for i in range(len(parts))
         ):
             return True
+        if pat.startswith("**/"):
+            # `**/node_modules`: that directory at any depth, the top included, and all below it.
+            tail = pat[3:].rstrip("/")
+            for i in range(len(parts)):
+                prefix = "/".join(parts[: i + 1])
+                if fnmatch.fnmatch(prefix, tail) or fnmatch.fnmatch(prefix, "*/" + tail):
+                    return True
     return False
+
+
+class FileMatcher:
+    """``ignored`` for a file whose directories were already judged, compiled once per walk.
+
+    With every parent directory kept, ``ignored(rel, patterns)`` can only
+    match on the file's own name or its whole path: one regex for each.
+    """
+
+    def __init__(self, patterns: list[str]) -> None:
+        names = [*ALWAYS_IGNORED, *patterns]
+        names += [p[3:] for p in (*ALWAYS_IGNORED, *patterns) if p.startswith("**/")]
+        paths = [*ALWAYS_IGNORED, *patterns]
+        paths += [p.rstrip("/") for p in (*ALWAYS_IGNORED, *patterns)]
+        tails = [p[3:].rstrip("/") for p in patterns if p.startswith("**/")]
+        paths += [*tails, *("*/" + t for t in tails)]
+        self._name = re.compile("|".join(fnmatch.translate(p) for p in names))
+        self._path = re.compile("|".join(fnmatch.translate(p) for p in paths))
+
+    def ignored(self, rel: str, name: str) -> bool:
+        return name in IGNORED_DIRS or bool(self._name.match(name) or self._path.match(rel))
 
 
 class Publish(Protocol):
@@ -81,23 +110,28 @@ class DockerIgnores:
 
     def ignored(self, desired: DesiredProject, service: str, path: Path) -> bool:
         """Excluded by the ``.dockerignore`` of the service's build context (else the project's)."""
-        build = desired.services[service].build
-        base = Path(build.context) if build is not None else self.project_dir.resolve()
+        base, matcher = self.matcher(desired, service)
+        if matcher is None:
+            return False
         try:
             rel = path.relative_to(base).as_posix()
         except ValueError:
             return False
-        if rel == IGNORE_FILE:
-            return False  # the engine always receives it
+        return rel != IGNORE_FILE and matcher.ignored(rel)  # the engine always gets the file
+
+    def matcher(self, desired: DesiredProject, service: str) -> tuple[Path, DockerIgnore | None]:
+        """The service's build context (else the project directory) and its ``.dockerignore``."""
+        build = desired.services[service].build
+        base = Path(build.context) if build is not None else self.project_dir.resolve()
         try:
             mtime = (base / IGNORE_FILE).stat().st_mtime_ns
         except OSError:
-            return False
+            return base, None
         cached = self._matchers.get(base)
         if cached is None or cached[0] != mtime:
             cached = (mtime, DockerIgnore.read(base))
             self._matchers[base] = cached
-        return cached[1].ignored(rel)
+        return base, cached[1] if cached[1].rules else None
 
 
 @dataclass
@@ -105,7 +139,7 @@ class Tree:
     """The files a service's sync rules would copy: container path -> stat and source."""
 
     stats: dict[str, FileStat] = field(default_factory=dict)
-    sources: dict[str, Path] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)  # container path -> host path
     targets: list[str] = field(default_factory=list)
     # container path -> index of the rule it came from (sync+exec runs per rule)
     rule_of: dict[str, int] = field(default_factory=dict)
@@ -126,6 +160,9 @@ def walk(
     racing the copy changes the stat, so the file is sent again next time.
     """
     tree = Tree()
+    guarded = {str(p) for p in protected}
+    base, docker = dockerignores.matcher(desired, service)
+    prefix_of_base = str(base) + os.sep
     for index, rule in enumerate(rules):
         if rule.action not in SYNC_ACTIONS:
             continue
@@ -139,34 +176,46 @@ def walk(
         if not stat.S_ISDIR(st.st_mode):
             # A rule naming one file copies it, secret or not: the user named it.
             tree.stats[target] = file_stat(st)
-            tree.sources[target] = root
+            tree.sources[target] = str(root)
             tree.rule_of[target] = index
             continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            base = Path(dirpath)
-            reldir = base.relative_to(root).as_posix()
-            prefix = "" if reldir == "." else reldir + "/"
-            dirnames[:] = [
-                d
-                for d in dirnames
-                if d not in IGNORED_DIRS and not ignored(prefix + d, rule.ignore)
-            ]
-            for name in filenames:
-                rel = prefix + name
-                path = base / name
-                if ignored(rel, rule.ignore) or dockerignores.ignored(desired, service, path):
-                    continue
-                if path in protected or (path.is_symlink() and path.resolve() in protected):
-                    withhold(service, path)
-                    continue
+        files = FileMatcher(rule.ignore)
+        dest_root = target.rstrip("/")
+        pending = [("", str(root))]
+        while pending:
+            reldir, absdir = pending.pop()
+            try:
+                entries = list(os.scandir(absdir))
+            except OSError:
+                continue
+            for entry in entries:
+                rel = f"{reldir}/{entry.name}" if reldir else entry.name
                 try:
-                    fst = path.lstat()
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir:
+                    if entry.name not in IGNORED_DIRS and not ignored(rel, rule.ignore):
+                        pending.append((rel, entry.path))
+                    continue
+                if files.ignored(rel, entry.name):
+                    continue
+                if docker is not None and entry.path.startswith(prefix_of_base):
+                    ctx_rel = entry.path[len(prefix_of_base) :].replace(os.sep, "/")
+                    if ctx_rel != IGNORE_FILE and docker.ignored(ctx_rel):
+                        continue
+                try:
+                    fst = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue  # gone meanwhile: its delete event follows
-                if not (stat.S_ISREG(fst.st_mode) or stat.S_ISLNK(fst.st_mode)):
+                is_link = stat.S_ISLNK(fst.st_mode)
+                if not (stat.S_ISREG(fst.st_mode) or is_link):
                     continue
-                dest = f"{target.rstrip('/')}/{rel}"
+                if entry.path in guarded or (is_link and Path(entry.path).resolve() in protected):
+                    withhold(service, Path(entry.path))
+                    continue
+                dest = f"{dest_root}/{rel}"
                 tree.stats[dest] = file_stat(fst)
-                tree.sources[dest] = path
+                tree.sources[dest] = entry.path
                 tree.rule_of[dest] = index
     return tree

@@ -262,3 +262,35 @@ def _tar(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def test_the_walk_leaves_out_exactly_what_the_event_path_ignores(tmp_path: Path) -> None:
+    """The level sync's compiled matcher and the event path's ignored() agree file by file."""
+    from types import SimpleNamespace
+
+    from envd.daemon.synctree import DockerIgnores, ignored, walk
+
+    root = tmp_path.resolve()
+    names = [
+        "a.py", "a.pyc", "b.log", "x.swp", "keep~", ".#lock", "build/out.o", "rebuild/x.o",
+        "deep/a/b.pyc", "deep/__pycache__/m.py", "deep/.git/HEAD", "docs/readme.md",
+        "docs/drafts/one.md", "4913", "node_modules/x/index.js", "deep/node_modules/y.js",
+    ]  # fmt: skip
+    for rel in names:
+        (root / "src" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / "src" / rel).write_text(rel)
+    patterns = ["*.pyc", "build/", "**/node_modules", "docs/drafts", "*.log"]
+    rule = WatchRule(path="src", action="sync", target="/t", ignore=patterns)
+    desired = SimpleNamespace(services={"web": SimpleNamespace(build=None)})
+    tree = walk(
+        root,
+        desired,
+        "web",
+        [rule],
+        frozenset(),
+        DockerIgnores(root),
+        lambda s, p: None,  # type: ignore[arg-type]
+    )
+    expected = {f"/t/{rel}" for rel in names if not ignored(rel, patterns)}
+    assert set(tree.stats) == expected
+    assert "/t/a.py" in expected and "/t/rebuild/x.o" in expected

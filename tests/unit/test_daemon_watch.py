@@ -113,6 +113,10 @@ IGNORED = [
     ("deep/main.pyc", ["**/*.pyc"], True),
     ("build/out/x.o", ["build/"], True),  # a directory pattern takes its subtree
     ("rebuild/x.o", ["build/"], False),
+    # `**/dir` takes that directory's subtree at any depth, the top level included.
+    ("node_modules/x/index.js", ["**/node_modules"], True),
+    ("a/node_modules/y.js", ["**/node_modules"], True),
+    ("a/node_modules_old/y.js", ["**/node_modules"], False),
 ]
 
 
