@@ -168,3 +168,26 @@ def test_sync_exec_and_lifecycle_hooks_run_in_the_container(
     assert out.decode() == "started:post\nstopping\n"
     log = (project_dir / ".envd" / "daemon.log").read_text()
     assert '"post_start"' in log and '"sync-exec"' in log
+
+
+def test_a_failing_post_start_hook_fails_up_once_naming_it(
+    project_dir: Any, project_name: str, docker_client: Any
+) -> None:
+    """As with Compose, `envd up --once` exits 1 when a post_start hook exits non-zero, naming
+    the hook and its status; the container it ran in keeps running."""
+    project_dir.write(
+        f"""\
+        [services.web]
+        image = "{BUSYBOX}"
+        command = ["sleep", "3600"]
+        stop_grace_period = "1s"
+        post_start = [{{ command = ["sh", "-c", "echo no database >&2; exit 7"] }}]
+        """
+    )
+    proc = envd(project_dir, "up", "--once", "--timeout", "60")
+    assert proc.returncode == 1, describe(proc)
+    assert (
+        "post_start hook `sh -c echo no database >&2; exit 7` exited with status 7" in proc.stderr
+    )
+    assert "no database" in proc.stderr
+    assert docker_client.containers.get(f"{project_name}-web-1").status == "running"
