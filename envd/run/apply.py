@@ -71,8 +71,12 @@ class Applier:
         # instead of 8 made a cold `up` 10-15 % faster (docs/benchmarks.md).
         workers: int = 32,
         poll_interval: float = 0.1,
+        held: frozenset[str] = frozenset(),
         after_start: AfterStart | None = None,
     ) -> None:
+        """``held``: services left as they are and not judged (stopped on purpose,
+        or waiting for a secret only `envd up` can read)."""
+        self.held = held
         self.after_start = after_start
         self.engine = engine
         self.desired = desired
@@ -310,6 +314,8 @@ class Applier:
         by_service = observed.by_service()
         for name, p in progress.items():
             p.containers = list(by_service.get(name, []))
+            if name in self.held:
+                p.state, p.settled = CONVERGED, READY
         running: dict[Future[None], str] = {}
         outstanding: dict[str, int] = {}
         if any(a.kind == "pending" for a in plan.actions):
@@ -379,7 +385,9 @@ class Applier:
                         p.settled, p.error = settled, err
                         phase: Phase = "error" if settled == FAILED else "done"
                         self.emit(Event(settled, f"service {name}", err or settled, phase, name))
-                elif p.settled == READY and services[name].restart == "no":
+                elif (
+                    p.settled == READY and services[name].restart == "no" and name not in self.held
+                ):
                     # "Ready" when last seen running; it may have exited since.
                     why = crashed(p)
                     if why:

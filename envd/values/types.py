@@ -143,6 +143,8 @@ class ObservedContainer:
     image_id: str = ""
     # Published ports with the host port the engine chose (running containers).
     ports: tuple[PortBinding, ...] = ()
+    # The engine's own words for the state ("Up 3 minutes (healthy)"): shown, never compared.
+    status_text: str = field(default="", compare=False)
 
     @property
     def service(self) -> str:

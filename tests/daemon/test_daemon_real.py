@@ -756,3 +756,49 @@ def test_each_up_hands_the_daemon_its_shell_environment(
             data = path.read_bytes()
             assert pw_a.encode() not in data and pw_b.encode() not in data, path
     assert pw_b not in json.dumps(status_json(project_dir))
+
+
+def test_up_runs_a_command_secret_once_and_the_daemon_never(
+    project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any, tmp_path: Path
+) -> None:
+    """`envd up` runs an approved command secret once, with a tool only its own shell's
+    PATH finds; the daemon gets the value over the socket and runs nothing, on later
+    passes or spec reloads (before, it ran the command again at every reload)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    counter = tmp_path / "ran"
+    tool = tools / "vault-get"
+    tool.write_text(f"#!/bin/sh\necho x >> {counter}\nprintf 'tok-%s' \"$(wc -l < {counter})\"\n")
+    tool.chmod(0o755)
+    spec = """
+        [services.app]
+        image = "envd-local/busybox:latest"
+        command = ["sleep", "{sleep}"]
+        secrets = ["token"]
+        stop_grace_period = "1s"
+
+        [secrets.token]
+        command = ["vault-get"]
+        """
+    project_dir.write(spec.format(sleep=3600))
+    name = f"{project_name}-app-1"
+    shell = {"PATH": f"{tools}:{os.environ['PATH']}", "ENVD_ALLOW": "1"}
+
+    up(project_dir, env=shell)
+    first = running_id(docker_client, name)
+    assert first and cat_in(docker_client, name, "/run/secrets/token") == "tok-1"
+    assert counter.read_text() == "x\n"
+
+    wait_pass_after(project_dir, daemon)
+    project_dir.write(spec.format(sleep=3601))
+    wait_for(
+        lambda: running_id(docker_client, name) not in (None, first),
+        timeout=30,
+        message="the app recreated after the spec changed",
+    )
+    assert cat_in(docker_client, name, "/run/secrets/token") == "tok-1"
+    assert counter.read_text() == "x\n", "the daemon ran the command"
+
+    up(project_dir, env=shell)
+    assert cat_in(docker_client, name, "/run/secrets/token") == "tok-2"
+    assert counter.read_text() == "x\nx\n"
