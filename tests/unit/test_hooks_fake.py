@@ -173,3 +173,24 @@ def test_a_hook_with_an_unknown_field_or_relative_working_dir_is_refused(tmp_pat
         spec = f'[services.web]\nimage = "{IMAGE}"\npost_start = [{hook}]\n'
         with pytest.raises(SpecError):
             desired_from(tmp_path, spec)
+
+
+def test_envd_restart_service_runs_pre_stop_then_post_start_around_it(tmp_path: Path) -> None:
+    """`envd restart SERVICE` (the daemon's action) runs pre_stop before the stop and the
+    post_start hooks after the start, as Compose's restart does."""
+    from envd.daemon.actions import ServiceActions
+
+    engine = fake()
+    desired = desired_from(tmp_path, SPEC)
+    converge(engine, desired, clock=FakeClock())
+    cid = engine.list_containers("hooks")[0].id
+    engine.calls.clear()
+    ServiceActions().run([("restart", "web")], engine, desired, lambda ev: None)
+    calls = [c[:2] + ((c[2],) if c[0] == "exec_run" else ()) for c in engine.mutating_calls()]
+    assert calls == [
+        ("exec_run", cid, "echo"),
+        ("stop_container", cid),
+        ("start_container", cid),
+        ("exec_run", cid, "sh"),
+        ("exec_run", cid, "echo"),
+    ]
