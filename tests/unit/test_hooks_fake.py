@@ -194,3 +194,14 @@ def test_envd_restart_service_runs_pre_stop_then_post_start_around_it(tmp_path: 
         ("exec_run", cid, "sh"),
         ("exec_run", cid, "echo"),
     ]
+
+
+def test_adding_a_hook_recreates_and_the_plan_names_it(tmp_path: Path) -> None:
+    """A service that gains a post_start hook is recreated, and `envd plan` says which field changed."""
+    engine = fake()
+    bare = SPEC.split("post_start")[0]
+    converge(engine, desired_from(tmp_path, bare), clock=FakeClock())
+    plan, _ = converge(engine, desired_from(tmp_path, SPEC), clock=FakeClock())
+    recreate = [a for a in plan.actions if a.kind == "recreate"]
+    assert len(recreate) == 1
+    assert "post_start" in recreate[0].reason and "pre_stop" in recreate[0].reason
