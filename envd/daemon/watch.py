@@ -70,10 +70,12 @@ class FileWatcher(threading.Thread):
                 watch_filter=keep,
                 stop_event=self.stop_event,
                 debounce=30,
-                # watchfiles' loop wakes every `step` ms even when idle: 10 ms
-                # cost 0.5 % CPU, 50 ms costs 0.07 % and keeps sync p95 well
-                # under 600 ms (docs/benchmarks.md).
-                step=50,
+                # watchfiles' loop wakes every `step` ms even when idle and
+                # hands a change over one to two steps after it happened: 10 ms
+                # cost 0.5 % CPU; 50 ms cost 0.05 % but ~100 ms of every sync;
+                # 20 ms costs ~0.2 % and ~31 ms (issue 13's sync targets, p50
+                # ≤ 150 ms, p95 ≤ 300 ms; docs/benchmarks.md).
+                step=20,
                 rust_timeout=1000,
                 yield_on_timeout=False,
             ):
