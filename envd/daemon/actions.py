@@ -132,13 +132,18 @@ def _lifecycle(
 ) -> Callable[[str, int | None], None]:
     """Stop, start or restart one container, with the hooks Compose runs around them."""
     resource = f"service {svc.name}"
+    masked = hooks.secret_values(svc)
 
     def act(container_id: str, timeout: int | None) -> None:
         if kind in ("stop", "restart"):
-            hooks.pre_stop(engine, container_id, svc.pre_stop, resource, svc.name, emit)
+            hooks.pre_stop(
+                engine, container_id, svc.pre_stop, resource, svc.name, emit, secrets=masked
+            )
             engine.stop_container(container_id, timeout)
         if kind in ("start", "restart"):
             engine.start_container(container_id)
-            hooks.post_start(engine, container_id, svc.post_start, resource, svc.name, emit)
+            hooks.post_start(
+                engine, container_id, svc.post_start, resource, svc.name, emit, secrets=masked
+            )
 
     return act

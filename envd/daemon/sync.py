@@ -51,7 +51,7 @@ from envd.daemon.synctree import (
 )
 from envd.engine.base import Engine
 from envd.inputs.safefile import read_regular, write_replacing
-from envd.run.hooks import describe
+from envd.run.hooks import describe, quote_output, secret_values
 from envd.spec.models import WatchRule
 from envd.spec.service_parts import SYNC_ACTIONS
 from envd.values import labels
@@ -209,7 +209,8 @@ class Syncer:
             self.manifests[cid] = entries
             removed.update(gone)
             if rule.action == "sync+exec" and rule.exec is not None:
-                self._exec(cid, name, service, rule, "files changed")
+                masked = secret_values(desired.services[service])
+                self._exec(cid, name, service, rule, "files changed", masked)
         self._save()
         ms = (self.clock.monotonic() - started) * 1000
         self.publish(
@@ -244,8 +245,9 @@ class Syncer:
                 self._withhold,
             )
             changed = False
+            masked = secret_values(desired.services[service])
             for cid, name in containers:
-                changed |= self._level_one(tree, service, rules, cid, name, reason)
+                changed |= self._level_one(tree, service, rules, cid, name, reason, masked)
             if changed:
                 self._save()
 
@@ -257,6 +259,7 @@ class Syncer:
         cid: str,
         name: str,
         reason: str,
+        masked: Sequence[bytes] = (),
     ) -> bool:
         synced = self.manifests.get(cid, {})
         plan = plan_sync(tree.stats, synced, tree.targets)
@@ -307,7 +310,7 @@ class Syncer:
         for index in sorted(touched):
             rule = rules[index]
             if rule.action == "sync+exec" and rule.exec is not None:
-                self._exec(cid, name, service, rule, reason)
+                self._exec(cid, name, service, rule, reason, masked)
         return True
 
     def container_started(
@@ -374,7 +377,15 @@ class Syncer:
                 text = out.decode(errors="replace").strip()[:200]
                 raise EngineError(f"removing synced files failed (exit {code}): {text}")
 
-    def _exec(self, cid: str, name: str, service: str, rule: WatchRule, reason: str) -> None:
+    def _exec(
+        self,
+        cid: str,
+        name: str,
+        service: str,
+        rule: WatchRule,
+        reason: str,
+        masked: Sequence[bytes] = (),
+    ) -> None:
         """A sync+exec rule's command, after its files reached the container."""
         assert rule.exec is not None
         hook = exec_hook(rule.exec)
@@ -396,8 +407,7 @@ class Syncer:
             return
         ms = (self.clock.monotonic() - started) * 1000
         if code != 0:
-            lines = out.decode(errors="replace").strip().splitlines()
-            last = f": {lines[-1][:200]}" if lines else ""
+            last = quote_output(out, masked)
             message = f"{what} exited with status {code} after {ms:.0f} ms{last}"
         else:
             message = f"{what} done in {ms:.0f} ms"

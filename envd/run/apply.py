@@ -222,6 +222,7 @@ class Applier:
             svc.name,
             self.emit,
             self.clock,
+            hooks.secret_values(svc),
         )
 
     def _pre_stop(self, action: Action) -> None:
@@ -235,6 +236,7 @@ class Applier:
                 svc.name,
                 self.emit,
                 self.clock,
+                hooks.secret_values(svc),
             )
 
     def _stop_remove(self, container_id: str, timeout: int | None) -> None:

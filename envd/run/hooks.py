@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from envd.core.desired import DesiredService
 from envd.engine.base import Engine
 from envd.values.errors import EngineError, EngineUnavailable, NotFound
 from envd.values.events import Clock, Emit, Event, SystemClock, discard
@@ -20,6 +21,23 @@ from envd.values.types import ExecHook
 
 # What an event quotes of a hook's output: its last line, this long at most.
 OUTPUT_QUOTE = 200
+
+
+def quote_output(output: bytes, secrets: Sequence[bytes] = ()) -> str:
+    """The last line of a command's output for an event, with secret values masked.
+
+    A hook or sync+exec may print what it reads from /run/secrets; events and
+    logs never carry a secret value (contract §5).
+    """
+    for value in sorted((s for s in secrets if s), key=len, reverse=True):
+        output = output.replace(value, b"***")
+    lines = output.decode(errors="replace").strip().splitlines()
+    return f": {lines[-1][:OUTPUT_QUOTE]}" if lines else ""
+
+
+def secret_values(svc: DesiredService) -> tuple[bytes, ...]:
+    """The values of a service's secrets, to mask in what its hooks print."""
+    return tuple(f.value for f in svc.template.secrets if f.value)
 
 
 def describe(hook: ExecHook) -> str:
@@ -36,6 +54,7 @@ def run_hook(
     service: str,
     emit: Emit = discard,
     clock: Clock | None = None,
+    secrets: Sequence[bytes] = (),
 ) -> str:
     """Run one hook; return "" or why it failed (also said as an event)."""
     clock = clock or SystemClock()
@@ -52,8 +71,7 @@ def run_hook(
         return why
     ms = (clock.monotonic() - started) * 1000
     if code != 0:
-        lines = output.decode(errors="replace").strip().splitlines()
-        last = f": {lines[-1][:OUTPUT_QUOTE]}" if lines else ""
+        last = quote_output(output, secrets)
         why = f"{what} exited with status {code} after {ms:.0f} ms{last}"
         emit(Event(stage, resource, why, "error", service))
         return why
@@ -69,10 +87,13 @@ def post_start(
     service: str,
     emit: Emit = discard,
     clock: Clock | None = None,
+    secrets: Sequence[bytes] = (),
 ) -> None:
     """Run the ``post_start`` hooks in order; raise ``EngineError`` at the first failure."""
     for hook in hooks:
-        why = run_hook(engine, container_id, hook, "post_start", resource, service, emit, clock)
+        why = run_hook(
+            engine, container_id, hook, "post_start", resource, service, emit, clock, secrets
+        )
         if why:
             raise EngineError(f"service {service!r}: {why}")
 
@@ -85,6 +106,7 @@ def pre_stop(
     service: str,
     emit: Emit = discard,
     clock: Clock | None = None,
+    secrets: Sequence[bytes] = (),
 ) -> None:
     """Run the ``pre_stop`` hooks in order; failures are reported, never raised.
 
@@ -98,4 +120,4 @@ def pre_stop(
     except NotFound:
         return
     for hook in hooks:
-        run_hook(engine, container_id, hook, "pre_stop", resource, service, emit, clock)
+        run_hook(engine, container_id, hook, "pre_stop", resource, service, emit, clock, secrets)

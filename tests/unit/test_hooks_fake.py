@@ -205,3 +205,21 @@ def test_adding_a_hook_recreates_and_the_plan_names_it(tmp_path: Path) -> None:
     recreate = [a for a in plan.actions if a.kind == "recreate"]
     assert len(recreate) == 1
     assert "post_start" in recreate[0].reason and "pre_stop" in recreate[0].reason
+
+
+def test_a_secret_value_a_hook_prints_is_masked_in_events_and_errors(tmp_path: Path) -> None:
+    """A failing hook that prints a secret's value is reported with the value masked (contract §5)."""
+    (tmp_path / "pw.txt").write_text("hunter2")
+    (tmp_path / "envd.toml").write_text(
+        f'[secrets.pw]\nfile = "pw.txt"\n\n[services.web]\nimage = "{IMAGE}"\n'
+        'secrets = ["pw"]\npost_start = [{ command = "cat /run/secrets/pw" }]\n'
+    )
+    desired = desire(load(tmp_path, environ={}), {"pw": b"hunter2"}, keys=KEYS)
+    engine = fake()
+    engine.set_exec_handler(lambda cid, cmd: (1, b"bad password hunter2\n"))
+    events: list[Event] = []
+    with pytest.raises(EnvironmentFailed) as info:
+        converge(engine, desired, events.append, clock=FakeClock())
+    assert "bad password ***" in info.value.failures[0].reason
+    assert not any("hunter2" in e.message for e in events)
+    assert "hunter2" not in str(info.value)
