@@ -211,7 +211,6 @@ class Syncer:
             if rule.action == "sync+exec" and rule.exec is not None:
                 masked = secret_values(desired.services[service])
                 self._exec(cid, name, service, rule, "files changed", masked)
-        self._save()
         ms = (self.clock.monotonic() - started) * 1000
         self.publish(
             "sync",
@@ -221,6 +220,8 @@ class Syncer:
             "done",
             service=service,
         )
+        # After the event: a daemon killed in between copies these files again.
+        self._save()
 
     # ------------------------------------------------------------------ level-triggered sync
     def level(
