@@ -191,3 +191,27 @@ def test_a_failing_post_start_hook_fails_up_once_naming_it(
     )
     assert "no database" in proc.stderr
     assert docker_client.containers.get(f"{project_name}-web-1").status == "running"
+
+
+def test_a_container_recreated_by_a_spec_edit_gets_the_tree_before_the_pass_ends(
+    project_dir: Any, project_name: str, docker_client: Any
+) -> None:
+    """A spec edit recreates the container; by the end of that pass the new container holds the
+    synced tree, including a file edited just before, with no file event for it."""
+    from envd.daemon.client import DaemonClient
+
+    write(project_dir, "src/a.txt", "v1")
+    write(project_dir, "secrets/pw.txt", "pw")
+    spec = SYNC_SPEC.replace("[services.web]", '[services.web]\nenv = { GEN = "GEN" }')
+    project_dir.write(spec.replace('"GEN"', '"1"'))
+    up(project_dir)
+    web = f"{project_name}-web-1"
+    old = docker_client.containers.get(web).id
+    stop_daemon(project_dir)  # so the edit below reaches the new container by the level sync only
+    write(project_dir, "src/a.txt", "v2")
+    project_dir.write(spec.replace('"GEN"', '"2"'))
+    up(project_dir)
+    assert docker_client.containers.get(web).id != old
+    assert cat_in(docker_client, web, "/app/src/a.txt") == "v2"
+    status = DaemonClient(project_dir / ".envd" / "daemon.sock").status()
+    assert status["daemon"]["last_result"] == "ok"
