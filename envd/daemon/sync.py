@@ -64,6 +64,10 @@ MANIFEST_CAP = 64 * 1024 * 1024
 RM_BATCH = 500
 
 
+class NoRm(EngineError):
+    """The container has no ``rm``: synced files cannot be deleted there."""
+
+
 class Syncer:
     """Copies the working tree into running containers through the archive API."""
 
@@ -193,7 +197,7 @@ class Syncer:
             try:
                 if copied:
                     self.engine.put_archive(cid, "/", data)
-                self._remove(cid, gone)
+                self._remove_or_forget(cid, name, service, gone)
                 if rule.action == "sync+restart":
                     self.engine.stop_container(cid, desired.services[service].template.stop_timeout)
                     self.engine.start_container(cid)
@@ -275,7 +279,7 @@ class Syncer:
         try:
             if copied:
                 self.engine.put_archive(cid, "/", data)
-            self._remove(cid, plan.delete)
+            self._remove_or_forget(cid, name, service, plan.delete)
         except EngineUnavailable:
             raise
         except EngineError as exc:
@@ -369,11 +373,27 @@ class Syncer:
             and c.labels.get(labels.ONE_OFF) != "1"
         ]
 
+    def _remove_or_forget(self, cid: str, name: str, service: str, paths: Sequence[str]) -> None:
+        """Delete ``paths``; in an image without ``rm`` say so once and forget them
+        (retrying every pass would only repeat the error)."""
+        try:
+            self._remove(cid, paths)
+        except NoRm as exc:
+            self.publish(
+                "sync",
+                f"container {name}",
+                f"{len(paths)} deleted file(s) left in place: {exc}",
+                "error",
+                service=service,
+            )
+
     def _remove(self, cid: str, paths: Sequence[str]) -> None:
         # `rm -f`, not `-r`: envd deletes the files it copied, never a
         # directory the image or the application made.
         for i in range(0, len(paths), RM_BATCH):
             code, out = self.engine.exec_run(cid, ["rm", "-f", "--", *paths[i : i + RM_BATCH]])
+            if code in (126, 127):  # no `rm` to run (a distroless image)
+                raise NoRm("the container has no `rm` to delete them with")
             if code != 0:
                 text = out.decode(errors="replace").strip()[:200]
                 raise EngineError(f"removing synced files failed (exit {code}): {text}")

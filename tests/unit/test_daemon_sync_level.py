@@ -294,3 +294,20 @@ def test_the_walk_leaves_out_exactly_what_the_event_path_ignores(tmp_path: Path)
     expected = {f"/t/{rel}" for rel in names if not ignored(rel, patterns)}
     assert set(tree.stats) == expected
     assert "/t/a.py" in expected and "/t/rebuild/x.o" in expected
+
+
+def test_an_image_without_rm_gets_its_deletes_reported_once_then_forgotten(lv: Level) -> None:
+    """Where `rm` cannot run (exit 127), the deletes are one error event, not one per pass."""
+    lv.write("src/old.py", "old")
+    lv.level()
+    (lv.root / "src" / "old.py").unlink()
+    lv.world.engine.set_exec_handler(lambda cid, cmd: (127, b"rm: not found\n"))
+    lv.published.clear()
+    lv.level()
+    errors = [m for _, _, m, phase, _ in lv.published if phase == "error"]
+    assert errors == [
+        "1 deleted file(s) left in place: the container has no `rm` to delete them with"
+    ]
+    lv.published.clear()
+    lv.level()
+    assert lv.published == []
