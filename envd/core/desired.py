@@ -4,8 +4,8 @@
 digests) into engine-neutral values. ``container_for`` stamps one replica
 with the image id it will run and the ``dev.envd.config-hash`` label. The
 hash covers exactly what forces a recreate — image id, command, env, mounts,
-ports, networks, healthcheck… — and nothing that does not (replicas,
-depends_on, profiles, watch rules).
+ports, networks, healthcheck, lifecycle hooks (as Compose's does) — and
+nothing that does not (replicas, depends_on, profiles, watch rules).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
-from envd.core.hashing import digest, hash_fields
+from envd.core.hashing import digest, hash_fields, plain_deep
 from envd.core.host_settings import host_canonical, host_settings, shared_namespace_services
 from envd.core.service_env import service_env
 from envd.spec.compose_words import build_tag
@@ -25,6 +25,8 @@ from envd.values import labels
 from envd.values.types import (
     ConfigFile,
     ContainerCreate,
+    ExecHook,
+    ExecOptions,
     Healthcheck,
     Mount,
     NetworkAttachment,
@@ -34,7 +36,7 @@ from envd.values.types import (
 
 if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
     from envd.spec.load import LoadedSpec
-    from envd.spec.models import Service
+    from envd.spec.models import Hook, Service
     from envd.values.keys import Keys
 
 
@@ -79,6 +81,9 @@ class DesiredService:
     # supervisor: heal policy, and a spec-marked one-shot (see DesiredProject.oneshot)
     heal: DesiredHeal = field(default_factory=DesiredHeal)
     oneshot: bool = False
+    # Lifecycle hooks: run in each container after it starts / before it stops.
+    post_start: tuple[ExecHook, ...] = ()
+    pre_stop: tuple[ExecHook, ...] = ()
 
     def container_name(self, project: str, replica: int) -> str:
         return f"{project}-{self.name}-{replica}"
@@ -392,6 +397,21 @@ def _service(
             svc.heal.enabled, svc.heal.max, float(svc.heal.window), float(svc.heal.backoff)
         ),
         oneshot=svc.oneshot,
+        post_start=tuple(exec_hook(h) for h in svc.post_start),
+        pre_stop=tuple(exec_hook(h) for h in svc.pre_stop),
+    )
+
+
+def exec_hook(hook: Hook) -> ExecHook:
+    """A spec hook (lifecycle or sync+exec) as the engine-neutral value."""
+    return ExecHook(
+        tuple(hook.command),
+        ExecOptions(
+            user=hook.user,
+            privileged=hook.privileged,
+            working_dir=hook.working_dir,
+            env=tuple(sorted(hook.environment.items())),
+        ),
     )
 
 
@@ -527,13 +547,29 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
     return data
 
 
-def config_hash(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> tuple[str, str]:
+def config_hash(
+    spec: ContainerCreate,
+    secret_digests: Sequence[str] = (),
+    hooks: Mapping[str, Any] | None = None,
+) -> tuple[str, str]:
     """(full hash, per-field short hashes as ``field=abcd1234,...``).
 
-    The full hash is the sha256 of ``canonical(spec)`` as compact, key-sorted
-    JSON (``envd.core.hashing``).
+    The full hash is the sha256 of ``canonical(spec)`` (plus ``hooks``, see
+    ``hooks_view``) as compact, key-sorted JSON (``envd.core.hashing``).
     """
-    return hash_fields(canonical(spec, secret_digests))
+    return hash_fields({**canonical(spec, secret_digests), **(hooks or {})})
+
+
+def hooks_view(service: DesiredService) -> dict[str, Any]:
+    """The hashed view of a service's lifecycle hooks; empty when it has none,
+    so containers of a service without hooks keep the hash they had before
+    hooks existed (no recreate on upgrade)."""
+    view: dict[str, Any] = {}
+    if service.post_start:
+        view["post_start"] = plain_deep(service.post_start)
+    if service.pre_stop:
+        view["pre_stop"] = plain_deep(service.pre_stop)
+    return view
 
 
 def desired_hash(service: DesiredService, image_id: str) -> str:
@@ -544,6 +580,7 @@ def desired_hash(service: DesiredService, image_id: str) -> str:
     """
     data = canonical(service.template, service.secret_digests)
     data["image"] = image_id
+    data.update(hooks_view(service))
     return digest(data)
 
 
@@ -553,7 +590,9 @@ def container_for(
     """The exact create request for one replica, with its config-hash labels."""
     # The hash covers the image *id* (a re-pulled or rebuilt tag recreates),
     # while the container is created from the reference so `docker ps` reads well.
-    full, fields = config_hash(replace(service.template, image=image_id), service.secret_digests)
+    full, fields = config_hash(
+        replace(service.template, image=image_id), service.secret_digests, hooks_view(service)
+    )
     spec = service.template
     envd_labels = {
         labels.PROJECT: project.project,

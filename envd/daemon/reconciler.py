@@ -37,6 +37,7 @@ from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
 from envd.inputs.secrets import CommandValue, CommandValues
+from envd.run.apply import AfterStart
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
@@ -53,6 +54,9 @@ PassResult = Literal[
     "none", "ok", "failed", "invalid-spec", "engine-unavailable", "engine-error", "internal-error"
 ]
 DesiredListener = Callable[[DesiredProject], None]
+# Called inside the converge lock after each pass that reached apply, with
+# the pass's reasons: the level-triggered sync of watch targets.
+ConvergedListener = Callable[[DesiredProject, str], None]
 
 
 @dataclass
@@ -125,6 +129,11 @@ class Reconciler:
         # were stopped by the engine and are started again.
         self._running: frozenset[str] = frozenset()
         self._engine_lost = False
+        # Level-triggered sync: after_start runs for each container a pass
+        # starts (before its post_start hooks and readiness), the converged
+        # listeners after the pass (adoption, edits made while we were away).
+        self.after_start: AfterStart | None = None
+        self._converged: list[ConvergedListener] = []
         # Per-service actions and the services stopped on purpose (main.py
         # gives it the state directory, so the latter survive a restart).
         self.actions = ServiceActions()
@@ -194,6 +203,21 @@ class Reconciler:
     def on_desired(self, listener: DesiredListener) -> None:
         """Call ``listener(desired)`` after each pass that loaded a good spec."""
         self._listeners.append(listener)
+
+    def on_converged(self, listener: ConvergedListener) -> None:
+        """Call ``listener(desired, reason)`` after each pass's apply, still under its lock."""
+        self._converged.append(listener)
+
+    def _after_converge(self, desired: DesiredProject, reasons: list[str]) -> None:
+        """Run the converged listeners; the pass is over before `envd up` is answered."""
+        reason = "; ".join(sorted(set(reasons)))[:200] or "pass"
+        for listener in self._converged:
+            try:
+                listener(desired, reason)
+            except EngineUnavailable:
+                raise
+            except EngineError as exc:  # reported by the listener; the pass stands
+                self.log.warning("converged.listener", error=str(exc))
 
     # ------------------------------------------------------------------ loop
     def next_pass(self) -> tuple[int, list[str], PassRequest] | None:
@@ -299,18 +323,25 @@ class Reconciler:
                     else frozenset()
                 )
                 rerun = self._rerun(desired, request.rerun)
-                converge(
-                    self.engine,
-                    desired,
-                    emit,
-                    wait_ready=request.wait_timeout is not None,
-                    timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
-                    clock=self.clock,
-                    restart_exited=request.restart_exited,
-                    unread=unread,
-                    force_recreate=recreate | rerun,
-                    stopped=self.actions.stopped,
-                )
+                try:
+                    converge(
+                        self.engine,
+                        desired,
+                        emit,
+                        wait_ready=request.wait_timeout is not None,
+                        timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
+                        clock=self.clock,
+                        restart_exited=request.restart_exited,
+                        unread=unread,
+                        force_recreate=recreate | rerun,
+                        stopped=self.actions.stopped,
+                        after_start=self.after_start,
+                    )
+                except EnvironmentFailed:
+                    # The services that did converge still get their files.
+                    self._after_converge(desired, reasons)
+                    raise
+                self._after_converge(desired, reasons)
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
         except SpecError as exc:

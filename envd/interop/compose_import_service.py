@@ -67,6 +67,8 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
             "profiles",
             "develop",
             "configs",  # configs (Compose's `configs`: read-only files)
+            "post_start",
+            "pre_stop",
         }
         handled |= HOST_FIELDS  # issue 12's host settings: compose_import_host
         for key in body:
@@ -234,4 +236,12 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
             out["heal"] = {str(k): v for k, v in heal.items()}
         if ext.get("oneshot") is not None and as_bool(f"x-envd.{p}.oneshot", ext["oneshot"]):
             out["oneshot"] = True
+        for key in ("post_start", "pre_stop"):
+            # envd's export keeps hooks in x-envd (Compose < 2.30 refuses them).
+            raw, where = (
+                (ext[key], f"x-envd.{p}.{key}") if key in ext else (body.get(key), f"{p}.{key}")
+            )
+            hooks = self.hooks(where, raw) if raw is not None else []
+            if hooks:
+                out[key] = hooks
         return out

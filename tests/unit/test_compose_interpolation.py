@@ -223,7 +223,7 @@ def test_a_named_volume_may_be_relabelled_but_not_propagated(tmp_path: Path) -> 
     (tmp_path / "envd.toml").write_text(
         '[services.a]\nimage = "x"\nvolumes = ["data:/d:rshared"]\n[volumes.data]\n'
     )
-    with pytest.raises(SpecError, match="invalid volume mode 'rshared'.*only for bind mounts"):
+    with pytest.raises(SpecError, match=r"invalid volume mode 'rshared'.*only for bind mounts"):
         load(tmp_path, environ={})
 
 
