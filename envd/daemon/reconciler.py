@@ -31,6 +31,7 @@ from typing import Any, Literal
 from envd.core.desired import DesiredProject
 from envd.core.status import hold, project_status
 from envd.daemon.actions import ServiceActions
+from envd.daemon.engine_return import running_ids, start_stopped_by_engine
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
@@ -41,7 +42,6 @@ from envd.run.apply import AfterStart
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
-from envd.values import labels
 from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
 from envd.values.events import Clock, Event, Phase, SystemClock
 
@@ -411,20 +411,9 @@ class Reconciler:
         return unchecked_secrets(plan, self._unread_commands(loaded)).to_json()
 
     def _unread_commands(self, loaded: LoadedSpec) -> dict[str, tuple[str, ...]]:
-        """Per service, the command secrets `envd up` sent no value for (the
-        command is new or was edited since): their containers wait for `envd up`."""
-        from envd.inputs.consent import command_secrets
+        from envd.inputs.consent import unread_commands
 
-        out: dict[str, tuple[str, ...]] = {}
-        for service, names in command_secrets(loaded).items():
-            missing = tuple(
-                n
-                for n in names
-                if self.commands.get(n, loaded.spec.secrets[n].command or ()) is None
-            )
-            if missing:
-                out[service] = missing
-        return out
+        return unread_commands(loaded, self.commands)
 
     def _rerun(self, desired: DesiredProject, asked: frozenset[str]) -> frozenset[str]:
         """The services of ``asked`` to recreate this pass; their heal records start afresh."""
@@ -435,43 +424,10 @@ class Reconciler:
         return rerun
 
     def _running_ids(self, project: str) -> frozenset[str]:
-        # A stopping dockerd closes its listener first and then stops the
-        # containers, still answering on kept-alive connections: only an engine
-        # that accepts a new one reports containers that exited on their own.
-        self.engine.ping()
-        return frozenset(
-            c.id
-            for c in self.engine.list_containers(project)
-            if c.status == "running" and c.labels.get(labels.ONE_OFF) != "1"
-        )
+        return running_ids(self.engine, project)
 
     def _start_stopped_by_engine(self, desired: DesiredProject) -> None:
-        """Start, dependencies first, the containers that ran before the engine went away."""
-        stopped = [
-            c
-            for c in self.engine.list_containers(desired.project)
-            if c.id in self._running and c.status in ("exited", "created")
-        ]
-        for level in desired.levels():
-            for c in stopped:
-                if c.service not in level:
-                    continue
-                try:
-                    self.engine.start_container(c.id)
-                except EngineUnavailable:
-                    raise
-                except EngineError as exc:  # the converge that follows says what to do
-                    self.publish(
-                        "start", f"container {c.name}", str(exc), "error", service=c.service
-                    )
-                    continue
-                self.publish(
-                    "start",
-                    f"container {c.name}",
-                    "started again: the engine stopped it when it went away",
-                    "done",
-                    service=c.service,
-                )
+        start_stopped_by_engine(self.engine, desired, self._running, self.publish)
         with self._cond:
             self._engine_lost = False
 
