@@ -473,7 +473,8 @@ class Reconciler:
                 for svc in report["services"]:
                     svc["stopped_on_purpose"] = svc["name"] in stopped
                     if svc["stopped_on_purpose"]:
-                        svc["state"] = "stopped"  # not "failed": its exit was asked for
+                        # Not "failed": its exit was asked for (and may still be under way).
+                        svc["state"] = "stopping" if svc["running"] else "stopped"
             except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report

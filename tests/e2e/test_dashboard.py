@@ -159,6 +159,7 @@ def test_stop_and_start_from_the_page_are_confirmed_and_respected(
     page.once("dialog", lambda d: d.accept())
     page.click(f'{row} button[data-action="stop"]')
     wait_for(lambda: _row_state(page, "web") == "stopped", timeout=15, message="web stopped")
+    # The row says "stopped" once no container of web runs (before, "stopping").
     assert docker_client.containers.get(f"{project_name}-web-1").status == "exited"
 
     page.once("dialog", lambda d: d.accept())

@@ -45,7 +45,7 @@
     unhealthy: "st-err", failed: "st-err", flapping: "st-err",
   };
   function serviceState(s) {
-    if (s.stopped_on_purpose) return ["stopped", "st-stopped"];
+    if (s.stopped_on_purpose) return s.running ? ["stopping", "st-warn"] : ["stopped", "st-stopped"];
     let state = s.state;
     if (!state) {  // a daemon without the supervisor's annotations
       const cs = s.containers || [];
