@@ -32,6 +32,7 @@ _LABEL = {
     "recreate-network": "Recreating",
     "create-volume": "Creating",
     "remove-network": "Removing",
+    "create-dir": "Creating",
     "ready": "Ready",
     "completed": "Completed",
     "failed": "Failed",
@@ -55,6 +56,7 @@ _DONE_LABEL = {
     "recreate-network": "Recreated",
     "create-volume": "Created",
     "remove-network": "Removed",
+    "create-dir": "Created (missing bind source)",
 }
 
 

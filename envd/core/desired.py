@@ -10,6 +10,7 @@ depends_on, profiles, watch rules).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,10 +20,12 @@ from envd import __version__
 from envd.core.hashing import digest, hash_fields, plain
 from envd.core.service_env import service_env
 from envd.spec.compose_words import build_tag
+from envd.spec.expose import expose_ports
 from envd.values import labels
 from envd.values.types import (
     ContainerCreate,
     Healthcheck,
+    IpamPool,
     Mount,
     NetworkAttachment,
     PortBinding,
@@ -31,7 +34,7 @@ from envd.values.types import (
 
 if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
     from envd.spec.load import LoadedSpec
-    from envd.spec.models import Service
+    from envd.spec.models import NetworkDef, Service
     from envd.values.keys import Keys
 
 
@@ -63,8 +66,13 @@ class DesiredService:
     # The keyed digest of each of template.secrets' values, in order: computed
     # once by ``desire`` (which holds the key) so hashing needs no key.
     secret_digests: tuple[str, ...] = ()
+    # The spec's container_name: replica 1's name instead of <project>-<service>-1
+    # (container_name refuses replicas > 1).
+    fixed_name: str = ""
 
     def container_name(self, project: str, replica: int) -> str:
+        if self.fixed_name:
+            return self.fixed_name
         return f"{project}-{self.name}-{replica}"
 
 
@@ -76,6 +84,10 @@ class DesiredNetwork:
     driver: str = "bridge"
     internal: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Static addressing: the spec's ipam (empty: the engine picks a subnet).
+    ipam_driver: str = ""
+    ipam: tuple[IpamPool, ...] = ()
+    enable_ipv6: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,9 @@ class DesiredProject:
     services: Mapping[str, DesiredService]
     networks: Mapping[str, DesiredNetwork]
     volumes: Mapping[str, DesiredVolume]
+    # Bind sources `up` creates as directories when missing (Compose's rule:
+    # every bind but one with create_host_path = false), absolute, sorted.
+    bind_dirs: tuple[str, ...] = ()
 
     def levels(self) -> list[list[str]]:
         """Services grouped so each depends only on earlier groups."""
@@ -115,6 +130,29 @@ class DesiredProject:
                 done.add(n)
                 del remaining[n]
         return out
+
+
+def network_ipam(definition: NetworkDef | None) -> tuple[str, tuple[IpamPool, ...], bool]:
+    """(ipam driver, pools, enable_ipv6) of a network definition."""
+    if definition is None:
+        return "", (), False
+    if definition.ipam is None:
+        return "", (), definition.enable_ipv6
+    pools = tuple(
+        IpamPool(
+            _subnet(c.subnet),
+            _subnet(c.ip_range),
+            c.gateway,
+            tuple(sorted(c.aux_addresses.items())),
+        )
+        for c in definition.ipam.config
+    )
+    return definition.ipam.driver, pools, definition.enable_ipv6
+
+
+def _subnet(text: str) -> str:
+    """A subnet as the engine reports it back (``10.5.0.7/16`` is ``10.5.0.0/16``)."""
+    return str(ipaddress.ip_network(text, strict=False)) if text else ""
 
 
 def network_name(project: str, key: str) -> str:
@@ -143,7 +181,10 @@ def desire(
 
     active = loaded.active_services()
     networks: dict[str, DesiredNetwork] = {}
-    used_networks = {n for s in active.values() for n in (s.networks or ["default"])}
+    # A service with a network_mode joins no project network.
+    used_networks = {
+        n for s in active.values() if not s.network_mode for n in (s.networks or ["default"])
+    }
     for key in sorted(used_networks):
         definition = spec.networks.get(key)
         if definition is not None and definition.external:
@@ -153,6 +194,16 @@ def desire(
         driver = definition.driver if definition else "bridge"
         internal = definition.internal if definition else False
         user_labels = dict(definition.labels) if definition else {}
+        ipam_driver, pools, ipv6 = network_ipam(definition)
+        hashed: dict[str, Any] = {
+            "name": net_name,
+            "driver": driver,
+            "internal": internal,
+            "labels": user_labels,
+        }
+        if ipam_driver or pools or ipv6:  # only then: older hashes stay as they were
+            hashed["ipam"] = {"driver": ipam_driver, "config": [plain(p) for p in pools]}
+            hashed["enable_ipv6"] = ipv6
         networks[key] = DesiredNetwork(
             key=key,
             name=net_name,
@@ -162,16 +213,12 @@ def desire(
                 **user_labels,
                 **common,
                 labels.NETWORK: key,
-                labels.CONFIG_HASH: digest(
-                    {
-                        "name": net_name,
-                        "driver": driver,
-                        "internal": internal,
-                        "labels": user_labels,
-                    }
-                ),
+                labels.CONFIG_HASH: digest(hashed),
                 labels.VERSION: __version__,
             },
+            ipam_driver=ipam_driver,
+            ipam=pools,
+            enable_ipv6=ipv6,
         )
     volumes: dict[str, DesiredVolume] = {}
     for key, vdef in spec.volumes.items():
@@ -218,6 +265,16 @@ def desire(
         services=services,
         networks=networks,
         volumes=volumes,
+        bind_dirs=tuple(
+            sorted(
+                {
+                    loaded.bind_sources[m.source]
+                    for svc in active.values()
+                    for m in svc.volumes
+                    if m.type == "bind" and m.creates_host_path
+                }
+            )
+        ),
     )
 
 
@@ -250,9 +307,17 @@ def _service(
         tmpfs.append((path, opts))
 
     attachments = []
-    for key, net in (svc.networks or {"default": None}).items():  # type: ignore[dict-item]
+    network_mode, depends_on = _network_mode(svc, loaded)
+    for key, net in ({} if network_mode else svc.networks or {"default": None}).items():  # type: ignore[dict-item]
         aliases = [name, *(net.aliases if net else [])]
-        attachments.append(NetworkAttachment(networks[key].name, tuple(dict.fromkeys(aliases))))
+        attachments.append(
+            NetworkAttachment(
+                networks[key].name,
+                tuple(dict.fromkeys(aliases)),
+                net.ipv4_address if net else "",
+                net.ipv6_address if net else "",
+            )
+        )
 
     hc: Healthcheck | None = None
     if svc.healthcheck is not None:
@@ -311,13 +376,19 @@ def _service(
         cap_add=tuple(sorted(svc.cap_add)),
         cap_drop=tuple(sorted(svc.cap_drop)),
         secrets=secret_files,
+        exposed=tuple(sorted({p for e in svc.expose for p in expose_ports(e)}, key=_port_key)),
+        network_mode=network_mode,
     )
     return DesiredService(
         name=name,
         replicas=svc.replicas,
         depends_on={
-            dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+            **{
+                dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+            },
+            **depends_on,
         },
+        fixed_name=svc.container_name or "",
         image_ref=image_ref,
         pull=svc.pull,
         build=build,
@@ -325,6 +396,28 @@ def _service(
         restart=svc.restart,
         secret_digests=tuple(keys.digest(f.value) for f in secret_files),
     )
+
+
+def _port_key(port: str) -> tuple[int, str]:
+    number, _, proto = port.partition("/")
+    return int(number), proto
+
+
+def _network_mode(svc: Service, loaded: LoadedSpec) -> tuple[str, dict[str, DesiredDependency]]:
+    """The engine's NetworkMode for a service, and the dependency it implies.
+
+    ``service:NAME`` joins the namespace of NAME's first container, by its
+    container name (the engine resolves it to the id at create time); like
+    Compose, NAME must be started first.
+    """
+    mode = svc.network_mode or ""
+    if not mode.startswith("service:"):
+        return mode, {}
+    target = mode.partition(":")[2]
+    other = loaded.spec.services[target]
+    joined = other.container_name or f"{loaded.project}-{target}-1"
+    implied = {} if target in svc.depends_on else {target: DesiredDependency("started")}
+    return f"container:{joined}", implied
 
 
 # --------------------------------------------------------------------------- hashing
@@ -352,6 +445,8 @@ _HASHED_FIELDS = (
     "labels",
     "secrets",
 )
+# Hashed only when set, so containers made before these fields existed keep their hash.
+_HASHED_IF_SET = ("exposed", "network_mode")
 
 
 def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
@@ -376,11 +471,25 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
             ]
         elif name == "healthcheck":
             value = plain(value) if value is not None else None
-        elif name in ("ports", "mounts", "networks"):
+        elif name == "networks":
+            # Static addresses only when set (older hashes stay as they were).
+            value = [
+                {
+                    k: v
+                    for k, v in plain(a).items()
+                    if v or k not in ("ipv4_address", "ipv6_address")
+                }
+                for a in value
+            ]
+        elif name in ("ports", "mounts"):
             value = [plain(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
         data[name] = value
+    for name in _HASHED_IF_SET:
+        value = getattr(spec, name)
+        if value:
+            data[name] = list(value) if isinstance(value, tuple) else value
     return data
 
 

@@ -23,6 +23,7 @@ from envd.core.desired import (
 from envd.core.hashing import changed_fields
 from envd.core.networks import network_drift, network_users, orphan_networks
 from envd.core.observed import Observed
+from envd.core.plan_join import CONTAINER_MODE, rejoin
 from envd.values import labels
 from envd.values.types import ContainerCreate, ObservedContainer
 
@@ -239,19 +240,30 @@ def make_plan(
                         stop_timeout=None,  # the spec no longer says; the container does
                     )
                 )
+    # network_mode service:NAME (plan_join): who is replaced, and who joined whom.
+    replaced: dict[str, bool] = {}
+    owner_ids: dict[str, str] = {}
+    joined_ids = {
+        c.id: c.network_mode[len(CONTAINER_MODE) :]
+        for c in observed.containers
+        if c.network_mode.startswith(CONTAINER_MODE)
+    }
     for level in desired.levels():
         for name in level:
             svc = desired.services[name]
-            actions.extend(
-                _service_actions(
-                    desired,
-                    svc,
-                    by_service.get(name, []),
-                    image_ids.get(name),
-                    force_recreate,
-                    restart_exited,
-                )
+            mine = _service_actions(
+                desired,
+                svc,
+                by_service.get(name, []),
+                image_ids.get(name),
+                force_recreate,
+                restart_exited,
             )
+            mine = rejoin(desired, svc, mine, image_ids.get(name), replaced, owner_ids, joined_ids)
+            first = [a for a in mine if a.replica == 1 and a.service == name]
+            replaced[name] = any(a.kind in ("create", "recreate") for a in first)
+            owner_ids[name] = next((a.container_id for a in first if a.container_id), "")
+            actions.extend(mine)
 
     # --- orphan networks (after their containers are gone) -----------------------
     for onet in orphan_networks(desired.networks.values(), observed.networks):

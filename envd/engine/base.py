@@ -21,6 +21,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -60,8 +61,16 @@ class Engine(Protocol):
 
     # --- networks and volumes ---------------------------------------------
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
-    ) -> str: ...
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
+    ) -> str:
+        """Create a network; ``ipam`` pools fix its subnets (static addresses need one)."""
 
     def remove_network(self, name: str) -> None: ...
 

@@ -14,6 +14,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -62,7 +63,14 @@ class ExplodingEngine:
         _explode("build_image")
 
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
     ) -> str:
         _explode("create_network")
 

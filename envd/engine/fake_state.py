@@ -36,6 +36,7 @@ from envd.values.errors import EngineUnavailable, NotFound
 from envd.values.types import (
     ContainerCreate,
     Healthcheck,
+    IpamPool,
     ObservedImage,
     ObservedMount,
     PortBinding,
@@ -89,6 +90,8 @@ class FakeContainer:
     logs: list[str] = field(default_factory=list)
     networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → aliases
     mounts: list[ObservedMount] = field(default_factory=list)  # as an inspect reports them
+    # HostConfig.NetworkMode as the engine keeps it ("container:<id>" once resolved).
+    network_mode: str = "default"
 
 
 @dataclass
@@ -98,6 +101,9 @@ class FakeNetwork:
     labels: dict[str, str]
     driver: str
     internal: bool
+    ipam: tuple[IpamPool, ...] = ()
+    enable_ipv6: bool = False
+    ipam_driver: str = "default"
     # Docker 20.10 can keep counting endpoints of removed containers
     # (moby#42119): such a network refuses removal with no container attached.
     leaked_endpoints: int = 0

@@ -29,6 +29,7 @@ from envd.inputs.buildctx import BuildInputs
 from envd.values.types import (
     ContainerCreate,
     Healthcheck,
+    IpamPool,
     Mount,
     MountType,
     NetworkAttachment,
@@ -236,7 +237,12 @@ _health = table(
     retries=integer,
     start_period_s=number,
 )
-_attachment = table(NetworkAttachment, network=string, aliases=strings)
+_attachment = table(
+    NetworkAttachment, network=string, aliases=strings, ipv4_address=string, ipv6_address=string
+)
+_ipam_pool = table(
+    IpamPool, subnet=string, ip_range=string, gateway=string, aux_addresses=string_pairs
+)
 _secret_file = table(
     SecretFile,
     target=string,
@@ -272,6 +278,8 @@ _container = table(
     auto_remove=boolean,
     tty=boolean,
     stdin_open=boolean,
+    exposed=strings,  # names and networking
+    network_mode=string,
     anonymous_volumes=strings,
 )
 _build = table(
@@ -289,6 +297,7 @@ _service = table(
     template=_container,
     restart=string,
     secret_digests=strings,
+    fixed_name=string,
 )
 _network = table(
     DesiredNetwork,
@@ -298,6 +307,9 @@ _network = table(
     driver=string,
     internal=boolean,
     labels=string_map,
+    ipam_driver=string,
+    ipam=tuple_of(_ipam_pool),
+    enable_ipv6=boolean,
 )
 _volume = table(
     DesiredVolume,
@@ -316,6 +328,7 @@ decode_project = table(
     services=map_of(_service),
     networks=map_of(_network),
     volumes=map_of(_volume),
+    bind_dirs=strings,
 )
 decode_build_inputs = table(
     BuildInputs,

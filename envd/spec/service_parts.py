@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -25,6 +26,7 @@ from envd.spec.model_base import (
     SpecModel,
     StrMap,
 )
+from envd.spec.net_parts import check_static_address
 
 # --------------------------------------------------------------------------- ports
 
@@ -138,6 +140,14 @@ Ports = Annotated[
 # --------------------------------------------------------------------------- volumes
 
 
+class BindOptions(SpecModel):
+    """Options of a bind mount (Compose's ``bind:`` table)."""
+
+    # A missing host directory is created at `up` (Compose's short syntax, and
+    # Compose v2's long syntax unless told false); false refuses it instead.
+    create_host_path: bool = True
+
+
 class VolumeMount(SpecModel):
     """A mount. Short syntax: ``name:/path[:ro]``, ``./host:/path[:ro]`` or ``/path``."""
 
@@ -145,6 +155,12 @@ class VolumeMount(SpecModel):
     source: str = ""
     target: str
     read_only: bool = False
+    # Left out of dumps when unset, so `envd diff` rows keep their shape.
+    bind: BindOptions | None = Field(default=None, exclude_if=lambda v: v is None)
+
+    @property
+    def creates_host_path(self) -> bool:
+        return self.bind is None or self.bind.create_host_path
 
     @field_validator("target")
     @classmethod
@@ -159,6 +175,8 @@ class VolumeMount(SpecModel):
             raise ValueError("a bind mount needs a source path")
         if self.type == "tmpfs" and self.source:
             raise ValueError("a tmpfs mount takes no source")
+        if self.bind is not None and self.type != "bind":
+            raise ValueError(f"'bind' options need type = 'bind', not {self.type!r}")
         return self
 
 
@@ -353,6 +371,14 @@ def _build(value: Any) -> Any:
 
 class ServiceNetwork(SpecModel):
     aliases: list[str] = Field(default_factory=list)
+    # A static address; the network needs an ipam subnet holding it.
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+
+    @field_validator("ipv4_address", "ipv6_address")
+    @classmethod
+    def _address(cls, v: str, info: ValidationInfo) -> str:
+        return check_static_address(str(info.field_name), v) if v else v
 
 
 def _networks(value: Any) -> Any:

@@ -154,6 +154,23 @@ _TASK_FIELDS = (
 _SERVICE_FIELDS = ("replicas", "update_order", "labels")
 
 
+# Fields envd grew later (names and networking): hashed only when set, so an
+# upgrade does not roll every service.
+_NEWER_FIELDS = ("exposed", "network_mode", "ipv4_address", "ipv6_address")
+
+
+def _unset_left_out(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _unset_left_out(v)
+            for k, v in value.items()
+            if not (k in _NEWER_FIELDS and v in ("", [], ()))
+        }
+    if isinstance(value, list):
+        return [_unset_left_out(v) for v in value]
+    return value
+
+
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     """(config hash, task hash, per-field short hashes) of a service spec.
 
@@ -171,7 +188,9 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     }
     parts: dict[str, Any] = {}
     for name in _TASK_FIELDS:
-        parts[name] = plain_deep(container if name == "container" else getattr(spec, name))
+        parts[name] = _unset_left_out(
+            plain_deep(container if name == "container" else getattr(spec, name))
+        )
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
@@ -182,6 +201,8 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     short.update({k: parts[k] for k in _SERVICE_FIELDS})
     for f in fields(container):
         if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
+            continue
+        if f.name in _NEWER_FIELDS and not getattr(container, f.name):
             continue
         short[f"container.{f.name}"] = plain_deep(getattr(container, f.name))
     _, field_hashes = hash_fields(short)

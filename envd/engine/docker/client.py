@@ -46,6 +46,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -247,15 +248,16 @@ class DockerEngine:
 
     # --- networks and volumes ---------------------------------------------
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
     ) -> str:
-        body = {
-            "Name": name,
-            "CheckDuplicate": True,
-            "Driver": driver,
-            "Internal": internal,
-            "Labels": dict(labels),
-        }
+        body = payloads.network_body(name, labels, driver, internal, ipam_driver, ipam, enable_ipv6)
         doc = self._call("POST", "/networks/create", body=body, what=f"network {name}").json()
         return str(doc["Id"])
 
@@ -324,7 +326,7 @@ class DockerEngine:
                 self._call(
                     "POST",
                     f"/networks/{quote(att.network)}/connect",
-                    body={"Container": cid, "EndpointConfig": {"Aliases": list(att.aliases)}},
+                    body={"Container": cid, "EndpointConfig": payloads.endpoint_config(att)},
                     what=f"connecting {spec.name} to network {att.network}",
                 )
             if spec.secrets:
