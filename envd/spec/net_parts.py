@@ -157,7 +157,6 @@ class Ipam(SpecModel):
 
     driver: str = ""
     config: list[IpamConfig] = Field(default_factory=list)
-    options: StrMap = Field(default_factory=dict)
 
 
 def check_static_address(kind: str, value: str) -> str:
