@@ -56,6 +56,13 @@ def to_compose(loaded: LoadedSpec) -> Export:
         nets = service_networks(svc)
         if nets is not None:
             out["networks"] = nets
+        # names and networking
+        if svc.container_name:
+            out["container_name"] = svc.container_name
+        if svc.expose:
+            out["expose"] = list(svc.expose)
+        if svc.network_mode:
+            out["network_mode"] = svc.network_mode
         if svc.depends_on:
             out["depends_on"] = {
                 dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}

@@ -29,6 +29,13 @@ def port_short(p: Port) -> str:
 def volume_short(m: VolumeMount) -> str | dict[str, Any]:
     if m.type == "tmpfs":
         return {"type": "tmpfs", "target": m.target}
+    if m.type == "bind" and not m.creates_host_path:
+        # Only the long syntax can say it; the short one always creates.
+        out: dict[str, Any] = {"type": "bind", "source": m.source, "target": m.target}
+        if m.read_only:
+            out["read_only"] = True
+        out["bind"] = {"create_host_path": False}
+        return out
     if not m.source:
         return m.target
     source = m.source
@@ -106,11 +113,18 @@ def common_service(name: str, svc: Service) -> dict[str, Any]:
 def service_networks(svc: Service) -> list[str] | dict[str, Any] | None:
     if not svc.networks:
         return None
-    if all(not n.aliases for n in svc.networks.values()):
-        return list(svc.networks)
-    return {
-        k: ({"aliases": list(n.aliases)} if n.aliases else None) for k, n in svc.networks.items()
-    }
+    out: dict[str, Any] = {}
+    for k, n in svc.networks.items():
+        entry: dict[str, Any] = {}
+        if n.aliases:
+            entry["aliases"] = list(n.aliases)
+        for field in ("ipv4_address", "ipv6_address"):  # static addresses
+            if getattr(n, field):
+                entry[field] = getattr(n, field)
+        out[k] = entry or None
+    if all(v is None for v in out.values()):
+        return list(out)
+    return out
 
 
 def top_volumes(spec: Spec) -> dict[str, Any]:
@@ -152,5 +166,26 @@ def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
             d["internal"] = True
         if n.labels:
             d["labels"] = dict(n.labels)
+        if n.ipam is not None:  # static addressing
+            ipam: dict[str, Any] = {}
+            if n.ipam.driver:
+                ipam["driver"] = n.ipam.driver
+            if n.ipam.config:
+                ipam["config"] = [
+                    {
+                        k: v
+                        for k, v in {
+                            "subnet": c.subnet,
+                            "ip_range": c.ip_range,
+                            "gateway": c.gateway,
+                            "aux_addresses": dict(c.aux_addresses),
+                        }.items()
+                        if v
+                    }
+                    for c in n.ipam.config
+                ]
+            d["ipam"] = ipam
+        if n.enable_ipv6:
+            d["enable_ipv6"] = True
         out[key] = d
     return out

@@ -155,9 +155,11 @@ class FieldConverter(Notes):
                 if k == "consistency":
                     self.note(f"{path}.consistency", "macOS-only; ignored")
                 elif k == "bind":
-                    for kk in as_map(f"{path}.bind", item[k]):
+                    for kk, vv in as_map(f"{path}.bind", item[k]).items():
                         if kk == "create_host_path":
-                            continue  # envd requires the path to exist: checked when loading
+                            if not as_bool(f"{path}.bind.create_host_path", vv):
+                                mount["bind"] = {"create_host_path": False}
+                            continue
                         self.unsupported(f"{path}.bind.{kk}")
                 else:
                     self.unsupported(f"{path}.{k}")
@@ -169,7 +171,7 @@ class FieldConverter(Notes):
         """A long-syntax volume as the short string when nothing is lost."""
         src = str(mount.get("source", ""))
         target = str(mount["target"])
-        if ":" in src or ":" in target:
+        if ":" in src or ":" in target or "bind" in mount:
             return mount
         if mount["type"] == "volume":
             if not src:
@@ -202,6 +204,10 @@ class FieldConverter(Notes):
                 if k == "aliases":
                     net["aliases"] = text_list(f"{p}.networks.{key}.aliases", v)
                     plain = False
+                elif k in ("ipv4_address", "ipv6_address"):
+                    if v is not None:
+                        net[k] = as_text(f"{p}.networks.{key}.{k}", v)
+                        plain = False
                 else:
                     self.unsupported(f"{p}.networks.{key}.{k}")
             out[str(key)] = net

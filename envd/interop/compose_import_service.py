@@ -17,6 +17,7 @@ from envd.interop.compose_import_common import (
     text_list,
 )
 from envd.interop.compose_import_fields import FieldConverter
+from envd.interop.compose_import_net import NetConverter
 from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
 from envd.values import labels
 
@@ -29,7 +30,7 @@ _PULL = {
 }
 
 
-class ServiceConverter(FieldConverter):
+class ServiceConverter(FieldConverter, NetConverter):
     """One service: the plain fields here, the ones with a syntax of their own in ``FieldConverter``."""
 
     def service(self, name: str, body: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
@@ -44,6 +45,9 @@ class ServiceConverter(FieldConverter):
             "working_dir",
             "user",
             "hostname",
+            "container_name",  # names and networking: compose_import_net
+            "expose",
+            "network_mode",
             "environment",
             "env_file",
             "ports",
@@ -219,4 +223,5 @@ class ServiceConverter(FieldConverter):
         watch = self.watch(p, body.get("develop"), ext)
         if watch:
             out["watch"] = watch
+        self.names_and_network(p, body, out)
         return out

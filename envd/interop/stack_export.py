@@ -21,7 +21,7 @@ from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag, restart_condition
 from envd.spec.load import LoadedSpec
-from envd.swarm.mapping import update_order
+from envd.swarm.mapping import swarm_net_notes, update_order
 from envd.values.keys import Keys
 
 ENDPOINT_MODES = ("vip", "dnsrr")
@@ -123,6 +123,7 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         out["deploy"] = deploy
         if svc.watch:
             notes.append(f"{where}.watch: a stack has no hot reload; the rules are unused")
+        notes.extend(swarm_net_notes(where, svc))
         services[name] = out
     doc: dict[str, Any] = {"version": "3.9", "services": services}
     if spec.volumes:

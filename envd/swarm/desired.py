@@ -26,6 +26,7 @@ from envd.swarm.mapping import (
     secret_name,
     service_name,
     spec_hashes,
+    swarm_net_notes,
     update_order,
 )
 from envd.values import labels
@@ -173,6 +174,7 @@ def desire_swarm(
             )
         if svc.watch:
             notes.append(f"{where}.watch: a swarm deploy has no hot reload; the rules are unused")
+        notes.extend(swarm_net_notes(where, svc))
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(
                 f"{where}.restart: 'no' becomes restart condition 'none': a task that"
@@ -188,6 +190,8 @@ def desire_swarm(
             networks=(),
             secrets=(),
             tmpfs=(),
+            exposed=(),  # names and networking: see swarm_net_notes
+            network_mode="",
         )
         spec = SwarmServiceSpec(
             name=service_name(project, name),

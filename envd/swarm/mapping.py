@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envd.core.desired import DesiredService
 from envd.core.hashing import digest, hash_fields, plain_deep
@@ -21,6 +21,9 @@ from envd.values.errors import (
     UsageError,
 )
 from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec, TmpfsMount
+
+if TYPE_CHECKING:
+    from envd.spec.models import Service
 
 TARGET_LABEL = labels.TARGET
 SECRET_LABEL = labels.SECRET
@@ -117,6 +120,34 @@ def update_order(svc: DesiredService, endpoint_mode: str = "vip") -> tuple[str, 
             kind = "volume" if m.type == "volume" else "bind mount"
             return "stop-first", f"writable {kind} {m.source} at {m.target}"
     return "start-first", ""
+
+
+def swarm_net_notes(where: str, svc: Service) -> list[str]:
+    """What a swarm cannot do of a service's names and networking, one note each."""
+    notes: list[str] = []
+    if svc.container_name:
+        notes.append(
+            f"{where}.container_name: a swarm names its task containers itself;"
+            f" {svc.container_name!r} is unused (the service is {where.rsplit('.', 1)[-1]})"
+        )
+    if svc.expose:
+        notes.append(
+            f"{where}.expose: recorded only; tasks reach each other on every port of an"
+            " overlay network"
+        )
+    if svc.network_mode:
+        notes.append(
+            f"{where}.network_mode: {svc.network_mode!r} cannot be expressed on a swarm;"
+            " the service is left on no project network"
+        )
+    for key, net in svc.networks.items():
+        for attr in ("ipv4_address", "ipv6_address"):
+            if getattr(net, attr):
+                notes.append(
+                    f"{where}.networks.{key}.{attr}: a swarm assigns task addresses itself;"
+                    f" {getattr(net, attr)} is unused"
+                )
+    return notes
 
 
 _SIZE = re.compile(r"^(\d+)([kmgKMG]?)[bB]?$")

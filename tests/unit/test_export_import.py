@@ -341,8 +341,6 @@ def test_unsupported_fields_are_reported_by_path(tmp_path: Path, home: Path) -> 
         "version:",
         "x-global:",
         "configs:",
-        "services.web.container_name:",
-        "services.web.expose:",
         "services.web.links:",
         "services.web.logging:",
         "services.web.deploy.resources:",
@@ -356,7 +354,6 @@ def test_unsupported_fields_are_reported_by_path(tmp_path: Path, home: Path) -> 
         "services.web.volumes[0]:",
         "services.web.healthcheck.start_interval:",
         "services.web.x-traefik:",
-        "services.db.network_mode:",
         "services.db.restart:",
     ):
         assert path in notes, path
