@@ -104,9 +104,9 @@ def test_compose_round_trip_keeps_them(tmp_path: Path) -> None:
     assert doc["services"]["tools"]["network_mode"] == "service:db"
     assert doc["services"]["db"]["volumes"][1]["bind"] == {"create_host_path": False}
     assert doc["networks"]["back"]["ipam"]["config"][0]["gateway"] == "10.44.0.1"
-    second, _ = imported(
-        tmp_path / "again" if (tmp_path / "again").mkdir() is None else tmp_path, compose
-    )
+    again = tmp_path / "again"
+    again.mkdir()
+    second, _ = imported(again, compose)
     assert second.spec.model_dump() == first.spec.model_dump()
 
 
