@@ -29,11 +29,16 @@ def bind_users(desired: DesiredProject, path: str) -> list[str]:
     )
 
 
-def create_bind_dirs(desired: DesiredProject, emit: Emit = discard) -> list[str]:
-    """Create each missing bind source as a directory; the ones created."""
+def create_bind_dirs(
+    desired: DesiredProject, emit: Emit = discard, service: str | None = None
+) -> list[str]:
+    """Create each missing bind source (of ``service`` only, when given) as a
+    directory; the ones created."""
     created: list[str] = []
     for path in missing_bind_dirs(desired):
         users = bind_users(desired, path)
+        if service is not None and service not in users:
+            continue
         service = users[0] if users else "-"
         try:
             os.makedirs(path, mode=0o755, exist_ok=True)

@@ -297,3 +297,17 @@ def test_the_desired_cache_keeps_the_new_fields(tmp_path: Path) -> None:
     )
     assert "bind_dirs" not in older and "fixed_name" not in json.dumps(older)
     assert codec.decode_project(older).services["a"].fixed_name == ""
+
+
+def test_run_creates_only_its_services_missing_bind_sources(tmp_path: Path) -> None:
+    """`envd run SERVICE` creates that service's missing bind directories, not the others'."""
+    from envd.run.oneoff import run_one_off
+
+    desired = desired_from(
+        tmp_path,
+        '[services.a]\nimage = "pg"\nvolumes = ["./a:/a"]\n'
+        '[services.b]\nimage = "pg"\nvolumes = ["./b:/b"]\n',
+    )
+    eng = engine("pg")
+    run_one_off(eng, desired, "a", ["true"], rm=True)
+    assert (tmp_path / "a").is_dir() and not (tmp_path / "b").exists()
