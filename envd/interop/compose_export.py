@@ -63,6 +63,13 @@ def to_compose(loaded: LoadedSpec) -> Export:
             out["expose"] = list(svc.expose)
         if svc.network_mode:
             out["network_mode"] = svc.network_mode
+        kept = sorted(m.target for m in svc.volumes if m.type == "bind" and not m.creates_host_path)
+        if kept:
+            ext_services.setdefault(name, {})["no_create_host_path"] = kept
+            notes.append(
+                f"{where}.volumes: bind.create_host_path = false for {', '.join(kept)} needs"
+                f" Compose v2 (Compose 1.x refuses the option); kept in {X_ENVD}"
+            )
         if svc.depends_on:
             out["depends_on"] = {
                 dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}

@@ -30,11 +30,12 @@ def volume_short(m: VolumeMount) -> str | dict[str, Any]:
     if m.type == "tmpfs":
         return {"type": "tmpfs", "target": m.target}
     if m.type == "bind" and not m.creates_host_path:
-        # Only the long syntax can say it; the short one always creates.
+        # The long syntax: the short one always creates a missing source.
+        # `bind.create_host_path` itself is Compose v2's only (the export puts
+        # it in x-envd); without it Compose does not create one either.
         out: dict[str, Any] = {"type": "bind", "source": m.source, "target": m.target}
         if m.read_only:
             out["read_only"] = True
-        out["bind"] = {"create_host_path": False}
         return out
     if not m.source:
         return m.target
@@ -171,21 +172,22 @@ def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
             if n.ipam.driver:
                 ipam["driver"] = n.ipam.driver
             if n.ipam.config:
+                # A stack file (3.9) takes a pool's subnet only.
                 ipam["config"] = [
                     {
                         k: v
                         for k, v in {
                             "subnet": c.subnet,
-                            "ip_range": c.ip_range,
-                            "gateway": c.gateway,
-                            "aux_addresses": dict(c.aux_addresses),
+                            "ip_range": "" if stack else c.ip_range,
+                            "gateway": "" if stack else c.gateway,
+                            "aux_addresses": {} if stack else dict(c.aux_addresses),
                         }.items()
                         if v
                     }
                     for c in n.ipam.config
                 ]
             d["ipam"] = ipam
-        if n.enable_ipv6:
+        if n.enable_ipv6 and not stack:
             d["enable_ipv6"] = True
         out[key] = d
     return out

@@ -19,6 +19,7 @@ from envd.interop.compose_import_common import (
     as_seq,
     as_text,
     str_map,
+    text_list,
 )
 
 _NETWORK_MODE = re.compile(r"^(host|none|bridge|(service|container):[a-zA-Z0-9][a-zA-Z0-9_.-]*)$")
@@ -57,6 +58,25 @@ class NetConverter(Notes):
                 f"the engine refuses them with network_mode {mode!r} (they belong to the"
                 " container whose network is shared)",
             )
+
+    def no_create_host_path(self, p: str, out: dict[str, Any], ext: dict[str, Any]) -> None:
+        """Read back ``x-envd``'s ``no_create_host_path``: the binds the export wrote
+        without ``bind.create_host_path = false`` for Compose 1.x's sake."""
+        targets = set(text_list(f"x-envd.{p}.no_create_host_path", ext.get("no_create_host_path")))
+        if not targets:
+            return
+        volumes = []
+        for item in out.get("volumes", []):
+            if isinstance(item, str):  # shortened by the import: "./src:/target[:ro]"
+                parts = item.split(":")
+                if len(parts) in (2, 3) and parts[1] in targets:
+                    item = {"type": "bind", "source": parts[0], "target": parts[1]}
+                    if len(parts) == 3 and "ro" in parts[2].split(","):
+                        item["read_only"] = True
+            if isinstance(item, dict) and item.get("type") == "bind" and item["target"] in targets:
+                item = {**item, "bind": {"create_host_path": False}}
+            volumes.append(item)
+        out["volumes"] = volumes
 
     def _drop(self, p: str, out: dict[str, Any], fields: tuple[str, ...], why: str) -> None:
         for field in fields:

@@ -224,4 +224,5 @@ class ServiceConverter(FieldConverter, NetConverter):
         if watch:
             out["watch"] = watch
         self.names_and_network(p, body, out)
+        self.no_create_host_path(p, out, ext)
         return out

@@ -129,6 +129,13 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
     if spec.volumes:
         doc["volumes"] = top_volumes(spec)
     networks = top_networks(spec, stack=True)
+    for key, net in spec.networks.items():
+        pools = net.ipam.config if net.ipam is not None else []
+        if any(c.ip_range or c.gateway or c.aux_addresses for c in pools) or net.enable_ipv6:
+            notes.append(
+                f"networks.{key}: a stack file takes an ipam pool's subnet only; ip_range,"
+                " gateway, aux_addresses and enable_ipv6 are left out"
+            )
     used = {n for s in active.values() for n in (s.networks or ["default"])}
     if "default" in used and "default" not in networks:
         networks["default"] = {"driver": "overlay", "attachable": True}

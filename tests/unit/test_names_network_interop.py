@@ -102,7 +102,7 @@ def test_compose_round_trip_keeps_them(tmp_path: Path) -> None:
     doc = yaml.safe_load(compose)
     assert doc["services"]["db"]["container_name"] == "shop-postgres"
     assert doc["services"]["tools"]["network_mode"] == "service:db"
-    assert doc["services"]["db"]["volumes"][1]["bind"] == {"create_host_path": False}
+    assert doc["x-envd"]["services"]["db"]["no_create_host_path"] == ["/etc/conf"]
     assert doc["networks"]["back"]["ipam"]["config"][0]["gateway"] == "10.44.0.1"
     again = tmp_path / "again"
     again.mkdir()
