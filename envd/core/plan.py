@@ -317,11 +317,15 @@ def _service_actions(
         primary = next((c for c in found if c.name == name), None)
         for c in found:
             if c is not primary:
+                generated = c.name.startswith(f"{project}-{svc.name}-")
+                renamed = bool(svc.fixed_name) or not generated  # container_name set or unset
                 actions.append(
                     Action(
                         "remove",
                         f"container {c.name}",
-                        "left over from an interrupted change",
+                        f"renamed to {name} (container_name)"
+                        if renamed
+                        else "left over from an interrupted change",
                         service=svc.name,
                         replica=replica,
                         container_id=c.id,

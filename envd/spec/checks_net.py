@@ -30,6 +30,7 @@ def net_checks(spec: Spec, project: str, add: Add) -> None:
         for r in range(1, max(svc.replicas, 1) + 1)
     }
     taken: dict[str, str] = {}
+    addresses: dict[tuple[str, str], str] = {}  # (network, address) -> service
     for name, svc in services.items():
         cname = svc.container_name
         if cname:
@@ -74,6 +75,32 @@ def net_checks(spec: Spec, project: str, add: Add) -> None:
             for kind in ("ipv4_address", "ipv6_address"):
                 address = getattr(att, kind)
                 if not address:
+                    continue
+                where = ("services", name, "networks", key, kind)
+                if svc.replicas > 1:
+                    add(
+                        f"service {name!r}: {kind} {address} names one container's address; it"
+                        f" cannot be used with replicas = {svc.replicas}",
+                        *where,
+                    )
+                other = addresses.setdefault((key, address), name)
+                if other != name:
+                    add(
+                        f"services {other!r} and {name!r} both take {address} on network {key!r}",
+                        *where,
+                    )
+                reserved = {
+                    a: what
+                    for p in (net.ipam.config if net is not None and net.ipam is not None else [])
+                    for a, what in [(p.gateway, "the gateway")]
+                    + [(v, f"aux address {k!r}") for k, v in p.aux_addresses.items()]
+                }
+                if address in reserved:
+                    add(
+                        f"service {name!r}: {kind} {address} is {reserved[address]} of network"
+                        f" {key!r}",
+                        *where,
+                    )
                     continue
                 pools = net.ipam.config if net is not None and net.ipam is not None else []
                 if net is not None and net.external:

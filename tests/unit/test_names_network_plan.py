@@ -93,6 +93,11 @@ def test_renaming_container_name_replaces_the_container(tmp_path: Path) -> None:
     eng = engine("pg", "api")
     up(eng, desired_from(tmp_path, NAMED.replace('container_name = "shop-postgres"\n', "")))
     assert names(eng)["db"] == "shop-db-1"
+    plan, _ = plan_project(eng, desired_from(tmp_path, NAMED))
+    assert [(a.kind, a.resource, a.reason) for a in plan.actions if a.service == "db"] == [
+        ("remove", "container shop-db-1", "renamed to shop-postgres (container_name)"),
+        ("create", "container shop-postgres", "does not exist"),
+    ]
     up(eng, desired_from(tmp_path, NAMED))
     assert sorted(c.name for c in eng.list_containers("shop")) == ["shop-api-1", "shop-postgres"]
 

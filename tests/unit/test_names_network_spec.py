@@ -253,3 +253,38 @@ def test_a_missing_bind_outside_the_project_still_needs_consent(tmp_path: Path) 
     project.mkdir()
     loaded = load_ok(project, f'[services.a]\nimage = "x"\nvolumes = ["{outside}:/d"]\n')
     assert [(i.kind, i.what[0]) for i in reach(loaded, environ={})] == [("bind", str(outside))]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        (
+            '[services.a]\nimage = "x"\nreplicas = 2\nnetworks = { n = { ipv4_address = "10.8.0.5" } }\n',
+            "ipv4_address 10.8.0.5 names one container's address; it cannot be used with replicas = 2",
+        ),
+        (
+            '[services.a]\nimage = "x"\nnetworks = { n = { ipv4_address = "10.8.0.5" } }\n'
+            '[services.b]\nimage = "x"\nnetworks = { n = { ipv4_address = "10.8.0.5" } }\n',
+            "services 'a' and 'b' both take 10.8.0.5 on network 'n'",
+        ),
+        (
+            '[services.a]\nimage = "x"\nnetworks = { n = { ipv4_address = "10.8.0.1" } }\n',
+            "ipv4_address 10.8.0.1 is the gateway of network 'n'",
+        ),
+        (
+            '[services.a]\nimage = "x"\nnetworks = { n = { ipv4_address = "10.8.0.2" } }\n',
+            "ipv4_address 10.8.0.2 is aux address 'router' of network 'n'",
+        ),
+    ],
+    ids=["replicas", "two-services", "gateway", "aux"],
+)
+def test_a_static_address_belongs_to_one_container(
+    tmp_path: Path, body: str, fragment: str
+) -> None:
+    """A static address used by several containers, or reserved on its network, is refused."""
+    net = (
+        '[networks.n]\nipam = { config = [{ subnet = "10.8.0.0/16", gateway = "10.8.0.1",'
+        ' aux_addresses = { router = "10.8.0.2" } }] }\n'
+    )
+    problems = refused(tmp_path, body + net)
+    assert any(fragment in p for p in problems), problems
