@@ -10,7 +10,6 @@ depends_on, profiles, watch rules).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,8 +18,15 @@ from typing import TYPE_CHECKING, Any
 from envd import __version__
 from envd.core.hashing import digest, hash_fields, plain
 from envd.core.service_env import service_env
+from envd.core.service_net import (
+    HASHED_IF_SET,
+    bind_dirs,
+    exposed,
+    hashed_attachments,
+    network_ipam,
+    network_mode,
+)
 from envd.spec.compose_words import build_tag
-from envd.spec.expose import expose_ports
 from envd.values import labels
 from envd.values.types import (
     ContainerCreate,
@@ -34,7 +40,7 @@ from envd.values.types import (
 
 if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
     from envd.spec.load import LoadedSpec
-    from envd.spec.models import NetworkDef, Service
+    from envd.spec.models import Service
     from envd.values.keys import Keys
 
 
@@ -130,29 +136,6 @@ class DesiredProject:
                 done.add(n)
                 del remaining[n]
         return out
-
-
-def network_ipam(definition: NetworkDef | None) -> tuple[str, tuple[IpamPool, ...], bool]:
-    """(ipam driver, pools, enable_ipv6) of a network definition."""
-    if definition is None:
-        return "", (), False
-    if definition.ipam is None:
-        return "", (), definition.enable_ipv6
-    pools = tuple(
-        IpamPool(
-            _subnet(c.subnet),
-            _subnet(c.ip_range),
-            c.gateway,
-            tuple(sorted(c.aux_addresses.items())),
-        )
-        for c in definition.ipam.config
-    )
-    return definition.ipam.driver, pools, definition.enable_ipv6
-
-
-def _subnet(text: str) -> str:
-    """A subnet as the engine reports it back (``10.5.0.7/16`` is ``10.5.0.0/16``)."""
-    return str(ipaddress.ip_network(text, strict=False)) if text else ""
 
 
 def network_name(project: str, key: str) -> str:
@@ -265,16 +248,7 @@ def desire(
         services=services,
         networks=networks,
         volumes=volumes,
-        bind_dirs=tuple(
-            sorted(
-                {
-                    loaded.bind_sources[m.source]
-                    for svc in active.values()
-                    for m in svc.volumes
-                    if m.type == "bind" and m.creates_host_path
-                }
-            )
-        ),
+        bind_dirs=bind_dirs(loaded, active),
     )
 
 
@@ -307,8 +281,8 @@ def _service(
         tmpfs.append((path, opts))
 
     attachments = []
-    network_mode, depends_on = _network_mode(svc, loaded)
-    for key, net in ({} if network_mode else svc.networks or {"default": None}).items():  # type: ignore[dict-item]
+    mode, joined = network_mode(svc, loaded)
+    for key, net in ({} if mode else svc.networks or {"default": None}).items():  # type: ignore[dict-item]
         aliases = [name, *(net.aliases if net else [])]
         attachments.append(
             NetworkAttachment(
@@ -376,8 +350,8 @@ def _service(
         cap_add=tuple(sorted(svc.cap_add)),
         cap_drop=tuple(sorted(svc.cap_drop)),
         secrets=secret_files,
-        exposed=tuple(sorted({p for e in svc.expose for p in expose_ports(e)}, key=_port_key)),
-        network_mode=network_mode,
+        exposed=exposed(svc.expose),
+        network_mode=mode,
     )
     return DesiredService(
         name=name,
@@ -386,7 +360,12 @@ def _service(
             **{
                 dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
             },
-            **depends_on,
+            # network_mode service:NAME needs NAME started (Compose's rule).
+            **(
+                {joined: DesiredDependency("started")}
+                if joined and joined not in svc.depends_on
+                else {}
+            ),
         },
         fixed_name=svc.container_name or "",
         image_ref=image_ref,
@@ -396,28 +375,6 @@ def _service(
         restart=svc.restart,
         secret_digests=tuple(keys.digest(f.value) for f in secret_files),
     )
-
-
-def _port_key(port: str) -> tuple[int, str]:
-    number, _, proto = port.partition("/")
-    return int(number), proto
-
-
-def _network_mode(svc: Service, loaded: LoadedSpec) -> tuple[str, dict[str, DesiredDependency]]:
-    """The engine's NetworkMode for a service, and the dependency it implies.
-
-    ``service:NAME`` joins the namespace of NAME's first container, by its
-    container name (the engine resolves it to the id at create time); like
-    Compose, NAME must be started first.
-    """
-    mode = svc.network_mode or ""
-    if not mode.startswith("service:"):
-        return mode, {}
-    target = mode.partition(":")[2]
-    other = loaded.spec.services[target]
-    joined = other.container_name or f"{loaded.project}-{target}-1"
-    implied = {} if target in svc.depends_on else {target: DesiredDependency("started")}
-    return f"container:{joined}", implied
 
 
 # --------------------------------------------------------------------------- hashing
@@ -445,8 +402,6 @@ _HASHED_FIELDS = (
     "labels",
     "secrets",
 )
-# Hashed only when set, so containers made before these fields existed keep their hash.
-_HASHED_IF_SET = ("exposed", "network_mode")
 
 
 def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
@@ -472,21 +427,13 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
         elif name == "healthcheck":
             value = plain(value) if value is not None else None
         elif name == "networks":
-            # Static addresses only when set (older hashes stay as they were).
-            value = [
-                {
-                    k: v
-                    for k, v in plain(a).items()
-                    if v or k not in ("ipv4_address", "ipv6_address")
-                }
-                for a in value
-            ]
+            value = hashed_attachments(value)
         elif name in ("ports", "mounts"):
             value = [plain(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
         data[name] = value
-    for name in _HASHED_IF_SET:
+    for name in HASHED_IF_SET:
         value = getattr(spec, name)
         if value:
             data[name] = list(value) if isinstance(value, tuple) else value
