@@ -61,6 +61,14 @@ def net_checks(spec: Spec, project: str, add: Add) -> None:
                     name,
                     "network_mode",
                 )
+            elif services[target].replicas == 0:
+                add(
+                    f"service {name!r}: network_mode joins {target!r}, which has replicas = 0"
+                    " (no container to share a network with)",
+                    "services",
+                    name,
+                    "network_mode",
+                )
             elif services[target].network_mode in ("host", "none"):
                 # The engine would share a namespace the target does not own.
                 add(

@@ -93,7 +93,12 @@ def network_rules(svc: Service) -> None:
             f"ports have no effect with network_mode {mode!r} (the container {why}); remove them"
         )
     if mode.startswith(("service:", "container:")):
-        shared = [f for f in ("ports", "expose", "hostname") if getattr(svc, f)]
+        # dns and extra_hosts come with another group's fields (getattr: absent until then).
+        shared = [
+            f
+            for f in ("ports", "expose", "hostname", "dns", "extra_hosts")
+            if getattr(svc, f, None)
+        ]
         if shared:
             raise ValueError(
                 f"network_mode {mode!r} shares another container's network:"

@@ -160,6 +160,11 @@ def test_model_refusals_name_the_field(tmp_path: Path, body: str, fragment: str)
             "which uses network_mode 'host'",
         ),
         (
+            '[services.a]\nimage = "x"\nnetwork_mode = "service:b"\n'
+            '[services.b]\nimage = "x"\nreplicas = 0\n',
+            "network_mode joins 'b', which has replicas = 0",
+        ),
+        (
             '[services.a]\nimage = "x"\nnetworks = { n = { ipv4_address = "10.9.0.5" } }\n'
             "[networks.n]\n",
             "ipv4_address 10.9.0.5 on network 'n' needs an ipam subnet holding it",
@@ -192,6 +197,7 @@ def test_model_refusals_name_the_field(tmp_path: Path, body: str, fragment: str)
         "mode-self",
         "mode-cycle",
         "mode-joins-host",
+        "mode-joins-no-replica",
         "address-without-ipam",
         "address-outside-subnet",
         "ipv6-without-enable",
