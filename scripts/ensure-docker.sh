@@ -15,6 +15,7 @@ set -euo pipefail
 readonly PACKAGES=(
   docker.io docker-compose busybox-static debootstrap tini dumb-init
   util-linux iproute2 procps mmdebstrap docker-registry
+  chromium
 )
 readonly TIMEOUT="${ENVD_DOCKERD_TIMEOUT:-60}"
 readonly DOCKERD_LOG="${ENVD_DOCKERD_LOG:-/var/log/envd-dockerd.log}"

@@ -327,6 +327,7 @@ class FakeReconciler:
         wait_timeout: float | None = None,
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
+        commands: Mapping[str, Any] | None = None,
     ) -> int:
         self.generation += 1
         self.triggers.append(
@@ -337,6 +338,8 @@ class FakeReconciler:
                 "environ": environ,
             }
         )
+        if commands is not None:
+            self.triggers[-1]["commands"] = dict(commands)
         if environ is not None:
             self.environ = dict(environ)
         return self.generation
@@ -354,7 +357,6 @@ def serving(
 ) -> Iterator[Any]:
     """The daemon's control API on the unix socket ``path``, served from a thread."""
     import logging
-    import threading
 
     import structlog
 
@@ -369,14 +371,31 @@ def serving(
         on_stop or reconciler.stop,
         structlog.wrap_logger(logging.getLogger("test.daemon")),
     )
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="test-api", daemon=True
-    )
-    thread.start()
+    server.start()
     try:
         yield server
     finally:
         reconciler.stop()  # ends open event streams
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        server.stop(timeout=10)
+
+
+def fake_cli_engine(monkeypatch: Any, *images: str) -> Any:
+    """One ``FakeEngine`` (holding ``images``) for every CLI module that asks for the engine."""
+    from envd.cli import containers, environments, project
+    from envd.engine.fake import FakeEngine
+
+    engine = FakeEngine()
+    for ref in images:
+        engine.add_image(ref)
+    for module in (project, containers, environments):
+        monkeypatch.setattr(module, "engine", lambda: engine)
+    return engine
+
+
+def cli_in_process(capsys: Any, *args: str | Path) -> tuple[int, str, str]:
+    """``envd ARGS`` run in this process: (exit code, stdout, stderr)."""
+    from envd.cli.app import run_cli
+
+    code = run_cli([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err

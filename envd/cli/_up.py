@@ -23,7 +23,13 @@ from envd.values.errors import (
 
 
 def up_with_daemon(
-    obj: Ctx, project_dir: Any, desired: Any, eng: Any, timeout: float | None, as_json: bool
+    obj: Ctx,
+    project_dir: Any,
+    desired: Any,
+    eng: Any,
+    timeout: float | None,
+    as_json: bool,
+    commands: Any,
 ) -> None:
     from envd.cli.progress import make_progress
     from envd.daemon import process
@@ -35,7 +41,8 @@ def up_with_daemon(
         client = process.start(obj.target(), project_dir, desired.environment)
     # The daemon reads the spec with this shell's environment from now on
     # (variables, `env` secrets), as `up --once` would: only the names the spec
-    # can read go over the peer-checked socket.
+    # can read go over the peer-checked socket. The command secrets ran here,
+    # in this shell; the daemon gets what they printed and runs none.
     from envd.spec.paths import resolve_paths
 
     spec_file, base = resolve_paths(obj.target().project_dir, obj.target().file)
@@ -43,6 +50,7 @@ def up_with_daemon(
         wait_timeout=timeout,
         restart_exited=True,
         environ=process.spec_environ(spec_file, base, os.environ),
+        commands=commands,
     )
     if not environ_applied:
         click.echo(
@@ -76,13 +84,17 @@ def up_with_daemon(
     if result == "ok":
         verb = "started" if started else "reused"
         if as_json:
-            click.echo(json.dumps({"result": "ok", "project": desired.project, "daemon_pid": pid}))
+            out = {"result": "ok", "project": desired.project, "daemon_pid": pid}
+            click.echo(json.dumps({**out, "dashboard": _dashboard_url(client)}))
         else:
             click.echo(
                 f"Project {desired.project} is up; daemon (pid {pid}, {verb}) keeps it converged."
                 " See `envd status`, `envd events`; stop with `envd down`.",
                 err=True,
             )
+            url = _dashboard_url(client)
+            if url:
+                click.echo(f"Dashboard: {url}", err=True)
         return
     message = str((final or {}).get("message", "the daemon's event stream ended"))
     if result == "invalid-spec":
@@ -99,6 +111,13 @@ def up_with_daemon(
     exc = EnvironmentFailed(failures)
     report_failures(eng, exc, as_json)
     raise exc
+
+
+def _dashboard_url(client: Any) -> str | None:
+    try:
+        return str(client.ui_url())
+    except EnvdError:  # an older daemon, or ENVD_UI=off
+        return None
 
 
 def failures_from_status(status: dict[str, Any]) -> list[Any]:

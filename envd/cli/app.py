@@ -64,11 +64,24 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
         "Write envd.lock: every environment's images pinned to digests.",
     ),
     "logs": ("envd.cli.containers", "Show container logs, prefixed by service."),
+    "restart": (
+        "envd.cli.services",
+        "Restart services' containers (stop with their grace period, start).",
+    ),
     "run": (
         "envd.cli.containers",
         "Run a one-off container of a service: envd run SERVICE -- CMD...",
     ),
     "schema": ("envd.cli.daemon", "Print the JSON Schema of envd.toml."),
+    "start": ("envd.cli.services", "Start services stopped with `envd stop`."),
+    "stop": (
+        "envd.cli.services",
+        "Stop services; the daemon keeps them stopped until `envd start` or `envd up`.",
+    ),
+    "ui": (
+        "envd.cli.services",
+        "Print the dashboard's URL (and open it in a browser when one is available).",
+    ),
 }
 
 

@@ -201,7 +201,7 @@ def up(
     from pathlib import Path
 
     from envd.cli.progress import make_progress
-    from envd.inputs.prepare import prepare_desired
+    from envd.inputs.prepare import prepare_for_up
     from envd.run.converge import converge
     from envd.run.project_lock import timeout_from
 
@@ -210,7 +210,7 @@ def up(
     _warnings(obj, strict)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic);
     # refuses what this user has not approved before anything runs.
-    desired = prepare_desired(obj.target(), frozen=frozen)
+    desired, commands = prepare_for_up(obj.target(), frozen=frozen)
     project_dir = Path(desired.project_dir)
     eng = engine()
     if not once:
@@ -220,7 +220,9 @@ def up(
             )
         from envd.cli._up import up_with_daemon
 
-        up_with_daemon(obj, project_dir, desired, eng, None if no_wait else timeout, as_json)
+        up_with_daemon(
+            obj, project_dir, desired, eng, None if no_wait else timeout, as_json, commands
+        )
         return
     from envd.daemon import process
 

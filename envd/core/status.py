@@ -37,6 +37,40 @@ def unchecked_secrets(plan: Plan, unread: Mapping[str, tuple[str, ...]]) -> Plan
     return replace(plan, actions=tuple(actions))
 
 
+def hold_unread(plan: Plan, unread: Mapping[str, tuple[str, ...]]) -> tuple[Plan, dict[str, str]]:
+    """A daemon's plan when some command secrets have no value (``unread``).
+
+    ``unchecked_secrets`` first; then a container that would still be created
+    or recreated is held instead (kind "ok"): it would get an empty secret.
+    Returns the plan and, per held service, the sentence saying why.
+    """
+    plan = unchecked_secrets(plan, unread)
+    why = {
+        service: (
+            f"held: secret {', '.join(repr(n) for n in names)} comes from a host command,"
+            " which only `envd up` runs; run `envd up`"
+        )
+        for service, names in unread.items()
+    }
+    return hold(plan, why, ("create", "recreate"))
+
+
+def hold(
+    plan: Plan, why: Mapping[str, str], kinds: tuple[str, ...] = ("create", "recreate", "start")
+) -> tuple[Plan, dict[str, str]]:
+    """``plan`` with the ``kinds`` actions of the services in ``why`` turned into
+    "ok" with that reason (a service stopped on purpose is not started again).
+    Returns the plan and the services actually held."""
+    held: dict[str, str] = {}
+    actions: list[Action] = []
+    for action in plan.actions:
+        if action.service in why and action.kind in kinds:
+            held[action.service] = why[action.service]
+            action = replace(action, kind="ok", reason=why[action.service], container=None)
+        actions.append(action)
+    return replace(plan, actions=tuple(actions)), held
+
+
 def _without_secrets(action: Action) -> Action:
     prefix = "changed: "
     if not action.reason.startswith(prefix):
@@ -99,6 +133,12 @@ def project_status(
                         "health": c.health,
                         "exit_code": c.exit_code,
                         "replica": c.replica,
+                        "status_text": c.status_text,
+                        "image_id": c.image_id,
+                        "ports": [
+                            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+                            for p in c.ports
+                        ],
                     }
                     for c in containers
                 ],

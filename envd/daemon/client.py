@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -9,9 +10,12 @@ import socket
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from envd.values.errors import EnvdError
+
+if TYPE_CHECKING:
+    from envd.inputs.secrets import CommandValue
 
 
 class DaemonUnavailable(EnvdError):
@@ -120,9 +124,11 @@ class DaemonClient:
         wait_timeout: float | None = None,
         restart_exited: bool = True,
         environ: Mapping[str, str] | None = None,
+        commands: Mapping[str, CommandValue] | None = None,
     ) -> Reload:
         """Ask for a pass. ``environ`` (the caller's process environment) is what
-        the daemon reads the spec with from this pass on; None keeps its current one."""
+        the daemon reads the spec with from this pass on; None keeps its current one.
+        ``commands``: what the spec's command secrets printed when the caller ran them."""
         body: dict[str, object] = {
             "wait_timeout": wait_timeout,
             "restart_exited": restart_exited,
@@ -130,6 +136,14 @@ class DaemonClient:
         }
         if environ is not None:
             body["environ"] = dict(environ)
+        if commands is not None:
+            body["commands"] = {
+                name: {
+                    "command": list(cv.command),
+                    "value": base64.b64encode(cv.value).decode("ascii"),
+                }
+                for name, cv in commands.items()
+            }
         result = self._request("POST", "/v1/reload", body)
         return Reload(
             int(result["generation"]),
@@ -139,6 +153,16 @@ class DaemonClient:
 
     def stop(self) -> None:
         self._request("POST", "/v1/stop")
+
+    def act(self, action: str, service: str) -> tuple[int, int]:
+        """Ask for ``action`` on ``service``; (the generation of the pass doing it,
+        the event sequence number before it)."""
+        result = self._request("POST", "/v1/action", {"action": action, "service": service})
+        return int(result["generation"]), int(result["seq"])
+
+    def ui_url(self) -> str:
+        """The dashboard's URL, token included (this socket is the user's own)."""
+        return str(self._request("GET", "/v1/ui")["url"])
 
     def events(self, since: int | None = None) -> Iterator[dict[str, Any]]:
         """Follow the event stream (JSON lines) until the daemon closes it."""

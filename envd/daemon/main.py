@@ -17,9 +17,12 @@ import logging
 import logging.handlers
 import os
 import signal
+import socket
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from envd.daemon.actions import ServiceActions
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.paths import StatePaths
@@ -27,9 +30,12 @@ from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, protected_files
 from envd.inputs.prepare import Target, prepare
-from envd.inputs.safefile import append_nofollow, open_own, write_replacing
+from envd.inputs.safefile import append_nofollow, open_own, read_regular, write_replacing
 from envd.spec.models import WatchRule
 from envd.values.events import Phase
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp
 
 LOG_MAX_BYTES = 5 * 1024 * 1024
 
@@ -83,6 +89,44 @@ def write_pid(paths: StatePaths) -> None:
     write_replacing(paths.pid, f"{os.getpid()}\n".encode(), 0o600)
 
 
+def dashboard(
+    paths: StatePaths,
+    project: str,
+    reconciler: Reconciler,
+    hub: EventHub,
+    watching: threading.Event,
+    log: Logger,
+) -> tuple[socket.socket, ASGIApp, str] | None:
+    """The dashboard's socket, app and URL; None when ``ENVD_UI=off`` or no
+    loopback port can be had (the daemon runs on without one).
+
+    The port is kept in ``.envd/ui.port`` so a restarted daemon serves the page
+    where the open browser tab looks for it; the token is new each start.
+    """
+    if os.environ.get("ENVD_UI", "").lower() in ("0", "off", "no", "false"):
+        return None
+    from envd.daemon.server import bind_loopback
+    from envd.daemon.ui.app import make_ui
+    from envd.daemon.ui.guard import Keys
+
+    port_file = paths.root / "ui.port"
+    try:
+        raw = read_regular(port_file, 64, follow=False, own=True).decode().strip()
+        wanted = int(raw) if raw.isdigit() and 1024 <= int(raw) <= 65535 else 0
+    except (OSError, ValueError):
+        wanted = 0
+    try:
+        sock = bind_loopback(wanted)
+    except OSError as exc:
+        log.error("ui.unavailable", error=str(exc))
+        return None
+    port = int(sock.getsockname()[1])
+    if port != wanted:
+        write_replacing(port_file, f"{port}\n".encode(), 0o600)
+    keys = Keys(project, port)
+    return sock, make_ui(reconciler, hub, keys, watching), keys.url
+
+
 def run_daemon(target: Target) -> int:
     from envd.engine.docker.client import DockerEngine
 
@@ -97,17 +141,27 @@ def run_daemon(target: Target) -> int:
     engine = DockerEngine()
     hub = EventHub()
     reconciler = Reconciler(target, engine, hub, log)
+    reconciler.actions = ServiceActions(paths.root)
     stop = threading.Event()
 
     def shutdown(*_: object) -> None:
         stop.set()
         reconciler.stop()
 
-    server = make_server(paths.socket, reconciler, hub, shutdown, log)
+    watching = threading.Event()
+    watching.set()
+    server = make_server(
+        paths.socket,
+        reconciler,
+        hub,
+        shutdown,
+        log,
+        dashboard(paths, loaded.project, reconciler, hub, watching, log),
+    )
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
     signal.signal(signal.SIGHUP, lambda *_: reconciler.trigger("SIGHUP"))
-    threading.Thread(target=server.serve_forever, name="envd-api", daemon=True).start()
+    server.start()
 
     def publish(kind: str, resource: str, message: str, phase: Phase, **extra: object) -> None:
         reconciler.publish(kind, resource, message, phase, **extra)
@@ -115,13 +169,13 @@ def run_daemon(target: Target) -> int:
 
     def rules() -> dict[str, list[WatchRule]]:
         current = reconciler.loaded
-        if current is None:
+        if current is None or not watching.is_set():  # paused from the dashboard
             return {}
         return {n: list(s.watch) for n, s in current.active_services().items() if s.watch}
 
     FileWatcher(
         loaded.project_dir,
-        lambda why: reconciler.trigger(why),
+        lambda why: reconciler.trigger(why) if watching.is_set() else None,
         Syncer(
             engine,
             loaded.project_dir,
@@ -142,8 +196,7 @@ def run_daemon(target: Target) -> int:
         reconciler.run()
     finally:
         log.info("daemon.stop", pid=os.getpid())
-        server.shutdown()
-        server.server_close()
+        server.stop()
         for path in (paths.socket, paths.pid):
             try:
                 path.unlink()

@@ -20,32 +20,19 @@ if TYPE_CHECKING:  # the spec pipeline (pydantic) is not needed to find a daemon
     from envd.inputs.prepare import Target
 
 OUTPUT_CAP = 16 * 1024 * 1024  # daemon.out read for its last lines only
-TERM_GRACE = 10.0
 SPEC_CAP = 16 * 1024 * 1024  # the spec and .env are scanned for names, never bigger
 
 # `up` sends the daemon the variables the spec can read, not the whole shell:
 # ${NAME} / $NAME references (defaults included), `env = "NAME"` secret
-# sources, envd's and Docker's own settings, and what a command secret the
-# daemon runs needs to find its tools and agents.
+# sources, envd's and Docker's own settings, and where this user's approvals
+# live. Nothing for host commands: the daemon runs none (`up` runs the
+# command secrets and sends what they printed), so PATH, HOME and agent
+# sockets stay in the shell.
 _REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _ENV_SOURCE = re.compile(r"""\benv\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
-_ALWAYS_PREFIXES = ("ENVD_", "DOCKER_", "LC_")
-_PROCESS_BASICS = frozenset(
-    {
-        "PATH",
-        "HOME",
-        "USER",
-        "LOGNAME",
-        "SHELL",
-        "LANG",
-        "TZ",
-        "TMPDIR",
-        "XDG_RUNTIME_DIR",
-        "SSH_AUTH_SOCK",
-        "GNUPGHOME",
-        "GPG_AGENT_INFO",
-    }
-)  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
+_ALWAYS_PREFIXES = ("ENVD_", "DOCKER_")
+_PROCESS_BASICS = frozenset({"XDG_STATE_HOME"})
+TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop
 
 # The client is imported only where a daemon is talked to: it pulls in
 # http.client and ssl (~10 ms), which `up --once` and `down` pay for nothing

@@ -29,13 +29,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envd.core.desired import DesiredProject
-from envd.core.status import project_status
+from envd.core.status import hold, project_status
+from envd.daemon.actions import ServiceActions
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
-from envd.inputs.secrets import CommandValues
+from envd.inputs.secrets import CommandValue, CommandValues
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
@@ -61,6 +62,8 @@ class PassRequest:
     # The environment the pass reads the spec with (variables, `env` secrets);
     # None: the reconciler's current one.
     environ: Mapping[str, str] | None = field(default=None, repr=False)
+    # (action, service) asked for by `envd restart|stop|start` or the dashboard.
+    actions: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -100,7 +103,8 @@ class Reconciler:
         self._reasons: list[str] = []
         self._request = PassRequest()
         self._environ: Mapping[str, str] | None = None  # from the last `envd up`
-        # Command secret values of the last reload, reused by later passes.
+        # What the command secrets printed when the last `envd up` ran them:
+        # the daemon runs no host command itself.
         self.commands = CommandValues()
         self._retry_at: float | None = None
         self._stopping = False
@@ -113,6 +117,9 @@ class Reconciler:
         # were stopped by the engine and are started again.
         self._running: frozenset[str] = frozenset()
         self._engine_lost = False
+        # Per-service actions and the services stopped on purpose (main.py
+        # gives it the state directory, so the latter survive a restart).
+        self.actions = ServiceActions()
 
     # ------------------------------------------------------------------ triggers
     def trigger(
@@ -121,16 +128,21 @@ class Reconciler:
         wait_timeout: float | None = None,
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
+        commands: Mapping[str, CommandValue] | None = None,
     ) -> int:
         """Mark dirty; return the generation whose pass will cover this trigger.
 
         ``environ`` (from `envd up`) replaces the environment the spec is read
-        with, for the pass covering this trigger and every later one.
+        with, for the pass covering this trigger and every later one;
+        ``commands`` (from `envd up` too) what its command secrets printed.
         """
         with self._cond:
             if environ is not None:
                 self._environ = dict(environ)
-                self.commands.reload()  # an `envd up`: its commands run again
+            if commands is not None:
+                self.commands.provide(commands)
+            if environ is not None:
+                self.actions.start_all()  # `envd up` starts what was stopped, as Compose's does
             self.state.generation += 1
             self._reasons.append(reason)
             if wait_timeout is not None:
@@ -139,6 +151,14 @@ class Reconciler:
             self.debounce.mark(self.clock.monotonic())
             self._cond.notify_all()
             return self.state.generation
+
+    def request_action(self, action: str, service: str) -> int:
+        """Queue ``action`` on ``service`` for the next pass; return its generation."""
+        with self._cond:
+            self._request.actions.append((action, service))
+            if action == "start":
+                self._request.restart_exited = True
+        return self.trigger(f"{action} {service} requested")
 
     def stop(self) -> None:
         with self._cond:
@@ -220,6 +240,7 @@ class Reconciler:
         try:
             environ = request.environ if request.environ is not None else self.environ
             loaded, desired = prepare(self.target, environ, acting=True, commands=self.commands)
+            unread = self._unread_commands(loaded)
             self.loaded, self.desired = loaded, desired
             for listener in self._listeners:
                 listener(desired)
@@ -257,6 +278,11 @@ class Reconciler:
             ):
                 if self._engine_lost:
                     self._start_stopped_by_engine(desired)
+                recreate = (
+                    self.actions.run(request.actions, self.engine, desired, emit)
+                    if request.actions
+                    else frozenset()
+                )
                 converge(
                     self.engine,
                     desired,
@@ -265,6 +291,9 @@ class Reconciler:
                     timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
                     clock=self.clock,
                     restart_exited=request.restart_exited,
+                    unread=unread,
+                    force_recreate=recreate,
+                    stopped=self.actions.stopped,
                 )
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
@@ -323,6 +352,31 @@ class Reconciler:
             result=result,
             seconds=round(elapsed, 3),
         )
+
+    def plan(self) -> dict[str, object]:
+        """What a pass would do now (``GET /v1/plan``): read-only, no host command;
+        command secrets are compared by the values the last `envd up` sent."""
+        from envd.core.status import unchecked_secrets
+
+        loaded, desired = prepare(self.target, self.environ, commands=self.commands)
+        plan, _ = plan_project(self.engine, desired, restart_exited=False)
+        return unchecked_secrets(plan, self._unread_commands(loaded)).to_json()
+
+    def _unread_commands(self, loaded: LoadedSpec) -> dict[str, tuple[str, ...]]:
+        """Per service, the command secrets `envd up` sent no value for (the
+        command is new or was edited since): their containers wait for `envd up`."""
+        from envd.inputs.consent import command_secrets
+
+        out: dict[str, tuple[str, ...]] = {}
+        for service, names in command_secrets(loaded).items():
+            missing = tuple(
+                n
+                for n in names
+                if self.commands.get(n, loaded.spec.secrets[n].command or ()) is None
+            )
+            if missing:
+                out[service] = missing
+        return out
 
     def _running_ids(self, project: str) -> frozenset[str]:
         # A stopping dockerd closes its listener first and then stops the
@@ -397,7 +451,13 @@ class Reconciler:
         if desired is not None:
             try:
                 plan, observed = plan_project(self.engine, desired, restart_exited=False)
+                stopped = self.actions.stopped
+                if stopped:
+                    reason = "stopped on purpose; `envd start` starts it"
+                    plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
                 report.update(project_status(desired, observed, plan))
+                for svc in report["services"]:
+                    svc["stopped_on_purpose"] = svc["name"] in stopped
             except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report

@@ -73,6 +73,7 @@ class FakeEngine(FakeState):
                     exit_code=c.exit_code if c.status in ("exited", "dead") else None,
                     image_id=c.image_id,
                     ports=c.ports if c.status == "running" else (),
+                    status_text="Up" if c.status == "running" else c.status.capitalize(),
                     network_mode=c.network_mode,
                 )
                 for c in self._containers.values()

@@ -53,6 +53,7 @@ from envd.spec.paths import resolve_paths
 from envd.values.keys import Keys
 
 if TYPE_CHECKING:
+    from envd.inputs.secrets import CommandValue
     from envd.spec.load import LoadedSpec
 
 CACHE_FILE = "desired.cache"
@@ -116,6 +117,14 @@ def lookup(
 
     ``extra`` joins the key: the caller's own inputs (this user's approvals).
     """
+    hit = lookup_with_commands(target, environ, frozen, keys, extra)
+    return None if hit is None else hit[0]
+
+
+def lookup_with_commands(
+    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys, extra: str = ""
+) -> tuple[DesiredProject, dict[str, CommandValue]] | None:
+    """``lookup``, and what each ``command`` source printed on this (re)read."""
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
         raw = _read(base / ".envd" / CACHE_FILE)
@@ -151,13 +160,10 @@ def store(
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
         active = loaded.active_services()
-        sources = {name: tuple(s.source for s in svc.secrets) for name, svc in active.items()}
+        sources = secret_sources(loaded)
         # The values `desired` was built with, not a second read: a `command`
         # source would run twice, and a rotating one could differ.
-        values: dict[str, bytes] = {}
-        _with_secret_values(
-            desired, sources, lambda source, value: values.setdefault(source, value)
-        )
+        values = secret_values(desired, sources)
         names = sorted(values)
         secrets = tuple(
             _Secret(
@@ -207,8 +213,8 @@ def store(
 
 def _revalidate(
     entry: _Entry, base: Path, environ: Mapping[str, str], keys: Keys
-) -> DesiredProject | None:
-    from envd.inputs.secrets import read_secret
+) -> tuple[DesiredProject, dict[str, CommandValue]] | None:
+    from envd.inputs.secrets import CommandValue, read_secret
 
     for path, want in entry.files:
         if _file_digest(Path(path), keys) != want:
@@ -229,11 +235,33 @@ def _revalidate(
         if keys.cache_digest(value) != sec.digest:
             return None
         values[sec.name] = value
+    commands = {
+        sec.name: CommandValue(sec.command, values[sec.name])
+        for sec in entry.secrets
+        if sec.command is not None
+    }
     if not values:
-        return entry.desired
-    return _with_secret_values(
+        return entry.desired, commands
+    desired = _with_secret_values(
         entry.desired, entry.secret_sources, lambda source, value: values[source]
     )
+    return desired, commands
+
+
+def secret_sources(loaded: LoadedSpec) -> dict[str, tuple[str, ...]]:
+    """Per active service, the secret behind each of its template's secret files, in order."""
+    return {
+        name: tuple(s.source for s in svc.secrets) for name, svc in loaded.active_services().items()
+    }
+
+
+def secret_values(
+    desired: DesiredProject, sources: Mapping[str, tuple[str, ...]]
+) -> dict[str, bytes]:
+    """The value ``desired`` carries for each secret its services use."""
+    values: dict[str, bytes] = {}
+    _with_secret_values(desired, sources, lambda source, value: values.setdefault(source, value))
+    return values
 
 
 def _with_secret_values(

@@ -22,7 +22,7 @@ from envd.inputs.target import Target as Target
 from envd.values.keys import Keys
 
 if TYPE_CHECKING:  # the loader pulls in pydantic; a cached `up` never needs it
-    from envd.inputs.secrets import CommandValues
+    from envd.inputs.secrets import CommandValue, CommandValues
     from envd.spec.load import LoadedSpec
 
 
@@ -50,7 +50,9 @@ def prepare(
     value, and their services' digests are unknown (``command_secrets`` names
     them; ``envd.core.status.unchecked_secrets`` keeps a plan honest about it).
     ``keys`` defaults to this user's (``envd.inputs.keys.load_keys``).
-    ``commands``: command values kept since the last reload (the daemon's).
+    ``commands`` (a daemon's): command sources are never run; their values are
+    those the last ``envd up`` sent, and a source without one is left out as in
+    a read-only command (``command_secrets_unread`` names them).
     """
     from envd.inputs.secrets import read_secrets
     from envd.spec.load import load
@@ -72,8 +74,8 @@ def prepare(
             loaded.spec.secrets,
             loaded.project_dir,
             environ,
-            run_commands=acting,
-            kept=None if commands is None else commands.for_load(_load_key(loaded)),
+            run_commands=acting and commands is None,
+            provided=commands,
         )
         if read_secret_values
         else {}
@@ -134,6 +136,15 @@ def prepare_desired(
     served from ``.envd/desired.cache`` when none of its inputs changed (see
     desired_cache). The cache is keyed on this user's approval of the spec too,
     so a revoked approval is never served from it."""
+    return prepare_for_up(target, environ, frozen)[0]
+
+
+def prepare_for_up(
+    target: Target, environ: Mapping[str, str] | None = None, frozen: bool = False
+) -> tuple[DesiredProject, dict[str, CommandValue]]:
+    """``prepare_desired``, and what each approved ``command`` secret source
+    printed (run once, here): ``envd up`` hands those to its daemon, which
+    never runs a host command itself."""
     from envd.inputs.approvals import state_token
     from envd.spec.paths import resolve_paths
 
@@ -141,17 +152,25 @@ def prepare_desired(
     keys = load_keys()
     spec_file, base = resolve_paths(target.project_dir, target.file)
     approval = state_token(spec_file, base, target.environment, environ)
-    cached = desired_cache.lookup(target, environ, frozen, keys, approval)
+    cached = desired_cache.lookup_with_commands(target, environ, frozen, keys, approval)
     if cached is not None:
         return cached
     loaded, desired = prepare(target, environ, frozen=frozen, keys=keys, acting=True)
     desired_cache.store(
         target, environ, frozen, loaded, desired, build_inputs(loaded), keys, approval
     )
-    return desired
+    return desired, command_values(loaded, desired)
 
 
-def _load_key(loaded: LoadedSpec) -> object:
-    """What a reload changes: the spec, its variables (``.env``) and ``env_file``s."""
-    env_files = {k: dict(v) for k, v in loaded.env_files.items()}
-    return (loaded.spec, dict(loaded.variables), env_files)
+def command_values(loaded: LoadedSpec, desired: DesiredProject) -> dict[str, CommandValue]:
+    """The values ``desired`` was built with for the spec's ``command`` sources."""
+    from envd.inputs.secrets import CommandValue
+
+    sources = desired_cache.secret_sources(loaded)
+    values = desired_cache.secret_values(desired, sources)
+    out: dict[str, CommandValue] = {}
+    for name, value in values.items():
+        command = loaded.spec.secrets[name].command
+        if command is not None:
+            out[name] = CommandValue(tuple(command), value)
+    return out

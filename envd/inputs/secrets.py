@@ -2,8 +2,9 @@
 
 Values live only in memory and inside containers. A ``command`` source is a
 host command from the spec: it runs only for commands that act (``up``,
-``run``, the daemon) and only once this user approved it; read-only commands
-leave its value out. What envd stores anywhere
+``run``) and only once this user approved it; a daemon takes the values its
+``envd up`` sent (``CommandValues``) and runs none; read-only commands leave
+its value out. What envd stores anywhere
 else is a keyed digest (``envd.values.keys.Keys``, its key resolved by
 ``envd.inputs.keys``).
 """
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from envd.values.errors import SpecError, SpecProblem
 
@@ -68,31 +69,42 @@ def read_secret(name: str, definition: SecretDef, base: Path, environ: Mapping[s
     return proc.stdout.rstrip(b"\n")
 
 
-class CommandValues:
-    """The values ``command`` sources printed at the last reload, kept in memory.
+class CommandValue(NamedTuple):
+    """What one ``command`` source printed, and the command that printed it."""
 
-    A daemon reads them once per reload (an ``envd up``, or a change of what
-    the spec loads: the spec, ``.env``, ``env_file``s) and reuses them for
-    every later pass: a source printing a new credential on each run must not
-    recreate its consumers on each pass. The values are never written anywhere.
+    command: tuple[str, ...]
+    value: bytes
+
+
+class CommandValues:
+    """The values of ``command`` sources that ``envd up`` ran, kept in a daemon's memory.
+
+    The daemon never runs a host command itself: ``envd up`` runs the approved
+    ones once, in the user's own shell environment (password managers need
+    ``PATH``, ``HOME`` and agent sockets), and sends what they printed over
+    the peer-checked socket. Every later pass reuses those values, so a source
+    printing a new credential on each run does not recreate its consumers on
+    each pass. A value applies only while its secret's command is unchanged:
+    an edited command waits for the next ``envd up``. Nothing here is written
+    anywhere.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._key: object = None
-        self._values: dict[str, bytes] = {}
+        self._values: dict[str, CommandValue] = {}
 
-    def reload(self) -> None:
-        """Forget the values: the next pass runs the commands again."""
+    def provide(self, values: Mapping[str, CommandValue]) -> None:
+        """Replace the kept values with those of an ``envd up``."""
         with self._lock:
-            self._key, self._values = None, {}
+            self._values = dict(values)
 
-    def for_load(self, key: object) -> dict[str, bytes]:
-        """The kept values while ``key`` (what the spec loaded) is unchanged; else none."""
+    def get(self, name: str, command: Sequence[str]) -> bytes | None:
+        """The value kept for secret ``name`` if it came from this very command."""
         with self._lock:
-            if key is None or key != self._key:
-                self._key, self._values = key, {}
-            return self._values
+            kept = self._values.get(name)
+        if kept is None or kept.command != tuple(command):
+            return None
+        return kept.value
 
 
 def read_secrets(
@@ -101,25 +113,25 @@ def read_secrets(
     base: Path,
     environ: Mapping[str, str],
     run_commands: bool = False,
-    kept: dict[str, bytes] | None = None,
+    provided: CommandValues | None = None,
 ) -> dict[str, bytes]:
     """The values of ``names``. A ``command`` source runs only with ``run_commands``
-    (the caller checked this user's consent, ``envd.inputs.consent``); otherwise
-    it is left out of the answer. ``kept`` (``CommandValues.for_load``): command
-    values read before are reused, and those read now are added."""
+    (the caller checked this user's consent, ``envd.inputs.consent``); ``provided``
+    (a daemon's): its value is taken from what ``envd up`` sent, and never run.
+    A command source with neither is left out of the answer."""
     problems: list[SpecProblem] = []
     values: dict[str, bytes] = {}
     for name in sorted(names):
         command = definitions[name].command
-        if command is not None and not run_commands:
+        if command is not None and provided is not None:
+            kept = provided.get(name, command)
+            if kept is not None:
+                values[name] = kept
             continue
-        if command is not None and kept is not None and name in kept:
-            values[name] = kept[name]
+        if command is not None and not run_commands:
             continue
         try:
             values[name] = read_secret(name, definitions[name], base, environ)
-            if command is not None and kept is not None:
-                kept[name] = values[name]
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:

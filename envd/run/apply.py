@@ -67,7 +67,11 @@ class Applier:
         # instead of 8 made a cold `up` 10-15 % faster (docs/benchmarks.md).
         workers: int = 32,
         poll_interval: float = 0.1,
+        held: frozenset[str] = frozenset(),
     ) -> None:
+        """``held``: services left as they are and not judged (stopped on purpose,
+        or waiting for a secret only `envd up` can read)."""
+        self.held = held
         self.engine = engine
         self.desired = desired
         self.emit = emit
@@ -272,6 +276,8 @@ class Applier:
         by_service = observed.by_service()
         for name, p in progress.items():
             p.containers = list(by_service.get(name, []))
+            if name in self.held:
+                p.state, p.settled = CONVERGED, READY
         running: dict[Future[None], str] = {}
         outstanding: dict[str, int] = {}
         if any(a.kind == "pending" for a in plan.actions):
@@ -343,7 +349,9 @@ class Applier:
                         p.settled, p.error = settled, err
                         phase: Phase = "error" if settled == FAILED else "done"
                         self.emit(Event(settled, f"service {name}", err or settled, phase, name))
-                elif p.settled == READY and services[name].restart == "no":
+                elif (
+                    p.settled == READY and services[name].restart == "no" and name not in self.held
+                ):
                     # "Ready" when last seen running; it may have exited since.
                     why = crashed(p)
                     if why:

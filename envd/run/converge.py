@@ -7,16 +7,19 @@ bad spec fails (exit 2) before the engine is touched.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Plan, make_plan
+from envd.core.status import hold, hold_unread
 from envd.engine.base import Engine
 from envd.run.apply import Applier
 from envd.run.images import apply_images
 from envd.run.observe import observe
 from envd.run.readiness import ServiceProgress
 from envd.values.errors import EnvironmentFailed, ServiceFailure
-from envd.values.events import Clock, Emit, discard
+from envd.values.events import Clock, Emit, Event, discard
 
 
 def image_refs(desired: DesiredProject) -> list[str]:
@@ -56,8 +59,16 @@ def converge(
     clock: Clock | None = None,
     force_recreate: frozenset[str] = frozenset(),
     restart_exited: bool = True,
+    unread: Mapping[str, tuple[str, ...]] | None = None,
+    stopped: frozenset[str] = frozenset(),
 ) -> tuple[Plan, dict[str, ServiceProgress]]:
-    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure."""
+    """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure.
+
+    ``unread`` (a daemon's): per service, the command secrets it has no value
+    for; their containers are not created or recreated (``hold_unread``).
+    ``stopped`` (a daemon's): services stopped on purpose, neither started,
+    created nor recreated until started again.
+    """
     plan, observed = plan_project(
         engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
     )
@@ -67,7 +78,17 @@ def converge(
         plan, observed = plan_project(
             engine, desired, frozenset(pulled), force_recreate, restart_exited
         )
-    applier = Applier(engine, desired, emit, clock)
+    held: set[str] = set()
+    if unread:
+        plan, waiting = hold_unread(plan, unread)
+        for service, why in sorted(waiting.items()):
+            emit(Event("held", f"service {service}", why, "error", service))
+        held |= set(waiting)
+    if stopped:
+        reason = "stopped on purpose; `envd start` starts it"
+        plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
+        held |= stopped & set(desired.services)
+    applier = Applier(engine, desired, emit, clock, held=frozenset(held))
     try:
         progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
     except EnvironmentFailed:

@@ -140,6 +140,8 @@ class ObservedContainer:
     image_id: str = ""
     # Published ports with the host port the engine chose (running containers).
     ports: tuple[PortBinding, ...] = ()
+    # The engine's own words for the state ("Up 3 minutes (healthy)"): shown, never compared.
+    status_text: str = field(default="", compare=False)
     # HostConfig.NetworkMode as the engine reports it: "container:<id>" once
     # resolved, so a replaced namespace owner shows.
     network_mode: str = ""

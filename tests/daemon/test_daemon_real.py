@@ -756,3 +756,81 @@ def test_each_up_hands_the_daemon_its_shell_environment(
             data = path.read_bytes()
             assert pw_a.encode() not in data and pw_b.encode() not in data, path
     assert pw_b not in json.dumps(status_json(project_dir))
+
+
+def test_up_runs_a_command_secret_once_and_the_daemon_never(
+    project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any, tmp_path: Path
+) -> None:
+    """`envd up` runs an approved command secret once, with a tool only its own shell's
+    PATH finds; the daemon gets the value over the socket and runs nothing, on later
+    passes or spec reloads (before, it ran the command again at every reload)."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    counter = tmp_path / "ran"
+    tool = tools / "vault-get"
+    tool.write_text(f"#!/bin/sh\necho x >> {counter}\nprintf 'tok-%s' \"$(wc -l < {counter})\"\n")
+    tool.chmod(0o755)
+    spec = """
+        [services.app]
+        image = "envd-local/busybox:latest"
+        command = ["sleep", "{sleep}"]
+        secrets = ["token"]
+        stop_grace_period = "1s"
+
+        [secrets.token]
+        command = ["vault-get"]
+        """
+    project_dir.write(spec.format(sleep=3600))
+    name = f"{project_name}-app-1"
+    shell = {"PATH": f"{tools}:{os.environ['PATH']}", "ENVD_ALLOW": "1"}
+
+    up(project_dir, env=shell)
+    first = running_id(docker_client, name)
+    assert first and cat_in(docker_client, name, "/run/secrets/token") == "tok-1"
+    assert counter.read_text() == "x\n"
+
+    wait_pass_after(project_dir, daemon)
+    project_dir.write(spec.format(sleep=3601))
+    wait_for(
+        lambda: running_id(docker_client, name) not in (None, first),
+        timeout=30,
+        message="the app recreated after the spec changed",
+    )
+    assert cat_in(docker_client, name, "/run/secrets/token") == "tok-1"
+    assert counter.read_text() == "x\n", "the daemon ran the command"
+
+    up(project_dir, env=shell)
+    assert cat_in(docker_client, name, "/run/secrets/token") == "tok-2"
+    assert counter.read_text() == "x\nx\n"
+
+
+def test_stop_start_restart_through_the_daemon(
+    project_dir: Any, project_name: str, daemon: Daemons, docker_client: Any
+) -> None:
+    """`envd stop web` stops it and the daemon keeps it stopped through a pass; `envd
+    start web` runs it again; `envd restart worker` keeps the container; a service that is
+    not active is exit 2."""
+    (project_dir / "src").mkdir()
+    project_dir.write(SPEC.format(web="red", worker="red"))
+    up(project_dir)
+    web, worker = f"{project_name}-web-1", f"{project_name}-worker-1"
+    worker_id = running_id(docker_client, worker)
+
+    proc = envd(project_dir, "stop", "web")
+    assert proc.returncode == 0, describe(proc)
+    assert "stop: web: done" in proc.stderr
+    assert running_id(docker_client, web) is None
+    wait_pass_after(project_dir, daemon)
+    assert running_id(docker_client, web) is None, "drift repair started a stopped service"
+    st = {s["name"]: s for s in status_json(project_dir)["services"]}
+    assert st["web"]["stopped_on_purpose"] and not st["worker"]["stopped_on_purpose"]
+
+    proc = envd(project_dir, "start", "web")
+    assert proc.returncode == 0, describe(proc)
+    wait_for(lambda: running_id(docker_client, web), timeout=15, message="web running again")
+
+    proc = envd(project_dir, "restart", "worker")
+    assert proc.returncode == 0, describe(proc)
+    assert running_id(docker_client, worker) == worker_id
+    proc = envd(project_dir, "stop", "nope")
+    assert proc.returncode == 2 and "no active service 'nope'" in proc.stderr, describe(proc)

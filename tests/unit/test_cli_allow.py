@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from envd.cli import containers, environments, project
+from envd.cli import containers
 from envd.cli.app import run_cli
 from envd.engine.fake import FakeEngine
+from tests.helpers import cli_in_process, fake_cli_engine
 
 SPEC = """\
 [project]
@@ -54,18 +55,12 @@ def proj(tmp_path: Path, marker: Path) -> Path:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    engine = FakeEngine()
-    engine.add_image("web:1")
-    engine.add_image("worker:1")
-    for module in (project, containers, environments):
-        monkeypatch.setattr(module, "engine", lambda: engine)
+    """One fake engine for every CLI module that asks for the engine."""
+    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1", "worker:1")
     return engine
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    code = run_cli([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = cli_in_process
 
 
 def _read_only(capsys: pytest.CaptureFixture[str], proj: Path) -> None:

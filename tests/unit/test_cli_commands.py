@@ -14,7 +14,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from envd.cli import _common, containers, daemon, environments, project
+from envd.cli import _common, containers, daemon, project
 from envd.cli.app import main, run_cli
 from envd.engine.fake import FakeEngine
 from envd.values import labels
@@ -25,6 +25,7 @@ from envd.values.errors import (
     SpecError,
     UsageError,
 )
+from tests.helpers import cli_in_process, fake_cli_engine
 
 SPEC = """\
 [project]
@@ -61,19 +62,12 @@ def proj(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """One fake engine for every module that asks for the engine."""
-    engine = FakeEngine()
-    engine.add_image("web:1")
-    engine.add_image("worker:1")
-    for module in (project, containers, environments):
-        monkeypatch.setattr(module, "engine", lambda: engine)
+    """One fake engine for every CLI module that asks for the engine."""
+    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1", "worker:1")
     return engine
 
 
-def cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str, str]:
-    code = run_cli([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = cli_in_process
 
 
 # --------------------------------------------------------------------------- app

@@ -266,7 +266,9 @@ def test_a_planted_approval_in_a_foreign_file_mode_is_refused(
 def test_the_daemon_keeps_what_runs_until_the_spec_is_approved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A daemon pass over an unapproved command secret is an invalid spec: no command, no container; approved, it converges."""
+    """A daemon pass over an unapproved command secret is an invalid spec: no command, no
+    container; approved and given the value `envd up` read, it converges, still running nothing."""
+    from envd.inputs.secrets import CommandValue
     from tests.helpers import DaemonWorld
 
     monkeypatch.setenv("ENVD_HASH_KEY", "ab" * 32)
@@ -286,5 +288,7 @@ def test_the_daemon_keeps_what_runs_until_the_spec_is_approved(
     assert world.containers() == {} and not marker.exists()
     loaded = load(root, environ={})
     approvals.approve(loaded, reach(loaded))
+    command = tuple(loaded.spec.secrets["tok"].command or ())
+    world.reconciler.trigger("envd up", commands={"tok": CommandValue(command, b"v")})
     world.converge()
-    assert list(world.containers()) == ["unitd-web-1"] and marker.read_text() == "ran\n"
+    assert list(world.containers()) == ["unitd-web-1"] and not marker.exists()

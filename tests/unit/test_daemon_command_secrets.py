@@ -1,4 +1,4 @@
-"""Command secret values are read once per reload, not on every daemon pass."""
+"""The daemon runs no host command: command secret values come from `envd up`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from envd.inputs.secrets import CommandValue
 from tests.helpers import DaemonWorld as World
 
 SPEC = """\
@@ -28,34 +29,71 @@ def _web(world: World) -> tuple[str, bytes]:
     return web.id, world.engine.container_spec(web.id).secrets[0].value
 
 
-def test_a_new_value_each_run_recreates_only_at_a_reload(
+COMMAND = ("sh", "-c", "echo x >> count; printf token-; wc -l < count | tr -d ' '")
+
+
+def _held(world: World) -> list[str]:
+    return [str(e["message"]) for e in world.hub.subscribe(0).queue if e.get("kind") == "held"]
+
+
+def test_the_daemon_uses_the_values_up_sent_and_runs_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Passes without a reload reuse the value read at the last one (no recreate loop);
-    an `envd up` or a spec change reads it again."""
+    """Passes take the value the last `envd up` sent (no recreate loop, no command run by
+    the daemon, which ran it on every reload before); a new `up` value recreates; a spec
+    change that keeps the command reuses the value."""
     monkeypatch.setenv("ENVD_HASH_KEY", "ab" * 32)
     monkeypatch.setenv("ENVD_ALLOW", "1")
     world = World(tmp_path, SPEC)
     r = world.reconciler
 
-    r.trigger("envd up", environ=dict(os.environ))
+    r.trigger("envd up", environ=dict(os.environ), commands={"token": CommandValue(COMMAND, b"v1")})
     world.run_next()
     first, value = _web(world)
-    assert value == b"token-1"
+    assert value == b"v1"
 
     for why in ("periodic resync", "container unitd-web-1: die"):
         r.trigger(why)
         world.run_next()
-        assert _web(world) == (first, b"token-1"), f"recreated on a pass ({why})"
-    assert (tmp_path / "count").read_text() == "x\n", "the command ran again on a pass"
+        assert _web(world) == (first, b"v1"), f"recreated on a pass ({why})"
 
-    r.trigger("envd up", environ=dict(os.environ))
+    r.trigger("envd up", environ=dict(os.environ), commands={"token": CommandValue(COMMAND, b"v2")})
     world.run_next()
     second, value = _web(world)
-    assert value == b"token-2" and second != first
+    assert value == b"v2" and second != first
 
     world.write(SPEC.replace('command = ["sleep", "3600"]', 'command = ["sleep", "3601"]'))
     r.trigger("files changed: envd.toml")
     world.run_next()
     third, value = _web(world)
-    assert value == b"token-3" and third != second
+    assert value == b"v2" and third != second
+    assert not (tmp_path / "count").exists(), "the daemon ran the secret's command"
+
+
+def test_without_a_value_from_up_the_consumer_is_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command secret `envd up` sent no value for (none yet, or its command was edited
+    since) is never run by the daemon: its consumer is neither created nor recreated with
+    an empty secret, and an event says to run `envd up`."""
+    monkeypatch.setenv("ENVD_HASH_KEY", "ab" * 32)
+    monkeypatch.setenv("ENVD_ALLOW", "1")
+    world = World(tmp_path, SPEC)
+    r = world.reconciler
+
+    r.trigger("daemon started", environ=dict(os.environ))
+    world.run_next()
+    assert "unitd-web-1" not in world.containers()
+    assert any("only `envd up` runs" in m for m in _held(world))
+
+    r.trigger("envd up", commands={"token": CommandValue(COMMAND, b"v1")})
+    world.run_next()
+    first, value = _web(world)
+    assert value == b"v1"
+
+    world.write(SPEC.replace("printf token-", "printf other-"))
+    r.trigger("files changed: envd.toml")
+    world.run_next()
+    assert _web(world) == (first, b"v1"), "a consumer of an edited command was recreated"
+    assert r.state.last_result == "ok"
+    assert not (tmp_path / "count").exists(), "the daemon ran the secret's command"

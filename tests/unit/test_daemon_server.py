@@ -200,3 +200,108 @@ def test_a_body_within_the_limit_is_read(
     head = _raw(sock, _post(str(len(body)), body))
     assert head.startswith(b"HTTP/1.1 200"), head
     assert reconciler.triggers[0]["reason"] == "raw"
+
+
+def _closed_within(s: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``s`` within ``seconds`` (reads until EOF)."""
+    s.settimeout(seconds)
+    try:
+        while s.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [b"GET /v1/stat", b"POST /v1/reload HTTP/1.1\r\nHost: envd\r\nContent-Length: 50\r\n\r\n{"],
+)
+def test_a_client_that_trickles_its_request_is_cut_off(
+    api: tuple[Path, FakeReconciler, EventHub, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+    partial: bytes,
+) -> None:
+    """A request whose head or body never completes is closed after the deadline (the
+    stdlib server held such a connection, and a thread, for ever), and the API still answers."""
+    from envd.daemon import server
+
+    monkeypatch.setattr(server, "REQUEST_DEADLINE", 0.5)
+    sock, reconciler, _, _ = api
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(sock))
+        s.sendall(partial)
+        assert _closed_within(s, 10.0)
+    assert reconciler.triggers == []
+    assert DaemonClient(sock).alive()
+
+
+def test_a_long_event_stream_is_not_cut_off(
+    api: tuple[Path, FakeReconciler, EventHub, list[str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The request deadline covers the request only: an event stream outlives it."""
+    from envd.daemon import server
+
+    monkeypatch.setattr(server, "REQUEST_DEADLINE", 0.2)
+    sock, _, hub, _ = api
+    events = DaemonClient(sock).events(since=0)
+    hub.publish({"kind": "first"})
+    assert next(events)["kind"] == "first"
+    # Well past the deadline, the same stream still delivers.
+    wait_for(lambda: hub.publish({"kind": "tick"}) > 10, timeout=5.0, interval=0.1)
+    kinds = {next(events)["kind"] for _ in range(3)}
+    assert kinds == {"tick"}
+    events.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"wait_timeout": "soon"}, "wait_timeout must be a number"),
+        ({"wait_timeout": -1}, "wait_timeout must be a number"),
+        ({"wait_timeout": True}, "wait_timeout must be a number"),
+        ({"restart_exited": "yes"}, "restart_exited must be true or false"),
+        ({"reason": ["x"]}, "reason must be a string"),
+        ({"commands": {"t": {"command": "id", "value": ""}}}, "commands must map"),
+        ({"commands": {"t": {"command": ["id"], "value": "***"}}}, "commands must map"),
+        ({"commands": ["t"]}, "commands must map"),
+    ],
+)
+def test_reload_fields_are_type_checked(
+    api: tuple[Path, FakeReconciler, EventHub, list[str]], body: dict[str, object], message: str
+) -> None:
+    """Each field of a reload has its type checked: a wrong one is a 400 naming it, and
+    nothing is triggered (a string wait_timeout used to crash the handler thread)."""
+    sock, reconciler, _, _ = api
+    with pytest.raises(EnvdError, match=message):
+        DaemonClient(sock)._request("POST", "/v1/reload", body)
+    assert reconciler.triggers == []
+
+
+def test_a_body_that_is_not_a_json_object_is_refused(
+    api: tuple[Path, FakeReconciler, EventHub, list[str]],
+) -> None:
+    """A reload body that is not JSON, or not an object, is a 400, not an empty request."""
+    sock, reconciler, _, _ = api
+    for body in (b"{nope", b"[1, 2]"):
+        head = _raw(sock, _post(str(len(body)), body))
+        assert head.startswith(b"HTTP/1.1 400"), head
+    assert reconciler.triggers == []
+
+
+def test_command_values_reach_the_reconciler(
+    api: tuple[Path, FakeReconciler, EventHub, list[str]],
+) -> None:
+    """What `envd up`'s command secrets printed crosses the socket byte for byte, with the
+    command that printed it (the daemon keys the value on it)."""
+    from envd.inputs.secrets import CommandValue
+
+    sock, reconciler, _, _ = api
+    value = bytes(range(256))
+    DaemonClient(sock).reload(commands={"token": CommandValue(("pass", "show", "x"), value)})
+    assert reconciler.triggers[0]["commands"] == {
+        "token": CommandValue(("pass", "show", "x"), value)
+    }

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,14 +95,11 @@ def test_the_daemon_answers_status_with_the_engine_down(tmp_path: Path, short_di
     sock = short_dir / "d.sock"
     log = structlog.wrap_logger(logging.getLogger("test.engine-errors"))
     server = make_server(sock, r, EventHub(), lambda: None, log)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     try:
         report = DaemonClient(sock, timeout=10.0).status()
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        server.stop(timeout=10)
     assert "not reachable" in report["engine_error"]
     # No "services": the CLI then asks the engine itself and exits 3 on EngineUnavailable.
     assert "services" not in report
@@ -148,15 +144,12 @@ def test_envd_status_with_the_engine_down_exits_3_through_the_daemon(
     sock = short_dir / "d.sock"
     log = structlog.wrap_logger(logging.getLogger("test.engine-errors"))
     server = make_server(sock, r, EventHub(), lambda: None, log)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server.start()
     monkeypatch.setattr(process, "running", lambda *_: DaemonClient(sock, timeout=10.0))
     try:
         # The CLI then asks the engine itself: in unit tests DOCKER_HOST names no socket.
         code = run_cli(["status", "-C", str(tmp_path)])
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        server.stop(timeout=10)
     assert code == 3
     assert "not reachable" in capsys.readouterr().err

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from envd.cli import _common, project
+from envd.cli import _common
 from envd.cli.app import run_cli
 from envd.daemon import process
 from envd.daemon.paths import StatePaths
 from envd.engine.fake import FakeEngine
 from envd.run.oneoff import run_one_off
 from envd.run.project_lock import converging
-from tests.helpers import DaemonWorld, FakeReconciler, serving, wait_for
+from tests.helpers import DaemonWorld, FakeReconciler, fake_cli_engine, serving, wait_for
 
 SPEC = """\
 [project]
@@ -50,9 +50,8 @@ def proj(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    engine = FakeEngine()
-    engine.add_image("web:1")
-    monkeypatch.setattr(project, "engine", lambda: engine)
+    """One fake engine for every CLI module that asks for the engine."""
+    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1")
     return engine
 
 

@@ -157,6 +157,9 @@ def test_containers_are_listed_by_replica_with_short_ids() -> None:
         "health": None,
         "exit_code": None,
         "replica": 1,
+        "status_text": "",
+        "image_id": "",
+        "ports": [],
     }
 
 

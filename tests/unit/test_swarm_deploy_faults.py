@@ -61,30 +61,7 @@ def test_a_task_pending_without_an_error_is_waited_for(tmp_path: Path) -> None:
 def test_two_failed_tasks_fail_the_deploy_with_the_exit_code(tmp_path: Path) -> None:
     """A service whose tasks exited non-zero twice is reported, naming the exit code."""
     engine = FakeSwarm()
-    names: dict[str, str] = {}
-
-    def failing(tasks: list[ObservedTask]) -> list[ObservedTask]:
-        names.update({s.id: s.name for s in engine.list_services({})})
-        out: list[ObservedTask] = []
-        for t in tasks:
-            if names[t.service_id] != "shop_db":
-                out.append(t)
-                continue
-            out += [
-                replace(
-                    t,
-                    id=f"{t.id}-{i}",
-                    state="failed",
-                    desired_state="shutdown",
-                    error="task: non-zero exit (7)",
-                    exit_code=7,
-                    timestamp=str(i),
-                )
-                for i in range(2)
-            ]
-        return out
-
-    engine.on_list_tasks = failing
+    engine.crash_loop("shop_db", exit_code=7, times=2)
     with pytest.raises(EnvironmentFailed) as info:
         deploy(engine, _desired(tmp_path), clock=FakeClock())
     assert [f.service for f in info.value.failures] == ["db"]

@@ -339,29 +339,7 @@ def test_down_on_a_fake_swarm_removes_everything(tmp_path: Path) -> None:
 def test_a_failing_service_fails_the_deploy(tmp_path: Path) -> None:
     """Tasks that keep failing make deploy raise EnvironmentFailed naming the service."""
     engine = FakeSwarm()
-
-    def failing(tasks: list[ObservedTask]) -> list[ObservedTask]:
-        names = _service_names(engine)
-        out: list[ObservedTask] = []
-        for t in tasks:
-            if names[t.service_id] != "shop_db":
-                out.append(t)
-                continue
-            out += [
-                replace(
-                    t,
-                    id=f"{t.id}-{i}",
-                    state="failed",
-                    desired_state="shutdown",
-                    error="task: non-zero exit (1)",
-                    exit_code=1,
-                    timestamp=str(i),
-                )
-                for i in range(3)
-            ]
-        return out
-
-    engine.on_list_tasks = failing
+    engine.crash_loop("shop_db", exit_code=1, times=3)
     with pytest.raises(EnvironmentFailed) as info:
         deploy(engine, _desired(tmp_path), clock=FakeClock())
     assert [f.service for f in info.value.failures] == ["db"]

@@ -52,6 +52,8 @@ def test_up_sends_only_referenced_variables(
         "DOCKER_HOST": "unix:///var/run/docker.sock",
         "AWS_SECRET_ACCESS_KEY": "leak-me-not",
         "UNRELATED": "no",
+        "SSH_AUTH_SOCK": "/tmp/agent.sock",
+        "GNUPGHOME": "/home/u/.gnupg",
     }.items():
         monkeypatch.setenv(name, value)
     recorder = _Recorder()
@@ -59,9 +61,17 @@ def test_up_sends_only_referenced_variables(
     obj = SimpleNamespace(target=lambda: Target(project_dir=str(tmp_path)))
     desired = SimpleNamespace(environment=None)
     with pytest.raises(EnvdError, match="recorded"):
-        _up.up_with_daemon(obj, tmp_path, desired, None, 1.0, False)  # type: ignore[arg-type]
+        _up.up_with_daemon(obj, tmp_path, desired, None, 1.0, False, {})  # type: ignore[arg-type]
     assert recorder.sent is not None
     for name in ("TAG", "DB_URL", "FALLBACK", "PGPW", "DOTENV_REF", "ENVD_ALLOW", "DOCKER_HOST"):
         assert name in recorder.sent, name
-    assert "AWS_SECRET_ACCESS_KEY" not in recorder.sent
-    assert "UNRELATED" not in recorder.sent
+    # Nor what only a host command would need: the daemon runs none (`up` ran them).
+    for name in (
+        "AWS_SECRET_ACCESS_KEY",
+        "UNRELATED",
+        "PATH",
+        "HOME",
+        "SSH_AUTH_SOCK",
+        "GNUPGHOME",
+    ):
+        assert name not in recorder.sent, name

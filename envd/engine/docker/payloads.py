@@ -323,6 +323,7 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 exit_code=exit_code,
                 image_id=str(c.get("ImageID") or ""),
                 ports=ports,
+                status_text=status_text,
                 network_mode=str((c.get("HostConfig") or {}).get("NetworkMode") or ""),
             )
         )

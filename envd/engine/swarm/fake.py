@@ -123,6 +123,33 @@ class FakeSwarm:
         with self._lock:
             self._failures.setdefault(method, []).append(exc)
 
+    def crash_loop(self, service: str, exit_code: int, times: int) -> None:
+        """From now on, every task of the swarm service named ``service`` shows
+        as ``times`` tasks that exited with ``exit_code`` (a crash loop)."""
+
+        def failing(tasks: list[ObservedTask]) -> list[ObservedTask]:
+            names = {s.id: s.spec.name for s in self._services.values()}
+            out: list[ObservedTask] = []
+            for t in tasks:
+                if names.get(t.service_id) != service:
+                    out.append(t)
+                    continue
+                out += [
+                    replace(
+                        t,
+                        id=f"{t.id}-{i}",
+                        state="failed",
+                        desired_state="shutdown",
+                        error=f"task: non-zero exit ({exit_code})",
+                        exit_code=exit_code,
+                        timestamp=str(i),
+                    )
+                    for i in range(times)
+                ]
+            return out
+
+        self.on_list_tasks = failing
+
     def add_image(self, ref: str, image_labels: Mapping[str, str] | None = None) -> ObservedImage:
         """Make an image present on the node."""
         with self._lock:
