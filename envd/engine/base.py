@@ -93,6 +93,10 @@ class Engine(Protocol):
     def network_exists(self, name: str) -> bool: ...
 
     # --- containers --------------------------------------------------------
+    def container_name_owner(self, name: str) -> str | None:
+        """The project label of the container named exactly ``name`` ("" when it has
+        none), or None when no container has that name (a ``container_name`` check)."""
+
     def create_container(self, spec: ContainerCreate) -> str:
         """Create (not start) a container, attach its networks, write its secrets."""
 

@@ -98,6 +98,9 @@ class ExplodingEngine:
     def network_exists(self, name: str) -> bool:
         _explode("network_exists")
 
+    def container_name_owner(self, name: str) -> str | None:
+        _explode("container_name_owner")
+
     def create_container(self, spec: ContainerCreate) -> str:
         _explode("create_container")
 

@@ -236,6 +236,12 @@ class FakeEngine(FakeState):
             return name in self._networks
 
     # --- containers ----------------------------------------------------------
+    def container_name_owner(self, name: str) -> str | None:
+        with self._lock:
+            self._enter("container_name_owner")
+            found = next((c for c in self._containers.values() if c.name == name), None)
+            return None if found is None else found.spec.labels.get(labels.PROJECT, "")
+
     def create_container(self, spec: ContainerCreate) -> str:
         with self._lock:
             self._enter("create_container", spec.name)

@@ -101,3 +101,14 @@ def test_overlapping_subnets_are_refused(world: World) -> None:
     eng.create_network(world.name("a"), world.labels(), ipam=(IpamPool(pool),))
     with pytest.raises(EngineError):
         eng.create_network(world.name("b"), world.labels(), ipam=(IpamPool(pool),))
+
+
+def test_container_name_owner_reads_the_project_of_an_exact_name(world: World) -> None:
+    """The owner check answers the project label of a container by its exact name, ""
+    without one, and None for no such name (an id prefix is not a name)."""
+    eng = world.engine
+    spec = world.spec("owned")
+    cid = eng.create_container(spec)
+    assert eng.container_name_owner(spec.name) == world.project
+    assert eng.container_name_owner(world.name("nobody")) is None
+    assert eng.container_name_owner(cid[:12]) is None

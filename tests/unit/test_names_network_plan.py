@@ -103,24 +103,42 @@ def test_renaming_container_name_replaces_the_container(tmp_path: Path) -> None:
 
 
 def test_a_foreign_container_holding_the_name_is_refused(tmp_path: Path) -> None:
-    """A container outside the project holding the container_name fails the service,
-    naming the container, and nothing of it is removed."""
+    """A container outside the project holding the container_name is a plan problem naming
+    it: up changes nothing (no network, no container) and never removes it."""
     from envd.values.errors import EnvironmentFailed
     from envd.values.types import ContainerCreate
 
     eng = engine("pg", "api")
-    foreign = eng.create_container(ContainerCreate(name="shop-postgres", image="pg", labels={}))
+    foreign = eng.create_container(
+        ContainerCreate(name="shop-postgres", image="pg", labels={"dev.envd.project": "other"})
+    )
+    plan, _ = plan_project(eng, desired_from(tmp_path, NAMED))
+    assert [(p.service, p.message) for p in plan.problems] == [
+        (
+            "db",
+            "container_name 'shop-postgres' is taken by a container of project 'other';"
+            " remove or rename that container, or change container_name",
+        )
+    ]
+    eng.calls.clear()
     try:
         up(eng, desired_from(tmp_path, NAMED))
     except EnvironmentFailed as exc:
-        text = str(exc)
+        assert "container_name 'shop-postgres' is taken" in str(exc)
     else:
         raise AssertionError("up succeeded with the name taken")
-    assert (
-        "a container named 'shop-postgres' already exists and is not managed by this project"
-        in text
-    )
-    assert eng.container_spec(foreign).labels == {}
+    assert eng.mutating_calls() == []
+    assert eng.container_spec(foreign).labels == {"dev.envd.project": "other"}
+
+
+def test_a_converged_named_service_asks_the_engine_nothing_more(tmp_path: Path) -> None:
+    """The foreign-name check asks only for names the project's containers lack."""
+    desired = desired_from(tmp_path, NAMED)
+    eng = engine("pg", "api")
+    up(eng, desired)
+    eng.fail_next("container_name_owner", AssertionError("asked"))
+    plan, _ = plan_project(eng, desired)
+    assert plan.problems == ()
 
 
 JOINED = """

@@ -311,6 +311,18 @@ class DockerEngine:
         return bool(resp.json().get("Name") == name)
 
     # --- containers --------------------------------------------------------
+    def container_name_owner(self, name: str) -> str | None:
+        resp = self._send("GET", f"/containers/{quote(name)}/json")
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise self._error(resp, f"container {name}")
+        doc = resp.json()
+        # The engine also matches an id prefix; only an exact name counts.
+        if str(doc.get("Name") or "") != f"/{name}":
+            return None
+        return str(((doc.get("Config") or {}).get("Labels") or {}).get(labels.PROJECT) or "")
+
     def create_container(self, spec: ContainerCreate) -> str:
         body = payloads.create_body(spec)
         doc = self._call(
