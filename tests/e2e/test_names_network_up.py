@@ -29,8 +29,8 @@ def test_up_names_addresses_joins_and_creates_the_bind_source(
     project_dir: Any, project_name: str, envd_cli: Cli, docker_client: Any
 ) -> None:
     """up runs db as its container_name with its static address, joins probe to db's
-    network, creates the missing bind directory (plan only names it); status, exec and
-    down work by labels."""
+    network, creates the missing bind directory (plan only names it); status, exec, logs
+    and down work by labels."""
     b, c = random.randrange(100, 250), random.randrange(0, 256)
     pool, address = f"10.{b}.{c}.0/24", f"10.{b}.{c}.40"
     name = f"{project_name}-pg"
@@ -79,6 +79,11 @@ def test_up_names_addresses_joins_and_creates_the_bind_source(
     assert name in text and "probe" in text
     shown = ok(envd_cli("exec", "probe", "--", "ip", "-o", "-4", "addr", "show"))
     assert address in shown.stdout, describe(shown)
+    ok(envd_cli("exec", "db", "--", "sh", "-c", "echo marker-from-db > /proc/1/fd/1"))
+    logs = ok(envd_cli("logs", "db", "--tail", "5"))
+    assert f"{name} | marker-from-db" in logs.stdout, describe(logs)
+    table = ok(envd_cli("status"))
+    assert "db" in table.stdout and "probe" in table.stdout, describe(table)
     again = json.loads(ok(envd_cli("plan", "--json")).stdout)
     assert again["changes"] == 0, again
 
