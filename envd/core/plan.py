@@ -261,7 +261,8 @@ def make_plan(
             )
             mine = rejoin(desired, svc, mine, image_ids.get(name), replaced, owner_ids, joined_ids)
             first = [a for a in mine if a.replica == 1 and a.service == name]
-            replaced[name] = any(a.kind in ("create", "recreate") for a in first)
+            # A started owner has a new namespace too (the engine makes one per start).
+            replaced[name] = any(a.kind in ("create", "recreate", "start") for a in first)
             owner_ids[name] = next((a.container_id for a in first if a.container_id), "")
             actions.extend(mine)
 

@@ -3,9 +3,12 @@ another's network namespace must follow that container when it is replaced.
 
 The engine joins the namespace of a container *id*: once the owner is recreated
 the joined container is left in a dead namespace (only ``lo``), and its config
-hash cannot show it. So its replicas are recreated when the owner is created or
-recreated in the same plan, or when the engine reports it joined an id that is
-no longer the owner's (the owner was replaced by an earlier run).
+hash cannot show it; the same happens when the owner is started again (each
+start makes a new namespace). So its replicas are recreated when the owner is
+created, recreated or started in the same plan, or when the engine reports it
+joined an id that is no longer the owner's (the owner was replaced by an
+earlier run). A restart the engine makes on its own (a restart policy) is not
+seen by a plan.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ def rejoin(
 ) -> list[Action]:
     """``actions`` with the containers that must follow a replaced owner recreated.
 
-    ``replaced``: services whose first container this plan creates or recreates;
+    ``replaced``: services whose first container this plan creates, recreates or starts;
     ``owner_ids``: the id of each service's first container now; ``joined_ids``:
     per container id of ``svc``, the id the engine says it joined.
     """
@@ -59,7 +62,7 @@ def rejoin(
             continue
         reason = ""
         if replaced.get(owner):
-            reason = f"network_mode: service {owner!r} is recreated"
+            reason = f"network_mode: service {owner!r} gets a new container or is started again"
         else:
             joined, now = joined_ids.get(a.container_id, ""), owner_ids.get(owner, "")
             if joined and now and joined != now:

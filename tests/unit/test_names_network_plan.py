@@ -176,7 +176,10 @@ def test_recreating_the_owner_recreates_the_joined_service(tmp_path: Path) -> No
     plan, _ = plan_project(eng, changed)
     kinds = {a.service: (a.kind, a.reason) for a in plan.actions if a.service}
     assert kinds["app"] == ("recreate", "changed: env")
-    assert kinds["sidecar"] == ("recreate", "network_mode: service 'app' is recreated")
+    assert kinds["sidecar"] == (
+        "recreate",
+        "network_mode: service 'app' gets a new container or is started again",
+    )
     up(eng, changed)
     by = {c.service: c for c in eng.list_containers("shop")}
     assert by["sidecar"].network_mode == f"container:{by['app'].id}"
@@ -216,7 +219,10 @@ def test_removing_the_owner_recreates_the_joined_service(tmp_path: Path) -> None
     plan, _ = plan_project(eng, desired)
     kinds = {a.service: (a.kind, a.reason) for a in plan.actions if a.service}
     assert kinds["app"] == ("create", "does not exist")
-    assert kinds["sidecar"] == ("recreate", "network_mode: service 'app' is recreated")
+    assert kinds["sidecar"] == (
+        "recreate",
+        "network_mode: service 'app' gets a new container or is started again",
+    )
 
 
 STATIC = """
@@ -334,3 +340,23 @@ def test_run_creates_only_its_services_missing_bind_sources(tmp_path: Path) -> N
     eng = engine("pg")
     run_one_off(eng, desired, "a", ["true"], rm=True)
     assert (tmp_path / "a").is_dir() and not (tmp_path / "b").exists()
+
+
+def test_starting_the_owner_again_recreates_the_joined_service(tmp_path: Path) -> None:
+    """An owner that exited and is started again has a new namespace: the service sharing
+    it is recreated after it, and joins it."""
+    desired = desired_from(tmp_path, JOINED)
+    eng = engine("app", "side")
+    up(eng, desired)
+    app = next(c for c in eng.list_containers("shop") if c.service == "app")
+    eng.exit_container(app.id, 1)
+    plan, _ = plan_project(eng, desired)
+    kinds = {a.service: (a.kind, a.reason) for a in plan.actions if a.service}
+    assert kinds["app"][0] == "start"
+    assert kinds["sidecar"] == (
+        "recreate",
+        "network_mode: service 'app' gets a new container or is started again",
+    )
+    up(eng, desired)
+    by = {c.service: c for c in eng.list_containers("shop")}
+    assert by["app"].status == "running" and by["sidecar"].network_mode == f"container:{app.id}"
