@@ -158,7 +158,17 @@ def net_checks(spec: Spec, project: str, add: Add) -> None:
                     i,
                     "gateway",
                 )
-            if any(":" in p.subnet for p in [pool]) and not net.enable_ipv6:
+            if not pool.holds_range():
+                add(
+                    f"network {key!r}: ip_range {pool.ip_range} lies outside subnet {pool.subnet}",
+                    "networks",
+                    key,
+                    "ipam",
+                    "config",
+                    i,
+                    "ip_range",
+                )
+            if ":" in pool.subnet and not net.enable_ipv6:
                 add(
                     f"network {key!r}: IPv6 subnet {pool.subnet} needs enable_ipv6 = true",
                     "networks",

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema, field_validator
 
 from envd.spec.expose import EXPOSE_PATTERN, expose_ports
 from envd.spec.model_base import SpecModel, StrMap
@@ -133,8 +133,16 @@ class IpamConfig(SpecModel):
 
     @field_validator("subnet", "ip_range")
     @classmethod
-    def _net(cls, v: str) -> str:
-        return _address("subnet", v, network=True) if v else v
+    def _net(cls, v: str, info: ValidationInfo) -> str:
+        return _address(str(info.field_name), v, network=True) if v else v
+
+    def holds_range(self) -> bool:
+        """Whether ``ip_range`` (if any) lies inside ``subnet``."""
+        if not (self.ip_range and self.subnet):
+            return True
+        inner = ipaddress.ip_network(self.ip_range, strict=False)
+        outer = ipaddress.ip_network(self.subnet, strict=False)
+        return inner.version == outer.version and inner.subnet_of(outer)  # type: ignore[arg-type]
 
     @field_validator("gateway")
     @classmethod

@@ -185,6 +185,11 @@ def test_model_refusals_name_the_field(tmp_path: Path, body: str, fragment: str)
             "gateway 10.9.0.1 lies outside subnet 10.8.0.0/16",
         ),
         (
+            '[services.a]\nimage = "x"\n[networks.n]\n'
+            'ipam = { config = [{ subnet = "10.8.0.0/16", ip_range = "10.9.1.0/24" }] }\n',
+            "ip_range 10.9.1.0/24 lies outside subnet 10.8.0.0/16",
+        ),
+        (
             '[services.a]\nimage = "x"\nvolumes = [{ type = "bind", source = "./data",'
             ' target = "/d", bind = { create_host_path = false } }]\n',
             "binds './data', which does not exist (bind.create_host_path = false",
@@ -202,6 +207,7 @@ def test_model_refusals_name_the_field(tmp_path: Path, body: str, fragment: str)
         "address-outside-subnet",
         "ipv6-without-enable",
         "gateway-outside",
+        "range-outside",
         "bind-not-created",
     ],
 )
