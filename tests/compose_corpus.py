@@ -54,9 +54,10 @@ def materialize(directory: Path, doc: dict[str, Any]) -> None:
                 touch(src)
         for rule in (svc.get("develop") or {}).get("watch") or []:
             touch(rule["path"])
-    for sdef in (doc.get("secrets") or {}).values():
-        if sdef and sdef.get("file"):
-            touch(sdef["file"], is_file=True)
+    for section in ("secrets", "configs"):
+        for sdef in (doc.get(section) or {}).values():
+            if isinstance(sdef, dict) and isinstance(sdef.get("file"), str):
+                touch(sdef["file"], is_file=True)
 
 
 def import_and_load(

@@ -52,7 +52,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "import": (
         "envd.cli.convert",
-        "Convert a Compose file to envd.toml; what envd cannot express is reported on stderr.",
+        "Convert Compose files to envd.toml; what envd cannot express is reported on stderr.",
     ),
     "events": ("envd.cli.daemon", "Stream what the daemon sees and does."),
     "exec": (

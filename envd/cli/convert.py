@@ -85,7 +85,24 @@ def export_(
 
 
 @click.command(name="import")
-@click.argument("compose_file", metavar="FILE")
+@click.argument("compose_file", metavar="[FILE]", required=False)
+@click.option(
+    "-f",
+    "--file",
+    "files",
+    metavar="FILE",
+    multiple=True,
+    help="A Compose file; repeat to merge several in order, as `docker compose -f` does"
+    " (default: COMPOSE_FILE, else compose.yaml and its compose.override.yaml).",
+)
+@click.option(
+    "--env-file",
+    "env_files",
+    metavar="FILE",
+    multiple=True,
+    help="Read variables from this file instead of the project's .env (values are written"
+    " into the spec).",
+)
 @click.option(
     "-o",
     "--output",
@@ -94,15 +111,20 @@ def export_(
     help="Write the spec here (default: stdout; '-' for stdout).",
 )
 @click.option("--force", is_flag=True, help="Overwrite FILE given with -o if it exists.")
-def import_(compose_file: str, output: str | None, force: bool) -> None:
-    """Convert a Compose file to envd.toml; what envd cannot express is reported on stderr."""
+def import_(
+    compose_file: str | None,
+    files: tuple[str, ...],
+    env_files: tuple[str, ...],
+    output: str | None,
+    force: bool,
+) -> None:
+    """Convert Compose files to envd.toml; what envd cannot express is reported on stderr."""
     from pathlib import Path
 
-    from envd.interop.compose_import import import_compose
-    from envd.interop.compose_yaml import decode
+    from envd.interop.compose_import import import_files
 
-    text = decode(_read_capped(compose_file), compose_file)
-    result = import_compose(text, source=compose_file)
+    chosen = ([compose_file] if compose_file else []) + list(files)
+    result = import_files(chosen, env_files)
     if output and output != "-":
         out = Path(output)
         if out.exists() and not force:
@@ -117,22 +139,6 @@ def import_(compose_file: str, output: str | None, force: bool) -> None:
             f"wrote {output}: {result.services} service(s), {len(result.notes)} note(s)",
             err=True,
         )
-
-
-def _read_capped(name: str) -> bytes:
-    """The bytes of a regular file, one more than the cap at most (a FIFO or /dev/zero is refused)."""
-    import stat
-
-    from envd.interop.compose_yaml import MAX_BYTES
-
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise UsageError(f"cannot read {name}: not a regular file")
-        return fh.read(MAX_BYTES + 1)
 
 
 COMMANDS = (export_, import_)

@@ -10,25 +10,21 @@ depends_on, profiles, watch rules).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
 from envd.core.hashing import digest, hash_fields, plain
+from envd.core.host_settings import host_canonical, host_settings, shared_namespace_services
 from envd.core.service_env import service_env
-from envd.core.service_net import (
-    HASHED_IF_SET,
-    bind_dirs,
-    exposed,
-    hashed_attachments,
-    network_ipam,
-    network_mode,
-)
+from envd.core.service_net import bind_dirs, exposed, network_ipam, network_mode
 from envd.spec.compose_words import build_tag
 from envd.values import labels
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     Healthcheck,
     IpamPool,
@@ -153,9 +149,11 @@ def desire(
     image_overrides: Mapping[str, str] | None = None,
     *,
     keys: Keys,
+    config_values: Mapping[str, bytes] | None = None,
 ) -> DesiredProject:
     """Pure: the desired project. ``image_overrides`` pins refs (the lock file);
-    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``)."""
+    ``keys`` digests the secret values (``envd.inputs.keys.load_keys``);
+    ``config_values`` holds each used config's content (``envd.inputs.configs``)."""
     spec = loaded.spec
     project = loaded.project
     common = {labels.PROJECT: project}
@@ -240,6 +238,7 @@ def desire(
             keys,
             (build_digests or {}).get(name, ""),
             (image_overrides or {}).get(name),
+            config_values or {},
         )
     return DesiredProject(
         project=project,
@@ -262,6 +261,7 @@ def _service(
     keys: Keys,
     build_digest: str,
     image_override: str | None,
+    config_values: Mapping[str, bytes],
 ) -> DesiredService:
     env, _unset = service_env(loaded.env_files.get(name, {}), svc.env, loaded.variables)
 
@@ -271,7 +271,16 @@ def _service(
         if m.type == "tmpfs":
             tmpfs.append((m.target, ""))
         elif m.type == "bind":
-            mounts.append(Mount("bind", m.target, loaded.bind_sources[m.source], m.read_only))
+            mounts.append(
+                Mount(
+                    "bind",
+                    m.target,
+                    loaded.bind_sources[m.source],
+                    m.read_only,
+                    m.selinux or "",
+                    m.propagation or "",
+                )
+            )
         elif m.source:
             mounts.append(Mount("volume", m.target, volumes[m.source].name, m.read_only))
         else:
@@ -299,7 +308,9 @@ def _service(
             hc = Healthcheck(("NONE",))
         else:
             h = svc.healthcheck
-            hc = Healthcheck(tuple(h.test), h.interval, h.timeout, h.retries, h.start_period)
+            hc = Healthcheck(
+                tuple(h.test), h.interval, h.timeout, h.retries, h.start_period, h.start_interval
+            )
 
     secret_files = tuple(
         SecretFile(
@@ -350,23 +361,34 @@ def _service(
         cap_add=tuple(sorted(svc.cap_add)),
         cap_drop=tuple(sorted(svc.cap_drop)),
         secrets=secret_files,
+        tty=svc.tty,
+        stdin_open=svc.stdin_open,
+        host=host_settings(loaded.project, svc),
+        # configs (Compose's `configs`: read-only files)
+        configs=tuple(
+            ConfigFile(
+                target=c.path,
+                uid=int(c.uid),
+                gid=int(c.gid),
+                mode=c.mode,
+                value=config_values.get(c.source, b""),
+            )
+            for c in svc.configs
+        ),
+        # names and networking
         exposed=exposed(svc.expose),
         network_mode=mode,
     )
+    depends_on = {
+        dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+    }
+    for dep in [*shared_namespace_services(svc), *([joined] if joined else [])]:
+        # Compose's rule: sharing a service's namespace (pid, ipc, network) starts it first.
+        depends_on.setdefault(dep, DesiredDependency("started"))
     return DesiredService(
         name=name,
         replicas=svc.replicas,
-        depends_on={
-            **{
-                dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
-            },
-            # network_mode service:NAME needs NAME started (Compose's rule).
-            **(
-                {joined: DesiredDependency("started")}
-                if joined and joined not in svc.depends_on
-                else {}
-            ),
-        },
+        depends_on=depends_on,
         fixed_name=svc.container_name or "",
         image_ref=image_ref,
         pull=svc.pull,
@@ -401,7 +423,67 @@ _HASHED_FIELDS = (
     "cap_drop",
     "labels",
     "secrets",
+    "exposed",  # names and networking: hashed only when set (not in _FIRST_FIELDS)
+    "network_mode",
 )
+
+
+# What each hashed value held when hashes were first given out. Those fields
+# are always hashed; a field added since joins the hash only when it differs
+# from its default, so the containers an older envd created keep their hashes
+# and an upgrade recreates nothing. (New fields need no entry here.)
+_FIRST_FIELDS: Mapping[str, frozenset[str]] = {
+    "ContainerCreate": frozenset(
+        {
+            "image",
+            "command",
+            "entrypoint",
+            "working_dir",
+            "user",
+            "hostname",
+            "env",
+            "ports",
+            "mounts",
+            "tmpfs",
+            "networks",
+            "healthcheck",
+            "restart",
+            "init",
+            "stop_signal",
+            "stop_timeout",
+            "read_only",
+            "cap_add",
+            "cap_drop",
+            "labels",
+            "secrets",
+        }
+    ),
+    "Mount": frozenset({"type", "target", "source", "read_only"}),
+    "Healthcheck": frozenset({"test", "interval_s", "timeout_s", "retries", "start_period_s"}),
+    "NetworkAttachment": frozenset({"network", "aliases"}),
+    "PortBinding": frozenset({"container_port", "protocol", "host_ip", "host_port"}),
+}
+
+
+def _is_default(f: Any, value: Any) -> bool:
+    if f.default is not MISSING:
+        return bool(value == f.default)
+    if f.default_factory is not MISSING:
+        return bool(value == f.default_factory())
+    return False
+
+
+def _view(value: Any) -> dict[str, Any]:
+    """``plain(value)`` less the fields added after the first hashes that are at their default."""
+    first = _FIRST_FIELDS[type(value).__name__]
+    return {
+        f.name: getattr(value, f.name)
+        for f in fields(value)
+        if f.name in first or not _is_default(f, getattr(value, f.name))
+    }
+
+
+_CREATE_FIELDS = {f.name: f for f in fields(ContainerCreate)}
 
 
 def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
@@ -425,18 +507,29 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
                 for s, d in zip(value, secret_digests, strict=True)
             ]
         elif name == "healthcheck":
-            value = plain(value) if value is not None else None
-        elif name == "networks":
-            value = hashed_attachments(value)
-        elif name in ("ports", "mounts"):
-            value = [plain(v) for v in value]
+            value = _view(value) if value is not None else None
+        elif name in ("ports", "mounts", "networks"):
+            value = [_view(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
+        elif name not in _FIRST_FIELDS["ContainerCreate"] and _is_default(
+            _CREATE_FIELDS[name], value
+        ):
+            continue  # added since the first hashes, and not set
         data[name] = value
-    for name in HASHED_IF_SET:
-        value = getattr(spec, name)
-        if value:
-            data[name] = list(value) if isinstance(value, tuple) else value
+    data.update(host_canonical(spec))
+    if spec.configs:
+        # Only when there are some: every existing container's hash stays as it was.
+        data["configs"] = [
+            {
+                "target": c.target,
+                "uid": c.uid,
+                "gid": c.gid,
+                "mode": c.mode,
+                "digest": hashlib.sha256(c.value).hexdigest(),
+            }
+            for c in spec.configs
+        ]
     return data
 
 

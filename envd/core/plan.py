@@ -10,7 +10,7 @@ id is known (``up`` plans twice: images, then containers).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
 from envd.core.build import build_reason
@@ -21,6 +21,7 @@ from envd.core.desired import (
     desired_hash,
 )
 from envd.core.hashing import changed_fields
+from envd.core.host_settings import joined_services
 from envd.core.networks import network_drift, network_users, orphan_networks
 from envd.core.observed import Observed
 from envd.core.plan_join import CONTAINER_MODE, rejoin
@@ -240,8 +241,13 @@ def make_plan(
                         stop_timeout=None,  # the spec no longer says; the container does
                     )
                 )
-    # network_mode service:NAME (plan_join): who is replaced, and who joined whom.
-    replaced: dict[str, bool] = {}
+    # Services whose first container this plan creates or recreates: one that
+    # joins its pid/ipc namespace (issue 12, `service:NAME`) joined the old
+    # container by id, so it is recreated too, as Compose does.
+    replaced: set[str] = set()
+    # network_mode service:NAME (plan_join): owners that get a new namespace
+    # (created, recreated or started again), and whom each container joined.
+    renewed: dict[str, bool] = {}
     owner_ids: dict[str, str] = {}
     joined_ids = {
         c.id: c.network_mode[len(CONTAINER_MODE) :]
@@ -251,20 +257,31 @@ def make_plan(
     for level in desired.levels():
         for name in level:
             svc = desired.services[name]
-            mine = _service_actions(
+            joined = sorted(joined_services(desired.project, svc, desired.services) & replaced)
+            service_actions = _service_actions(
                 desired,
                 svc,
                 by_service.get(name, []),
                 image_ids.get(name),
-                force_recreate,
+                force_recreate | ({name} if joined else set()),
                 restart_exited,
             )
-            mine = rejoin(desired, svc, mine, image_ids.get(name), replaced, owner_ids, joined_ids)
-            first = [a for a in mine if a.replica == 1 and a.service == name]
-            # A started owner has a new namespace too (the engine makes one per start).
-            replaced[name] = any(a.kind in ("create", "recreate", "start") for a in first)
+            if joined and name not in force_recreate:
+                why = f"joins the namespace of {', '.join(joined)}, which is recreated"
+                service_actions = [
+                    replace(a, reason=why) if a.reason == "recreate forced" else a
+                    for a in service_actions
+                ]
+            service_actions = rejoin(
+                desired, svc, service_actions, image_ids.get(name), renewed, owner_ids, joined_ids
+            )
+            first = [a for a in service_actions if a.replica == 1 and a.service == name]
+            if any(a.kind in ("create", "recreate") for a in first):
+                replaced.add(name)
+            # A started owner has a new network namespace too (one per start).
+            renewed[name] = any(a.kind in ("create", "recreate", "start") for a in first)
             owner_ids[name] = next((a.container_id for a in first if a.container_id), "")
-            actions.extend(mine)
+            actions.extend(service_actions)
 
     # --- orphan networks (after their containers are gone) -----------------------
     for onet in orphan_networks(desired.networks.values(), observed.networks):

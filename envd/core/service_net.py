@@ -1,24 +1,18 @@
 """Names and networking in the desired state (pure): a network's ipam pools, a
-service's exposed ports and network mode, the bind sources ``up`` creates, and
-the hashed view of attachments that keeps older hashes as they were."""
+service's exposed ports and network mode, and the bind sources ``up`` creates."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from envd.core.hashing import plain
 from envd.spec.expose import expose_ports
-from envd.values.types import IpamPool, NetworkAttachment
+from envd.values.types import IpamPool
 
 if TYPE_CHECKING:
     from envd.spec.load import LoadedSpec
     from envd.spec.models import NetworkDef, Service
-
-# Hashed only when set, so containers made before these fields existed keep their hash.
-HASHED_IF_SET = ("exposed", "network_mode")
-_ADDRESSES = ("ipv4_address", "ipv6_address")
 
 
 def network_ipam(definition: NetworkDef | None) -> tuple[str, tuple[IpamPool, ...], bool]:
@@ -77,8 +71,3 @@ def bind_dirs(loaded: LoadedSpec, active: Mapping[str, Service]) -> tuple[str, .
             }
         )
     )
-
-
-def hashed_attachments(value: Iterable[NetworkAttachment]) -> list[dict[str, Any]]:
-    """Attachments as hashed: static addresses only when set."""
-    return [{k: v for k, v in plain(a).items() if v or k not in _ADDRESSES} for a in value]

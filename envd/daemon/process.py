@@ -29,7 +29,8 @@ SPEC_CAP = 16 * 1024 * 1024  # the spec and .env are scanned for names, never bi
 # command secrets and sends what they printed), so PATH, HOME and agent
 # sockets stay in the shell.
 _REFERENCE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-_ENV_SOURCE = re.compile(r"""\benv\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
+# A secret's `env = "X"` and a config's `environment = "X"` name a variable too.
+_ENV_SOURCE = re.compile(r"""\b(?:env|environment)\s*=\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""")
 _ALWAYS_PREFIXES = ("ENVD_", "DOCKER_")
 _PROCESS_BASICS = frozenset({"XDG_STATE_HOME"})
 TERM_GRACE = 10.0  # seconds between SIGTERM and SIGKILL for a daemon that would not stop

@@ -21,6 +21,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    HostSettings,
     IpamPool,
     ObservedContainer,
     ObservedImage,
@@ -51,6 +52,9 @@ class Engine(Protocol):
 
     def container_mounts(self, container_id: str) -> list[ObservedMount]:
         """The container's mounts (one inspect), anonymous and secret volumes marked."""
+
+    def container_host(self, container_id: str) -> HostSettings:
+        """The container's host settings (one inspect), with the engine's defaults filled in."""
 
     # --- images ------------------------------------------------------------
     def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage: ...

@@ -14,6 +14,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    HostSettings,
     IpamPool,
     ObservedContainer,
     ObservedImage,
@@ -55,6 +56,9 @@ class ExplodingEngine:
 
     def container_mounts(self, container_id: str) -> list[ObservedMount]:
         _explode("container_mounts")
+
+    def container_host(self, container_id: str) -> HostSettings:
+        _explode("container_host")
 
     def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage:
         _explode("pull_image")

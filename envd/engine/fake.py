@@ -33,12 +33,14 @@ from envd.engine.fake_state import (
     drain,
     labels_key,
 )
+from envd.engine.host_defaults import engine_filled
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    HostSettings,
     IpamPool,
     ObservedContainer,
     ObservedImage,
@@ -282,6 +284,15 @@ class FakeEngine(FakeState):
                         500,
                     )
                 c.files[target] = FakeFile(s.value, s.mode, s.uid, s.gid)
+            # configs: written into the root filesystem like the engine's archive API does
+            for cf in spec.configs:
+                if spec.read_only:
+                    raise EngineError(
+                        f"writing configs into container {spec.name}: container rootfs is "
+                        "marked read-only",
+                        500,
+                    )
+                c.files[posixpath.normpath(cf.target)] = FakeFile(cf.value, cf.mode, cf.uid, cf.gid)
             c.mounts = self._make_mounts(spec, img)
             self._containers[c.id] = c
             self._event(c, "create")
@@ -363,6 +374,11 @@ class FakeEngine(FakeState):
         with self._lock:
             self._enter("container_mounts")
             return list(self._get(container_id).mounts)
+
+    def container_host(self, container_id: str) -> HostSettings:
+        with self._lock:
+            self._enter("container_host")
+            return engine_filled(self._get(container_id).spec.host)
 
     def rename_container(self, container_id: str, name: str) -> None:
         with self._lock:

@@ -325,7 +325,19 @@ class FakeState:
 
         out: list[ObservedMount] = []
         for m in spec.mounts:
-            if m.type != "volume":
+            if m.type == "bind":
+                # Like the engine: a bind's propagation is reported, rprivate unless asked.
+                out.append(
+                    ObservedMount(
+                        m.type,
+                        m.target,
+                        m.source,
+                        m.read_only,
+                        selinux=m.selinux,
+                        propagation=m.propagation or "rprivate",
+                    )
+                )
+            elif m.type != "volume":
                 out.append(ObservedMount(m.type, m.target, m.source, m.read_only))
             elif m.source:
                 # Like the engine: a named volume that does not exist is created.

@@ -69,7 +69,8 @@ _SCRIPT_CAP = 16 * 1024 * 1024
 class ReachItem:
     """One thing a spec does outside its project."""
 
-    # command | bind | env-file | secret-file | build-context | docker-socket | host-mode
+    # command | bind | env-file | secret-file | config-file | build-context | docker-socket
+    # | host-mode
     kind: str
     subject: str  # "secret token", "service web"
     what: tuple[str, ...]  # the argv; the host path (and target); the field and value
@@ -99,7 +100,7 @@ class ReachItem:
             text = f"{self.subject} reads env_file {self.what[0]} from outside the project"
         elif self.kind == "build-context":
             text = f"{self.subject} builds from {self.what[0]}, outside the project"
-        elif self.kind == "secret-file":
+        elif self.kind in ("secret-file", "config-file"):
             text = f"{self.subject} reads {self.what[0]} from outside the project"
         else:
             text = f"{self.subject} asks for {self.what[-1]}"
@@ -173,6 +174,17 @@ def reach(loaded: LoadedSpec, environ: Mapping[str, str] | None = None) -> list[
                 items.append(
                     ReachItem("secret-file", subject, (real,), origin("secrets", name, "file"))
                 )
+    # configs (Compose's `configs`): a file outside the project, like a bind
+    for name in sorted(loaded.spec.configs):
+        cfile = loaded.spec.configs[name].file
+        if cfile is not None:
+            real = os.path.realpath(loaded.project_dir / cfile)
+            if not _inside(real, root):
+                items.append(
+                    ReachItem(
+                        "config-file", f"config {name!r}", (real,), origin("configs", name, "file")
+                    )
+                )
     for name in sorted(loaded.spec.volumes):
         vol = loaded.spec.volumes[name]
         device = vol.driver_opts.get("device", "")
@@ -240,6 +252,35 @@ def _service_reach(
                 (f"{field}={value}", meaning),
                 origin("services", name, field),
             )
+    for field, value, meaning in host_settings_reach(svc):
+        yield ReachItem(
+            "host-mode", subject, (f"{field}={value}", meaning), origin("services", name, field)
+        )
+
+
+# Container-level host settings (issue 12) that reach the host.
+def host_settings_reach(svc: Service) -> Iterator[tuple[str, str, str]]:
+    """(field, value, what it means) for each host-reaching setting of ``svc``."""
+    from envd.spec.host_isolation import DEFAULT_RUNTIMES, UNCONFINED_OPTIONS
+
+    # getattr: a partial service (tests, an older cache) reads as unset.
+    for d in getattr(svc, "devices", ()):
+        # A device node is the host's hardware (a disk, /dev/mem, a GPU).
+        yield "devices", f"{d.source}:{d.container_path}:{d.permissions}", "a host device"
+    for opt in getattr(svc, "security_opt", ()):
+        if opt in UNCONFINED_OPTIONS:
+            # Each switches off a wall the engine puts between the container and
+            # the host kernel: the syscall filter, the AppArmor profile, SELinux
+            # labels (which also keep binds of host paths out of reach).
+            yield "security_opt", opt, "a confinement switched off"
+    runtime = getattr(svc, "runtime", "")
+    if runtime not in DEFAULT_RUNTIMES:
+        # A runtime is a host program the engine runs the container with
+        # (nvidia hands over GPUs and driver files); only runc comes with it.
+        yield "runtime", runtime, "a runtime other than the engine's runc"
+    for r in getattr(svc, "gpus", ()):
+        what = "all" if r.count == -1 else ",".join(r.device_ids) or str(r.count or "all")
+        yield "gpus", f"{r.driver or 'any'}:{what}", "host GPUs or other devices"
 
 
 def _program_digest(argv: tuple[str, ...], base: Path) -> str:

@@ -186,6 +186,11 @@ def store(
                     paths.append((src, _real(Path(src))))
             for rule in svc.watch:
                 paths.append((str(base / rule.path), _real(base / rule.path)))
+        # configs: a changed file is a changed desired state (its content is in it)
+        from envd.inputs.configs import config_files
+
+        for path in config_files(loaded):
+            files.append((str(path), _file_digest(path, keys)))
         stripped = _with_secret_values(desired, sources, lambda source, value: b"")
         build_digests = {
             name: s.build.digest for name, s in desired.services.items() if s.build is not None

@@ -8,7 +8,8 @@ in the file names a type or a function, so a planted file can at worst be
 refused: unlike pickle, decoding runs no code of the file's choosing.
 
 Secret values never reach the file: a ``SecretFile.value`` is written only
-when empty, and read back only as ``b""``.
+when empty, and read back only as ``b""``. A ``ConfigFile.value`` is not
+secret: it is written as base64 (``value_b64``).
 """
 
 from __future__ import annotations
@@ -27,14 +28,20 @@ from envd.core.desired import (
 )
 from envd.inputs.buildctx import BuildInputs
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
+    DeviceMapping,
+    DeviceRequest,
     Healthcheck,
+    HostSettings,
     IpamPool,
+    LogConfig,
     Mount,
     MountType,
     NetworkAttachment,
     PortBinding,
     SecretFile,
+    Ulimit,
 )
 
 T = TypeVar("T")
@@ -55,6 +62,8 @@ def encode(value: object) -> object:
     fill it in): most of a container's fields are defaults, and fewer fields
     make a faster hit.
     """
+    if isinstance(value, ConfigFile):
+        return _encode_config(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out: dict[str, object] = {}
         for f in dataclasses.fields(value):
@@ -72,6 +81,38 @@ def encode(value: object) -> object:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise BadCache(f"cannot store a {type(value).__name__}")
+
+
+def _encode_config(value: ConfigFile) -> dict[str, object]:
+    """A config file with its (not secret) content as base64."""
+    import base64
+
+    return {
+        "target": value.target,
+        "uid": value.uid,
+        "gid": value.gid,
+        "mode": value.mode,
+        "value_b64": base64.b64encode(value.value).decode(),
+    }
+
+
+def _decode_config(v: object) -> ConfigFile:
+    import base64
+    import binascii
+
+    if not isinstance(v, dict) or set(v) != {"target", "uid", "gid", "mode", "value_b64"}:
+        raise BadCache("expected a config file")
+    try:
+        value = base64.b64decode(string(v["value_b64"]), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadCache("a config file's content is not base64") from None
+    return ConfigFile(
+        target=string(v["target"]),
+        uid=integer(v["uid"]),
+        gid=integer(v["gid"]),
+        mode=integer(v["mode"]),
+        value=value,
+    )
 
 
 def _is_default(f: dataclasses.Field[Any], item: object) -> bool:
@@ -228,7 +269,15 @@ _port = table(
     host_ip=string,
     host_port=optional(integer),
 )
-_mount = table(Mount, type=_mount_type, target=string, source=string, read_only=boolean)
+_mount = table(
+    Mount,
+    type=_mount_type,
+    target=string,
+    source=string,
+    read_only=boolean,
+    selinux=string,
+    propagation=string,
+)
 _health = table(
     Healthcheck,
     test=strings,
@@ -236,6 +285,7 @@ _health = table(
     timeout_s=number,
     retries=integer,
     start_period_s=number,
+    start_interval_s=number,
 )
 _attachment = table(
     NetworkAttachment, network=string, aliases=strings, ipv4_address=string, ipv6_address=string
@@ -250,6 +300,42 @@ _secret_file = table(
     gid=integer,
     mode=integer,
     value=_empty_bytes,
+)
+# Container-level host settings (issue 12).
+_ulimit = table(Ulimit, name=string, soft=integer, hard=integer)
+_device = table(DeviceMapping, host=string, container=string, permissions=string)
+_device_request = table(
+    DeviceRequest,
+    driver=string,
+    count=integer,
+    device_ids=strings,
+    capabilities=tuple_of(strings),
+    options=string_pairs,
+)
+_log_config = table(LogConfig, driver=string, options=string_pairs)
+_host = table(
+    HostSettings,
+    nano_cpus=integer,
+    memory=integer,
+    memory_reservation=integer,
+    memory_swap=integer,
+    pids_limit=integer,
+    shm_size=integer,
+    ulimits=tuple_of(_ulimit),
+    sysctls=string_pairs,
+    extra_hosts=strings,
+    dns=strings,
+    dns_search=strings,
+    dns_options=strings,
+    devices=tuple_of(_device),
+    device_requests=tuple_of(_device_request),
+    domainname=string,
+    platform=string,
+    runtime=string,
+    security_opt=strings,
+    pid_mode=string,
+    ipc_mode=string,
+    log_config=optional(_log_config),
 )
 _container = table(
     ContainerCreate,
@@ -281,6 +367,9 @@ _container = table(
     exposed=strings,  # names and networking
     network_mode=string,
     anonymous_volumes=strings,
+    host=_host,
+    # configs (Compose's `configs`); a cache written before them has none
+    configs=tuple_of(_decode_config),
 )
 _build = table(
     DesiredBuild, context=string, dockerfile=string, args=string_map, target=string, digest=string

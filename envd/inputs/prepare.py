@@ -101,7 +101,13 @@ def prepare(
         if image_overrides is None:
             image_overrides = lockfile.overrides(lock, loaded)
     keys = load_keys() if keys is None else keys
-    return loaded, desire(loaded, values, digests, image_overrides, keys=keys)
+    from envd.inputs.configs import read_configs
+
+    # Like secrets: `down` needs no content, and an unset variable must not stop it.
+    configs = read_configs(loaded) if read_secret_values else {}
+    return loaded, desire(
+        loaded, values, digests, image_overrides, keys=keys, config_values=configs
+    )
 
 
 def build_inputs(loaded: LoadedSpec) -> dict[str, BuildInputs]:

@@ -12,12 +12,14 @@ from typing import Any
 
 from envd.interop.compose_fields import (
     common_service,
+    escape_dollars,
     port_short,
     service_networks,
     top_networks,
     top_volumes,
     volume_short,
 )
+from envd.interop.compose_host import compose_host
 from envd.interop.render import X_ENVD, Export
 from envd.spec.compose_words import CONDITION_TO_COMPOSE
 from envd.spec.load import LoadedSpec
@@ -36,6 +38,15 @@ def to_compose(loaded: LoadedSpec) -> Export:
     for name, svc in spec.services.items():
         where = f"services.{name}"
         out = common_service(name, svc)
+        out.update(compose_host(svc))  # issue 12's host settings
+        start_interval = (out.get("healthcheck") or {}).pop("start_interval", None)
+        if start_interval:
+            # Compose 1.29 refuses the key; v2 (≥ 2.20.2) reads it.
+            ext_services.setdefault(name, {})["healthcheck_start_interval"] = start_interval
+            notes.append(
+                f"{where}.healthcheck.start_interval: needs Compose ≥ 2.20.2 and Docker API"
+                f" 1.44; kept in {X_ENVD}"
+            )
         if svc.build is not None:
             b: dict[str, Any] = {"context": svc.build.context}
             if svc.build.dockerfile != "Dockerfile":
@@ -73,6 +84,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
         if svc.depends_on:
             out["depends_on"] = {
                 dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}
+                | ({"restart": True} if d.restart else {})
                 for dep, d in svc.depends_on.items()
             }
             optional = sorted(dep for dep, d in svc.depends_on.items() if not d.required)
@@ -85,7 +97,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
         if svc.restart != "no":
             out["restart"] = svc.restart
         if svc.replicas != 1:
-            out["deploy"] = {"replicas": svc.replicas}
+            out.setdefault("deploy", {})["replicas"] = svc.replicas
         if svc.profiles:
             out["profiles"] = list(svc.profiles)
         if svc.watch:
@@ -139,6 +151,10 @@ def to_compose(loaded: LoadedSpec) -> Export:
         doc["secrets"] = secrets
         if ext_secrets:
             extension["secrets"] = ext_secrets
+    if spec.configs:  # configs (Compose's `configs`: read-only files)
+        from envd.interop.config_export import compose_configs
+
+        doc["configs"] = compose_configs(spec, notes)
     if ext_services:
         extension["services"] = ext_services
     if spec.environments:
@@ -153,4 +169,4 @@ def to_compose(loaded: LoadedSpec) -> Export:
         f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
         f"# Run it with: docker compose -p {loaded.project} up\n"
     )
-    return Export("compose", [doc], notes, header)
+    return Export("compose", [escape_dollars(doc)], notes, header)

@@ -36,25 +36,32 @@ def volume_short(m: VolumeMount) -> str | dict[str, Any]:
         out: dict[str, Any] = {"type": "bind", "source": m.source, "target": m.target}
         if m.read_only:
             out["read_only"] = True
+        bind = {k: v for k, v in (("selinux", m.selinux), ("propagation", m.propagation)) if v}
+        if bind:
+            out["bind"] = bind
         return out
     if not m.source:
         return m.target
     source = m.source
     if m.type == "bind" and not source.startswith((".", "/", "~")):
         source = "./" + source
-    return f"{source}:{m.target}" + (":ro" if m.read_only else "")
+    modes = [x for x in ("ro" if m.read_only else "", m.selinux, m.propagation) if x]
+    return f"{source}:{m.target}" + (":" + ",".join(modes) if modes else "")
 
 
 def healthcheck(h: Healthcheck) -> dict[str, Any]:
     if h.disable or (h.test and h.test[0] == "NONE"):
         return {"disable": True}
-    return {
+    out: dict[str, Any] = {
         "test": list(h.test),
         "interval": format_duration(h.interval),
         "timeout": format_duration(h.timeout),
         "retries": h.retries,
         "start_period": format_duration(h.start_period),
     }
+    if h.start_interval:
+        out["start_interval"] = format_duration(h.start_interval)
+    return out
 
 
 def secret_ref(s: ServiceSecret) -> str | dict[str, Any]:
@@ -108,6 +115,10 @@ def common_service(name: str, svc: Service) -> dict[str, Any]:
         out["cap_add"] = list(svc.cap_add)
     if svc.cap_drop:
         out["cap_drop"] = list(svc.cap_drop)
+    if svc.configs:  # configs (Compose's `configs`: read-only files)
+        from envd.interop.config_export import config_ref
+
+        out["configs"] = [config_ref(c) for c in svc.configs]
     return out
 
 
@@ -191,3 +202,20 @@ def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
             d["enable_ipv6"] = True
         out[key] = d
     return out
+
+
+def escape_dollars(value: Any) -> Any:
+    """Every string value with ``$`` written ``$$``: Compose interpolates what it reads.
+
+    The spec's values are already interpolated, so a ``$`` left in them is a
+    literal one (``pg_isready -d $${POSTGRES_DB}`` in the spec is the text
+    ``${POSTGRES_DB}``); unescaped, Compose would substitute the host's variable.
+    Keys are not interpolated by Compose and stay as they are.
+    """
+    if isinstance(value, str):
+        return value.replace("$", "$$")
+    if isinstance(value, dict):
+        return {k: escape_dollars(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [escape_dollars(v) for v in value]
+    return value

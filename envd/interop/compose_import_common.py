@@ -8,23 +8,52 @@ from typing import Any
 WHY_NOT = {
     "links": "services reach each other by name on the project network",
     "extends": "merge the extended service into this one by hand",
-    "configs": "use a bind mount (volumes) or a secret",
 }
 
 
 _SCALARS = (str, int, float)
 
 
+# --- resolved strings that remember their text (see compose_interp) --------
+
+
+class Raw(str):
+    """A string as Compose resolved it that remembers the text it was written as."""
+
+    raw: str
+
+    def __new__(cls, value: str, raw: str) -> Raw:
+        obj = super().__new__(cls, value)
+        obj.raw = raw
+        return obj
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]
+        return (str(self), self.raw)
+
+
+def reference(text: str) -> Raw:
+    """A variable reference the importer writes on purpose (``${NAME}``), kept as it is."""
+    return Raw(text, text)
+
+
+def written(value: str) -> str:
+    """The text envd.toml gets for ``value``: the written form of a Raw, else ``$`` escaped."""
+    if isinstance(value, Raw):
+        return value.raw
+    return value.replace("$", "$$")
+
+
 def as_str(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    # A string is returned as itself: a resolved one keeps the text it was written as.
+    return value if isinstance(value, str) else str(value)
 
 
 def as_text(path: str, value: Any) -> str:
     """A string where Compose wants one; a number is read as its text, anything else is an error."""
     if isinstance(value, _SCALARS) and not isinstance(value, bool):
-        return str(value)
+        return as_str(value)
     raise ComposeValueError(path, f"expected a string, got {_kind(value)}")
 
 
@@ -63,14 +92,22 @@ def str_map(path: str, value: Any) -> dict[str, str | None]:
     if isinstance(value, list):
         out: dict[str, str | None] = {}
         for i, item in enumerate(value):
-            key, sep, val = as_scalar(f"{path}[{i}]", item).partition("=")
-            out[key] = val if sep else None
+            text = as_scalar(f"{path}[{i}]", item)
+            key, sep, val = text.partition("=")
+            out[key] = _value_part(text, key, val) if sep else None
         return out
     if isinstance(value, dict):
         return {
             str(k): (None if v is None else as_scalar(f"{path}.{k}", v)) for k, v in value.items()
         }
     raise ComposeValueError(path, f"expected a mapping or a list, got {_kind(value)}")
+
+
+def _value_part(text: str, key: str, value: str) -> str:
+    """The ``value`` of ``KEY=value``, keeping its written form when the key was written plainly."""
+    if isinstance(text, Raw) and text.raw.startswith(key + "="):
+        return Raw(value, text.raw[len(key) + 1 :])
+    return value
 
 
 def as_list(value: Any) -> list[Any]:

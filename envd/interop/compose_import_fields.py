@@ -12,6 +12,7 @@ from typing import Any
 from envd.interop.compose_import_common import (
     ComposeValueError,
     Notes,
+    Raw,
     as_bool,
     as_command,
     as_int,
@@ -19,6 +20,7 @@ from envd.interop.compose_import_common import (
     as_mode,
     as_seq,
     as_text,
+    reference,
     required,
     str_map,
     text_list,
@@ -28,6 +30,7 @@ from envd.spec.compose_words import (
     CONDITION_FROM_COMPOSE,
     DEFAULT_COMPOSE_CONDITION,
 )
+from envd.spec.service_parts import PROPAGATIONS
 
 # Compose's healthcheck defaults (envd's are shorter: 5s/10s).
 COMPOSE_HEALTHCHECK_DEFAULTS = {
@@ -37,7 +40,10 @@ COMPOSE_HEALTHCHECK_DEFAULTS = {
     "start_period": "0s",
 }
 
-_VOLUME_MODES = {"ro", "rw", "z", "Z"}
+_VOLUME_MODES = {"ro", "rw", "z", "Z", *PROPAGATIONS}
+
+
+_BIND_KEYS = ("selinux", "propagation")
 
 
 class FieldConverter(Notes):
@@ -64,7 +70,9 @@ class FieldConverter(Notes):
                             f"{p}.build.args.{key}",
                             f"an argument without a value; envd passes ${{{key}}} from the environment",
                         )
-                out["args"] = {k2: (f"${{{k2}}}" if v2 is None else v2) for k2, v2 in args.items()}
+                out["args"] = {
+                    k2: (reference(f"${{{k2}}}") if v2 is None else v2) for k2, v2 in args.items()
+                }
             elif str(k).startswith("x-"):
                 self.note(f"{p}.build.{k}", "extension ignored")
             else:
@@ -76,7 +84,7 @@ class FieldConverter(Notes):
         for i, item in enumerate(raw):
             path = f"{p}.ports[{i}]"
             if isinstance(item, (int, str)) and not isinstance(item, bool):
-                out.append(str(item))
+                out.append(item if isinstance(item, str) else str(item))
                 continue
             item = as_map(path, item)
             target = as_int(f"{path}.target", required(path, item, "target"), 1, 65535)
@@ -157,8 +165,18 @@ class FieldConverter(Notes):
                 elif k == "bind":
                     for kk, vv in as_map(f"{path}.bind", item[k]).items():
                         if kk == "create_host_path":
-                            if not as_bool(f"{path}.bind.create_host_path", vv):
-                                mount["bind"] = {"create_host_path": False}
+                            if vv is not None and not as_bool(f"{path}.bind.create_host_path", vv):
+                                mount["create_host_path"] = False
+                            continue
+                        if kk in ("selinux", "propagation") and vv is not None:
+                            word = as_text(f"{path}.bind.{kk}", vv)
+                            allowed = ("z", "Z") if kk == "selinux" else PROPAGATIONS
+                            if word not in allowed:
+                                raise ComposeValueError(
+                                    f"{path}.bind.{kk}",
+                                    f"{word!r} is not one of {', '.join(allowed)}",
+                                )
+                            mount[kk] = word
                             continue
                         self.unsupported(f"{path}.bind.{kk}")
                 else:
@@ -169,9 +187,16 @@ class FieldConverter(Notes):
     @staticmethod
     def shorten(mount: dict[str, Any]) -> Any:
         """A long-syntax volume as the short string when nothing is lost."""
-        src = str(mount.get("source", ""))
-        target = str(mount["target"])
-        if ":" in src or ":" in target or "bind" in mount:
+        src = mount.get("source", "")
+        target = mount["target"]
+        if (
+            ":" in src
+            or ":" in target
+            or isinstance(src, Raw)
+            or isinstance(target, Raw)
+            or mount.get("create_host_path") is False
+        ):
+            # A value written with variables stays as written (a dict keeps it whole).
             return mount
         if mount["type"] == "volume":
             if not src:
@@ -180,18 +205,24 @@ class FieldConverter(Notes):
                 return mount
         elif not src.startswith((".", "/", "~")):
             return mount
-        return f"{src}:{target}" + (":ro" if mount.get("read_only") else "")
+        modes = ["ro" if mount.get("read_only") else "", *(mount.get(k, "") for k in _BIND_KEYS)]
+        return f"{src}:{target}" + (":" + ",".join(m for m in modes if m) if any(modes) else "")
 
     def short_volume(self, path: str, text: str) -> str:
+        """``SRC:TARGET:MODES`` split on its resolved text; the text as written when nothing changes."""
         parts = text.split(":")
-        if len(parts) == 3:
-            modes = parts[2].split(",")
-            kept = [m for m in modes if m in _VOLUME_MODES and m != "rw"]
-            dropped = [m for m in modes if m not in _VOLUME_MODES]
-            if dropped:
-                self.note(path, f"mode {','.join(dropped)} is not supported; ignored")
-            return ":".join(parts[:2] + ([",".join(kept)] if kept else []))
-        return text
+        if len(parts) != 3:
+            return text
+        modes = parts[2].split(",")
+        kept = [m for m in modes if m in _VOLUME_MODES]
+        for m in modes:
+            if m in ("cached", "delegated", "consistent"):
+                self.note(path, f"mode {m} is macOS-only; ignored")
+            elif m not in _VOLUME_MODES:
+                self.note(path, f"mode {m} is not supported; ignored")
+        if kept == modes:
+            return text
+        return ":".join(parts[:2] + ([",".join(kept)] if kept else []))
 
     def service_networks(self, p: str, raw: Any) -> Any:
         if isinstance(raw, list):
@@ -230,18 +261,25 @@ class FieldConverter(Notes):
             required = (
                 needed is None or as_bool(f"{p}.depends_on.{dep}.required", needed)
             ) and dep not in optional
+            restart = body.get("restart")
+            restart = restart is not None and as_bool(f"{p}.depends_on.{dep}.restart", restart)
             for k in body:
-                if k == "restart":
-                    self.note(f"{p}.depends_on.{dep}.restart", "not supported; ignored")
-                elif k not in ("condition", "required"):
+                if k not in ("condition", "required", "restart"):
                     self.unsupported(f"{p}.depends_on.{dep}.{k}")
-            out[str(dep)] = condition if required else {"condition": condition, "required": False}
+            entry: dict[str, Any] = {"condition": condition}
+            if not required:
+                entry["required"] = False
+            if restart:
+                entry["restart"] = True
+            out[str(dep)] = condition if len(entry) == 1 else entry
         return out
 
     def healthcheck(self, p: str, raw: dict[str, Any]) -> dict[str, Any] | None:
         if raw.get("disable") is not None and as_bool(f"{p}.healthcheck.disable", raw["disable"]):
             return {"disable": True}
         test = raw.get("test")
+        if test is None and not set(raw) - {"disable"}:
+            return None  # `disable: false` alone, or nothing: no override, the image's own runs
         if test is None:
             self.note(
                 f"{p}.healthcheck",
@@ -260,8 +298,12 @@ class FieldConverter(Notes):
             value = default if value is None else value
             where = f"{p}.healthcheck.{key}"
             out[key] = as_int(where, value) if key == "retries" else as_text(where, value)
+        if raw.get("start_interval") is not None:
+            out["start_interval"] = as_text(
+                f"{p}.healthcheck.start_interval", raw["start_interval"]
+            )
         for k in raw:
-            if k in ("test", "disable", *COMPOSE_HEALTHCHECK_DEFAULTS):
+            if k in ("test", "disable", "start_interval", *COMPOSE_HEALTHCHECK_DEFAULTS):
                 continue
             self.unsupported(f"{p}.healthcheck.{k}")
         return out
@@ -287,6 +329,29 @@ class FieldConverter(Notes):
                 if k not in ("source", "target", "uid", "gid", "mode"):
                     self.unsupported(f"{path}.{k}")
             out.append(sec)
+        return out
+
+    # configs (Compose's `configs`: read-only files)
+    def service_configs(self, p: str, raw: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for i, item in enumerate(raw):
+            path = f"{p}.configs[{i}]"
+            if isinstance(item, str):
+                out.append(item)
+                continue
+            item = as_map(path, item)
+            cfg: dict[str, Any] = {
+                "source": as_text(f"{path}.source", required(path, item, "source"))
+            }
+            for k in ("target", "uid", "gid"):
+                if item.get(k) is not None:
+                    cfg[k] = as_text(f"{path}.{k}", item[k])
+            if item.get("mode") is not None:
+                cfg["mode"] = as_mode(f"{path}.mode", item["mode"])
+            for k in item:
+                if k not in ("source", "target", "uid", "gid", "mode"):
+                    self.unsupported(f"{path}.{k}")
+            out.append(cfg if len(cfg) > 1 else cfg["source"])
         return out
 
     def watch(self, p: str, develop: Any, ext: dict[str, Any]) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ class NetConverter(Notes):
                     if len(parts) == 3 and "ro" in parts[2].split(","):
                         item["read_only"] = True
             if isinstance(item, dict) and item.get("type") == "bind" and item["target"] in targets:
-                item = {**item, "bind": {"create_host_path": False}}
+                item = {**item, "create_host_path": False}
             volumes.append(item)
         out["volumes"] = volumes
 

@@ -17,6 +17,7 @@ from envd.interop.compose_import_common import (
     text_list,
 )
 from envd.interop.compose_import_fields import FieldConverter
+from envd.interop.compose_import_host import HOST_FIELDS, HostFieldConverter
 from envd.interop.compose_import_net import NetConverter
 from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
 from envd.values import labels
@@ -30,7 +31,7 @@ _PULL = {
 }
 
 
-class ServiceConverter(FieldConverter, NetConverter):
+class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
     """One service: the plain fields here, the ones with a syntax of their own in ``FieldConverter``."""
 
     def service(self, name: str, body: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +70,9 @@ class ServiceConverter(FieldConverter, NetConverter):
             "scale",
             "profiles",
             "develop",
+            "configs",  # configs (Compose's `configs`: read-only files)
         }
+        handled |= HOST_FIELDS  # issue 12's host settings: compose_import_host
         for key in body:
             if key in handled:
                 continue
@@ -168,6 +171,8 @@ class ServiceConverter(FieldConverter, NetConverter):
             out["stop_grace_period"] = as_text(f"{p}.stop_grace_period", body["stop_grace_period"])
         if body.get("secrets") is not None:
             out["secrets"] = self.service_secrets(p, as_seq(f"{p}.secrets", body["secrets"]))
+        if body.get("configs") is not None:
+            out["configs"] = self.service_configs(p, as_seq(f"{p}.configs", body["configs"]))
         if body.get("labels") is not None:
             user_labels = {}
             for k, v in str_map(f"{p}.labels", body["labels"]).items():
@@ -203,6 +208,8 @@ class ServiceConverter(FieldConverter, NetConverter):
                         self.note(f"{p}.deploy.restart_policy", "'restart' is set too; it wins")
                 elif k == "mode" and v == "replicated":
                     continue
+                elif k == "resources":
+                    continue  # host_fields reads it
                 else:
                     self.unsupported(f"{p}.deploy.{k}")
         if replicas is not None and replicas != 1:
@@ -217,6 +224,8 @@ class ServiceConverter(FieldConverter, NetConverter):
                     f"{replicas} replicas cannot all bind a fixed host port; envd rejects this"
                     " (publish a range, or no host port)",
                 )
+        out.update(self.host_fields(p, body, deploy))
+        self.ext_start_interval(p, out, ext)
         profiles = text_list(f"{p}.profiles", body.get("profiles"))
         if profiles:
             out["profiles"] = profiles

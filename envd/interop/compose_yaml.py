@@ -11,12 +11,13 @@ stay strings, because Compose's YAML has no timestamps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.resolver import Resolver
 
 try:
@@ -98,6 +99,10 @@ class _Loader(Composer, _Parser, SafeConstructor, Resolver):
             )
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, MappingNode):  # `!!set [a]`: the tag on a list
+            raise _Limit(
+                None, None, "a !!set or !!map tag on a value that is not a mapping", node.start_mark
+            )
         seen: set[str] = set()
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -132,6 +137,42 @@ class _Loader(Composer, _Parser, SafeConstructor, Resolver):
         except ValueError:
             raise _Limit(None, None, "a number too large", node.start_mark) from None
 
+
+# --- merge tags (Compose's `!reset` and `!override`, read by compose_merge)
+
+
+class Reset:
+    """``!reset``: the value of this key in the files before this one is dropped."""
+
+    def __repr__(self) -> str:
+        return "!reset"
+
+
+@dataclass(frozen=True)
+class Override:
+    """``!override VALUE``: this value replaces the earlier files' one instead of merging."""
+
+    value: Any
+
+
+def _reset(loader: _Loader, node: Node) -> Reset:
+    return Reset()
+
+
+def _override(loader: _Loader, node: Node) -> Override:
+    if isinstance(node, MappingNode):
+        return Override(loader.construct_mapping(node, deep=True))
+    if isinstance(node, SequenceNode):
+        return Override(loader.construct_sequence(node, deep=True))
+    # A scalar is read as YAML would have read it untagged (`!override 5` is the number 5).
+    assert isinstance(node, ScalarNode)
+    tag: str = loader.resolve(ScalarNode, node.value, (True, False))  # type: ignore[no-untyped-call]
+    plain = ScalarNode(tag, node.value, node.start_mark, node.end_mark, node.style)
+    return Override(loader.construct_object(plain, deep=True))
+
+
+_Loader.add_constructor("!reset", _reset)  # type: ignore[type-var]
+_Loader.add_constructor("!override", _override)  # type: ignore[type-var]
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_yaml_int)  # type: ignore[type-var]
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_str)  # type: ignore[type-var]

@@ -1,7 +1,7 @@
 """``envd export --format k8s``: Kubernetes manifests.
 
 A Deployment and a Service per service, a Secret per secret (without values
-unless given), a PersistentVolumeClaim per named volume, probes from
+unless given), a ConfigMap per config (mounted with subPath), a PersistentVolumeClaim per named volume, probes from
 healthchecks; a note for each thing Kubernetes cannot express.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envd.core.service_env import service_env
+from envd.interop.k8s_host import k8s_host
 from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag
@@ -22,6 +23,10 @@ from envd.spec.load import LoadedSpec
 from envd.spec.models import Healthcheck, Service
 
 _K8S_NAME = re.compile(r"[^a-z0-9-]+")
+
+
+# Compose propagation -> Kubernetes mountPropagation (the recursive modes only).
+_K8S_PROPAGATION = {"rprivate": "None", "rslave": "HostToContainer", "rshared": "Bidirectional"}
 
 
 def k8s_name(name: str) -> str:
@@ -97,6 +102,29 @@ def to_k8s(loaded: LoadedSpec, secret_values: Mapping[str, bytes] | None = None)
                 f" or: kubectl create secret generic {k8s_name(key)} --from-file=value=FILE)"
             )
         docs.append(secret)
+    # configs (Compose's `configs`): a ConfigMap each, mounted as a file
+    from envd.inputs.configs import outside_project, read_configs
+
+    outside = outside_project(loaded)
+    for key, content in sorted(read_configs(loaded, skip=outside).items()):
+        cmap: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": k8s_name(f"config-{key}"), "labels": {**part_of, **managed}},
+        }
+        if key in outside:
+            # A spec must not copy a host file into manifests meant to be shared.
+            cmap["data"] = {}
+            notes.append(
+                f"configs.{key}: its file is outside the project and is not read by export;"
+                f" kubectl create configmap {k8s_name(f'config-{key}')} --from-file=content=FILE"
+            )
+        else:
+            try:
+                cmap["data"] = {"content": content.decode("utf-8")}
+            except UnicodeDecodeError:
+                cmap["binaryData"] = {"content": base64.b64encode(content).decode("ascii")}
+        docs.append(cmap)
     used_volumes = {
         m.source for svc in active.values() for m in svc.volumes if m.type == "volume" and m.source
     }
@@ -245,6 +273,24 @@ def _k8s_service(
         mount: dict[str, Any] = {"name": vname, "mountPath": m.target}
         if m.read_only:
             mount["readOnly"] = True
+        # --- bind options (issue 12): propagation maps where Kubernetes has it; relabel does not
+        if m.propagation in _K8S_PROPAGATION:
+            mount["mountPropagation"] = _K8S_PROPAGATION[m.propagation]
+            if m.propagation == "rshared":
+                notes.append(
+                    f"{where}.volumes: Bidirectional propagation of {m.target} needs a privileged"
+                    " container in Kubernetes"
+                )
+        elif m.propagation:
+            notes.append(
+                f"{where}.volumes: propagation {m.propagation} of {m.target} has no Kubernetes"
+                " equivalent (None, HostToContainer or Bidirectional); left out"
+            )
+        if m.selinux:
+            notes.append(
+                f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} is left out"
+                " (Kubernetes relabels through the pod's securityContext.seLinuxOptions)"
+            )
         mounts.append(mount)
     for i, entry in enumerate(svc.tmpfs):
         path, size, rest = tmpfs_size(entry)
@@ -274,6 +320,18 @@ def _k8s_service(
                 f"{where}.secrets.{s.source}: uid/gid {s.uid}/{s.gid}: Kubernetes mounts secret"
                 " files as root (set the pod's fsGroup for group access)"
             )
+    for i, c in enumerate(svc.configs):  # configs: a ConfigMap's key as one file
+        vname, file = f"config-{i}", posixpath.basename(c.path)
+        items = [{"key": "content", "path": file, "mode": c.mode}]
+        volumes.append(
+            {"name": vname, "configMap": {"name": k8s_name(f"config-{c.source}"), "items": items}}
+        )
+        mounts.append({"name": vname, "mountPath": c.path, "subPath": file, "readOnly": True})
+        if c.uid != "0" or c.gid != "0":
+            notes.append(
+                f"{where}.configs.{c.source}: uid/gid {c.uid}/{c.gid}: Kubernetes mounts"
+                " ConfigMap files as root (set the pod's fsGroup for group access)"
+            )
     if mounts:
         container["volumeMounts"] = mounts
 
@@ -283,6 +341,7 @@ def _k8s_service(
     }
     if volumes:
         pod["volumes"] = volumes
+    k8s_host(where, svc, container, pod, notes, _quantity)  # issue 12's host settings
     if svc.hostname:
         pod["hostname"] = k8s_name(svc.hostname)
     if svc.restart in ("no", "on-failure"):

@@ -12,11 +12,13 @@ from typing import Any
 from envd.core.desired import desire
 from envd.interop.compose_fields import (
     common_service,
+    escape_dollars,
     service_networks,
     top_networks,
     top_volumes,
     volume_short,
 )
+from envd.interop.compose_host import stack_host
 from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag, restart_condition
@@ -93,6 +95,11 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
                     f"{where}.volumes: bind mount {m.source} must exist on every node (a stack"
                     " resolves it relative to the stack file)"
                 )
+            if m.selinux:
+                notes.append(
+                    f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} is ignored by"
+                    " docker stack deploy (swarm services cannot relabel)"
+                )
         for entry in svc.tmpfs:
             path, size, rest = tmpfs_size(entry)
             tm: dict[str, Any] = {"type": "tmpfs", "target": path}
@@ -120,6 +127,11 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
             deploy["endpoint_mode"] = endpoint_mode
         order, _why = update_order(desired.services[name], endpoint_mode)
         deploy["update_config"] = {"parallelism": 1, "order": order, "failure_action": "rollback"}
+        host_fields, host_deploy = stack_host(where, svc, notes)  # issue 12's host settings
+        if (out.get("healthcheck") or {}).pop("start_interval", None):
+            notes.append(f"{where}.healthcheck.start_interval: a 3.9 stack file has none; left out")
+        out.update(host_fields)
+        deploy.update(host_deploy)
         out["deploy"] = deploy
         if svc.watch:
             notes.append(f"{where}.watch: a stack has no hot reload; the rules are unused")
@@ -154,8 +166,12 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
                     f" printf %s {how} | docker secret create {loaded.project}_{key} -"
                 )
         doc["secrets"] = secrets
+    if spec.configs:  # configs (Compose's `configs`: read-only files)
+        from envd.interop.config_export import stack_configs
+
+        doc["configs"] = stack_configs(spec, loaded.project, notes)
     header = (
         f"# Exported by envd from {loaded.file.name} (project {loaded.project}).\n"
         f"# Deploy it with: docker stack deploy -c FILE {loaded.project}\n"
     )
-    return Export("swarm", [doc], notes, header)
+    return Export("swarm", [escape_dollars(doc)], notes, header)

@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+from envd.interop.compose_import_common import written
+
 _BARE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -26,7 +28,8 @@ def _scalar(value: Any, key: str = "") -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, str):
-        return _string(value)
+        # envd interpolates string values: a resolved `$` is written `$$` (compose_interp).
+        return _string(written(value))
     raise TypeError(f"cannot write {type(value).__name__} to TOML")
 
 
@@ -72,7 +75,7 @@ def dump_toml(data: dict[str, Any]) -> str:
         for k, v in nested:
             table([*prefix, k], v)
 
-    for key in ("project", "services", "volumes", "networks", "secrets"):
+    for key in ("project", "services", "volumes", "networks", "secrets", "configs"):
         if key not in data:
             continue
         if key == "project":

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from envd.spec.checks_net import net_checks, network_target
+from envd.spec.configs import check_configs
 from envd.spec.diagnose import MAX_PROBLEMS, more_problems
 from envd.spec.hints import did_you_mean
+from envd.spec.host_checks import host_problems
 from envd.spec.interpolate import parse_dotenv
 from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.models import Spec, VolumeMount
@@ -119,7 +121,7 @@ def cross_check(
                 elif not mount.creates_host_path and not _is(src, "any"):
                     add(
                         f"service {name!r} binds {mount.source!r}, which does not exist"
-                        " (bind.create_host_path = false, so envd does not create it)",
+                        " (create_host_path = false, so envd does not create it)",
                         "services",
                         name,
                         "volumes",
@@ -211,6 +213,8 @@ def cross_check(
                     "build",
                     "dockerfile",
                 )
+        for message, where in host_problems(name, svc, services):
+            add(message, *where)
         for i, rule in enumerate(svc.watch):
             if not _is(base / rule.path, "any"):
                 add(
@@ -242,6 +246,8 @@ def cross_check(
     for name, sdef in spec.secrets.items():
         if sdef.file is not None and not _is(base / sdef.file, "file"):
             add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
+    # configs (Compose's `configs`: read-only files)
+    check_configs(spec, add, _mount_over, lambda rel: _is(base / rel, "file"), swarm)
     # A service depending on itself is reported above, not as a cycle too.
     # A service:NAME network_mode is a dependency too (Compose's rule).
     graph = {

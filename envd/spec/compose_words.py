@@ -37,7 +37,8 @@ DEFAULT_RESTART_CONDITION = "any"
 # Compose spellings users will type out of habit -> the envd field (or why there is none).
 COMPOSE_SYNONYMS = {
     "environment": "env",
-    "deploy": "replicas",
+    "deploy": "(envd has no deploy: use replicas; resources are cpus, mem_limit,"
+    " mem_reservation, pids_limit and gpus)",
     "scale": "replicas",
     "restart_policy": "restart",
     "workdir": "working_dir",

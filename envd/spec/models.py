@@ -18,6 +18,29 @@ from pydantic import (
     model_validator,
 )
 
+from envd.spec.configs import ConfigDef as ConfigDef
+from envd.spec.configs import ServiceConfig as ServiceConfig
+from envd.spec.configs import ServiceConfigs
+
+# The parts of a service live in service_parts; callers meet them here.
+from envd.spec.host_isolation import (
+    DeviceEntry,
+    Gpus,
+    IpcMode,
+    Logging,
+    PidMode,
+    Platform,
+    SecurityOpts,
+)
+from envd.spec.host_parts import (
+    ByteSize,
+    Cpus,
+    DnsServers,
+    ExtraHosts,
+    SwapSize,
+    Sysctls,
+    Ulimits,
+)
 from envd.spec.model_base import PROJECT_NAME as PROJECT_NAME
 from envd.spec.model_base import (
     SERVICE_NAME,
@@ -49,6 +72,8 @@ from envd.spec.service_parts import ServiceSecret as ServiceSecret
 from envd.spec.service_parts import VolumeMount as VolumeMount
 from envd.spec.service_parts import WatchRule as WatchRule
 from envd.values.labels import PREFIX as RESERVED_LABEL_PREFIX
+
+_MIN_MEMORY = 6 * 1024 * 1024
 
 
 class Service(SpecModel):
@@ -97,6 +122,49 @@ class Service(SpecModel):
     replicas: int = Field(default=1, ge=0)
     profiles: list[str] = Field(default_factory=list)
     watch: list[WatchRule] = Field(default_factory=list)
+    # --- container-level host settings (issue 12), Compose's names and meaning
+    cpus: Cpus = 0.0
+    mem_limit: ByteSize = 0
+    mem_reservation: ByteSize = 0
+    memswap_limit: SwapSize = 0
+    pids_limit: int = Field(default=0, ge=-1)
+    shm_size: ByteSize = 0
+    ulimits: Ulimits = Field(default_factory=dict)
+    sysctls: Sysctls = Field(default_factory=dict)
+    extra_hosts: ExtraHosts = Field(default_factory=list)
+    dns: DnsServers = Field(default_factory=list)
+    dns_search: StrList = Field(default_factory=list)
+    dns_opt: list[str] = Field(default_factory=list)
+    devices: list[DeviceEntry] = Field(default_factory=list)
+    domainname: str = ""
+    platform: Platform = ""
+    runtime: str = ""
+    tty: bool = False
+    stdin_open: bool = False
+    security_opt: SecurityOpts = Field(default_factory=list)
+    pid: PidMode = ""
+    ipc: IpcMode = ""
+    logging: Logging | None = None
+    gpus: Gpus = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _memory(self) -> Service:
+        # The engine's own rules, said before anything is created.
+        if self.mem_limit and self.mem_limit < _MIN_MEMORY:
+            raise ValueError(
+                f"mem_limit {self.mem_limit} bytes is below the engine's minimum of 6m"
+            )
+        if self.mem_reservation and self.mem_limit and self.mem_reservation > self.mem_limit:
+            raise ValueError("mem_reservation is above mem_limit")
+        if self.memswap_limit and self.memswap_limit != -1:
+            if not self.mem_limit:
+                raise ValueError("memswap_limit needs mem_limit (it is memory plus swap)")
+            if self.memswap_limit < self.mem_limit:
+                raise ValueError("memswap_limit is memory plus swap: it cannot be below mem_limit")
+        return self
+
+    # configs (Compose's `configs`: read-only files)
+    configs: ServiceConfigs = Field(default_factory=list)
 
     @field_validator("restart", mode="before")
     @classmethod
@@ -206,4 +274,6 @@ class Spec(SpecModel):
     volumes: dict[Name, VolumeDef] = Field(default_factory=dict)
     networks: dict[Name, NetworkDef] = Field(default_factory=dict)
     secrets: dict[Name, SecretDef] = Field(default_factory=dict)
+    # configs (Compose's `configs`: read-only files)
+    configs: dict[Name, ConfigDef] = Field(default_factory=dict)
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -366,7 +366,18 @@ def preflight(
         problem = no_service_selected(services, profiles, raw.display)
         if problem is not None:
             raise SpecError(problem)
-    return raw.warnings
+    return raw.warnings + _api_warnings(raw, environment)
+
+
+def _api_warnings(raw: RawSpec, environment: str | None) -> list[SpecProblem]:
+    """Fields an older engine ignores (issue 12: healthcheck.start_interval)."""
+    from envd.spec.host_checks import START_INTERVAL_WARNING, start_interval_paths
+
+    out: list[SpecProblem] = []
+    for path in start_interval_paths(raw.data):
+        line, col = locate_with_env(raw.locator, path, environment)
+        out.append(SpecProblem(START_INTERVAL_WARNING, raw.display, line, col, dotted(path)))
+    return out
 
 
 def _plain_text(spec_file: Path, select: bool) -> bool:
@@ -377,7 +388,7 @@ def _plain_text(spec_file: Path, select: bool) -> bool:
             data = fh.read(MAX_FILE_BYTES + 1)
     except OSError:
         return False  # read_spec words the problem
-    if b"$" in data or (select and b"profiles" in data):
+    if b"$" in data or (select and b"profiles" in data) or b"start_interval" in data:
         return False
     try:
         data.decode("utf-8")

@@ -140,12 +140,8 @@ Ports = Annotated[
 # --------------------------------------------------------------------------- volumes
 
 
-class BindOptions(SpecModel):
-    """Options of a bind mount (Compose's ``bind:`` table)."""
-
-    # A missing host directory is created at `up` (Compose's short syntax, and
-    # Compose v2's long syntax unless told false); false refuses it instead.
-    create_host_path: bool = True
+Propagation = Literal["private", "rprivate", "shared", "rshared", "slave", "rslave"]
+PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
 
 
 class VolumeMount(SpecModel):
@@ -155,12 +151,18 @@ class VolumeMount(SpecModel):
     source: str = ""
     target: str
     read_only: bool = False
-    # Left out of dumps when unset, so `envd diff` rows keep their shape.
-    bind: BindOptions | None = Field(default=None, exclude_if=lambda v: v is None)
+    # --- bind options (issue 12): SELinux relabel and mount propagation, as Compose's bind.*
+    selinux: Literal["z", "Z"] | None = None
+    propagation: Propagation | None = None
+    # A missing bind source is created at `up` (Compose's short syntax, and
+    # Compose v2's long one); false refuses it instead (Compose's
+    # bind.create_host_path). Left out of dumps when true, so `envd diff` rows
+    # keep their shape.
+    create_host_path: bool = Field(default=True, exclude_if=lambda v: v is True)
 
     @property
     def creates_host_path(self) -> bool:
-        return self.bind is None or self.bind.create_host_path
+        return self.type == "bind" and self.create_host_path
 
     @field_validator("target")
     @classmethod
@@ -175,8 +177,10 @@ class VolumeMount(SpecModel):
             raise ValueError("a bind mount needs a source path")
         if self.type == "tmpfs" and self.source:
             raise ValueError("a tmpfs mount takes no source")
-        if self.bind is not None and self.type != "bind":
-            raise ValueError(f"'bind' options need type = 'bind', not {self.type!r}")
+        if self.type != "bind" and (self.selinux or self.propagation):
+            raise ValueError("selinux and propagation apply to bind mounts only")
+        if self.type != "bind" and not self.create_host_path:
+            raise ValueError("create_host_path applies to bind mounts only")
         return self
 
 
@@ -186,14 +190,39 @@ def parse_volume(text: str) -> dict[str, Any]:
     if len(parts) == 3:
         mode = parts.pop()
     elif len(parts) > 3:
-        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:ro]")
-    if mode and mode not in ("ro", "rw", "z", "Z", "ro,z", "ro,Z"):
-        raise ValueError(f"invalid volume mode {mode!r} in {text!r}: use 'ro' or 'rw'")
+        raise ValueError(f"invalid volume {text!r}: use SOURCE:TARGET[:MODE]")
     if len(parts) == 1:
         return {"type": "volume", "source": "", "target": parts[0]}
     source, target = parts
     kind = "bind" if source.startswith((".", "/", "~")) else "volume"
-    return {"type": kind, "source": source, "target": target, "read_only": mode.startswith("ro")}
+    out: dict[str, Any] = {"type": kind, "source": source, "target": target, "read_only": False}
+    # Compose's modes, comma-separated in any order: ro|rw, z|Z, a propagation.
+    seen: set[str] = set()
+    for word in mode.split(",") if mode else []:
+        group = (
+            "access"
+            if word in ("ro", "rw")
+            else "selinux"
+            if word in ("z", "Z")
+            else "propagation"
+            if word in PROPAGATIONS
+            else ""
+        )
+        if not group:
+            raise ValueError(
+                f"invalid volume mode {word!r} in {text!r}: use ro or rw, z or Z,"
+                f" and a propagation ({', '.join(PROPAGATIONS)}), separated by commas"
+            )
+        if group in seen:
+            raise ValueError(f"invalid volume mode {mode!r} in {text!r}: two {group} modes")
+        seen.add(group)
+        if group == "access":
+            out["read_only"] = word == "ro"
+        elif kind != "bind":
+            raise ValueError(f"invalid volume mode {word!r} in {text!r}: only for bind mounts")
+        else:
+            out[group] = word
+    return out
 
 
 def _volume(value: Any) -> Any:
@@ -281,6 +310,8 @@ _CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *CONDITION_FROM
 class Dependency(SpecModel):
     condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
     required: bool = True
+    # Restart dependents when this dependency restarts (the daemon acts on it).
+    restart: bool = False
 
     @field_validator("condition", mode="before")
     @classmethod
@@ -331,6 +362,8 @@ class Healthcheck(SpecModel):
     retries: int = Field(default=3, ge=1)
     start_period: Duration = 0.0
     disable: bool = False
+    # Probe interval during start_period (Compose); needs Docker API 1.44.
+    start_interval: Duration = 0.0
 
     @model_validator(mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from envd import __version__
 from envd.core.desired import DesiredProject
+from envd.spec.host_isolation import SWARM_MISSING
 from envd.spec.load import LoadedSpec
 from envd.swarm.mapping import (
     IMAGE_ID_LABEL,
@@ -141,6 +142,12 @@ def desire_swarm(
                     f"{where}.volumes: bind mount {m.source} must exist on every node that"
                     " runs the service"
                 )
+            if m.selinux:
+                # A service's mount has no relabel option (propagation it has).
+                notes.append(
+                    f"{where}.volumes: SELinux relabel {m.selinux} of {m.target} cannot be"
+                    " expressed on a swarm; left out"
+                )
             if m.type != "volume" or not m.source:
                 continue
             vol = next((v for v in desired.volumes.values() if v.name == m.source), None)
@@ -174,6 +181,9 @@ def desire_swarm(
             )
         if svc.watch:
             notes.append(f"{where}.watch: a swarm deploy has no hot reload; the rules are unused")
+        for key, why in SWARM_MISSING.items():  # issue 12's host settings
+            if getattr(svc, key):
+                notes.append(f"{where}.{key}: {why}; left out")
         notes.extend(swarm_net_notes(where, svc))
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(

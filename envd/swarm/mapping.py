@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from envd.core.desired import DesiredService
@@ -21,6 +21,7 @@ from envd.values.errors import (
     UsageError,
 )
 from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec, TmpfsMount
+from envd.values.types import ContainerCreate, HostSettings
 
 if TYPE_CHECKING:
     from envd.spec.models import Service
@@ -185,21 +186,37 @@ _TASK_FIELDS = (
 _SERVICE_FIELDS = ("replicas", "update_order", "labels")
 
 
-# Fields envd grew later (names and networking): hashed only when set, so an
-# upgrade does not roll every service.
-_NEWER_FIELDS = ("exposed", "network_mode", "ipv4_address", "ipv6_address")
+def _drop_unset_bind_options(mounts: list[dict[str, Any]]) -> None:
+    """Bind options join the hash only when set, so hashes of earlier envd stay valid."""
+    for m in mounts:
+        for key in ("selinux", "propagation"):
+            if not m.get(key):
+                m.pop(key, None)
 
 
-def _unset_left_out(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            k: _unset_left_out(v)
-            for k, v in value.items()
-            if not (k in _NEWER_FIELDS and v in ("", [], ()))
-        }
-    if isinstance(value, list):
-        return [_unset_left_out(v) for v in value]
-    return value
+def _container_plain(container: ContainerCreate) -> dict[str, Any]:
+    """The task's container as hashed: the host settings and configs of issue 12
+    and a healthcheck's start_interval only when set, so an upgrade rolls nothing."""
+    out: dict[str, Any] = plain_deep(container)
+    if container.host == HostSettings():
+        del out["host"]
+    if out["healthcheck"] is not None and not out["healthcheck"]["start_interval_s"]:
+        del out["healthcheck"]["start_interval_s"]
+    _drop_unset_bind_options(out["mounts"])
+    if not container.configs:
+        del out["configs"]
+    for key in ("exposed", "network_mode"):  # names and networking, likewise
+        if not out[key]:
+            del out[key]
+    return out
+
+
+def _attachments_plain(networks: Any) -> list[dict[str, Any]]:
+    """Attachments as hashed: static addresses only when set (a swarm takes none)."""
+    return [
+        {k: v for k, v in plain_deep(a).items() if v or k not in ("ipv4_address", "ipv6_address")}
+        for a in networks
+    ]
 
 
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
@@ -219,9 +236,12 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     }
     parts: dict[str, Any] = {}
     for name in _TASK_FIELDS:
-        parts[name] = _unset_left_out(
-            plain_deep(container if name == "container" else getattr(spec, name))
-        )
+        if name == "container":
+            parts[name] = _container_plain(container)
+        elif name == "networks":
+            parts[name] = _attachments_plain(spec.networks)
+        else:
+            parts[name] = plain_deep(getattr(spec, name))
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
@@ -230,11 +250,9 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     # Per field of the container too, so a plan can say "env changed".
     short: dict[str, Any] = {k: parts[k] for k in _TASK_FIELDS if k != "container"}
     short.update({k: parts[k] for k in _SERVICE_FIELDS})
-    for f in fields(container):
-        if f.name in ("name", "ports", "networks", "secrets", "tmpfs"):
+    for key, value in parts["container"].items():
+        if key in ("name", "ports", "networks", "secrets", "tmpfs"):
             continue
-        if f.name in _NEWER_FIELDS and not getattr(container, f.name):
-            continue
-        short[f"container.{f.name}"] = plain_deep(getattr(container, f.name))
+        short[f"container.{key}"] = value
     _, field_hashes = hash_fields(short)
     return full, task, field_hashes

@@ -29,6 +29,9 @@ class Mount:
     target: str
     source: str = ""  # volume name (project-scoped) or absolute host path
     read_only: bool = False
+    # --- bind options (issue 12): "" is the engine's default; hashed only when set
+    selinux: str = ""  # "z" (shared relabel) or "Z" (private relabel)
+    propagation: str = ""  # "rprivate", "rshared", …
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Healthcheck:
     timeout_s: float = 30.0
     retries: int = 3
     start_period_s: float = 0.0
+    # Needs API 1.44 (older engines ignore it); hashed only when set.
+    start_interval_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,79 @@ class SecretFile:
     gid: int = 0
     mode: int = 0o400
     value: bytes = field(default=b"", repr=False, compare=False)
+
+
+# --- container-level host settings (issue 12: resources, kernel, DNS, devices,
+# logging, GPUs). One value on ContainerCreate so the group travels as a unit;
+# every field's default means "the engine's default" and is left out of the
+# create payload and the config hash.
+
+
+@dataclass(frozen=True)
+class Ulimit:
+    name: str  # "nofile", "nproc"… (without the RLIMIT_ prefix)
+    soft: int
+    hard: int
+
+
+@dataclass(frozen=True)
+class DeviceMapping:
+    host: str  # a device path on the host
+    container: str
+    permissions: str = "rwm"
+
+
+@dataclass(frozen=True)
+class DeviceRequest:
+    """A request for devices a driver hands out (GPUs): the API's ``DeviceRequests``."""
+
+    driver: str = ""
+    count: int = 0  # -1: all of them; 0 with device_ids: those ids
+    device_ids: tuple[str, ...] = ()
+    capabilities: tuple[tuple[str, ...], ...] = ()  # OR of ANDs, like the API
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    driver: str
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    nano_cpus: int = 0
+    memory: int = 0  # bytes
+    memory_reservation: int = 0
+    memory_swap: int = 0  # memory plus swap; -1: unlimited swap
+    pids_limit: int = 0  # -1: unlimited
+    shm_size: int = 0
+    ulimits: tuple[Ulimit, ...] = ()
+    sysctls: tuple[tuple[str, str], ...] = ()
+    extra_hosts: tuple[str, ...] = ()  # "host:ip", as the API wants them
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    devices: tuple[DeviceMapping, ...] = ()
+    device_requests: tuple[DeviceRequest, ...] = ()
+    domainname: str = ""
+    platform: str = ""  # a create query parameter, not part of HostConfig
+    runtime: str = ""
+    security_opt: tuple[str, ...] = ()
+    pid_mode: str = ""
+    ipc_mode: str = ""
+    log_config: LogConfig | None = None
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config delivered as a read-only file; its content is not secret (it is hashed and cached)."""
+
+    target: str  # absolute path inside the container
+    uid: int = 0
+    gid: int = 0
+    mode: int = 0o444
+    value: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True)
@@ -109,6 +187,11 @@ class ContainerCreate:
     # They stay anonymous: ``remove_container(volumes=True)`` removes them.
     # Not part of the config hash: it is how a container is made, not what.
     anonymous_volumes: tuple[str, ...] = ()
+    # Container-level host settings (issue 12); tty/stdin_open above also
+    # come from the service now.
+    host: HostSettings = HostSettings()
+    # configs (Compose's `configs`): written into the container before it starts
+    configs: tuple[ConfigFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +258,9 @@ class ObservedMount:
     # over from a replaced container (``ContainerCreate.anonymous_volumes``).
     anonymous: bool = False
     secrets: bool = False  # envd's own anonymous volume holding secret files
+    # --- bind options (issue 12), as the engine reports them ("rprivate" is its default)
+    selinux: str = ""
+    propagation: str = ""
 
 
 @dataclass(frozen=True)

@@ -331,6 +331,34 @@ def test_anonymous_volumes_are_marked_kept_and_handed_over(world: World) -> None
             eng.remove_volume(anon)
 
 
+def test_bind_relabel_and_propagation_reach_the_container(world: World) -> None:
+    """A bind's SELinux relabel mode and propagation are what the engine reports for the container."""
+    eng = world.engine
+    with tempfile.TemporaryDirectory() as src:
+        cid = eng.create_container(
+            world.spec(
+                "binds",
+                mounts=(
+                    Mount("bind", "/relabelled", src, read_only=True, selinux="z"),
+                    Mount("bind", "/private", src, propagation="private"),
+                    Mount("bind", "/plain", src),
+                ),
+            )
+        )
+        try:
+            found = {m.target: m for m in eng.container_mounts(cid)}
+            relabelled, private, plain = found["/relabelled"], found["/private"], found["/plain"]
+            assert (relabelled.selinux, relabelled.read_only, relabelled.source) == ("z", True, src)
+            assert (private.propagation, private.selinux, private.read_only) == (
+                "private",
+                "",
+                False,
+            )
+            assert (plain.propagation, plain.selinux) == ("rprivate", "")
+        finally:
+            eng.remove_container(cid)
+
+
 def test_secret_volume_is_marked_and_goes_with_its_container(world: World) -> None:
     """A read-only container's secrets volume is reported as such and removed even without ``volumes``."""
     eng = world.engine

@@ -417,3 +417,21 @@ def test_hashes_are_byte_identical_to_earlier_envd(tmp_path: Path) -> None:
     assert desired.volumes["data"].labels[labels.CONFIG_HASH] == (
         "a43ed8ec942429241e7e3fcaee124a804407530f56e478ffe29af8dcbcfb52bf"
     )
+
+
+def test_a_field_added_later_joins_the_hash_only_when_set(tmp_path: Path) -> None:
+    """A field envd learned after the first hashes (here a bind's SELinux relabel) leaves
+    the hash as it was while unset, and changes it once set: upgrading recreates nothing."""
+    from dataclasses import replace
+
+    from envd.values.types import Mount
+
+    desired = desired_from(tmp_path, BASE)
+    db = container_for(desired, desired.services["db"], 1, IMAGE_ID)
+    bind = Mount("bind", "/src", "/host/src")
+    plain_bind = replace(db, mounts=(*db.mounts, bind))
+    relabelled = replace(db, mounts=(*db.mounts, replace(bind, selinux="z")))
+    view = canonical(plain_bind)["mounts"][-1]
+    assert view == {"type": "bind", "target": "/src", "source": "/host/src", "read_only": False}
+    assert config_hash(plain_bind)[0] != config_hash(relabelled)[0]
+    assert canonical(relabelled)["mounts"][-1]["selinux"] == "z"

@@ -136,6 +136,10 @@ def test_unknown_environment_is_a_spec_error(project: Path) -> None:
     assert "(known: ci, same, staging)" in message
 
 
+# A mount's bind options (selinux, propagation), unset.
+UNSET_BIND = {"selinux": None, "propagation": None}
+
+
 def test_diff_rows_are_leaves_that_differ(project: Path) -> None:
     """diff() yields one row per differing field and one per table only one side has."""
     base = load(project, environ={})
@@ -152,10 +156,30 @@ def test_diff_rows_are_leaves_that_differ(project: Path) -> None:
         "services.api.restart": ("unless-stopped", "no"),
         "services.api.volumes": (
             [
-                {"type": "volume", "source": "data", "target": "/data", "read_only": False},
-                {"type": "bind", "source": "./src", "target": "/src", "read_only": False},
+                {
+                    "type": "volume",
+                    "source": "data",
+                    "target": "/data",
+                    "read_only": False,
+                    **UNSET_BIND,
+                },
+                {
+                    "type": "bind",
+                    "source": "./src",
+                    "target": "/src",
+                    "read_only": False,
+                    **UNSET_BIND,
+                },
             ],
-            [{"type": "volume", "source": "data", "target": "/data", "read_only": False}],
+            [
+                {
+                    "type": "volume",
+                    "source": "data",
+                    "target": "/data",
+                    "read_only": False,
+                    **UNSET_BIND,
+                }
+            ],
         ),
         "services.migrate": (MISSING, {"image": "api:1", "command": ["migrate"]}),
     }
@@ -184,9 +208,9 @@ def test_diff_cli_prints_exactly_what_differs(project: Path) -> None:
         '  base  "unless-stopped"',
         '  ci    "no"',
         "services.api.volumes",
-        '  base  [{"type": "volume", "source": "data", "target": "/data", "read_only": false},'
-        ' {"type": "bind", "source": "./src", "target": "/src", "read_only": false}]',
-        '  ci    [{"type": "volume", "source": "data", "target": "/data", "read_only": false}]',
+        '  base  [{"type": "volume", "source": "data", "target": "/data", "read_only": false, "selinux": null, "propagation": null},'
+        ' {"type": "bind", "source": "./src", "target": "/src", "read_only": false, "selinux": null, "propagation": null}]',
+        '  ci    [{"type": "volume", "source": "data", "target": "/data", "read_only": false, "selinux": null, "propagation": null}]',
         "services.migrate",
         "  base  (absent)",
         '  ci    {"image": "api:1", "command": ["migrate"]}',

@@ -295,7 +295,7 @@ def test_a_bind_with_create_host_path_false_is_never_created(tmp_path: Path) -> 
     desired = desired_from(
         tmp_path,
         '[services.a]\nimage = "pg"\nvolumes = [{ type = "bind", source = "./ro", target = "/r",'
-        " bind = { create_host_path = false } }]\n",
+        " create_host_path = false }]\n",
     )
     assert desired.bind_dirs == ()
 
@@ -310,7 +310,7 @@ def test_old_hashes_hold_and_new_fields_are_hashed_only_when_set(tmp_path: Path)
     }  # fmt: skip
     assert canonical(plain)["networks"] == [{"network": "shop_default", "aliases": ("a",)}]
     exposed = desired_from(tmp_path, '[services.a]\nimage = "pg"\nexpose = ["81", "80-80/udp"]\n')
-    assert canonical(exposed.services["a"].template)["exposed"] == ["80/udp", "81/tcp"]
+    assert canonical(exposed.services["a"].template)["exposed"] == ("80/udp", "81/tcp")
 
 
 def test_the_desired_cache_keeps_the_new_fields(tmp_path: Path) -> None:

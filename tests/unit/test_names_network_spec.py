@@ -191,8 +191,8 @@ def test_model_refusals_name_the_field(tmp_path: Path, body: str, fragment: str)
         ),
         (
             '[services.a]\nimage = "x"\nvolumes = [{ type = "bind", source = "./data",'
-            ' target = "/d", bind = { create_host_path = false } }]\n',
-            "binds './data', which does not exist (bind.create_host_path = false",
+            ' target = "/d", create_host_path = false }]\n',
+            "binds './data', which does not exist (create_host_path = false",
         ),
     ],
     ids=[
@@ -242,9 +242,9 @@ def test_bind_options_need_a_bind(tmp_path: Path) -> None:
     problems = refused(
         tmp_path,
         '[services.a]\nimage = "x"\nvolumes = [{ source = "v", target = "/d",'
-        " bind = { create_host_path = false } }]\n[volumes.v]\n",
+        " create_host_path = false }]\n[volumes.v]\n",
     )
-    assert "'bind' options need type = 'bind', not 'volume'" in problems[0]
+    assert "create_host_path applies to bind mounts only" in problems[0]
 
 
 def test_host_network_mode_needs_consent(tmp_path: Path) -> None:

@@ -794,7 +794,7 @@ BROKEN: list[Broken] = [
         "missing-bind-source-not-created",
         SVC
         + 'volumes = [{ type = "bind", source = "./nope", target = "/data",'
-        + " bind = { create_host_path = false } }]\n",
+        + " create_host_path = false }]\n",
         3, 12, "services.api.volumes[0]", "binds './nope', which does not exist",
     ),
     Broken(

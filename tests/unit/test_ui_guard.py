@@ -174,3 +174,15 @@ def test_the_state_has_services_graph_and_events(page: Page) -> None:
 def test_the_socket_hands_out_the_url_only_to_its_user(page: Page) -> None:
     """`envd ui` gets the URL, token included, over the peer-checked unix socket."""
     assert DaemonClient(page.sock).ui_url() == page.keys.url
+
+
+def test_pausing_watching_is_an_event_and_resuming_reconciles(page: Page) -> None:
+    """pause-watch flips the watcher off and says so; resume turns it on and asks for a pass."""
+    status, _, body = page.post_action({"action": "pause-watch"})
+    assert status == 200 and json.loads(body) == {"watching": False}
+    assert json.loads(page.ask("GET", "/api/state")[2])["watching"] is False
+    before = page.world.reconciler.state.generation
+    status, _, body = page.post_action({"action": "resume-watch"})
+    assert status == 200 and json.loads(body)["generation"] > before
+    messages = [e.get("message") for e in page.world.hub.recent() if e.get("kind") == "watch"]
+    assert messages == ["file watching paused", "file watching resumed"]

@@ -64,6 +64,8 @@ def page_state(
     for svc in status.get("services", []):
         entry = dict(svc)
         entry["last_change"] = changes.get(str(svc.get("name")))
+        known = desired.services.get(str(svc.get("name"))) if desired else None
+        entry["has_build"] = known is not None and known.build is not None
         services.append(entry)
     spec_error = daemon.get("last_error") if daemon.get("last_result") == "invalid-spec" else None
     return {

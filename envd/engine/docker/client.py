@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from envd.engine.docker import payloads
+from envd.engine.docker.host_api import HostSettingsApi
 from envd.engine.docker.images import SdkImages
 from envd.engine.docker.payloads import Json
 from envd.engine.docker.transport import (
@@ -68,7 +69,7 @@ def _host_from_env() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-class DockerEngine:
+class DockerEngine(HostSettingsApi):
     """``Engine`` against a real Docker engine (API 1.41 or newer)."""
 
     def __init__(self, host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -121,9 +122,12 @@ class DockerEngine:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = _DEFAULT_TIMEOUT,
+        version: str = API_VERSION,
     ) -> Response:
         """One request on this thread's keep-alive connection, retried once if stale."""
         url = self._url(path, query)
+        if version != API_VERSION:
+            url = f"/v{version}" + url[len(self._prefix) :]
         hdrs = dict(headers or {})
         payload = data
         if body is not None:
@@ -324,14 +328,9 @@ class DockerEngine:
         return str(((doc.get("Config") or {}).get("Labels") or {}).get(labels.PROJECT) or "")
 
     def create_container(self, spec: ContainerCreate) -> str:
-        body = payloads.create_body(spec)
-        doc = self._call(
-            "POST",
-            "/containers/create",
-            {"name": spec.name},
-            body,
-            what=f"creating container {spec.name}",
-        ).json()
+        query, body, api = self._create_request(spec)
+        what = f"creating container {spec.name}"
+        doc = self._call("POST", "/containers/create", query, body, what=what, version=api).json()
         cid = str(doc["Id"])
         try:
             for att in spec.networks[1:]:
@@ -341,7 +340,7 @@ class DockerEngine:
                     body={"Container": cid, "EndpointConfig": payloads.endpoint_config(att)},
                     what=f"connecting {spec.name} to network {att.network}",
                 )
-            if spec.secrets:
+            if spec.secrets or spec.configs:
                 self._write_secrets(cid, spec)
         except BaseException:
             # The engine's own `v=1`: the volumes it made for this container go
@@ -352,8 +351,11 @@ class DockerEngine:
         return cid
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
+        if spec.configs:  # read-only files (the checks refuse them with read_only)
+            tar = payloads.secrets_tar(spec.configs, "/", parents=False)
+            self._put_archive(cid, "/", tar, f"writing configs into container {spec.name}")
         what = f"writing secrets into container {spec.name}"
-        if not spec.read_only:
+        if spec.secrets and not spec.read_only:
             self._put_archive(cid, "/", payloads.secrets_tar(spec.secrets, "/"), what)
             return
         # A read-only root filesystem: the engine only writes into volumes, and

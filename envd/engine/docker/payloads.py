@@ -13,12 +13,15 @@ import json
 import posixpath
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
+from envd.engine.docker import host_payloads
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
 from envd.values.types import (
+    ConfigFile,
     ContainerCreate,
     ContainerState,
     Healthcheck,
@@ -116,21 +119,34 @@ def split_ref(ref: str) -> tuple[str, str | None]:
     return ref, "latest"
 
 
-def healthcheck(hc: Healthcheck) -> dict[str, Any]:
-    """A ``Healthcheck`` (containers) or ``HealthCheck`` (services) payload."""
+def healthcheck(hc: Healthcheck, start_interval: bool = False) -> dict[str, Any]:
+    """A ``Healthcheck`` (containers) or ``HealthCheck`` (services) payload.
+
+    ``start_interval``: the request goes to API 1.44 or newer, which reads it.
+    """
     if hc.test and hc.test[0] == "NONE":
         return {"Test": ["NONE"]}
-    return {
+    body = {
         "Test": list(hc.test),
         "Interval": nanos(hc.interval_s),
         "Timeout": nanos(hc.timeout_s),
         "Retries": hc.retries,
         "StartPeriod": nanos(hc.start_period_s),
     }
+    if start_interval and hc.start_interval_s:
+        body["StartInterval"] = nanos(hc.start_interval_s)
+    return body
 
 
-def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
-    """A tar holding each secret at its target path (relative to ``root``)."""
+def secrets_tar(
+    secrets: Sequence[SecretFile | ConfigFile], root: str, parents: bool = True
+) -> bytes:
+    """A tar holding each secret (or config) at its target path (relative to ``root``).
+
+    ``parents=False`` leaves out the entries of parent directories: the engine
+    creates a missing one (0755, root) and leaves an existing one as it is,
+    where an entry would reset its mode (``/tmp`` would lose its 1777).
+    """
     import tarfile  # lazy: only containers with secrets need it
 
     buf = io.BytesIO()
@@ -141,7 +157,7 @@ def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
             rel = posixpath.relpath(posixpath.normpath(secret.target), root)
             parent = posixpath.dirname(rel)
             chain: list[str] = []
-            while parent and parent not in dirs:
+            while parents and parent and parent not in dirs:
                 chain.append(parent)
                 parent = posixpath.dirname(parent)
             for d in reversed(chain):
@@ -164,8 +180,8 @@ def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
 # --------------------------------------------------------------------------- requests
 
 
-def create_body(spec: ContainerCreate) -> dict[str, Any]:
-    """The ``/containers/create`` payload (secrets go in later, by archive)."""
+def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dict[str, Any]:
+    """The ``/containers/create`` payload (secrets go in later, by archive) for API ``api``."""
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in spec.ports:
@@ -177,10 +193,18 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
     for key in spec.exposed:
         exposed[key] = {}
     mounts: list[dict[str, Any]] = []
+    binds: list[str] = []
     for m in spec.mounts:
+        if m.type == "bind" and m.selinux:
+            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared".
+            modes = ["ro" if m.read_only else "rw", m.selinux, m.propagation]
+            binds.append(f"{m.source}:{m.target}:{','.join(x for x in modes if x)}")
+            continue
         mount: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
         if m.source and m.type != "tmpfs":
             mount["Source"] = m.source
+        if m.type == "bind" and m.propagation:
+            mount["BindOptions"] = {"Propagation": m.propagation}
         mounts.append(mount)
     if spec.secrets and spec.read_only:
         mounted = {posixpath.normpath(m.target) for m in spec.mounts}
@@ -198,6 +222,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
     host: dict[str, Any] = {
         "PortBindings": bindings,
         "Mounts": mounts,
+        **({"Binds": binds} if binds else {}),
         "Tmpfs": dict(spec.tmpfs),
         "RestartPolicy": {
             "Name": "" if spec.restart in ("no", "") else spec.restart,
@@ -208,6 +233,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
         "CapAdd": list(spec.cap_add) or None,
         "CapDrop": list(spec.cap_drop) or None,
         "AutoRemove": spec.auto_remove,
+        **host_payloads.host_config(spec.host),
     }
     body: dict[str, Any] = {
         "Image": spec.image,
@@ -229,6 +255,8 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
         "AttachStderr": False,
         "HostConfig": host,
     }
+    if spec.host.domainname:
+        body["Domainname"] = spec.host.domainname
     if spec.anonymous_volumes:
         body["Labels"][labels.ANONYMOUS_VOLUMES] = ",".join(spec.anonymous_volumes)
     if spec.command is not None:
@@ -237,7 +265,7 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
         # An empty list clears the image's entrypoint (and its default Cmd).
         body["Entrypoint"] = list(spec.entrypoint)
     if spec.healthcheck is not None:
-        body["Healthcheck"] = healthcheck(spec.healthcheck)
+        body["Healthcheck"] = healthcheck(spec.healthcheck, api != host_payloads.BASE_API)
     if spec.network_mode:
         host["NetworkMode"] = spec.network_mode
     elif spec.networks:
@@ -427,7 +455,12 @@ def mounts(doc: Json) -> list[ObservedMount]:
             and (name not in asked or name in handed)
         )
         target = str(m.get("Destination") or "")
-        out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous))
+        found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous)
+        if kind == "bind":
+            modes = str(m.get("Mode") or "").split(",")
+            relabel = "Z" if "Z" in modes else "z" if "z" in modes else ""
+            found = replace(found, selinux=relabel, propagation=str(m.get("Propagation") or ""))
+        out.append(found)
     return out
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from envd.engine.docker.payloads import Json, healthcheck, nanos
+from envd.engine.swarm import host_payloads
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
     ObservedSecret,
@@ -62,6 +63,11 @@ def container_spec(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dic
         body["CapabilityDrop"] = list(c.cap_drop)
     if c.healthcheck is not None:
         body["HealthCheck"] = healthcheck(c.healthcheck)
+    if c.tty:
+        body["TTY"] = True
+    if c.stdin_open:
+        body["OpenStdin"] = True
+    body.update(host_payloads.container_keys(c.host))  # issue 12's host settings
     return body
 
 
@@ -69,6 +75,8 @@ def _mount(m: Mount, options: Mapping[str, VolumeOptions]) -> dict[str, Any]:
     out: dict[str, Any] = {"Type": m.type, "Target": m.target, "ReadOnly": m.read_only}
     if m.source:
         out["Source"] = m.source
+    if m.type == "bind" and m.propagation:
+        out["BindOptions"] = {"Propagation": m.propagation}
     opts = options.get(m.source) if m.type == "volume" and m.source else None
     if opts is not None:
         vo: dict[str, Any] = {"Labels": dict(opts.labels)}
@@ -106,6 +114,7 @@ def service_payload(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> di
             "RestartPolicy": {"Condition": spec.restart_condition, "MaxAttempts": 0},
             "Networks": [{"Target": n.network, "Aliases": list(n.aliases)} for n in spec.networks],
             "ForceUpdate": 0,
+            **host_payloads.task_keys(spec.container.host),
         },
         "Mode": {"Replicated": {"Replicas": spec.replicas}},
         "UpdateConfig": update,

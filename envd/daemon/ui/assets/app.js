@@ -116,7 +116,7 @@
         el("td", { class: "actions" },
           el("button", { type: "button", "data-action": "restart", onclick: () => act("restart", s.name) }, "restart"),
           el("button", { type: "button", "data-action": "recreate", onclick: () => act("recreate", s.name) }, "recreate"),
-          el("button", { type: "button", "data-action": "rebuild", onclick: () => act("rebuild", s.name) }, "rebuild"),
+          s.has_build ? el("button", { type: "button", "data-action": "rebuild", onclick: () => act("rebuild", s.name) }, "rebuild") : null,
           stopped
             ? el("button", { type: "button", "data-action": "start", onclick: () => act("start", s.name) }, "start")
             : el("button", { type: "button", "data-action": "stop", onclick: () => act("stop", s.name) }, "stop"),
