@@ -99,7 +99,7 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
     "temporal-multirole": {
         # Compose v2 runs both the same (a missing source is created), but its
         # config shows the short syntax's implied `create_host_path: true`.
-        "services.*.volumes[*].bind.create_host_path": "envd exports a long-syntax bind"
+        "services.*.volumes[*].bind.create_host_path": "unsupported: envd exports a long-syntax bind"
         " without create_host_path in the short syntax",
         "services.*.logging.*": _LOGGING,
         "services.*.stdin_open": _TTY,

@@ -328,6 +328,7 @@ class FakeReconciler:
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
         commands: Mapping[str, Any] | None = None,
+        rerun: frozenset[str] = frozenset(),
     ) -> int:
         self.generation += 1
         self.triggers.append(
@@ -336,6 +337,7 @@ class FakeReconciler:
                 "wait_timeout": wait_timeout,
                 "restart_exited": restart_exited,
                 "environ": environ,
+                **({"rerun": sorted(rerun)} if rerun else {}),
             }
         )
         if commands is not None:

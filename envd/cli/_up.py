@@ -30,6 +30,7 @@ def up_with_daemon(
     timeout: float | None,
     as_json: bool,
     commands: Any,
+    rerun: tuple[str, ...] = (),
 ) -> None:
     from envd.cli.progress import make_progress
     from envd.daemon import process
@@ -51,6 +52,7 @@ def up_with_daemon(
         restart_exited=True,
         environ=process.spec_environ(spec_file, base, os.environ),
         commands=commands,
+        rerun=rerun,
     )
     if not environ_applied:
         click.echo(

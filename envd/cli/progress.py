@@ -37,6 +37,13 @@ _LABEL = {
     "completed": "Completed",
     "failed": "Failed",
     "timeout": "Timed out",
+    # supervisor
+    "heal": "Healing",
+    "healed": "Healthy again",
+    "flapping": "Flapping",
+    "restart-dependent": "Restarting",
+    "skipped": "Skipped",
+    "supervise": "Supervising",
 }
 _DONE_LABEL = {
     "create-service": "Created",
@@ -56,13 +63,19 @@ _DONE_LABEL = {
     "recreate-network": "Recreated",
     "create-volume": "Created",
     "remove-network": "Removed",
+    "heal": "Restarted",
+    "restart-dependent": "Restarted",
     "create-dir": "Created (missing bind source)",
 }
+# supervisor: done events whose message carries what happened and how long it took
+_DONE_WITH_MESSAGE = frozenset({"heal", "healed", "restart-dependent"})
 
 
 def _describe(ev: Event) -> str:
     if ev.phase == "done":
         verb = _DONE_LABEL.get(ev.kind) or _LABEL.get(ev.kind, ev.kind.capitalize())
+        if ev.kind in _DONE_WITH_MESSAGE and ev.message:
+            return f"{verb} ({ev.message})"
         return verb
     verb = _LABEL.get(ev.kind, ev.kind.capitalize())
     if ev.phase == "error":

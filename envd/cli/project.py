@@ -175,6 +175,13 @@ def plan(obj: Ctx, as_json: bool, strict: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Do not wait for services to become ready.")
 @click.option("--frozen", is_flag=True, help="Refuse to start unless envd.lock matches the spec.")
 @click.option("--force-recreate", is_flag=True, help="Recreate containers even if unchanged.")
+@click.option(
+    "--rerun",
+    "rerun",
+    multiple=True,
+    metavar="SERVICE",
+    help="Run SERVICE again (a one-shot, or one envd stopped healing); repeatable.",
+)
 @lock_opt
 @_json_opt
 @_strict_opt
@@ -187,6 +194,7 @@ def up(
     no_wait: bool,
     frozen: bool,
     force_recreate: bool,
+    rerun: tuple[str, ...],
     lock_timeout: float | None,
     as_json: bool,
     strict: bool,
@@ -212,6 +220,9 @@ def up(
     # refuses what this user has not approved before anything runs.
     desired, commands = prepare_for_up(obj.target(), frozen=frozen)
     project_dir = Path(desired.project_dir)
+    unknown = sorted(set(rerun) - set(desired.services))
+    if unknown:
+        raise UsageError(f"--rerun {unknown[0]}: no such service in the spec (or not active)")
     eng = engine()
     if not once:
         if force_recreate:
@@ -221,7 +232,7 @@ def up(
         from envd.cli._up import up_with_daemon
 
         up_with_daemon(
-            obj, project_dir, desired, eng, None if no_wait else timeout, as_json, commands
+            obj, project_dir, desired, eng, None if no_wait else timeout, as_json, commands, rerun
         )
         return
     from envd.daemon import process
@@ -233,7 +244,7 @@ def up(
             " (it asks the daemon), or `envd down` first"
         )
     progress = make_progress(as_json)
-    force = frozenset(desired.services) if force_recreate else frozenset()
+    force = frozenset(desired.services) if force_recreate else frozenset(rerun)
     try:
         # Another envd converging this project first: wait, then re-plan from what it left.
         with holding(desired.project, "envd up --once", lock_wait):
@@ -376,6 +387,9 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
         the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
         the_plan = unchecked_secrets(the_plan, unread)
         report.update(project_status(desired, observed, the_plan, unread))
+        from envd.cli._status import offline_supervision
+
+        offline_supervision(engine(), desired, report, project_dir)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -388,11 +402,14 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
             click.echo(f"last error: {info['last_error']}")
     else:
         click.echo("no daemon runs for this project (`envd up` starts one)")
-    rows = [("SERVICE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
+    from envd.cli._status import print_details, state_cell
+
+    rows = [("SERVICE", "STATE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
     for s in report["services"]:
         rows.append(
             (
                 s["name"],
+                state_cell(s),
                 str(s["desired_replicas"]),
                 s["actual"],
                 s["health"] or "-",
@@ -402,9 +419,18 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
         )
     for o in report["orphans"]:
         rows.append(
-            (o["service"] or "?", "0", o["status"], "-", o["id"], "orphan: not in the spec")
+            (
+                o["service"] or "?",
+                "orphan",
+                "0",
+                o["status"],
+                "-",
+                o["id"],
+                "orphan: not in the spec",
+            )
         )
     table(rows)
+    print_details(report)
     unchecked = sorted({n for s in report["services"] for n in s.get("secrets_not_checked", ())})
     if unchecked:
         click.echo(f"secrets not checked (their values come from commands): {', '.join(unchecked)}")

@@ -53,6 +53,16 @@ class DesiredBuild:
 class DesiredDependency:
     condition: str  # started | healthy | completed
     required: bool = True
+    restart: bool = False  # the daemon restarts the dependent when this one restarts
+
+
+# supervisor: the daemon's heal policy of a service (never part of the config hash)
+@dataclass(frozen=True)
+class DesiredHeal:
+    enabled: bool = True
+    max: int = 5
+    window: float = 300.0
+    backoff: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,9 @@ class DesiredService:
     # The keyed digest of each of template.secrets' values, in order: computed
     # once by ``desire`` (which holds the key) so hashing needs no key.
     secret_digests: tuple[str, ...] = ()
+    # supervisor: heal policy, and a spec-marked one-shot (see DesiredProject.oneshot)
+    heal: DesiredHeal = field(default_factory=DesiredHeal)
+    oneshot: bool = False
     # The spec's container_name: replica 1's name instead of <project>-<service>-1
     # (container_name refuses replicas > 1).
     fixed_name: str = ""
@@ -113,6 +126,18 @@ class DesiredProject:
     # Bind sources `up` creates as directories when missing (Compose's rule:
     # every bind but one with create_host_path = false), absolute, sorted.
     bind_dirs: tuple[str, ...] = ()
+
+    def oneshot(self, name: str) -> bool:
+        """A service that runs to completion: marked ``oneshot`` or another's ``completed`` dependency."""
+        svc = self.services.get(name)
+        if svc is None:
+            return False
+        return svc.oneshot or any(
+            d.condition == "completed"
+            for other in self.services.values()
+            for dep, d in other.depends_on.items()
+            if dep == name
+        )
 
     def levels(self) -> list[list[str]]:
         """Services grouped so each depends only on earlier groups."""
@@ -282,7 +307,9 @@ def _service(
                 )
             )
         elif m.source:
-            mounts.append(Mount("volume", m.target, volumes[m.source].name, m.read_only))
+            mounts.append(
+                Mount("volume", m.target, volumes[m.source].name, m.read_only, m.selinux or "")
+            )
         else:
             mounts.append(Mount("volume", m.target, "", m.read_only))
     for entry in svc.tmpfs:
@@ -380,11 +407,16 @@ def _service(
         network_mode=mode,
     )
     depends_on = {
-        dep: DesiredDependency(d.condition, d.required) for dep, d in svc.depends_on.items()
+        dep: DesiredDependency(d.condition, d.required, d.restart)
+        for dep, d in svc.depends_on.items()
     }
-    for dep in [*shared_namespace_services(svc), *([joined] if joined else [])]:
-        # Compose's rule: sharing a service's namespace (pid, ipc, network) starts it first.
+    for dep in shared_namespace_services(svc):
+        # Compose's rule: sharing a service's namespace starts it first.
         depends_on.setdefault(dep, DesiredDependency("started"))
+    if joined:
+        # network_mode service:NAME, as Compose: NAME first, and restarted with it
+        # (each start of NAME makes a new network namespace; a restart rejoins it).
+        depends_on.setdefault(joined, DesiredDependency("started", restart=True))
     return DesiredService(
         name=name,
         replicas=svc.replicas,
@@ -396,6 +428,10 @@ def _service(
         template=template,
         restart=svc.restart,
         secret_digests=tuple(keys.digest(f.value) for f in secret_files),
+        heal=DesiredHeal(
+            svc.heal.enabled, svc.heal.max, float(svc.heal.window), float(svc.heal.backoff)
+        ),
+        oneshot=svc.oneshot,
     )
 
 

@@ -43,6 +43,10 @@ ActionKind = Literal[
     "ok",
 ]
 
+# supervisor: the reasons of the "ok" actions that leave a finished one-shot alone.
+ONESHOT_DONE = "completed (exited 0)"
+ONESHOT_FAILED = "failed (exited with code"
+
 # Every action changes something except the two that only report.
 MUTATING: frozenset[str] = frozenset(get_args(ActionKind)) - {"pending", "ok"}
 
@@ -439,7 +443,22 @@ def _service_actions(
                 Action(
                     "ok",
                     resource,
-                    "completed (exited 0)",
+                    ONESHOT_DONE,
+                    service=svc.name,
+                    replica=replica,
+                    container_id=primary.id,
+                    name=name,
+                )
+            )
+        elif status == "exited" and svc.restart == "no" and desired.oneshot(svc.name):
+            # supervisor: a one-shot's failure is its result too; it runs again
+            # when its inputs change or on request (`envd up --rerun`), never by drift repair.
+            actions.append(
+                Action(
+                    "ok",
+                    resource,
+                    f"{ONESHOT_FAILED} {primary.exit_code}); not retried until its inputs"
+                    f" change or `envd up --rerun {svc.name}`",
                     service=svc.name,
                     replica=replica,
                     container_id=primary.id,

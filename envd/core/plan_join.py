@@ -7,8 +7,8 @@ hash cannot show it; the same happens when the owner is started again (each
 start makes a new namespace). So its replicas are recreated when the owner is
 created, recreated or started in the same plan, or when the engine reports it
 joined an id that is no longer the owner's (the owner was replaced by an
-earlier run). A restart the engine makes on its own (a restart policy) is not
-seen by a plan.
+earlier run). A restart outside a plan (the engine's restart policy, a heal)
+is followed by the daemon: the implied dependency has ``restart = true``.
 """
 
 from __future__ import annotations

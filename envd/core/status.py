@@ -159,3 +159,38 @@ def project_status(
         "orphans": orphans,
         "in_sync": all(s["in_sync"] for s in services) and not orphans,
     }
+
+
+# --------------------------------------------------------------------------- supervisor
+
+
+def service_state(entry: Mapping[str, Any], flapping: bool = False) -> str:
+    """The one word `envd status` leads a service with (contract §3's states)."""
+    if flapping:
+        return "flapping"
+    cs = entry["containers"]
+    if not cs:
+        return "stopped" if entry["desired_replicas"] == 0 else "missing"
+    statuses = {c["status"] for c in cs}
+    if statuses == {"exited"}:
+        return "completed" if all(c["exit_code"] == 0 for c in cs) else "failed"
+    if "running" in statuses:
+        return str(entry["health"] or "running")
+    if "restarting" in statuses:
+        return "restarting"
+    if "dead" in statuses:
+        return "failed"
+    return str(sorted(statuses)[0])
+
+
+def state_text(entry: Mapping[str, Any], when: str = "") -> str:
+    """The STATE column: ``completed (exit 0) at T``, ``failed (exit 3)``, ``healthy (2 heals)``."""
+    state = str(entry.get("state") or "-")
+    if state in ("completed", "failed") and entry.get("exit_code") is not None:
+        state += f" (exit {entry['exit_code']})"
+        if when:
+            state += f" at {when}"
+    heals = (entry.get("heal") or {}).get("heals") or 0
+    if heals:
+        state += f" ({heals} heal{'s' if heals != 1 else ''})"
+    return state

@@ -125,6 +125,7 @@ class DaemonClient:
         restart_exited: bool = True,
         environ: Mapping[str, str] | None = None,
         commands: Mapping[str, CommandValue] | None = None,
+        rerun: tuple[str, ...] = (),
     ) -> Reload:
         """Ask for a pass. ``environ`` (the caller's process environment) is what
         the daemon reads the spec with from this pass on; None keeps its current one.
@@ -144,6 +145,8 @@ class DaemonClient:
                 }
                 for name, cv in commands.items()
             }
+        if rerun:
+            body["rerun"] = list(rerun)
         result = self._request("POST", "/v1/reload", body)
         return Reload(
             int(result["generation"]),

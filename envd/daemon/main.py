@@ -28,6 +28,7 @@ from envd.daemon.log import Logger
 from envd.daemon.paths import StatePaths
 from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
+from envd.daemon.supervision import start_supervisor
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, protected_files
 from envd.inputs.prepare import Target, prepare
 from envd.inputs.safefile import append_nofollow, open_own, read_regular, write_replacing
@@ -190,6 +191,7 @@ def run_daemon(target: Target) -> int:
     EngineEvents(
         engine, loaded.project, reconciler.trigger, stop, log, lost=reconciler.engine_lost
     ).start()
+    start_supervisor(reconciler, engine, loaded.project, paths, log, stop)
     log.info("daemon.start", pid=os.getpid(), project=loaded.project)
     reconciler.trigger("daemon started", restart_exited=True)
     try:

@@ -38,6 +38,11 @@ class StatePaths:
     def lock(self) -> Path:
         return self.root / "daemon.lock"
 
+    @property
+    def heal(self) -> Path:
+        """Heal counts and flap marks of the supervisor (``heal_store``)."""
+        return self.root / "heal.json"
+
     def ensure(self) -> None:
         """Create the state directory, refusing one that is a link, not ours or loose."""
         if self.root.name.startswith("env-"):

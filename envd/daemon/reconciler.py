@@ -64,6 +64,12 @@ class PassRequest:
     environ: Mapping[str, str] | None = field(default=None, repr=False)
     # (action, service) asked for by `envd restart|stop|start` or the dashboard.
     actions: list[tuple[str, str]] = field(default_factory=list)
+    # supervisor: services `envd up --rerun` asks to run again (recreated)
+    rerun: frozenset[str] = frozenset()
+
+
+# supervisor: what `envd status` adds per service (heal counts, one-shot results)
+StatusHook = Callable[[DesiredProject, dict[str, Any]], None]
 
 
 @dataclass
@@ -109,6 +115,8 @@ class Reconciler:
         self._retry_at: float | None = None
         self._stopping = False
         self._listeners: list[DesiredListener] = []
+        self.status_hooks: list[StatusHook] = []
+        self.rerun_hooks: list[Callable[[frozenset[str]], None]] = []
         # Each service's last settled state ("ready", "completed", "failed"):
         # a background pass reports only what changed, not fifty "ready" lines.
         self._settled: dict[str, str] = {}
@@ -129,6 +137,7 @@ class Reconciler:
         restart_exited: bool = False,
         environ: Mapping[str, str] | None = None,
         commands: Mapping[str, CommandValue] | None = None,
+        rerun: frozenset[str] = frozenset(),
     ) -> int:
         """Mark dirty; return the generation whose pass will cover this trigger.
 
@@ -148,6 +157,7 @@ class Reconciler:
             if wait_timeout is not None:
                 self._request.wait_timeout = max(self._request.wait_timeout or 0, wait_timeout)
             self._request.restart_exited |= restart_exited
+            self._request.rerun |= rerun
             self.debounce.mark(self.clock.monotonic())
             self._cond.notify_all()
             return self.state.generation
@@ -250,7 +260,12 @@ class Reconciler:
             quiet_settled = request.wait_timeout is None
 
             def emit(ev: Event) -> None:
-                if ev.kind in ("ready", "completed", "failed", "timeout") and ev.service:
+                if ev.kind == "skipped" and ev.service:
+                    # A finished one-shot left alone: said to `envd up`, and once otherwise.
+                    if quiet_settled and self._settled.get(ev.service) in ("completed", "failed"):
+                        return
+                    log.info("action", kind=ev.kind, resource=ev.resource, message=ev.message)
+                elif ev.kind in ("ready", "completed", "failed", "timeout") and ev.service:
                     before = self._settled.get(ev.service)
                     self._settled[ev.service] = ev.kind
                     if quiet_settled and before == ev.kind and ev.kind != "failed":
@@ -283,6 +298,7 @@ class Reconciler:
                     if request.actions
                     else frozenset()
                 )
+                rerun = self._rerun(desired, request.rerun)
                 converge(
                     self.engine,
                     desired,
@@ -292,7 +308,7 @@ class Reconciler:
                     clock=self.clock,
                     restart_exited=request.restart_exited,
                     unread=unread,
-                    force_recreate=recreate,
+                    force_recreate=recreate | rerun,
                     stopped=self.actions.stopped,
                 )
             self._running = self._running_ids(desired.project)
@@ -323,6 +339,7 @@ class Reconciler:
                     # The retry still owes what this pass was asked for (`envd up`
                     # or the daemon's start restart exited containers).
                     self._request.restart_exited |= request.restart_exited
+                    self._request.rerun |= request.rerun
                 self._retry_at = self.clock.monotonic() + delay
             error += f" (retrying in {delay:.1f}s)"
         except Exception as exc:  # a bug must not kill the daemon: log, back off, retry
@@ -377,6 +394,14 @@ class Reconciler:
             if missing:
                 out[service] = missing
         return out
+
+    def _rerun(self, desired: DesiredProject, asked: frozenset[str]) -> frozenset[str]:
+        """The services of ``asked`` to recreate this pass; their heal records start afresh."""
+        rerun = frozenset(n for n in asked if n in desired.services)
+        if rerun:
+            for hook in self.rerun_hooks:
+                hook(rerun)
+        return rerun
 
     def _running_ids(self, project: str) -> frozenset[str]:
         # A stopping dockerd closes its listener first and then stops the
@@ -456,8 +481,12 @@ class Reconciler:
                     reason = "stopped on purpose; `envd start` starts it"
                     plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
                 report.update(project_status(desired, observed, plan))
+                for hook in self.status_hooks:
+                    hook(desired, report)
                 for svc in report["services"]:
                     svc["stopped_on_purpose"] = svc["name"] in stopped
+                    if svc["stopped_on_purpose"]:
+                        svc["state"] = "stopped"  # not "failed": its exit was asked for
             except (EngineUnavailable, EngineError) as exc:
                 report["engine_error"] = str(exc)
         return report

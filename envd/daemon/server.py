@@ -248,6 +248,9 @@ def make_app(
             raise BadRequest(400, "restart_exited must be true or false")
         if not isinstance(reason, str):
             raise BadRequest(400, "reason must be a string")
+        rerun = body.get("rerun") or []
+        if not (isinstance(rerun, list) and all(isinstance(n, str) for n in rerun)):
+            raise BadRequest(400, "rerun must be a list of service names")
         generation = await run_in_threadpool(
             reconciler.trigger,
             reason[:200],
@@ -255,6 +258,7 @@ def make_app(
             restart_exited=restart_exited,
             environ=environ,
             commands=commands,
+            rerun=frozenset(rerun),
         )
         return JSONResponse(
             {"generation": generation, "seq": hub.seq, "environ": environ is not None}

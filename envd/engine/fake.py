@@ -125,6 +125,8 @@ class FakeEngine(FakeState):
                 exit_code=c.exit_code if c.status in ("exited", "dead") else None,
                 health=c.health if c.status == "running" else None,
                 has_healthcheck=c.healthcheck is not None,
+                started_at=c.started_at,
+                finished_at=c.finished_at,
             )
 
     # --- images --------------------------------------------------------------
@@ -332,6 +334,7 @@ class FakeEngine(FakeState):
                 ports.append(replace(p, host_port=host_port))
             c.ports = tuple(ports)
             c.status, c.exit_code = "running", None
+            c.started_at = float(next(self._ticks))
             self._event(c, "start")
             if c.healthcheck is not None:
                 c.health = "starting"

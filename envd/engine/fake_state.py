@@ -90,6 +90,9 @@ class FakeContainer:
     logs: list[str] = field(default_factory=list)
     networks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name → aliases
     mounts: list[ObservedMount] = field(default_factory=list)  # as an inspect reports them
+    # supervisor: a logical clock (one tick per start or exit), like the engine's StartedAt
+    started_at: float | None = None
+    finished_at: float | None = None
     # HostConfig.NetworkMode as the engine keeps it ("container:<id>" once resolved).
     network_mode: str = "default"
 
@@ -125,6 +128,7 @@ class FakeState:
         self.calls: list[tuple[str, ...]] = []
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
+        self._ticks = itertools.count(1)  # the fake's StartedAt / FinishedAt
         self._ports = itertools.count(FIRST_EPHEMERAL_PORT)
         self._images: dict[str, FakeImage] = {}  # by ref and by id
         self._containers: dict[str, FakeContainer] = {}
@@ -179,6 +183,7 @@ class FakeState:
         with self._lock:
             c = self._get(container_id)
             c.status, c.exit_code, c.health, c.ports = "exited", code, None, ()
+            c.finished_at = float(next(self._ticks))
             self._event(c, "die", exitCode=str(code))
             if c.spec.auto_remove:
                 del self._containers[c.id]
@@ -349,6 +354,7 @@ class FakeState:
                         m.source,
                         m.read_only,
                         anonymous=m.source in spec.anonymous_volumes,
+                        selinux=m.selinux,
                     )
                 )
             else:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from envd.core.desired import (
     DesiredBuild,
     DesiredDependency,
+    DesiredHeal,
     DesiredNetwork,
     DesiredProject,
     DesiredService,
@@ -374,7 +375,9 @@ _container = table(
 _build = table(
     DesiredBuild, context=string, dockerfile=string, args=string_map, target=string, digest=string
 )
-_dependency = table(DesiredDependency, condition=string, required=boolean)
+_dependency = table(DesiredDependency, condition=string, required=boolean, restart=boolean)
+# supervisor
+_heal = table(DesiredHeal, enabled=boolean, max=integer, window=number, backoff=number)
 _service = table(
     DesiredService,
     name=string,
@@ -386,6 +389,8 @@ _service = table(
     template=_container,
     restart=string,
     secret_digests=strings,
+    heal=_heal,
+    oneshot=boolean,
     fixed_name=string,
 )
 _network = table(

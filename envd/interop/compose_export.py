@@ -23,6 +23,7 @@ from envd.interop.compose_host import compose_host
 from envd.interop.render import X_ENVD, Export
 from envd.spec.compose_words import CONDITION_TO_COMPOSE
 from envd.spec.load import LoadedSpec
+from envd.spec.models import Heal
 
 
 def to_compose(loaded: LoadedSpec) -> Export:
@@ -83,8 +84,10 @@ def to_compose(loaded: LoadedSpec) -> Export:
             )
         if svc.depends_on:
             out["depends_on"] = {
-                dep: {"condition": CONDITION_TO_COMPOSE[d.condition]}
-                | ({"restart": True} if d.restart else {})
+                dep: {
+                    "condition": CONDITION_TO_COMPOSE[d.condition],
+                    **({"restart": True} if d.restart else {}),
+                }
                 for dep, d in svc.depends_on.items()
             }
             optional = sorted(dep for dep, d in svc.depends_on.items() if not d.required)
@@ -118,6 +121,18 @@ def to_compose(loaded: LoadedSpec) -> Export:
                 f"{where}.watch: develop.watch needs Compose ≥ 2.22 (`docker compose watch`);"
                 f" the rules are kept in {X_ENVD}"
             )
+        # supervisor: the daemon's healing and one-shot marks have no Compose field
+        if svc.heal != Heal():
+            ext_services.setdefault(name, {})["heal"] = {
+                "enabled": svc.heal.enabled,
+                "max": svc.heal.max,
+                "window": f"{svc.heal.window:g}s",
+                "backoff": f"{svc.heal.backoff:g}s",
+            }
+            notes.append(f"{where}.heal: Compose never heals; the policy is kept in {X_ENVD}")
+        if svc.oneshot:
+            ext_services.setdefault(name, {})["oneshot"] = True
+            notes.append(f"{where}.oneshot: Compose has no such mark; kept in {X_ENVD}")
         services[name] = out
     doc: dict[str, Any] = {"services": services}
     if spec.volumes:

@@ -261,8 +261,9 @@ class FieldConverter(Notes):
             required = (
                 needed is None or as_bool(f"{p}.depends_on.{dep}.required", needed)
             ) and dep not in optional
-            restart = body.get("restart")
-            restart = restart is not None and as_bool(f"{p}.depends_on.{dep}.restart", restart)
+            restart = body.get("restart") is not None and as_bool(
+                f"{p}.depends_on.{dep}.restart", body["restart"]
+            )
             for k in body:
                 if k not in ("condition", "required", "restart"):
                     self.unsupported(f"{p}.depends_on.{dep}.{k}")

@@ -232,6 +232,12 @@ class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
         watch = self.watch(p, body.get("develop"), ext)
         if watch:
             out["watch"] = watch
+        # supervisor: envd-only fields an export kept in x-envd
+        if ext.get("heal") is not None:
+            heal = as_map(f"x-envd.{p}.heal", ext["heal"])
+            out["heal"] = {str(k): v for k, v in heal.items()}
+        if ext.get("oneshot") is not None and as_bool(f"x-envd.{p}.oneshot", ext["oneshot"]):
+            out["oneshot"] = True
         self.names_and_network(p, body, out)
         self.no_create_host_path(p, out, ext)
         return out

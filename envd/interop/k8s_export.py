@@ -20,7 +20,7 @@ from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag
 from envd.spec.expose import expose_ports
 from envd.spec.load import LoadedSpec
-from envd.spec.models import Healthcheck, Service
+from envd.spec.models import Heal, Healthcheck, Service
 
 _K8S_NAME = re.compile(r"[^a-z0-9-]+")
 
@@ -369,6 +369,13 @@ def _k8s_service(
         )
     if svc.pull == "build":
         notes.append(f"{where}.pull: 'build' has no Kubernetes equivalent (IfNotPresent)")
+    # supervisor: what envd's daemon does that the cluster does its own way
+    if svc.heal != Heal():
+        notes.append(
+            f"{where}.heal: unused; Kubernetes restarts a container on a failing livenessProbe"
+        )
+    if svc.oneshot:
+        notes.append(f"{where}.oneshot: unused; run-to-completion work belongs in a Job")
     for key, net in svc.networks.items():
         if net.aliases:
             notes.append(

@@ -23,6 +23,7 @@ from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag, restart_condition
 from envd.spec.load import LoadedSpec
+from envd.spec.models import Heal
 from envd.swarm.mapping import swarm_net_notes, update_order
 from envd.values.keys import Keys
 
@@ -135,6 +136,11 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         out["deploy"] = deploy
         if svc.watch:
             notes.append(f"{where}.watch: a stack has no hot reload; the rules are unused")
+        # supervisor: the daemon's healing and one-shot marks have no stack field
+        if svc.heal != Heal():
+            notes.append(f"{where}.heal: unused; swarm replaces an unhealthy task itself")
+        if svc.oneshot:
+            notes.append(f"{where}.oneshot: unused; a stack service is restarted by its policy")
         notes.extend(swarm_net_notes(where, svc))
         services[name] = out
     doc: dict[str, Any] = {"version": "3.9", "services": services}

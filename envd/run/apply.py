@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
-from envd.core.plan import Action, Plan
+from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
 from envd.engine.base import Engine
 from envd.run.bind_dirs import create_bind_dirs
 from envd.run.readiness import (
@@ -339,12 +339,15 @@ class Applier:
                 outstanding[name] = len(actions)
                 if not actions:
                     p.state = CONVERGED
+                    self._skipped_oneshot(plan, name)
                 for a in actions:
                     running[pool.submit(self._run, a)] = name
             # Settle services whose containers reached a final state.
             for name, p in progress.items():
                 if p.state == CONVERGED and p.settled == "":
                     settled, err = settle(p, services[name].replicas, services[name].restart)
+                    if settled == READY and self.desired.oneshot(name):
+                        settled = ""  # a one-shot still running: it settles when it exits
                     if settled:
                         p.settled, p.error = settled, err
                         phase: Phase = "error" if settled == FAILED else "done"
@@ -402,6 +405,18 @@ class Applier:
                     p.settled, p.error = FAILED, why
                     self.emit(Event(FAILED, f"service {name}", why, "error", name))
         return progress
+
+    def _skipped_oneshot(self, plan: Plan, name: str) -> None:
+        """Say that a finished one-shot is left alone, and why (supervisor)."""
+        for a in plan.for_service(name):
+            if a.kind == "ok" and a.reason.startswith((ONESHOT_DONE, ONESHOT_FAILED)):
+                why = (
+                    "completed (exit 0) and its inputs are unchanged: not run again"
+                    if a.reason == ONESHOT_DONE
+                    else a.reason
+                )
+                self.emit(Event("skipped", f"service {name}", f"one-shot {why}", "info", name))
+                return
 
     def _is_dependency(self, name: str, progress: Mapping[str, ServiceProgress]) -> bool:
         return any(

@@ -65,6 +65,7 @@ from envd.spec.service_parts import (
     Volumes,
 )
 from envd.spec.service_parts import Dependency as Dependency
+from envd.spec.service_parts import Heal as Heal
 from envd.spec.service_parts import Healthcheck as Healthcheck
 from envd.spec.service_parts import Port as Port
 from envd.spec.service_parts import ServiceNetwork as ServiceNetwork
@@ -166,6 +167,12 @@ class Service(SpecModel):
     # configs (Compose's `configs`: read-only files)
     configs: ServiceConfigs = Field(default_factory=list)
 
+    # supervisor: healing unhealthy containers, and services that run to completion
+    heal: Annotated[
+        Heal, WithJsonSchema({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/Heal"}]})
+    ] = Field(default_factory=Heal)
+    oneshot: bool = False
+
     @field_validator("restart", mode="before")
     @classmethod
     def _restart(cls, v: Any) -> Any:
@@ -186,6 +193,15 @@ class Service(SpecModel):
             if key.startswith(RESERVED_LABEL_PREFIX):
                 raise ValueError(f"label {key!r} uses the reserved prefix 'dev.envd.'")
         return v
+
+    @model_validator(mode="after")
+    def _oneshot(self) -> Service:
+        if self.oneshot and self.restart in ("always", "unless-stopped"):
+            raise ValueError(
+                f"oneshot = true runs to completion, but restart = {self.restart!r} would"
+                " start it again for ever; use 'no' or 'on-failure'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _image_or_build(self) -> Service:

@@ -177,8 +177,10 @@ class VolumeMount(SpecModel):
             raise ValueError("a bind mount needs a source path")
         if self.type == "tmpfs" and self.source:
             raise ValueError("a tmpfs mount takes no source")
-        if self.type != "bind" and (self.selinux or self.propagation):
-            raise ValueError("selinux and propagation apply to bind mounts only")
+        if self.type != "bind" and self.propagation:
+            raise ValueError("propagation applies to bind mounts only")
+        if self.selinux and not (self.type == "bind" or (self.type == "volume" and self.source)):
+            raise ValueError("selinux relabelling applies to bind mounts and named volumes only")
         if self.type != "bind" and not self.create_host_path:
             raise ValueError("create_host_path applies to bind mounts only")
         return self
@@ -218,10 +220,10 @@ def parse_volume(text: str) -> dict[str, Any]:
         seen.add(group)
         if group == "access":
             out["read_only"] = word == "ro"
-        elif kind != "bind":
+        elif kind != "bind" and group == "propagation":
             raise ValueError(f"invalid volume mode {word!r} in {text!r}: only for bind mounts")
         else:
-            out[group] = word
+            out[group] = word  # z/Z on a named volume relabels its data, as the engine does
     return out
 
 
@@ -310,7 +312,8 @@ _CONDITION_SCHEMA = {"enum": ["started", "healthy", "completed", *CONDITION_FROM
 class Dependency(SpecModel):
     condition: Annotated[Condition, WithJsonSchema(_CONDITION_SCHEMA)] = "started"
     required: bool = True
-    # Restart dependents when this dependency restarts (the daemon acts on it).
+    # Compose's name: the daemon restarts the dependent whenever this dependency
+    # is recreated, restarted or healed (once it meets the condition again).
     restart: bool = False
 
     @field_validator("condition", mode="before")
@@ -349,6 +352,27 @@ DependsOn = Annotated[
         }
     ),
 ]
+
+# --------------------------------------------------------------------------- heal (supervisor)
+
+
+class Heal(SpecModel):
+    """How the daemon heals a service whose container turns unhealthy.
+
+    Not part of the config hash: changing it never recreates a container.
+    """
+
+    enabled: bool = True
+    max: int = Field(default=5, ge=1)  # heals allowed per window; one more is flapping
+    window: Duration = 300.0
+    backoff: Duration = 2.0  # wait before a second heal, doubled for each further one
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flag(cls, data: Any) -> Any:
+        # `heal = false` / `heal = true`: the short form of `enabled`.
+        return {"enabled": data} if isinstance(data, bool) else data
+
 
 # --------------------------------------------------------------------------- the rest
 

@@ -274,6 +274,9 @@ class ContainerState:
     has_healthcheck: bool
     oom_killed: bool = False
     error: str = ""
+    # supervisor: when it last started / exited, in seconds since the epoch (None: never)
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True)

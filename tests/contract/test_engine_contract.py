@@ -103,6 +103,25 @@ def test_container_round_trip(world: World) -> None:
         eng.remove_container(cid)
 
 
+def test_start_and_exit_times_order_restarts(world: World) -> None:
+    """container_state's started_at/finished_at are unset before a start, and each new start
+    is later than the previous start and exit (the supervisor compares them)."""
+    eng = world.engine
+    cid = eng.create_container(world.spec("web"))
+    fresh = eng.container_state(cid)
+    assert (fresh.started_at, fresh.finished_at) == (None, None)
+    eng.start_container(cid)
+    first = eng.container_state(cid)
+    assert first.started_at is not None
+    eng.stop_container(cid, timeout=1)
+    stopped = eng.container_state(cid)
+    assert stopped.finished_at is not None and stopped.finished_at >= first.started_at
+    eng.start_container(cid)
+    again = eng.container_state(cid)
+    assert again.started_at is not None and again.started_at >= stopped.finished_at
+    assert again.started_at > first.started_at
+
+
 def test_list_is_filtered_by_project_label(world: World) -> None:
     """list_containers returns this project's containers only, in any state."""
     eng = world.engine

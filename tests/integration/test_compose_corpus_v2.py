@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envd.interop.compose_export import to_compose
-from envd.interop.compose_import import import_compose
+from envd.interop.compose_import import import_compose, import_files
 from envd.interop.render import render_yaml
 from envd.spec.load import load
 from envd.values.errors import SpecError
@@ -51,9 +51,9 @@ def test_export_resolves_like_the_original(entry: Path, tmp_path: Path, home: Pa
     path = prepare(entry, project)
     original = compose_v2_config(project, path.name)
 
-    text = path.read_text()
     try:
-        result = import_compose(text, source=path.name)
+        # As `envd import FILE` in the project: its .env speaks, the host's variables do not.
+        result = import_files([str(path)], environ={}, cwd=project)
         (project / "envd.toml").write_text(result.toml)
         loaded = load(project, environ={})
     except SpecError as exc:

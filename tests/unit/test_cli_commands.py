@@ -196,6 +196,7 @@ def test_plan_up_status_down_on_the_fake_engine(
     assert out.splitlines()[0] == "no daemon runs for this project (`envd up` starts one)"
     assert out.splitlines()[1].split() == [
         "SERVICE",
+        "STATE",
         "DESIRED",
         "ACTUAL",
         "HEALTH",
@@ -206,6 +207,58 @@ def test_plan_up_status_down_on_the_fake_engine(
     assert code == 0, err
     assert json.loads(out.splitlines()[-1]) == {"result": "ok", "containers": 2, "volumes": []}
     assert fake.list_containers("shop") == [] and fake.list_networks("shop") == []
+
+
+def test_up_rerun_recreates_only_that_service(
+    capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
+) -> None:
+    """`up --once --rerun web` recreates web alone; an unknown name is exit 2, nothing touched."""
+    code, _, err = cli(capsys, "up", "--once", "-C", proj)
+    assert code == 0, err
+    before = {c.name: c.id for c in fake.list_containers("shop")}
+    calls = len(fake.mutating_calls())
+    code, _, err = cli(capsys, "up", "--once", "--rerun", "nope", "-C", proj)
+    assert code == 2 and "--rerun nope: no such service" in err
+    assert len(fake.mutating_calls()) == calls
+    code, _, err = cli(capsys, "up", "--once", "--rerun", "web", "-C", proj)
+    assert code == 0, err
+    after = {c.name: c.id for c in fake.list_containers("shop")}
+    assert after["shop-web-1"] != before["shop-web-1"]
+    assert after["shop-worker-1"] == before["shop-worker-1"]
+
+
+def test_status_without_daemon_reads_heal_records(
+    capsys: pytest.CaptureFixture[str], proj: Path, fake: FakeEngine
+) -> None:
+    """With no daemon, `status` shows the heal counts and flap mark kept in .envd/heal.json,
+    and drops the mark once the container it was counted on is gone."""
+    code, _, err = cli(capsys, "up", "--once", "-C", proj)
+    assert code == 0, err
+    web = next(c.id for c in fake.list_containers("shop") if c.service == "web")
+    state = proj / ".envd"
+    state.mkdir(mode=0o700, exist_ok=True)  # up --once may have made it (desired.cache)
+
+    def record(containers: list[str]) -> None:
+        entry = {
+            "heals": [1.0, 2.0],
+            "total": 2,
+            "flapping": True,
+            "flapping_since": 3.0,
+            "containers": containers,
+        }
+        (state / "heal.json").write_text(json.dumps({"format": 1, "services": {"web": entry}}))
+
+    record([web])
+    code, out, err = cli(capsys, "status", "--json", "-C", proj)
+    entry = next(s for s in json.loads(out)["services"] if s["name"] == "web")
+    assert entry["state"] == "flapping" and entry["heal"]["heals"] == 2
+    code, out, err = cli(capsys, "status", "-C", proj)
+    assert "flapping (2 heals)" in out and "envd up --rerun web" in out
+    record(["gone"])
+    code, out, err = cli(capsys, "status", "--json", "-C", proj)
+    entry = next(s for s in json.loads(out)["services"] if s["name"] == "web")
+    assert entry["state"] == "running" and entry["heal"]["heals"] == 2
+    assert not entry["heal"]["flapping"]
 
 
 def test_up_refuses_force_recreate_without_once(

@@ -206,6 +206,27 @@ def test_a_relabelled_bind_goes_through_binds_and_propagation_through_bind_optio
     ]
 
 
+def test_a_named_volume_may_be_relabelled_but_not_propagated(tmp_path: Path) -> None:
+    """`data:/d:Z` (docker-elk's elasticsearch) relabels the volume as Compose and the engine
+    do, through `Binds`; a propagation on a volume is still one located sentence."""
+    (tmp_path / "envd.toml").write_text(
+        '[services.a]\nimage = "x"\nvolumes = ["data:/d:Z"]\n[volumes.data]\n'
+    )
+    loaded = load(tmp_path, environ={})
+    assert loaded.spec.services["a"].volumes[0].selinux == "Z"
+    body = payloads.create_body(
+        ContainerCreate(
+            name="a", image="x", labels={}, mounts=(Mount("volume", "/d", "p_data", selinux="Z"),)
+        )
+    )
+    assert body["HostConfig"]["Binds"] == ["p_data:/d:rw,Z"]
+    (tmp_path / "envd.toml").write_text(
+        '[services.a]\nimage = "x"\nvolumes = ["data:/d:rshared"]\n[volumes.data]\n'
+    )
+    with pytest.raises(SpecError, match=r"invalid volume mode 'rshared'.*only for bind mounts"):
+        load(tmp_path, environ={})
+
+
 def test_an_unknown_bind_mode_is_refused_by_envd(tmp_path: Path) -> None:
     """envd's own short syntax names the bad mode word."""
     (tmp_path / "d").mkdir()

@@ -9,7 +9,7 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from envd.core.desired import DesiredProject, canonical, desire
+from envd.core.desired import DesiredDependency, DesiredProject, canonical, desire
 from envd.core.plan import make_plan
 from envd.engine.fake import FakeEngine
 from envd.inputs import desired_codec as codec
@@ -159,7 +159,7 @@ def test_service_network_mode_joins_the_owner_and_depends_on_it(tmp_path: Path) 
     side = desired.services["sidecar"]
     assert side.template.network_mode == "container:shop-app-1"
     assert side.template.networks == ()
-    assert "app" in side.depends_on
+    assert side.depends_on["app"] == DesiredDependency("started", restart=True)
     assert set(desired.networks) == {"default"}
     eng = engine("app", "side")
     up(eng, desired)

@@ -8,6 +8,7 @@ tables without an engine. Secret values only ever go into the tar archive
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import posixpath
@@ -195,8 +196,9 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
     mounts: list[dict[str, Any]] = []
     binds: list[str] = []
     for m in spec.mounts:
-        if m.type == "bind" and m.selinux:
-            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared".
+        if m.type in ("bind", "volume") and m.selinux and m.source:
+            # The Mounts API has no relabel option; `Binds` takes "src:dst:ro,z,rshared"
+            # (a named volume's data is relabelled the same way).
             modes = ["ro" if m.read_only else "rw", m.selinux, m.propagation]
             binds.append(f"{m.source}:{m.target}:{','.join(x for x in modes if x)}")
             continue
@@ -425,7 +427,28 @@ def container_state(doc: Json) -> ContainerState:
         has_healthcheck=has_hc,
         oom_killed=bool(state.get("OOMKilled")),
         error=str(state.get("Error") or ""),
+        started_at=engine_time(state.get("StartedAt")),
+        finished_at=engine_time(state.get("FinishedAt")),
     )
+
+
+def engine_time(value: object) -> float | None:
+    """An engine timestamp (RFC 3339, nanoseconds) as epoch seconds; None for its zero time."""
+    if not isinstance(value, str) or not value or value.startswith("0001-"):
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    # Python parses at most microseconds: keep six digits of the fraction.
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{(digits + '000000')[:6]}{zone}"
+    try:
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def stop_timeout(doc: Json) -> int:
@@ -456,10 +479,11 @@ def mounts(doc: Json) -> list[ObservedMount]:
         )
         target = str(m.get("Destination") or "")
         found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous)
-        if kind == "bind":
+        if kind in ("bind", "volume"):
             modes = str(m.get("Mode") or "").split(",")
             relabel = "Z" if "Z" in modes else "z" if "z" in modes else ""
-            found = replace(found, selinux=relabel, propagation=str(m.get("Propagation") or ""))
+            propagation = str(m.get("Propagation") or "") if kind == "bind" else ""
+            found = replace(found, selinux=relabel, propagation=propagation)
         out.append(found)
     return out
 

@@ -38,22 +38,29 @@
   }
 
   // ------------------------------------------------------------------ state
+  // The daemon's own word for the state (status's STATE column), and its colour.
+  const STATE_CLASS = {
+    running: "st-ok", healthy: "st-ok", completed: "st-done", stopped: "st-stopped",
+    starting: "st-warn", restarting: "st-warn", missing: "st-warn", created: "st-warn",
+    unhealthy: "st-err", failed: "st-err", flapping: "st-err",
+  };
   function serviceState(s) {
     if (s.stopped_on_purpose) return ["stopped", "st-stopped"];
-    if (s.flapping) return ["flapping", "st-err"];
-    const cs = s.containers || [];
-    const exited = cs.filter((c) => c.status === "exited");
-    if (cs.length && exited.length === cs.length && exited.every((c) => c.exit_code === 0)) {
-      return ["completed (exit 0)", "st-done"];
+    let state = s.state;
+    if (!state) {  // a daemon without the supervisor's annotations
+      const cs = s.containers || [];
+      state = !cs.length ? "missing" : cs.every((c) => c.status === "exited")
+        ? (cs.every((c) => c.exit_code === 0) ? "completed" : "failed") : (s.health || "running");
     }
-    if (exited.some((c) => c.exit_code !== 0)) {
-      return ["failed (exit " + exited.map((c) => c.exit_code).join(",") + ")", "st-err"];
+    let label = state;
+    if ((state === "completed" || state === "failed") && s.exit_code !== undefined && s.exit_code !== null) {
+      label += " (exit " + s.exit_code + ")";
+      const at = s.finished_at || s.completed_at;
+      if (at) label += " at " + new Date(at * 1000).toLocaleTimeString();
     }
-    if (s.health === "unhealthy") return ["unhealthy", "st-err"];
-    if (s.running < s.desired_replicas) return [s.actual, "st-warn"];
-    if (!s.in_sync) return ["drift", "st-warn"];
-    if (s.health === "starting") return ["starting", "st-warn"];
-    return ["running", "st-ok"];
+    let cls = STATE_CLASS[state] || "st-warn";
+    if (cls === "st-ok" && !s.in_sync) cls = "st-warn";
+    return [label, cls];
   }
 
   function portLinks(s) {
@@ -98,12 +105,12 @@
       const stopped = !!s.stopped_on_purpose;
       const ids = (s.containers || []).map((c) => el("code", { title: c.name }, c.id.slice(0, 12)));
       const change = s.last_change ? s.last_change.kind + ": " + (s.last_change.reason || "") : "–";
-      const heals = s.heals !== undefined ? String(s.heals) : "–";
+      const heals = s.heal ? String(s.heal.heals) + (s.heal.flapping ? " (flapping)" : "") + (s.heal.enabled ? "" : " · off") : "–";
       const drift = (s.drift || []).length ? (s.drift || []).join("; ") : "in sync";
       const imageIds = [...new Set((s.containers || []).map((c) => (c.image_id || "").replace("sha256:", "").slice(0, 12)).filter(Boolean))];
       const row = el("tr", { "data-service": s.name },
         el("td", { class: "name" }, s.name),
-        el("td", { class: "state " + cls }, label),
+        el("td", { class: "state " + cls, title: (s.last_logs || []).join("\n") || null }, label),
         el("td", {}, s.health || "–"),
         el("td", {}, s.running + "/" + s.desired_replicas),
         el("td", {}, el("div", { class: "mono" }, s.image), imageIds.length ? el("div", { class: "mono muted" }, imageIds.join(" ")) : null),
