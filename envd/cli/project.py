@@ -325,7 +325,11 @@ def down(
             # Not in the spec (any more): the grace period it was created with.
             return svc.template.stop_timeout if svc else None
 
-        remove_all(eng, containers, grace, progress, volumes=volumes)
+        def pre_stop(c: Any) -> tuple[Any, ...]:
+            svc = desired.services.get(c.service)
+            return svc.pre_stop if svc else ()
+
+        remove_all(eng, containers, grace, progress, volumes=volumes, pre_stop=pre_stop)
         networks = remove_networks(eng, desired.project, progress)
         removed_volumes = remove_declared_volumes(eng, desired, progress) if volumes else []
         progress.close()

@@ -1,24 +1,26 @@
-"""Desired state: what each container should look like, and its config hash.
+"""Desired state: what each container should look like (its hash: ``container_hash``).
 
 ``desire`` turns a loaded spec (plus secret values and build-context
 digests) into engine-neutral values. ``container_for`` stamps one replica
 with the image id it will run and the ``dev.envd.config-hash`` label. The
 hash covers exactly what forces a recreate — image id, command, env, mounts,
-ports, networks, healthcheck… — and nothing that does not (replicas,
-depends_on, profiles, watch rules).
+ports, networks, healthcheck, lifecycle hooks (as Compose's does) — and
+nothing that does not (replicas, depends_on, profiles, watch rules).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, dataclass, field, fields, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
-from envd.core.hashing import digest, hash_fields, plain
-from envd.core.host_settings import host_canonical, host_settings, shared_namespace_services
+from envd.core.container_hash import canonical as canonical
+from envd.core.container_hash import config_hash, hooks_view
+from envd.core.container_hash import desired_hash as desired_hash
+from envd.core.hashing import digest, plain
+from envd.core.host_settings import host_settings, shared_namespace_services
 from envd.core.service_env import service_env
 from envd.core.service_net import bind_dirs, exposed, network_ipam, network_mode
 from envd.spec.compose_words import build_tag
@@ -26,6 +28,8 @@ from envd.values import labels
 from envd.values.types import (
     ConfigFile,
     ContainerCreate,
+    ExecHook,
+    ExecOptions,
     Healthcheck,
     IpamPool,
     Mount,
@@ -36,7 +40,7 @@ from envd.values.types import (
 
 if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cache)
     from envd.spec.load import LoadedSpec
-    from envd.spec.models import Service
+    from envd.spec.models import Hook, Service
     from envd.values.keys import Keys
 
 
@@ -81,6 +85,9 @@ class DesiredService:
     # supervisor: heal policy, and a spec-marked one-shot (see DesiredProject.oneshot)
     heal: DesiredHeal = field(default_factory=DesiredHeal)
     oneshot: bool = False
+    # Lifecycle hooks: run in each container after it starts / before it stops.
+    post_start: tuple[ExecHook, ...] = ()
+    pre_stop: tuple[ExecHook, ...] = ()
     # The spec's container_name: replica 1's name instead of <project>-<service>-1
     # (container_name refuses replicas > 1).
     fixed_name: str = ""
@@ -432,161 +439,22 @@ def _service(
             svc.heal.enabled, svc.heal.max, float(svc.heal.window), float(svc.heal.backoff)
         ),
         oneshot=svc.oneshot,
+        post_start=tuple(exec_hook(h) for h in svc.post_start),
+        pre_stop=tuple(exec_hook(h) for h in svc.pre_stop),
     )
 
 
-# --------------------------------------------------------------------------- hashing
-
-_HASHED_FIELDS = (
-    "image",
-    "command",
-    "entrypoint",
-    "working_dir",
-    "user",
-    "hostname",
-    "env",
-    "ports",
-    "mounts",
-    "tmpfs",
-    "networks",
-    "healthcheck",
-    "restart",
-    "init",
-    "stop_signal",
-    "stop_timeout",
-    "read_only",
-    "cap_add",
-    "cap_drop",
-    "labels",
-    "secrets",
-    "exposed",  # names and networking: hashed only when set (not in _FIRST_FIELDS)
-    "network_mode",
-)
-
-
-# What each hashed value held when hashes were first given out. Those fields
-# are always hashed; a field added since joins the hash only when it differs
-# from its default, so the containers an older envd created keep their hashes
-# and an upgrade recreates nothing. (New fields need no entry here.)
-_FIRST_FIELDS: Mapping[str, frozenset[str]] = {
-    "ContainerCreate": frozenset(
-        {
-            "image",
-            "command",
-            "entrypoint",
-            "working_dir",
-            "user",
-            "hostname",
-            "env",
-            "ports",
-            "mounts",
-            "tmpfs",
-            "networks",
-            "healthcheck",
-            "restart",
-            "init",
-            "stop_signal",
-            "stop_timeout",
-            "read_only",
-            "cap_add",
-            "cap_drop",
-            "labels",
-            "secrets",
-        }
-    ),
-    "Mount": frozenset({"type", "target", "source", "read_only"}),
-    "Healthcheck": frozenset({"test", "interval_s", "timeout_s", "retries", "start_period_s"}),
-    "NetworkAttachment": frozenset({"network", "aliases"}),
-    "PortBinding": frozenset({"container_port", "protocol", "host_ip", "host_port"}),
-}
-
-
-def _is_default(f: Any, value: Any) -> bool:
-    if f.default is not MISSING:
-        return bool(value == f.default)
-    if f.default_factory is not MISSING:
-        return bool(value == f.default_factory())
-    return False
-
-
-def _view(value: Any) -> dict[str, Any]:
-    """``plain(value)`` less the fields added after the first hashes that are at their default."""
-    first = _FIRST_FIELDS[type(value).__name__]
-    return {
-        f.name: getattr(value, f.name)
-        for f in fields(value)
-        if f.name in first or not _is_default(f, getattr(value, f.name))
-    }
-
-
-_CREATE_FIELDS = {f.name: f for f in fields(ContainerCreate)}
-
-
-def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict[str, Any]:
-    """The hashed view of a container: stable, JSON-able, secret-free.
-
-    ``secret_digests`` holds the keyed digest of each of ``spec.secrets``'
-    values, in order (``DesiredService.secret_digests``).
-    """
-    data: dict[str, Any] = {}
-    for name in _HASHED_FIELDS:
-        value = getattr(spec, name)
-        if name == "secrets":
-            value = [
-                {
-                    "target": s.target,
-                    "uid": s.uid,
-                    "gid": s.gid,
-                    "mode": s.mode,
-                    "digest": d,
-                }
-                for s, d in zip(value, secret_digests, strict=True)
-            ]
-        elif name == "healthcheck":
-            value = _view(value) if value is not None else None
-        elif name in ("ports", "mounts", "networks"):
-            value = [_view(v) for v in value]
-        elif name == "labels":
-            value = dict(sorted(value.items()))
-        elif name not in _FIRST_FIELDS["ContainerCreate"] and _is_default(
-            _CREATE_FIELDS[name], value
-        ):
-            continue  # added since the first hashes, and not set
-        data[name] = value
-    data.update(host_canonical(spec))
-    if spec.configs:
-        # Only when there are some: every existing container's hash stays as it was.
-        data["configs"] = [
-            {
-                "target": c.target,
-                "uid": c.uid,
-                "gid": c.gid,
-                "mode": c.mode,
-                "digest": hashlib.sha256(c.value).hexdigest(),
-            }
-            for c in spec.configs
-        ]
-    return data
-
-
-def config_hash(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> tuple[str, str]:
-    """(full hash, per-field short hashes as ``field=abcd1234,...``).
-
-    The full hash is the sha256 of ``canonical(spec)`` as compact, key-sorted
-    JSON (``envd.core.hashing``).
-    """
-    return hash_fields(canonical(spec, secret_digests))
-
-
-def desired_hash(service: DesiredService, image_id: str) -> str:
-    """Only the config hash of a service's containers (equal to ``config_hash``'s first).
-
-    The cheap path for planning: a converged container needs this comparison
-    and nothing else.
-    """
-    data = canonical(service.template, service.secret_digests)
-    data["image"] = image_id
-    return digest(data)
+def exec_hook(hook: Hook) -> ExecHook:
+    """A spec hook (lifecycle or sync+exec) as the engine-neutral value."""
+    return ExecHook(
+        tuple(hook.command),
+        ExecOptions(
+            user=hook.user,
+            privileged=hook.privileged,
+            working_dir=hook.working_dir,
+            env=tuple(sorted(hook.environment.items())),
+        ),
+    )
 
 
 def container_for(
@@ -595,7 +463,9 @@ def container_for(
     """The exact create request for one replica, with its config-hash labels."""
     # The hash covers the image *id* (a re-pulled or rebuilt tag recreates),
     # while the container is created from the reference so `docker ps` reads well.
-    full, fields = config_hash(replace(service.template, image=image_id), service.secret_digests)
+    full, fields = config_hash(
+        replace(service.template, image=image_id), service.secret_digests, hooks_view(service)
+    )
     spec = service.template
     envd_labels = {
         labels.PROJECT: project.project,

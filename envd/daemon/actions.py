@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from envd.core.build import build_request
-from envd.core.desired import DesiredProject
+from envd.core.desired import DesiredProject, DesiredService
 from envd.engine.base import Engine
 from envd.inputs.safefile import read_regular, write_replacing
+from envd.run import hooks
 from envd.values import labels
 from envd.values.errors import EngineError, NotFound
 from envd.values.events import Emit, Event
@@ -84,26 +85,14 @@ class ServiceActions:
                 continue
             emit(Event(kind, resource, f"{kind} requested", "working", service))
             try:
-                if kind == "stop":
+                if kind in ("stop", "start", "restart"):
                     with self._lock:
-                        self._stopped.add(service)
+                        if kind == "stop":
+                            self._stopped.add(service)
+                        else:
+                            self._stopped.discard(service)
                         self._save()
-                    self._each(engine, desired, service, lambda c, t: engine.stop_container(c, t))
-                elif kind == "start":
-                    with self._lock:
-                        self._stopped.discard(service)
-                        self._save()
-                    self._each(engine, desired, service, lambda c, _: engine.start_container(c))
-                elif kind == "restart":
-                    with self._lock:
-                        self._stopped.discard(service)
-                        self._save()
-
-                    def restart(container_id: str, timeout: int | None) -> None:
-                        engine.stop_container(container_id, timeout)
-                        engine.start_container(container_id)
-
-                    self._each(engine, desired, service, restart)
+                    self._each(engine, desired, service, _lifecycle(kind, engine, svc, emit))
                 elif kind in ("recreate", "rebuild"):
                     if kind == "rebuild":
                         if svc.build is None:
@@ -136,3 +125,25 @@ class ServiceActions:
                     act(c.id, grace)
                 except NotFound:
                     pass  # gone meanwhile: the pass will see it
+
+
+def _lifecycle(
+    kind: str, engine: Engine, svc: DesiredService, emit: Emit
+) -> Callable[[str, int | None], None]:
+    """Stop, start or restart one container, with the hooks Compose runs around them."""
+    resource = f"service {svc.name}"
+    masked = hooks.secret_values(svc)
+
+    def act(container_id: str, timeout: int | None) -> None:
+        if kind in ("stop", "restart"):
+            hooks.pre_stop(
+                engine, container_id, svc.pre_stop, resource, svc.name, emit, secrets=masked
+            )
+            engine.stop_container(container_id, timeout)
+        if kind in ("start", "restart"):
+            engine.start_container(container_id)
+            hooks.post_start(
+                engine, container_id, svc.post_start, resource, svc.name, emit, secrets=masked
+            )
+
+    return act

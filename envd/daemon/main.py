@@ -29,7 +29,9 @@ from envd.daemon.paths import StatePaths
 from envd.daemon.reconciler import Reconciler
 from envd.daemon.server import make_server
 from envd.daemon.supervision import start_supervisor
-from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, protected_files
+from envd.daemon.sync import Syncer
+from envd.daemon.synctree import protected_files
+from envd.daemon.watch import EngineEvents, FileWatcher
 from envd.inputs.prepare import Target, prepare
 from envd.inputs.safefile import append_nofollow, open_own, read_regular, write_replacing
 from envd.spec.models import WatchRule
@@ -166,7 +168,7 @@ def run_daemon(target: Target) -> int:
 
     def publish(kind: str, resource: str, message: str, phase: Phase, **extra: object) -> None:
         reconciler.publish(kind, resource, message, phase, **extra)
-        log.info("sync", resource=resource, message=message, phase=phase)
+        log.info(kind, resource=resource, message=message, phase=phase, **extra)
 
     def rules() -> dict[str, list[WatchRule]]:
         current = reconciler.loaded
@@ -174,15 +176,22 @@ def run_daemon(target: Target) -> int:
             return {}
         return {n: list(s.watch) for n, s in current.active_services().items() if s.watch}
 
+    syncer = Syncer(
+        engine,
+        loaded.project_dir,
+        publish,
+        protected=lambda: protected_files(reconciler.loaded, loaded.project_dir),
+        manifest=paths.sync_manifest,
+    )
+    # Level-triggered sync: each container a pass starts, then every running one.
+    reconciler.after_start = lambda service, cid: syncer.container_started(
+        reconciler.desired, service, rules().get(service, []), cid
+    )
+    reconciler.on_converged(lambda desired, reason: syncer.converged(desired, rules(), reason))
     FileWatcher(
         loaded.project_dir,
         lambda why: reconciler.trigger(why) if watching.is_set() else None,
-        Syncer(
-            engine,
-            loaded.project_dir,
-            publish,
-            protected=lambda: protected_files(reconciler.loaded, loaded.project_dir),
-        ),
+        syncer,
         lambda: reconciler.desired,
         rules,
         stop,

@@ -35,6 +35,11 @@ class StatePaths:
         return self.root / "daemon.out"
 
     @property
+    def sync_manifest(self) -> Path:
+        """What the daemon copied into which container (never file contents)."""
+        return self.root / "sync-manifest.json"
+
+    @property
     def lock(self) -> Path:
         return self.root / "daemon.lock"
 

@@ -31,16 +31,17 @@ from typing import Any, Literal
 from envd.core.desired import DesiredProject
 from envd.core.status import hold, project_status
 from envd.daemon.actions import ServiceActions
+from envd.daemon.engine_return import running_ids, start_stopped_by_engine
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
 from envd.inputs.secrets import CommandValue, CommandValues
+from envd.run.apply import AfterStart
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
-from envd.values import labels
 from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
 from envd.values.events import Clock, Event, Phase, SystemClock
 
@@ -53,6 +54,9 @@ PassResult = Literal[
     "none", "ok", "failed", "invalid-spec", "engine-unavailable", "engine-error", "internal-error"
 ]
 DesiredListener = Callable[[DesiredProject], None]
+# Called inside the converge lock after each pass that reached apply, with
+# the pass's reasons: the level-triggered sync of watch targets.
+ConvergedListener = Callable[[DesiredProject, str], None]
 
 
 @dataclass
@@ -125,6 +129,11 @@ class Reconciler:
         # were stopped by the engine and are started again.
         self._running: frozenset[str] = frozenset()
         self._engine_lost = False
+        # Level-triggered sync: after_start runs for each container a pass
+        # starts (before its post_start hooks and readiness), the converged
+        # listeners after the pass (adoption, edits made while we were away).
+        self.after_start: AfterStart | None = None
+        self._converged: list[ConvergedListener] = []
         # Per-service actions and the services stopped on purpose (main.py
         # gives it the state directory, so the latter survive a restart).
         self.actions = ServiceActions()
@@ -194,6 +203,21 @@ class Reconciler:
     def on_desired(self, listener: DesiredListener) -> None:
         """Call ``listener(desired)`` after each pass that loaded a good spec."""
         self._listeners.append(listener)
+
+    def on_converged(self, listener: ConvergedListener) -> None:
+        """Call ``listener(desired, reason)`` after each pass's apply, still under its lock."""
+        self._converged.append(listener)
+
+    def _after_converge(self, desired: DesiredProject, reasons: list[str]) -> None:
+        """Run the converged listeners; the pass is over before `envd up` is answered."""
+        reason = "; ".join(sorted(set(reasons)))[:200] or "pass"
+        for listener in self._converged:
+            try:
+                listener(desired, reason)
+            except EngineUnavailable:
+                raise
+            except EngineError as exc:  # reported by the listener; the pass stands
+                self.log.warning("converged.listener", error=str(exc))
 
     # ------------------------------------------------------------------ loop
     def next_pass(self) -> tuple[int, list[str], PassRequest] | None:
@@ -299,18 +323,25 @@ class Reconciler:
                     else frozenset()
                 )
                 rerun = self._rerun(desired, request.rerun)
-                converge(
-                    self.engine,
-                    desired,
-                    emit,
-                    wait_ready=request.wait_timeout is not None,
-                    timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
-                    clock=self.clock,
-                    restart_exited=request.restart_exited,
-                    unread=unread,
-                    force_recreate=recreate | rerun,
-                    stopped=self.actions.stopped,
-                )
+                try:
+                    converge(
+                        self.engine,
+                        desired,
+                        emit,
+                        wait_ready=request.wait_timeout is not None,
+                        timeout=request.wait_timeout if request.wait_timeout is not None else 120.0,
+                        clock=self.clock,
+                        restart_exited=request.restart_exited,
+                        unread=unread,
+                        force_recreate=recreate | rerun,
+                        stopped=self.actions.stopped,
+                        after_start=self.after_start,
+                    )
+                except EnvironmentFailed:
+                    # The services that did converge still get their files.
+                    self._after_converge(desired, reasons)
+                    raise
+                self._after_converge(desired, reasons)
             self._running = self._running_ids(desired.project)
             self.backoff.succeeded()
         except SpecError as exc:
@@ -380,20 +411,9 @@ class Reconciler:
         return unchecked_secrets(plan, self._unread_commands(loaded)).to_json()
 
     def _unread_commands(self, loaded: LoadedSpec) -> dict[str, tuple[str, ...]]:
-        """Per service, the command secrets `envd up` sent no value for (the
-        command is new or was edited since): their containers wait for `envd up`."""
-        from envd.inputs.consent import command_secrets
+        from envd.inputs.consent import unread_commands
 
-        out: dict[str, tuple[str, ...]] = {}
-        for service, names in command_secrets(loaded).items():
-            missing = tuple(
-                n
-                for n in names
-                if self.commands.get(n, loaded.spec.secrets[n].command or ()) is None
-            )
-            if missing:
-                out[service] = missing
-        return out
+        return unread_commands(loaded, self.commands)
 
     def _rerun(self, desired: DesiredProject, asked: frozenset[str]) -> frozenset[str]:
         """The services of ``asked`` to recreate this pass; their heal records start afresh."""
@@ -404,43 +424,10 @@ class Reconciler:
         return rerun
 
     def _running_ids(self, project: str) -> frozenset[str]:
-        # A stopping dockerd closes its listener first and then stops the
-        # containers, still answering on kept-alive connections: only an engine
-        # that accepts a new one reports containers that exited on their own.
-        self.engine.ping()
-        return frozenset(
-            c.id
-            for c in self.engine.list_containers(project)
-            if c.status == "running" and c.labels.get(labels.ONE_OFF) != "1"
-        )
+        return running_ids(self.engine, project)
 
     def _start_stopped_by_engine(self, desired: DesiredProject) -> None:
-        """Start, dependencies first, the containers that ran before the engine went away."""
-        stopped = [
-            c
-            for c in self.engine.list_containers(desired.project)
-            if c.id in self._running and c.status in ("exited", "created")
-        ]
-        for level in desired.levels():
-            for c in stopped:
-                if c.service not in level:
-                    continue
-                try:
-                    self.engine.start_container(c.id)
-                except EngineUnavailable:
-                    raise
-                except EngineError as exc:  # the converge that follows says what to do
-                    self.publish(
-                        "start", f"container {c.name}", str(exc), "error", service=c.service
-                    )
-                    continue
-                self.publish(
-                    "start",
-                    f"container {c.name}",
-                    "started again: the engine stopped it when it went away",
-                    "done",
-                    service=c.service,
-                )
+        start_stopped_by_engine(self.engine, desired, self._running, self.publish)
         with self._cond:
             self._engine_lost = False
 

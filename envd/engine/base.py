@@ -21,6 +21,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    ExecOptions,
     HostSettings,
     IpamPool,
     ObservedContainer,
@@ -125,8 +126,14 @@ class Engine(Protocol):
     def put_archive(self, container_id: str, path: str, data: bytes) -> None:
         """Extract a tar archive into the container at ``path``."""
 
-    def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
-        """Run a command in a running container, wait, return (code, output)."""
+    def exec_run(
+        self, container_id: str, cmd: list[str], options: ExecOptions | None = None
+    ) -> tuple[int, bytes]:
+        """Run a command in a running container, wait, return (code, output).
+
+        ``options``: user, privileged, working directory and extra variables
+        (hooks and sync+exec); None runs it as the container's own user.
+        """
 
     def container_logs(self, container_id: str, tail: int = 50) -> list[str]: ...
 

@@ -14,6 +14,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    ExecOptions,
     HostSettings,
     IpamPool,
     ObservedContainer,
@@ -123,7 +124,9 @@ class ExplodingEngine:
     def put_archive(self, container_id: str, path: str, data: bytes) -> None:
         _explode("put_archive")
 
-    def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+    def exec_run(
+        self, container_id: str, cmd: list[str], options: ExecOptions | None = None
+    ) -> tuple[int, bytes]:
         _explode("exec_run")
 
     def container_logs(self, container_id: str, tail: int = 50) -> list[str]:

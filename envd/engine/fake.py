@@ -40,6 +40,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    ExecOptions,
     HostSettings,
     IpamPool,
     ObservedContainer,
@@ -408,15 +409,18 @@ class FakeEngine(FakeState):
             except tarfile.TarError as exc:
                 raise EngineError(f"writing files into container {c.name}: {exc}", 500) from None
 
-    def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+    def exec_run(
+        self, container_id: str, cmd: list[str], options: ExecOptions | None = None
+    ) -> tuple[int, bytes]:
         with self._lock:
             self._enter("exec_run", container_id, *cmd)
             c = self._get(container_id)
+            self.exec_options.append((container_id, tuple(cmd), options or ExecOptions()))
             if c.status != "running":
                 raise Conflict(f"Container {c.id} is not running", 409)
             handler = self._exec_handler
             if handler is None:
-                return self._builtin_exec(c, cmd)
+                return self._builtin_exec(c, cmd, options)
         return handler(c.id, list(cmd))
 
     def container_logs(self, container_id: str, tail: int = 50) -> list[str]:

@@ -35,6 +35,7 @@ from envd.values import labels
 from envd.values.errors import EngineUnavailable, NotFound
 from envd.values.types import (
     ContainerCreate,
+    ExecOptions,
     Healthcheck,
     IpamPool,
     ObservedImage,
@@ -136,6 +137,8 @@ class FakeState:
         self._volumes: dict[str, FakeVolume] = {}
         self._failures: dict[str, list[BaseException]] = {}
         self._exec_handler: ExecHandler | None = None
+        # Every exec's (container id, command, options): hooks and sync+exec.
+        self.exec_options: list[tuple[str, tuple[str, ...], ExecOptions]] = []
         self.events: list[dict[str, Any]] = []  # every container event, in order
         self._subscribers: list[tuple[str, queue.Queue[dict[str, Any] | None]]] = []
 
@@ -379,22 +382,44 @@ class FakeState:
                     )
         return out
 
-    def _builtin_exec(self, c: FakeContainer, cmd: list[str]) -> tuple[int, bytes]:
+    def _builtin_exec(
+        self, c: FakeContainer, cmd: list[str], options: ExecOptions | None = None
+    ) -> tuple[int, bytes]:
         """A few commands answered from the fake's state, enough for the contract suite."""
+        opts = options or ExecOptions()
         if len(cmd) == 3 and cmd[0] == "sh" and cmd[1] == "-c":
             words = shlex.split(cmd[2])
             if len(words) == 2 and words[0] == "exit" and words[1].isdigit():
                 return int(words[1]), b""
-            return self._builtin_exec(c, words)
+            return self._builtin_exec(c, words, opts)
         if not cmd:
             return 126, b"exec: no command\n"
         prog, args = cmd[0], cmd[1:]
+        # What an exec's options change (hooks, sync+exec): its variables, cwd and user.
+        if prog == "env" and not args:
+            env = {**dict(c.spec.env), **dict(opts.env)}
+            return 0, "".join(f"{k}={v}\n" for k, v in env.items()).encode()
+        if prog == "pwd":
+            return 0, f"{opts.working_dir or c.spec.working_dir or '/'}\n".encode()
+        if prog == "id" and args == ["-u"]:
+            user = (opts.user or c.spec.user or "0").split(":")[0]
+            return 0, f"{user if user.isdigit() else 0 if user == 'root' else 65534}\n".encode()
         if prog == "true":
             return 0, b""
         if prog == "false":
             return 1, b""
         if prog == "echo":
             return 0, (" ".join(args) + "\n").encode()
+        if prog == "rm":
+            # `rm [-f] [-r] [--] PATH…`: the sync's deletes of files it copied.
+            flags = {a for a in args if a.startswith("-")}
+            recursive = bool(flags & {"-r", "-rf", "-fr", "-R"})
+            for path in (a for a in args if not a.startswith("-")):
+                path = posixpath.normpath(path)
+                for name in list(c.files):
+                    if name == path or (recursive and name.startswith(path + "/")):
+                        del c.files[name]
+            return 0, b""
         if prog == "cat" and args:
             out = b""
             for path in args:

@@ -28,6 +28,7 @@ from envd.spec.paths import display_path
 from envd.values.errors import SpecError, SpecProblem
 
 if TYPE_CHECKING:
+    from envd.inputs.secrets import CommandValues
     from envd.spec.load import LoadedSpec
     from envd.spec.models import Service
 
@@ -365,4 +366,17 @@ def command_secrets(loaded: LoadedSpec) -> dict[str, tuple[str, ...]]:
         used = tuple(sorted({s.source for s in svc.secrets} & commands))
         if used:
             out[name] = used
+    return out
+
+
+def unread_commands(loaded: LoadedSpec, values: CommandValues) -> dict[str, tuple[str, ...]]:
+    """Per service, the command secrets ``values`` (what `envd up` sent a daemon)
+    has no value for: the command is new or was edited since."""
+    out: dict[str, tuple[str, ...]] = {}
+    for service, names in command_secrets(loaded).items():
+        missing = tuple(
+            n for n in names if values.get(n, loaded.spec.secrets[n].command or ()) is None
+        )
+        if missing:
+            out[service] = missing
     return out

@@ -33,6 +33,8 @@ from envd.values.types import (
     ContainerCreate,
     DeviceMapping,
     DeviceRequest,
+    ExecHook,
+    ExecOptions,
     Healthcheck,
     HostSettings,
     IpamPool,
@@ -378,6 +380,12 @@ _build = table(
 _dependency = table(DesiredDependency, condition=string, required=boolean, restart=boolean)
 # supervisor
 _heal = table(DesiredHeal, enabled=boolean, max=integer, window=number, backoff=number)
+# Lifecycle hooks (post_start / pre_stop); a cache written before them has
+# none, which the dataclass defaults fill in.
+_exec_options = table(
+    ExecOptions, user=string, privileged=boolean, working_dir=string, env=string_pairs
+)
+_exec_hook = table(ExecHook, command=strings, options=_exec_options)
 _service = table(
     DesiredService,
     name=string,
@@ -391,6 +399,8 @@ _service = table(
     secret_digests=strings,
     heal=_heal,
     oneshot=boolean,
+    post_start=tuple_of(_exec_hook),
+    pre_stop=tuple_of(_exec_hook),
     fixed_name=string,
 )
 _network = table(

@@ -23,7 +23,21 @@ from envd.interop.compose_host import compose_host
 from envd.interop.render import X_ENVD, Export
 from envd.spec.compose_words import CONDITION_TO_COMPOSE
 from envd.spec.load import LoadedSpec
-from envd.spec.models import Heal
+from envd.spec.models import Heal, Hook
+
+
+def compose_hook(hook: Hook) -> dict[str, Any]:
+    """A hook as Compose's ServiceHook: the fields that differ from their defaults."""
+    out: dict[str, Any] = {"command": list(hook.command)}
+    if hook.user:
+        out["user"] = hook.user
+    if hook.privileged:
+        out["privileged"] = True
+    if hook.working_dir:
+        out["working_dir"] = hook.working_dir
+    if hook.environment:
+        out["environment"] = dict(hook.environment)
+    return out
 
 
 def to_compose(loaded: LoadedSpec) -> Export:
@@ -112,6 +126,7 @@ def to_compose(loaded: LoadedSpec) -> Export:
                         "action": r.action,
                         "target": r.target,
                         "ignore": list(r.ignore),
+                        "exec": compose_hook(r.exec) if r.exec is not None else None,
                     }.items()
                     if v
                 }
@@ -133,6 +148,12 @@ def to_compose(loaded: LoadedSpec) -> Export:
         if svc.oneshot:
             ext_services.setdefault(name, {})["oneshot"] = True
             notes.append(f"{where}.oneshot: Compose has no such mark; kept in {X_ENVD}")
+        for key, hooks in (("post_start", svc.post_start), ("pre_stop", svc.pre_stop)):
+            if hooks:
+                ext_services.setdefault(name, {})[key] = [compose_hook(h) for h in hooks]
+                notes.append(
+                    f"{where}.{key}: lifecycle hooks need Compose ≥ 2.30; kept in {X_ENVD}"
+                )
         services[name] = out
     doc: dict[str, Any] = {"services": services}
     if spec.volumes:

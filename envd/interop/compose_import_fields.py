@@ -1,7 +1,7 @@
 """``envd import``: the parts of a Compose service with a syntax of their own.
 
-Build, ports, mounts, networks, depends_on, healthcheck, secrets and watch
-rules, each in short and long syntax.
+Build, ports, mounts, networks, depends_on, healthcheck, secrets, watch
+rules and lifecycle hooks, each in short and long syntax.
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ class FieldConverter(Notes):
             where = f"{p}[{i}]"
             rule = as_map(where, rule)
             action = as_text(f"{where}.action", required(where, rule, "action"))
-            if action not in ("sync", "rebuild", "restart", "sync+restart"):
+            if action not in ("sync", "rebuild", "restart", "sync+restart", "sync+exec"):
                 self.unsupported(f"{where}.action", f"action {action!r}")
                 continue
             r: dict[str, Any] = {
@@ -386,8 +386,43 @@ class FieldConverter(Notes):
             ignore = text_list(f"{where}.ignore", rule.get("ignore"))
             if ignore:
                 r["ignore"] = ignore
+            if rule.get("exec") is not None:
+                r["exec"] = self.hook(f"{where}.exec", rule["exec"])
+            if rule.get("initial_sync") is not None and not as_bool(
+                f"{where}.initial_sync", rule["initial_sync"]
+            ):
+                self.note(
+                    f"{where}.initial_sync",
+                    "envd always brings a sync target up to the tree when it starts a container",
+                )
             for k in rule:
-                if k not in ("path", "action", "target", "ignore"):
+                if k not in ("path", "action", "target", "ignore", "exec", "initial_sync"):
                     self.unsupported(f"{where}.{k}")
             out.append(r)
+        return out
+
+    # Lifecycle hooks: Compose's ServiceHook, for post_start / pre_stop and sync+exec.
+
+    def hooks(self, p: str, raw: Any) -> list[dict[str, Any]]:
+        return [self.hook(f"{p}[{i}]", item) for i, item in enumerate(as_seq(p, raw))]
+
+    def hook(self, p: str, raw: Any) -> dict[str, Any]:
+        body = as_map(p, raw)
+        out: dict[str, Any] = {"command": as_command(f"{p}.command", required(p, body, "command"))}
+        for key in ("user", "working_dir"):
+            if body.get(key) is not None:
+                out[key] = as_text(f"{p}.{key}", body[key])
+        if body.get("privileged") is not None:
+            out["privileged"] = as_bool(f"{p}.privileged", body["privileged"])
+        env: dict[str, str] = {}
+        for k, v in str_map(f"{p}.environment", body.get("environment")).items():
+            if v is None:
+                self.note(f"{p}.environment.{k}", "a variable without a value is left out")
+            else:
+                env[k] = v
+        if env:
+            out["environment"] = env
+        for k in body:
+            if k not in ("command", "user", "working_dir", "privileged", "environment"):
+                self.unsupported(f"{p}.{k}")
         return out

@@ -71,6 +71,8 @@ class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
             "profiles",
             "develop",
             "configs",  # configs (Compose's `configs`: read-only files)
+            "post_start",
+            "pre_stop",
         }
         handled |= HOST_FIELDS  # issue 12's host settings: compose_import_host
         for key in body:
@@ -238,6 +240,14 @@ class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
             out["heal"] = {str(k): v for k, v in heal.items()}
         if ext.get("oneshot") is not None and as_bool(f"x-envd.{p}.oneshot", ext["oneshot"]):
             out["oneshot"] = True
+        for key in ("post_start", "pre_stop"):
+            # envd's export keeps hooks in x-envd (Compose < 2.30 refuses them).
+            raw, where = (
+                (ext[key], f"x-envd.{p}.{key}") if key in ext else (body.get(key), f"{p}.{key}")
+            )
+            hooks = self.hooks(where, raw) if raw is not None else []
+            if hooks:
+                out[key] = hooks
         self.names_and_network(p, body, out)
         self.no_create_host_path(p, out, ext)
         return out

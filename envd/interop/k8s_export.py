@@ -367,6 +367,12 @@ def _k8s_service(
         notes.append(
             f"{where}.watch: hot reload has no Kubernetes equivalent; the rules are unused"
         )
+    for key in ("post_start", "pre_stop"):
+        if getattr(svc, key):
+            notes.append(
+                f"{where}.{key}: lifecycle hooks are not exported (a pod's lifecycle hook has"
+                " one command and no user or variables of its own); add them by hand"
+            )
     if svc.pull == "build":
         notes.append(f"{where}.pull: 'build' has no Kubernetes equivalent (IfNotPresent)")
     # supervisor: what envd's daemon does that the cluster does its own way

@@ -141,6 +141,9 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
             notes.append(f"{where}.heal: unused; swarm replaces an unhealthy task itself")
         if svc.oneshot:
             notes.append(f"{where}.oneshot: unused; a stack service is restarted by its policy")
+        for key in ("post_start", "pre_stop"):
+            if getattr(svc, key):
+                notes.append(f"{where}.{key}: `docker stack deploy` runs no lifecycle hooks")
         notes.extend(swarm_net_notes(where, svc))
         services[name] = out
     doc: dict[str, Any] = {"version": "3.9", "services": services}

@@ -20,7 +20,7 @@ removed without its volumes; only ``down -v`` deletes anonymous volumes.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 
@@ -28,6 +28,7 @@ from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
 from envd.engine.base import Engine
+from envd.run import hooks
 from envd.run.bind_dirs import create_bind_dirs
 from envd.run.readiness import (
     CONVERGED,
@@ -53,6 +54,10 @@ from envd.values.types import (
     ObservedImage,
 )
 
+# Called with (service, container id) right after envd started a container,
+# before its post_start hooks: the daemon's first sync of watch targets.
+AfterStart = Callable[[str, str], None]
+
 
 class Applier:
     def __init__(
@@ -68,10 +73,12 @@ class Applier:
         workers: int = 32,
         poll_interval: float = 0.1,
         held: frozenset[str] = frozenset(),
+        after_start: AfterStart | None = None,
     ) -> None:
         """``held``: services left as they are and not judged (stopped on purpose,
         or waiting for a secret only `envd up` can read)."""
         self.held = held
+        self.after_start = after_start
         self.engine = engine
         self.desired = desired
         self.emit = emit
@@ -173,14 +180,17 @@ class Applier:
         elif action.kind == "remove-network":
             e.remove_network(action.name)
         elif action.kind == "remove":
+            self._pre_stop(action)
             self._stop_remove(action.container_id, action.stop_timeout)
         elif action.kind == "start":
             e.start_container(action.container_id)
+            self._started(action, action.container_id)
         elif action.kind in ("create", "recreate"):
             assert action.container is not None
             spec = action.container
             if action.kind == "recreate":
                 spec = self._hand_over_volumes(action, spec)
+                self._pre_stop(action)
                 # Without its volumes: from here on they belong to the new
                 # container (a crash before it exists leaves them orphaned,
                 # never deleted).
@@ -193,11 +203,45 @@ class Applier:
                     " managed by this project; remove or rename it"
                 ) from None
             e.start_container(cid)
+            self._started(action, cid)
         elif action.kind == "ok":
             return
         else:
             raise AssertionError(f"apply cannot execute a {action.kind!r} action")
         self.emit(Event(action.kind, action.resource, "done", "done", action.service))
+
+    # ------------------------------------------------------------------ lifecycle hooks
+    def _started(self, action: Action, container_id: str) -> None:
+        """After a start: the daemon's first sync, then the service's post_start hooks."""
+        svc = self.desired.services.get(action.service)
+        if svc is None:
+            return
+        if self.after_start is not None:
+            self.after_start(svc.name, container_id)
+        hooks.post_start(
+            self.engine,
+            container_id,
+            svc.post_start,
+            action.resource,
+            svc.name,
+            self.emit,
+            self.clock,
+            hooks.secret_values(svc),
+        )
+
+    def _pre_stop(self, action: Action) -> None:
+        svc = self.desired.services.get(action.service)
+        if svc is not None and svc.pre_stop:
+            hooks.pre_stop(
+                self.engine,
+                action.container_id,
+                svc.pre_stop,
+                action.resource,
+                svc.name,
+                self.emit,
+                self.clock,
+                hooks.secret_values(svc),
+            )
 
     def _stop_remove(self, container_id: str, timeout: int | None) -> None:
         # Anonymous volumes stay, as with Compose: a recreate hands them over,

@@ -15,7 +15,7 @@ from envd.core.observed import Observed
 from envd.core.plan import Plan, PlanProblem, make_plan
 from envd.core.status import hold, hold_unread
 from envd.engine.base import Engine
-from envd.run.apply import Applier
+from envd.run.apply import AfterStart, Applier
 from envd.run.images import apply_images
 from envd.run.observe import observe
 from envd.run.readiness import ServiceProgress
@@ -89,6 +89,7 @@ def converge(
     restart_exited: bool = True,
     unread: Mapping[str, tuple[str, ...]] | None = None,
     stopped: frozenset[str] = frozenset(),
+    after_start: AfterStart | None = None,
 ) -> tuple[Plan, dict[str, ServiceProgress]]:
     """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure.
 
@@ -116,7 +117,7 @@ def converge(
         reason = "stopped on purpose; `envd start` starts it"
         plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
         held |= stopped & set(desired.services)
-    applier = Applier(engine, desired, emit, clock, held=frozenset(held))
+    applier = Applier(engine, desired, emit, clock, held=frozenset(held), after_start=after_start)
     try:
         progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
     except EnvironmentFailed:

@@ -6,18 +6,19 @@ container (a recreate, a scale-down).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 
 from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
+from envd.run import hooks
 from envd.run.retry import retry
 from envd.values import labels
 from envd.values.errors import EngineError, NotFound
 from envd.values.events import Clock, Emit, Event, SystemClock, discard
-from envd.values.types import ObservedContainer
+from envd.values.types import ExecHook, ObservedContainer
 
 # How long a network may still count endpoints of just-removed containers.
 NETWORK_RELEASE_GRACE = 5.0
@@ -42,8 +43,12 @@ def remove_all(
     emit: Emit = discard,
     workers: int = 16,
     volumes: bool = False,
+    pre_stop: Callable[[ObservedContainer], Sequence[ExecHook]] | None = None,
 ) -> None:
-    """Stop and remove containers in parallel (``down``); ``volumes``: anonymous ones too."""
+    """Stop and remove containers in parallel (``down``); ``volumes``: anonymous ones too.
+
+    ``pre_stop``: a container's ``pre_stop`` hooks, run before it is stopped.
+    """
     items = list(containers)
     if not items:
         return
@@ -51,6 +56,8 @@ def remove_all(
     def one(c: ObservedContainer) -> None:
         emit(Event("remove", f"container {c.name}", "stopping", "working", c.service))
         running = c.status in ("running", "restarting", "paused")
+        if pre_stop is not None and c.status == "running":
+            hooks.pre_stop(engine, c.id, pre_stop(c), f"container {c.name}", c.service, emit)
         stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
 

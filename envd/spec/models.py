@@ -67,6 +67,7 @@ from envd.spec.service_parts import (
 from envd.spec.service_parts import Dependency as Dependency
 from envd.spec.service_parts import Heal as Heal
 from envd.spec.service_parts import Healthcheck as Healthcheck
+from envd.spec.service_parts import Hook as Hook
 from envd.spec.service_parts import Port as Port
 from envd.spec.service_parts import ServiceNetwork as ServiceNetwork
 from envd.spec.service_parts import ServiceSecret as ServiceSecret
@@ -172,6 +173,9 @@ class Service(SpecModel):
         Heal, WithJsonSchema({"anyOf": [{"type": "boolean"}, {"$ref": "#/$defs/Heal"}]})
     ] = Field(default_factory=Heal)
     oneshot: bool = False
+    # Lifecycle hooks (Compose's post_start / pre_stop): run in each container.
+    post_start: list[Hook] = Field(default_factory=list)
+    pre_stop: list[Hook] = Field(default_factory=list)
 
     @field_validator("restart", mode="before")
     @classmethod

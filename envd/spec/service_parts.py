@@ -448,20 +448,51 @@ def _networks(value: Any) -> Any:
     return value
 
 
+# --------------------------------------------------------------------------- hooks and watch
+
+
+class Hook(SpecModel):
+    """A command run in a service's container: a ``post_start`` / ``pre_stop``
+    lifecycle hook, or the ``exec`` of a ``sync+exec`` watch rule (Compose's
+    ``ServiceHook``)."""
+
+    command: Command = Field(min_length=1)
+    user: str = ""
+    privileged: bool = False
+    working_dir: str = ""
+    environment: StrMap = Field(default_factory=dict)
+
+    @field_validator("working_dir")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if v and not v.startswith("/"):
+            raise ValueError(f"working_dir {v!r} must be an absolute path")
+        return v
+
+
+SYNC_ACTIONS = ("sync", "sync+restart", "sync+exec")
+
+
 class WatchRule(SpecModel):
     """A file-watch rule for the daemon's hot reload."""
 
     path: str
-    action: Literal["sync", "rebuild", "restart", "sync+restart"]
+    action: Literal["sync", "rebuild", "restart", "sync+restart", "sync+exec"]
     target: str = ""
     ignore: list[str] = Field(default_factory=list)
+    # sync+exec: run in each container after the files were copied.
+    exec: Hook | None = None
 
     @model_validator(mode="after")
     def _target(self) -> WatchRule:
-        if self.action in ("sync", "sync+restart") and not self.target:
+        if self.action in SYNC_ACTIONS and not self.target:
             raise ValueError(f"a '{self.action}' watch rule needs a 'target' in the container")
         if self.target and not self.target.startswith("/"):
             raise ValueError(f"watch target {self.target!r} must be an absolute path")
+        if self.action == "sync+exec" and self.exec is None:
+            raise ValueError("a 'sync+exec' watch rule needs an 'exec' table with a 'command'")
+        if self.exec is not None and self.action != "sync+exec":
+            raise ValueError(f"'exec' applies to 'sync+exec' rules only, not '{self.action}'")
         return self
 
 

@@ -184,6 +184,9 @@ def desire_swarm(
         for key, why in SWARM_MISSING.items():  # issue 12's host settings
             if getattr(svc, key):
                 notes.append(f"{where}.{key}: {why}; left out")
+        for key in ("post_start", "pre_stop"):
+            if getattr(svc, key):
+                notes.append(f"{where}.{key}: a swarm deploy runs no lifecycle hooks")
         notes.extend(swarm_net_notes(where, svc))
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(

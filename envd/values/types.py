@@ -194,6 +194,27 @@ class ContainerCreate:
     configs: tuple[ConfigFile, ...] = ()
 
 
+# --- exec hooks (post_start / pre_stop, sync+exec)
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    """How a command runs inside a container (Docker's exec create options)."""
+
+    user: str = ""
+    privileged: bool = False
+    working_dir: str = ""
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecHook:
+    """A command a service runs in its containers: a lifecycle hook or a sync+exec."""
+
+    command: tuple[str, ...]
+    options: ExecOptions = ExecOptions()
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     context: str  # absolute path

@@ -23,6 +23,7 @@ from envd.engine.base import Engine
 from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from envd.values.types import (
     BuildRequest,
+    ExecOptions,
     Healthcheck,
     Mount,
     NetworkAttachment,
@@ -477,6 +478,21 @@ def test_exec_run(world: World) -> None:
     eng.start_container(cid)
     assert eng.exec_run(cid, ["echo", "hello", "world"]) == (0, b"hello world\n")
     assert eng.exec_run(cid, ["sh", "-c", "exit 4"])[0] == 4
+
+
+def test_exec_run_with_options(world: World) -> None:
+    """An exec's options (hooks, sync+exec) set its user, working directory and extra
+    variables, over the container's own environment."""
+    eng = world.engine
+    cid = eng.create_container(world.spec("execopts", env=(("BASE", "b"), ("A", "old"))))
+    eng.start_container(cid)
+    opts = ExecOptions(user="1000", working_dir="/tmp", env=(("A", "1"),))
+    code, out = eng.exec_run(cid, ["env"], opts)
+    lines = set(out.decode().splitlines())
+    assert code == 0 and {"A=1", "BASE=b"} <= lines and "A=old" not in lines
+    assert eng.exec_run(cid, ["pwd"], opts) == (0, b"/tmp\n")
+    assert eng.exec_run(cid, ["id", "-u"], opts) == (0, b"1000\n")
+    assert eng.exec_run(cid, ["id", "-u"]) == (0, b"0\n")
 
 
 def test_logs(world: World) -> None:

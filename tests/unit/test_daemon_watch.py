@@ -113,6 +113,10 @@ IGNORED = [
     ("deep/main.pyc", ["**/*.pyc"], True),
     ("build/out/x.o", ["build/"], True),  # a directory pattern takes its subtree
     ("rebuild/x.o", ["build/"], False),
+    # `**/dir` takes that directory's subtree at any depth, the top level included.
+    ("node_modules/x/index.js", ["**/node_modules"], True),
+    ("a/node_modules/y.js", ["**/node_modules"], True),
+    ("a/node_modules_old/y.js", ["**/node_modules"], False),
 ]
 
 
@@ -144,12 +148,22 @@ def test_a_burst_is_one_archive_per_rule(setup: Setup) -> None:
     assert len([p for p in setup.files("unitd-web-1") if p.startswith("/app/src/")]) == 20
 
 
-def test_deleted_files_are_removed_in_the_containers(setup: Setup) -> None:
-    """A path that no longer exists is removed from the containers with rm -rf."""
-    setup.watcher.handle({setup.root / "src" / "gone.py"})
+def test_deleted_files_envd_synced_are_removed_in_the_containers(setup: Setup) -> None:
+    """A synced file deleted from the tree is removed from the containers with rm -f."""
+    path = setup.write("src/gone.py")
+    setup.watcher.handle({path})
+    path.unlink()
+    setup.watcher.handle({path})
     rm = setup.calls("exec_run")
     assert len(rm) == 2
-    assert rm[0][2:] == ("rm", "-rf", "--", "/app/src/gone.py")
+    assert rm[0][2:] == ("rm", "-f", "--", "/app/src/gone.py")
+    assert "/app/src/gone.py" not in setup.files("unitd-web-1")
+
+
+def test_a_deleted_path_envd_never_synced_is_left_alone(setup: Setup) -> None:
+    """A delete event for a path envd did not copy never reaches the image's own files."""
+    setup.watcher.handle({setup.root / "src" / "gone.py"})
+    assert setup.calls("exec_run") == []
 
 
 def test_a_rules_ignore_patterns_keep_files_out(setup: Setup) -> None:

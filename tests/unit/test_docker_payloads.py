@@ -356,3 +356,21 @@ def test_swarm_tasks_and_services() -> None:
             }
         }
     ) == ["[::]:1->80/tcp", "0.0.0.0:2->80/tcp"]
+
+
+def test_exec_body_carries_a_hooks_options_only_when_set() -> None:
+    """A hook's user, privilege, cwd and variables reach the exec create request; none: plain exec."""
+    from envd.values.types import ExecOptions
+
+    plain = payloads.exec_body(["true"], None)
+    assert plain == {"AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": ["true"]}
+    assert payloads.exec_body(["true"], ExecOptions()) == plain
+    full = payloads.exec_body(
+        ["sh", "-c", "x"], ExecOptions("root", True, "/app", (("A", "1"), ("B", "")))
+    )
+    assert (full["User"], full["Privileged"], full["WorkingDir"], full["Env"]) == (
+        "root",
+        True,
+        "/app",
+        ["A=1", "B="],
+    )

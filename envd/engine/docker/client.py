@@ -47,6 +47,7 @@ from envd.values.types import (
     BuildRequest,
     ContainerCreate,
     ContainerState,
+    ExecOptions,
     IpamPool,
     ObservedContainer,
     ObservedImage,
@@ -435,11 +436,13 @@ class DockerEngine(HostSettingsApi):
             what=what,
         )
 
-    def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
+    def exec_run(
+        self, container_id: str, cmd: list[str], options: ExecOptions | None = None
+    ) -> tuple[int, bytes]:
         created = self._call(
             "POST",
             f"/containers/{quote(container_id)}/exec",
-            body={"AttachStdout": True, "AttachStderr": True, "Tty": False, "Cmd": list(cmd)},
+            body=payloads.exec_body(cmd, options),
             what=f"container {container_id}",
         ).json()
         exec_id = str(created["Id"])

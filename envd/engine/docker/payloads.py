@@ -25,6 +25,7 @@ from envd.values.types import (
     ConfigFile,
     ContainerCreate,
     ContainerState,
+    ExecOptions,
     Healthcheck,
     IpamPool,
     NetworkAttachment,
@@ -179,6 +180,22 @@ def secrets_tar(
 
 
 # --------------------------------------------------------------------------- requests
+
+
+def exec_body(cmd: list[str], options: ExecOptions | None) -> dict[str, Any]:
+    """An exec create request: attached output, the hook's user, privilege, cwd, variables."""
+    body: dict[str, Any] = {"AttachStdout": True, "AttachStderr": True, "Tty": False}
+    body["Cmd"] = list(cmd)
+    if options is not None:
+        if options.user:
+            body["User"] = options.user
+        if options.privileged:
+            body["Privileged"] = True
+        if options.working_dir:
+            body["WorkingDir"] = options.working_dir
+        if options.env:
+            body["Env"] = [f"{k}={v}" for k, v in options.env]
+    return body
 
 
 def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dict[str, Any]:
