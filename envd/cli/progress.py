@@ -32,6 +32,7 @@ _LABEL = {
     "recreate-network": "Recreating",
     "create-volume": "Creating",
     "remove-network": "Removing",
+    "create-dir": "Creating",
     "ready": "Ready",
     "completed": "Completed",
     "failed": "Failed",
@@ -64,6 +65,7 @@ _DONE_LABEL = {
     "remove-network": "Removed",
     "heal": "Restarted",
     "restart-dependent": "Restarted",
+    "create-dir": "Created (missing bind source)",
 }
 # supervisor: done events whose message carries what happened and how long it took
 _DONE_WITH_MESSAGE = frozenset({"heal", "healed", "restart-dependent"})

@@ -102,6 +102,7 @@ def plan(obj: Ctx, as_json: bool, strict: bool) -> None:
     from envd.core.status import unchecked_secrets
     from envd.inputs.consent import command_secrets, unapproved
     from envd.inputs.prepare import prepare
+    from envd.run.bind_dirs import bind_users, missing_bind_dirs
     from envd.run.converge import plan_project
 
     warnings = _warnings(obj, strict)
@@ -112,8 +113,10 @@ def plan(obj: Ctx, as_json: bool, strict: bool) -> None:
     the_plan, _ = plan_project(engine(), desired)
     the_plan = unchecked_secrets(the_plan, unread)
     not_run = sorted({n for names in unread.values() for n in names})
+    new_dirs = missing_bind_dirs(desired)
     if as_json:
         data = the_plan.to_json()
+        data["creates_directories"] = new_dirs
         data["unapproved"] = [i.to_json() for i in pending]
         data["secrets_not_read"] = not_run
         data["warnings"] = warnings
@@ -138,9 +141,13 @@ def plan(obj: Ctx, as_json: bool, strict: bool) -> None:
     width = max((len(a.resource) for a in the_plan.actions), default=10)
     for a in the_plan.actions:
         click.echo(f"  {marks.get(a.kind, ' ')} {a.kind:<14} {a.resource:<{width}}  {a.reason}")
+    for path in new_dirs:
+        # Compose's rule: a missing bind source becomes a directory at `up`.
+        users = ", ".join(bind_users(desired, path))
+        click.echo(f"  + {'create-dir':<14} {_rel(path)}  bind source of {users}; `up` creates it")
     for p in the_plan.problems:
         click.echo(f"  ! {p}")
-    n = len(the_plan.changes)
+    n = len(the_plan.changes) + len(new_dirs)
     click.echo(f"{n} change(s)" if n else "Nothing to do: the project is up to date.")
     if not_run:
         click.echo(

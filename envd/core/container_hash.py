@@ -44,6 +44,8 @@ _HASHED_FIELDS = (
     "cap_drop",
     "labels",
     "secrets",
+    "exposed",  # names and networking: hashed only when set (not in _FIRST_FIELDS)
+    "network_mode",
 )
 
 

@@ -13,15 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from envd import __version__
 from envd.core.container_hash import canonical as canonical
 from envd.core.container_hash import config_hash, hooks_view
 from envd.core.container_hash import desired_hash as desired_hash
-from envd.core.hashing import digest
+from envd.core.hashing import digest, plain
 from envd.core.host_settings import host_settings, shared_namespace_services
 from envd.core.service_env import service_env
+from envd.core.service_net import bind_dirs, exposed, network_ipam, network_mode
 from envd.spec.compose_words import build_tag
 from envd.values import labels
 from envd.values.types import (
@@ -30,6 +31,7 @@ from envd.values.types import (
     ExecHook,
     ExecOptions,
     Healthcheck,
+    IpamPool,
     Mount,
     NetworkAttachment,
     PortBinding,
@@ -86,8 +88,13 @@ class DesiredService:
     # Lifecycle hooks: run in each container after it starts / before it stops.
     post_start: tuple[ExecHook, ...] = ()
     pre_stop: tuple[ExecHook, ...] = ()
+    # The spec's container_name: replica 1's name instead of <project>-<service>-1
+    # (container_name refuses replicas > 1).
+    fixed_name: str = ""
 
     def container_name(self, project: str, replica: int) -> str:
+        if self.fixed_name:
+            return self.fixed_name
         return f"{project}-{self.name}-{replica}"
 
 
@@ -99,6 +106,10 @@ class DesiredNetwork:
     driver: str = "bridge"
     internal: bool = False
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Static addressing: the spec's ipam (empty: the engine picks a subnet).
+    ipam_driver: str = ""
+    ipam: tuple[IpamPool, ...] = ()
+    enable_ipv6: bool = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,9 @@ class DesiredProject:
     services: Mapping[str, DesiredService]
     networks: Mapping[str, DesiredNetwork]
     volumes: Mapping[str, DesiredVolume]
+    # Bind sources `up` creates as directories when missing (Compose's rule:
+    # every bind but one with create_host_path = false), absolute, sorted.
+    bind_dirs: tuple[str, ...] = ()
 
     def oneshot(self, name: str) -> bool:
         """A service that runs to completion: marked ``oneshot`` or another's ``completed`` dependency."""
@@ -180,7 +194,10 @@ def desire(
 
     active = loaded.active_services()
     networks: dict[str, DesiredNetwork] = {}
-    used_networks = {n for s in active.values() for n in (s.networks or ["default"])}
+    # A service with a network_mode joins no project network.
+    used_networks = {
+        n for s in active.values() if not s.network_mode for n in (s.networks or ["default"])
+    }
     for key in sorted(used_networks):
         definition = spec.networks.get(key)
         if definition is not None and definition.external:
@@ -190,6 +207,16 @@ def desire(
         driver = definition.driver if definition else "bridge"
         internal = definition.internal if definition else False
         user_labels = dict(definition.labels) if definition else {}
+        ipam_driver, pools, ipv6 = network_ipam(definition)
+        hashed: dict[str, Any] = {
+            "name": net_name,
+            "driver": driver,
+            "internal": internal,
+            "labels": user_labels,
+        }
+        if ipam_driver or pools or ipv6:  # only then: older hashes stay as they were
+            hashed["ipam"] = {"driver": ipam_driver, "config": [plain(p) for p in pools]}
+            hashed["enable_ipv6"] = ipv6
         networks[key] = DesiredNetwork(
             key=key,
             name=net_name,
@@ -199,16 +226,12 @@ def desire(
                 **user_labels,
                 **common,
                 labels.NETWORK: key,
-                labels.CONFIG_HASH: digest(
-                    {
-                        "name": net_name,
-                        "driver": driver,
-                        "internal": internal,
-                        "labels": user_labels,
-                    }
-                ),
+                labels.CONFIG_HASH: digest(hashed),
                 labels.VERSION: __version__,
             },
+            ipam_driver=ipam_driver,
+            ipam=pools,
+            enable_ipv6=ipv6,
         )
     volumes: dict[str, DesiredVolume] = {}
     for key, vdef in spec.volumes.items():
@@ -256,6 +279,7 @@ def desire(
         services=services,
         networks=networks,
         volumes=volumes,
+        bind_dirs=bind_dirs(loaded, active),
     )
 
 
@@ -300,9 +324,17 @@ def _service(
         tmpfs.append((path, opts))
 
     attachments = []
-    for key, net in (svc.networks or {"default": None}).items():  # type: ignore[dict-item]
+    mode, joined = network_mode(svc, loaded)
+    for key, net in ({} if mode else svc.networks or {"default": None}).items():  # type: ignore[dict-item]
         aliases = [name, *(net.aliases if net else [])]
-        attachments.append(NetworkAttachment(networks[key].name, tuple(dict.fromkeys(aliases))))
+        attachments.append(
+            NetworkAttachment(
+                networks[key].name,
+                tuple(dict.fromkeys(aliases)),
+                net.ipv4_address if net else "",
+                net.ipv6_address if net else "",
+            )
+        )
 
     hc: Healthcheck | None = None
     if svc.healthcheck is not None:
@@ -377,6 +409,9 @@ def _service(
             )
             for c in svc.configs
         ),
+        # names and networking
+        exposed=exposed(svc.expose),
+        network_mode=mode,
     )
     depends_on = {
         dep: DesiredDependency(d.condition, d.required, d.restart)
@@ -385,10 +420,15 @@ def _service(
     for dep in shared_namespace_services(svc):
         # Compose's rule: sharing a service's namespace starts it first.
         depends_on.setdefault(dep, DesiredDependency("started"))
+    if joined:
+        # network_mode service:NAME, as Compose: NAME first, and restarted with it
+        # (each start of NAME makes a new network namespace; a restart rejoins it).
+        depends_on.setdefault(joined, DesiredDependency("started", restart=True))
     return DesiredService(
         name=name,
         replicas=svc.replicas,
         depends_on=depends_on,
+        fixed_name=svc.container_name or "",
         image_ref=image_ref,
         pull=svc.pull,
         build=build,

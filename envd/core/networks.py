@@ -9,7 +9,7 @@ from typing import Protocol, TypeVar
 
 from envd.core.desired import DesiredNetwork, DesiredProject
 from envd.core.observed import Observed
-from envd.values.types import ObservedNetwork
+from envd.values.types import IpamPool, ObservedNetwork
 
 
 def network_drift(want: DesiredNetwork, have: ObservedNetwork) -> list[str]:
@@ -23,9 +23,32 @@ def network_drift(want: DesiredNetwork, have: ObservedNetwork) -> list[str]:
         drift.append("driver")
     if have.internal != want.internal:
         drift.append("internal")
+    # Address management: only what the spec sets (the engine picks the rest).
+    # Compared on the network itself, so a network someone re-created by hand
+    # with another subnet shows too, not only a changed spec.
+    if want.ipam and not _same_pools(want.ipam, have.ipam):
+        drift.append("ipam")
+    if want.enable_ipv6 and not have.enable_ipv6:
+        drift.append("enable_ipv6")
     if any(have.labels.get(k) != v for k, v in want.labels.items()):
         drift.append("labels")
     return drift
+
+
+def _same_pools(want: Iterable[IpamPool], have: Iterable[IpamPool]) -> bool:
+    """Each wanted pool's subnet is there, with what the spec says of it (the engine
+    fills in a gateway the spec left out: not drift)."""
+    by_subnet = {p.subnet: p for p in have}
+    wanted = list(want)
+    if {p.subnet for p in wanted} != set(by_subnet):
+        return False
+    for p in wanted:
+        got = by_subnet[p.subnet]
+        if (p.ip_range and p.ip_range != got.ip_range) or (p.gateway and p.gateway != got.gateway):
+            return False
+        if p.aux_addresses and tuple(sorted(p.aux_addresses)) != tuple(sorted(got.aux_addresses)):
+            return False
+    return True
 
 
 def network_users(desired: DesiredProject, observed: Observed, network: str) -> list[str]:

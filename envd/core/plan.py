@@ -24,6 +24,7 @@ from envd.core.hashing import changed_fields
 from envd.core.host_settings import joined_services
 from envd.core.networks import network_drift, network_users, orphan_networks
 from envd.core.observed import Observed
+from envd.core.plan_join import CONTAINER_MODE, rejoin
 from envd.values import labels
 from envd.values.types import ContainerCreate, ObservedContainer
 
@@ -248,6 +249,15 @@ def make_plan(
     # joins its pid/ipc namespace (issue 12, `service:NAME`) joined the old
     # container by id, so it is recreated too, as Compose does.
     replaced: set[str] = set()
+    # network_mode service:NAME (plan_join): owners that get a new namespace
+    # (created, recreated or started again), and whom each container joined.
+    renewed: dict[str, bool] = {}
+    owner_ids: dict[str, str] = {}
+    joined_ids = {
+        c.id: c.network_mode[len(CONTAINER_MODE) :]
+        for c in observed.containers
+        if c.network_mode.startswith(CONTAINER_MODE)
+    }
     for level in desired.levels():
         for name in level:
             svc = desired.services[name]
@@ -266,8 +276,15 @@ def make_plan(
                     replace(a, reason=why) if a.reason == "recreate forced" else a
                     for a in service_actions
                 ]
-            if any(a.kind in ("create", "recreate") and a.replica == 1 for a in service_actions):
+            service_actions = rejoin(
+                desired, svc, service_actions, image_ids.get(name), renewed, owner_ids, joined_ids
+            )
+            first = [a for a in service_actions if a.replica == 1 and a.service == name]
+            if any(a.kind in ("create", "recreate") for a in first):
                 replaced.add(name)
+            # A started owner has a new network namespace too (one per start).
+            renewed[name] = any(a.kind in ("create", "recreate", "start") for a in first)
+            owner_ids[name] = next((a.container_id for a in first if a.container_id), "")
             actions.extend(service_actions)
 
     # --- orphan networks (after their containers are gone) -----------------------
@@ -322,11 +339,15 @@ def _service_actions(
         primary = next((c for c in found if c.name == name), None)
         for c in found:
             if c is not primary:
+                generated = c.name.startswith(f"{project}-{svc.name}-")
+                renamed = bool(svc.fixed_name) or not generated  # container_name set or unset
                 actions.append(
                     Action(
                         "remove",
                         f"container {c.name}",
-                        "left over from an interrupted change",
+                        f"renamed to {name} (container_name)"
+                        if renamed
+                        else "left over from an interrupted change",
                         service=svc.name,
                         replica=replica,
                         container_id=c.id,

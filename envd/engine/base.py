@@ -23,6 +23,7 @@ from envd.values.types import (
     ContainerState,
     ExecOptions,
     HostSettings,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -65,8 +66,16 @@ class Engine(Protocol):
 
     # --- networks and volumes ---------------------------------------------
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
-    ) -> str: ...
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
+    ) -> str:
+        """Create a network; ``ipam`` pools fix its subnets (static addresses need one)."""
 
     def remove_network(self, name: str) -> None: ...
 
@@ -89,6 +98,10 @@ class Engine(Protocol):
     def network_exists(self, name: str) -> bool: ...
 
     # --- containers --------------------------------------------------------
+    def container_name_owner(self, name: str) -> str | None:
+        """The project label of the container named exactly ``name`` ("" when it has
+        none), or None when no container has that name (a ``container_name`` check)."""
+
     def create_container(self, spec: ContainerCreate) -> str:
         """Create (not start) a container, attach its networks, write its secrets."""
 

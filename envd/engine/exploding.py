@@ -16,6 +16,7 @@ from envd.values.types import (
     ContainerState,
     ExecOptions,
     HostSettings,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -67,7 +68,14 @@ class ExplodingEngine:
         _explode("build_image")
 
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
     ) -> str:
         _explode("create_network")
 
@@ -94,6 +102,9 @@ class ExplodingEngine:
 
     def network_exists(self, name: str) -> bool:
         _explode("network_exists")
+
+    def container_name_owner(self, name: str) -> str | None:
+        _explode("container_name_owner")
 
     def create_container(self, spec: ContainerCreate) -> str:
         _explode("create_container")

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from envd.engine.fake_net import check_addresses, inspect_doc, overlaps
 from envd.engine.fake_state import (
     STOPPED_EXIT_CODE,
     FakeContainer,
@@ -41,6 +42,7 @@ from envd.values.types import (
     ContainerState,
     ExecOptions,
     HostSettings,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -75,6 +77,7 @@ class FakeEngine(FakeState):
                     image_id=c.image_id,
                     ports=c.ports if c.status == "running" else (),
                     status_text="Up" if c.status == "running" else c.status.capitalize(),
+                    network_mode=c.network_mode,
                 )
                 for c in self._containers.values()
                 if c.spec.labels.get(labels.PROJECT) == project
@@ -84,7 +87,16 @@ class FakeEngine(FakeState):
         with self._lock:
             self._enter("list_networks")
             return [
-                ObservedNetwork(n.id, n.name, dict(n.labels), n.driver, n.internal)
+                ObservedNetwork(
+                    n.id,
+                    n.name,
+                    dict(n.labels),
+                    n.driver,
+                    n.internal,
+                    n.ipam_driver,
+                    n.ipam,
+                    n.enable_ipv6,
+                )
                 for n in self._networks.values()
                 if n.labels.get(labels.PROJECT) == project
             ]
@@ -149,13 +161,31 @@ class FakeEngine(FakeState):
 
     # --- networks and volumes -----------------------------------------------
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
     ) -> str:
         with self._lock:
             self._enter("create_network", name)
             if name in self._networks:
                 raise Conflict(f"network with name {name} already exists", 409)
-            net = FakeNetwork(self._new_id("network"), name, dict(labels), driver, internal)
+            if overlaps(ipam, [p for n in self._networks.values() for p in n.ipam]):
+                raise EngineError("Pool overlaps with other one on this address space", 403)
+            net = FakeNetwork(
+                self._new_id("network"),
+                name,
+                dict(labels),
+                driver,
+                internal,
+                ipam,
+                enable_ipv6,
+                ipam_driver or "default",
+            )
             self._networks[name] = net
             return net.id
 
@@ -211,6 +241,12 @@ class FakeEngine(FakeState):
             return name in self._networks
 
     # --- containers ----------------------------------------------------------
+    def container_name_owner(self, name: str) -> str | None:
+        with self._lock:
+            self._enter("container_name_owner")
+            found = next((c for c in self._containers.values() if c.name == name), None)
+            return None if found is None else found.spec.labels.get(labels.PROJECT, "")
+
     def create_container(self, spec: ContainerCreate) -> str:
         with self._lock:
             self._enter("create_container", spec.name)
@@ -225,6 +261,10 @@ class FakeEngine(FakeState):
             hc = spec.healthcheck if spec.healthcheck is not None else img.healthcheck
             if hc is not None and (not hc.test or hc.test[0] == "NONE"):
                 hc = None
+            mode = spec.network_mode or (spec.networks[0].network if spec.networks else "default")
+            if mode.startswith("container:"):
+                # Like the engine: the name is resolved to the id at create time.
+                mode = "container:" + self._get(mode.partition(":")[2]).id
             c = FakeContainer(
                 id=self._new_id("container"),
                 name=spec.name,
@@ -232,6 +272,7 @@ class FakeEngine(FakeState):
                 image_id=img.id,
                 healthcheck=hc,
                 networks={a.network: tuple(a.aliases) for a in spec.networks},
+                network_mode=mode,
             )
             for s in spec.secrets:
                 target = posixpath.normpath(s.target)
@@ -269,6 +310,13 @@ class FakeEngine(FakeState):
             for name in c.networks:
                 if name not in self._networks:
                     raise NotFound(f"network {name} not found", 404)
+            check_addresses(c, self._networks, self._containers.values())
+            if c.network_mode.startswith("container:"):
+                owner = self._containers.get(c.network_mode.partition(":")[2])
+                if owner is None or owner.status != "running":
+                    raise Conflict(
+                        f"cannot join network of a non running container: {c.network_mode}", 409
+                    )
             in_use = self._ports_in_use()
             ports: list[PortBinding] = []
             for p in c.spec.ports:
@@ -319,6 +367,12 @@ class FakeEngine(FakeState):
             for m in c.mounts:
                 if (m.secrets or (volumes and m.anonymous)) and not self._volume_users(m.source):
                     self._volumes.pop(m.source, None)
+
+    def inspect_doc(self, container_id: str) -> dict[str, Any]:
+        """Test control: the inspect fields of the real engine's answer envd sets (name,
+        exposed ports, network mode, endpoint addresses)."""
+        with self._lock:
+            return inspect_doc(self._get(container_id))
 
     def container_mounts(self, container_id: str) -> list[ObservedMount]:
         with self._lock:

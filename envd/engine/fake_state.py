@@ -37,6 +37,7 @@ from envd.values.types import (
     ContainerCreate,
     ExecOptions,
     Healthcheck,
+    IpamPool,
     ObservedImage,
     ObservedMount,
     PortBinding,
@@ -93,6 +94,8 @@ class FakeContainer:
     # supervisor: a logical clock (one tick per start or exit), like the engine's StartedAt
     started_at: float | None = None
     finished_at: float | None = None
+    # HostConfig.NetworkMode as the engine keeps it ("container:<id>" once resolved).
+    network_mode: str = "default"
 
 
 @dataclass
@@ -102,6 +105,9 @@ class FakeNetwork:
     labels: dict[str, str]
     driver: str
     internal: bool
+    ipam: tuple[IpamPool, ...] = ()
+    enable_ipv6: bool = False
+    ipam_driver: str = "default"
     # Docker 20.10 can keep counting endpoints of removed containers
     # (moby#42119): such a network refuses removal with no container attached.
     leaked_endpoints: int = 0

@@ -37,6 +37,7 @@ from envd.values.types import (
     ExecOptions,
     Healthcheck,
     HostSettings,
+    IpamPool,
     LogConfig,
     Mount,
     MountType,
@@ -289,7 +290,12 @@ _health = table(
     start_period_s=number,
     start_interval_s=number,
 )
-_attachment = table(NetworkAttachment, network=string, aliases=strings)
+_attachment = table(
+    NetworkAttachment, network=string, aliases=strings, ipv4_address=string, ipv6_address=string
+)
+_ipam_pool = table(
+    IpamPool, subnet=string, ip_range=string, gateway=string, aux_addresses=string_pairs
+)
 _secret_file = table(
     SecretFile,
     target=string,
@@ -361,6 +367,8 @@ _container = table(
     auto_remove=boolean,
     tty=boolean,
     stdin_open=boolean,
+    exposed=strings,  # names and networking
+    network_mode=string,
     anonymous_volumes=strings,
     host=_host,
     # configs (Compose's `configs`); a cache written before them has none
@@ -393,6 +401,7 @@ _service = table(
     oneshot=boolean,
     post_start=tuple_of(_exec_hook),
     pre_stop=tuple_of(_exec_hook),
+    fixed_name=string,
 )
 _network = table(
     DesiredNetwork,
@@ -402,6 +411,9 @@ _network = table(
     driver=string,
     internal=boolean,
     labels=string_map,
+    ipam_driver=string,
+    ipam=tuple_of(_ipam_pool),
+    enable_ipv6=boolean,
 )
 _volume = table(
     DesiredVolume,
@@ -420,6 +432,7 @@ decode_project = table(
     services=map_of(_service),
     networks=map_of(_network),
     volumes=map_of(_volume),
+    bind_dirs=strings,
 )
 decode_build_inputs = table(
     BuildInputs,

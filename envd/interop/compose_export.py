@@ -82,6 +82,20 @@ def to_compose(loaded: LoadedSpec) -> Export:
         nets = service_networks(svc)
         if nets is not None:
             out["networks"] = nets
+        # names and networking
+        if svc.container_name:
+            out["container_name"] = svc.container_name
+        if svc.expose:
+            out["expose"] = list(svc.expose)
+        if svc.network_mode:
+            out["network_mode"] = svc.network_mode
+        kept = sorted(m.target for m in svc.volumes if m.type == "bind" and not m.creates_host_path)
+        if kept:
+            ext_services.setdefault(name, {})["no_create_host_path"] = kept
+            notes.append(
+                f"{where}.volumes: bind.create_host_path = false for {', '.join(kept)} needs"
+                f" Compose v2 (Compose 1.x refuses the option); kept in {X_ENVD}"
+            )
         if svc.depends_on:
             out["depends_on"] = {
                 dep: {

@@ -29,6 +29,17 @@ def port_short(p: Port) -> str:
 def volume_short(m: VolumeMount) -> str | dict[str, Any]:
     if m.type == "tmpfs":
         return {"type": "tmpfs", "target": m.target}
+    if m.type == "bind" and not m.creates_host_path:
+        # The long syntax: the short one always creates a missing source.
+        # `bind.create_host_path` itself is Compose v2's only (the export puts
+        # it in x-envd); without it Compose does not create one either.
+        out: dict[str, Any] = {"type": "bind", "source": m.source, "target": m.target}
+        if m.read_only:
+            out["read_only"] = True
+        bind = {k: v for k, v in (("selinux", m.selinux), ("propagation", m.propagation)) if v}
+        if bind:
+            out["bind"] = bind
+        return out
     if not m.source:
         return m.target
     source = m.source
@@ -114,11 +125,18 @@ def common_service(name: str, svc: Service) -> dict[str, Any]:
 def service_networks(svc: Service) -> list[str] | dict[str, Any] | None:
     if not svc.networks:
         return None
-    if all(not n.aliases for n in svc.networks.values()):
-        return list(svc.networks)
-    return {
-        k: ({"aliases": list(n.aliases)} if n.aliases else None) for k, n in svc.networks.items()
-    }
+    out: dict[str, Any] = {}
+    for k, n in svc.networks.items():
+        entry: dict[str, Any] = {}
+        if n.aliases:
+            entry["aliases"] = list(n.aliases)
+        for field in ("ipv4_address", "ipv6_address"):  # static addresses
+            if getattr(n, field):
+                entry[field] = getattr(n, field)
+        out[k] = entry or None
+    if all(v is None for v in out.values()):
+        return list(out)
+    return out
 
 
 def top_volumes(spec: Spec) -> dict[str, Any]:
@@ -160,6 +178,28 @@ def top_networks(spec: Spec, stack: bool) -> dict[str, Any]:
             d["internal"] = True
         if n.labels:
             d["labels"] = dict(n.labels)
+        if n.ipam is not None:  # static addressing
+            ipam: dict[str, Any] = {}
+            if n.ipam.driver:
+                ipam["driver"] = n.ipam.driver
+            if n.ipam.config:
+                # A stack file (3.9) takes a pool's subnet only.
+                ipam["config"] = [
+                    {
+                        k: v
+                        for k, v in {
+                            "subnet": c.subnet,
+                            "ip_range": "" if stack else c.ip_range,
+                            "gateway": "" if stack else c.gateway,
+                            "aux_addresses": {} if stack else dict(c.aux_addresses),
+                        }.items()
+                        if v
+                    }
+                    for c in n.ipam.config
+                ]
+            d["ipam"] = ipam
+        if n.enable_ipv6 and not stack:
+            d["enable_ipv6"] = True
         out[key] = d
     return out
 

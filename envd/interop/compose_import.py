@@ -275,6 +275,12 @@ class _Converter(ServiceConverter):
                 elif k == "labels":
                     lab = str_map(f"{path}.labels", v)
                     net["labels"] = {kk: vv for kk, vv in lab.items() if vv is not None}
+                elif k == "ipam":
+                    ipam = self.ipam(f"{path}.ipam", v)
+                    if ipam:
+                        net["ipam"] = ipam
+                elif k == "enable_ipv6":
+                    net["enable_ipv6"] = self.enable_ipv6(f"{path}.enable_ipv6", v)
                 elif k == "attachable":
                     self.note(f"{path}.attachable", "ignored (envd's networks are attachable)")
                 elif str(k).startswith("x-"):

@@ -5,13 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from envd.spec.compose_words import CONTAINER_NAMES
-
 WHY_NOT = {
-    "container_name": CONTAINER_NAMES,
-    "expose": "services reach each other on every port of the project network; nothing to expose",
     "links": "services reach each other by name on the project network",
-    "network_mode": "envd always uses its project networks",
     "extends": "merge the extended service into this one by hand",
 }
 

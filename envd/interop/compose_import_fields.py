@@ -165,7 +165,9 @@ class FieldConverter(Notes):
                 elif k == "bind":
                     for kk, vv in as_map(f"{path}.bind", item[k]).items():
                         if kk == "create_host_path":
-                            continue  # envd requires the path to exist: checked when loading
+                            if vv is not None and not as_bool(f"{path}.bind.create_host_path", vv):
+                                mount["create_host_path"] = False
+                            continue
                         if kk in ("selinux", "propagation") and vv is not None:
                             word = as_text(f"{path}.bind.{kk}", vv)
                             allowed = ("z", "Z") if kk == "selinux" else PROPAGATIONS
@@ -187,7 +189,13 @@ class FieldConverter(Notes):
         """A long-syntax volume as the short string when nothing is lost."""
         src = mount.get("source", "")
         target = mount["target"]
-        if ":" in src or ":" in target or isinstance(src, Raw) or isinstance(target, Raw):
+        if (
+            ":" in src
+            or ":" in target
+            or isinstance(src, Raw)
+            or isinstance(target, Raw)
+            or mount.get("create_host_path") is False
+        ):
             # A value written with variables stays as written (a dict keeps it whole).
             return mount
         if mount["type"] == "volume":
@@ -227,6 +235,10 @@ class FieldConverter(Notes):
                 if k == "aliases":
                     net["aliases"] = text_list(f"{p}.networks.{key}.aliases", v)
                     plain = False
+                elif k in ("ipv4_address", "ipv6_address"):
+                    if v is not None:
+                        net[k] = as_text(f"{p}.networks.{key}.{k}", v)
+                        plain = False
                 else:
                     self.unsupported(f"{p}.networks.{key}.{k}")
             out[str(key)] = net

@@ -18,6 +18,7 @@ from envd.interop.compose_import_common import (
 )
 from envd.interop.compose_import_fields import FieldConverter
 from envd.interop.compose_import_host import HOST_FIELDS, HostFieldConverter
+from envd.interop.compose_import_net import NetConverter
 from envd.spec.compose_words import DEFAULT_RESTART_CONDITION, RESTART_FROM_CONDITION
 from envd.values import labels
 
@@ -30,7 +31,7 @@ _PULL = {
 }
 
 
-class ServiceConverter(FieldConverter, HostFieldConverter):
+class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
     """One service: the plain fields here, the ones with a syntax of their own in ``FieldConverter``."""
 
     def service(self, name: str, body: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
@@ -45,6 +46,9 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
             "working_dir",
             "user",
             "hostname",
+            "container_name",  # names and networking: compose_import_net
+            "expose",
+            "network_mode",
             "environment",
             "env_file",
             "ports",
@@ -244,4 +248,6 @@ class ServiceConverter(FieldConverter, HostFieldConverter):
             hooks = self.hooks(where, raw) if raw is not None else []
             if hooks:
                 out[key] = hooks
+        self.names_and_network(p, body, out)
+        self.no_create_host_path(p, out, ext)
         return out

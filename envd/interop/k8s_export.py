@@ -18,6 +18,7 @@ from envd.interop.k8s_host import k8s_host
 from envd.interop.render import Export
 from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag
+from envd.spec.expose import expose_ports
 from envd.spec.load import LoadedSpec
 from envd.spec.models import Heal, Healthcheck, Service
 
@@ -161,6 +162,11 @@ def to_k8s(loaded: LoadedSpec, secret_values: Mapping[str, bytes] | None = None)
             notes.append(
                 f"networks.{key}: Kubernetes has one flat pod network; use a NetworkPolicy"
                 " to isolate services"
+            )
+        if net.ipam is not None or net.enable_ipv6:
+            notes.append(
+                f"networks.{key}: ipam and enable_ipv6 belong to the cluster's network plugin"
+                " (pod and Service CIDRs); left out"
             )
     if spec.environments:
         notes.append(
@@ -382,6 +388,7 @@ def _k8s_service(
                 f"{where}.networks.{key}: aliases {', '.join(net.aliases)}: Kubernetes reaches a"
                 f" service by its Service name ({kname}) only"
             )
+    notes.extend(_net_notes(where, kname, svc, pod))
     for p in svc.ports:
         if p.published:
             ip = f"{p.host_ip}:" if p.host_ip else ""
@@ -407,19 +414,26 @@ def _k8s_service(
         },
     }
     out = [deployment]
-    if svc.ports:
+    # `expose` names ports as `ports` does: both make the Service other pods reach.
+    targets: list[tuple[int, str]] = [(p.target, p.protocol) for p in svc.ports]
+    targets += [
+        (int(port), proto)
+        for entry in svc.expose
+        for port, _, proto in (key.partition("/") for key in expose_ports(entry))
+    ]
+    if targets:
         seen: set[tuple[int, str]] = set()
         ports = []
-        for p in svc.ports:
-            if (p.target, p.protocol) in seen:
+        for number, protocol in targets:
+            if (number, protocol) in seen:
                 continue
-            seen.add((p.target, p.protocol))
+            seen.add((number, protocol))
             ports.append(
                 {
-                    "name": f"{p.protocol}-{p.target}",
-                    "port": p.target,
-                    "targetPort": p.target,
-                    "protocol": p.protocol.upper(),
+                    "name": f"{protocol}-{number}",
+                    "port": number,
+                    "targetPort": number,
+                    "protocol": protocol.upper(),
                 }
             )
         out.append(
@@ -432,7 +446,35 @@ def _k8s_service(
         )
     else:
         notes.append(
-            f"{where}: no ports, so no Kubernetes Service; other pods cannot reach it by name"
-            " (add the port it listens on to 'ports')"
+            f"{where}: no ports or expose, so no Kubernetes Service; other pods cannot reach"
+            " it by name (add the port it listens on to 'expose')"
         )
     return out
+
+
+def _net_notes(where: str, kname: str, svc: Service, pod: dict[str, Any]) -> list[str]:
+    """Names and networking in a pod: host network mapped, the rest noted."""
+    notes: list[str] = []
+    if svc.container_name:
+        notes.append(
+            f"{where}.container_name: Kubernetes names pods itself; reach the service by its"
+            f" Service name ({kname})"
+        )
+    mode = svc.network_mode or ""
+    if mode == "host":
+        pod["hostNetwork"] = True
+    elif mode.startswith("service:"):
+        notes.append(
+            f"{where}.network_mode: {mode!r}: a shared network namespace is a second"
+            " container in the same pod in Kubernetes; exported as a pod of its own"
+        )
+    elif mode:
+        notes.append(f"{where}.network_mode: {mode!r} has no Kubernetes equivalent; left out")
+    for key, net in svc.networks.items():
+        for field in ("ipv4_address", "ipv6_address"):
+            if getattr(net, field):
+                notes.append(
+                    f"{where}.networks.{key}.{field}: Kubernetes assigns pod addresses;"
+                    f" {getattr(net, field)} is unused (reach the Service by name)"
+                )
+    return notes

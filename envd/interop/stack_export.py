@@ -24,7 +24,7 @@ from envd.interop.tmpfs import tmpfs_size
 from envd.spec.compose_words import build_tag, restart_condition
 from envd.spec.load import LoadedSpec
 from envd.spec.models import Heal
-from envd.swarm.mapping import update_order
+from envd.swarm.mapping import swarm_net_notes, update_order
 from envd.values.keys import Keys
 
 ENDPOINT_MODES = ("vip", "dnsrr")
@@ -144,11 +144,19 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
         for key in ("post_start", "pre_stop"):
             if getattr(svc, key):
                 notes.append(f"{where}.{key}: `docker stack deploy` runs no lifecycle hooks")
+        notes.extend(swarm_net_notes(where, svc))
         services[name] = out
     doc: dict[str, Any] = {"version": "3.9", "services": services}
     if spec.volumes:
         doc["volumes"] = top_volumes(spec)
     networks = top_networks(spec, stack=True)
+    for key, net in spec.networks.items():
+        pools = net.ipam.config if net.ipam is not None else []
+        if any(c.ip_range or c.gateway or c.aux_addresses for c in pools) or net.enable_ipv6:
+            notes.append(
+                f"networks.{key}: a stack file takes an ipam pool's subnet only; ip_range,"
+                " gateway, aux_addresses and enable_ipv6 are left out"
+            )
     used = {n for s in active.values() for n in (s.networks or ["default"])}
     if "default" in used and "default" not in networks:
         networks["default"] = {"driver": "overlay", "attachable": True}

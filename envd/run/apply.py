@@ -29,6 +29,7 @@ from envd.core.observed import Observed
 from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
 from envd.engine.base import Engine
 from envd.run import hooks
+from envd.run.bind_dirs import create_bind_dirs
 from envd.run.readiness import (
     CONVERGED,
     CONVERGING,
@@ -100,6 +101,9 @@ class Applier:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             self._parallel(pool, [a for a in plan.actions if a.kind in RESOURCE_KINDS])
             self._check_external()
+            # Missing bind sources become directories, as with Compose (before
+            # any container that mounts one is created or started).
+            create_bind_dirs(self.desired, self.emit)
             self._parallel(pool, [a for a in plan.actions if a.kind == "remove"])
             progress = self._converge(pool, plan, observed, wait_ready, deadline)
             self._parallel(
@@ -352,10 +356,12 @@ class Applier:
                 grouped.setdefault(c.service, []).append(c)
             for name, p in progress.items():
                 if p.state == CONVERGED:
+                    fixed = services[name].fixed_name  # the spec's container_name
                     p.containers = [
                         c
                         for c in grouped.get(name, [])
-                        if c.name.startswith(f"{self.desired.project}-{name}-")
+                        if c.name == fixed
+                        or (not fixed and c.name.startswith(f"{self.desired.project}-{name}-"))
                     ]
 
         while True:

@@ -8,10 +8,11 @@ bad spec fails (exit 2) before the engine is touched.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
-from envd.core.plan import Plan, make_plan
+from envd.core.plan import Plan, PlanProblem, make_plan
 from envd.core.status import hold, hold_unread
 from envd.engine.base import Engine
 from envd.run.apply import AfterStart, Applier
@@ -41,7 +42,34 @@ def plan_project(
         force_recreate=force_recreate,
         restart_exited=restart_exited,
     )
+    taken = foreign_names(engine, desired, observed)
+    if taken:
+        plan = replace(plan, problems=(*plan.problems, *taken))
     return plan, observed
+
+
+def foreign_names(engine: Engine, desired: DesiredProject, observed: Observed) -> list[PlanProblem]:
+    """A ``container_name`` held by a container outside the project: refused before any
+    change (envd never removes what it does not manage). Asked only of names the
+    project's containers do not have, so a converged project costs no call."""
+    ours = {c.name for c in observed.containers}
+    problems: list[PlanProblem] = []
+    for svc in sorted(desired.services.values(), key=lambda s: s.name):
+        name = svc.fixed_name
+        if not name or svc.replicas < 1 or name in ours:
+            continue
+        owner = engine.container_name_owner(name)
+        if owner is None or owner == desired.project:
+            continue  # free, or ours under another service (the plan removes it first)
+        whose = f"project {owner!r}" if owner else "no envd project"
+        problems.append(
+            PlanProblem(
+                svc.name,
+                f"container_name {name!r} is taken by a container of {whose}; remove or"
+                " rename that container, or change container_name",
+            )
+        )
+    return problems
 
 
 def refuse_problems(plan: Plan) -> None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
+from envd.run.bind_dirs import create_bind_dirs
 from envd.run.converge import plan_project, refuse_problems
 from envd.run.images import apply_images
 from envd.run.resources import RESOURCE_KINDS, apply_resource
@@ -69,6 +70,7 @@ def _create(
     for a in plan.actions:
         if a.kind in RESOURCE_KINDS:
             apply_resource(engine, desired, a)
+    create_bind_dirs(desired, service=service)  # as `up` would, for this service's binds
     svc = desired.services[service]
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     spec = replace(

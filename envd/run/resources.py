@@ -28,7 +28,15 @@ def apply_resource(engine: Engine, desired: DesiredProject, action: Action) -> N
             with contextlib.suppress(NotFound):
                 engine.remove_network(net.name)
         with contextlib.suppress(Conflict):
-            engine.create_network(net.name, dict(net.labels), net.driver, net.internal)
+            engine.create_network(
+                net.name,
+                dict(net.labels),
+                net.driver,
+                net.internal,
+                ipam_driver=net.ipam_driver,
+                ipam=net.ipam,
+                enable_ipv6=net.enable_ipv6,
+            )
     elif action.kind == "create-volume":
         vol = next(v for v in desired.volumes.values() if v.name == action.name)
         with contextlib.suppress(Conflict):

@@ -5,6 +5,7 @@ clashes, dependency cycles.
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
@@ -12,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from envd.spec.checks_net import net_checks, network_target
 from envd.spec.configs import check_configs
 from envd.spec.diagnose import MAX_PROBLEMS, more_problems
 from envd.spec.hints import did_you_mean
@@ -39,6 +41,21 @@ def _is(path: Path, kind: str) -> bool:
     return True
 
 
+def _unusable(path: Path) -> str:
+    """Why the system refuses to look ``path`` up (too long, a NUL byte), or ""."""
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        if exc.errno == errno.ENOTDIR:
+            return "a parent of it is not a directory"
+        return exc.strerror or str(exc)
+    except ValueError as exc:  # a NUL byte
+        return str(exc)
+    return ""
+
+
 def cross_check(
     spec: Spec,
     base: Path,
@@ -47,8 +64,10 @@ def cross_check(
     environment: str | None,
     env_files: dict[str, dict[str, str]],
     swarm: bool = False,
+    project: str = "",
 ) -> list[SpecProblem]:
-    """Checks across fields. ``swarm``: the routing mesh lets replicas share a port."""
+    """Checks across fields. ``swarm``: the routing mesh lets replicas share a port.
+    ``project``: the engine-side name, which generated container names carry."""
     problems: list[SpecProblem] = []
     skipped = 0
 
@@ -87,9 +106,22 @@ def cross_check(
                 src = Path(os.path.expanduser(mount.source))
                 if not src.is_absolute():
                     src = base / src
-                if not _is(src, "any"):
+                # A missing directory is created at `up` (Compose's rule), unless
+                # the mount says create_host_path = false. A name the system
+                # refuses to look up could not be created either.
+                refused = _unusable(src)
+                if refused:
                     add(
-                        f"service {name!r} binds {mount.source!r}, which does not exist",
+                        f"service {name!r} binds {mount.source!r}, which cannot be used: {refused}",
+                        "services",
+                        name,
+                        "volumes",
+                        i,
+                    )
+                elif not mount.creates_host_path and not _is(src, "any"):
+                    add(
+                        f"service {name!r} binds {mount.source!r}, which does not exist"
+                        " (create_host_path = false, so envd does not create it)",
                         "services",
                         name,
                         "volumes",
@@ -210,13 +242,18 @@ def cross_check(
                 "ports",
             )
     problems.extend(_port_clashes(spec, add))
+    net_checks(spec, project, add)
     for name, sdef in spec.secrets.items():
         if sdef.file is not None and not _is(base / sdef.file, "file"):
             add(f"secret {name!r}: file {sdef.file!r} does not exist", "secrets", name, "file")
     # configs (Compose's `configs`: read-only files)
     check_configs(spec, add, _mount_over, lambda rel: _is(base / rel, "file"), swarm)
     # A service depending on itself is reported above, not as a cycle too.
-    graph = {n: [d for d in s.depends_on if d != n] for n, s in services.items()}
+    # A service:NAME network_mode is a dependency too (Compose's rule).
+    graph = {
+        n: [d for d in [*s.depends_on, network_target(s.network_mode) or n] if d != n]
+        for n, s in services.items()
+    }
     cycle = find_cycle(graph)
     if cycle:
         add("dependency cycle: " + " -> ".join(cycle), "services", cycle[0], "depends_on")

@@ -34,12 +34,9 @@ RESTART_FROM_CONDITION = {"none": "no", "on-failure": "on-failure", "any": "alwa
 # What swarm assumes when a stack file names no condition.
 DEFAULT_RESTART_CONDITION = "any"
 
-CONTAINER_NAMES = "envd names containers <project>-<service>-<n>"
-
 # Compose spellings users will type out of habit -> the envd field (or why there is none).
 COMPOSE_SYNONYMS = {
     "environment": "env",
-    "container_name": f"(not supported: {CONTAINER_NAMES})",
     "deploy": "(envd has no deploy: use replicas; resources are cpus, mem_limit,"
     " mem_reservation, pids_limit and gpus)",
     "scale": "replicas",

@@ -110,7 +110,9 @@ def _validate(
     name = spec.project.name or sanitize_project_name(base.name)
     project = f"{name}-{sanitize_project_name(environment)}" if environment else name
     env_files: dict[str, dict[str, str]] = {}
-    problems.extend(cross_check(spec, base, locator, display, environment, env_files, swarm))
+    problems.extend(
+        cross_check(spec, base, locator, display, environment, env_files, swarm, project)
+    )
     if problems:
         raise SpecError(sort_problems(problems))
     return LoadedSpec(

@@ -51,6 +51,9 @@ from envd.spec.model_base import (
     StrList,
     StrMap,
 )
+from envd.spec.net_parts import ContainerName, Expose, Ipam, NetworkMode, network_rules
+
+# The parts of a service live in service_parts; callers meet them here.
 from envd.spec.service_parts import Build as Build
 from envd.spec.service_parts import (
     BuildSection,
@@ -86,6 +89,11 @@ class Service(SpecModel):
     working_dir: str = ""
     user: str = ""
     hostname: str = ""
+    # --- names and networking (container_name, expose, network_mode; net_parts)
+    container_name: ContainerName | None = None
+    expose: Expose = Field(default_factory=list)
+    network_mode: NetworkMode | None = None
+    # --- end names and networking
     env: EnvMap = Field(default_factory=dict)
     env_file: StrList = Field(default_factory=list)
     ports: Ports = Field(default_factory=list)
@@ -207,6 +215,11 @@ class Service(SpecModel):
             raise ValueError("pull = 'build' needs a 'build' section")
         return self
 
+    @model_validator(mode="after")
+    def _names_and_network(self) -> Service:
+        network_rules(self)
+        return self
+
 
 class Project(SpecModel):
     name: str | None = None
@@ -240,6 +253,9 @@ class NetworkDef(SpecModel):
     driver: str = "bridge"
     internal: bool = False
     labels: StrMap = Field(default_factory=dict)
+    # Static addressing (net_parts): the pools services take ipv4/ipv6_address from.
+    ipam: Ipam | None = None
+    enable_ipv6: bool = False
 
 
 class SecretDef(SpecModel):

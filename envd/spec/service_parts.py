@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BeforeValidator,
     Field,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -25,6 +26,7 @@ from envd.spec.model_base import (
     SpecModel,
     StrMap,
 )
+from envd.spec.net_parts import check_static_address
 
 # --------------------------------------------------------------------------- ports
 
@@ -152,6 +154,15 @@ class VolumeMount(SpecModel):
     # --- bind options (issue 12): SELinux relabel and mount propagation, as Compose's bind.*
     selinux: Literal["z", "Z"] | None = None
     propagation: Propagation | None = None
+    # A missing bind source is created at `up` (Compose's short syntax, and
+    # Compose v2's long one); false refuses it instead (Compose's
+    # bind.create_host_path). Left out of dumps when true, so `envd diff` rows
+    # keep their shape.
+    create_host_path: bool = Field(default=True, exclude_if=lambda v: v is True)
+
+    @property
+    def creates_host_path(self) -> bool:
+        return self.type == "bind" and self.create_host_path
 
     @field_validator("target")
     @classmethod
@@ -170,6 +181,8 @@ class VolumeMount(SpecModel):
             raise ValueError("propagation applies to bind mounts only")
         if self.selinux and not (self.type == "bind" or (self.type == "volume" and self.source)):
             raise ValueError("selinux relabelling applies to bind mounts and named volumes only")
+        if self.type != "bind" and not self.create_host_path:
+            raise ValueError("create_host_path applies to bind mounts only")
         return self
 
 
@@ -415,6 +428,14 @@ def _build(value: Any) -> Any:
 
 class ServiceNetwork(SpecModel):
     aliases: list[str] = Field(default_factory=list)
+    # A static address; the network needs an ipam subnet holding it.
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+
+    @field_validator("ipv4_address", "ipv6_address")
+    @classmethod
+    def _address(cls, v: str, info: ValidationInfo) -> str:
+        return check_static_address(str(info.field_name), v) if v else v
 
 
 def _networks(value: Any) -> Any:

@@ -27,6 +27,7 @@ from envd.swarm.mapping import (
     secret_name,
     service_name,
     spec_hashes,
+    swarm_net_notes,
     update_order,
 )
 from envd.values import labels
@@ -186,6 +187,7 @@ def desire_swarm(
         for key in ("post_start", "pre_stop"):
             if getattr(svc, key):
                 notes.append(f"{where}.{key}: a swarm deploy runs no lifecycle hooks")
+        notes.extend(swarm_net_notes(where, svc))
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(
                 f"{where}.restart: 'no' becomes restart condition 'none': a task that"
@@ -201,6 +203,8 @@ def desire_swarm(
             networks=(),
             secrets=(),
             tmpfs=(),
+            exposed=(),  # names and networking: see swarm_net_notes
+            network_mode="",
         )
         spec = SwarmServiceSpec(
             name=service_name(project, name),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envd.core.desired import DesiredService
 from envd.core.hashing import digest, hash_fields, plain_deep
@@ -22,6 +22,9 @@ from envd.values.errors import (
 )
 from envd.values.swarm_types import TASK_HASH_LABEL, SwarmServiceSpec, TmpfsMount
 from envd.values.types import ContainerCreate, HostSettings
+
+if TYPE_CHECKING:
+    from envd.spec.models import Service
 
 TARGET_LABEL = labels.TARGET
 SECRET_LABEL = labels.SECRET
@@ -120,6 +123,34 @@ def update_order(svc: DesiredService, endpoint_mode: str = "vip") -> tuple[str, 
     return "start-first", ""
 
 
+def swarm_net_notes(where: str, svc: Service) -> list[str]:
+    """What a swarm cannot do of a service's names and networking, one note each."""
+    notes: list[str] = []
+    if svc.container_name:
+        notes.append(
+            f"{where}.container_name: a swarm names its task containers itself;"
+            f" {svc.container_name!r} is unused (the service is {where.rsplit('.', 1)[-1]})"
+        )
+    if svc.expose:
+        notes.append(
+            f"{where}.expose: recorded only; tasks reach each other on every port of an"
+            " overlay network"
+        )
+    if svc.network_mode:
+        notes.append(
+            f"{where}.network_mode: {svc.network_mode!r} cannot be expressed on a swarm;"
+            " the service is left on no project network"
+        )
+    for key, net in svc.networks.items():
+        for attr in ("ipv4_address", "ipv6_address"):
+            if getattr(net, attr):
+                notes.append(
+                    f"{where}.networks.{key}.{attr}: a swarm assigns task addresses itself;"
+                    f" {getattr(net, attr)} is unused"
+                )
+    return notes
+
+
 _SIZE = re.compile(r"^(\d+)([kmgKMG]?)[bB]?$")
 _UNIT = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -174,7 +205,18 @@ def _container_plain(container: ContainerCreate) -> dict[str, Any]:
     _drop_unset_bind_options(out["mounts"])
     if not container.configs:
         del out["configs"]
+    for key in ("exposed", "network_mode"):  # names and networking, likewise
+        if not out[key]:
+            del out[key]
     return out
+
+
+def _attachments_plain(networks: Any) -> list[dict[str, Any]]:
+    """Attachments as hashed: static addresses only when set (a swarm takes none)."""
+    return [
+        {k: v for k, v in plain_deep(a).items() if v or k not in ("ipv4_address", "ipv6_address")}
+        for a in networks
+    ]
 
 
 def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
@@ -196,6 +238,8 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
     for name in _TASK_FIELDS:
         if name == "container":
             parts[name] = _container_plain(container)
+        elif name == "networks":
+            parts[name] = _attachments_plain(spec.networks)
         else:
             parts[name] = plain_deep(getattr(spec, name))
     parts["replicas"] = spec.replicas

@@ -49,6 +49,19 @@ class Healthcheck:
 class NetworkAttachment:
     network: str  # the engine-side network name
     aliases: tuple[str, ...] = ()
+    # Static addresses (the network's ipam subnet holds them); "" lets the engine pick.
+    ipv4_address: str = ""
+    ipv6_address: str = ""
+
+
+@dataclass(frozen=True)
+class IpamPool:
+    """One address pool of a network (the engine's ``IPAM.Config`` entry)."""
+
+    subnet: str = ""
+    ip_range: str = ""
+    gateway: str = ""
+    aux_addresses: tuple[tuple[str, str], ...] = ()  # (host name, address), sorted
 
 
 @dataclass(frozen=True)
@@ -164,6 +177,11 @@ class ContainerCreate:
     auto_remove: bool = False
     tty: bool = False
     stdin_open: bool = False
+    # --- names and networking: the engine's ExposedPorts keys ("8080/tcp") and
+    # HostConfig.NetworkMode ("" joins ``networks``; "host", "none", "bridge",
+    # "container:<name or id>"). With a mode set, ``networks`` is empty.
+    exposed: tuple[str, ...] = ()
+    network_mode: str = ""
     # Names of volumes in ``mounts`` that are anonymous volumes handed over
     # from the container this one replaces (what Compose does on recreate).
     # They stay anonymous: ``remove_container(volumes=True)`` removes them.
@@ -228,6 +246,9 @@ class ObservedContainer:
     ports: tuple[PortBinding, ...] = ()
     # The engine's own words for the state ("Up 3 minutes (healthy)"): shown, never compared.
     status_text: str = field(default="", compare=False)
+    # HostConfig.NetworkMode as the engine reports it: "container:<id>" once
+    # resolved, so a replaced namespace owner shows.
+    network_mode: str = ""
 
     @property
     def service(self) -> str:
@@ -286,6 +307,10 @@ class ObservedNetwork:
     labels: Mapping[str, str]
     driver: str = ""  # "" when the engine did not say
     internal: bool = False
+    # Address management as the engine reports it (the subnets it chose or was given).
+    ipam_driver: str = ""
+    ipam: tuple[IpamPool, ...] = ()
+    enable_ipv6: bool = False
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def test_known_gaps_name_corpus_entries_with_a_reason() -> None:
             assert reason.startswith(("pending: ", "unsupported: ")), (entry, pattern)
             if pattern == "!validate":
                 assert "; fails with: " in reason, entry
-    assert known_gap("temporal", "services.temporal.container_name") is not None
+    assert known_gap("temporal", "services.temporal.stdin_open") is not None
     assert known_gap("temporal", "services.temporal.image") is None
 
 

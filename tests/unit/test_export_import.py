@@ -120,10 +120,14 @@ def _volumes(items: list[Any]) -> tuple[list[tuple[str, str, str, bool]], list[s
             else:
                 mounts.append(("tmpfs", "", item["target"], False))
         else:
+            creates = (item.get("bind") or {}).get("create_host_path", True)
             mounts.append(
                 (item["type"], item.get("source", ""), item["target"], bool(item.get("read_only")))
+                + (() if creates else ("no-create",))
             )
-    return [(k, s.removeprefix("./") if k == "bind" else s, t, ro) for k, s, t, ro in mounts], tmpfs
+    return [
+        (m[0], m[1].removeprefix("./") if m[0] == "bind" else m[1], *m[2:]) for m in mounts
+    ], tmpfs
 
 
 def _healthcheck(hc: Any) -> Any:
@@ -154,6 +158,8 @@ def normalize_service(svc: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any
             "target": build.get("target", ""),
         }
     mounts, long_tmpfs = _volumes(svc.get("volumes"))
+    kept = set(ext.get("no_create_host_path") or [])  # envd's export, for Compose 1.x
+    mounts = [(*m, "no-create") if m[2] in kept and len(m) == 4 else m for m in mounts]
     tmpfs = svc.get("tmpfs") or []
     restart = svc.get("restart")
     deploy = svc.get("deploy") or {}
@@ -204,7 +210,17 @@ def normalize_service(svc: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any
         "ports": _ports(svc.get("ports")),
         "mounts": mounts,
         "tmpfs": ([tmpfs] if isinstance(tmpfs, str) else list(tmpfs)) + long_tmpfs,
-        "networks": {k: sorted((v or {}).get("aliases") or []) for k, v in networks.items()},
+        "networks": {
+            k: (
+                sorted((v or {}).get("aliases") or []),
+                (v or {}).get("ipv4_address", ""),
+                (v or {}).get("ipv6_address", ""),
+            )
+            for k, v in networks.items()
+        },
+        "container_name": svc.get("container_name"),
+        "expose": [str(e) for e in svc.get("expose") or []],
+        "network_mode": svc.get("network_mode"),
         "depends_on": {
             d: (
                 CONDITION[(b or {}).get("condition", "service_started")],
@@ -258,6 +274,8 @@ def normalize(doc: dict[str, Any]) -> dict[str, Any]:
             "driver": v.get("driver", "bridge"),
             "internal": bool(v.get("internal")),
             "labels": _map(v.get("labels")),
+            "ipam": v.get("ipam"),
+            "enable_ipv6": bool(v.get("enable_ipv6")),
         }
     return {
         "services": {
@@ -340,15 +358,12 @@ def test_unsupported_fields_are_reported_by_path(tmp_path: Path, home: Path) -> 
     for path in (
         "version:",
         "x-global:",
-        "services.web.container_name:",
-        "services.web.expose:",
         "services.web.links:",
         "services.web.deploy.placement:",
         "services.web.privileged:",
         "services.web.ports[0].mode:",
         "services.web.volumes[0]:",
         "services.web.x-traefik:",
-        "services.db.network_mode:",
         "services.db.restart:",
     ):
         assert path in notes, path

@@ -791,8 +791,10 @@ BROKEN: list[Broken] = [
         3, 31, "services.api.volumes[0].target", "must be an absolute path",
     ),
     Broken(
-        "missing-bind-source",
-        SVC + 'volumes = ["./nope:/data"]\n',
+        "missing-bind-source-not-created",
+        SVC
+        + 'volumes = [{ type = "bind", source = "./nope", target = "/data",'
+        + " create_host_path = false }]\n",
         3, 12, "services.api.volumes[0]", "binds './nope', which does not exist",
     ),
     Broken(

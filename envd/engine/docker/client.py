@@ -48,6 +48,7 @@ from envd.values.types import (
     ContainerCreate,
     ContainerState,
     ExecOptions,
+    IpamPool,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -252,15 +253,16 @@ class DockerEngine(HostSettingsApi):
 
     # --- networks and volumes ---------------------------------------------
     def create_network(
-        self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
+        self,
+        name: str,
+        labels: dict[str, str],
+        driver: str = "bridge",
+        internal: bool = False,
+        ipam_driver: str = "",
+        ipam: tuple[IpamPool, ...] = (),
+        enable_ipv6: bool = False,
     ) -> str:
-        body = {
-            "Name": name,
-            "CheckDuplicate": True,
-            "Driver": driver,
-            "Internal": internal,
-            "Labels": dict(labels),
-        }
+        body = payloads.network_body(name, labels, driver, internal, ipam_driver, ipam, enable_ipv6)
         doc = self._call("POST", "/networks/create", body=body, what=f"network {name}").json()
         return str(doc["Id"])
 
@@ -314,6 +316,18 @@ class DockerEngine(HostSettingsApi):
         return bool(resp.json().get("Name") == name)
 
     # --- containers --------------------------------------------------------
+    def container_name_owner(self, name: str) -> str | None:
+        resp = self._send("GET", f"/containers/{quote(name)}/json")
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise self._error(resp, f"container {name}")
+        doc = resp.json()
+        # The engine also matches an id prefix; only an exact name counts.
+        if str(doc.get("Name") or "") != f"/{name}":
+            return None
+        return str(((doc.get("Config") or {}).get("Labels") or {}).get(labels.PROJECT) or "")
+
     def create_container(self, spec: ContainerCreate) -> str:
         query, body, api = self._create_request(spec)
         what = f"creating container {spec.name}"
@@ -324,7 +338,7 @@ class DockerEngine(HostSettingsApi):
                 self._call(
                     "POST",
                     f"/networks/{quote(att.network)}/connect",
-                    body={"Container": cid, "EndpointConfig": {"Aliases": list(att.aliases)}},
+                    body={"Container": cid, "EndpointConfig": payloads.endpoint_config(att)},
                     what=f"connecting {spec.name} to network {att.network}",
                 )
             if spec.secrets or spec.configs:

@@ -27,6 +27,8 @@ from envd.values.types import (
     ContainerState,
     ExecOptions,
     Healthcheck,
+    IpamPool,
+    NetworkAttachment,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -206,6 +208,8 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
         bindings.setdefault(key, []).append(
             {"HostIp": p.host_ip, "HostPort": "" if p.host_port is None else str(p.host_port)}
         )
+    for key in spec.exposed:
+        exposed[key] = {}
     mounts: list[dict[str, Any]] = []
     binds: list[str] = []
     for m in spec.mounts:
@@ -281,12 +285,54 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
         body["Entrypoint"] = list(spec.entrypoint)
     if spec.healthcheck is not None:
         body["Healthcheck"] = healthcheck(spec.healthcheck, api != host_payloads.BASE_API)
-    if spec.networks:
+    if spec.network_mode:
+        host["NetworkMode"] = spec.network_mode
+    elif spec.networks:
         first = spec.networks[0]
         host["NetworkMode"] = first.network
-        body["NetworkingConfig"] = {
-            "EndpointsConfig": {first.network: {"Aliases": list(first.aliases) or None}}
-        }
+        body["NetworkingConfig"] = {"EndpointsConfig": {first.network: endpoint_config(first)}}
+    return body
+
+
+def endpoint_config(att: NetworkAttachment) -> dict[str, Any]:
+    """A network attachment's ``EndpointConfig`` (create and connect)."""
+    config: dict[str, Any] = {"Aliases": list(att.aliases) or None}
+    addresses = {
+        k: v for k, v in (("IPv4Address", att.ipv4_address), ("IPv6Address", att.ipv6_address)) if v
+    }
+    if addresses:
+        config["IPAMConfig"] = addresses
+    return config
+
+
+def network_body(
+    name: str,
+    labels: Mapping[str, str],
+    driver: str,
+    internal: bool,
+    ipam_driver: str = "",
+    ipam: tuple[IpamPool, ...] = (),
+    enable_ipv6: bool = False,
+) -> dict[str, Any]:
+    """The ``/networks/create`` payload."""
+    body: dict[str, Any] = {
+        "Name": name,
+        "CheckDuplicate": True,
+        "Driver": driver,
+        "Internal": internal,
+        "Labels": dict(labels),
+    }
+    if ipam_driver or ipam:
+        pools = []
+        for p in ipam:
+            fields = {"Subnet": p.subnet, "IPRange": p.ip_range, "Gateway": p.gateway}
+            pool: dict[str, Any] = {k: v for k, v in fields.items() if v}
+            if p.aux_addresses:
+                pool["AuxiliaryAddresses"] = dict(p.aux_addresses)
+            pools.append(pool)
+        body["IPAM"] = {"Driver": ipam_driver or "default", "Config": pools}
+    if enable_ipv6:
+        body["EnableIPv6"] = True
     return body
 
 
@@ -325,6 +371,7 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 image_id=str(c.get("ImageID") or ""),
                 ports=ports,
                 status_text=status_text,
+                network_mode=str((c.get("HostConfig") or {}).get("NetworkMode") or ""),
             )
         )
     return out
@@ -339,9 +386,25 @@ def observed_networks(doc: Json) -> list[ObservedNetwork]:
             labels=dict(n.get("Labels") or {}),
             driver=str(n.get("Driver") or ""),
             internal=bool(n.get("Internal")),
+            ipam_driver=str((n.get("IPAM") or {}).get("Driver") or ""),
+            ipam=_ipam_pools((n.get("IPAM") or {}).get("Config")),
+            enable_ipv6=bool(n.get("EnableIPv6")),
         )
         for n in doc or []
     ]
+
+
+def _ipam_pools(config: Json) -> tuple[IpamPool, ...]:
+    return tuple(
+        IpamPool(
+            str(c.get("Subnet") or ""),
+            str(c.get("IPRange") or ""),
+            str(c.get("Gateway") or ""),
+            tuple(sorted((str(k), str(v)) for k, v in (c.get("AuxiliaryAddresses") or {}).items())),
+        )
+        for c in config or []
+        if isinstance(c, dict)
+    )
 
 
 def observed_volumes(doc: Json) -> list[ObservedVolume]:
