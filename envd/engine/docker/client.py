@@ -1,4 +1,4 @@
-"""``DockerEngine``: the only module in envd that talks to Docker.
+"""``DockerEngine``: the only module in envd that talks to Docker (or Podman's Docker API).
 
 It maps the ``Engine`` protocol onto Docker API calls. Those go through the
 minimal HTTP/1.1 client of ``envd.engine.docker.transport`` (one keep-alive
@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from envd.engine.docker import payloads
+from envd.engine.docker import payloads, versions
 from envd.engine.docker.images import SdkImages
 from envd.engine.docker.payloads import Json
 from envd.engine.docker.transport import (
@@ -39,7 +39,10 @@ from envd.engine.docker.transport import (
     json_objects,
     stream_lines,
 )
+from envd.engine.docker.versions import EngineInfo
 from envd.engine.secret_paths import secrets_by_root
+from envd.spec import engine_host
+from envd.spec.engine_host import EngineHost
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from envd.values.types import (
@@ -56,33 +59,36 @@ from envd.values.types import (
 if TYPE_CHECKING:
     from envd.engine.base import ProgressFn
 
-API_VERSION = "1.41"
-DEFAULT_HOST = "unix:///var/run/docker.sock"
 DEFAULT_TIMEOUT = 60.0
 _DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
 _JSON = {"Content-Type": "application/json"}
 
 
-def _host_from_env() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
-
-
 class DockerEngine:
-    """``Engine`` against a real Docker engine (API 1.41 or newer)."""
+    """``Engine`` against a real Docker engine (API 1.41 or newer) or Podman's Docker API.
 
-    def __init__(self, host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.host = host or _host_from_env()
+    The API version is negotiated on first use (``engine_info``): the lower of
+    the engine's and the newest envd knows.
+    """
+
+    def __init__(
+        self, host: str | EngineHost | None = None, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        if host is None:
+            target = engine_host.resolve()
+        elif isinstance(host, str):
+            target = engine_host.explicit(host)
+        else:
+            target = host
+        self.target = target
+        self.host = target.host
         self.timeout = timeout
-        self._endpoint = Endpoint(self.host)
+        self._endpoint = Endpoint(target)
         self._local = threading.local()
-        self._prefix = f"/v{API_VERSION}"
+        self._info: EngineInfo | None = None
+        self._info_lock = threading.Lock()
         self._images = SdkImages(
-            self.host,
-            timeout,
-            API_VERSION,
-            self._api_error,
-            self._unavailable,
-            host_from_env=self.host == _host_from_env(),
+            target, timeout, self.api_version, self._api_error, self._unavailable
         )
 
     # --- transport ---------------------------------------------------------
@@ -104,8 +110,29 @@ class DockerEngine:
         if conn is not None:
             conn.close()
 
-    def _url(self, path: str, query: Mapping[str, str | int] | None) -> str:
-        url = self._prefix + path
+    def engine_info(self) -> EngineInfo:
+        """What the engine is and the API version envd speaks to it (asked once)."""
+        with self._info_lock:
+            if self._info is None:
+                doc = self._send("GET", "/version", versioned=False)
+                if doc.status != 200:
+                    raise self._unavailable(f"it answered HTTP {doc.status} to /version")
+                try:
+                    answer = doc.json()
+                except ValueError:
+                    answer = None
+                self._info = versions.negotiate(answer, self.host)
+            return self._info
+
+    def api_version(self) -> str:
+        return self.engine_info().api_used
+
+    @property
+    def api(self) -> versions.Version:
+        return self.engine_info().api
+
+    def _url(self, path: str, query: Mapping[str, str | int] | None, versioned: bool = True) -> str:
+        url = f"/v{self.api_version()}{path}" if versioned else path
         if query:
             url += "?" + urlencode(query)
         return url
@@ -120,9 +147,10 @@ class DockerEngine:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = _DEFAULT_TIMEOUT,
+        versioned: bool = True,
     ) -> Response:
         """One request on this thread's keep-alive connection, retried once if stale."""
-        url = self._url(path, query)
+        url = self._url(path, query, versioned)
         hdrs = dict(headers or {})
         payload = data
         if body is not None:
@@ -165,29 +193,19 @@ class DockerEngine:
 
     @staticmethod
     def _error(resp: Response, what: str = "") -> EngineError:
-        return DockerEngine._api_error(resp.status, payloads.engine_message(resp.body), what)
+        return payloads.api_error(resp.status, payloads.engine_message(resp.body), what)
 
-    @staticmethod
-    def _api_error(status: int, message: str, what: str = "") -> EngineError:
-        msg = message or f"HTTP {status}"
-        if what and what.rsplit(" ", 1)[-1] not in msg:
-            msg = f"{what}: {msg}"
-        # In swarm mode the engine wraps a missing network's 404 in a 500
-        # carrying the gRPC code; it is the same missing object.
-        if status == 404 or "code = NotFound" in msg:
-            return NotFound(msg, status)
-        if status == 409:
-            return Conflict(msg, status)
-        return EngineError(msg, status)
+    _api_error = staticmethod(payloads.api_error)
 
     # --- observe -----------------------------------------------------------
     def ping(self) -> None:
         try:
-            status = get_once(self._endpoint.connect, self._url("/_ping", None), self.timeout)
+            status = get_once(self._endpoint.connect, "/_ping", self.timeout)
         except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
             raise self._unavailable(exc) from None
         if status != 200:
             raise self._unavailable(f"it answered HTTP {status} to a ping")
+        self.engine_info()  # an engine too old for envd is refused here, once
 
     def list_containers(self, project: str) -> list[ObservedContainer]:
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
@@ -210,12 +228,8 @@ class DockerEngine:
         return payloads.observed_image(ref, resp.json())
 
     def registry_digest(self, ref: str) -> str | None:
-        """The manifest digest the registry serves for ``ref`` now (no pull), or None.
-
-        Asks the engine's distribution endpoint, so registry credentials and
-        insecure-registry settings are the engine's own. None when the
-        registry cannot be asked (offline, unknown repository).
-        """
+        """The manifest digest the registry serves for ``ref`` now (no pull), or None
+        (offline, unknown repository): the engine's credentials and registry settings."""
         resp = self._send("GET", f"/distribution/{quote(ref, safe='/:@')}/json")
         if resp.status != 200:
             return None
@@ -249,13 +263,7 @@ class DockerEngine:
     def create_network(
         self, name: str, labels: dict[str, str], driver: str = "bridge", internal: bool = False
     ) -> str:
-        body = {
-            "Name": name,
-            "CheckDuplicate": True,
-            "Driver": driver,
-            "Internal": internal,
-            "Labels": dict(labels),
-        }
+        body = payloads.network_body(name, labels, driver, internal, self.api)
         doc = self._call("POST", "/networks/create", body=body, what=f"network {name}").json()
         return str(doc["Id"])
 
@@ -292,25 +300,23 @@ class DockerEngine:
         self._call("DELETE", f"/volumes/{quote(name)}", what=f"volume {name}")
 
     def volume_exists(self, name: str) -> bool:
-        resp = self._send("GET", f"/volumes/{quote(name)}")
-        if resp.status == 404:
-            return False
-        if resp.status != 200:
-            raise self._error(resp, f"volume {name}")
-        return bool(resp.json().get("Name") == name)
+        return self._exists("volume", name)
 
     def network_exists(self, name: str) -> bool:
-        resp = self._send("GET", f"/networks/{quote(name)}")
+        return self._exists("network", name)
+
+    def _exists(self, kind: str, name: str) -> bool:
+        resp = self._send("GET", f"/{kind}s/{quote(name)}")
         if resp.status == 404:
             return False
         if resp.status != 200:
-            raise self._error(resp, f"network {name}")
-        # The engine also matches an id prefix; only an exact name counts.
+            raise self._error(resp, f"{kind} {name}")
+        # The engine also matches a network id prefix; only an exact name counts.
         return bool(resp.json().get("Name") == name)
 
     # --- containers --------------------------------------------------------
     def create_container(self, spec: ContainerCreate) -> str:
-        body = payloads.create_body(spec)
+        body = payloads.create_body(spec, self.api)
         doc = self._call(
             "POST",
             "/containers/create",
@@ -320,7 +326,7 @@ class DockerEngine:
         ).json()
         cid = str(doc["Id"])
         try:
-            for att in spec.networks[1:]:
+            for att in payloads.networks_to_connect(spec, self.api):
                 self._call(
                     "POST",
                     f"/networks/{quote(att.network)}/connect",
@@ -449,48 +455,37 @@ class DockerEngine:
         lines = data.decode("utf-8", "replace").splitlines()
         return lines[-tail:] if tail > 0 else lines
 
-    def stream_logs(
-        self, container_id: str, tail: int | None = None, follow: bool = True
-    ) -> Iterator[str]:
-        """Log lines as they come; a dedicated connection, closed when done."""
-        tty = bool((self._inspect_container(container_id).get("Config") or {}).get("Tty"))
-        path = f"/containers/{quote(container_id)}/logs"
-        q: dict[str, str | int] = {
-            "stdout": 1,
-            "stderr": 1,
-            "follow": int(follow),
-            "tail": "all" if tail is None else str(tail),
-        }
+    def _stream(self, path: str, q: Mapping[str, str | int]) -> Iterator[bytes]:
+        """A streamed answer's body on a dedicated connection with no read timeout
+        (it may idle for ever), closed when done."""
         conn = Connection(self._endpoint.connect)
         try:
             try:
-                # Following may idle for ever: no read timeout.
                 status, headers = conn.request("GET", self._url(path, q), {}, None, None)
             except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
                 raise self._unavailable(exc) from None
             chunks = conn.body_chunks("GET", status, headers)
             if status != 200:
                 raise self._error(Response(status, b"".join(chunks), headers))
-            yield from stream_lines(chunks, tty)
+            yield from chunks
         finally:
             conn.close()
+
+    def stream_logs(
+        self, container_id: str, tail: int | None = None, follow: bool = True
+    ) -> Iterator[str]:
+        """Log lines as they come."""
+        tty = bool((self._inspect_container(container_id).get("Config") or {}).get("Tty"))
+        q: dict[str, str | int] = {
+            "stdout": 1,
+            "stderr": 1,
+            "follow": int(follow),
+            "tail": "all" if tail is None else str(tail),
+        }
+        yield from stream_lines(self._stream(f"/containers/{quote(container_id)}/logs", q), tty)
 
     def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
-        """The engine's container events for one project, until the connection closes.
-
-        A dedicated connection with no read timeout: the stream idles between
-        events, and the daemon must not poll.
-        """
+        """The engine's container events for one project, until the connection closes
+        (the stream idles between events, and the daemon must not poll)."""
         q: dict[str, str | int] = {"filters": payloads.events_filter(project)}
-        conn = Connection(self._endpoint.connect)
-        try:
-            try:
-                status, headers = conn.request("GET", self._url("/events", q), {}, None, None)
-            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
-                raise self._unavailable(exc) from None
-            chunks = conn.body_chunks("GET", status, headers)
-            if status != 200:
-                raise self._error(Response(status, b"".join(chunks), headers))
-            yield from json_objects(chunks)
-        finally:
-            conn.close()
+        yield from json_objects(self._stream("/events", q))

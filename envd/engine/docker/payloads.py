@@ -16,12 +16,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from envd.engine.docker import versions
+from envd.engine.docker.versions import Version
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
+from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
     ContainerCreate,
     ContainerState,
     Healthcheck,
+    NetworkAttachment,
     ObservedContainer,
     ObservedImage,
     ObservedMount,
@@ -50,6 +54,20 @@ def engine_message(body: bytes) -> str:
     if isinstance(doc, dict) and isinstance(doc.get("message"), str):
         return str(doc["message"]).strip()
     return body.decode("utf-8", "replace").strip()
+
+
+def api_error(status: int, message: str, what: str = "") -> EngineError:
+    """The envd error for an engine's error answer."""
+    msg = message or f"HTTP {status}"
+    if what and what.rsplit(" ", 1)[-1] not in msg:
+        msg = f"{what}: {msg}"
+    # In swarm mode the engine wraps a missing network's 404 in a 500
+    # carrying the gRPC code; it is the same missing object.
+    if status == 404 or "code = NotFound" in msg:
+        return NotFound(msg, status)
+    if status == 409:
+        return Conflict(msg, status)
+    return EngineError(msg, status)
 
 
 def nanos(seconds: float) -> int:
@@ -162,8 +180,8 @@ def secrets_tar(secrets: tuple[SecretFile, ...], root: str) -> bytes:
 # --------------------------------------------------------------------------- requests
 
 
-def create_body(spec: ContainerCreate) -> dict[str, Any]:
-    """The ``/containers/create`` payload (secrets go in later, by archive)."""
+def create_body(spec: ContainerCreate, api: Version = versions.OLDEST) -> dict[str, Any]:
+    """The ``/containers/create`` payload for API ``api`` (secrets go in later, by archive)."""
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in spec.ports:
@@ -237,9 +255,31 @@ def create_body(spec: ContainerCreate) -> dict[str, Any]:
     if spec.networks:
         first = spec.networks[0]
         host["NetworkMode"] = first.network
+        at_create = spec.networks if api >= versions.MULTI_NETWORK_CREATE else spec.networks[:1]
         body["NetworkingConfig"] = {
-            "EndpointsConfig": {first.network: {"Aliases": list(first.aliases) or None}}
+            "EndpointsConfig": {a.network: {"Aliases": list(a.aliases) or None} for a in at_create}
         }
+    return body
+
+
+def networks_to_connect(spec: ContainerCreate, api: Version) -> tuple[NetworkAttachment, ...]:
+    """The networks joined after create: before API 1.44 create takes only one."""
+    return () if api >= versions.MULTI_NETWORK_CREATE else spec.networks[1:]
+
+
+def network_body(
+    name: str, net_labels: Mapping[str, str], driver: str, internal: bool, api: Version
+) -> dict[str, Any]:
+    """The ``/networks/create`` payload for API ``api``."""
+    body: dict[str, Any] = {
+        "Name": name,
+        "Driver": driver,
+        "Internal": internal,
+        "Labels": dict(net_labels),
+    }
+    if api < versions.NO_CHECK_DUPLICATE:
+        # Deprecated in 1.44, where a duplicate name always fails.
+        body["CheckDuplicate"] = True
     return body
 
 
