@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Make sure Podman serves its Docker-compatible API on envd's test socket,
+# installing and starting it if needed, and that the local test images are in
+# Podman's store. Idempotent: a no-op (well under a second) when the service
+# answers and the images are there.
+#
+#  * installs Debian's podman (apt-get update at most once, only if missing);
+#    never podman-docker: the `docker` command and /var/run/docker.sock stay
+#    the Docker engine's;
+#  * starts `podman system service --time=0` (rootful) on
+#    unix:///run/envd-podman/podman.sock (log: /var/log/envd-podman.log);
+#  * copies the test images from the Docker engine: `docker save | podman load`.
+#
+# Tests select Podman with DOCKER_HOST=unix:///run/envd-podman/podman.sock.
+# Environment: ENVD_PODMAN_SOCKET (default /run/envd-podman/podman.sock),
+#              ENVD_PODMAN_TIMEOUT (seconds to wait for the service, default 30).
+set -euo pipefail
+
+readonly SOCKET="${ENVD_PODMAN_SOCKET:-/run/envd-podman/podman.sock}"
+readonly TIMEOUT="${ENVD_PODMAN_TIMEOUT:-30}"
+readonly LOG_FILE="${ENVD_PODMAN_LOG:-/var/log/envd-podman.log}"
+readonly IMAGES=(envd-local/busybox:latest envd-local/debian:bookworm)
+
+log() { printf 'ensure-podman: %s\n' "$*" >&2; }
+die() { printf 'ensure-podman: error: %s\n' "$*" >&2; exit 1; }
+
+[[ ${EUID} -eq 0 ]] || die "the rootful Podman service needs root"
+case "${SOCKET}" in
+  /var/run/docker.sock | /run/docker.sock) die "refusing to put Podman on the Docker engine's socket" ;;
+esac
+
+exec 9>>"${TMPDIR:-/tmp}/envd-ensure-podman.lock"
+flock 9
+
+if ! command -v podman >/dev/null 2>&1; then
+  log "installing podman"
+  export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
+  apt_log="$(mktemp "${TMPDIR:-/tmp}/envd-apt.XXXXXX")"
+  if ! { apt-get update -q && apt-get install -y -q podman; } >"${apt_log}" 2>&1; then
+    tail -n 30 "${apt_log}" >&2
+    die "apt-get install podman failed; full output in ${apt_log}."
+  fi
+  rm -f "${apt_log}"
+fi
+
+answers() { curl -fsS --max-time 5 --unix-socket "${SOCKET}" http://podman/_ping >/dev/null 2>&1; }
+
+if ! answers; then
+  mkdir -p "$(dirname "${SOCKET}")"
+  rm -f "${SOCKET}"
+  log "starting podman system service on unix://${SOCKET}"
+  # setsid: the service must outlive this script and the CI step that ran it.
+  setsid podman system service --time=0 "unix://${SOCKET}" >>"${LOG_FILE}" 2>&1 < /dev/null &
+  deadline=$((SECONDS + TIMEOUT))
+  until answers; do
+    if ((SECONDS >= deadline)); then
+      tail -n 20 "${LOG_FILE}" >&2 || true
+      die "podman system service did not answer on ${SOCKET} within ${TIMEOUT} s"
+    fi
+    sleep 0.2
+  done
+fi
+
+for image in "${IMAGES[@]}"; do
+  if podman image exists "${image}"; then
+    continue
+  fi
+  docker image inspect "${image}" >/dev/null 2>&1 \
+    || die "${image} is not in the Docker engine; run scripts/build-test-images.sh first"
+  log "loading ${image} into Podman"
+  docker save "${image}" | podman load -q >/dev/null
+done
