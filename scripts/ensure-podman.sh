@@ -32,11 +32,13 @@ esac
 exec 9>>"${TMPDIR:-/tmp}/envd-ensure-podman.lock"
 flock 9
 
-if ! command -v podman >/dev/null 2>&1; then
-  log "installing podman"
+# catatonit: Podman's init (`init = true`, envd's default) is not a dependency
+# of Debian's podman package; without it every container create fails.
+if ! command -v podman >/dev/null 2>&1 || [[ ! -x /usr/libexec/podman/catatonit ]]; then
+  log "installing podman and catatonit"
   export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
   apt_log="$(mktemp "${TMPDIR:-/tmp}/envd-apt.XXXXXX")"
-  if ! { apt-get update -q && apt-get install -y -q podman; } >"${apt_log}" 2>&1; then
+  if ! { apt-get update -q && apt-get install -y -q podman catatonit; } >"${apt_log}" 2>&1; then
     tail -n 30 "${apt_log}" >&2
     die "apt-get install podman failed; full output in ${apt_log}."
   fi
@@ -48,6 +50,19 @@ answers() { curl -fsS --max-time 5 --unix-socket "${SOCKET}" http://podman/_ping
 if ! answers; then
   mkdir -p "$(dirname "${SOCKET}")"
   rm -f "${SOCKET}"
+  # Rootful Podman raises each container's open-files and process limits to
+  # 1048576; without CAP_SYS_RESOURCE (containers, CI sandboxes) every start
+  # then fails with "error setting rlimit type 7" (or 6). The service gets its
+  # own containers.conf (CONTAINERS_CONF, not /etc) capping them at our hard
+  # limits; nproc at most 32768, the limit the podman process itself runs with.
+  conf="$(dirname "${SOCKET}")/containers.conf"
+  nofile="$(ulimit -Hn)"
+  nproc="$(ulimit -Hu)"
+  [[ "${nofile}" == unlimited || "${nofile}" -gt 1048576 ]] && nofile=1048576
+  [[ "${nproc}" == unlimited || "${nproc}" -gt 32768 ]] && nproc=32768
+  printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=%s:%s"]\n' \
+    "${nofile}" "${nofile}" "${nproc}" "${nproc}" >"${conf}"
+  export CONTAINERS_CONF="${conf}"
   log "starting podman system service on unix://${SOCKET}"
   # setsid: the service must outlive this script and the CI step that ran it.
   setsid podman system service --time=0 "unix://${SOCKET}" >>"${LOG_FILE}" 2>&1 < /dev/null &
