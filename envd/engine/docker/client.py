@@ -1,50 +1,40 @@
 """``DockerEngine``: the only module in envd that talks to Docker (or Podman's Docker API).
 
-It maps the ``Engine`` protocol onto Docker API calls. Those go through the
-minimal HTTP/1.1 client of ``envd.engine.docker.transport`` (one keep-alive
-connection per thread), because importing the Docker SDK alone costs more
-than a no-op ``envd up`` may take in total. The JSON it sends and reads is
-built and parsed by the pure functions of ``envd.engine.docker.payloads``;
+It maps the ``Engine`` protocol onto Docker API calls. Those go through
+``envd.engine.docker.session`` (the endpoint, the negotiated API version and
+the error mapping) over the minimal HTTP/1.1 client of
+``envd.engine.docker.transport``, because importing the Docker SDK alone costs
+more than a no-op ``envd up`` may take in total. The JSON it sends and reads
+is built and parsed by the pure functions of ``envd.engine.docker.payloads``;
 building and pulling images (the only SDK use) is ``envd.engine.docker.images``.
-
-Every failure becomes one of the errors of ``envd.values.errors``: ``EngineUnavailable``
-when the engine cannot be reached, ``NotFound`` (404), ``Conflict`` (409) and
-``EngineError`` with the engine's own message otherwise. Secret values are
-never logged nor put in an error message.
+Where Podman's Docker API differs, the difference is handled here and listed
+in docs/compatibility.md. Secret values are never logged nor put in an error
+message.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import threading
-from collections.abc import Iterator, Mapping
+import posixpath
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from envd.engine.docker import payloads, versions
-from envd.engine.docker.images import SdkImages
+from envd.engine.docker import payloads
 from envd.engine.docker.payloads import Json
+from envd.engine.docker.session import DEFAULT_TIMEOUT, EngineSession
 from envd.engine.docker.transport import (
-    Connection,
-    Endpoint,
     ProtocolError,
-    Response,
     StaleConnection,
     demux,
-    failure_reason,
     get_once,
     is_multiplexed,
     json_objects,
     stream_lines,
 )
-from envd.engine.docker.versions import EngineInfo
 from envd.engine.secret_paths import secrets_by_root
-from envd.spec import engine_host
-from envd.spec.engine_host import EngineHost
 from envd.values import labels
-from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
@@ -59,143 +49,20 @@ from envd.values.types import (
 if TYPE_CHECKING:
     from envd.engine.base import ProgressFn
 
-DEFAULT_TIMEOUT = 60.0
-_DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
-_JSON = {"Content-Type": "application/json"}
+__all__ = ["DEFAULT_TIMEOUT", "DockerEngine"]
 
 
-class DockerEngine:
+def _inside(path: str, root: str) -> bool:
+    path, root = posixpath.normpath(path), posixpath.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+class DockerEngine(EngineSession):
     """``Engine`` against a real Docker engine (API 1.41 or newer) or Podman's Docker API.
 
     The API version is negotiated on first use (``engine_info``): the lower of
     the engine's and the newest envd knows.
     """
-
-    def __init__(
-        self, host: str | EngineHost | None = None, timeout: float = DEFAULT_TIMEOUT
-    ) -> None:
-        if host is None:
-            target = engine_host.resolve()
-        elif isinstance(host, str):
-            target = engine_host.explicit(host)
-        else:
-            target = host
-        self.target = target
-        self.host = target.host
-        self.timeout = timeout
-        self._endpoint = Endpoint(target)
-        self._local = threading.local()
-        self._info: EngineInfo | None = None
-        self._info_lock = threading.Lock()
-        self._images = SdkImages(
-            target, timeout, self.api_version, self._api_error, self._unavailable
-        )
-
-    # --- transport ---------------------------------------------------------
-    def _unavailable(self, exc: BaseException | str) -> EngineUnavailable:
-        reason = exc if isinstance(exc, str) else failure_reason(exc)
-        return EngineUnavailable(f"the Docker engine is not reachable at {self.host}: {reason}")
-
-    def _connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.pid != os.getpid():
-            # A connection inherited through fork() belongs to the parent.
-            conn = Connection(self._endpoint.connect)
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-
-    def engine_info(self) -> EngineInfo:
-        """What the engine is and the API version envd speaks to it (asked once)."""
-        with self._info_lock:
-            if self._info is None:
-                doc = self._send("GET", "/version", versioned=False)
-                if doc.status != 200:
-                    raise self._unavailable(f"it answered HTTP {doc.status} to /version")
-                try:
-                    answer = doc.json()
-                except ValueError:
-                    answer = None
-                self._info = versions.negotiate(answer, self.host)
-            return self._info
-
-    def api_version(self) -> str:
-        return self.engine_info().api_used
-
-    @property
-    def api(self) -> versions.Version:
-        return self.engine_info().api
-
-    def _url(self, path: str, query: Mapping[str, str | int] | None, versioned: bool = True) -> str:
-        url = f"/v{self.api_version()}{path}" if versioned else path
-        if query:
-            url += "?" + urlencode(query)
-        return url
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str | int] | None = None,
-        body: Json = None,
-        *,
-        data: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = _DEFAULT_TIMEOUT,
-        versioned: bool = True,
-    ) -> Response:
-        """One request on this thread's keep-alive connection, retried once if stale."""
-        url = self._url(path, query, versioned)
-        hdrs = dict(headers or {})
-        payload = data
-        if body is not None:
-            payload = json.dumps(body, separators=(",", ":")).encode()
-            hdrs.update(_JSON)
-        read_timeout = self.timeout if timeout == _DEFAULT_TIMEOUT else timeout
-        conn = self._connection()
-        for attempt in (0, 1):
-            try:
-                status, resp_headers = conn.request(method, url, hdrs, payload, read_timeout)
-                body_bytes = b"".join(conn.body_chunks(method, status, resp_headers))
-                return Response(status, body_bytes, resp_headers)
-            except StaleConnection:
-                # A keep-alive connection the engine closed while idle: retry
-                # once on a fresh one. A fresh connection failing is real.
-                conn.close()
-                if attempt == 0:
-                    continue
-                raise self._unavailable("it closed the connection") from None
-            except (OSError, ProtocolError, ValueError) as exc:
-                conn.close()
-                raise self._unavailable(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str | int] | None = None,
-        body: Json = None,
-        *,
-        what: str = "",
-        ok: tuple[int, ...] = (200, 201, 204, 304),
-        **kw: Any,
-    ) -> Response:
-        resp = self._send(method, path, query, body, **kw)
-        if resp.status in ok:
-            return resp
-        raise self._error(resp, what)
-
-    @staticmethod
-    def _error(resp: Response, what: str = "") -> EngineError:
-        return payloads.api_error(resp.status, payloads.engine_message(resp.body), what)
-
-    _api_error = staticmethod(payloads.api_error)
 
     # --- observe -----------------------------------------------------------
     def ping(self) -> None:
@@ -278,7 +145,12 @@ class DockerEngine:
     def network_containers(self, name: str) -> list[str]:
         doc = self._call("GET", f"/networks/{quote(name)}", what=f"network {name}").json()
         attached = (doc or {}).get("Containers") or {}
-        return sorted(str(c.get("Name") or cid) for cid, c in attached.items())
+        names = {str(c.get("Name") or cid) for cid, c in attached.items()}
+        if attached and self.engine_info().is_podman:
+            # Podman lists stopped members too; only running ones count.
+            running = self._call("GET", "/containers/json").json() or []
+            names &= {str(n).lstrip("/") for c in running for n in c.get("Names") or []}
+        return sorted(names)
 
     def create_volume(
         self,
@@ -339,12 +211,21 @@ class DockerEngine:
             # The engine's own `v=1`: the volumes it made for this container go
             # (secrets among them); the ones handed over by name stay.
             with contextlib.suppress(EngineError):
-                self._delete_container(cid, volumes=True)
+                if self.engine_info().is_podman:
+                    self._podman_undo_create(cid, spec.anonymous_volumes)
+                else:
+                    self._delete_container(cid, volumes=True)
             raise
         return cid
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
         what = f"writing secrets into container {spec.name}"
+        for secret in spec.secrets:
+            for m in spec.mounts:
+                if m.read_only and _inside(secret.target, m.target):
+                    # Docker refuses the archive; Podman would write the secret
+                    # into the volume or host directory behind the mount.
+                    raise EngineError(f"{what}: {secret.target} lies in read-only mount {m.target}")
         if not spec.read_only:
             self._put_archive(cid, "/", payloads.secrets_tar(spec.secrets, "/"), what)
             return
@@ -375,11 +256,22 @@ class DockerEngine:
         # anonymous volumes it created, not those handed over by name: we do.
         resp = self._send("GET", f"/containers/{quote(container_id)}/json")
         mounts = self._mounts(resp.json()) if resp.status == 200 else []
-        self._delete_container(container_id, volumes)
+        # Podman's v=1 also removes an anonymous volume another container
+        # mounts by name (Docker's only the ones made for this one): we do it.
+        self._delete_container(container_id, volumes and not self.engine_info().is_podman)
         for m in mounts:
             if m.secrets or (volumes and m.anonymous):
                 with contextlib.suppress(NotFound, Conflict):
                     self.remove_volume(m.source)
+
+    def _podman_undo_create(self, cid: str, handed: tuple[str, ...]) -> None:
+        """Remove a half-made container and the volumes made for it, not those handed over."""
+        made = [m.source for m in self.container_mounts(cid) if m.anonymous]
+        self._delete_container(cid, volumes=False)
+        for name in made:
+            if name not in handed:
+                with contextlib.suppress(NotFound, Conflict):
+                    self.remove_volume(name)
 
     def _delete_container(self, container_id: str, volumes: bool) -> None:
         self._call(
@@ -394,8 +286,8 @@ class DockerEngine:
 
     def _mounts(self, doc: Json) -> list[ObservedMount]:
         """A container's mounts from its inspect (plus one volume list if any is anonymous)."""
-        out = payloads.mounts(doc)
-        if any(m.anonymous for m in out):
+        out = payloads.mounts(doc, self.engine_info().is_podman)
+        if any(m.anonymous and not m.secrets for m in out):
             q = {"filters": payloads.filters(label=[f"{labels.SECRETS_VOLUME}=1"])}
             vols = self._call("GET", "/volumes", q, what="listing volumes").json()
             out = payloads.mark_secret_volumes(out, vols)
@@ -455,22 +347,6 @@ class DockerEngine:
         lines = data.decode("utf-8", "replace").splitlines()
         return lines[-tail:] if tail > 0 else lines
 
-    def _stream(self, path: str, q: Mapping[str, str | int]) -> Iterator[bytes]:
-        """A streamed answer's body on a dedicated connection with no read timeout
-        (it may idle for ever), closed when done."""
-        conn = Connection(self._endpoint.connect)
-        try:
-            try:
-                status, headers = conn.request("GET", self._url(path, q), {}, None, None)
-            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
-                raise self._unavailable(exc) from None
-            chunks = conn.body_chunks("GET", status, headers)
-            if status != 200:
-                raise self._error(Response(status, b"".join(chunks), headers))
-            yield from chunks
-        finally:
-            conn.close()
-
     def stream_logs(
         self, container_id: str, tail: int | None = None, follow: bool = True
     ) -> Iterator[str]:
@@ -487,5 +363,6 @@ class DockerEngine:
     def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
         """The engine's container events for one project, until the connection closes
         (the stream idles between events, and the daemon must not poll)."""
-        q: dict[str, str | int] = {"filters": payloads.events_filter(project)}
+        podman = self.engine_info().is_podman
+        q: dict[str, str | int] = {"filters": payloads.events_filter(project, podman)}
         yield from json_objects(self._stream("/events", q))

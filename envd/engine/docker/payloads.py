@@ -56,8 +56,37 @@ def engine_message(body: bytes) -> str:
     return body.decode("utf-8", "replace").strip()
 
 
-def api_error(status: int, message: str, what: str = "") -> EngineError:
+# Podman answers 500 where Docker answers 404 / 409 (or 403), naming the
+# kind of failure in a "cause" field.
+_PODMAN_NOT_FOUND = frozenset({"network not found", "no such container", "no such volume"})
+_PODMAN_CONFLICT = frozenset(
+    {
+        "that name is already in use",
+        "network already exists",
+        "volume already exists",
+        "container state improper",
+        "network is being used",
+        "volume is being used",
+    }
+)
+
+
+def engine_cause(body: bytes) -> str:
+    """Podman's ``cause`` of an error answer ("" for Docker's answers)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    cause = doc.get("cause") if isinstance(doc, dict) else None
+    return cause.strip().lower() if isinstance(cause, str) else ""
+
+
+def api_error(status: int, message: str, what: str = "", cause: str = "") -> EngineError:
     """The envd error for an engine's error answer."""
+    if status == 500 and cause in _PODMAN_NOT_FOUND:
+        status = 404
+    elif status == 500 and cause in _PODMAN_CONFLICT:
+        status = 409
     msg = message or f"HTTP {status}"
     if what and what.rsplit(" ", 1)[-1] not in msg:
         msg = f"{what}: {msg}"
@@ -89,8 +118,12 @@ def project_filter(project: str) -> dict[str, str]:
     return {"filters": filters(label=[f"{labels.PROJECT}={project}"])}
 
 
-def events_filter(project: str) -> str:
-    """The ``/events`` filter for one project's container events."""
+def events_filter(project: str, podman: bool = False) -> str:
+    """The ``/events`` filter for one project's container events.
+
+    Podman 4.3 filters on its own event names ("died", "remove") though it
+    reports Docker's ("die", "destroy"): ask for both there.
+    """
     return filters(
         type=["container"],
         label=[f"{labels.PROJECT}={project}"],
@@ -107,6 +140,7 @@ def events_filter(project: str) -> str:
             "pause",
             "unpause",
             "health_status",
+            *(("died", "remove") if podman else ()),
         ],
     )
 
@@ -196,6 +230,7 @@ def create_body(spec: ContainerCreate, api: Version = versions.OLDEST) -> dict[s
         if m.source and m.type != "tmpfs":
             mount["Source"] = m.source
         mounts.append(mount)
+    secret_mounts: list[str] = []
     if spec.secrets and spec.read_only:
         mounted = {posixpath.normpath(m.target) for m in spec.mounts}
         for d in secret_roots(spec.secrets):
@@ -209,6 +244,7 @@ def create_body(spec: ContainerCreate, api: Version = versions.OLDEST) -> dict[s
                 mounts.append(
                     {"Type": "volume", "Target": d, "VolumeOptions": {"Labels": vol_labels}}
                 )
+                secret_mounts.append(d)
     host: dict[str, Any] = {
         "PortBindings": bindings,
         "Mounts": mounts,
@@ -245,6 +281,17 @@ def create_body(spec: ContainerCreate, api: Version = versions.OLDEST) -> dict[s
     }
     if spec.anonymous_volumes:
         body["Labels"][labels.ANONYMOUS_VOLUMES] = ",".join(spec.anonymous_volumes)
+    if secret_mounts:
+        body["Labels"][labels.SECRET_MOUNTS] = ",".join(secret_mounts)
+    hex_named = sorted(
+        {
+            m.source
+            for m in spec.mounts
+            if m.type == "volume" and _ANONYMOUS_NAME.fullmatch(m.source)
+        }
+    )
+    if hex_named:
+        body["Labels"][labels.HEX_NAMED_VOLUMES] = ",".join(hex_named)
     if spec.command is not None:
         body["Cmd"] = list(spec.command)
     if spec.entrypoint is not None:
@@ -304,7 +351,9 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 host_ip=str(p.get("IP") or ""),
                 host_port=int(p["PublicPort"]) if p.get("PublicPort") else None,
             )
-            for p in c.get("Ports") or []
+            # Podman lists a created container's bindings too; Docker only
+            # those of a running one, which is what is published.
+            for p in ((c.get("Ports") or []) if status == "running" else [])
             if p.get("PublicPort")
         )
         out.append(
@@ -382,7 +431,7 @@ def stop_timeout(doc: Json) -> int:
     return 10 if configured is None else int(configured)  # 10: the engine's default
 
 
-def mounts(doc: Json) -> list[ObservedMount]:
+def mounts(doc: Json, podman: bool = False) -> list[ObservedMount]:
     """A container inspect's mounts, anonymous volumes marked (not yet the secret ones).
 
     A volume is anonymous when the engine named it (64 hex) and the spec did
@@ -390,9 +439,13 @@ def mounts(doc: Json) -> list[ObservedMount]:
     """
     host = doc.get("HostConfig") or {}
     asked = {str(m.get("Source") or "") for m in host.get("Mounts") or []}
-    asked |= {str(b).split(":", 1)[0] for b in host.get("Binds") or []}
+    if not podman:
+        # Podman reports every mount (anonymous ones too) under Binds.
+        asked |= {str(b).split(":", 1)[0] for b in host.get("Binds") or []}
     config_labels = (doc.get("Config") or {}).get("Labels") or {}
     handed = set(str(config_labels.get(labels.ANONYMOUS_VOLUMES) or "").split(","))
+    asked |= set(str(config_labels.get(labels.HEX_NAMED_VOLUMES) or "").split(","))
+    secret_targets = set(str(config_labels.get(labels.SECRET_MOUNTS) or "").split(","))
     out: list[ObservedMount] = []
     for m in doc.get("Mounts") or []:
         kind = str(m.get("Type") or "")
@@ -403,7 +456,8 @@ def mounts(doc: Json) -> list[ObservedMount]:
             and (name not in asked or name in handed)
         )
         target = str(m.get("Destination") or "")
-        out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous))
+        secret = anonymous and target in secret_targets
+        out.append(ObservedMount(kind, target, name, not m.get("RW", True), anonymous, secret))
     return out
 
 
