@@ -84,7 +84,11 @@ class EngineSession:
         """What the engine is and the API version envd speaks to it (asked once)."""
         with self._info_lock:
             if self._info is None:
-                doc = self._send("GET", "/version", versioned=False)
+                # Docker asks containerd for its versions: slower than the
+                # shortest read timeouts callers pick for other calls.
+                doc = self._send(
+                    "GET", "/version", versioned=False, timeout=max(self.timeout, 30.0)
+                )
                 if doc.status != 200:
                     raise self._unavailable(f"it answered HTTP {doc.status} to /version")
                 try:
