@@ -98,6 +98,19 @@ class EngineSession:
                 self._info = versions.negotiate(answer, self.host)
             return self._info
 
+    def describe(self) -> dict[str, str]:
+        """Which engine this is and how envd reaches it (for ``status``)."""
+        info = self.engine_info()
+        return {
+            "endpoint": self.host,
+            "context": self.target.context,
+            "source": self.target.source,
+            "name": info.kind,
+            "version": info.version,
+            "api_version": info.api_used,
+            "engine_api_version": info.api_version,
+        }
+
     def api_version(self) -> str:
         return self.engine_info().api_used
 
