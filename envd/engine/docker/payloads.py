@@ -153,6 +153,16 @@ def health_from_status(status_text: str) -> str | None:
     return "starting" if m.group(1) == "health: starting" else m.group(1)
 
 
+def _summary_health(c: Json, status_text: str) -> str | None:
+    """A container list entry's health: API 1.52 added ``Health``; before, only the text."""
+    summary = c.get("Health")
+    if isinstance(summary, dict) and summary.get("Status") in ("starting", "healthy", "unhealthy"):
+        return str(summary["Status"])
+    if isinstance(summary, dict) and summary.get("Status") == "none":
+        return None
+    return health_from_status(status_text)
+
+
 def split_ref(ref: str) -> tuple[str, str | None]:
     """``name[:tag][@digest]`` → (repository, tag or digest) as the pull API wants."""
     if "@" in ref:
@@ -362,7 +372,7 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 name=str(names[0]).lstrip("/") if names else "",
                 labels=dict(c.get("Labels") or {}),
                 status=status,
-                health=health_from_status(status_text) if status == "running" else None,
+                health=_summary_health(c, status_text) if status == "running" else None,
                 exit_code=exit_code,
                 image_id=str(c.get("ImageID") or ""),
                 ports=ports,
