@@ -15,6 +15,7 @@ message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import posixpath
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -76,7 +77,17 @@ class DockerEngine(EngineSession):
 
     def list_containers(self, project: str) -> list[ObservedContainer]:
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
-        return payloads.observed_containers(self._call("GET", "/containers/json", q).json())
+        found = payloads.observed_containers(self._call("GET", "/containers/json", q).json())
+        if self.engine_info().is_podman:
+            # Podman's list shows no health: ask each running container's inspect.
+            found = [self._with_health(c) if c.status == "running" else c for c in found]
+        return found
+
+    def _with_health(self, c: ObservedContainer) -> ObservedContainer:
+        try:
+            return dataclasses.replace(c, health=self.container_state(c.id).health)
+        except NotFound:
+            return c
 
     def list_networks(self, project: str) -> list[ObservedNetwork]:
         q = payloads.project_filter(project)
