@@ -319,14 +319,23 @@ class DockerEngine(EngineSession):
 
     def _put_archive(self, container_id: str, path: str, data: bytes, what: str) -> None:
         # The archive may hold secret values: messages name the path only.
-        self._call(
-            "PUT",
-            f"/containers/{quote(container_id)}/archive",
-            {"path": path},
-            data=data,
-            headers={"Content-Type": "application/x-tar"},
-            what=what,
-        )
+        for attempt in (0, 1):
+            try:
+                self._call(
+                    "PUT",
+                    f"/containers/{quote(container_id)}/archive",
+                    {"path": path},
+                    data=data,
+                    headers={"Content-Type": "application/x-tar"},
+                    what=what,
+                )
+                return
+            except EngineError as exc:
+                # Podman's copier process now and then dies mid-archive under
+                # load ("passing bulk input to subprocess"); writing it again
+                # is harmless, the files are simply replaced.
+                if attempt or "bulk input to subprocess" not in str(exc):
+                    raise
 
     def exec_run(self, container_id: str, cmd: list[str]) -> tuple[int, bytes]:
         created = self._call(
