@@ -65,7 +65,8 @@ if ! answers; then
   export CONTAINERS_CONF="${conf}"
   log "starting podman system service on unix://${SOCKET}"
   # setsid: the service must outlive this script and the CI step that ran it.
-  setsid podman system service --time=0 "unix://${SOCKET}" >>"${LOG_FILE}" 2>&1 < /dev/null &
+  # 9>&-: the service must not hold this script's lock for ever.
+  setsid podman system service --time=0 "unix://${SOCKET}" >>"${LOG_FILE}" 2>&1 </dev/null 9>&- &
   deadline=$((SECONDS + TIMEOUT))
   until answers; do
     if ((SECONDS >= deadline)); then
