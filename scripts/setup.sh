@@ -3,7 +3,8 @@
 # rerun (a few seconds when nothing changed):
 #
 #   1. a Docker engine that answers          (scripts/ensure-docker.sh)
-#   2. the local test images                 (scripts/build-test-images.sh)
+#   2. the local test images                 (scripts/build-test-images.sh),
+#      and Podman serving its Docker API with them (scripts/ensure-podman.sh)
 #   3. .venv with envd installed editable, plus the dev tools
 #      (pip runs only when pyproject.toml or the interpreter changed)
 #   4. Docker Compose v2 at its fixed path (scripts/install-compose-v2.sh),
@@ -12,6 +13,7 @@
 # Environment: ENVD_PYTHON        interpreter for .venv (default: pyenv's python3,
 #                                 else the newest python3.X >= 3.10 found)
 #              ENVD_SKIP_DOCKER=1 skip steps 1, 2 and 4 (lint/unit work only)
+#              ENVD_SKIP_PODMAN=1 skip Podman (scripts/ensure-podman.sh) in step 1
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +38,12 @@ if [[ "${ENVD_SKIP_DOCKER:-0}" != 1 ]]; then
   start="$(now)"
   bash "${REPO}/scripts/build-test-images.sh"
   log "test images ready ($(since "${start}"))"
+  # Podman's Docker API, for the engine-compatibility run of scripts/test.sh.
+  if [[ "${ENVD_SKIP_PODMAN:-0}" != 1 ]]; then
+    start="$(now)"
+    bash "${REPO}/scripts/ensure-podman.sh"
+    log "podman ready ($(since "${start}"))"
+  fi
 fi
 
 # --- 3: the virtualenv -----------------------------------------------------

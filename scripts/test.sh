@@ -2,7 +2,7 @@
 # Set up (scripts/setup.sh), then lint, type-check and run the tests.
 #
 #   scripts/test.sh                      everything
-#   scripts/test.sh tests/unit -x        extra arguments go to pytest
+#   scripts/test.sh tests/unit -x        extra arguments go to pytest (no Podman run)
 #
 # Docker tests fail here (instead of being skipped) when no engine answers:
 # ENVD_REQUIRE_DOCKER=1. Every step runs even when an earlier one failed, so
@@ -70,6 +70,13 @@ step mypy "${VPY}" -m mypy
 # The import layers and the pure core (pyproject.toml [tool.importlinter]).
 step imports "${REPO}/.venv/bin/lint-imports" --no-cache
 step pytest run_pytest "$@"
+# The same engine contract and CLI end-to-end tests once more against Podman's
+# Docker API (docs/compatibility.md); only on a full run.
+on_podman() { DOCKER_HOST=unix:///run/envd-podman/podman.sock run_pytest "$@"; }
+if [[ $# -eq 0 && "${ENVD_SKIP_PODMAN:-0}" != 1 ]]; then
+  step podman on_podman tests/contract/test_engine_contract.py tests/e2e/test_cli_basic.py \
+    -k "not fake"
+fi
 
 banner "summary"
 for line in "${summary[@]}"; do

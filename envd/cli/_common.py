@@ -54,6 +54,16 @@ def engine() -> DockerEngine:
     return eng
 
 
+def engine_line(desc: dict[str, str]) -> str:
+    """One line naming the engine envd talks to, for ``status``."""
+    context = desc.get("context") or ""
+    via = f", context {context}" if context and context != "default" else ""
+    return (
+        f"engine: {desc.get('name', '?')} {desc.get('version', '?')} at"
+        f" {desc.get('endpoint', '?')}{via} (API {desc.get('api_version', '?')})"
+    )
+
+
 def err(message: str) -> None:
     click.echo(f"envd: {message}", err=True)
 

@@ -17,6 +17,7 @@ from envd.cli._common import (
     _rel,
     _target_opt,
     engine,
+    engine_line,
     err,
     holding,
     lock_opt,
@@ -388,7 +389,9 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
 
         loaded, desired = prepare(obj.target())  # runs no host command
         unread = command_secrets(loaded)
-        the_plan, observed = plan_project(engine(), desired, restart_exited=client is None)
+        eng = engine()
+        report["engine"] = eng.describe()
+        the_plan, observed = plan_project(eng, desired, restart_exited=client is None)
         the_plan = unchecked_secrets(the_plan, unread)
         report.update(project_status(desired, observed, the_plan, unread))
         from envd.cli._status import offline_supervision
@@ -408,6 +411,8 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
         click.echo("no daemon runs for this project (`envd up` starts one)")
     from envd.cli._status import print_details, state_cell
 
+    if report.get("engine"):
+        click.echo(engine_line(report["engine"]))
     rows = [("SERVICE", "STATE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
     for s in report["services"]:
         rows.append(

@@ -459,6 +459,10 @@ class Reconciler:
                 "last_error": st.last_error or None,
             }
         }
+        try:
+            report["engine"] = self.engine.describe()
+        except EngineError as exc:
+            report["engine_error"] = str(exc)
         desired = self.desired
         if desired is not None:
             try:

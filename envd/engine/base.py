@@ -38,6 +38,10 @@ class Engine(Protocol):
     def ping(self) -> None:
         """Raise EngineUnavailable unless the engine answers."""
 
+    def describe(self) -> dict[str, str]:
+        """Which engine this is, for ``status``: ``endpoint``, ``context``, ``name``
+        ("Docker", "Podman"), ``version`` and ``api_version`` (the one spoken)."""
+
     # --- observe -----------------------------------------------------------
     def list_containers(self, project: str) -> list[ObservedContainer]:
         """All containers (any state) labelled with this project, in one call."""

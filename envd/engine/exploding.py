@@ -40,6 +40,9 @@ class ExplodingEngine:
     def ping(self) -> None:
         _explode("ping")
 
+    def describe(self) -> dict[str, str]:
+        _explode("describe")
+
     def list_containers(self, project: str) -> list[ObservedContainer]:
         _explode("list_containers")
 

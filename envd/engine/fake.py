@@ -63,6 +63,17 @@ class FakeEngine(FakeState):
         with self._lock:
             self._enter("ping")
 
+    def describe(self) -> dict[str, str]:
+        with self._lock:
+            self._enter("describe")
+        return {
+            "endpoint": "fake://",
+            "context": "",
+            "name": "fake",
+            "version": "0",
+            "api_version": "1.41",
+        }
+
     def list_containers(self, project: str) -> list[ObservedContainer]:
         with self._lock:
             self._enter("list_containers")

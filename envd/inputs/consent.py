@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from envd.spec import engine_host
 from envd.spec.paths import display_path
-from envd.values.errors import SpecError, SpecProblem
+from envd.values.errors import SpecError, SpecProblem, UsageError
 
 if TYPE_CHECKING:
     from envd.inputs.secrets import CommandValues
@@ -63,6 +64,7 @@ _HOST_FIELDS: tuple[tuple[str, Callable[[object], bool], str], ...] = (
 
 # Where Docker engines listen; the one DOCKER_HOST names is added at run time.
 _SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+_PODMAN_ROOTFUL = "/run/podman/podman.sock"
 _SCRIPT_CAP = 16 * 1024 * 1024
 
 
@@ -128,14 +130,27 @@ def _argv(argv: tuple[str, ...]) -> str:
 
 
 def engine_sockets(environ: Mapping[str, str]) -> list[str]:
-    """The real paths of the sockets a Docker engine listens on here."""
-    paths = list(_SOCKETS)
+    """The real paths of the sockets a Docker engine listens on here.
+
+    The one envd itself talks to is resolved as the engine adapter does
+    (``DOCKER_HOST``, ``DOCKER_CONTEXT``, the Docker CLI's current context),
+    so a context pointing at Podman's socket makes binding that socket count
+    too. A broken CLI configuration adds nothing here: the engine call reports it.
+    """
+    paths = [*_SOCKETS, _PODMAN_ROOTFUL]
     host = environ.get("DOCKER_HOST", "")
     if host.startswith("unix://"):
         paths.append(host[len("unix://") :])
+    try:
+        resolved = engine_host.resolve(environ).unix_path
+    except UsageError:
+        resolved = ""
+    if resolved:
+        paths.append(resolved)
     runtime = environ.get("XDG_RUNTIME_DIR")
     if runtime:
         paths.append(os.path.join(runtime, "docker.sock"))  # rootless Docker
+        paths.append(os.path.join(runtime, "podman", "podman.sock"))  # rootless Podman
     return sorted({os.path.realpath(p) for p in paths})
 
 

@@ -26,6 +26,14 @@ SECRETS_VOLUME = "dev.envd.secrets"
 # The anonymous volumes a container was handed over from the one it replaced
 # (comma-separated names).
 ANONYMOUS_VOLUMES = "dev.envd.anonymous-volumes"
+# On a container: where its secrets' anonymous volumes are mounted
+# (comma-separated targets). Podman drops the labels of anonymous volumes.
+SECRET_MOUNTS = "dev.envd.secret-mounts"
+# On a container: the volumes with engine-style (64 hex) names it mounts by
+# name (comma-separated), so they are not taken for its anonymous ones where
+# the engine does not report what was asked (Podman's inspect has no
+# HostConfig.Mounts).
+HEX_NAMED_VOLUMES = "dev.envd.hex-named-volumes"
 # The swarm target's: which target made an object, which secret a versioned
 # swarm secret holds, the image id a service was desired with, and the hash
 # of what a service's tasks run (on the task's container spec).

@@ -54,6 +54,18 @@ class World:
     def fake(self) -> FakeEngine | None:
         return self.engine if isinstance(self.engine, FakeEngine) else None
 
+    @property
+    def podman(self) -> bool:
+        """The real engine is Podman (DOCKER_HOST names its socket)."""
+        from envd.engine.docker.client import DockerEngine
+
+        return isinstance(self.engine, DockerEngine) and self.engine.engine_info().is_podman
+
+    @property
+    def runs_healthchecks(self) -> bool:
+        """Whether the engine runs healthchecks: Podman 4.3 needs systemd timers for them."""
+        return not (self.podman and not os.path.isdir("/run/systemd/system"))
+
     def labels(self, **extra: str) -> dict[str, str]:
         return {labels.PROJECT: self.project, **extra}
 

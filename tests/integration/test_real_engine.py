@@ -102,6 +102,13 @@ def chunked_answer(doc: object) -> Answer:
     )
 
 
+# The /version answer a DockerEngine reads before its first versioned call.
+VERSION: tuple[Answer, bool] = (
+    json_answer({"Version": "20.10.24", "ApiVersion": "1.41", "MinAPIVersion": "1.12"}),
+    False,
+)
+
+
 @pytest.fixture
 def stub(tmp_path: Path) -> Iterator[Callable[[list[tuple[Answer, bool]]], StubEngine]]:
     made: list[StubEngine] = []
@@ -132,18 +139,19 @@ CONTAINER = {
 
 def test_keep_alive_connection_is_reused(stub: Callable[..., StubEngine]) -> None:
     """Consecutive calls on one thread share one connection to the engine."""
-    s = stub([(json_answer([]), False), (json_answer([CONTAINER]), False)])
+    s = stub([VERSION, (json_answer([]), False), (json_answer([CONTAINER]), False)])
     eng = DockerEngine(host=f"unix://{s.path}")
     assert eng.list_containers("p") == []
     [c] = eng.list_containers("p")
     assert (c.name, c.health, c.ports[0].host_port) == ("p-web-1", "starting", 49153)
     assert s.connections == 1
-    assert b"/v1.41/containers/json?all=1&filters=" in s.requests[0]
+    assert s.requests[0].startswith(b"GET /version ")
+    assert b"/v1.41/containers/json?all=1&filters=" in s.requests[1]
 
 
 def test_connection_closed_by_the_engine_is_reopened(stub: Callable[..., StubEngine]) -> None:
     """A keep-alive connection the engine closed while idle is reopened transparently."""
-    s = stub([(json_answer([]), True), (json_answer([CONTAINER]), False)])
+    s = stub([VERSION, (json_answer([]), True), (json_answer([CONTAINER]), False)])
     eng = DockerEngine(host=f"unix://{s.path}")
     assert eng.list_containers("p") == []
     assert [c.id for c in eng.list_containers("p")] == ["c1"]
@@ -155,6 +163,7 @@ def test_chunked_and_until_close_bodies(stub: Callable[..., StubEngine]) -> None
     raw = b"\x01\x00\x00\x00\x00\x00\x00\x06hello\n\x02\x00\x00\x00\x00\x00\x00\x04err\n"
     s = stub(
         [
+            VERSION,
             (json_answer({"Id": "e1"}, "201 Created"), False),
             (lambda _: b"HTTP/1.1 200 OK\r\nContent-Type: x\r\n\r\n" + raw, True),
             (chunked_answer({"ExitCode": 7}), False),
@@ -170,6 +179,7 @@ def test_http_errors_map_to_the_error_tree(stub: Callable[..., StubEngine]) -> N
 
     s = stub(
         [
+            VERSION,
             (json_answer({"message": "No such container: x"}, "404 Not Found"), False),
             (json_answer({"message": "name in use"}, "409 Conflict"), False),
             (json_answer({"message": "port is already allocated"}, "500 Error"), False),

@@ -194,7 +194,8 @@ def test_plan_up_status_down_on_the_fake_engine(
     assert code == 0 and [s["name"] for s in report["services"]] == ["web", "worker"]
     code, out, _ = cli(capsys, "status", "-C", proj)
     assert out.splitlines()[0] == "no daemon runs for this project (`envd up` starts one)"
-    assert out.splitlines()[1].split() == [
+    assert out.splitlines()[1] == "engine: fake 0 at fake:// (API 1.41)"
+    assert out.splitlines()[2].split() == [
         "SERVICE",
         "STATE",
         "DESIRED",

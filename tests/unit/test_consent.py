@@ -292,3 +292,22 @@ def test_the_daemon_keeps_what_runs_until_the_spec_is_approved(
     world.reconciler.trigger("envd up", commands={"tok": CommandValue(command, b"v")})
     world.converge()
     assert list(world.containers()) == ["unitd-web-1"] and not marker.exists()
+
+
+def test_the_socket_of_the_current_docker_context_is_the_engines(tmp_path: Path) -> None:
+    """A bind of the socket the Docker CLI's current context names counts as the engine's socket."""
+    import hashlib
+    import json
+
+    from envd.inputs.consent import engine_sockets
+
+    config = tmp_path / "docker-config"
+    meta = config / "contexts" / "meta" / hashlib.sha256(b"pod").hexdigest()
+    meta.mkdir(parents=True)
+    sock = tmp_path / "podman.sock"
+    doc = {"Name": "pod", "Endpoints": {"docker": {"Host": f"unix://{sock}"}}}
+    (meta / "meta.json").write_text(json.dumps(doc))
+    (config / "config.json").write_text(json.dumps({"currentContext": "pod"}))
+    found = engine_sockets({"DOCKER_CONFIG": str(config)})
+    assert os.path.realpath(sock) in found
+    assert os.path.realpath("/run/podman/podman.sock") in found

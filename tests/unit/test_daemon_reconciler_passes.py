@@ -144,7 +144,7 @@ def test_fixing_the_spec_converges_again(world: World) -> None:
 
 
 def test_status_reports_daemon_state_and_services(world: World) -> None:
-    """status() carries the last result, reconcile time and per-service state."""
+    """status() carries the last result, reconcile time, the engine and per-service state."""
     r = world.reconciler
     r.trigger("start")
     world.run_next()
@@ -152,6 +152,7 @@ def test_status_reports_daemon_state_and_services(world: World) -> None:
     assert st["daemon"]["last_result"] == "ok"
     assert st["daemon"]["last_reconcile"] is not None
     assert st["daemon"]["last_error"] is None
+    assert (st["engine"]["name"], st["engine"]["api_version"]) == ("fake", "1.41")
     assert [s["name"] for s in st["services"]] == ["web", "worker"]
     assert st["in_sync"] is True
 

@@ -181,6 +181,11 @@ def _serve(path: Path, handle: Callable[[socket.socket], None], connections: int
     threading.Thread(target=run, daemon=True).start()
 
 
+_VERSION_BODY = b'{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}'
+# The /version answer DockerEngine reads once before its first versioned call.
+VERSION = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(_VERSION_BODY), _VERSION_BODY)
+
+
 def _answers(*raws: bytes) -> Callable[[socket.socket], None]:
     """Answer one request per raw answer on the same connection."""
 
@@ -222,6 +227,7 @@ def test_one_kept_connection_and_errors_mapped_by_status(socket_dir: Path) -> No
     _serve(
         sock,
         _answers(
+            VERSION,
             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]",
             error(404, "No such container: abc"),
             error(409, "name in use"),
@@ -254,6 +260,8 @@ def test_ping_asks_on_a_fresh_connection(socket_dir: Path) -> None:
         with conn:
             conn.settimeout(5)
             conn.recv(65536)
+            conn.sendall(VERSION)
+            conn.recv(65536)
             server.close()
             sock.unlink()
             closed.set()
@@ -270,9 +278,9 @@ def test_ping_asks_on_a_fresh_connection(socket_dir: Path) -> None:
 
 
 def test_an_unsupported_scheme_is_a_value_error() -> None:
-    """An ssh:// host is refused when connecting (and reported as unreachable by the engine)."""
+    """An npipe:// host is refused when connecting (and reported as unreachable by the engine)."""
     with pytest.raises(ValueError, match="not supported"):
-        Endpoint("ssh://example").connect(1.0)
+        Endpoint("npipe:////./pipe/docker_engine").connect(1.0)
 
 
 @pytest.mark.parametrize(

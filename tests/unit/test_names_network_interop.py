@@ -170,7 +170,7 @@ def test_create_payload_carries_expose_network_mode_and_addresses() -> None:
 def test_network_payload_and_answer_carry_ipam() -> None:
     """The network create body holds the pools; the list answer is read back into them."""
     pool = IpamPool("10.1.0.0/16", "10.1.5.0/24", "10.1.0.1", (("h", "10.1.0.2"),))
-    body = payloads.network_body("n", {}, "bridge", False, "", (pool,), True)
+    body = payloads.network_body("n", {}, "bridge", False, (1, 41), "", (pool,), True)
     assert body["IPAM"] == {
         "Driver": "default",
         "Config": [
@@ -183,6 +183,6 @@ def test_network_payload_and_answer_carry_ipam() -> None:
         ],
     }
     assert body["EnableIPv6"] is True
-    assert "IPAM" not in payloads.network_body("n", {}, "bridge", False)
+    assert "IPAM" not in payloads.network_body("n", {}, "bridge", False, (1, 41))
     [net] = payloads.observed_networks([{"Id": "x", "Name": "n", **body}])
     assert net.ipam == (pool,) and net.enable_ipv6 and net.ipam_driver == "default"

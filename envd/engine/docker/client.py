@@ -1,40 +1,34 @@
-"""``DockerEngine``: the only module in envd that talks to Docker.
+"""``DockerEngine``: the only module in envd that talks to Docker (or Podman's Docker API).
 
-It maps the ``Engine`` protocol onto Docker API calls. Those go through the
-minimal HTTP/1.1 client of ``envd.engine.docker.transport`` (one keep-alive
-connection per thread), because importing the Docker SDK alone costs more
-than a no-op ``envd up`` may take in total. The JSON it sends and reads is
-built and parsed by the pure functions of ``envd.engine.docker.payloads``;
+It maps the ``Engine`` protocol onto Docker API calls. Those go through
+``envd.engine.docker.session`` (the endpoint, the negotiated API version and
+the error mapping) over the minimal HTTP/1.1 client of
+``envd.engine.docker.transport``, because importing the Docker SDK alone costs
+more than a no-op ``envd up`` may take in total. The JSON it sends and reads
+is built and parsed by the pure functions of ``envd.engine.docker.payloads``;
 building and pulling images (the only SDK use) is ``envd.engine.docker.images``.
-
-Every failure becomes one of the errors of ``envd.values.errors``: ``EngineUnavailable``
-when the engine cannot be reached, ``NotFound`` (404), ``Conflict`` (409) and
-``EngineError`` with the engine's own message otherwise. Secret values are
-never logged nor put in an error message.
+Where Podman's Docker API differs, the difference is handled here and listed
+in docs/compatibility.md. Secret values are never logged nor put in an error
+message.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import threading
-from collections.abc import Iterator, Mapping
+import dataclasses
+import posixpath
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from envd.engine.docker import payloads
+from envd.engine.docker import host_payloads, payloads
 from envd.engine.docker.host_api import HostSettingsApi
-from envd.engine.docker.images import SdkImages
 from envd.engine.docker.payloads import Json
+from envd.engine.docker.session import DEFAULT_TIMEOUT, EngineSession
 from envd.engine.docker.transport import (
-    Connection,
-    Endpoint,
     ProtocolError,
-    Response,
     StaleConnection,
     demux,
-    failure_reason,
     get_once,
     is_multiplexed,
     json_objects,
@@ -42,7 +36,7 @@ from envd.engine.docker.transport import (
 )
 from envd.engine.secret_paths import secrets_by_root
 from envd.values import labels
-from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
+from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
@@ -59,145 +53,44 @@ from envd.values.types import (
 if TYPE_CHECKING:
     from envd.engine.base import ProgressFn
 
-API_VERSION = "1.41"
-DEFAULT_HOST = "unix:///var/run/docker.sock"
-DEFAULT_TIMEOUT = 60.0
-_DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
-_JSON = {"Content-Type": "application/json"}
+__all__ = ["DEFAULT_TIMEOUT", "DockerEngine"]
 
 
-def _host_from_env() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
+def _inside(path: str, root: str) -> bool:
+    path, root = posixpath.normpath(path), posixpath.normpath(root)
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-class DockerEngine(HostSettingsApi):
-    """``Engine`` against a real Docker engine (API 1.41 or newer)."""
+class DockerEngine(EngineSession, HostSettingsApi):
+    """``Engine`` against a real Docker engine (API 1.41 or newer) or Podman's Docker API.
 
-    def __init__(self, host: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.host = host or _host_from_env()
-        self.timeout = timeout
-        self._endpoint = Endpoint(self.host)
-        self._local = threading.local()
-        self._prefix = f"/v{API_VERSION}"
-        self._images = SdkImages(
-            self.host,
-            timeout,
-            API_VERSION,
-            self._api_error,
-            self._unavailable,
-            host_from_env=self.host == _host_from_env(),
-        )
-
-    # --- transport ---------------------------------------------------------
-    def _unavailable(self, exc: BaseException | str) -> EngineUnavailable:
-        reason = exc if isinstance(exc, str) else failure_reason(exc)
-        return EngineUnavailable(f"the Docker engine is not reachable at {self.host}: {reason}")
-
-    def _connection(self) -> Connection:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.pid != os.getpid():
-            # A connection inherited through fork() belongs to the parent.
-            conn = Connection(self._endpoint.connect)
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-
-    def _url(self, path: str, query: Mapping[str, str | int] | None) -> str:
-        url = self._prefix + path
-        if query:
-            url += "?" + urlencode(query)
-        return url
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str | int] | None = None,
-        body: Json = None,
-        *,
-        data: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
-        timeout: float | None = _DEFAULT_TIMEOUT,
-        version: str = API_VERSION,
-    ) -> Response:
-        """One request on this thread's keep-alive connection, retried once if stale."""
-        url = self._url(path, query)
-        if version != API_VERSION:
-            url = f"/v{version}" + url[len(self._prefix) :]
-        hdrs = dict(headers or {})
-        payload = data
-        if body is not None:
-            payload = json.dumps(body, separators=(",", ":")).encode()
-            hdrs.update(_JSON)
-        read_timeout = self.timeout if timeout == _DEFAULT_TIMEOUT else timeout
-        conn = self._connection()
-        for attempt in (0, 1):
-            try:
-                status, resp_headers = conn.request(method, url, hdrs, payload, read_timeout)
-                body_bytes = b"".join(conn.body_chunks(method, status, resp_headers))
-                return Response(status, body_bytes, resp_headers)
-            except StaleConnection:
-                # A keep-alive connection the engine closed while idle: retry
-                # once on a fresh one. A fresh connection failing is real.
-                conn.close()
-                if attempt == 0:
-                    continue
-                raise self._unavailable("it closed the connection") from None
-            except (OSError, ProtocolError, ValueError) as exc:
-                conn.close()
-                raise self._unavailable(exc) from None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str | int] | None = None,
-        body: Json = None,
-        *,
-        what: str = "",
-        ok: tuple[int, ...] = (200, 201, 204, 304),
-        **kw: Any,
-    ) -> Response:
-        resp = self._send(method, path, query, body, **kw)
-        if resp.status in ok:
-            return resp
-        raise self._error(resp, what)
-
-    @staticmethod
-    def _error(resp: Response, what: str = "") -> EngineError:
-        return DockerEngine._api_error(resp.status, payloads.engine_message(resp.body), what)
-
-    @staticmethod
-    def _api_error(status: int, message: str, what: str = "") -> EngineError:
-        msg = message or f"HTTP {status}"
-        if what and what.rsplit(" ", 1)[-1] not in msg:
-            msg = f"{what}: {msg}"
-        # In swarm mode the engine wraps a missing network's 404 in a 500
-        # carrying the gRPC code; it is the same missing object.
-        if status == 404 or "code = NotFound" in msg:
-            return NotFound(msg, status)
-        if status == 409:
-            return Conflict(msg, status)
-        return EngineError(msg, status)
+    The API version is negotiated on first use (``engine_info``): the lower of
+    the engine's and the newest envd knows.
+    """
 
     # --- observe -----------------------------------------------------------
     def ping(self) -> None:
         try:
-            status = get_once(self._endpoint.connect, self._url("/_ping", None), self.timeout)
+            status = get_once(self._endpoint.connect, "/_ping", self.timeout)
         except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
             raise self._unavailable(exc) from None
         if status != 200:
             raise self._unavailable(f"it answered HTTP {status} to a ping")
+        self.engine_info()  # an engine too old for envd is refused here, once
 
     def list_containers(self, project: str) -> list[ObservedContainer]:
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
-        return payloads.observed_containers(self._call("GET", "/containers/json", q).json())
+        found = payloads.observed_containers(self._call("GET", "/containers/json", q).json())
+        if self.engine_info().is_podman:
+            # Podman's list shows no health: ask each running container's inspect.
+            found = [self._with_health(c) if c.status == "running" else c for c in found]
+        return found
+
+    def _with_health(self, c: ObservedContainer) -> ObservedContainer:
+        try:
+            return dataclasses.replace(c, health=self.container_state(c.id).health)
+        except NotFound:
+            return c
 
     def list_networks(self, project: str) -> list[ObservedNetwork]:
         q = payloads.project_filter(project)
@@ -216,12 +109,8 @@ class DockerEngine(HostSettingsApi):
         return payloads.observed_image(ref, resp.json())
 
     def registry_digest(self, ref: str) -> str | None:
-        """The manifest digest the registry serves for ``ref`` now (no pull), or None.
-
-        Asks the engine's distribution endpoint, so registry credentials and
-        insecure-registry settings are the engine's own. None when the
-        registry cannot be asked (offline, unknown repository).
-        """
+        """The manifest digest the registry serves for ``ref`` now (no pull), or None
+        (offline, unknown repository): the engine's credentials and registry settings."""
         resp = self._send("GET", f"/distribution/{quote(ref, safe='/:@')}/json")
         if resp.status != 200:
             return None
@@ -262,7 +151,9 @@ class DockerEngine(HostSettingsApi):
         ipam: tuple[IpamPool, ...] = (),
         enable_ipv6: bool = False,
     ) -> str:
-        body = payloads.network_body(name, labels, driver, internal, ipam_driver, ipam, enable_ipv6)
+        body = payloads.network_body(
+            name, labels, driver, internal, self.api, ipam_driver, ipam, enable_ipv6
+        )
         doc = self._call("POST", "/networks/create", body=body, what=f"network {name}").json()
         return str(doc["Id"])
 
@@ -277,7 +168,12 @@ class DockerEngine(HostSettingsApi):
     def network_containers(self, name: str) -> list[str]:
         doc = self._call("GET", f"/networks/{quote(name)}", what=f"network {name}").json()
         attached = (doc or {}).get("Containers") or {}
-        return sorted(str(c.get("Name") or cid) for cid, c in attached.items())
+        names = {str(c.get("Name") or cid) for cid, c in attached.items()}
+        if attached and self.engine_info().is_podman:
+            # Podman lists stopped members too; only running ones count.
+            running = self._call("GET", "/containers/json").json() or []
+            names &= {str(n).lstrip("/") for c in running for n in c.get("Names") or []}
+        return sorted(names)
 
     def create_volume(
         self,
@@ -299,20 +195,18 @@ class DockerEngine(HostSettingsApi):
         self._call("DELETE", f"/volumes/{quote(name)}", what=f"volume {name}")
 
     def volume_exists(self, name: str) -> bool:
-        resp = self._send("GET", f"/volumes/{quote(name)}")
-        if resp.status == 404:
-            return False
-        if resp.status != 200:
-            raise self._error(resp, f"volume {name}")
-        return bool(resp.json().get("Name") == name)
+        return self._exists("volume", name)
 
     def network_exists(self, name: str) -> bool:
-        resp = self._send("GET", f"/networks/{quote(name)}")
+        return self._exists("network", name)
+
+    def _exists(self, kind: str, name: str) -> bool:
+        resp = self._send("GET", f"/{kind}s/{quote(name)}")
         if resp.status == 404:
             return False
         if resp.status != 200:
-            raise self._error(resp, f"network {name}")
-        # The engine also matches an id prefix; only an exact name counts.
+            raise self._error(resp, f"{kind} {name}")
+        # The engine also matches a network id prefix; only an exact name counts.
         return bool(resp.json().get("Name") == name)
 
     # --- containers --------------------------------------------------------
@@ -329,12 +223,17 @@ class DockerEngine(HostSettingsApi):
         return str(((doc.get("Config") or {}).get("Labels") or {}).get(labels.PROJECT) or "")
 
     def create_container(self, spec: ContainerCreate) -> str:
-        query, body, api = self._create_request(spec)
-        what = f"creating container {spec.name}"
-        doc = self._call("POST", "/containers/create", query, body, what=what, version=api).json()
+        body = payloads.create_body(spec, self.api)
+        doc = self._call(
+            "POST",
+            "/containers/create",
+            host_payloads.create_query(spec),
+            body,
+            what=f"creating container {spec.name}",
+        ).json()
         cid = str(doc["Id"])
         try:
-            for att in spec.networks[1:]:
+            for att in payloads.networks_to_connect(spec, self.api):
                 self._call(
                     "POST",
                     f"/networks/{quote(att.network)}/connect",
@@ -347,7 +246,10 @@ class DockerEngine(HostSettingsApi):
             # The engine's own `v=1`: the volumes it made for this container go
             # (secrets among them); the ones handed over by name stay.
             with contextlib.suppress(EngineError):
-                self._delete_container(cid, volumes=True)
+                if self.engine_info().is_podman:
+                    self._podman_undo_create(cid, spec.anonymous_volumes)
+                else:
+                    self._delete_container(cid, volumes=True)
             raise
         return cid
 
@@ -356,6 +258,12 @@ class DockerEngine(HostSettingsApi):
             tar = payloads.secrets_tar(spec.configs, "/", parents=False)
             self._put_archive(cid, "/", tar, f"writing configs into container {spec.name}")
         what = f"writing secrets into container {spec.name}"
+        for secret in spec.secrets:
+            for m in spec.mounts:
+                if m.read_only and _inside(secret.target, m.target):
+                    # Docker refuses the archive; Podman would write the secret
+                    # into the volume or host directory behind the mount.
+                    raise EngineError(f"{what}: {secret.target} lies in read-only mount {m.target}")
         if spec.secrets and not spec.read_only:
             self._put_archive(cid, "/", payloads.secrets_tar(spec.secrets, "/"), what)
             return
@@ -386,11 +294,22 @@ class DockerEngine(HostSettingsApi):
         # anonymous volumes it created, not those handed over by name: we do.
         resp = self._send("GET", f"/containers/{quote(container_id)}/json")
         mounts = self._mounts(resp.json()) if resp.status == 200 else []
-        self._delete_container(container_id, volumes)
+        # Podman's v=1 also removes an anonymous volume another container
+        # mounts by name (Docker's only the ones made for this one): we do it.
+        self._delete_container(container_id, volumes and not self.engine_info().is_podman)
         for m in mounts:
             if m.secrets or (volumes and m.anonymous):
                 with contextlib.suppress(NotFound, Conflict):
                     self.remove_volume(m.source)
+
+    def _podman_undo_create(self, cid: str, handed: tuple[str, ...]) -> None:
+        """Remove a half-made container and the volumes made for it, not those handed over."""
+        made = [m.source for m in self.container_mounts(cid) if m.anonymous]
+        self._delete_container(cid, volumes=False)
+        for name in made:
+            if name not in handed:
+                with contextlib.suppress(NotFound, Conflict):
+                    self.remove_volume(name)
 
     def _delete_container(self, container_id: str, volumes: bool) -> None:
         self._call(
@@ -405,8 +324,8 @@ class DockerEngine(HostSettingsApi):
 
     def _mounts(self, doc: Json) -> list[ObservedMount]:
         """A container's mounts from its inspect (plus one volume list if any is anonymous)."""
-        out = payloads.mounts(doc)
-        if any(m.anonymous for m in out):
+        out = payloads.mounts(doc, self.engine_info().is_podman)
+        if any(m.anonymous and not m.secrets for m in out):
             q = {"filters": payloads.filters(label=[f"{labels.SECRETS_VOLUME}=1"])}
             vols = self._call("GET", "/volumes", q, what="listing volumes").json()
             out = payloads.mark_secret_volumes(out, vols)
@@ -427,14 +346,23 @@ class DockerEngine(HostSettingsApi):
 
     def _put_archive(self, container_id: str, path: str, data: bytes, what: str) -> None:
         # The archive may hold secret values: messages name the path only.
-        self._call(
-            "PUT",
-            f"/containers/{quote(container_id)}/archive",
-            {"path": path},
-            data=data,
-            headers={"Content-Type": "application/x-tar"},
-            what=what,
-        )
+        for attempt in (0, 1):
+            try:
+                self._call(
+                    "PUT",
+                    f"/containers/{quote(container_id)}/archive",
+                    {"path": path},
+                    data=data,
+                    headers={"Content-Type": "application/x-tar"},
+                    what=what,
+                )
+                return
+            except EngineError as exc:
+                # Podman's copier process now and then dies mid-archive under
+                # load ("passing bulk input to subprocess"); writing it again
+                # is harmless, the files are simply replaced.
+                if attempt or "bulk input to subprocess" not in str(exc):
+                    raise
 
     def exec_run(
         self, container_id: str, cmd: list[str], options: ExecOptions | None = None
@@ -471,45 +399,19 @@ class DockerEngine(HostSettingsApi):
     def stream_logs(
         self, container_id: str, tail: int | None = None, follow: bool = True
     ) -> Iterator[str]:
-        """Log lines as they come; a dedicated connection, closed when done."""
+        """Log lines as they come."""
         tty = bool((self._inspect_container(container_id).get("Config") or {}).get("Tty"))
-        path = f"/containers/{quote(container_id)}/logs"
         q: dict[str, str | int] = {
             "stdout": 1,
             "stderr": 1,
             "follow": int(follow),
             "tail": "all" if tail is None else str(tail),
         }
-        conn = Connection(self._endpoint.connect)
-        try:
-            try:
-                # Following may idle for ever: no read timeout.
-                status, headers = conn.request("GET", self._url(path, q), {}, None, None)
-            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
-                raise self._unavailable(exc) from None
-            chunks = conn.body_chunks("GET", status, headers)
-            if status != 200:
-                raise self._error(Response(status, b"".join(chunks), headers))
-            yield from stream_lines(chunks, tty)
-        finally:
-            conn.close()
+        yield from stream_lines(self._stream(f"/containers/{quote(container_id)}/logs", q), tty)
 
     def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
-        """The engine's container events for one project, until the connection closes.
-
-        A dedicated connection with no read timeout: the stream idles between
-        events, and the daemon must not poll.
-        """
-        q: dict[str, str | int] = {"filters": payloads.events_filter(project)}
-        conn = Connection(self._endpoint.connect)
-        try:
-            try:
-                status, headers = conn.request("GET", self._url("/events", q), {}, None, None)
-            except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
-                raise self._unavailable(exc) from None
-            chunks = conn.body_chunks("GET", status, headers)
-            if status != 200:
-                raise self._error(Response(status, b"".join(chunks), headers))
-            yield from json_objects(chunks)
-        finally:
-            conn.close()
+        """The engine's container events for one project, until the connection closes
+        (the stream idles between events, and the daemon must not poll)."""
+        podman = self.engine_info().is_podman
+        q: dict[str, str | int] = {"filters": payloads.events_filter(project, podman)}
+        yield from json_objects(self._stream("/events", q))

@@ -8,7 +8,6 @@ so the engine applies its own default exactly as before these existed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from envd.values.types import (
@@ -21,29 +20,6 @@ from envd.values.types import (
 )
 
 Json = Any
-
-BASE_API = "1.41"
-# Healthcheck.StartInterval: engines older than this drop it without a word.
-START_INTERVAL_API = "1.44"
-
-
-def version_tuple(version: str) -> tuple[int, ...]:
-    """``"1.44"`` as ``(1, 44)``; anything unreadable as ``(0,)``."""
-    try:
-        return tuple(int(p) for p in version.split("."))
-    except ValueError:
-        return (0,)
-
-
-def create_api(spec: ContainerCreate, engine_api: Callable[[], str]) -> str:
-    """The API version to create ``spec`` with: 1.41 unless it has a healthcheck
-    ``start_interval`` and the engine speaks 1.44 (only then is it honoured).
-    ``engine_api`` is asked only then."""
-    hc = spec.healthcheck
-    wants = hc is not None and hc.start_interval_s > 0
-    if wants and version_tuple(engine_api()) >= version_tuple(START_INTERVAL_API):
-        return START_INTERVAL_API
-    return BASE_API
 
 
 def create_query(spec: ContainerCreate) -> dict[str, str | int]:

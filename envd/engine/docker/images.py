@@ -9,12 +9,12 @@ pays for it. Its failures become envd's errors through the callbacks
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from envd.engine.docker.payloads import split_ref
+from envd.spec.engine_host import EngineHost
 from envd.values.errors import EngineError, EngineUnavailable
 from envd.values.types import BuildRequest
 
@@ -32,20 +32,17 @@ class SdkImages:
 
     def __init__(
         self,
-        host: str,
+        target: EngineHost,
         timeout: float,
-        api_version: str,
+        api_version: Callable[[], str],
         api_error: ApiErrorFn,
         unavailable: UnavailableFn,
-        *,
-        host_from_env: bool,
     ) -> None:
-        self._host = host
+        self._target = target
         self._timeout = timeout
         self._version = api_version
         self._api_error = api_error
         self._unavailable = unavailable
-        self._host_from_env = host_from_env
         self._sdk: Any = None  # docker.APIClient: the SDK is untyped
         self._lock = threading.Lock()
 
@@ -54,12 +51,24 @@ class SdkImages:
             if self._sdk is None:
                 import docker  # lazy: 190 ms; only builds and pulls need it
 
-                kwargs: dict[str, Any] = {}
-                if os.environ.get("DOCKER_HOST") and self._host_from_env:
-                    kwargs = docker.utils.kwargs_from_env()  # type: ignore[attr-defined]
-                kwargs["base_url"] = self._host
-                kwargs.setdefault("version", self._version)
-                kwargs.setdefault("timeout", max(self._timeout, 600))
+                t = self._target
+                kwargs: dict[str, Any] = {
+                    "base_url": t.host,
+                    "version": self._version(),
+                    "timeout": max(self._timeout, 600),
+                }
+                if t.tls:
+                    kwargs["base_url"] = "https://" + t.host.split("://", 1)[-1]
+                    kwargs["tls"] = docker.tls.TLSConfig(  # type: ignore[attr-defined]
+                        client_cert=(t.client_cert, t.client_key)
+                        if t.client_cert and t.client_key
+                        else None,
+                        ca_cert=t.ca_cert or None,
+                        verify=t.ca_cert or True if t.tls_verify else False,
+                    )
+                if t.host.startswith("ssh://"):
+                    # The ssh binary, as the Docker CLI does (not paramiko).
+                    kwargs["use_ssh_client"] = True
                 self._sdk = docker.APIClient(**kwargs)  # type: ignore[attr-defined]
             return self._sdk
 

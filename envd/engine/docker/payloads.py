@@ -18,9 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from envd.engine.docker import host_payloads
+from envd.engine.docker import host_payloads, versions
+from envd.engine.docker.versions import Version
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
+from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
     ConfigFile,
     ContainerCreate,
@@ -59,6 +61,49 @@ def engine_message(body: bytes) -> str:
     return body.decode("utf-8", "replace").strip()
 
 
+# Podman answers 500 where Docker answers 404 / 409 (or 403), naming the
+# kind of failure in a "cause" field.
+_PODMAN_NOT_FOUND = frozenset({"network not found", "no such container", "no such volume"})
+_PODMAN_CONFLICT = frozenset(
+    {
+        "that name is already in use",
+        "network already exists",
+        "volume already exists",
+        "container state improper",
+        "network is being used",
+        "volume is being used",
+    }
+)
+
+
+def engine_cause(body: bytes) -> str:
+    """Podman's ``cause`` of an error answer ("" for Docker's answers)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return ""
+    cause = doc.get("cause") if isinstance(doc, dict) else None
+    return cause.strip().lower() if isinstance(cause, str) else ""
+
+
+def api_error(status: int, message: str, what: str = "", cause: str = "") -> EngineError:
+    """The envd error for an engine's error answer."""
+    if status == 500 and cause in _PODMAN_NOT_FOUND:
+        status = 404
+    elif status == 500 and cause in _PODMAN_CONFLICT:
+        status = 409
+    msg = message or f"HTTP {status}"
+    if what and what.rsplit(" ", 1)[-1] not in msg:
+        msg = f"{what}: {msg}"
+    # In swarm mode the engine wraps a missing network's 404 in a 500
+    # carrying the gRPC code; it is the same missing object.
+    if status == 404 or "code = NotFound" in msg:
+        return NotFound(msg, status)
+    if status == 409:
+        return Conflict(msg, status)
+    return EngineError(msg, status)
+
+
 def nanos(seconds: float) -> int:
     """Seconds as the nanoseconds the API wants for durations."""
     return round(seconds * 1_000_000_000)
@@ -78,8 +123,12 @@ def project_filter(project: str) -> dict[str, str]:
     return {"filters": filters(label=[f"{labels.PROJECT}={project}"])}
 
 
-def events_filter(project: str) -> str:
-    """The ``/events`` filter for one project's container events."""
+def events_filter(project: str, podman: bool = False) -> str:
+    """The ``/events`` filter for one project's container events.
+
+    Podman 4.3 filters on its own event names ("died", "remove") though it
+    reports Docker's ("die", "destroy"): ask for both there.
+    """
     return filters(
         type=["container"],
         label=[f"{labels.PROJECT}={project}"],
@@ -96,6 +145,7 @@ def events_filter(project: str) -> str:
             "pause",
             "unpause",
             "health_status",
+            *(("died", "remove") if podman else ()),
         ],
     )
 
@@ -106,6 +156,16 @@ def health_from_status(status_text: str) -> str | None:
     if not m:
         return None
     return "starting" if m.group(1) == "health: starting" else m.group(1)
+
+
+def _summary_health(c: Json, status_text: str) -> str | None:
+    """A container list entry's health: API 1.52 added ``Health``; before, only the text."""
+    summary = c.get("Health")
+    if isinstance(summary, dict) and summary.get("Status") in ("starting", "healthy", "unhealthy"):
+        return str(summary["Status"])
+    if isinstance(summary, dict) and summary.get("Status") == "none":
+        return None
+    return health_from_status(status_text)
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:
@@ -198,8 +258,8 @@ def exec_body(cmd: list[str], options: ExecOptions | None) -> dict[str, Any]:
     return body
 
 
-def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dict[str, Any]:
-    """The ``/containers/create`` payload (secrets go in later, by archive) for API ``api``."""
+def create_body(spec: ContainerCreate, api: Version = versions.OLDEST) -> dict[str, Any]:
+    """The ``/containers/create`` payload for API ``api`` (secrets go in later, by archive)."""
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for p in spec.ports:
@@ -225,6 +285,7 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
         if m.type == "bind" and m.propagation:
             mount["BindOptions"] = {"Propagation": m.propagation}
         mounts.append(mount)
+    secret_mounts: list[str] = []
     if spec.secrets and spec.read_only:
         mounted = {posixpath.normpath(m.target) for m in spec.mounts}
         for d in secret_roots(spec.secrets):
@@ -238,6 +299,7 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
                 mounts.append(
                     {"Type": "volume", "Target": d, "VolumeOptions": {"Labels": vol_labels}}
                 )
+                secret_mounts.append(d)
     host: dict[str, Any] = {
         "PortBindings": bindings,
         "Mounts": mounts,
@@ -278,19 +340,33 @@ def create_body(spec: ContainerCreate, api: str = host_payloads.BASE_API) -> dic
         body["Domainname"] = spec.host.domainname
     if spec.anonymous_volumes:
         body["Labels"][labels.ANONYMOUS_VOLUMES] = ",".join(spec.anonymous_volumes)
+    if secret_mounts:
+        body["Labels"][labels.SECRET_MOUNTS] = ",".join(secret_mounts)
+    hex_named = sorted(
+        {
+            m.source
+            for m in spec.mounts
+            if m.type == "volume" and _ANONYMOUS_NAME.fullmatch(m.source)
+        }
+    )
+    if hex_named:
+        body["Labels"][labels.HEX_NAMED_VOLUMES] = ",".join(hex_named)
     if spec.command is not None:
         body["Cmd"] = list(spec.command)
     if spec.entrypoint is not None:
         # An empty list clears the image's entrypoint (and its default Cmd).
         body["Entrypoint"] = list(spec.entrypoint)
     if spec.healthcheck is not None:
-        body["Healthcheck"] = healthcheck(spec.healthcheck, api != host_payloads.BASE_API)
+        body["Healthcheck"] = healthcheck(spec.healthcheck, api >= versions.START_INTERVAL)
     if spec.network_mode:
         host["NetworkMode"] = spec.network_mode
     elif spec.networks:
         first = spec.networks[0]
         host["NetworkMode"] = first.network
-        body["NetworkingConfig"] = {"EndpointsConfig": {first.network: endpoint_config(first)}}
+        at_create = spec.networks if api >= versions.MULTI_NETWORK_CREATE else spec.networks[:1]
+        body["NetworkingConfig"] = {
+            "EndpointsConfig": {a.network: endpoint_config(a) for a in at_create}
+        }
     return body
 
 
@@ -305,23 +381,31 @@ def endpoint_config(att: NetworkAttachment) -> dict[str, Any]:
     return config
 
 
+def networks_to_connect(spec: ContainerCreate, api: Version) -> tuple[NetworkAttachment, ...]:
+    """The networks joined after create: before API 1.44 create takes only one."""
+    return () if api >= versions.MULTI_NETWORK_CREATE else spec.networks[1:]
+
+
 def network_body(
     name: str,
-    labels: Mapping[str, str],
+    net_labels: Mapping[str, str],
     driver: str,
     internal: bool,
+    api: Version,
     ipam_driver: str = "",
     ipam: tuple[IpamPool, ...] = (),
     enable_ipv6: bool = False,
 ) -> dict[str, Any]:
-    """The ``/networks/create`` payload."""
+    """The ``/networks/create`` payload for API ``api``."""
     body: dict[str, Any] = {
         "Name": name,
-        "CheckDuplicate": True,
         "Driver": driver,
         "Internal": internal,
-        "Labels": dict(labels),
+        "Labels": dict(net_labels),
     }
+    if api < versions.NO_CHECK_DUPLICATE:
+        # Deprecated in 1.44, where a duplicate name always fails.
+        body["CheckDuplicate"] = True
     if ipam_driver or ipam:
         pools = []
         for p in ipam:
@@ -357,7 +441,9 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 host_ip=str(p.get("IP") or ""),
                 host_port=int(p["PublicPort"]) if p.get("PublicPort") else None,
             )
-            for p in c.get("Ports") or []
+            # Podman lists a created container's bindings too; Docker only
+            # those of a running one, which is what is published.
+            for p in ((c.get("Ports") or []) if status == "running" else [])
             if p.get("PublicPort")
         )
         out.append(
@@ -366,7 +452,7 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 name=str(names[0]).lstrip("/") if names else "",
                 labels=dict(c.get("Labels") or {}),
                 status=status,
-                health=health_from_status(status_text) if status == "running" else None,
+                health=_summary_health(c, status_text) if status == "running" else None,
                 exit_code=exit_code,
                 image_id=str(c.get("ImageID") or ""),
                 ports=ports,
@@ -474,7 +560,7 @@ def stop_timeout(doc: Json) -> int:
     return 10 if configured is None else int(configured)  # 10: the engine's default
 
 
-def mounts(doc: Json) -> list[ObservedMount]:
+def mounts(doc: Json, podman: bool = False) -> list[ObservedMount]:
     """A container inspect's mounts, anonymous volumes marked (not yet the secret ones).
 
     A volume is anonymous when the engine named it (64 hex) and the spec did
@@ -482,9 +568,13 @@ def mounts(doc: Json) -> list[ObservedMount]:
     """
     host = doc.get("HostConfig") or {}
     asked = {str(m.get("Source") or "") for m in host.get("Mounts") or []}
-    asked |= {str(b).split(":", 1)[0] for b in host.get("Binds") or []}
+    if not podman:
+        # Podman reports every mount (anonymous ones too) under Binds.
+        asked |= {str(b).split(":", 1)[0] for b in host.get("Binds") or []}
     config_labels = (doc.get("Config") or {}).get("Labels") or {}
     handed = set(str(config_labels.get(labels.ANONYMOUS_VOLUMES) or "").split(","))
+    asked |= set(str(config_labels.get(labels.HEX_NAMED_VOLUMES) or "").split(","))
+    secret_targets = set(str(config_labels.get(labels.SECRET_MOUNTS) or "").split(","))
     out: list[ObservedMount] = []
     for m in doc.get("Mounts") or []:
         kind = str(m.get("Type") or "")
@@ -495,7 +585,8 @@ def mounts(doc: Json) -> list[ObservedMount]:
             and (name not in asked or name in handed)
         )
         target = str(m.get("Destination") or "")
-        found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous)
+        secret = anonymous and target in secret_targets
+        found = ObservedMount(kind, target, name, not m.get("RW", True), anonymous, secret)
         if kind in ("bind", "volume"):
             modes = str(m.get("Mode") or "").split(",")
             relabel = "Z" if "Z" in modes else "z" if "z" in modes else ""

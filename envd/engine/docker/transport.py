@@ -18,8 +18,14 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from envd.spec import engine_host
+from envd.spec.engine_host import EngineHost
+
+if TYPE_CHECKING:
+    import subprocess
 
 Json = Any  # a decoded JSON value from the engine
 
@@ -188,25 +194,61 @@ def get_once(
         conn.close()
 
 
-class Endpoint:
-    """Where the engine listens, from a Docker host URL, and how to connect there.
+class _CommandSocket(socket.socket):
+    """One end of a socket pair whose other end is a helper command's stdin and stdout.
 
-    ``unix://`` (or a bare path), ``tcp://``, ``http://`` and ``https://``;
-    ``tcp://`` speaks TLS when ``DOCKER_TLS_VERIFY`` is set, as the docker CLI does.
+    ``ssh://`` engines: the Docker CLI runs ``ssh … docker system dial-stdio``
+    and speaks HTTP over its pipes; a socket pair gives the connection code a
+    real socket either way. Closing it ends (and reaps) the command.
     """
 
-    def __init__(self, host: str) -> None:
-        url = urlsplit(host)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def close(self) -> None:
+        super().close()
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            import subprocess
+
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def command_socket(argv: list[str]) -> socket.socket:
+    """A socket speaking to ``argv``'s stdin/stdout (raises OSError if it cannot start)."""
+    import subprocess  # lazy: only ssh:// engines need it
+
+    ours, theirs = socket.socketpair()
+    try:
+        fd = theirs.fileno()
+        proc = subprocess.Popen(argv, stdin=fd, stdout=fd, start_new_session=True)
+    except BaseException:
+        ours.close()
+        raise
+    finally:
+        theirs.close()
+    sock = _CommandSocket(ours.family, ours.type, fileno=ours.detach())
+    sock.proc = proc
+    return sock
+
+
+class Endpoint:
+    """Where the engine listens, from an ``EngineHost``, and how to connect there.
+
+    ``unix://`` (or a bare path), ``tcp://``, ``http://``, ``https://`` and
+    ``ssh://`` (through ``docker system dial-stdio`` on the remote host).
+    """
+
+    def __init__(self, host: str | EngineHost) -> None:
+        self.target = host if isinstance(host, EngineHost) else engine_host.explicit(host)
+        url = urlsplit(self.target.host)
         self._scheme = url.scheme
-        self._unix_path = ""
-        self._netloc = ""
-        if url.scheme in ("unix", ""):
-            self._unix_path = url.path or "/var/run/docker.sock"
-        elif url.scheme in ("tcp", "http", "https"):
-            self._netloc = url.netloc
-        self._tls = url.scheme == "https" or (
-            url.scheme == "tcp" and os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
-        )
+        self._unix_path = self.target.unix_path
+        self._netloc = url.netloc if url.scheme in ("tcp", "http", "https") else ""
+        self._tls = self.target.tls
 
     def connect(self, timeout: float | None) -> socket.socket:
         """A connected socket to the engine.
@@ -223,24 +265,35 @@ class Endpoint:
                 sock.close()
                 raise
             return sock
+        if self._scheme == "ssh":
+            sock = command_socket(engine_host.ssh_command(self.target.host))
+            sock.settimeout(timeout)
+            return sock
         if not self._netloc:
             raise ValueError(f"the scheme {self._scheme!r} is not supported")
         hostname, _, port = self._netloc.rpartition(":")
         if not hostname:
-            hostname, port = port, "2375"
+            hostname, port = port, "2376" if self._tls else "2375"
         sock = socket.create_connection((hostname.strip("[]"), int(port)), timeout=timeout)
         if self._tls:
-            import ssl  # lazy: only TLS hosts need it
-
-            ctx = ssl.create_default_context()
-            cert_path = os.environ.get("DOCKER_CERT_PATH", "")
-            if cert_path:
-                ctx.load_verify_locations(os.path.join(cert_path, "ca.pem"))
-                ctx.load_cert_chain(
-                    os.path.join(cert_path, "cert.pem"), os.path.join(cert_path, "key.pem")
-                )
-            sock = ctx.wrap_socket(sock, server_hostname=hostname.strip("[]"))
+            try:
+                sock = self._wrap_tls(sock, hostname.strip("[]"))
+            except BaseException:
+                sock.close()
+                raise
         return sock
+
+    def _wrap_tls(self, sock: socket.socket, hostname: str) -> socket.socket:
+        import ssl  # lazy: only TLS hosts need it
+
+        t = self.target
+        ctx = ssl.create_default_context(cafile=t.ca_cert or None)
+        if not t.tls_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if t.client_cert and t.client_key:
+            ctx.load_cert_chain(t.client_cert, t.client_key)
+        return ctx.wrap_socket(sock, server_hostname=hostname)
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from envd.engine.docker import versions
 from envd.engine.docker.payloads import Json, healthcheck, nanos
+from envd.engine.docker.versions import Version
 from envd.engine.swarm import host_payloads
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
@@ -261,14 +263,20 @@ def observed_network(n: Json) -> ObservedSwarmNetwork:
 
 
 def overlay_network_body(
-    name: str, labels: Mapping[str, str], internal: bool, driver: str
+    name: str,
+    labels: Mapping[str, str],
+    internal: bool,
+    driver: str,
+    api: Version = versions.OLDEST,
 ) -> dict[str, Any]:
     """The ``/networks/create`` payload of an attachable swarm network."""
-    return {
+    body: dict[str, Any] = {
         "Name": name,
-        "CheckDuplicate": True,
         "Driver": driver,
         "Attachable": True,
         "Internal": internal,
         "Labels": dict(labels),
     }
+    if api < versions.NO_CHECK_DUPLICATE:
+        body["CheckDuplicate"] = True  # deprecated in 1.44: a duplicate always fails
+    return body

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from envd.engine.docker.client import DockerEngine
 from envd.engine.docker.payloads import engine_message, filters, label_filter
 from envd.engine.swarm import payloads
-from envd.values.errors import Conflict, EngineError, NotFound
+from envd.values.errors import Conflict, EngineError, NotFound, UsageError
 from envd.values.swarm_types import (
     ObservedSecret,
     ObservedService,
@@ -48,13 +48,20 @@ def ipvs_missing(host: str) -> bool:
 
 
 class DockerSwarmEngine(DockerEngine):
-    """``DockerEngine`` plus the swarm calls (API 1.41)."""
+    """``DockerEngine`` plus the swarm calls (API 1.41 or newer; never Podman)."""
 
     def ipvs_missing(self) -> bool:
         return ipvs_missing(self.host)
 
     # --- swarm ---------------------------------------------------------------
     def swarm_info(self) -> SwarmInfo:
+        info = self.engine_info()
+        if info.is_podman:
+            raise UsageError(
+                f"the engine at {self.host} is Podman {info.version}, and Swarm has no Podman"
+                " counterpart; deploy to a Docker engine in swarm mode (DOCKER_HOST or"
+                " DOCKER_CONTEXT) or use `envd export --format k8s`"
+            )
         return payloads.swarm_info(self._call("GET", "/info").json())
 
     def node_names(self) -> dict[str, str]:
@@ -156,6 +163,6 @@ class DockerSwarmEngine(DockerEngine):
     def create_overlay_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False, driver: str = "overlay"
     ) -> str:
-        body = payloads.overlay_network_body(name, labels, internal, driver)
+        body = payloads.overlay_network_body(name, labels, internal, driver, self.api)
         doc = self._call("POST", "/networks/create", body=body, what=f"network {name}").json()
         return str(doc["Id"])
