@@ -49,69 +49,17 @@ def compose_file(entry: Path) -> Path:
 # (``*`` matches any run of characters in the dotted leaf path, e.g. ``services.*.container_name``) ->
 # reason. The pattern "!validate" means the file does not get through
 # import → validate yet; its reason ends with "fails with: <part of the
-# error>", and a different error fails the test. The fields marked "pending" are being added on other
-# branches (w4-hostcfg, w4-names, w4-composefiles); whoever merges them empties
-# the entries: a listed gap that no longer occurs fails the test too.
-
-_LOGGING = "pending: logging (w4-hostcfg)"
-_RESOURCES = "pending: deploy.resources (w4-hostcfg)"
-_TTY = "pending: tty/stdin_open (w4-hostcfg)"
+# error>", and a different error fails the test. A listed gap that no longer
+# occurs fails the test too, so this list only shrinks by being emptied.
 
 KNOWN_GAPS: dict[str, dict[str, str]] = {
-    "appwrite": {
-        "!validate": "pending: interpolation before short syntaxes (w4-composefiles);"
-        " fails with: depends on unknown service '${_APP_DB_HOST:-postgresql}'",
-    },
-    "awesome-compose-minecraft": {"services.*.deploy*": _RESOURCES},
-    "awesome-compose-react-express-mongodb": {
-        "services.*.stdin_open": _TTY,
-    },
-    "docker-elk": {
-        "services.*.volumes[*].bind.selinux": "pending: relabel modes :z/:Z (w4-composefiles)",
-    },
     "docker-kong": {
-        "!validate": "pending: interpolation before splitting short syntaxes (w4-composefiles);"
-        " fails with: unclosed '${' in 'kong_prefix_vol:${KONG_PREFIX'",
-    },
-    "localstack": {
-        "!validate": "pending: interpolation before splitting short syntaxes (w4-composefiles);"
-        " fails with: mount target './volume' must be an absolute path",
-    },
-    "mattermost": {
-        "!validate": "pending: variables in typed fields resolved before type checks"
-        " (w4-composefiles); fails with: got '${MATTERMOST_CONTAINER_READONLY}'",
-    },
-    "netbox-docker": {
-        "!validate": "pending: relabel modes in any order (w4-composefiles);"
-        " fails with: invalid volume mode 'z,ro'",
+        "services.kong.restart": "unsupported: a retry count (on-failure:5) is imported as"
+        " on-failure with a note; envd keeps restarting (MaximumRetryCount not modelled yet)",
     },
     "opentelemetry-demo": {
-        "services.*.deploy*": _RESOURCES,
-        "services.*.logging.*": _LOGGING,
-        "services.*.dns_search*": "pending: dns_search (w4-hostcfg)",
         "services.*.build.cache_from*": "unsupported: build.cache_from (a build cache hint, "
         "noted on import; no issue asks for it yet)",
-    },
-    "temporal": {
-        "services.*.stdin_open": _TTY,
-        "services.*.tty": _TTY,
-    },
-    "temporal-multirole": {
-        # Compose v2 runs both the same (a missing source is created), but its
-        # config shows the short syntax's implied `create_host_path: true`.
-        "services.*.volumes[*].bind.create_host_path": "unsupported: envd exports a long-syntax bind"
-        " without create_host_path in the short syntax",
-        "services.*.logging.*": _LOGGING,
-        "services.*.stdin_open": _TTY,
-        "services.*.tty": _TTY,
-    },
-    "temporal-mysql-es": {
-        "services.*.stdin_open": _TTY,
-        "services.*.tty": _TTY,
-    },
-    "temporal-postgres": {
-        "services.*.stdin_open": _TTY,
-        "services.*.tty": _TTY,
     },
 }
 
@@ -184,6 +132,18 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
             del svc["init"]
         if svc.get("restart") == "no":  # and so is no restart policy
             del svc["restart"]
+        _fold_resources(svc)
+        if isinstance(svc.get("security_opt"), list):
+            # One option to the engine, three spellings.
+            svc["security_opt"] = [
+                "no-new-privileges" if o in _NO_NEW_PRIVILEGES else o for o in svc["security_opt"]
+            ]
+        for mount in svc.get("volumes") or []:
+            bind = mount.get("bind") if isinstance(mount, dict) else None
+            if isinstance(bind, dict) and bind.get("create_host_path") is True:
+                del bind["create_host_path"]  # Compose's default, short syntax or long
+                if not bind:
+                    del mount["bind"]
         hc = svc.get("healthcheck")
         if isinstance(hc, dict):
             svc["healthcheck"] = {
@@ -201,6 +161,39 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         if cleaned:
             out[section] = cleaned
     return out
+
+
+# deploy.resources and the service-level fields are one setting to Compose
+# (a value given in both must agree): compared in the service-level form.
+_RESOURCE_TWINS = (
+    (("limits", "cpus"), "cpus"),
+    (("limits", "memory"), "mem_limit"),
+    (("limits", "pids"), "pids_limit"),
+    (("reservations", "memory"), "mem_reservation"),
+)
+
+
+_NO_NEW_PRIVILEGES = frozenset({"no-new-privileges:true", "no-new-privileges=true"})
+
+
+def _fold_resources(svc: dict[str, Any]) -> None:
+    deploy = svc.get("deploy")
+    resources = deploy.get("resources") if isinstance(deploy, dict) else None
+    if not isinstance(resources, dict):
+        return
+    for (group, key), field in _RESOURCE_TWINS:
+        part = resources.get(group)
+        if isinstance(part, dict) and key in part:
+            value = part.pop(key)
+            svc.setdefault(field, value)
+            if not part:
+                del resources[group]
+    if not resources:
+        del deploy["resources"]
+    for key in [k for k, v in deploy.items() if v == {}]:
+        del deploy[key]  # Compose writes an empty placement beside resources
+    if not deploy:
+        del svc["deploy"]
 
 
 def leaves(value: Any, path: str = "") -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 WHY_NOT = {
@@ -76,6 +77,32 @@ def as_scalar(path: str, value: Any) -> str:
 def text_list(path: str, value: Any) -> list[str]:
     """A list of strings (numbers read as text), or a located error naming the bad item."""
     return [as_text(f"{path}[{i}]", item) for i, item in enumerate(as_seq(path, value))]
+
+
+_OPERATORS = frozenset({"&&", "||", ";", "|", "&", ";;", "|&"})
+
+
+def compose_words_of(text: str) -> tuple[list[str], str]:
+    """A command string split as Compose splits it (shell words, stopping at the
+    first unquoted shell operator, as its go-shellwords parser does): the words,
+    and the operator it stopped at ("" when it ran to the end)."""
+    lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    words: list[str] = []
+    try:
+        for token in lexer:
+            if token in _OPERATORS and lexer.token == "" and not _quoted(text, token):
+                return words, token
+            words.append(token)
+    except ValueError:  # unbalanced quotes: the model's own split says so
+        return [], ""
+    return words, ""
+
+
+def _quoted(text: str, token: str) -> bool:
+    """Whether every occurrence of ``token`` in ``text`` sits inside quotes."""
+    outside = re.sub(r"'[^']*'|\"(?:\\.|[^\"\\])*\"", "", text)
+    return token not in outside
 
 
 def as_command(path: str, value: Any) -> str | list[str]:

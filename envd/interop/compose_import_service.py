@@ -13,6 +13,7 @@ from envd.interop.compose_import_common import (
     as_map,
     as_seq,
     as_text,
+    compose_words_of,
     str_map,
     text_list,
 )
@@ -100,6 +101,17 @@ class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
         for key in ("command", "entrypoint"):
             if key in body and body[key] is not None:
                 out[key] = as_command(f"{p}.{key}", body[key])
+                if isinstance(out[key], str):
+                    words, rest = compose_words_of(out[key])
+                    if rest:
+                        # Compose's shell-word split ends at an operator: it runs the
+                        # words before it only. So does envd, and says so.
+                        out[key] = words
+                        self.note(
+                            f"{p}.{key}",
+                            f"Compose runs only {' '.join(words)!r} (its split stops at"
+                            f' {rest!r}); so does envd. Write it as ["sh", "-c", …] to run all',
+                        )
         for key in ("working_dir", "user", "hostname"):
             if body.get(key) is not None:
                 out[key] = as_text(f"{p}.{key}", body[key])

@@ -155,9 +155,15 @@ def interpolate_tree(
     return data
 
 
-def parse_dotenv(text: str) -> dict[str, str]:
-    """Parse a ``.env`` file: ``KEY=VALUE``, ``export KEY=VALUE``, quotes, comments."""
+def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Parse a ``.env`` file: ``KEY=VALUE``, ``export KEY=VALUE``, quotes, comments.
+
+    As Compose's reader does, an unquoted or double-quoted value may refer to a
+    variable defined earlier in the file (``B=${A}/x``), else to ``environ``;
+    a single-quoted value is literal.
+    """
     result: dict[str, str] = {}
+    outside = environ or {}
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -172,14 +178,20 @@ def parse_dotenv(text: str) -> dict[str, str]:
         key = key.strip()
         value = value.strip()
         quoted = _QUOTED.match(value)
+        literal = False
         if quoted:
             if quoted.group(1) is not None:  # double quotes: \n, \t, \" and \\ escapes
                 value = _ESCAPE.sub(lambda m: _ESCAPES.get(m.group(1), m.group(0)), quoted.group(1))
             else:  # single quotes: literal
-                value = quoted.group(2)
+                value, literal = quoted.group(2), True
         else:
             hash_at = value.find(" #")
             if hash_at >= 0:
                 value = value[:hash_at].rstrip()
+        if not literal and "$" in value:
+            try:
+                value = interpolate(value, {**outside, **result})
+            except InterpolationError:
+                pass  # not an interpolation after all: keep the text as written
         result[key] = value
     return result

@@ -276,3 +276,28 @@ def test_bind_options_in_stack_and_kubernetes_exports(tmp_path: Path) -> None:
     stack = to_stack(spec, "vip")
     assert "./d:/d:ro,Z,rslave" in render_yaml(stack)
     assert any("SELinux relabel Z of /d" in n for n in stack.notes)
+
+
+def test_a_command_string_stops_at_a_shell_operator_as_compose_does(tmp_path: Path) -> None:
+    """`command: a up && a finish` runs `a up` under Compose v2 (its shell-word split ends at
+    `&&`; docker-kong's migrations): envd imports the same argv and says so; quoted
+    operators inside `sh -c "…"` are kept."""
+    project(
+        tmp_path,
+        "services:\n  m:\n    image: x\n    command: kong migrations up && kong migrations finish\n"
+        '  s:\n    image: x\n    command: sh -c "a && b"\n',
+    )
+    result = imported(tmp_path)
+    services = toml(result)["services"]
+    assert services["m"]["command"] == ["kong", "migrations", "up"]
+    assert services["s"]["command"] == 'sh -c "a && b"'
+    assert any("services.m.command" in n and "'&&'" in n for n in result.notes)
+
+
+def test_a_dotenv_value_may_use_variables_defined_above_it(tmp_path: Path) -> None:
+    """As Compose reads `.env`: `B=${A}/x` expands A from earlier in the file (the
+    OpenTelemetry demo's OTEL_RESOURCE_ATTRIBUTES); a single-quoted value stays literal."""
+    from envd.spec.interpolate import parse_dotenv
+
+    text = "A=one\nB=${A}/x\nC=\"${A}-${MISSING:-d}\"\nD='${A}'\n"
+    assert parse_dotenv(text) == {"A": "one", "B": "one/x", "C": "one-d", "D": "${A}"}
