@@ -53,10 +53,6 @@ def compose_file(entry: Path) -> Path:
 # occurs fails the test too, so this list only shrinks by being emptied.
 
 KNOWN_GAPS: dict[str, dict[str, str]] = {
-    "docker-kong": {
-        "services.kong.restart": "unsupported: a retry count (on-failure:5) is imported as"
-        " on-failure with a note; envd keeps restarting (MaximumRetryCount not modelled yet)",
-    },
     "opentelemetry-demo": {
         "services.*.build.cache_from*": "unsupported: build.cache_from (a build cache hint, "
         "noted on import; no issue asks for it yet)",

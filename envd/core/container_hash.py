@@ -36,6 +36,7 @@ _HASHED_FIELDS = (
     "networks",
     "healthcheck",
     "restart",
+    "restart_max_attempts",
     "init",
     "stop_signal",
     "stop_timeout",

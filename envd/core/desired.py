@@ -388,6 +388,7 @@ def _service(
         networks=tuple(attachments),
         healthcheck=hc,
         restart=svc.restart,
+        restart_max_attempts=svc.restart_max_attempts,
         init=svc.init,
         stop_signal=svc.stop_signal,
         stop_timeout=max(0, math.ceil(svc.stop_grace_period)),

@@ -357,6 +357,7 @@ _container = table(
     networks=tuple_of(_attachment),
     healthcheck=optional(_health),
     restart=string,
+    restart_max_attempts=integer,
     init=boolean,
     stop_signal=string,
     stop_timeout=integer,

@@ -113,6 +113,8 @@ def to_compose(loaded: LoadedSpec) -> Export:
                 )
         if svc.restart != "no":
             out["restart"] = svc.restart
+            if svc.restart == "on-failure" and svc.restart_max_attempts:
+                out["restart"] = f"on-failure:{svc.restart_max_attempts}"
         if svc.replicas != 1:
             out.setdefault("deploy", {})["replicas"] = svc.replicas
         if svc.profiles:

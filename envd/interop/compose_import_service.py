@@ -160,12 +160,6 @@ class ServiceConverter(FieldConverter, HostFieldConverter, NetConverter):
         deploy = as_map(f"{p}.deploy", body.get("deploy"))
         if restart is not None:
             text = "no" if restart is False else as_text(f"{p}.restart", restart)
-            if text.startswith("on-failure:"):
-                self.note(
-                    f"{p}.restart",
-                    f"{text!r}: envd has no retry count; imported as 'on-failure' (retries without limit)",
-                )
-                text = "on-failure"
             if text != "no":
                 out["restart"] = text
         elif deploy.get("restart_policy") is not None:

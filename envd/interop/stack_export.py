@@ -124,6 +124,8 @@ def to_stack(loaded: LoadedSpec, endpoint_mode: str = "vip") -> Export:
             )
         deploy: dict[str, Any] = {"replicas": svc.replicas}
         deploy["restart_policy"] = {"condition": restart_condition(svc.restart)}
+        if svc.restart == "on-failure" and svc.restart_max_attempts:
+            deploy["restart_policy"]["max_attempts"] = svc.restart_max_attempts
         if endpoint_mode != "vip":
             deploy["endpoint_mode"] = endpoint_mode
         order, _why = update_order(desired.services[name], endpoint_mode)

@@ -108,11 +108,14 @@ class Service(SpecModel):
             {
                 "anyOf": [
                     {"enum": ["no", "always", "on-failure", "unless-stopped"]},
+                    {"type": "string", "pattern": "^on-failure:[0-9]+$"},
                     {"const": False},
                 ]
             }
         ),
     ] = "no"
+    # Set by `restart = "on-failure:N"` (Compose's spelling): give up after N restarts.
+    restart_max_attempts: int = Field(default=0, ge=0)
     init: bool = True
     stop_signal: Signal = "SIGTERM"
     stop_grace_period: Duration = 10.0
@@ -177,17 +180,25 @@ class Service(SpecModel):
     post_start: list[Hook] = Field(default_factory=list)
     pre_stop: list[Hook] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _restart_count(cls, data: Any) -> Any:
+        # Compose's "on-failure:N" is two settings to the engine: the policy and its count.
+        if isinstance(data, dict):
+            v = data.get("restart")
+            if isinstance(v, str) and v.startswith("on-failure:"):
+                count = v.partition(":")[2]
+                if not (count.isascii() and count.isdigit()):
+                    raise ValueError(f"restart {v!r}: the retry count must be a whole number")
+                data = {**data, "restart": "on-failure", "restart_max_attempts": int(count)}
+        return data
+
     @field_validator("restart", mode="before")
     @classmethod
     def _restart(cls, v: Any) -> Any:
         # TOML has no bare `no`, but YAML-minded users write false.
         if v is False:
             return "no"
-        if isinstance(v, str) and v.startswith("on-failure:"):
-            # Dropping the count silently would retry for ever; say so instead.
-            raise ValueError(
-                f"{v!r}: a retry count is not supported; use 'on-failure' (retries without limit)"
-            )
         return v
 
     @field_validator("labels")

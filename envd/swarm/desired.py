@@ -188,6 +188,11 @@ def desire_swarm(
             if getattr(svc, key):
                 notes.append(f"{where}.{key}: a swarm deploy runs no lifecycle hooks")
         notes.extend(swarm_net_notes(where, svc))
+        if t.restart_max_attempts:
+            notes.append(
+                f"{where}.restart: the retry count {t.restart_max_attempts} is not carried;"
+                " swarm restarts a failed task without limit"
+            )
         if t.restart in ("no", "") and dsvc.replicas:
             notes.append(
                 f"{where}.restart: 'no' becomes restart condition 'none': a task that"

@@ -167,6 +167,8 @@ class ContainerCreate:
     networks: tuple[NetworkAttachment, ...] = ()
     healthcheck: Healthcheck | None = None
     restart: str = "no"
+    # "on-failure:N": the engine gives up after N restarts (0: never gives up).
+    restart_max_attempts: int = 0
     init: bool = True
     stop_signal: str = "SIGTERM"
     stop_timeout: int = 10

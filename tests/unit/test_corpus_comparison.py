@@ -69,8 +69,8 @@ def test_known_gaps_name_corpus_entries_with_a_reason() -> None:
             assert reason.startswith(("pending: ", "unsupported: ")), (entry, pattern)
             if pattern == "!validate":
                 assert "; fails with: " in reason, entry
-    assert known_gap("docker-kong", "services.kong.restart") is not None
-    assert known_gap("docker-kong", "services.kong.image") is None
+    assert known_gap("opentelemetry-demo", "services.x.build.cache_from[0]") is not None
+    assert known_gap("opentelemetry-demo", "services.x.image") is None
 
 
 def test_corpus_entries_carry_source_and_licence() -> None:

@@ -318,12 +318,27 @@ def test_defaults(tmp_path: Path) -> None:
 
 
 def test_restart_compose_spellings(tmp_path: Path) -> None:
-    """``restart = false`` means "no"; ``on-failure:3`` is refused, not silently unlimited."""
+    """``restart = false`` means "no"; ``on-failure:3`` keeps its retry count (the engine's
+    MaximumRetryCount, exported back as Compose wrote it); a count that is not a number is
+    one sentence."""
+    from envd.engine.docker import payloads
+    from envd.interop.compose_export import to_compose
+    from envd.values.types import ContainerCreate
+
     spec = '[services.a]\nimage = "i"\nrestart = false\n'
     assert load_spec(tmp_path, spec).spec.services["a"].restart == "no"
-    bad = '[services.b]\nimage = "i"\nrestart = "on-failure:3"\n'
-    with pytest.raises(SpecError, match="retry count is not supported"):
-        load_spec(tmp_path, bad)
+    counted = load_spec(tmp_path, '[services.b]\nimage = "i"\nrestart = "on-failure:3"\n')
+    svc = counted.spec.services["b"]
+    assert (svc.restart, svc.restart_max_attempts) == ("on-failure", 3)
+    assert to_compose(counted).documents[0]["services"]["b"]["restart"] == "on-failure:3"
+    body = payloads.create_body(
+        ContainerCreate(
+            name="b", image="i", labels={}, restart="on-failure", restart_max_attempts=3
+        )
+    )
+    assert body["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    with pytest.raises(SpecError, match="the retry count must be a whole number"):
+        load_spec(tmp_path, '[services.c]\nimage = "i"\nrestart = "on-failure:x"\n')
 
 
 # --------------------------------------------------------------------------- env and env_file

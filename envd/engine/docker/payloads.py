@@ -307,7 +307,7 @@ def create_body(spec: ContainerCreate, api: Version = versions.OLDEST) -> dict[s
         "Tmpfs": dict(spec.tmpfs),
         "RestartPolicy": {
             "Name": "" if spec.restart in ("no", "") else spec.restart,
-            "MaximumRetryCount": 0,
+            "MaximumRetryCount": spec.restart_max_attempts if spec.restart == "on-failure" else 0,
         },
         "Init": spec.init,
         "ReadonlyRootfs": spec.read_only,
