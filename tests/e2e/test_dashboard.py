@@ -4,18 +4,15 @@ what its buttons do, and that another page or a missing token gets nothing."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.browser import chromium
 from tests.helpers import BUSYBOX, describe, free_tcp_port, run_envd, wait_for
 
 pytestmark = pytest.mark.usefixtures("busybox_image")
-
-CHROMIUM = os.environ.get("ENVD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 SPEC = """
 [services.db]
@@ -34,14 +31,8 @@ stop_signal = "SIGKILL"
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 @pytest.fixture

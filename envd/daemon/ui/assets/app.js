@@ -41,8 +41,8 @@
   // The daemon's own word for the state (status's STATE column), and its colour.
   const STATE_CLASS = {
     running: "st-ok", healthy: "st-ok", completed: "st-done", stopped: "st-stopped",
-    starting: "st-warn", restarting: "st-warn", missing: "st-warn", created: "st-warn",
-    unhealthy: "st-err", failed: "st-err", flapping: "st-err",
+    starting: "st-warn", restarting: "st-warn", created: "st-warn",
+    missing: "st-err", unhealthy: "st-err", failed: "st-err", flapping: "st-err",
   };
   function serviceState(s) {
     if (s.stopped_on_purpose) return s.running ? ["stopping", "st-warn"] : ["stopped", "st-stopped"];
@@ -295,6 +295,16 @@
     };
   }
 
+  // A container being created again (drift repair, a recreate): its row turns
+  // red at once, before the next state arrives, so a quick repair is seen.
+  function markRepair(ev) {
+    if (!ev.service || ev.phase !== "working" || !(ev.kind === "create" || ev.kind === "recreate")) return;
+    const cell = document.querySelector('#services tr[data-service="' + CSS.escape(ev.service) + '"] td.state');
+    if (!cell) return;
+    cell.textContent = ev.kind === "create" ? "missing: repairing" : "recreating";
+    cell.className = "state st-err";
+  }
+
   // ------------------------------------------------------------------ wiring
   function connect() {
     const source = new EventSource("/api/stream");
@@ -303,6 +313,7 @@
     source.onmessage = (msg) => {
       const ev = JSON.parse(msg.data);
       addEvent(ev, true);
+      markRepair(ev);
       scheduleRefresh();
       if (ev.kind === "pass-done") refreshPlan();
     };
