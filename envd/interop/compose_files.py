@@ -94,9 +94,10 @@ def read_file(path: Path, name: str) -> bytes:
 
 
 def read_env_file(path: Path, cwd: Path | None) -> dict[str, str]:
-    """A ``.env``-style file's variables (UTF-8, within the YAML size cap)."""
+    """A ``.env``-style file's variables (UTF-8, within the YAML size cap),
+    expanded as Compose reads them (``B=${A}/x``)."""
     name = display_path(path, cwd)
-    return parse_dotenv(decode(read_file(path, name), name))
+    return parse_dotenv(decode(read_file(path, name), name), expand=True)
 
 
 def parse(path: Path, reading: Reading) -> dict[str, Any]:

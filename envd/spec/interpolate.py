@@ -155,12 +155,15 @@ def interpolate_tree(
     return data
 
 
-def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def parse_dotenv(
+    text: str, environ: Mapping[str, str] | None = None, expand: bool = False
+) -> dict[str, str]:
     """Parse a ``.env`` file: ``KEY=VALUE``, ``export KEY=VALUE``, quotes, comments.
 
-    As Compose's reader does, an unquoted or double-quoted value may refer to a
-    variable defined earlier in the file (``B=${A}/x``), else to ``environ``;
-    a single-quoted value is literal.
+    With ``expand`` (a project's ``.env``, as Compose reads it) an unquoted or
+    double-quoted value may refer to a variable defined earlier in the file
+    (``B=${A}/x``), else to ``environ``; a single-quoted value is literal.
+    ``env_file`` files are read without (their text is the container's).
     """
     result: dict[str, str] = {}
     outside = environ or {}
@@ -188,7 +191,7 @@ def parse_dotenv(text: str, environ: Mapping[str, str] | None = None) -> dict[st
             hash_at = value.find(" #")
             if hash_at >= 0:
                 value = value[:hash_at].rstrip()
-        if not literal and "$" in value:
+        if expand and not literal and "$" in value:
             try:
                 value = interpolate(value, {**outside, **result})
             except InterpolationError:

@@ -206,7 +206,7 @@ def read_variables(base: Path, environ: Mapping[str, str]) -> dict[str, str]:
     if dotenv.is_file():
         display = display_path(dotenv)
         try:
-            values.update(parse_dotenv(read_text(dotenv, display)))
+            values.update(parse_dotenv(read_text(dotenv, display), environ, expand=True))
         except OSError as exc:
             raise SpecError(SpecProblem(f"cannot read .env: {exc.strerror}", display)) from None
     values.update(environ)

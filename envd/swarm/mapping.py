@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from envd.core.desired import DesiredService
@@ -203,12 +203,54 @@ def _container_plain(container: ContainerCreate) -> dict[str, Any]:
     if out["healthcheck"] is not None and not out["healthcheck"]["start_interval_s"]:
         del out["healthcheck"]["start_interval_s"]
     _drop_unset_bind_options(out["mounts"])
-    if not container.configs:
-        del out["configs"]
-    for key in ("exposed", "network_mode"):  # names and networking, likewise
-        if not out[key]:
-            del out[key]
+    for f in fields(container):
+        # Any other field envd learned after swarm hashes were first given out
+        # (configs, exposed ports, network mode, a restart count…) joins only when set.
+        if f.name not in _FIRST_TASK_FIELDS and f.name in out and _at_default(f, out[f.name]):
+            del out[f.name]
     return out
+
+
+# The create request's fields when swarm services were first hashed.
+_FIRST_TASK_FIELDS = frozenset(
+    [
+        "name",
+        "image",
+        "labels",
+        "command",
+        "entrypoint",
+        "working_dir",
+        "user",
+        "hostname",
+        "env",
+        "ports",
+        "mounts",
+        "tmpfs",
+        "networks",
+        "healthcheck",
+        "restart",
+        "init",
+        "stop_signal",
+        "stop_timeout",
+        "read_only",
+        "cap_add",
+        "cap_drop",
+        "secrets",
+        "auto_remove",
+        "tty",
+        "stdin_open",
+        "anonymous_volumes",
+    ]
+)
+
+
+def _at_default(f: Any, value: Any) -> bool:
+    if f.default is not MISSING:
+        return bool(value == f.default or value == plain_deep(f.default))
+    if f.default_factory is not MISSING:
+        default = f.default_factory()
+        return bool(value == default or value == plain_deep(default))
+    return False
 
 
 def _attachments_plain(networks: Any) -> list[dict[str, Any]]:

@@ -295,9 +295,11 @@ def test_a_command_string_stops_at_a_shell_operator_as_compose_does(tmp_path: Pa
 
 
 def test_a_dotenv_value_may_use_variables_defined_above_it(tmp_path: Path) -> None:
-    """As Compose reads `.env`: `B=${A}/x` expands A from earlier in the file (the
+    """As Compose reads a project's `.env` on import: `B=${A}/x` expands A from earlier (the
     OpenTelemetry demo's OTEL_RESOURCE_ATTRIBUTES); a single-quoted value stays literal."""
     from envd.spec.interpolate import parse_dotenv
 
     text = "A=one\nB=${A}/x\nC=\"${A}-${MISSING:-d}\"\nD='${A}'\n"
-    assert parse_dotenv(text) == {"A": "one", "B": "one/x", "C": "one-d", "D": "${A}"}
+    assert parse_dotenv(text, expand=True) == {"A": "one", "B": "one/x", "C": "one-d", "D": "${A}"}
+    # Without expand (env_file files): the text as written.
+    assert parse_dotenv(text)["B"] == "${A}/x"

@@ -156,7 +156,7 @@ def test_interpolate_tree_error_carries_path() -> None:
         ("K='no $escapes \\n here'", {"K": "no $escapes \\n here"}),
         ("L='C:\\dir\\'", {"L": "C:\\dir\\"}),
         ('M="unterminated', {"M": '"unterminated'}),
-        ("N=${NOT_EXPANDED}", {"N": "${NOT_EXPANDED}"}),
+        ("N=${NOT_EXPANDED}", {"N": "${NOT_EXPANDED}"}),  # without expand: as written
         ("BARE_NAME", {}),
         ("# A=commented", {}),
         ("   ", {}),
@@ -272,3 +272,14 @@ def test_interpolate_tree_reports_each_unset_name_once_per_value_with_its_path()
         (("services", "web", "command", 0), "X"),
         (("services", "web", "command", 1), "Y"),
     ]
+
+
+def test_a_projects_dotenv_expands_earlier_variables_as_compose_does(tmp_path: Path) -> None:
+    """The project's `.env` is read as Compose reads it: `URL=http://${HOST}:${PORT:-80}`
+    uses HOST from above it, and the spec sees the expanded value."""
+    from envd.spec.read import read_variables
+
+    (tmp_path / ".env").write_text("HOST=db\nURL=http://${HOST}:${PORT:-80}\nRAW='${HOST}'\n")
+    values = read_variables(tmp_path, {})
+    assert values["URL"] == "http://db:80" and values["RAW"] == "${HOST}"
+    assert read_variables(tmp_path, {"PORT": "5"})["URL"] == "http://db:5"
