@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, fields
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
-from envd.core.hashing import digest, hash_fields, plain_deep
+from envd.core.hashing import at_default, digest, hash_fields, plain_deep
 from envd.core.host_settings import host_canonical
 from envd.values.types import ContainerCreate
 
@@ -87,21 +87,13 @@ _FIRST_FIELDS: Mapping[str, frozenset[str]] = {
 }
 
 
-def _is_default(f: Any, value: Any) -> bool:
-    if f.default is not MISSING:
-        return bool(value == f.default)
-    if f.default_factory is not MISSING:
-        return bool(value == f.default_factory())
-    return False
-
-
 def _view(value: Any) -> dict[str, Any]:
     """``plain(value)`` less the fields added after the first hashes that are at their default."""
     first = _FIRST_FIELDS[type(value).__name__]
     return {
         f.name: getattr(value, f.name)
         for f in fields(value)
-        if f.name in first or not _is_default(f, getattr(value, f.name))
+        if f.name in first or not at_default(f, getattr(value, f.name))
     }
 
 
@@ -134,7 +126,7 @@ def canonical(spec: ContainerCreate, secret_digests: Sequence[str] = ()) -> dict
             value = [_view(v) for v in value]
         elif name == "labels":
             value = dict(sorted(value.items()))
-        elif name not in _FIRST_FIELDS["ContainerCreate"] and _is_default(
+        elif name not in _FIRST_FIELDS["ContainerCreate"] and at_default(
             _CREATE_FIELDS[name], value
         ):
             continue  # added since the first hashes, and not set

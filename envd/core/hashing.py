@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import MISSING, Field, fields
 from typing import Any
 
 # default=list: tuples and other sequences encode as JSON arrays.
@@ -21,6 +21,19 @@ ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=list)
 def plain(value: Any) -> dict[str, Any]:
     """``asdict`` for flat dataclasses, without its recursive deep copy (hot in planning)."""
     return {f.name: getattr(value, f.name) for f in fields(value)}
+
+
+def at_default(f: Field[Any], value: Any) -> bool:
+    """Whether ``value`` is dataclass field ``f``'s default, as it is or in its
+    ``plain_deep`` form: a field added after hashes were given out joins a hash
+    only when it is not (so an upgrade recreates nothing)."""
+    if f.default is not MISSING:
+        default: Any = f.default
+    elif f.default_factory is not MISSING:
+        default = f.default_factory()
+    else:
+        return False
+    return bool(value == default or value == plain_deep(default))
 
 
 def plain_deep(value: Any) -> Any:

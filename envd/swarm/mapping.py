@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
 from envd.core.desired import DesiredService
-from envd.core.hashing import digest, hash_fields, plain_deep
+from envd.core.hashing import at_default, digest, hash_fields, plain_deep
 
 # Re-exported: the swarm vocabulary in one import for desire_swarm and its tests.
 from envd.spec.compose_words import restart_condition as restart_condition
@@ -206,7 +206,7 @@ def _container_plain(container: ContainerCreate) -> dict[str, Any]:
     for f in fields(container):
         # Any other field envd learned after swarm hashes were first given out
         # (configs, exposed ports, network mode, a restart count…) joins only when set.
-        if f.name not in _FIRST_TASK_FIELDS and f.name in out and _at_default(f, out[f.name]):
+        if f.name not in _FIRST_TASK_FIELDS and f.name in out and at_default(f, out[f.name]):
             del out[f.name]
     return out
 
@@ -242,15 +242,6 @@ _FIRST_TASK_FIELDS = frozenset(
         "anonymous_volumes",
     ]
 )
-
-
-def _at_default(f: Any, value: Any) -> bool:
-    if f.default is not MISSING:
-        return bool(value == f.default or value == plain_deep(f.default))
-    if f.default_factory is not MISSING:
-        default = f.default_factory()
-        return bool(value == default or value == plain_deep(default))
-    return False
 
 
 def _attachments_plain(networks: Any) -> list[dict[str, Any]]:
