@@ -113,7 +113,15 @@ def test_a_container_removed_by_hand_turns_red_then_green_without_a_reload(
         timeout=20,
         message="the row turns red",
     )
-    wait_for(lambda: _state(page, "cache") == "healthy", timeout=60, message="cache healthy again")
+    # Green is healthy *and* in sync: the text can read "healthy" a moment before.
+    wait_for(
+        lambda: (
+            _state(page, "cache") == "healthy"
+            and "st-ok" in (page.evaluate("window.__seen") or [""])[-1]
+        ),
+        timeout=60,
+        message="cache green again",
+    )
     seen = page.evaluate("window.__seen")
     red = next(i for i, c in enumerate(seen) if "st-err" in c)
     assert "st-ok" in seen[-1] and red < len(seen) - 1, seen
