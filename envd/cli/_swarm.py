@@ -49,7 +49,9 @@ def run_down(obj: Ctx, volumes: bool, as_json: bool, lock_timeout: float | None 
         err(f"warning: {w}")
     click.echo(
         f"Project {loaded.project} is down on the swarm: {len(result.services)} service(s),"
-        f" {len(result.secrets)} secret(s), {len(result.networks)} network(s) removed.",
+        f" {len(result.secrets)} secret(s),"
+        + (f" {len(result.configs)} config(s)," if result.configs else "")
+        + f" {len(result.networks)} network(s) removed.",
         err=True,
     )
 
