@@ -24,6 +24,7 @@ from envd.swarm.mapping import (
     SwarmNetwork,
     SwarmSecret,
     SwarmService,
+    check_swarm_config,
     config_name,
     parse_tmpfs,
     project_labels,
@@ -124,6 +125,7 @@ def desire_swarm(
         # configs (Compose's `configs`): the name holds the content's digest
         config_refs: list[ConfigRef] = []
         for scfg, cfile in zip(svc.configs, t.configs, strict=True):
+            check_swarm_config(scfg.source, cfile.value)
             cname = config_name(project, scfg.source, cfile.value)
             configs[cname] = SwarmConfig(
                 key=scfg.source,

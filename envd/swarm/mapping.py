@@ -36,6 +36,9 @@ TARGET = "swarm"
 SECRET_NAME_MAX = 64
 SECRETS_DIR = "/run/secrets/"
 CONFIG_LABEL = labels.CONFIG
+# A swarm takes a config of 1 to 1023999 bytes ("config data must be larger
+# than 0 and less than 1024000 bytes"); envd's own cap is a little higher.
+SWARM_CONFIG_MAX = 1000 * 1024
 
 
 class NotSwarmManager(UsageError):
@@ -111,6 +114,17 @@ def secret_name(project: str, key: str, value_digest: str) -> str:
     """``<project>_<secret>_<digest[:12]>``, shortened to swarm's 64 characters."""
     suffix = "_" + value_digest[:12]
     return f"{project}_{key}"[: SECRET_NAME_MAX - len(suffix)] + suffix
+
+
+def check_swarm_config(key: str, value: bytes) -> None:
+    """Refuse, before anything is deployed, a config content a swarm would reject."""
+    if not value:
+        raise UsageError(f"configs.{key}: a swarm config cannot be empty; give it some content")
+    if len(value) >= SWARM_CONFIG_MAX:
+        raise UsageError(
+            f"configs.{key}: {len(value)} bytes is too large for a swarm config"
+            f" (less than {SWARM_CONFIG_MAX} bytes)"
+        )
 
 
 def config_name(project: str, key: str, value: bytes) -> str:

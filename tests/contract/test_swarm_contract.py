@@ -10,7 +10,7 @@ host-mode ports (a routing-mesh port is assigned but nobody answers on it).
 from __future__ import annotations
 
 import subprocess
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 
@@ -141,7 +141,8 @@ def _task_file(w: SwarmWorld, task: ObservedTask, service: str, path: str) -> tu
 def test_configs_are_mounted_with_their_mode_and_cannot_go_while_used(
     swarm_world: SwarmWorld,
 ) -> None:
-    """A config's content reaches the task's file with its uid, gid and mode; in use it cannot go."""
+    """A config's content reaches the task's file (read-only root) with its uid, gid and mode;
+    in use it cannot go."""
     eng, w = swarm_world.engine, swarm_world
     name = f"{w.project}_site_v1"
     config_id = eng.create_config(name, w.labels(**{labels.CONFIG: "site"}), b"listen 80;\n")
@@ -152,7 +153,10 @@ def test_configs_are_mounted_with_their_mode_and_cannot_go_while_used(
     assert [f.name for f in fields(ObservedConfig)] == ["id", "name", "labels"]
 
     ref = ConfigRef(config=name, target="/etc/site.conf", uid="101", gid="102", mode=0o440)
-    sid = eng.create_service(w.service("web", configs=(ref,)), {}, {name: config_id})
+    spec = w.service("web", configs=(ref,))
+    # The swarm mounts the file itself: a read-only root filesystem is no obstacle.
+    spec = replace(spec, container=replace(spec.container, read_only=True))
+    sid = eng.create_service(spec, {}, {name: config_id})
     (task,) = _running(w, sid, "h1", 1)
     assert _task_file(w, task, w.name("web"), "/etc/site.conf") == (b"listen 80;\n", "440 101 102")
     with pytest.raises(Conflict):

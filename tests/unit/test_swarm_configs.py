@@ -15,11 +15,11 @@ from envd.inputs.configs import read_configs
 from envd.spec.load import load
 from envd.swarm.deploy import deploy
 from envd.swarm.desired import desire_swarm
-from envd.swarm.mapping import SwarmDesired
+from envd.swarm.mapping import SWARM_CONFIG_MAX, SwarmDesired
 from envd.swarm.ops import down
 from envd.swarm.plan import SwarmObserved, plan_swarm
 from envd.values import labels
-from envd.values.errors import SpecError
+from envd.values.errors import SpecError, UsageError
 from envd.values.events import FakeClock
 from envd.values.keys import Keys
 from envd.values.swarm_types import (
@@ -226,3 +226,13 @@ def test_configs_leave_the_hashes_of_a_service_without_configs_alone(tmp_path: P
     after = _desired(tmp_path / "b", worker='configs = ["site"]')
     assert before.services["web"].task_hash == after.services["web"].task_hash
     assert before.services["worker"].task_hash != after.services["worker"].task_hash
+
+
+@pytest.mark.parametrize("motd", ["", "x" * SWARM_CONFIG_MAX], ids=["empty", "too large"])
+def test_a_config_a_swarm_would_reject_is_refused_before_the_deploy(
+    tmp_path: Path, motd: str
+) -> None:
+    """An empty config or one of 1024000 bytes or more is refused in one sentence naming it."""
+    with pytest.raises(UsageError) as info:
+        _desired(tmp_path, motd=motd)
+    assert str(info.value).startswith("configs.motd: ")
