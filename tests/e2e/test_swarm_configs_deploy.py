@@ -27,6 +27,7 @@ image = "{BUSYBOX}"
 command = ["sleep", "100000"]
 stop_signal = "SIGKILL"
 restart = "always"
+read_only = true  # refused with configs by `up`; a swarm mounts the files itself
 configs = ["app.conf", {{ source = "motd", target = "/etc/app/motd", uid = "1000", gid = "1001", mode = 0o440 }}]
 
 [configs."app.conf"]
@@ -79,7 +80,8 @@ def _config_names(client: Any, project: str) -> set[str]:
 def test_deploy_mounts_file_and_inline_configs_and_new_content_replaces_the_version(
     swarm_project: Any, envd_cli: Cli, project_name: str, swarm: Any
 ) -> None:
-    """A file and an inline config reach the task with their mode; an edit rolls onto a new version; down removes them."""
+    """A file and an inline config reach the (read-only) task with their mode; status shows no drift;
+    an edit rolls onto a new version; down removes them."""
     swarm_project.write(SPEC)
     swarm_project.write("listen 80;\n", "app.conf")
     _deploy(envd_cli)
@@ -91,6 +93,10 @@ def test_deploy_mounts_file_and_inline_configs_and_new_content_replaces_the_vers
     assert _task_reads(swarm, project_name, "/etc/app/motd") == "440 1000 1001 hello swarm"
     first = _config_names(swarm, project_name)
     assert len(first) == 2 and all(n.startswith(f"{project_name}_") for n in first)
+
+    proc = envd_cli("status", "--target", "swarm", "--json", timeout=60)
+    assert proc.returncode == 0, describe(proc)
+    assert [s["drift"] for s in json.loads(proc.stdout)["services"]] == [""], proc.stdout
 
     again = _deploy(envd_cli)
     assert again["changes"] == [], again
