@@ -38,12 +38,13 @@ class Ctx:
 
         return Target(self.project_dir, self.file, self.environment, self.profiles)
 
-    def load(self, environment: str | None = None) -> LoadedSpec:
-        """The validated spec for these options (``environment`` overrides ``--env``)."""
+    def load(self, environment: str | None = None, swarm: bool = False) -> LoadedSpec:
+        """The validated spec for these options (``environment`` overrides ``--env``;
+        ``swarm``: validated for a swarm deploy, as `deploy --target swarm` does)."""
         from envd.spec.load import load
 
         env = self.environment if environment is None else environment
-        return load(self.project_dir, self.file, env, profiles=self.profiles)
+        return load(self.project_dir, self.file, env, profiles=self.profiles, swarm=swarm)
 
 
 def engine() -> DockerEngine:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import click
@@ -36,7 +37,8 @@ def run_down(obj: Ctx, volumes: bool, as_json: bool, lock_timeout: float | None 
     from envd.cli.progress import make_progress
     from envd.swarm.ops import down as swarm_down
 
-    loaded = obj.load()
+    # Validated as the deploy was: a spec only a swarm accepts must come down too.
+    loaded = obj.load(swarm=True)
     eng = swarm_engine()
     progress = make_progress(as_json)
     with holding(loaded.project, "envd down --target swarm", lock_timeout):
@@ -49,7 +51,9 @@ def run_down(obj: Ctx, volumes: bool, as_json: bool, lock_timeout: float | None 
         err(f"warning: {w}")
     click.echo(
         f"Project {loaded.project} is down on the swarm: {len(result.services)} service(s),"
-        f" {len(result.secrets)} secret(s), {len(result.networks)} network(s) removed.",
+        f" {len(result.secrets)} secret(s),"
+        + (f" {len(result.configs)} config(s)," if result.configs else "")
+        + f" {len(result.networks)} network(s) removed.",
         err=True,
     )
 
@@ -60,12 +64,12 @@ def run_status(obj: Ctx, as_json: bool) -> None:
     from envd.swarm.deploy import prepare_swarm
     from envd.swarm.ops import status as swarm_status
 
-    loaded = obj.load()
+    loaded = obj.load(swarm=True)
     eng = swarm_engine()
     wanted = None
     try:
         # The desired state (for drift) needs the secrets' values: their digests name them.
-        loaded, desired = prepare(obj.target())
+        loaded, desired = prepare(replace(obj.target(), swarm=True))
     except SpecError as exc:
         err(f"note: drift is not shown: {exc.problems[0].render()}")
     else:

@@ -103,21 +103,13 @@ def check_configs(
     is_file: Callable[[str], bool],
     swarm: bool = False,
 ) -> None:
-    """Cross-checks of configs: defined sources, distinct targets, no target under a mount.
+    """Cross-checks of configs: defined sources, distinct targets, no target under a mount
+    (``swarm``: a swarm mounts them, so a mount or a read-only root is no obstacle).
 
     ``mount_over(target, volumes, tmpfs)`` names the service's mount holding a
     target; ``is_file(rel)`` says whether a project-relative file exists.
     """
     for name, svc in spec.services.items():
-        if swarm and svc.configs:
-            add(
-                f"service {name!r}: configs are not supported by `envd deploy --target swarm`"
-                " yet; use `envd export --format swarm` with `docker stack deploy`",
-                "services",
-                name,
-                "configs",
-            )
-            continue
         secret_paths = {s.path for s in svc.secrets}
         targets: dict[str, str] = {}
         for i, cfg in enumerate(svc.configs):
@@ -143,15 +135,16 @@ def check_configs(
                 add(f"service {name!r}: config {cfg.source!r} cannot target '/'", *where)
             # The engine writes config files through the container's filesystem,
             # as it does secrets: under a mount they would land in the host
-            # directory or the volume (or hide under a tmpfs).
-            over = mount_over(cfg.path, svc.volumes, svc.tmpfs)
+            # directory or the volume (or hide under a tmpfs). A swarm mounts
+            # each file on its own, over any mount, as it does secrets.
+            over = None if swarm else mount_over(cfg.path, svc.volumes, svc.tmpfs)
             if over is not None:
                 add(
                     f"service {name!r}: config {cfg.source!r} targets {cfg.path}, which lies"
                     f" under the {over}; the file would be written into it",
                     *where,
                 )
-        if svc.configs and svc.read_only:
+        if svc.configs and svc.read_only and not swarm:
             add(
                 f"service {name!r}: configs cannot be written into a read-only root filesystem"
                 " (read_only = true); mount the file with a read-only bind instead",

@@ -1,6 +1,6 @@
 """``envd deploy --target swarm``: build or find images, desire, plan and apply
 the swarm objects, then wait for every service to run its current spec and
-remove what is left over (old services, unused secret versions, networks).
+remove what is left over (old services, unused secret and config versions, networks).
 
 The swarm calls go through the ``SwarmEngine`` interface of
 ``envd.engine.swarm.base``; nothing here builds an API payload.
@@ -17,7 +17,7 @@ from envd.engine.swarm.base import SwarmEngine
 from envd.run.retry import retry
 from envd.spec.load import LoadedSpec
 from envd.swarm.desired import desire_swarm
-from envd.swarm.mapping import SECRET_LABEL, SwarmDesired
+from envd.swarm.mapping import CONFIG_LABEL, SECRET_LABEL, SwarmDesired
 from envd.swarm.ops import observe_swarm, remove_network, wait_converged
 from envd.swarm.plan import SwarmPlan, plan_swarm
 from envd.values.errors import (
@@ -121,16 +121,31 @@ def deploy(
                 raise
         emit(Event("create-secret", action.resource, "", "done"))
 
+    # configs (Compose's `configs`): as secrets, a name holds its content's digest
+    config_ids = {c.name: c.id for c in observed.configs}
+    for action in plan.of("create-config"):
+        cfg = desired.configs[action.name]
+        emit(Event("create-config", action.resource, action.reason, "working"))
+        try:
+            config_ids[cfg.name] = engine.create_config(cfg.name, cfg.labels, cfg.value)
+        except Conflict:
+            for c in engine.list_configs({CONFIG_LABEL: cfg.key, **desired.common_labels()}):
+                if c.name == cfg.name:
+                    config_ids[cfg.name] = c.id
+            if cfg.name not in config_ids:
+                raise
+        emit(Event("create-config", action.resource, "", "done"))
+
     by_name = {s.name: s for s in observed.services}
     service_ids = {s.name: s.id for s in observed.services}
     for action in plan.of("create-service", "update-service"):
         svc = desired.services[action.service]
         emit(Event(action.kind, action.resource, action.reason, "working", action.service))
         if action.kind == "create-service":
-            service_ids[svc.spec.name] = engine.create_service(svc.spec, secret_ids)
+            service_ids[svc.spec.name] = engine.create_service(svc.spec, secret_ids, config_ids)
         else:
             current = by_name[svc.spec.name]
-            engine.update_service(current.id, current.version, svc.spec, secret_ids)
+            engine.update_service(current.id, current.version, svc.spec, secret_ids, config_ids)
         emit(Event(action.kind, action.resource, "", "done", action.service))
 
     for action in plan.of("remove-service"):
@@ -149,15 +164,16 @@ def deploy(
             engine, desired, service_ids, baselines, emit, timeout, clock
         )
 
-    # Only once the consumers run the new version may an old secret go.
+    # Only once the consumers run the new version may an old secret (or config) go.
     deadline = clock.monotonic() + 30.0
-    for action in plan.of("remove-secret"):
-        emit(Event("remove-secret", action.resource, action.reason, "working"))
-        if retry(partial(engine.remove_secret, action.name), clock, deadline) is None:
-            emit(Event("remove-secret", action.resource, "", "done"))
+    removers = {"remove-secret": engine.remove_secret, "remove-config": engine.remove_config}
+    for action in plan.of("remove-secret", "remove-config"):
+        emit(Event(action.kind, action.resource, action.reason, "working"))
+        if retry(partial(removers[action.kind], action.name), clock, deadline) is None:
+            emit(Event(action.kind, action.resource, "", "done"))
         else:
             result.warnings.append(f"{action.resource} is still in use; the next deploy retries")
-            emit(Event("remove-secret", action.resource, "still in use", "error"))
+            emit(Event(action.kind, action.resource, "still in use", "error"))
     for action in plan.of("remove-network"):
         emit(Event("remove-network", action.resource, "", "working"))
         if retry(partial(remove_network, engine, action.name), clock, deadline) is None:

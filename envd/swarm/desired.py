@@ -1,6 +1,7 @@
 """``desire_swarm`` (pure): a ``DesiredProject`` as swarm services, overlay
-networks and versioned secrets ``<project>_<secret>_<digest[:12]>`` (the digest is
-the keyed HMAC of the value, so a name never reveals it).
+networks, versioned secrets ``<project>_<secret>_<digest[:12]>`` (the digest is
+the keyed HMAC of the value, so a name never reveals it) and versioned configs
+``<project>_<config>_<sha256[:12]>`` of their (not secret) content.
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from envd.core.desired import DesiredProject
 from envd.spec.host_isolation import SWARM_MISSING
 from envd.spec.load import LoadedSpec
 from envd.swarm.mapping import (
+    CONFIG_LABEL,
     IMAGE_ID_LABEL,
     SECRET_LABEL,
     SECRETS_DIR,
     STACK_NAMESPACE,
+    SwarmConfig,
     SwarmDesired,
     SwarmNetwork,
     SwarmSecret,
     SwarmService,
+    check_swarm_config,
+    config_name,
     parse_tmpfs,
     project_labels,
     restart_condition,
@@ -33,6 +38,7 @@ from envd.swarm.mapping import (
 from envd.values import labels
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
+    ConfigRef,
     PublishedPort,
     SecretRef,
     SwarmServiceSpec,
@@ -86,6 +92,7 @@ def desire_swarm(
         )
 
     secrets: dict[str, SwarmSecret] = {}
+    configs: dict[str, SwarmConfig] = {}
     services: dict[str, SwarmService] = {}
     spec_services = loaded.spec.services
     for name in sorted(desired.services):
@@ -114,6 +121,26 @@ def desire_swarm(
             if target.startswith(SECRETS_DIR):
                 target = target[len(SECRETS_DIR) :]
             refs.append(SecretRef(sname, target, str(sfile.uid), str(sfile.gid), sfile.mode))
+
+        # configs (Compose's `configs`): the name holds the content's digest
+        config_refs: list[ConfigRef] = []
+        for scfg, cfile in zip(svc.configs, t.configs, strict=True):
+            check_swarm_config(scfg.source, cfile.value)
+            cname = config_name(project, scfg.source, cfile.value)
+            configs[cname] = SwarmConfig(
+                key=scfg.source,
+                name=cname,
+                labels={
+                    **common,
+                    **env_labels,
+                    STACK_NAMESPACE: project,
+                    CONFIG_LABEL: scfg.source,
+                },
+                value=cfile.value,
+            )
+            config_refs.append(
+                ConfigRef(cname, cfile.target, str(cfile.uid), str(cfile.gid), cfile.mode)
+            )
 
         ports: list[PublishedPort] = []
         for p in t.ports:
@@ -207,6 +234,7 @@ def desire_swarm(
             ports=(),
             networks=(),
             secrets=(),
+            configs=(),
             tmpfs=(),
             exposed=(),  # names and networking: see swarm_net_notes
             network_mode="",
@@ -229,6 +257,7 @@ def desire_swarm(
             restart_condition=restart_condition(t.restart),
             update_order=order,
             endpoint_mode=endpoint_mode,
+            configs=tuple(config_refs),
         )
         full, task, short = spec_hashes(spec)
         spec = replace(
@@ -251,6 +280,7 @@ def desire_swarm(
         networks=networks,
         secrets=secrets,
         notes=tuple(dict.fromkeys(notes)),
+        configs=configs,
     )
 
 

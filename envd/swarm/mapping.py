@@ -6,6 +6,7 @@ Shared by ``desire_swarm`` and the stack export, so both map a spec the same way
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -34,6 +35,10 @@ STACK_NAMESPACE = "com.docker.stack.namespace"
 TARGET = "swarm"
 SECRET_NAME_MAX = 64
 SECRETS_DIR = "/run/secrets/"
+CONFIG_LABEL = labels.CONFIG
+# A swarm takes a config of 1 to 1023999 bytes ("config data must be larger
+# than 0 and less than 1024000 bytes"); envd's own cap is a little higher.
+SWARM_CONFIG_MAX = 1000 * 1024
 
 
 class NotSwarmManager(UsageError):
@@ -45,6 +50,15 @@ class NotSwarmManager(UsageError):
 
 @dataclass(frozen=True)
 class SwarmSecret:
+    key: str  # the name in the spec
+    name: str  # the versioned swarm name
+    labels: Mapping[str, str]
+    value: bytes = field(default=b"", repr=False, compare=False)
+
+
+# configs (Compose's `configs`): immutable in swarm, so versioned by content
+@dataclass(frozen=True)
+class SwarmConfig:
     key: str  # the name in the spec
     name: str  # the versioned swarm name
     labels: Mapping[str, str]
@@ -81,6 +95,7 @@ class SwarmDesired:
     notes: tuple[str, ...] = ()
     # Images a deploy would build first (only filled when preparing without building).
     builds: tuple[str, ...] = ()
+    configs: Mapping[str, SwarmConfig] = field(default_factory=dict)  # by swarm name
 
     def common_labels(self) -> dict[str, str]:
         return project_labels(self.project)
@@ -99,6 +114,22 @@ def secret_name(project: str, key: str, value_digest: str) -> str:
     """``<project>_<secret>_<digest[:12]>``, shortened to swarm's 64 characters."""
     suffix = "_" + value_digest[:12]
     return f"{project}_{key}"[: SECRET_NAME_MAX - len(suffix)] + suffix
+
+
+def check_swarm_config(key: str, value: bytes) -> None:
+    """Refuse, before anything is deployed, a config content a swarm would reject."""
+    if not value:
+        raise UsageError(f"configs.{key}: a swarm config cannot be empty; give it some content")
+    if len(value) >= SWARM_CONFIG_MAX:
+        raise UsageError(
+            f"configs.{key}: {len(value)} bytes is too large for a swarm config"
+            f" (less than {SWARM_CONFIG_MAX} bytes)"
+        )
+
+
+def config_name(project: str, key: str, value: bytes) -> str:
+    """``<project>_<config>_<sha256[:12]>`` of its content (not secret), like ``secret_name``."""
+    return secret_name(project, key, hashlib.sha256(value).hexdigest())
 
 
 def update_order(svc: DesiredService, endpoint_mode: str = "vip") -> tuple[str, str]:
@@ -275,13 +306,17 @@ def spec_hashes(spec: SwarmServiceSpec) -> tuple[str, str, str]:
             parts[name] = _attachments_plain(spec.networks)
         else:
             parts[name] = plain_deep(getattr(spec, name))
+    task_fields: tuple[str, ...] = _TASK_FIELDS
+    if spec.configs:  # configs joined later: hashed only when set, so an upgrade rolls nothing
+        parts["configs"] = plain_deep(spec.configs)
+        task_fields = (*_TASK_FIELDS, "configs")
     parts["replicas"] = spec.replicas
     parts["update_order"] = spec.update_order
     parts["labels"] = service_labels
-    task = digest({k: parts[k] for k in _TASK_FIELDS})
+    task = digest({k: parts[k] for k in task_fields})
     full = digest(parts)
     # Per field of the container too, so a plan can say "env changed".
-    short: dict[str, Any] = {k: parts[k] for k in _TASK_FIELDS if k != "container"}
+    short: dict[str, Any] = {k: parts[k] for k in task_fields if k != "container"}
     short.update({k: parts[k] for k in _SERVICE_FIELDS})
     for key, value in parts["container"].items():
         if key in ("name", "ports", "networks", "secrets", "tmpfs"):

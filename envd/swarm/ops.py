@@ -64,6 +64,7 @@ def observe_swarm(engine: SwarmEngine, project: str) -> SwarmObserved:
         services=tuple(engine.list_services(common)),
         secrets=tuple(engine.list_secrets(common)),
         networks=tuple(engine.list_swarm_networks(common)),
+        configs=tuple(engine.list_configs(common)),
     )
 
 
@@ -274,6 +275,7 @@ def wait_converged(
 class DownResult:
     services: list[str] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    configs: list[str] = field(default_factory=list)
     networks: list[str] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -287,7 +289,7 @@ def down(
     timeout: float = 60.0,
     clock: Clock | None = None,
 ) -> DownResult:
-    """Remove every service, secret and network (and with ``volumes`` this node's
+    """Remove every service, secret, config and network (and with ``volumes`` this node's
     volumes) labelled as this project's swarm deploy."""
     clock = clock or SystemClock()
     common = project_labels(project)
@@ -305,6 +307,13 @@ def down(
             emit(Event("remove-secret", f"secret {sec.name}", "", "done"))
         else:
             result.warnings.append(f"secret {sec.name} is still in use")
+    for cfg in sorted(engine.list_configs(common), key=lambda c: c.name):
+        emit(Event("remove-config", f"config {cfg.name}", "", "working"))
+        if retry(partial(engine.remove_config, cfg.id), clock, deadline) is None:
+            result.configs.append(cfg.name)
+            emit(Event("remove-config", f"config {cfg.name}", "", "done"))
+        else:
+            result.warnings.append(f"config {cfg.name} is still in use")
     # The tasks' containers leave their networks asynchronously.
     for net in sorted(engine.list_swarm_networks(common), key=lambda n: n.name):
         emit(Event("remove-network", f"network {net.name}", "", "working"))

@@ -9,9 +9,14 @@ from typing import Literal
 
 from envd.core.hashing import changed_fields as core_changed_fields
 from envd.core.networks import orphan_networks
-from envd.swarm.mapping import SECRET_LABEL, SwarmDesired
+from envd.swarm.mapping import CONFIG_LABEL, SECRET_LABEL, SwarmDesired
 from envd.values import labels
-from envd.values.swarm_types import ObservedSecret, ObservedService, ObservedSwarmNetwork
+from envd.values.swarm_types import (
+    ObservedConfig,
+    ObservedSecret,
+    ObservedService,
+    ObservedSwarmNetwork,
+)
 
 
 @dataclass(frozen=True)
@@ -19,17 +24,20 @@ class SwarmObserved:
     services: tuple[ObservedService, ...] = ()
     secrets: tuple[ObservedSecret, ...] = ()
     networks: tuple[ObservedSwarmNetwork, ...] = ()
+    configs: tuple[ObservedConfig, ...] = ()
 
 
 # In the order a deploy applies them ("ok": a service left as it is).
 SwarmActionKind = Literal[
     "create-network",
     "create-secret",
+    "create-config",
     "create-service",
     "update-service",
     "ok",
     "remove-service",
     "remove-secret",
+    "remove-config",
     "remove-network",
 ]
 
@@ -79,6 +87,13 @@ def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
             others = [s.name for s in observed.secrets if s.labels.get(SECRET_LABEL) == sec.key]
             reason = "its value changed" if others else "does not exist"
             actions.append(SwarmAction("create-secret", f"secret {name}", reason, name))
+    # configs: immutable in swarm; new content is a new version
+    have_configs = {c.name for c in observed.configs}
+    for name, cfg in sorted(desired.configs.items()):
+        if name not in have_configs:
+            others = [c.name for c in observed.configs if c.labels.get(CONFIG_LABEL) == cfg.key]
+            reason = "its content changed" if others else "does not exist"
+            actions.append(SwarmAction("create-config", f"config {name}", reason, name))
     by_name = {s.name: s for s in observed.services}
     for svc_key, svc in sorted(desired.services.items()):
         resource = f"service {svc.spec.name}"
@@ -115,6 +130,17 @@ def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
             )
             actions.append(
                 SwarmAction("remove-secret", f"secret {obs_secret.name}", reason, obs_secret.id)
+            )
+    for obs_config in sorted(observed.configs, key=lambda c: c.name):
+        if obs_config.name not in desired.configs:
+            key = obs_config.labels.get(CONFIG_LABEL, "")
+            reason = (
+                "replaced by a new version"
+                if any(c.key == key for c in desired.configs.values())
+                else "no longer used"
+            )
+            actions.append(
+                SwarmAction("remove-config", f"config {obs_config.name}", reason, obs_config.id)
             )
     for obs_net in orphan_networks(desired.networks.values(), observed.networks):
         actions.append(

@@ -41,3 +41,5 @@ TARGET = "dev.envd.target"
 SECRET = "dev.envd.secret"
 IMAGE_ID = "dev.envd.image-id"
 TASK_HASH = "dev.envd.task-hash"
+# configs on the swarm target: which config of the spec a versioned swarm config holds
+CONFIG = "dev.envd.config"

@@ -32,6 +32,25 @@ class SecretRef:
     mode: int = 0o400
 
 
+# configs (Compose's `configs`): versioned swarm config objects
+@dataclass(frozen=True)
+class ConfigRef:
+    """A swarm config mounted into a service's tasks as a read-only file."""
+
+    config: str  # the swarm config's (versioned) name
+    target: str  # absolute path in the container
+    uid: str = "0"
+    gid: str = "0"
+    mode: int = 0o444
+
+
+@dataclass(frozen=True)
+class ObservedConfig:
+    id: str
+    name: str
+    labels: Mapping[str, str]
+
+
 @dataclass(frozen=True)
 class PublishedPort:
     target: int
@@ -63,7 +82,7 @@ class SwarmServiceSpec:
     name: str
     labels: Mapping[str, str]  # service labels
     # The task's container: image, labels, command, entrypoint, env, mounts
-    # (bind and volume), healthcheck, init… Its ports, networks, secrets and
+    # (bind and volume), healthcheck, init… Its ports, networks, secrets, configs and
     # tmpfs are not used: the fields below carry them.
     container: ContainerCreate
     replicas: int = 1
@@ -75,6 +94,7 @@ class SwarmServiceSpec:
     restart_condition: str = "none"  # "none" | "on-failure" | "any"
     update_order: str = "start-first"  # "start-first" | "stop-first"
     endpoint_mode: str = "vip"  # "vip" (virtual IP, routing mesh) | "dnsrr" (DNS round robin)
+    configs: tuple[ConfigRef, ...] = ()  # configs (Compose's `configs`)
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,8 @@ class SwarmWorld:
             return False
 
     def cleanup(self) -> None:
-        """Remove the project's services, then (once no task holds them) secrets and networks."""
+        """Remove the project's services, then (once no task holds them) secrets, configs
+        and networks."""
         import time
 
         eng, common = self.engine, self.labels()
@@ -256,6 +257,11 @@ class SwarmWorld:
             for sec in eng.list_secrets(common):
                 try:
                     eng.remove_secret(sec.id)
+                except EngineError:
+                    left += 1
+            for cfg in eng.list_configs(common):
+                try:
+                    eng.remove_config(cfg.id)
                 except EngineError:
                     left += 1
             for net in eng.list_swarm_networks(common):

@@ -3,19 +3,22 @@
 What ``envd deploy --target swarm`` relies on: services created, listed by
 label, updated only from the version last seen and removed; tasks reaching
 ``running`` with the task hash of their spec; secrets whose values never come
-back; overlay networks; and, on this kernel without IPVS, DNS round robin with
+back; configs mounted with their mode; overlay networks; and, on this kernel without IPVS, DNS round robin with
 host-mode ports (a routing-mesh port is assigned but nobody answers on it).
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
+import subprocess
+from dataclasses import fields, replace
 
 import pytest
 
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.swarm_types import (
+    ConfigRef,
+    ObservedConfig,
     ObservedSecret,
     ObservedTask,
     PublishedPort,
@@ -118,6 +121,55 @@ def test_secrets_are_created_listed_and_removed_but_never_read_back(
     )
     assert [s.name for s in eng.list_secrets(w.labels())] == [f"{w.project}_other_v1"]
     eng.remove_secret(secret_id)  # gone already: no error
+
+
+def _task_file(w: SwarmWorld, task: ObservedTask, service: str, path: str) -> tuple[bytes, str]:
+    """What a running task finds at ``path``: its content and ``mode uid gid``."""
+    if w.fake is not None:
+        found = w.fake.task_file(service, path)
+        assert found is not None
+        value, uid, gid, mode = found
+        return value, f"{mode:o} {uid} {gid}"
+    run = ["docker", "exec", task.container_id]
+    content = subprocess.run([*run, "cat", path], capture_output=True, check=True, timeout=30)
+    stat = subprocess.run(
+        [*run, "stat", "-c", "%a %u %g", path], capture_output=True, check=True, timeout=30
+    )
+    return content.stdout, stat.stdout.decode().strip()
+
+
+def test_configs_are_mounted_with_their_mode_and_cannot_go_while_used(
+    swarm_world: SwarmWorld,
+) -> None:
+    """A config's content reaches the task's file (read-only root) with its uid, gid and mode;
+    in use it cannot go."""
+    eng, w = swarm_world.engine, swarm_world
+    name = f"{w.project}_site_v1"
+    config_id = eng.create_config(name, w.labels(**{labels.CONFIG: "site"}), b"listen 80;\n")
+    with pytest.raises(Conflict):
+        eng.create_config(name, w.labels(), b"other")
+    (listed,) = eng.list_configs(w.labels(**{labels.CONFIG: "site"}))
+    assert (listed.id, listed.name) == (config_id, name)
+    assert [f.name for f in fields(ObservedConfig)] == ["id", "name", "labels"]
+
+    ref = ConfigRef(config=name, target="/etc/site.conf", uid="101", gid="102", mode=0o440)
+    spec = w.service("web", configs=(ref,))
+    # The swarm mounts the file itself: a read-only root filesystem is no obstacle.
+    spec = replace(spec, container=replace(spec.container, read_only=True))
+    sid = eng.create_service(spec, {}, {name: config_id})
+    (task,) = _running(w, sid, "h1", 1)
+    assert _task_file(w, task, w.name("web"), "/etc/site.conf") == (b"listen 80;\n", "440 101 102")
+    with pytest.raises(Conflict):
+        eng.remove_config(config_id)
+    eng.remove_service(sid)
+    wait_for(
+        lambda: eng.remove_config(config_id) is None,
+        timeout=60,
+        interval=0.2,
+        ignore=(Conflict,),
+    )
+    assert eng.list_configs(w.labels()) == []
+    eng.remove_config(config_id)  # gone already: no error
 
 
 def test_overlay_networks_are_found_by_exact_name_and_freed_with_their_services(

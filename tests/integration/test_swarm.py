@@ -43,7 +43,7 @@ def swarm(docker_client: Any) -> Any:
 
 
 def _remove_swarm_objects(client: Any, project: str) -> None:
-    """Remove the project's services, then its secrets (the networks go with the project)."""
+    """Remove the project's services, then its secrets and configs, then its networks."""
     import docker
 
     flt = {"label": f"dev.envd.project={project}"}
@@ -59,6 +59,14 @@ def _remove_swarm_objects(client: Any, project: str) -> None:
         return not client.secrets.list(filters=flt)
 
     wait_for(secrets_gone, timeout=60, interval=0.2, message=f"secrets of {project} to go")
+
+    def configs_gone() -> bool:
+        for cfg in client.configs.list(filters=flt):
+            with contextlib.suppress(*errors):
+                cfg.remove()
+        return not client.configs.list(filters=flt)
+
+    wait_for(configs_gone, timeout=60, interval=0.2, message=f"configs of {project} to go")
 
     def networks_gone() -> bool:
         for net in client.networks.list(filters=flt):

@@ -117,13 +117,6 @@ def test_config_definitions_need_one_existing_source(project: Path, definition: 
     assert "configs.c" in message
 
 
-def test_swarm_deploy_refuses_configs(project: Path) -> None:
-    """`deploy --target swarm` says in one sentence that configs are not supported there yet."""
-    with pytest.raises(SpecError) as info:
-        load(project, environ={}, swarm=True)
-    assert "not supported by `envd deploy --target swarm`" in str(info.value)
-
-
 # --------------------------------------------------------------------------- desired state
 
 

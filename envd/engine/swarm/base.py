@@ -18,6 +18,7 @@ from typing import Protocol
 
 from envd.engine.base import ProgressFn
 from envd.values.swarm_types import (
+    ObservedConfig,
     ObservedSecret,
     ObservedService,
     ObservedSwarmNetwork,
@@ -60,11 +61,24 @@ class SwarmEngine(Protocol):
     def list_services(self, labels: Mapping[str, str]) -> list[ObservedService]:
         """The services carrying every one of ``labels``."""
 
-    def create_service(self, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> str:
-        """Create a service (``Conflict`` if the name is taken); its id."""
+    def create_service(
+        self,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create a service (``Conflict`` if the name is taken); its id.
+
+        ``secret_ids`` and ``config_ids`` map the versioned names the spec
+        mounts to the objects' ids."""
 
     def update_service(
-        self, service_id: str, version: int, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]
+        self,
+        service_id: str,
+        version: int,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
     ) -> None:
         """Replace a service's spec; ``version`` must be the one last observed."""
 
@@ -85,6 +99,15 @@ class SwarmEngine(Protocol):
 
     def remove_secret(self, secret_id: str) -> None:
         """Remove a secret (``Conflict`` while a service uses it); a missing one is no error."""
+
+    # --- configs (Compose's `configs`: not secret, but immutable like secrets) ---
+    def list_configs(self, labels: Mapping[str, str]) -> list[ObservedConfig]: ...
+
+    def create_config(self, name: str, labels: Mapping[str, str], value: bytes) -> str:
+        """Create a config (``Conflict`` if the name is taken); its id."""
+
+    def remove_config(self, config_id: str) -> None:
+        """Remove a config (``Conflict`` while a service uses it); a missing one is no error."""
 
     # --- networks and volumes ------------------------------------------------
     def list_swarm_networks(self, labels: Mapping[str, str]) -> list[ObservedSwarmNetwork]: ...

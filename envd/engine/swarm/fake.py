@@ -4,7 +4,7 @@ The contract suite ``tests/contract/test_swarm_contract.py`` runs the same
 cases against this and a real one-node swarm, so what it checks cannot
 drift: names unique (``Conflict``), versions checked on update, label
 filters, secrets that are never readable back and cannot go while a service
-uses them, overlay networks, tasks that reach ``running`` with the task hash
+uses them, configs likewise (``FakeObjects``), overlay networks, tasks that reach ``running`` with the task hash
 of their spec, and host-mode ports.
 
 Like this project's machines it runs on a kernel without IPVS
@@ -30,10 +30,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from envd.engine.swarm.fake_objects import FakeObjects, used_configs
 from envd.values import labels as label_keys
 from envd.values.errors import Conflict, EngineError, EngineUnavailable, NotFound
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
+    ObservedConfig,
     ObservedSecret,
     ObservedService,
     ObservedSwarmNetwork,
@@ -76,6 +78,7 @@ class _Service:
     ports: tuple[PublishedPort, ...]  # as the endpoint reports them
     update_started: str = ""
     tasks: list[ObservedTask] = field(default_factory=list)
+    config_ids: dict[str, str] = field(default_factory=dict)  # the ones its tasks mount
 
 
 @dataclass
@@ -84,7 +87,7 @@ class _Network:
     internal: bool
 
 
-class FakeSwarm:
+class FakeSwarm(FakeObjects):
     """In-memory ``SwarmEngine``: one manager node, thread-safe, deterministic ids."""
 
     host = "fake://swarm"
@@ -108,6 +111,8 @@ class FakeSwarm:
         self._host_ports = itertools.count(FIRST_HOST_PORT)
         self._services: dict[str, _Service] = {}
         self._secrets: dict[str, ObservedSecret] = {}  # values are not kept at all
+        self._configs: dict[str, ObservedConfig] = {}
+        self.config_values: dict[str, bytes] = {}
         self._networks: dict[str, _Network] = {}
         self._volumes: dict[str, ObservedVolume] = {}
         self._images: dict[str, ObservedImage] = {}
@@ -239,13 +244,19 @@ class FakeSwarm:
             )
         del svc.tasks[: max(0, len(svc.tasks) - svc.spec.replicas - HISTORY)]
 
-    def _check_refs(self, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> None:
+    def _check_refs(
+        self,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
+    ) -> None:
         for ref in spec.secrets:
             sid = secret_ids.get(ref.secret, "")
             if sid not in self._secrets:
                 raise EngineError(
                     f"rpc error: code = InvalidArgument desc = secret not found: {sid}", 400
                 )
+        self._check_config_refs(spec, config_ids)
         for att in spec.networks:
             if self._find(att.network) is None:
                 raise EngineError(f"network {att.network} not found", 500)
@@ -325,7 +336,12 @@ class FakeSwarm:
                 if _has(s.spec.labels, labels)
             ]
 
-    def create_service(self, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> str:
+    def create_service(
+        self,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
+    ) -> str:
         with self._lock:
             self._enter("create_service")
             if any(s.spec.name == spec.name for s in self._services.values()):
@@ -334,13 +350,14 @@ class FakeSwarm:
                     f" object: service {spec.name} already exists",
                     409,
                 )
-            self._check_refs(spec, secret_ids)
+            self._check_refs(spec, secret_ids, config_ids)
             svc = _Service(
                 self._new_id("service"),
                 spec,
                 _used(spec, secret_ids),
                 version=next(self._clock),
                 ports=self._endpoint_ports(spec, ()),
+                config_ids=used_configs(spec, config_ids),
             )
             self._services[svc.id] = svc
             self._start_tasks(svc)
@@ -348,15 +365,21 @@ class FakeSwarm:
             return svc.id
 
     def update_service(
-        self, service_id: str, version: int, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]
+        self,
+        service_id: str,
+        version: int,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
     ) -> None:
         with self._lock:
             self._enter("update_service")
             svc = self._service(service_id)
             if version != svc.version:
                 raise EngineError("rpc error: code = Unknown desc = update out of sequence", 500)
-            self._check_refs(spec, secret_ids)
+            self._check_refs(spec, secret_ids, config_ids)
             svc.spec, svc.secret_ids = spec, _used(spec, secret_ids)
+            svc.config_ids = used_configs(spec, config_ids)
             svc.version = next(self._clock)
             svc.update_started = str(svc.version)
             svc.ports = self._endpoint_ports(spec, svc.ports)
@@ -397,46 +420,6 @@ class FakeSwarm:
                     if t.container_id == container_id and t.state == "running":
                         return [f"0.0.0.0:{p.published}->{p.target}/{p.protocol}" for p in t.ports]
             return None
-
-    # --- secrets -------------------------------------------------------------
-    def list_secrets(self, labels: Mapping[str, str]) -> list[ObservedSecret]:
-        with self._lock:
-            self._enter("list_secrets")
-            return [s for s in self._secrets.values() if _has(s.labels, labels)]
-
-    def create_secret(self, name: str, labels: Mapping[str, str], value: bytes) -> str:
-        with self._lock:
-            self._enter("create_secret")
-            if any(s.name == name for s in self._secrets.values()):
-                raise Conflict(
-                    f"creating secret {name}: rpc error: code = AlreadyExists desc = secret"
-                    f" {name} already exists",
-                    409,
-                )
-            sid = self._new_id("secret")
-            self._secrets[sid] = ObservedSecret(sid, name, dict(labels))
-            self.journal.append(("create-secret", name))
-            return sid
-
-    def remove_secret(self, secret_id: str) -> None:
-        with self._lock:
-            self._enter("remove_secret")
-            secret = self._secrets.get(secret_id) or next(
-                (s for s in self._secrets.values() if s.name == secret_id), None
-            )
-            if secret is None:
-                return
-            users = [
-                s.spec.name for s in self._services.values() if secret.id in s.secret_ids.values()
-            ]
-            if users:
-                raise Conflict(
-                    f"removing secret {secret_id}: rpc error: code = InvalidArgument desc ="
-                    f" secret '{secret.name}' is in use by the following service: {users[0]}",
-                    400,
-                )
-            del self._secrets[secret.id]
-            self.journal.append(("remove-secret", secret.name))
 
     # --- networks and volumes ------------------------------------------------
     def list_swarm_networks(self, labels: Mapping[str, str]) -> list[ObservedSwarmNetwork]:

@@ -16,6 +16,7 @@ from envd.engine.docker.versions import Version
 from envd.engine.swarm import host_payloads
 from envd.values.swarm_types import (
     TASK_HASH_LABEL,
+    ObservedConfig,
     ObservedSecret,
     ObservedService,
     ObservedSwarmNetwork,
@@ -29,7 +30,11 @@ from envd.values.swarm_types import (
 from envd.values.types import Mount
 
 
-def container_spec(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dict[str, Any]:
+def container_spec(
+    spec: SwarmServiceSpec,
+    secret_ids: Mapping[str, str],
+    config_ids: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The ``TaskTemplate.ContainerSpec`` payload of a service."""
     c = spec.container
     body: dict[str, Any] = {
@@ -65,6 +70,15 @@ def container_spec(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dic
         body["CapabilityDrop"] = list(c.cap_drop)
     if c.healthcheck is not None:
         body["HealthCheck"] = healthcheck(c.healthcheck)
+    if spec.configs:  # configs (Compose's `configs`): files at absolute targets
+        body["Configs"] = [
+            {
+                "File": {"Name": r.target, "UID": r.uid, "GID": r.gid, "Mode": r.mode},
+                "ConfigID": (config_ids or {}).get(r.config, ""),
+                "ConfigName": r.config,
+            }
+            for r in spec.configs
+        ]
     if c.tty:
         body["TTY"] = True
     if c.stdin_open:
@@ -100,7 +114,11 @@ def _tmpfs(t: TmpfsMount) -> dict[str, Any]:
     return out
 
 
-def service_payload(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> dict[str, Any]:
+def service_payload(
+    spec: SwarmServiceSpec,
+    secret_ids: Mapping[str, str],
+    config_ids: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
     """The full ``ServiceSpec`` payload for create and update."""
     update = {
         "Parallelism": 1,
@@ -112,7 +130,7 @@ def service_payload(spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> di
         "Name": spec.name,
         "Labels": dict(spec.labels),
         "TaskTemplate": {
-            "ContainerSpec": container_spec(spec, secret_ids),
+            "ContainerSpec": container_spec(spec, secret_ids, config_ids),
             "RestartPolicy": {"Condition": spec.restart_condition, "MaxAttempts": 0},
             "Networks": [{"Target": n.network, "Aliases": list(n.aliases)} for n in spec.networks],
             "ForceUpdate": 0,
@@ -248,6 +266,18 @@ def observed_secrets(doc: Json) -> list[ObservedSecret]:
             labels=dict((s.get("Spec") or {}).get("Labels") or {}),
         )
         for s in doc or []
+    ]
+
+
+def observed_configs(doc: Json) -> list[ObservedConfig]:
+    """A ``/configs`` answer; the content (``Spec.Data``) is not kept."""
+    return [
+        ObservedConfig(
+            id=str(c["ID"]),
+            name=str((c.get("Spec") or {}).get("Name") or ""),
+            labels=dict((c.get("Spec") or {}).get("Labels") or {}),
+        )
+        for c in doc or []
     ]
 
 

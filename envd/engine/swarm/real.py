@@ -20,6 +20,7 @@ from envd.engine.docker.payloads import engine_message, filters, label_filter
 from envd.engine.swarm import payloads
 from envd.values.errors import Conflict, EngineError, NotFound, UsageError
 from envd.values.swarm_types import (
+    ObservedConfig,
     ObservedSecret,
     ObservedService,
     ObservedSwarmNetwork,
@@ -73,23 +74,33 @@ class DockerSwarmEngine(DockerEngine):
         q: dict[str, str | int] = {**label_filter(labels), "status": "true"}
         return payloads.observed_services(self._call("GET", "/services", q).json())
 
-    def create_service(self, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]) -> str:
+    def create_service(
+        self,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
+    ) -> str:
         doc = self._call(
             "POST",
             "/services/create",
-            body=payloads.service_payload(spec, secret_ids),
+            body=payloads.service_payload(spec, secret_ids, config_ids),
             what=f"creating service {spec.name}",
         ).json()
         return str(doc["ID"])
 
     def update_service(
-        self, service_id: str, version: int, spec: SwarmServiceSpec, secret_ids: Mapping[str, str]
+        self,
+        service_id: str,
+        version: int,
+        spec: SwarmServiceSpec,
+        secret_ids: Mapping[str, str],
+        config_ids: Mapping[str, str] | None = None,
     ) -> None:
         self._call(
             "POST",
             f"/services/{quote(service_id)}/update",
             {"version": version},
-            body=payloads.service_payload(spec, secret_ids),
+            body=payloads.service_payload(spec, secret_ids, config_ids),
             what=f"updating service {spec.name}",
         )
 
@@ -143,6 +154,35 @@ class DockerSwarmEngine(DockerEngine):
             return
         msg = f"removing secret {secret_id}: {engine_message(resp.body)}"
         # "secret … is in use by the following service": 400 on 20.10, 409 elsewhere.
+        if resp.status in (400, 409) and "in use" in msg:
+            raise Conflict(msg, resp.status)
+        raise EngineError(msg, resp.status)
+
+    # --- configs (Compose's `configs`) -----------------------------------------
+    def list_configs(self, labels: Mapping[str, str]) -> list[ObservedConfig]:
+        return payloads.observed_configs(self._call("GET", "/configs", label_filter(labels)).json())
+
+    def create_config(self, name: str, labels: Mapping[str, str], value: bytes) -> str:
+        body = {
+            "Name": name,
+            "Labels": dict(labels),
+            "Data": base64.b64encode(value).decode("ascii"),
+        }
+        # _send, not _call: an error names the config, not its (possibly large) content.
+        resp = self._send("POST", "/configs/create", body=body)
+        if resp.status in (200, 201):
+            return str(resp.json()["ID"])
+        msg = f"creating config {name}: {engine_message(resp.body) or f'HTTP {resp.status}'}"
+        if resp.status == 409:
+            raise Conflict(msg, resp.status)
+        raise EngineError(msg, resp.status)
+
+    def remove_config(self, config_id: str) -> None:
+        resp = self._send("DELETE", f"/configs/{quote(config_id)}")
+        if resp.status in (200, 204, 404):
+            return
+        msg = f"removing config {config_id}: {engine_message(resp.body)}"
+        # "config … is in use by the following service": 400 on 20.10, 409 elsewhere.
         if resp.status in (400, 409) and "in use" in msg:
             raise Conflict(msg, resp.status)
         raise EngineError(msg, resp.status)
