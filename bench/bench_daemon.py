@@ -148,7 +148,7 @@ def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -
 class EventFollower:
     """Follows the daemon's event stream on a connection this bench can close."""
 
-    def __init__(self, sock: Path, kind: str) -> None:
+    def __init__(self, sock: Path, kind: str | None) -> None:
         from envd.daemon.client import _UnixConnection
 
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -164,7 +164,7 @@ class EventFollower:
             while line := self.resp.readline():
                 if line.strip():
                     ev = json.loads(line)
-                    if ev.get("kind") == self.kind:
+                    if self.kind is None or ev.get("kind") == self.kind:
                         self.events.put(ev)
         except (OSError, ValueError, AttributeError):  # closed under our feet by close()
             pass
