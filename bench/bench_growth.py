@@ -73,6 +73,8 @@ TITLES = {
     "daemon_up": "envd up (starts the daemon; converged)",
     "status_warm": "status --json, warm daemon, ms",
     "pass_edit": "daemon pass after a one-service edit (edit → pass-done)",
+    "pass_noticed": "  of which edit → pass start (watcher, debounce)",
+    "pass_work": "  of which the pass itself (its own seconds)",
     "down": "down",
 }
 TOOL_STEPS = ("cold", "noop", "status", "plan", "change")  # then the daemon, then down
@@ -198,6 +200,11 @@ def daemon_phase(
     took = float(str(ev["time"])) - t0
     touched = sorted({str(e["service"]) for e in seen if e.get("service")})
     res.add("envd", "pass_edit", took)
+    # Where the time went: noticing the edit (watcher + debounce) vs the pass itself.
+    start = next((e for e in seen if e.get("kind") == "reconcile"), None)
+    if start is not None:
+        res.add("envd", "pass_noticed", float(str(start["time"])) - t0)
+    res.add("envd", "pass_work", float(str(ev.get("seconds", "nan"))))
     res.touched.append(touched)
     if ev.get("phase") != "done":
         raise BenchError(f"the pass after the edit failed: {ev.get('message')}")
