@@ -69,6 +69,7 @@ TITLES = {
     "status": "status --json, no daemon (v2: ps --format json)",
     "plan": "plan",
     "make_plan": "make_plan (in-process, converged), ms",
+    "make_plan_cpu": "  its CPU time, ms",
     "change": "one service changed",
     "daemon_up": "envd up (starts the daemon; converged)",
     "status_warm": "status --json, warm daemon, ms",
@@ -78,7 +79,7 @@ TITLES = {
     "down": "down",
 }
 TOOL_STEPS = ("cold", "noop", "status", "plan", "change")  # then the daemon, then down
-MS_STEPS = ("make_plan", "status_warm")  # printed in ms
+MS_STEPS = ("make_plan", "make_plan_cpu", "status_warm")  # printed in ms
 PLOTTED = (
     "cold",
     "noop",
@@ -144,12 +145,13 @@ def checked(
         raise BenchError(f"[{step}] {exc}") from None
 
 
-def plan_ms(n: int, runs: int) -> float:
-    """Median wall ms of the pure make_plan over a converged n-service project."""
+def plan_ms(n: int, runs: int) -> tuple[float, float]:
+    """Median wall and CPU ms of the pure make_plan over a converged n-service project
+    (CPU stays meaningful when the machine is busy)."""
     desired = desired_project(n)
     converged = observed_for(desired, images=True, containers=True)
-    wall, _ = measure(lambda: make_plan(desired, converged), runs)
-    return statistics.median(wall)
+    wall, cpu = measure(lambda: make_plan(desired, converged), runs)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def daemon_phase(
@@ -247,9 +249,10 @@ def bench_size(n: int, args: Namespace, root: Path, envd_cmd: list[str]) -> Size
                     res.add(p.tool, step, r.seconds, r.rss_mb)
                     _log(n, p.tool, step, f"{r.seconds:7.3f} s  rss {r.rss_mb:6.1f} MB")
                 if step == "plan":
-                    ms = plan_ms(n, args.plan_runs)
+                    ms, cpu_ms = plan_ms(n, args.plan_runs)
                     res.add("envd", "make_plan", ms / 1000)
-                    _log(n, "envd", "make_plan", f"{ms:7.2f} ms")
+                    res.add("envd", "make_plan_cpu", cpu_ms / 1000)
+                    _log(n, "envd", "make_plan", f"{ms:7.2f} ms  cpu {cpu_ms:7.2f} ms")
             envd = next(p for p in tools if p.tool == "envd")
             state["envd"] = daemon_phase(envd, res, state["envd"], edited, rep + 1, args)
             for p in order:
@@ -443,7 +446,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON")
     ap.add_argument("--markdown", metavar="FILE", help="write the tables as markdown")
     ap.add_argument("--plot", metavar="FILE", help="write a PNG of time against services")
+    ap.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="measure nothing: report (and plot) the figures an earlier --json wrote",
+    )
     args = ap.parse_args(argv)
+    if args.from_json:
+        env, results = read_json(args.from_json)
+        args.repeat = json.loads(Path(args.from_json).read_text()).get("repeat", args.repeat)
+        return report(env, results, args)
     sizes = [int(s) for s in args.services.split(",") if s.strip()]
     if subprocess.run(["docker", "image", "inspect", args.image], capture_output=True).returncode:
         print(f"bench_growth: image {args.image} not found", file=sys.stderr)
@@ -455,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line, file=sys.stderr)
     signal.signal(signal.SIGTERM, _interrupt)
     results: list[Sized] = []
+    failed = 0
     with tempfile.TemporaryDirectory(prefix="envd-growth-") as tmp:
         try:
             for n in sizes:
@@ -463,15 +476,47 @@ def main(argv: list[str] | None = None) -> int:
                     write_json(args.json, env, results, [], args.repeat)
         except BenchError as exc:
             print(f"bench_growth: {exc}", file=sys.stderr)
-            return 1
+            failed = 1
         except KeyboardInterrupt:
             print("bench_growth: interrupted (every project was torn down)", file=sys.stderr)
-            return 130
+            failed = 130
     env.append(f"load average at the end: {_loadavg()}")
+    if failed:
+        # The sizes that finished are still worth a report.
+        env.append(
+            f"stopped early: only {', '.join(str(r.services) for r in results) or 'no'} size(s) measured"
+        )
+        if results:
+            report(env, results, args)
+        return failed
+    return report(env, results, args)
+
+
+def read_json(path: str) -> tuple[list[str], list[Sized]]:
+    """The environment and the figures an earlier run wrote with --json."""
+    data = json.loads(Path(path).read_text())
+    results = []
+    for size, fig in data["sizes"].items():
+        n = int(size)
+        res = Sized(n, f"s{n:0{len(size)}d}", touched=fig["edit_pass_touched"])
+        res.warnings = fig["warnings"]
+        for key, xs in fig["values"].items():
+            tool, step = key.split(":", 1)
+            res.values[(tool, step)] = xs
+        for key, xs in fig["peak_rss_mb"].items():
+            tool, step = key.split(":", 1)
+            res.rss_mb[(tool, step)] = xs
+        results.append(res)
+    return list(data["environment"]), sorted(results, key=lambda r: r.services)
+
+
+def report(env: list[str], results: list[Sized], args: Namespace) -> int:
+    """Print the tables and write the files asked for; 1 when a goal is missed."""
     body = rows(results)
     goal_rows = goals(results, args.goal_services)
     print()
-    print(f"medians of {args.repeat} cycle(s), (min–max) when more than one; {env[-1]}")
+    end = next((line for line in env if line.startswith("load average at the end")), "")
+    print(f"medians of {args.repeat} cycle(s), (min–max) when more than one; {end}")
     print(format_table(HEADER, body))
     print()
     print(f"goals at {args.goal_services} services:")
