@@ -79,6 +79,7 @@ TITLES = {
     "down": "down",
 }
 TOOL_STEPS = ("cold", "noop", "status", "plan", "change")  # then the daemon, then down
+UP_TIMEOUT = ["--timeout", "3600"]
 MS_STEPS = ("make_plan", "make_plan_cpu", "status_warm")  # printed in ms
 PLOTTED = (
     "cold",
@@ -126,8 +127,11 @@ def argv_for(p: Project, step: str) -> list[str]:
     if step == "plan":
         return [*p.base, "plan"]
     if step == "daemon_up":
-        return [*p.base, "up"]
-    return p.argv("down" if step == "down" else "up")
+        return [*p.base, "up", *UP_TIMEOUT]
+    argv = p.argv("down" if step == "down" else "up")
+    # Compose's `up -d` has no deadline; envd's 300 s readiness wait is
+    # shorter than a cold up of 500 services on a busy engine.
+    return argv + UP_TIMEOUT if p.tool == "envd" and step != "down" else argv
 
 
 def timed(p: Project, step: str) -> Run:
