@@ -148,7 +148,7 @@ def poll(predicate: Callable[[], Any], timeout: float, interval: float = 0.02) -
 class EventFollower:
     """Follows the daemon's event stream on a connection this bench can close."""
 
-    def __init__(self, sock: Path, kind: str) -> None:
+    def __init__(self, sock: Path, kind: str | None) -> None:
         from envd.daemon.client import _UnixConnection
 
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -164,7 +164,7 @@ class EventFollower:
             while line := self.resp.readline():
                 if line.strip():
                     ev = json.loads(line)
-                    if ev.get("kind") == self.kind:
+                    if self.kind is None or ev.get("kind") == self.kind:
                         self.events.put(ev)
         except (OSError, ValueError, AttributeError):  # closed under our feet by close()
             pass
@@ -179,7 +179,79 @@ class EventFollower:
         self.conn.close()
 
 
-class Bench:
+class DaemonProbe:
+    """The daemon of the project in ``dir``: its pid, client, settling and idle
+    footprint (shared with bench_growth.py)."""
+
+    # A pass over hundreds of services takes longer than over two.
+    settle_timeout = 30.0
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+
+    @property
+    def pid(self) -> int:
+        return int((self.dir / ".envd" / "daemon.pid").read_text().split()[0])
+
+    def client(self) -> Any:
+        from envd.daemon.client import DaemonClient
+
+        return DaemonClient(self.dir / ".envd" / "daemon.sock")
+
+    def settle(self) -> None:
+        """Wait until the daemon has finished its passes and reports the project in sync."""
+        client = self.client()
+
+        def done() -> bool:
+            st = client.status()
+            d = st["daemon"]
+            return bool(d["completed"] == d["generation"] and st.get("in_sync"))
+
+        poll(done, self.settle_timeout, 0.05)
+
+    def idle(self, seconds: float) -> dict[str, Any]:
+        pid = self.pid
+        tck = os.sysconf("SC_CLK_TCK")
+        # An event-stream handler whose client left lingers until the next event;
+        # one pass publishes some, so the window measures the daemon alone.
+        before = self.client().status()["daemon"]["generation"]
+        os.kill(pid, signal.SIGHUP)
+        poll(lambda: self.client().status()["daemon"]["generation"] > before, 10, 0.05)
+        self.settle()
+        passes0 = self.client().status()["daemon"]["passes"]
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tck  # utime + stime
+
+        def rss_mb(key: str = "VmRSS") -> float:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+            return float("nan")
+
+        c0, t0 = cpu(), time.monotonic()
+        time.sleep(seconds)  # the measurement window: nothing happens on purpose
+        c1, t1 = cpu(), time.monotonic()
+        passes1 = self.client().status()["daemon"]["passes"]
+        return {
+            "seconds": round(t1 - t0, 1),
+            "cpu_s": round(c1 - c0, 3),
+            "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 3),
+            "rss_mb": round(rss_mb(), 1),
+            "hwm_mb": round(rss_mb("VmHWM"), 1),
+            "threads": int(
+                next(
+                    line.split()[1]
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Threads:")
+                )
+            ),
+            "passes": passes1 - passes0,
+        }
+
+
+class Bench(DaemonProbe):
     def __init__(self, root: Path, image: str) -> None:
         import docker
 
@@ -211,15 +283,6 @@ class Bench:
         except docker.errors.NotFound:
             return None
         return str(c["Id"]) if c["State"]["Running"] else None
-
-    @property
-    def pid(self) -> int:
-        return int((self.dir / ".envd" / "daemon.pid").read_text().split()[0])
-
-    def client(self) -> Any:
-        from envd.daemon.client import DaemonClient
-
-        return DaemonClient(self.dir / ".envd" / "daemon.sock")
 
     def teardown(self) -> None:
         try:
@@ -331,17 +394,6 @@ class Bench:
             self.settle()
         return out
 
-    def settle(self) -> None:
-        """Wait until the daemon has finished its passes and reports the project in sync."""
-        client = self.client()
-
-        def done() -> bool:
-            st = client.status()
-            d = st["daemon"]
-            return bool(d["completed"] == d["generation"] and st.get("in_sync"))
-
-        poll(done, 30, 0.05)
-
     def status(self, runs: int) -> dict[str, Any]:
         for _ in range(2):
             self.run("status", "--json")  # warm the page cache
@@ -385,47 +437,6 @@ class Bench:
                 timed_run(argv, cdir, self.env)[0] * 1000 for _ in range(runs)
             )
         return out
-
-    def idle(self, seconds: float) -> dict[str, Any]:
-        pid = self.pid
-        tck = os.sysconf("SC_CLK_TCK")
-        # An event-stream handler whose client left lingers until the next event;
-        # one pass publishes some, so the window measures the daemon alone.
-        before = self.client().status()["daemon"]["generation"]
-        os.kill(pid, signal.SIGHUP)
-        poll(lambda: self.client().status()["daemon"]["generation"] > before, 10, 0.05)
-        self.settle()
-        passes0 = self.client().status()["daemon"]["passes"]
-
-        def cpu() -> float:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / tck  # utime + stime
-
-        def rss_mb(key: str = "VmRSS") -> float:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith(key + ":"):
-                    return int(line.split()[1]) / 1024
-            return float("nan")
-
-        c0, t0 = cpu(), time.monotonic()
-        time.sleep(seconds)  # the measurement window: nothing happens on purpose
-        c1, t1 = cpu(), time.monotonic()
-        passes1 = self.client().status()["daemon"]["passes"]
-        return {
-            "seconds": round(t1 - t0, 1),
-            "cpu_s": round(c1 - c0, 3),
-            "cpu_pct": round(100 * (c1 - c0) / (t1 - t0), 3),
-            "rss_mb": round(rss_mb(), 1),
-            "hwm_mb": round(rss_mb("VmHWM"), 1),
-            "threads": int(
-                next(
-                    line.split()[1]
-                    for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                    if line.startswith("Threads:")
-                )
-            ),
-            "passes": passes1 - passes0,
-        }
 
 
 # --------------------------------------------------------------------------- report
