@@ -30,6 +30,7 @@ from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
 from envd.engine.base import Engine
 from envd.run import hooks
 from envd.run.bind_dirs import create_bind_dirs
+from envd.run.engine_wake import Waits
 from envd.run.readiness import (
     CONVERGED,
     CONVERGING,
@@ -74,6 +75,7 @@ class Applier:
         poll_interval: float = 0.1,
         held: frozenset[str] = frozenset(),
         after_start: AfterStart | None = None,
+        events: bool = False,
     ) -> None:
         """``held``: services left as they are and not judged (stopped on purpose,
         or waiting for a secret only `envd up` can read)."""
@@ -85,6 +87,8 @@ class Applier:
         self.clock = clock or SystemClock()
         self.workers = workers
         self.poll_interval = poll_interval
+        # Wait for readiness on the engine's events (envd.run.engine_wake), not a timer.
+        self._waits = Waits(engine, desired.project, self.clock, poll_interval, events)
         self._images: Mapping[str, ObservedImage | None] = {}
 
     # ------------------------------------------------------------------ phases
@@ -105,7 +109,10 @@ class Applier:
             # any container that mounts one is created or started).
             create_bind_dirs(self.desired, self.emit)
             self._parallel(pool, [a for a in plan.actions if a.kind == "remove"])
-            progress = self._converge(pool, plan, observed, wait_ready, deadline)
+            try:
+                progress = self._converge(pool, plan, observed, wait_ready, deadline)
+            finally:
+                self._waits.close()
             self._parallel(
                 pool, [a for a in plan.actions if a.kind == "remove-network"], tolerate=True
             )
@@ -384,6 +391,8 @@ class Applier:
                 if not actions:
                     p.state = CONVERGED
                     self._skipped_oneshot(plan, name)
+                if actions:
+                    self._waits.starting()
                 for a in actions:
                     running[pool.submit(self._run, a)] = name
             # Settle services whose containers reached a final state.
@@ -435,7 +444,7 @@ class Applier:
                 if done:
                     refresh()
                 continue
-            self.clock.sleep(self.poll_interval)
+            self._waits.sleep(deadline)
             refresh()
         if wait_ready:
             # A service seen running may have exited since: report it. An
