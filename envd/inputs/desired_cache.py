@@ -151,7 +151,8 @@ def lookup_with_commands(
         key, base_key, spec_bytes = _key(keys, target, environ, frozen, spec_file, base, extra)
         if data.get("key") == key:
             return _revalidate(_decode_entry(data), base, environ, keys)
-        if base_key and data.get("base") == base_key and spec_bytes is not None:
+        # --frozen checks the lock's per-service digests (env too): the full load's.
+        if base_key and data.get("base") == base_key and spec_bytes is not None and not frozen:
             return _patched(
                 _decode_entry(data), key, spec_bytes, spec_file, base, target, environ, keys
             )

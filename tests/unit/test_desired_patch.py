@@ -203,6 +203,28 @@ def test_an_invalid_edit_fails_as_the_full_load_does(
     assert "envd.toml:" in str(full.value)
 
 
+def test_frozen_is_left_to_the_full_load(project: Path, loads: Loads) -> None:
+    """With --frozen the lock's digests of each service (env included) are checked:
+    an env edit is loaded in full, and refused as the full load refuses it."""
+    from envd.engine.fake import FakeEngine
+    from envd.inputs import lock as lockfile
+    from envd.run.lockgen import make_lock
+    from envd.values.errors import LockMismatch
+
+    target = Target(project_dir=str(project))
+    engine = FakeEngine()
+    for ref in ("api:1", "postgres:16", "postgres:17", "worker:1", "tool:1"):
+        engine.add_image(ref)
+    lockfile.write(project, make_lock(engine, target))
+    prepare_desired(target, ENV, frozen=True)  # the lock matches: stored
+    _edit(project, *APPLIED["one value"])
+    loads.count = 0
+    with pytest.raises(LockMismatch) as via_cache:
+        prepare_desired(target, ENV, frozen=True)
+    assert loads.count == 1
+    assert "does not match the spec (--frozen)" in str(via_cache.value)
+
+
 def test_an_environment_overlay_on_the_service_falls_back(project: Path, loads: Loads) -> None:
     """With an environment selected, a service its overlay touches is loaded in full;
     one it does not touch is applied from the cache."""
