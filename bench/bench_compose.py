@@ -11,6 +11,8 @@ cycle repeats R times:
 * ``cold``   — ``envd up --once`` / ``docker-compose up -d`` from nothing
 * ``noop``   — the same command again, nothing changed
 * ``change`` — one service's environment variable edited in every spec, up again
+  (that service serves HTTP on a published port; a probe every 5 ms gives its
+  downtime, old container's last answer → new one's first: ``downtime.py``)
 * ``down``   — ``envd down`` / ``docker-compose down``
 
 The tools: envd; Docker Compose v2 (the Go binary at a fixed path, default
@@ -62,6 +64,7 @@ from compose_tools import (
     networks,
     tear_down,
 )
+from downtime import Probe
 
 STEPS = ("cold", "noop", "change", "down")
 STEP_TITLES = {
@@ -146,6 +149,7 @@ class Result:
     times: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     rss: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    downtime: dict[str, list[float]] = field(default_factory=dict)  # tool -> seconds
     warnings: list[str] = field(default_factory=list)
 
     def add(self, tool: str, step: str, r: Run) -> None:
@@ -197,7 +201,12 @@ def bench_size(
                         p.generation[changed] = rep + 1
                         p.write()
                 for p in order:
+                    probe = Probe(p.probe_port) if step == "change" else None
+                    if probe is not None:
+                        probe.start()
                     r = p.run(step, changed)
+                    if probe is not None:
+                        result.downtime.setdefault(p.tool, []).append(probe.finish())
                     state[p.tool] = check(p, step, r, state[p.tool], changed, result.warnings)
                     result.add(p.tool, step, r)
                     print(
@@ -278,6 +287,26 @@ HEADER = [
     "envd peak RSS MB",
 ]
 VERDICT = HEADER.index("verdict")
+
+
+def downtime_lines(results: list[Result]) -> list[str]:
+    """The changed service's downtime per tool, next to the one-change times."""
+    lines = []
+    for res in results:
+        if not res.downtime:
+            continue
+        parts = []
+        for tool in ("envd", "v2", "v1", "engine"):
+            if tool in res.downtime:
+                gap = statistics.median(res.downtime[tool])
+                took = res.median(tool, "change")
+                parts.append(f"{TOOL_TITLES[tool]} {gap:.3f} s (step {took:.3f} s)")
+        lines.append(
+            f"downtime of the changed service at {res.services} services (last answer"
+            " from the old container → first from the new, probed every 5 ms; median): "
+            + "; ".join(parts)
+        )
+    return lines
 
 
 def rss_lines(results: list[Result], target_n: int) -> list[str]:
@@ -453,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             print("bench_compose: interrupted (every project was torn down)", file=sys.stderr)
             return 130
     body = rows(results, args.target_services)
-    extra = rss_lines(results, args.target_services)
+    extra = downtime_lines(results) + rss_lines(results, args.target_services)
     for res in results:
         for w in dict.fromkeys(res.warnings):
             times = res.warnings.count(w)

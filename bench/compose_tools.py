@@ -8,6 +8,7 @@ A ``Project`` runs envd or a Compose binary in its own directory; an
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from downtime import CONTAINER_PORT, HTTPD, free_port
 from engine_work import EngineProject
 
 ENVD_LABEL = "dev.envd.project"
@@ -171,6 +173,8 @@ class Project:
     env: dict[str, str]
     label: str
     generation: dict[str, int] = field(default_factory=dict)
+    # The first service serves HTTP on this host port (downtime.py probes it).
+    probe_port: int = 0
 
     @property
     def service_names(self) -> list[str]:
@@ -187,10 +191,13 @@ class Project:
     def _envd_toml(self) -> str:
         lines = ["[project]", f'name = "{self.name}"', ""]
         for s in self.service_names:
+            served = s == self.service_names[0]
+            command = json.dumps(list(HTTPD)) if served else '["sleep", "86400"]'
             lines += [
                 f"[services.{s}]",
                 f'image = "{self.image}"',
-                'command = ["sleep", "86400"]',
+                f"command = {command}",
+                *([f'ports = ["127.0.0.1:{self.probe_port}:{CONTAINER_PORT}"]'] if served else []),
                 "init = true",
                 'stop_grace_period = "2s"',
                 f'env = {{ BENCH_GEN = "{self.generation.get(s, 0)}" }}',
@@ -201,10 +208,17 @@ class Project:
     def _compose_yml(self) -> str:
         lines = ['version: "2.4"', "services:"]
         for s in self.service_names:
+            served = s == self.service_names[0]
+            command = json.dumps(list(HTTPD)) if served else '["sleep", "86400"]'
             lines += [
                 f"  {s}:",
                 f"    image: {self.image}",
-                '    command: ["sleep", "86400"]',
+                f"    command: {command}",
+                *(
+                    [f'    ports: ["127.0.0.1:{self.probe_port}:{CONTAINER_PORT}"]']
+                    if served
+                    else []
+                ),
                 "    init: true",
                 "    stop_grace_period: 2s",
                 "    environment:",
@@ -250,10 +264,12 @@ class EngineTool:
     tool: str = "engine"
     label: str = ENVD_LABEL
     generation: dict[str, int] = field(default_factory=dict)
+    probe_port: int = 0
     work: EngineProject = field(init=False)
 
     def __post_init__(self) -> None:
         self.work = EngineProject(self.name, self.service_names, self.image)
+        self.work.probe_port = self.probe_port
 
     def write(self) -> None:
         self.work.generation = dict(self.generation)
@@ -296,17 +312,20 @@ def make_projects(
             tools.append(
                 Project("envd", f"benchenvd-{n}", directory, n, image, envd_cmd, env, ENVD_LABEL)
             )
+            tools[-1].probe_port = free_port()
         elif tool == "v2":
             name = f"benchcomposev2-{n}"
             base = [v2, "-p", name, "--ansi", "never"]
             tools.append(Project("v2", name, directory, n, image, base, env, COMPOSE_LABEL))
+            tools[-1].probe_port = free_port()
         elif tool == "v1" and v1 is not None:
             name = f"benchcompose{n}"
             base = [v1, "-p", name, "--no-ansi"]
             tools.append(Project("v1", name, directory, n, image, base, env, COMPOSE_LABEL))
+            tools[-1].probe_port = free_port()
         elif tool == "engine":
             names = tools[0].service_names
-            tools.append(EngineTool(f"benchengine-{n}", n, image, names))
+            tools.append(EngineTool(f"benchengine-{n}", n, image, names, probe_port=free_port()))
     return tools
 
 

@@ -28,9 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from downtime import CONTAINER_PORT, HTTPD  # noqa: E402
+
 from envd.engine.docker.client import DockerEngine  # noqa: E402
 from envd.values import labels  # noqa: E402
-from envd.values.types import ContainerCreate, NetworkAttachment  # noqa: E402
+from envd.values.types import ContainerCreate, NetworkAttachment, PortBinding  # noqa: E402
 
 T = TypeVar("T")
 WORKERS = 8
@@ -65,6 +67,7 @@ class EngineProject:
     generation: dict[str, int] = field(default_factory=dict)
     engine: DockerEngine = field(default_factory=DockerEngine)
     ids: dict[str, str] = field(default_factory=dict)  # service -> container id
+    probe_port: int = 0  # the first service serves HTTP here (downtime.py), as in the tools'
 
     @property
     def network(self) -> str:
@@ -75,11 +78,15 @@ class EngineProject:
         return f"{self.name}-{service}-1"
 
     def _spec(self, service: str) -> ContainerCreate:
+        served = service == self.services[0] and self.probe_port
         return ContainerCreate(
             name=self.container_name(service),
             image=self.image,
             labels={labels.PROJECT: self.name, labels.SERVICE: service},
-            command=("sleep", "86400"),
+            command=HTTPD if served else ("sleep", "86400"),
+            ports=(PortBinding(CONTAINER_PORT, "tcp", "127.0.0.1", self.probe_port),)
+            if served
+            else (),
             env=(("BENCH_GEN", str(self.generation.get(service, 0))),),
             networks=(NetworkAttachment(self.network, aliases=(service,)),),
             init=True,

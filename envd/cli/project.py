@@ -256,6 +256,7 @@ def up(
                 wait_ready=not no_wait,
                 timeout=timeout,
                 force_recreate=force,
+                events=True,
             )
     except EnvironmentFailed as exc:
         progress.close()

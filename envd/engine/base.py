@@ -145,5 +145,8 @@ class Engine(Protocol):
         self, container_id: str, tail: int | None = None, follow: bool = True
     ) -> Iterator[str]: ...
 
-    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
-        """The project's container events as they happen (blocks between events)."""
+    def stream_events(
+        self, project: str, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The project's container events as they happen (blocks between events);
+        with ``since`` (a Unix time) those from then on first, with ``until`` ending then."""

@@ -140,5 +140,7 @@ class ExplodingEngine:
     ) -> Iterator[str]:
         _explode("stream_logs")
 
-    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
+    def stream_events(
+        self, project: str, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict[str, Any]]:
         _explode("stream_events")

@@ -451,13 +451,22 @@ class FakeEngine(FakeState):
             lines = lines[-tail:] if tail > 0 else []
         return iter(lines)
 
-    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
-        """Container events of the project from now on; blocks until one comes.
+    def stream_events(
+        self, project: str, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Container events of the project from now on (from ``since`` first, as
+        the engine replays them); blocks until one comes.
 
-        Ends when a test calls ``end_event_streams`` (the engine going away).
+        Ends at ``until``, or when a test calls ``end_event_streams`` (the
+        engine going away).
         """
         with self._lock:
             self._enter("stream_events")
             q: queue.Queue[dict[str, Any] | None] = queue.Queue()
+            if since is not None:
+                for event in self.events:
+                    project_of = event["Actor"]["Attributes"].get(labels.PROJECT)
+                    if project_of == project and event["timeNano"] >= since * 1e9:
+                        q.put(event)
             self._subscribers.append((project, q))
-        return drain(q)
+        return drain(q, until)

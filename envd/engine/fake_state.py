@@ -26,6 +26,7 @@ import posixpath
 import queue
 import shlex
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -253,6 +254,8 @@ class FakeState:
             "Action": action,
             "Actor": {"ID": c.id, "Attributes": attrs},
             "scope": "local",
+            "time": int(now := time.time()),
+            "timeNano": int(now * 1e9),
         }
         self.events.append(event)
         project = c.spec.labels.get(labels.PROJECT)
@@ -467,6 +470,15 @@ class FakeState:
         return False
 
 
-def drain(q: queue.Queue[dict[str, Any] | None]) -> Iterator[dict[str, Any]]:
-    while (event := q.get()) is not None:
+def drain(
+    q: queue.Queue[dict[str, Any] | None], until: float | None = None
+) -> Iterator[dict[str, Any]]:
+    while True:
+        try:
+            wait = None if until is None else max(0.0, until - time.time())
+            event = q.get(timeout=wait)
+        except queue.Empty:
+            return  # `until` passed: the engine ends the stream
+        if event is None:
+            return
         yield event

@@ -47,6 +47,7 @@ from envd import __version__
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_codec as codec
 from envd.inputs.buildctx import BuildInputs
+from envd.inputs.desired_patch import RawSections
 from envd.inputs.safefile import UnsafeStateDir, own_dir, read_regular, write_replacing
 from envd.inputs.target import Target
 from envd.spec.paths import resolve_paths
@@ -84,6 +85,11 @@ class _Entry:
     files: tuple[tuple[str, str | None], ...]  # (path, keyed digest of contents | None)
     paths: tuple[tuple[str, str | None], ...]  # (path, its real path | None: absent)
     builds: tuple[tuple[BuildInputs, str], ...]  # (inputs, digest)
+    # A changed spec (desired_patch): the key over every input but the spec's
+    # bytes, and the parsed spec the entry was built from ("" / None: never).
+    base: str = ""
+    raw_top: Mapping[str, str] | None = None
+    raw_services: Mapping[str, str] | None = None
 
 
 _decode_secret = codec.table(
@@ -103,6 +109,9 @@ _decode_entry = codec.table(
     files=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
     paths=codec.tuple_of(codec.pair(codec.string, codec.optional(codec.string))),
     builds=codec.tuple_of(codec.pair(codec.decode_build_inputs, codec.string)),
+    base=codec.string,
+    raw_top=codec.optional(codec.string_map),
+    raw_services=codec.optional(codec.string_map),
 )
 # The code a desired state is computed by: inputs and the layers below it (the
 # import contracts keep inputs from importing anything else of envd).
@@ -137,13 +146,74 @@ def lookup_with_commands(
         if not hmac.compare_digest(seal, keys.seal(body)):
             return None
         data = json.loads(body)
-        if not isinstance(data, dict) or data.get("key") != _key(
-            keys, target, environ, frozen, spec_file, base, extra
-        ):
+        if not isinstance(data, dict):
             return None
-        return _revalidate(_decode_entry(data), base, environ, keys)
+        key, base_key, spec_bytes = _key(keys, target, environ, frozen, spec_file, base, extra)
+        if data.get("key") == key:
+            return _revalidate(_decode_entry(data), base, environ, keys)
+        # --frozen checks the lock's per-service digests (env too): the full load's.
+        if base_key and data.get("base") == base_key and spec_bytes is not None and not frozen:
+            return _patched(
+                _decode_entry(data), key, spec_bytes, spec_file, base, target, environ, keys
+            )
+        return None
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None
+
+
+def _patched(
+    entry: _Entry,
+    key: str,
+    spec_bytes: bytes,
+    spec_file: Path,
+    base: Path,
+    target: Target,
+    environ: Mapping[str, str],
+    keys: Keys,
+) -> tuple[DesiredProject, dict[str, CommandValue]] | None:
+    """The entry's desired state with a spec edit that changed only some
+    services' ``env`` applied (``envd.inputs.desired_patch``), stored as the
+    new entry; None for any other edit (then load the spec the full way)."""
+    from envd.inputs import desired_patch
+    from envd.spec.read import MAX_FILE_BYTES, decode, parse_toml
+
+    if entry.raw_top is None or entry.raw_services is None or len(spec_bytes) > MAX_FILE_BYTES:
+        return None
+    # The spec's own reader, limits included: what it refuses, the full load words.
+    data = parse_toml(decode(spec_bytes, str(spec_file)), str(spec_file))
+    before = desired_patch.RawSections(entry.raw_top, entry.raw_services)
+    found = desired_patch.changed_envs(before, data, target.environment)
+    if found is None:
+        return None
+    after, envs = found
+    hit = _revalidate(entry, base, environ, keys)
+    if hit is None:
+        return None
+    desired, commands = hit
+
+    def with_envs(project: DesiredProject) -> DesiredProject:
+        services = dict(project.services)
+        for name, env in envs.items():
+            svc = services.get(name)
+            if svc is not None:  # not active (profiles): not in the desired state
+                services[name] = replace(svc, template=replace(svc.template, env=env))
+        return replace(project, services=services)
+
+    stored = replace(
+        entry,
+        key=key,
+        desired=with_envs(entry.desired),
+        raw_top=after.top,
+        raw_services=after.services,
+    )
+    try:
+        body = json.dumps(codec.encode(stored), separators=(",", ":")).encode()
+        _write(base / ".envd" / CACHE_FILE, keys.seal(body) + body)
+    except UnsafeStateDir:
+        raise
+    except Exception:  # a cache that cannot be written is only slower
+        pass
+    return with_envs(desired), commands
 
 
 def store(
@@ -159,6 +229,8 @@ def store(
     """Remember a desired state that was just loaded and validated the slow way."""
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
+        key, base_key, spec_bytes = _key(keys, target, environ, frozen, spec_file, base, extra)
+        raw = _raw_sections(spec_file, spec_bytes)
         active = loaded.active_services()
         sources = secret_sources(loaded)
         # The values `desired` was built with, not a second read: a `command`
@@ -196,7 +268,10 @@ def store(
             name: s.build.digest for name, s in desired.services.items() if s.build is not None
         }
         entry = _Entry(
-            key=_key(keys, target, environ, frozen, spec_file, base, extra),
+            key=key,
+            base=base_key,
+            raw_top=None if raw is None else raw.top,
+            raw_services=None if raw is None else raw.services,
             desired=stripped,
             secrets=secrets,
             secret_sources=sources,
@@ -214,6 +289,17 @@ def store(
         raise
     except Exception:  # a cache that cannot be written is only slower
         return
+
+
+def _raw_sections(spec_file: Path, spec_bytes: bytes | None) -> RawSections | None:
+    """The parsed spec (the bytes the key covers), for a later edit (desired_patch)."""
+    import tomllib
+
+    from envd.inputs.desired_patch import sections
+
+    if spec_bytes is None or spec_file.suffix != ".toml":
+        return None  # another format (a Compose file): only the full load reads it
+    return sections(tomllib.loads(spec_bytes.decode("utf-8")))
 
 
 def _revalidate(
@@ -301,7 +387,8 @@ def _key(
     spec_file: Path,
     base: Path,
     extra: str = "",
-) -> str:
+) -> tuple[str, str, bytes | None]:
+    """(the key over every input, the key over all but the spec's bytes, those bytes)."""
     h = hmac.new(keys.cache_key, _FORMAT, hashlib.sha256)
 
     def feed(*parts: object) -> None:
@@ -318,14 +405,21 @@ def _key(
         target.swarm,
         frozen,
     )
-    for path in (spec_file, base / ".env", base / "envd.lock"):
+    spec_bytes: bytes | None = None
+    for path in (base / ".env", base / "envd.lock"):
         try:
             # A FIFO or a device here makes a miss (NotRegular), not a hang.
             feed(read_regular(path, MAX_BYTES))
         except FileNotFoundError:
             feed(None)
     feed(sorted(environ.items()), extra)
-    return h.hexdigest()
+    base_key = h.hexdigest()
+    try:
+        spec_bytes = read_regular(spec_file, MAX_BYTES)
+        feed(spec_bytes)
+    except FileNotFoundError:
+        feed(None)
+    return h.hexdigest(), base_key, spec_bytes
 
 
 def _real(path: Path) -> str | None:

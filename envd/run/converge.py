@@ -90,13 +90,15 @@ def converge(
     unread: Mapping[str, tuple[str, ...]] | None = None,
     stopped: frozenset[str] = frozenset(),
     after_start: AfterStart | None = None,
+    events: bool = False,
 ) -> tuple[Plan, dict[str, ServiceProgress]]:
     """Converge the engine onto ``desired``. Raises EnvironmentFailed on failure.
 
     ``unread`` (a daemon's): per service, the command secrets it has no value
     for; their containers are not created or recreated (``hold_unread``).
     ``stopped`` (a daemon's): services stopped on purpose, neither started,
-    created nor recreated until started again.
+    created nor recreated until started again. ``events``: wait for readiness
+    on the engine's event stream (``envd.run.engine_wake``), not by polling.
     """
     plan, observed = plan_project(
         engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
@@ -117,7 +119,9 @@ def converge(
         reason = "stopped on purpose; `envd start` starts it"
         plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
         held |= stopped & set(desired.services)
-    applier = Applier(engine, desired, emit, clock, held=frozenset(held), after_start=after_start)
+    applier = Applier(
+        engine, desired, emit, clock, held=frozenset(held), after_start=after_start, events=events
+    )
     try:
         progress = applier.apply(plan, observed, wait_ready=wait_ready, timeout=timeout)
     except EnvironmentFailed:

@@ -333,3 +333,32 @@ def test_completed_dependency_lets_its_dependent_start_on_every_up(
     assert {n: (i["Id"], i["State"]["StartedAt"]) for n, i in second.items()} == {
         n: (i["Id"], i["State"]["StartedAt"]) for n, i in first.items()
     }
+
+
+def test_up_once_returns_soon_after_the_service_turns_healthy(
+    project_dir: Any, project_name: str, envd_cli: Cli, docker_client: Any
+) -> None:
+    """`up --once` follows the engine's events: it returns within a fraction of a
+    second of the healthcheck passing, not a poll interval (or more) later."""
+    project_dir.write(f"""
+        [services.slow]
+        image = "{BUSYBOX}"
+        command = ["sh", "-c", "sleep 2; touch /tmp/ready; exec sleep 100000"]
+        healthcheck = {{ test = ["CMD", "test", "-f", "/tmp/ready"], interval = "250ms", retries = 100 }}
+        stop_signal = "SIGKILL"
+        """)
+    since = int(time.time()) - 1
+    proc = ok(envd_cli("up", "--once", "--timeout", "60"))
+    returned = time.time_ns()
+    (info,) = containers(docker_client, project_name).values()
+    assert info["State"]["Health"]["Status"] == "healthy", describe(proc)
+    events = docker_client.api.events(
+        since=since,
+        until=int(time.time()) + 1,
+        filters={"container": info["Id"], "event": "health_status"},
+        decode=True,
+    )
+    healthy_at = min(int(e["timeNano"]) for e in events if e["Action"] == "health_status: healthy")
+    # The process's own exit (interpreter, printing) is inside this margin too.
+    late = (returned - healthy_at) / 1e9
+    assert late < 1.0, f"returned {late:.2f}s after turning healthy\n{describe(proc)}"

@@ -409,9 +409,16 @@ class DockerEngine(EngineSession, HostSettingsApi):
         }
         yield from stream_lines(self._stream(f"/containers/{quote(container_id)}/logs", q), tty)
 
-    def stream_events(self, project: str) -> Iterator[dict[str, Any]]:
+    def stream_events(
+        self, project: str, since: float | None = None, until: float | None = None
+    ) -> Iterator[dict[str, Any]]:
         """The engine's container events for one project, until the connection closes
         (the stream idles between events, and the daemon must not poll)."""
         podman = self.engine_info().is_podman
         q: dict[str, str | int] = {"filters": payloads.events_filter(project, podman)}
+        # readiness: replay from `since` (no gap before the stream connects), end at `until`
+        if since is not None:
+            q["since"] = f"{since:.9f}"
+        if until is not None:
+            q["until"] = f"{until:.9f}"
         yield from json_objects(self._stream("/events", q))
