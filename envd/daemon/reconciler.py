@@ -31,7 +31,7 @@ from typing import Any, Literal
 from envd.core.desired import DesiredProject
 from envd.core.status import hold, project_status
 from envd.daemon.actions import ServiceActions
-from envd.daemon.engine_return import running_ids, start_stopped_by_engine
+from envd.daemon.engine_return import running_ids, running_in, start_stopped_by_engine
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
@@ -324,7 +324,7 @@ class Reconciler:
                 )
                 rerun = self._rerun(desired, request.rerun)
                 try:
-                    converge(
+                    _, progress = converge(
                         self.engine,
                         desired,
                         emit,
@@ -342,7 +342,8 @@ class Reconciler:
                     self._after_converge(desired, reasons)
                     raise
                 self._after_converge(desired, reasons)
-            self._running = self._running_ids(desired.project)
+            # The pass's own last observation, not another list: O(changed) per pass.
+            self._running = running_in(self.engine, progress)
             self.backoff.succeeded()
         except SpecError as exc:
             # Terminal until the spec changes: keep what runs, say why.
