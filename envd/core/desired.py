@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from envd import __version__
@@ -139,11 +140,16 @@ class DesiredProject:
         svc = self.services.get(name)
         if svc is None:
             return False
-        return svc.oneshot or any(
-            d.condition == "completed"
+        return svc.oneshot or name in self._completed_dependencies
+
+    @cached_property
+    def _completed_dependencies(self) -> frozenset[str]:
+        # Once per project, not per question: status and apply ask of every service.
+        return frozenset(
+            dep
             for other in self.services.values()
             for dep, d in other.depends_on.items()
-            if dep == name
+            if d.condition == "completed"
         )
 
     def levels(self) -> list[list[str]]:

@@ -122,9 +122,19 @@ def lookup(
 
 
 def lookup_with_commands(
-    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys, extra: str = ""
+    target: Target,
+    environ: Mapping[str, str],
+    frozen: bool,
+    keys: Keys,
+    extra: str = "",
+    *,
+    run_commands: bool = True,
 ) -> tuple[DesiredProject, dict[str, CommandValue]] | None:
-    """``lookup``, and what each ``command`` source printed on this (re)read."""
+    """``lookup``, and what each ``command`` source printed on this (re)read.
+
+    ``run_commands=False`` (a read-only command such as ``status``): an entry
+    with a ``command`` secret source is a miss, so no host command runs.
+    """
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
         raw = _read(base / ".envd" / CACHE_FILE)
@@ -141,7 +151,10 @@ def lookup_with_commands(
             keys, target, environ, frozen, spec_file, base, extra
         ):
             return None
-        return _revalidate(_decode_entry(data), base, environ, keys)
+        entry = _decode_entry(data)
+        if not run_commands and any(sec.command is not None for sec in entry.secrets):
+            return None
+        return _revalidate(entry, base, environ, keys)
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None
 
