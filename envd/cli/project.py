@@ -6,6 +6,7 @@ The commands most runs use: ``envd.cli.app`` attaches them when it starts.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -310,11 +311,13 @@ def down(
     from envd.inputs.prepare import prepare
     from envd.run.teardown import remove_all, remove_declared_volumes, remove_networks
 
-    loaded, desired = prepare(obj.target(), read_secret_values=False)
+    desired = _cached_desired(obj.target())
+    if desired is None:
+        _, desired = prepare(obj.target(), read_secret_values=False)
     eng = engine()
     # The daemon goes first, or it would repair what down removes; a daemon
     # that would not stop fails down here, before anything is removed.
-    process.stop(loaded.project_dir, loaded.environment, notify=err)
+    process.stop(Path(desired.project_dir), desired.environment, notify=err)
     with holding(desired.project, "envd down", lock_timeout):
         progress = make_progress(as_json)
         containers = eng.list_containers(desired.project)

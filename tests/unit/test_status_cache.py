@@ -1,4 +1,4 @@
-"""`envd status` without a daemon reads the desired state `envd up` cached (no spec
+"""`envd status` and `envd down` without a daemon read the desired state `envd up` cached (no spec
 load), reports what a fresh load would, and never runs a `command` secret source."""
 
 from __future__ import annotations
@@ -106,3 +106,28 @@ def test_status_never_runs_a_command_secret(
     assert (proj / "runs.log").read_text().count("run") == runs
     services = {s["name"]: s for s in report["services"]}  # type: ignore[attr-defined]
     assert services["api"]["secrets_not_checked"] == ["token"]
+
+
+def test_down_after_up_loads_no_spec_and_keeps_named_volumes(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    fake: FakeEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """down after up takes the cached desired state, removes the containers and the
+    network, and keeps the declared named volume (only -v removes it)."""
+    proj = tmp_path / "stc"
+    proj.mkdir()
+    (proj / "envd.toml").write_text(
+        SPEC.replace('env = { MODE = "dev" }', 'volumes = ["data:/data"]') + "\n[volumes.data]\n"
+    )
+    code, _, err = cli(capsys, "up", "--once", "-C", proj)
+    assert code == 0, err
+    calls: list[str] = []
+    monkeypatch.setattr(prepare_mod, "prepare", lambda *a, **k: calls.append("prepare"))
+    code, out, err = cli(capsys, "down", "--json", "-C", proj)
+    assert code == 0, err
+    assert calls == []
+    assert json.loads(out.splitlines()[-1]) == {"result": "ok", "containers": 2, "volumes": []}
+    assert fake.list_containers("stc") == [] and fake.list_networks("stc") == []
+    assert [v.name for v in fake.list_volumes("stc")] == ["stc_data"]
