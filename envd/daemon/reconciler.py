@@ -46,6 +46,10 @@ from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed
 from envd.values.events import Clock, Event, Phase, SystemClock
 
 RESYNC_SECONDS = 60.0
+# A periodic resync (a safety net: files and engine events trigger passes)
+# may cost at most 1/RESYNC_SHARE of a core: at 500 services a no-op pass
+# costs ~0.1-0.25 s CPU (seen), so its resync comes every 60-125 s, not 60.
+RESYNC_SHARE = 500.0
 # The longest wait between passes while the engine is unreachable.
 ENGINE_RETRY_CAP = 2.0
 
@@ -128,6 +132,7 @@ class Reconciler:
         # whether the engine went away since: then those that are now stopped
         # were stopped by the engine and are started again.
         self._running: frozenset[str] = frozenset()
+        self._pass_cpu = 0.0  # CPU seconds of the last pass (this thread's)
         self._engine_lost = False
         # Level-triggered sync: after_start runs for each container a pass
         # starts (before its post_start hooks and readiness), the converged
@@ -232,7 +237,10 @@ class Reconciler:
                     if wait == 0:
                         self._reasons.append("retry after a transient failure")
                 else:
-                    signalled = self._cond.wait(self.resync)
+                    resync = self.resync
+                    if resync > 0:
+                        resync = max(resync, self._pass_cpu * RESYNC_SHARE)
+                    signalled = self._cond.wait(resync)
                     if not signalled and not self._stopping and not self.debounce.pending:
                         self.state.generation += 1
                         self._reasons.append("periodic resync")
@@ -260,6 +268,7 @@ class Reconciler:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid)
         started = time.monotonic()
+        cpu = time.thread_time()
         self.publish(
             "reconcile",
             "project",
@@ -381,6 +390,7 @@ class Reconciler:
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
         elapsed = time.monotonic() - started
+        self._pass_cpu = time.thread_time() - cpu
         with self._cond:
             self.state.completed = max(self.state.completed, generation)
             self.state.passes += 1

@@ -73,3 +73,25 @@ def test_one_service_edit_pass_lists_containers_at_most_twice(tmp_path: Path) ->
     """The pass observes once and refreshes once after the recreate, with no extra list after."""
     calls = edit_pass_calls(tmp_path, 20)
     assert calls["list_containers"] <= 2, calls
+
+
+def test_a_costly_pass_spaces_the_periodic_resync(tmp_path: Path) -> None:
+    """The periodic resync waits at least RESYNC_SHARE times the last pass's CPU, so a
+    large project's safety-net passes stay a small share of a core."""
+    import threading
+
+    from envd.daemon.reconciler import RESYNC_SHARE
+
+    world = World(tmp_path, spec(2))
+    r = world.reconciler
+    r.resync = 0.01
+    r._pass_cpu = 1.0  # a pass that cost a second of CPU: the next resync waits ≥ 500 s
+    assert RESYNC_SHARE * r._pass_cpu >= 100
+    due: list[object] = []
+    waiter = threading.Thread(target=lambda: due.append(r.next_pass()), daemon=True)
+    waiter.start()
+    waiter.join(0.3)
+    assert due == []  # no periodic resync after 0.3 s (30 periods of 0.01 s)
+    r.trigger("files changed: envd.toml")  # a trigger is not delayed
+    waiter.join(5)
+    assert len(due) == 1 and due[0] is not None
