@@ -48,8 +48,8 @@ from envd.values.events import Clock, Event, Phase, SystemClock
 RESYNC_SECONDS = 60.0
 # A periodic resync (a safety net: files and engine events trigger passes)
 # may cost at most 1/RESYNC_SHARE of a core: at 500 services a no-op pass
-# costs ~0.1-0.25 s CPU (seen), so its resync comes every 60-125 s, not 60.
-RESYNC_SHARE = 500.0
+# costs ~0.15 s CPU (seen), so its resync comes every ~150 s, not 60.
+RESYNC_SHARE = 1000.0
 # The longest wait between passes while the engine is unreachable.
 ENGINE_RETRY_CAP = 2.0
 

@@ -44,9 +44,9 @@ from envd.values.types import ContainerState, ObservedContainer
 TICK = 2.0
 # The safety-net look (events wake the supervisor; the tick catches what they
 # missed) may cost at most 1/SAFETY_SHARE of a core: a project whose list
-# call costs 14 ms (500 containers) is looked at every 14 s, a small one
+# call costs 14 ms (500 containers) is looked at every 28 s, a small one
 # every TICK. Never rarer than SAFETY_CAP.
-SAFETY_SHARE = 1000.0
+SAFETY_SHARE = 2000.0
 SAFETY_CAP = 30.0
 LOG_LINES = 10
 _WAKE_ON = ("start", "die", "stop", "destroy", "create", "health_status", "oom", "kill")
