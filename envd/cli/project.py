@@ -6,6 +6,7 @@ The commands most runs use: ``envd.cli.app`` attaches them when it starts.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -311,11 +312,13 @@ def down(
     from envd.inputs.prepare import prepare
     from envd.run.teardown import remove_all, remove_declared_volumes, remove_networks
 
-    loaded, desired = prepare(obj.target(), read_secret_values=False)
+    desired = _cached_desired(obj.target())
+    if desired is None:
+        _, desired = prepare(obj.target(), read_secret_values=False)
     eng = engine()
     # The daemon goes first, or it would repair what down removes; a daemon
     # that would not stop fails down here, before anything is removed.
-    process.stop(loaded.project_dir, loaded.environment, notify=err)
+    process.stop(Path(desired.project_dir), desired.environment, notify=err)
     with holding(desired.project, "envd down", lock_timeout):
         progress = make_progress(as_json)
         containers = eng.list_containers(desired.project)
@@ -359,6 +362,29 @@ def down(
 # --------------------------------------------------------------------------- status
 
 
+def _cached_desired(target: Any) -> Any:
+    """The desired state the last ``envd up`` cached, when its inputs still hold and
+    it needs no ``command`` secret (None: load the spec). Skips pydantic: at 500
+    services loading the spec costs more than asking the engine."""
+    import os
+
+    from envd.inputs import desired_cache
+    from envd.inputs.approvals import state_token
+    from envd.inputs.keys import load_keys
+    from envd.spec.paths import resolve_paths
+
+    try:
+        spec_file, base = resolve_paths(target.project_dir, target.file)
+        approval = state_token(spec_file, base, target.environment, os.environ)
+        keys = load_keys()
+    except Exception:  # the slow path says what is wrong
+        return None
+    hit = desired_cache.lookup_with_commands(
+        target, os.environ, False, keys, approval, run_commands=False
+    )
+    return None if hit is None else hit[0]
+
+
 @click.command()
 @_target_opt
 @_json_opt
@@ -384,12 +410,16 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
     if "services" not in report:
         # No daemon, or one whose spec is broken: observe the engine directly.
         from envd.core.status import project_status, unchecked_secrets
-        from envd.inputs.consent import command_secrets
-        from envd.inputs.prepare import prepare
         from envd.run.converge import plan_project
 
-        loaded, desired = prepare(obj.target())  # runs no host command
-        unread = command_secrets(loaded)
+        desired = _cached_desired(obj.target())
+        unread: dict[str, tuple[str, ...]] = {}  # a cache hit has no command source
+        if desired is None:
+            from envd.inputs.consent import command_secrets
+            from envd.inputs.prepare import prepare
+
+            loaded, desired = prepare(obj.target())  # runs no host command
+            unread = command_secrets(loaded)
         eng = engine()
         report["engine"] = eng.describe()
         the_plan, observed = plan_project(eng, desired, restart_exited=client is None)
@@ -397,7 +427,7 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
         report.update(project_status(desired, observed, the_plan, unread))
         from envd.cli._status import offline_supervision
 
-        offline_supervision(engine(), desired, report, project_dir)
+        offline_supervision(eng, desired, report, project_dir)
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return

@@ -144,7 +144,7 @@ class DesiredProject:
 
     @cached_property
     def _completed_dependencies(self) -> frozenset[str]:
-        # Once per project, not per service: apply asks this of every service.
+        # Once per project, not per question: status and apply ask of every service.
         return frozenset(
             dep
             for other in self.services.values()

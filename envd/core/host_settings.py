@@ -38,16 +38,16 @@ def joined_services(
 ) -> set[str]:
     """The services of ``services`` whose first container ``svc`` joins (pid or ipc)."""
     host = svc.template.host
-    modes = {host.pid_mode, host.ipc_mode} - {""}
-    # Each mode names at most one service (the inverse of _namespace_mode):
-    # O(modes), not O(services), as plan asks this of every service.
-    prefix, found = f"container:{project}-", set()
-    for mode in modes:
-        if mode.startswith(prefix) and mode.endswith("-1"):
-            name = mode[len(prefix) : -len("-1")]
-            if name in services:
-                found.add(name)
-    return found
+    # Read the name back from each mode rather than trying every service:
+    # a plan asks this of each service, and trying all would be O(services²).
+    prefix, suffix = f"container:{project}-", "-1"
+    joined: set[str] = set()
+    for mode in (host.pid_mode, host.ipc_mode):
+        if mode.startswith(prefix) and mode.endswith(suffix):
+            name = mode[len(prefix) : len(mode) - len(suffix)]
+            if name in services and _namespace_mode(project, f"service:{name}") == mode:
+                joined.add(name)
+    return joined
 
 
 def _namespace_mode(project: str, mode: str) -> str:

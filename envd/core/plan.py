@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Literal, get_args
 
 from envd.core.build import build_reason
@@ -110,7 +111,15 @@ class Plan:
         return tuple(a for a in self.actions if a.kind in ("pull", "build"))
 
     def for_service(self, service: str) -> tuple[Action, ...]:
-        return tuple(a for a in self.actions if a.service == service)
+        return self._by_service.get(service, ())
+
+    @cached_property
+    def _by_service(self) -> dict[str, tuple[Action, ...]]:
+        # Indexed once: asked of every service, a scan each would be O(services²).
+        grouped: dict[str, list[Action]] = {}
+        for a in self.actions:
+            grouped.setdefault(a.service, []).append(a)
+        return {name: tuple(actions) for name, actions in grouped.items()}
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -3,10 +3,11 @@ starting those it stopped (dependencies first), as a daemon pass does first."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
+from envd.run.readiness import ServiceProgress
 from envd.values import labels
 from envd.values.errors import EngineError, EngineUnavailable
 from envd.values.events import Phase
@@ -26,6 +27,15 @@ def running_ids(engine: Engine, project: str) -> frozenset[str]:
         for c in engine.list_containers(project)
         if c.status == "running" and c.labels.get(labels.ONE_OFF) != "1"
     )
+
+
+def running_in(engine: Engine, progress: Mapping[str, ServiceProgress]) -> frozenset[str]:
+    """The running containers a converge saw last (its own observation, no list call)."""
+    # The ping comes after that observation: an engine accepting a new
+    # connection now had not begun stopping (it closes its listener first)
+    # when the containers were listed.
+    engine.ping()
+    return frozenset(c.id for p in progress.values() for c in p.containers if c.status == "running")
 
 
 def start_stopped_by_engine(

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from envd.core.desired import DesiredProject
 from envd.core.status import hold, project_status
 from envd.daemon.actions import ServiceActions
-from envd.daemon.engine_return import running_ids, start_stopped_by_engine
+from envd.daemon.engine_return import running_ids, running_in, start_stopped_by_engine
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
 from envd.daemon.timing import Backoff, Debouncer
@@ -46,6 +46,10 @@ from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed
 from envd.values.events import Clock, Event, Phase, SystemClock
 
 RESYNC_SECONDS = 60.0
+# A periodic resync (a safety net: files and engine events trigger passes)
+# may cost at most 1/RESYNC_SHARE of a core: at 500 services a no-op pass
+# costs ~0.15 s CPU (seen), so its resync comes every ~150 s, not 60.
+RESYNC_SHARE = 1000.0
 # The longest wait between passes while the engine is unreachable.
 ENGINE_RETRY_CAP = 2.0
 
@@ -128,6 +132,7 @@ class Reconciler:
         # whether the engine went away since: then those that are now stopped
         # were stopped by the engine and are started again.
         self._running: frozenset[str] = frozenset()
+        self._pass_cpu = 0.0  # CPU seconds of the last pass (this thread's)
         self._engine_lost = False
         # Level-triggered sync: after_start runs for each container a pass
         # starts (before its post_start hooks and readiness), the converged
@@ -232,7 +237,10 @@ class Reconciler:
                     if wait == 0:
                         self._reasons.append("retry after a transient failure")
                 else:
-                    signalled = self._cond.wait(self.resync)
+                    resync = self.resync
+                    if resync > 0:
+                        resync = max(resync, self._pass_cpu * RESYNC_SHARE)
+                    signalled = self._cond.wait(resync)
                     if not signalled and not self._stopping and not self.debounce.pending:
                         self.state.generation += 1
                         self._reasons.append("periodic resync")
@@ -260,6 +268,7 @@ class Reconciler:
         rid = uuid.uuid4().hex[:12]
         log = self.log.bind(reconcile_id=rid)
         started = time.monotonic()
+        cpu = time.thread_time()
         self.publish(
             "reconcile",
             "project",
@@ -324,7 +333,7 @@ class Reconciler:
                 )
                 rerun = self._rerun(desired, request.rerun)
                 try:
-                    converge(
+                    _, progress = converge(
                         self.engine,
                         desired,
                         emit,
@@ -342,7 +351,8 @@ class Reconciler:
                     self._after_converge(desired, reasons)
                     raise
                 self._after_converge(desired, reasons)
-            self._running = self._running_ids(desired.project)
+            # The pass's own last observation, not another list: O(changed) per pass.
+            self._running = running_in(self.engine, progress)
             self.backoff.succeeded()
         except SpecError as exc:
             # Terminal until the spec changes: keep what runs, say why.
@@ -380,6 +390,7 @@ class Reconciler:
             with self._cond:
                 self._retry_at = self.clock.monotonic() + delay
         elapsed = time.monotonic() - started
+        self._pass_cpu = time.thread_time() - cpu
         with self._cond:
             self.state.completed = max(self.state.completed, generation)
             self.state.passes += 1

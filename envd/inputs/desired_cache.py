@@ -131,9 +131,19 @@ def lookup(
 
 
 def lookup_with_commands(
-    target: Target, environ: Mapping[str, str], frozen: bool, keys: Keys, extra: str = ""
+    target: Target,
+    environ: Mapping[str, str],
+    frozen: bool,
+    keys: Keys,
+    extra: str = "",
+    *,
+    run_commands: bool = True,
 ) -> tuple[DesiredProject, dict[str, CommandValue]] | None:
-    """``lookup``, and what each ``command`` source printed on this (re)read."""
+    """``lookup``, and what each ``command`` source printed on this (re)read.
+
+    ``run_commands=False`` (a read-only command such as ``status``): an entry
+    with a ``command`` secret source is a miss, so no host command runs.
+    """
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
         raw = _read(base / ".envd" / CACHE_FILE)
@@ -148,14 +158,16 @@ def lookup_with_commands(
         data = json.loads(body)
         if not isinstance(data, dict):
             return None
+        entry = _decode_entry(data)
+        # status and down run no host command: an entry fed by one is theirs to miss.
+        if not run_commands and any(sec.command is not None for sec in entry.secrets):
+            return None
         key, base_key, spec_bytes = _key(keys, target, environ, frozen, spec_file, base, extra)
         if data.get("key") == key:
-            return _revalidate(_decode_entry(data), base, environ, keys)
+            return _revalidate(entry, base, environ, keys)
         # --frozen checks the lock's per-service digests (env too): the full load's.
         if base_key and data.get("base") == base_key and spec_bytes is not None and not frozen:
-            return _patched(
-                _decode_entry(data), key, spec_bytes, spec_file, base, target, environ, keys
-            )
+            return _patched(entry, key, spec_bytes, spec_file, base, target, environ, keys)
         return None
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None

@@ -96,7 +96,9 @@ def remove_networks(
             partial(_remove_network_or_gone, engine, net.name, emit),
             clock,
             deadline,
-            interval=0.2,
+            # Usually released within a few tenths of a second: a short
+            # interval keeps down from overshooting it by up to 0.2 s.
+            interval=0.05,
             on=(EngineError,),
         )
         if problem is None:
