@@ -77,11 +77,16 @@ def test_status_after_up_is_served_from_the_cache(
     fast = _status(capsys, proj)
     assert calls == []
     assert fast == slow
-    # A changed spec is a miss: the spec is loaded again and the drift shows.
+    # An env edit takes the cache's env-edit path (still no load) and the drift shows.
     (proj / "envd.toml").write_text(SPEC.replace('"dev"', '"prod"'))
     changed = _status(capsys, proj)
-    assert calls == ["prepare"]
+    assert calls == []
     assert changed != slow
+    # Any other edit is a miss: the spec is loaded again and the drift shows.
+    (proj / "envd.toml").write_text(SPEC.replace('image = "web:1"\nenv', 'image = "web:2"\nenv'))
+    other = _status(capsys, proj)
+    assert calls == ["prepare"]
+    assert other not in (slow, changed)
 
 
 def test_status_never_runs_a_command_secret(
