@@ -67,7 +67,9 @@ def test_up_runs_the_service_with_its_host_settings(
     assert host["Memory"] == 64 * 1024 * 1024
     assert host["PidsLimit"] == 64
     assert host["ShmSize"] == 16 * 1024 * 1024
-    assert sorted(host["Ulimits"], key=lambda u: u["Name"]) == [
+    # Podman names them as the kernel does: RLIMIT_NOFILE.
+    ulimits = [{**u, "Name": u["Name"].removeprefix("RLIMIT_").lower()} for u in host["Ulimits"]]
+    assert sorted(ulimits, key=lambda u: u["Name"]) == [
         {"Name": "nofile", "Soft": 1000, "Hard": 2000},
         {"Name": "nproc", "Soft": 16384, "Hard": 32768},
     ]
