@@ -106,6 +106,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problem = _engine_problem()
         if problem is not None:
             _no_engine(problem)
+        _check_engine_capabilities(item)
 
 
 @pytest.fixture(autouse=True)
@@ -146,6 +147,85 @@ def busybox_image(docker_client: Any) -> str:
 def debian_image(docker_client: Any) -> str:
     """``envd-local/debian:bookworm``, checked present (postgres 15, redis, python3)."""
     return _require_image(docker_client, DEBIAN)
+
+
+# --- what the engine can do -------------------------------------------------
+#
+# The same e2e and contract tests run on Docker and on Podman (scripts/test.sh).
+# A test that needs what an engine cannot do here carries a marker naming it;
+# scripts/test.sh deselects that marker in the Podman run, and running such a
+# test on an engine that lacks it fails at once, saying so (never a skip).
+# docs/compatibility.md (Podman) explains each marker.
+
+
+@pytest.fixture(scope="session")
+def engine_is_podman(docker_client: Any) -> bool:
+    """Whether the engine is Podman's Docker API (its /version names a Podman component)."""
+    version = docker_client.version()
+    names = [str(c.get("Name", "")) for c in version.get("Components") or []]
+    return any("podman" in n.lower() for n in names)
+
+
+def _probe_healthchecks(client: Any) -> bool:
+    """Whether a container with a 1 s healthcheck becomes healthy within 20 s.
+
+    Podman 4.3 runs healthchecks from systemd timers, so without systemd the
+    probe stays "starting" for ever; 20 s is many intervals on a busy machine.
+    """
+    from tests.helpers import WaitTimeout, wait_for
+
+    container = client.containers.run(
+        BUSYBOX,
+        ["sleep", "60"],
+        detach=True,
+        labels={"dev.envd.project": f"t-probe-{secrets.token_hex(4)}"},
+        healthcheck={"test": ["CMD", "true"], "interval": 10**9, "timeout": 10**9, "retries": 1},
+    )
+    try:
+
+        def healthy() -> bool:
+            container.reload()
+            return bool(container.attrs["State"].get("Health", {}).get("Status") == "healthy")
+
+        try:
+            wait_for(healthy, timeout=20, interval=0.25)
+        except WaitTimeout:
+            return False
+        return True
+    finally:
+        container.remove(force=True)
+
+
+# marker -> (what it needs, the probe answering whether this engine has it)
+ENGINE_CAPABILITIES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "needs_engine_healthchecks": ("engine_runs_healthchecks", _probe_healthchecks),
+}
+
+
+def engine_can(what: str) -> bool:
+    """The answer of the probe named ``what`` for this session's engine (asked once)."""
+    key = f"can:{what}"
+    if key not in _engine:
+        [probe] = [p for name, p in ENGINE_CAPABILITIES.values() if name == what]
+        _engine[key] = probe(_engine["client"])
+    return bool(_engine[key])
+
+
+@pytest.fixture(scope="session")
+def engine_runs_healthchecks(docker_client: Any) -> bool:
+    """Whether the engine runs healthchecks (Podman 4.3 without systemd does not)."""
+    return engine_can("engine_runs_healthchecks")
+
+
+def _check_engine_capabilities(item: pytest.Item) -> None:
+    """Fail (not skip) a test whose marker names a capability this engine lacks."""
+    for marker, (what, _) in ENGINE_CAPABILITIES.items():
+        if item.get_closest_marker(marker) is not None and not engine_can(what):
+            pytest.fail(
+                f"this engine lacks what @{marker} needs ({what} is false); deselect it "
+                f'with -m "not {marker}" (docs/compatibility.md, Podman)',
+                pytrace=False,
+            )
 
 
 # --- projects ---------------------------------------------------------------

@@ -422,10 +422,11 @@ class Applier:
             if not running and not blocking and all(p.state != PENDING for p in progress.values()):
                 break
             if deadline is not None and self.clock.monotonic() >= deadline:
+                podman = self._engine_is_podman()
                 for name in unsettled:
                     p = progress[name]
                     p.settled = FAILED
-                    p.error = p.error or timeout_reason(p)
+                    p.error = p.error or timeout_reason(p, podman)
                     self.emit(Event("timeout", f"service {name}", p.error, "error", name))
                 for fut in running:
                     fut.cancel()
@@ -477,6 +478,13 @@ class Applier:
                     Event("skipped", f"service {service}", f"one-shot {why}", "info", service)
                 )
                 return
+
+    def _engine_is_podman(self) -> bool:
+        """Whether the engine is Podman (its timeouts on health then say why)."""
+        try:
+            return self.engine.describe().get("name") == "Podman"
+        except EngineError:
+            return False
 
     def _is_dependency(self, name: str, progress: Mapping[str, ServiceProgress]) -> bool:
         return any(

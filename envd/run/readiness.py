@@ -101,7 +101,16 @@ def crashed(p: ServiceProgress) -> str:
     return ""
 
 
-def timeout_reason(p: ServiceProgress) -> str:
+# Podman 4.3 runs healthchecks from systemd timers: without systemd (containers,
+# CI sandboxes) they never run and health stays "starting" for ever.
+PODMAN_HEALTH_HINT = (
+    "; Podman runs healthchecks from systemd timers, so without systemd they never run"
+    " (docs/compatibility.md, Podman)"
+)
+
+
+def timeout_reason(p: ServiceProgress, podman: bool = False) -> str:
+    """Why ``p`` is not ready at the deadline; on Podman a check still "starting" says why."""
     if p.state == PENDING:
         return "timed out waiting for its dependencies"
     if not p.containers:
@@ -110,4 +119,5 @@ def timeout_reason(p: ServiceProgress) -> str:
     detail = c.status + (f", health {c.health}" if c.health else "")
     if c.status == "exited":
         detail += f" with code {c.exit_code}"
-    return f"timed out waiting to become ready (state: {detail})"
+    hint = PODMAN_HEALTH_HINT if podman and c.health == "starting" else ""
+    return f"timed out waiting to become ready (state: {detail}){hint}"

@@ -61,9 +61,14 @@ def remove_all(
         stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
 
+    # Containers in another's network namespace go first: Podman refuses to
+    # remove a container others depend on ("has dependent containers").
+    joined = [c for c in items if c.network_mode.startswith("container:")]
+    rest = [c for c in items if not c.network_mode.startswith("container:")]
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        for fut in [pool.submit(one, c) for c in items]:
-            fut.result()
+        for wave in (joined, rest):
+            for fut in [pool.submit(one, c) for c in wave]:
+                fut.result()
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import pytest
 from tests.browser import chromium
 from tests.helpers import describe, free_tcp_port, project_cleanup, run_envd, wait_for
 
-pytestmark = pytest.mark.usefixtures("debian_image")
+# The page's green is "healthy": the example's services must run their healthchecks.
+pytestmark = [pytest.mark.usefixtures("debian_image"), pytest.mark.needs_engine_healthchecks]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webapp"
 

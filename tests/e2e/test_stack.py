@@ -26,7 +26,8 @@ import pytest
 
 from tests.helpers import describe, free_tcp_port, project_cleanup, run_envd, wait_for
 
-pytestmark = pytest.mark.usefixtures("debian_image")
+# Every step waits for PostgreSQL and Redis to report healthy.
+pytestmark = [pytest.mark.usefixtures("debian_image"), pytest.mark.needs_engine_healthchecks]
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webapp"
 SENTINEL = "envd-e2e-sentinel"

@@ -229,6 +229,31 @@ def test_timeout_is_reported_naming_the_service(tmp_path: Path) -> None:
     assert ("create_container", "shop-api-1") not in engine.mutating_calls()
 
 
+class FakePodman(FakeEngine):
+    """A FakeEngine reporting itself as Podman, as DockerEngine does on Podman's socket."""
+
+    def describe(self) -> dict[str, str]:
+        return {**super().describe(), "name": "Podman", "version": "4.3.1"}
+
+
+def test_timeout_on_podman_says_healthchecks_need_systemd(tmp_path: Path) -> None:
+    """On Podman, a service whose health stays "starting" times out saying Podman needs systemd to run healthchecks."""
+    desired = desired_from(tmp_path, HEALTH_GATED)
+    engine = FakePodman(auto_healthy=False)
+    for ref in ("pg", "api"):
+        engine.add_image(ref)
+    with pytest.raises(EnvironmentFailed) as info:
+        converge(engine, desired, clock=FakeClock(), timeout=30)
+    failures = {f.service: f.reason for f in info.value.failures}
+    assert failures["db"] == (
+        "timed out waiting to become ready (state: running, health starting); Podman runs"
+        " healthchecks from systemd timers, so without systemd they never run"
+        " (docs/compatibility.md, Podman)"
+    )
+    assert failures["api"] == "timed out waiting for its dependencies"
+    assert "service 'db'" in str(info.value)
+
+
 class FailingCreate(FakeEngine):
     """A FakeEngine that refuses to create one named container."""
 

@@ -154,8 +154,17 @@ class DockerEngine(EngineSession, HostSettingsApi):
         body = payloads.network_body(
             name, labels, driver, internal, self.api, ipam_driver, ipam, enable_ipv6
         )
-        doc = self._call("POST", "/networks/create", body=body, what=f"network {name}").json()
-        return str(doc["Id"])
+        for attempt in range(3):
+            try:
+                doc = self._call("POST", "/networks/create", body=body, what=f"network {name}")
+                return str(doc.json()["Id"])
+            except EngineError as exc:
+                # Podman picks a free subnet by walking the host's interfaces and
+                # fails ("route ip+net: no such network interface") when one goes
+                # away meanwhile (another engine's bridge or veth); nothing was made.
+                if attempt == 2 or "no such network interface" not in str(exc):
+                    raise
+        raise AssertionError("unreachable")
 
     def remove_network(self, name: str) -> None:
         resp = self._send("DELETE", f"/networks/{quote(name)}")
