@@ -16,7 +16,7 @@ from envd.engine.base import Engine
 from envd.run import hooks
 from envd.run.retry import retry
 from envd.values import labels
-from envd.values.errors import EngineError, NotFound
+from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.events import Clock, Emit, Event, SystemClock, discard
 from envd.values.types import ExecHook, ObservedContainer
 
@@ -61,14 +61,27 @@ def remove_all(
         stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
 
-    # Containers in another's network namespace go first: Podman refuses to
-    # remove a container others depend on ("has dependent containers").
+    # Podman refuses to remove a container others share a namespace of
+    # ("has dependent containers"), and its list does not say who joins whom
+    # (no HostConfig): a container refused that way is tried again once the
+    # rest are gone. Those the list shows joined go first, so Docker-shaped
+    # answers need no second try.
+    refused: list[ObservedContainer] = []
+
+    def first_try(c: ObservedContainer) -> None:
+        try:
+            one(c)
+        except Conflict:
+            refused.append(c)
+
     joined = [c for c in items if c.network_mode.startswith("container:")]
     rest = [c for c in items if not c.network_mode.startswith("container:")]
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         for wave in (joined, rest):
-            for fut in [pool.submit(one, c) for c in wave]:
+            for fut in [pool.submit(first_try, c) for c in wave]:
                 fut.result()
+    for c in refused:
+        one(c)  # still refused: the engine's reason is the caller's error
 
 
 @dataclass(frozen=True)

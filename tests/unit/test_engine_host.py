@@ -179,7 +179,11 @@ def test_payloads_follow_the_version() -> None:
 
 @pytest.mark.parametrize(
     ("cause", "kind"),
-    [("that name is already in use", Conflict), ("network not found", NotFound)],
+    [
+        ("that name is already in use", Conflict),
+        ("network not found", NotFound),
+        ("container already exists", Conflict),  # a namespace owner with joined containers
+    ],
 )
 def test_podman_500s_map_by_cause(cause: str, kind: type) -> None:
     """Podman's 500 answers become NotFound / Conflict by their cause, as Docker's 404/409."""

@@ -72,6 +72,8 @@ _PODMAN_CONFLICT = frozenset(
         "container state improper",
         "network is being used",
         "volume is being used",
+        # removing a namespace owner while others join it ("has dependent containers")
+        "container already exists",
     }
 )
 
