@@ -418,20 +418,40 @@ def _key(
         frozen,
     )
     spec_bytes: bytes | None = None
+    try:
+        spec_bytes = read_regular(spec_file, MAX_BYTES)
+    except FileNotFoundError:
+        pass
+    texts = [spec_bytes or b""]
     for path in (base / ".env", base / "envd.lock"):
         try:
             # A FIFO or a device here makes a miss (NotRegular), not a hang.
-            feed(read_regular(path, MAX_BYTES))
+            data = read_regular(path, MAX_BYTES)
+            texts.append(data)
+            feed(data)
         except FileNotFoundError:
             feed(None)
-    feed(sorted(environ.items()), extra)
+    feed(sorted(_keyed_environ(environ, texts).items()), extra)
     base_key = h.hexdigest()
-    try:
-        spec_bytes = read_regular(spec_file, MAX_BYTES)
-        feed(spec_bytes)
-    except FileNotFoundError:
-        feed(None)
+    feed(spec_bytes)
     return h.hexdigest(), base_key, spec_bytes
+
+
+# What the shell sets about itself, different with every way of starting envd
+# (`_` is the command's path: `time envd up` after `envd up` changes it). They
+# leave the key unless the spec or .env names them, so a miss is not bought
+# with nothing a spec reads.
+_SHELL_BOOKKEEPING = ("_", "SHLVL", "OLDPWD")
+
+
+def _keyed_environ(environ: Mapping[str, str], texts: list[bytes]) -> Mapping[str, str]:
+    named = {
+        name
+        for name in _SHELL_BOOKKEEPING
+        if any(f"${name}".encode() in t or f"${{{name}".encode() in t for t in texts)
+        or (name != "_" and any(name.encode() in t for t in texts))
+    }
+    return {k: v for k, v in environ.items() if k not in _SHELL_BOOKKEEPING or k in named}
 
 
 def _real(path: Path) -> str | None:

@@ -197,3 +197,21 @@ def test_a_command_secret_runs_once_per_up(tmp_path: Path) -> None:
     assert runs.read_text().count("run") == 2
     assert hit == first
     assert [s.value for s in hit.services["api"].template.secrets] == [b"tok"]
+
+
+def test_the_shell_s_own_variables_do_not_make_a_miss(project: Path) -> None:
+    """`_`, SHLVL and OLDPWD change with every way of starting envd (`time envd up`): still a hit."""
+    env = _env() | {"_": "/usr/bin/envd", "SHLVL": "1", "OLDPWD": "/"}
+    _warm(project, env)
+    other = env | {"_": "/usr/bin/time", "SHLVL": "3", "OLDPWD": "/tmp"}
+    assert _lookup(project, other) is not None
+
+
+@pytest.mark.parametrize("reference", ["${SHLVL}", "$SHLVL", "${_}"])
+def test_a_shell_variable_the_spec_names_stays_in_the_key(project: Path, reference: str) -> None:
+    """A spec that reads one of the shell's own variables misses when it changes."""
+    spec = project / "envd.toml"
+    spec.write_text(spec.read_text().replace("${GREETING:-hi}", reference))
+    env = _env() | {"_": "/usr/bin/envd", "SHLVL": "1"}
+    _warm(project, env)
+    assert _lookup(project, env | {"_": "/usr/bin/time", "SHLVL": "2"}) is None
