@@ -77,7 +77,7 @@ step pytest run_pytest "$@"
 on_podman() { DOCKER_HOST=unix:///run/envd-podman/podman.sock run_pytest "$@"; }
 if [[ $# -eq 0 && "${ENVD_SKIP_PODMAN:-0}" != 1 ]]; then
   step podman on_podman tests/contract/test_engine_contract.py tests/e2e \
-    -k "not fake" -m "not needs_engine_healthchecks"
+    -k "not fake" -m "not needs_engine_healthchecks and not needs_swarm"
 fi
 
 banner "summary"

@@ -196,9 +196,17 @@ def _probe_healthchecks(client: Any) -> bool:
         container.remove(force=True)
 
 
+def _probe_swarm(client: Any) -> bool:
+    """Whether the engine can be a swarm manager: Docker can, Podman has no swarm."""
+    version = client.version()
+    names = [str(c.get("Name", "")) for c in version.get("Components") or []]
+    return not any("podman" in n.lower() for n in names)
+
+
 # marker -> (what it needs, the probe answering whether this engine has it)
 ENGINE_CAPABILITIES: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "needs_engine_healthchecks": ("engine_runs_healthchecks", _probe_healthchecks),
+    "needs_swarm": ("engine_has_swarm", _probe_swarm),
 }
 
 

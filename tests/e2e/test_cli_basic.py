@@ -335,6 +335,7 @@ def test_completed_dependency_lets_its_dependent_start_on_every_up(
     }
 
 
+@pytest.mark.needs_engine_healthchecks
 def test_up_once_returns_soon_after_the_service_turns_healthy(
     project_dir: Any, project_name: str, envd_cli: Cli, docker_client: Any
 ) -> None:

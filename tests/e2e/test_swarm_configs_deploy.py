@@ -15,7 +15,7 @@ import pytest
 from tests.helpers import BUSYBOX, describe, wait_for
 from tests.integration.test_swarm import _remove_swarm_objects, swarm
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.needs_swarm]
 
 __all__ = ["swarm"]  # the fixture, used by name
 
