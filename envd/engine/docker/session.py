@@ -174,6 +174,13 @@ class EngineSession:
         **kw: Any,
     ) -> Response:
         resp = self._send(method, path, query, body, **kw)
+        for _ in range(2):
+            # Podman answers a read about a container whose process exited
+            # between its own steps with a 500 "read /proc/N/...: no such
+            # process"; asked again, it answers from the exited state.
+            if resp.status != 500 or method != "GET" or b"no such process" not in resp.body:
+                break
+            resp = self._send(method, path, query, body, **kw)
         if resp.status in ok:
             return resp
         raise self._error(resp, what)
