@@ -129,60 +129,47 @@ class DockerSwarmEngine(DockerEngine):
             raise self._error(resp, f"container {container_id}")
         return payloads.container_ports(resp.json())
 
-    # --- secrets -------------------------------------------------------------
+    # --- secrets and configs: the same object API under /secrets and /configs --
     def list_secrets(self, labels: Mapping[str, str]) -> list[ObservedSecret]:
         return payloads.observed_secrets(self._call("GET", "/secrets", label_filter(labels)).json())
 
     def create_secret(self, name: str, labels: Mapping[str, str], value: bytes) -> str:
-        body = {
-            "Name": name,
-            "Labels": dict(labels),
-            "Data": base64.b64encode(value).decode("ascii"),
-        }
-        # _send, not _call: an error must never echo the request.
-        resp = self._send("POST", "/secrets/create", body=body)
-        if resp.status in (200, 201):
-            return str(resp.json()["ID"])
-        msg = f"creating secret {name}: {engine_message(resp.body) or f'HTTP {resp.status}'}"
-        if resp.status == 409:
-            raise Conflict(msg, resp.status)
-        raise EngineError(msg, resp.status)
+        return self._create_object("secret", name, labels, value)
 
     def remove_secret(self, secret_id: str) -> None:
-        resp = self._send("DELETE", f"/secrets/{quote(secret_id)}")
-        if resp.status in (200, 204, 404):
-            return
-        msg = f"removing secret {secret_id}: {engine_message(resp.body)}"
-        # "secret … is in use by the following service": 400 on 20.10, 409 elsewhere.
-        if resp.status in (400, 409) and "in use" in msg:
-            raise Conflict(msg, resp.status)
-        raise EngineError(msg, resp.status)
+        self._remove_object("secret", secret_id)
 
-    # --- configs (Compose's `configs`) -----------------------------------------
     def list_configs(self, labels: Mapping[str, str]) -> list[ObservedConfig]:
         return payloads.observed_configs(self._call("GET", "/configs", label_filter(labels)).json())
 
     def create_config(self, name: str, labels: Mapping[str, str], value: bytes) -> str:
+        return self._create_object("config", name, labels, value)
+
+    def remove_config(self, config_id: str) -> None:
+        self._remove_object("config", config_id)
+
+    def _create_object(self, kind: str, name: str, labels: Mapping[str, str], value: bytes) -> str:
         body = {
             "Name": name,
             "Labels": dict(labels),
             "Data": base64.b64encode(value).decode("ascii"),
         }
-        # _send, not _call: an error names the config, not its (possibly large) content.
-        resp = self._send("POST", "/configs/create", body=body)
+        # _send, not _call: an error must never echo the request (a secret's
+        # value, a config's possibly large content); it names the object.
+        resp = self._send("POST", f"/{kind}s/create", body=body)
         if resp.status in (200, 201):
             return str(resp.json()["ID"])
-        msg = f"creating config {name}: {engine_message(resp.body) or f'HTTP {resp.status}'}"
+        msg = f"creating {kind} {name}: {engine_message(resp.body) or f'HTTP {resp.status}'}"
         if resp.status == 409:
             raise Conflict(msg, resp.status)
         raise EngineError(msg, resp.status)
 
-    def remove_config(self, config_id: str) -> None:
-        resp = self._send("DELETE", f"/configs/{quote(config_id)}")
+    def _remove_object(self, kind: str, object_id: str) -> None:
+        resp = self._send("DELETE", f"/{kind}s/{quote(object_id)}")
         if resp.status in (200, 204, 404):
             return
-        msg = f"removing config {config_id}: {engine_message(resp.body)}"
-        # "config … is in use by the following service": 400 on 20.10, 409 elsewhere.
+        msg = f"removing {kind} {object_id}: {engine_message(resp.body)}"
+        # "… is in use by the following service": 400 on 20.10, 409 elsewhere.
         if resp.status in (400, 409) and "in use" in msg:
             raise Conflict(msg, resp.status)
         raise EngineError(msg, resp.status)
