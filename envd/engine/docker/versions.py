@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from envd.values.errors import EngineUnavailable
+from envd.values.record import value
 
 Version = tuple[int, int]
 
@@ -42,7 +42,7 @@ def render(v: Version) -> str:
     return f"{v[0]}.{v[1]}"
 
 
-@dataclass(frozen=True)
+@value
 class EngineInfo:
     """What the engine said it is (``/_ping`` or ``/version``), and the API version envd
     speaks to it."""
