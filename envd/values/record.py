@@ -14,7 +14,9 @@ here, with the same meaning as the generated ones:
   (``hash=True``, or ``hash=None`` and ``compare=True``);
 * ``repr`` is ``Name(field=value, ...)`` over the fields with ``repr=True``.
 
-A method the class body defines itself is kept, as ``dataclasses`` keeps it.
+A method the class body defines itself is kept, as ``dataclasses`` keeps it;
+an undocumented class is documented as "A <name> value." rather than with the
+signature ``dataclasses`` would compute.
 ``dataclasses.fields``, ``replace`` and ``asdict`` work as on any dataclass.
 """
 
@@ -45,6 +47,9 @@ def value(cls: type[T]) -> type[T]:
     # Python sets ``__hash__ = None`` for a body defining ``__eq__`` alone: not a hash of its own.
     if "__hash__" in body and not (body["__hash__"] is None and "__eq__" in body):
         own.add("__hash__")
+    if not cls.__doc__:
+        # dataclasses would write one from inspect.signature (a tenth of the class's cost).
+        cls.__doc__ = f"A {cls.__name__} value."
     made = dataclasses.dataclass(cls, frozen=True, eq=False, repr=False)
     fields = dataclasses.fields(cast(Any, made))
     compared = _getter([f.name for f in fields if f.compare])

@@ -121,3 +121,10 @@ def test_unhashable_fields_fail_to_hash_as_before() -> None:
         hash(c)
     assert c == types.ContainerCreate(name="n", image="i", labels={"a": "b"})
     assert repr(types.SecretFile("/run/s", value=b"x")).find("x'") == -1
+
+
+def test_an_undocumented_value_gets_a_short_doc() -> None:
+    """A class without a docstring is documented by name (no signature is computed)."""
+    assert Point.__doc__ == "A Point value."
+    assert types.ContainerCreate.__doc__ is not None
+    assert types.ContainerCreate.__doc__.startswith("Everything needed")
