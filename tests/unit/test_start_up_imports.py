@@ -60,6 +60,8 @@ HEAVY = (
     "starlette",
     "difflib",
     "tomllib",
+    "subprocess",
+    "secrets",
     "envd.spec.models",
     "envd.spec.load",
     "envd.spec.locate",
