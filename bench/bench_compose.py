@@ -178,8 +178,9 @@ def bench_size(
     envd_cmd: list[str],
     v2: str,
     v1: str | None,
+    prefix: str = "bench",
 ) -> Result:
-    tools = make_projects(n, image, root, envd_cmd, v2, v1)
+    tools = make_projects(n, image, root, envd_cmd, v2, v1, prefix)
     result = Result(n)
     changed = tools[0].service_names[0]
     try:
@@ -433,6 +434,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--markdown", metavar="FILE", help="also write the results as markdown")
     ap.add_argument(
+        "--prefix",
+        default="bench",
+        help="start of every project name (default bench: benchenvd-50, ...); runs sharing"
+        " an engine need different ones",
+    )
+    ap.add_argument(
         "--envd",
         metavar="CMD",
         help="envd command to run (default: .venv/bin/envd, the one beside this "
@@ -474,7 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="envd-bench-") as tmp:
         try:
             for n in sizes:
-                results.append(bench_size(n, args.repeat, args.image, Path(tmp), envd_cmd, v2, v1))
+                results.append(
+                    bench_size(n, args.repeat, args.image, Path(tmp), envd_cmd, v2, v1, args.prefix)
+                )
         except BenchError as exc:
             print(f"bench_compose: {exc}", file=sys.stderr)
             return 1

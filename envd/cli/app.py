@@ -16,7 +16,6 @@ unreachable. Errors are one sentence on stderr; ``--debug`` adds a traceback.
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
@@ -169,7 +168,7 @@ def run_cli(argv: list[str] | None = None) -> int:
         return 2
     except EnvdError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         return print_error(exc)
     except KeyboardInterrupt:
         return 130
@@ -177,6 +176,13 @@ def run_cli(argv: list[str] | None = None) -> int:
         return 0
     except Exception as exc:  # a bug: say so in one line, offer the traceback
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         err(f"internal error: {type(exc).__name__}: {exc} (run with --debug for a traceback)")
         return 1
+
+
+def _print_traceback() -> None:
+    # Imported here: traceback (with linecache and tokenize) is for --debug only.
+    import traceback
+
+    traceback.print_exc()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from envd.core.service_env import service_env
 from envd.core.service_net import bind_dirs, exposed, network_ipam, network_mode
 from envd.spec.compose_words import build_tag
 from envd.values import labels
+from envd.values.record import value
 from envd.values.types import (
     ConfigFile,
     ContainerCreate,
@@ -45,7 +46,7 @@ if TYPE_CHECKING:  # the desired state itself never needs pydantic (desired_cach
     from envd.values.keys import Keys
 
 
-@dataclass(frozen=True)
+@value
 class DesiredBuild:
     context: str
     dockerfile: str
@@ -54,7 +55,7 @@ class DesiredBuild:
     digest: str
 
 
-@dataclass(frozen=True)
+@value
 class DesiredDependency:
     condition: str  # started | healthy | completed
     required: bool = True
@@ -62,7 +63,7 @@ class DesiredDependency:
 
 
 # supervisor: the daemon's heal policy of a service (never part of the config hash)
-@dataclass(frozen=True)
+@value
 class DesiredHeal:
     enabled: bool = True
     max: int = 5
@@ -70,7 +71,7 @@ class DesiredHeal:
     backoff: float = 2.0
 
 
-@dataclass(frozen=True)
+@value
 class DesiredService:
     name: str
     replicas: int
@@ -99,7 +100,7 @@ class DesiredService:
         return f"{project}-{self.name}-{replica}"
 
 
-@dataclass(frozen=True)
+@value
 class DesiredNetwork:
     key: str  # the name in the spec ("default" for the implicit one)
     name: str  # the engine-side name
@@ -113,7 +114,7 @@ class DesiredNetwork:
     enable_ipv6: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class DesiredVolume:
     key: str
     name: str
@@ -123,7 +124,7 @@ class DesiredVolume:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@value
 class DesiredProject:
     project: str
     environment: str | None

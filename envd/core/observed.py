@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from envd.values.record import value
 from envd.values.types import ObservedContainer, ObservedImage, ObservedNetwork, ObservedVolume
 
 
-@dataclass(frozen=True)
+@value
 class Observed:
     containers: tuple[ObservedContainer, ...] = ()
     networks: tuple[ObservedNetwork, ...] = ()

@@ -10,7 +10,7 @@ id is known (``up`` plans twice: images, then containers).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from functools import cached_property
 from typing import Literal, get_args
 
@@ -27,6 +27,7 @@ from envd.core.networks import network_drift, network_users, orphan_networks
 from envd.core.observed import Observed
 from envd.core.plan_join import CONTAINER_MODE, rejoin
 from envd.values import labels
+from envd.values.record import value
 from envd.values.types import ContainerCreate, ObservedContainer
 
 ActionKind = Literal[
@@ -52,7 +53,7 @@ ONESHOT_FAILED = "failed (exited with code"
 MUTATING: frozenset[str] = frozenset(get_args(ActionKind)) - {"pending", "ok"}
 
 
-@dataclass(frozen=True)
+@value
 class Action:
     kind: ActionKind
     resource: str  # "service api #1", "network shop_default", "image postgres:16"
@@ -85,7 +86,7 @@ class Action:
         return out
 
 
-@dataclass(frozen=True)
+@value
 class PlanProblem:
     """Something no action can fix (an image that may not be pulled), per service."""
 
@@ -96,7 +97,7 @@ class PlanProblem:
         return f"service {self.service!r}: {self.message}"
 
 
-@dataclass(frozen=True)
+@value
 class Plan:
     project: str
     actions: tuple[Action, ...]

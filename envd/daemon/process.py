@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -93,6 +92,8 @@ def start(
     # The daemon must import this very envd, installed or run from a checkout.
     package_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
+    import subprocess  # here: only starting a daemon needs it (start-up time of every command)
+
     with os.fdopen(append_nofollow(paths.output), "ab") as out:
         proc = subprocess.Popen(
             args,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets as _random
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -141,11 +140,11 @@ def _unsafe(st: os.stat_result) -> str:
 def _create(path: Path) -> None:
     """Write a fresh key beside ``path`` and link it into place; the first writer wins."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         try:
-            os.write(fd, _random.token_hex(32).encode())
+            os.write(fd, os.urandom(32).hex().encode())  # secrets.token_hex(32), unimported
             os.fsync(fd)
         finally:
             os.close(fd)

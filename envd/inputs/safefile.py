@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets as _random
 import stat
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def write_replacing(path: Path, data: bytes, mode: int) -> None:
     so a planted link at a predictable name cannot redirect the write; the
     rename replaces a link at ``path`` itself, never its target.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{_random.token_hex(4)}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, mode)
     try:

@@ -11,7 +11,6 @@ else is a keyed digest (``envd.values.keys.Keys``, its key resolved by
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +43,8 @@ def read_secret(name: str, definition: SecretDef, base: Path, environ: Mapping[s
             )
         return environ[definition.env].encode()
     assert definition.command is not None
+    import subprocess  # here: only a `command` secret runs one (start-up time)
+
     try:
         proc = subprocess.run(
             definition.command,

@@ -13,10 +13,8 @@ from dataclasses import replace
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Plan, PlanProblem, make_plan
-from envd.core.status import hold, hold_unread
 from envd.engine.base import Engine
 from envd.run.apply import AfterStart, Applier
-from envd.run.images import apply_images
 from envd.run.observe import observe
 from envd.run.readiness import ServiceProgress
 from envd.values.errors import EnvironmentFailed, ServiceFailure
@@ -104,18 +102,26 @@ def converge(
         engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
     )
     refuse_problems(plan)
+    # Pulls and builds, and the holds below, are imported when a run needs them:
+    # most `up`s do not, and every import is start-up time.
     if plan.image_actions:
+        from envd.run.images import apply_images
+
         pulled = apply_images(plan, engine, desired, emit)
         plan, observed = plan_project(
             engine, desired, frozenset(pulled), force_recreate, restart_exited
         )
     held: set[str] = set()
     if unread:
+        from envd.core.status import hold_unread
+
         plan, waiting = hold_unread(plan, unread)
         for service, why in sorted(waiting.items()):
             emit(Event("held", f"service {service}", why, "error", service))
         held |= set(waiting)
     if stopped:
+        from envd.core.status import hold
+
         reason = "stopped on purpose; `envd start` starts it"
         plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
         held |= stopped & set(desired.services)

@@ -28,10 +28,10 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from envd.values.errors import EnvdError, UsageError
+from envd.values.record import value
 
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_VARIABLE = "ENVD_LOCK_TIMEOUT"
@@ -49,7 +49,7 @@ class LockDirectoryUnsafe(EnvdError):
     """The lock directory could be planted or replaced by another user."""
 
 
-@dataclass(frozen=True)
+@value
 class Holder:
     """Who holds a project's lock, as the holder wrote it into the lock file."""
 

@@ -18,16 +18,16 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from envd.values.errors import UsageError
+from envd.values.record import value
 
 DEFAULT_HOST = "unix:///var/run/docker.sock"
 _MAX_FILE = 1 << 20  # a CLI config or context meta larger than this is not one
 
 
-@dataclass(frozen=True)
+@value
 class EngineHost:
     """An engine endpoint and how to reach it securely."""
 

@@ -19,18 +19,17 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from envd.spec.hints import did_you_mean
-from envd.spec.interpolate import InterpolationError, interpolate_tree, parse_dotenv
-from envd.spec.locate import Locator, dotted, locate_with_env
 from envd.spec.paths import display_path, resolve_paths
 from envd.values.errors import SpecError, SpecProblem
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from envd.spec.locate import Locator
+
+# The TOML parser, the interpolation, the locator and the hints are imported
+# where they are used: a cached `envd up` reads the spec only to patch an
+# edited `env` (TOML alone) or not at all, and pays for no more (start-up time).
 
 # A spec is written by hand: 4 MiB is far beyond any real one, and a bound
 # keeps a stray binary or a generated monster from exhausting memory.
@@ -106,10 +105,17 @@ def decode(data: bytes, display: str) -> str:
 
 
 def parse_toml(text: str, display: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
     try:
         data: dict[str, Any] = tomllib.loads(text)
     except RecursionError:
         # tomllib recurses once per level of brackets; a scan finds where.
+        from envd.spec.locate import Locator
+
         deep = _too_deep_at(text)
         line, col = Locator(text).position_of(deep) if deep >= 0 else (0, 0)
         raise SpecError(SpecProblem(_DEPTH_MESSAGE, display, line, col)) from None
@@ -124,6 +130,8 @@ def parse_toml(text: str, display: str) -> dict[str, Any]:
         raise SpecError(SpecProblem(f"invalid TOML: {msg}", display, line, col)) from None
     found = _too_big(data)
     if found is not None:
+        from envd.spec.locate import Locator, dotted
+
         path, message = found
         line, col = Locator(text).locate(path)
         raise SpecError(SpecProblem(message, display, line, col, dotted(path)))
@@ -204,6 +212,8 @@ def read_variables(base: Path, environ: Mapping[str, str]) -> dict[str, str]:
     dotenv = base / ".env"
     values: dict[str, str] = {}
     if dotenv.is_file():
+        from envd.spec.interpolate import parse_dotenv
+
         display = display_path(dotenv)
         try:
             values.update(parse_dotenv(read_text(dotenv, display), environ, expand=True))
@@ -236,6 +246,8 @@ def apply_environment(
     if environment is None:
         return {**data, "environments": overlays}
     if environment not in overlays:
+        from envd.spec.hints import did_you_mean
+
         hint = did_you_mean(environment, overlays)
         known = ", ".join(sorted(overlays)) or "none are defined"
         raise SpecError(
@@ -284,6 +296,9 @@ def read_spec_text(
     environment: str | None,
     environ: Mapping[str, str],
 ) -> RawSpec:
+    from envd.spec.interpolate import InterpolationError, interpolate_tree
+    from envd.spec.locate import Locator, dotted, locate_with_env
+
     display = display_path(spec_file)
     if len(text) > MAX_FILE_BYTES:
         raise SpecError(
@@ -372,6 +387,7 @@ def preflight(
 def _api_warnings(raw: RawSpec, environment: str | None) -> list[SpecProblem]:
     """Fields an older engine ignores (issue 12: healthcheck.start_interval)."""
     from envd.spec.host_checks import START_INTERVAL_WARNING, start_interval_paths
+    from envd.spec.locate import dotted, locate_with_env
 
     out: list[SpecProblem] = []
     for path in start_interval_paths(raw.data):

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envd.values.record import value
+
 
 class EnvdError(Exception):
     """Base of every error envd reports to a user."""
@@ -40,7 +42,7 @@ class EnvdError(Exception):
         return self.message
 
 
-@dataclass(frozen=True)
+@value
 class SpecProblem:
     """One thing wrong with a spec, located in its file."""
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Literal, Protocol
+
+from envd.values.record import value
 
 Phase = Literal["working", "done", "error", "waiting", "info"]
 
 
-@dataclass(frozen=True)
+@value
 class Event:
     kind: str  # e.g. "pull", "create", "recreate", "healthy", "failed", "reconcile"
     resource: str

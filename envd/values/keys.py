@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from envd.values.record import value
 
 # HKDF (RFC 5869) with SHA-256: a fixed salt extracts a pseudorandom key from
 # the root key, and each use expands it under its own context string.
@@ -23,7 +25,7 @@ def _derive(root: bytes, context: bytes) -> bytes:
     return hmac.new(prk, context + b"\x01", hashlib.sha256).digest()
 
 
-@dataclass(frozen=True)
+@value
 class Keys:
     """The root key and the keys derived from it, one per use.
 

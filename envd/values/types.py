@@ -7,15 +7,16 @@ API payloads and back, the fake keeps them in memory.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
 from envd.values import labels
+from envd.values.record import value
 
 MountType = Literal["volume", "bind", "tmpfs"]
 
 
-@dataclass(frozen=True)
+@value
 class PortBinding:
     container_port: int
     protocol: str = "tcp"
@@ -23,7 +24,7 @@ class PortBinding:
     host_port: int | None = None  # None: the engine picks a free port
 
 
-@dataclass(frozen=True)
+@value
 class Mount:
     type: MountType
     target: str
@@ -34,7 +35,7 @@ class Mount:
     propagation: str = ""  # "rprivate", "rshared", …
 
 
-@dataclass(frozen=True)
+@value
 class Healthcheck:
     test: tuple[str, ...]  # ("CMD", ...), ("CMD-SHELL", "..."), or ("NONE",)
     interval_s: float = 30.0
@@ -45,7 +46,7 @@ class Healthcheck:
     start_interval_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@value
 class NetworkAttachment:
     network: str  # the engine-side network name
     aliases: tuple[str, ...] = ()
@@ -54,7 +55,7 @@ class NetworkAttachment:
     ipv6_address: str = ""
 
 
-@dataclass(frozen=True)
+@value
 class IpamPool:
     """One address pool of a network (the engine's ``IPAM.Config`` entry)."""
 
@@ -64,7 +65,7 @@ class IpamPool:
     aux_addresses: tuple[tuple[str, str], ...] = ()  # (host name, address), sorted
 
 
-@dataclass(frozen=True)
+@value
 class SecretFile:
     """A secret delivered as a file; the value never reaches a label or env."""
 
@@ -81,21 +82,21 @@ class SecretFile:
 # create payload and the config hash.
 
 
-@dataclass(frozen=True)
+@value
 class Ulimit:
     name: str  # "nofile", "nproc"… (without the RLIMIT_ prefix)
     soft: int
     hard: int
 
 
-@dataclass(frozen=True)
+@value
 class DeviceMapping:
     host: str  # a device path on the host
     container: str
     permissions: str = "rwm"
 
 
-@dataclass(frozen=True)
+@value
 class DeviceRequest:
     """A request for devices a driver hands out (GPUs): the API's ``DeviceRequests``."""
 
@@ -106,13 +107,13 @@ class DeviceRequest:
     options: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@value
 class LogConfig:
     driver: str
     options: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@value
 class HostSettings:
     nano_cpus: int = 0
     memory: int = 0  # bytes
@@ -137,7 +138,7 @@ class HostSettings:
     log_config: LogConfig | None = None
 
 
-@dataclass(frozen=True)
+@value
 class ConfigFile:
     """A config delivered as a read-only file; its content is not secret (it is hashed and cached)."""
 
@@ -148,7 +149,7 @@ class ConfigFile:
     value: bytes = field(default=b"", repr=False)
 
 
-@dataclass(frozen=True)
+@value
 class ContainerCreate:
     """Everything needed to create one container. Produced by ``desired``."""
 
@@ -199,7 +200,7 @@ class ContainerCreate:
 # --- exec hooks (post_start / pre_stop, sync+exec)
 
 
-@dataclass(frozen=True)
+@value
 class ExecOptions:
     """How a command runs inside a container (Docker's exec create options)."""
 
@@ -209,7 +210,7 @@ class ExecOptions:
     env: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True)
+@value
 class ExecHook:
     """A command a service runs in its containers: a lifecycle hook or a sync+exec."""
 
@@ -217,7 +218,7 @@ class ExecHook:
     options: ExecOptions = ExecOptions()
 
 
-@dataclass(frozen=True)
+@value
 class BuildRequest:
     context: str  # absolute path
     tag: str
@@ -233,7 +234,7 @@ ContainerStatus = Literal[
 Health = Literal["starting", "healthy", "unhealthy"]
 
 
-@dataclass(frozen=True)
+@value
 class ObservedContainer:
     """One container as a single list call reports it (no inspect needed)."""
 
@@ -268,7 +269,7 @@ class ObservedContainer:
         return self.labels.get(labels.CONFIG_HASH, "")
 
 
-@dataclass(frozen=True)
+@value
 class ObservedMount:
     """One mount of an existing container, as an inspect reports it."""
 
@@ -286,7 +287,7 @@ class ObservedMount:
     propagation: str = ""
 
 
-@dataclass(frozen=True)
+@value
 class ContainerState:
     """Detail of one container from an inspect, for waiting on conditions."""
 
@@ -302,7 +303,7 @@ class ContainerState:
     finished_at: float | None = None
 
 
-@dataclass(frozen=True)
+@value
 class ObservedNetwork:
     id: str
     name: str
@@ -315,13 +316,13 @@ class ObservedNetwork:
     enable_ipv6: bool = False
 
 
-@dataclass(frozen=True)
+@value
 class ObservedVolume:
     name: str
     labels: Mapping[str, str]
 
 
-@dataclass(frozen=True)
+@value
 class ObservedImage:
     ref: str
     id: str

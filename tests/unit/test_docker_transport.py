@@ -277,6 +277,58 @@ def test_ping_asks_on_a_fresh_connection(socket_dir: Path) -> None:
         eng.ping()
 
 
+def _recording(requests: list[str], *raws: bytes) -> Callable[[socket.socket], None]:
+    """Answer one request per raw answer, keeping each request's first line."""
+
+    def handle(conn: socket.socket) -> None:
+        conn.settimeout(5)
+        for raw in raws:
+            requests.append(conn.recv(65536).split(b"\r\n", 1)[0].decode())
+            conn.sendall(raw)
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("ping_headers", "asks_version"),
+    [("Api-Version: 1.41\r\nServer: Docker/20.10.24 (linux)\r\n", False), ("", True)],
+)
+def test_a_ping_naming_the_engine_spares_the_version_call(
+    socket_dir: Path, ping_headers: str, asks_version: bool
+) -> None:
+    """A ping whose headers name the engine and its API version is all envd asks before
+    its first versioned call; without them it asks /version, as before."""
+    sock = socket_dir / "docker.sock"
+    ping = f"HTTP/1.1 200 OK\r\n{ping_headers}Content-Length: 2\r\n\r\nOK".encode()
+    listed = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+    pinged: list[str] = []
+    kept: list[str] = []
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(sock))
+    server.listen(4)
+
+    def run() -> None:
+        with server:
+            for handle in (
+                _recording(pinged, ping),
+                _recording(kept, *([VERSION] if asks_version else []), listed),
+            ):
+                conn, _ = server.accept()
+                with conn:
+                    handle(conn)
+
+    threading.Thread(target=run, daemon=True).start()
+    eng = DockerEngine(host=f"unix://{sock}", timeout=5)
+    eng.ping()
+    assert eng.list_containers("p") == []
+    assert pinged == ["GET /_ping HTTP/1.1"]
+    assert [r.split()[1].split("?")[0] for r in kept] == [
+        *(["/version"] if asks_version else []),
+        "/v1.41/containers/json",
+    ]
+    assert eng.describe()["name"] == "Docker" and eng.describe()["api_version"] == "1.41"
+
+
 def test_an_unsupported_scheme_is_a_value_error() -> None:
     """An npipe:// host is refused when connecting (and reported as unreachable by the engine)."""
     with pytest.raises(ValueError, match="not supported"):

@@ -165,6 +165,46 @@ def test_podman_is_told_apart() -> None:
     assert versions.negotiate(_version("1.41"), "h").kind == "Docker"
 
 
+# Headers of a real /_ping answer: Docker 20.10 and Podman 4.3's Docker API.
+DOCKER_PING = {"api-version": "1.41", "server": "Docker/20.10.24+dfsg1 (linux)"}
+PODMAN_PING = {
+    "api-version": "1.41",
+    "server": "Libpod/4.3.1 (linux)",
+    "libpod-api-version": "4.3.1",
+}
+
+
+def test_a_ping_names_the_engine_and_its_api_version() -> None:
+    """A ping's Api-Version and Server headers give what /version would: Docker or Podman."""
+    docker = versions.from_ping(DOCKER_PING, "h")
+    podman = versions.from_ping(PODMAN_PING, "h")
+    assert docker is not None and podman is not None
+    assert (docker.kind, docker.version, docker.api_used) == ("Docker", "20.10.24+dfsg1", "1.41")
+    assert (podman.kind, podman.version, podman.api_used) == ("Podman", "4.3.1", "1.41")
+    newer = versions.from_ping({"api-version": "1.60", "server": "Docker/99.0.1 (linux)"}, "h")
+    assert newer is not None and newer.api_used == "1.55"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"server": "Docker/20.10.24 (linux)"},
+        {"api-version": "1.41"},
+        {"api-version": "1.41", "server": "nginx/1.25"},
+        {"api-version": "latest", "server": "Docker/20.10.24 (linux)"},
+    ],
+)
+def test_a_ping_that_does_not_say_both_leaves_it_to_version(headers: dict[str, str]) -> None:
+    """Without both headers in the engine's own form envd asks /version, as before."""
+    assert versions.from_ping(headers, "h") is None
+
+
+def test_a_ping_from_an_engine_older_than_1_41_is_refused() -> None:
+    """An engine whose ping says API 1.40 is refused as its /version answer would be."""
+    with pytest.raises(EngineUnavailable, match=r"speaks Docker API 1\.40, older than the 1\.41"):
+        versions.from_ping({"api-version": "1.40", "server": "Docker/19.03.15 (linux)"}, "h")
+
+
 def test_payloads_follow_the_version() -> None:
     """Below 1.44 create takes one network and CheckDuplicate is sent; from 1.44 neither."""
     spec = ContainerCreate(

@@ -1,8 +1,8 @@
 """``EngineSession``: one engine endpoint, its negotiated API version and the calls on it.
 
 ``DockerEngine`` (and the swarm engine on top of it) inherits this: the
-keep-alive connection per thread, the ``/version`` handshake read once per
-object (``envd.engine.docker.versions``), and the mapping of every failure
+keep-alive connection per thread, the API version learnt once per object
+(from a ping's headers or ``/version``: ``envd.engine.docker.versions``), and the mapping of every failure
 onto ``envd.values.errors``: ``EngineUnavailable`` when the engine cannot be
 reached, ``NotFound`` (404), ``Conflict`` (409) and ``EngineError`` with the
 engine's own message otherwise (Podman's 500s mapped by their ``cause``).
@@ -97,6 +97,15 @@ class EngineSession:
                     answer = None
                 self._info = versions.negotiate(answer, self.host)
             return self._info
+
+    def learn_from_ping(self, headers: Mapping[str, str]) -> None:
+        """Take the engine's name and API version from a ping's headers when they say
+        both (``versions.from_ping``), so ``engine_info`` needs no ``/version`` call."""
+        info = versions.from_ping(headers, self.host)
+        if info is not None:
+            with self._info_lock:
+                if self._info is None:
+                    self._info = info
 
     def describe(self) -> dict[str, str]:
         """Which engine this is and how envd reaches it (for ``status``)."""

@@ -1,7 +1,9 @@
 """Which Engine API version envd speaks to an engine, and what the engine is.
 
-envd reads ``/version`` once per engine object and speaks the lower of the
-engine's ``ApiVersion`` and the newest version envd knows (``NEWEST``).
+envd learns an engine's API version once per engine object, from the
+headers of its ``/_ping`` answer (``Api-Version``, ``Server``) or, when those
+do not say, from ``/version``; it speaks the lower of the engine's version and
+the newest version envd knows (``NEWEST``).
 Engines older than ``OLDEST`` are refused. Where the API changed between
 those two in a field the adapter sends or reads, ``envd.engine.docker.payloads``
 builds the payload for the version in use (see docs/compatibility.md,
@@ -11,9 +13,10 @@ builds the payload for the version in use (see docs/compatibility.md,
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from envd.values.errors import EngineUnavailable
+from envd.values.record import value
 
 Version = tuple[int, int]
 
@@ -39,16 +42,17 @@ def render(v: Version) -> str:
     return f"{v[0]}.{v[1]}"
 
 
-@dataclass(frozen=True)
+@value
 class EngineInfo:
-    """What ``/version`` said, and the API version envd speaks to that engine."""
+    """What the engine said it is (``/_ping`` or ``/version``), and the API version envd
+    speaks to it."""
 
     kind: str  # "Docker" | "Podman" | the engine's own name
     version: str  # the engine's version ("20.10.24", "4.3.1")
     api_version: str  # the newest API version the engine speaks
     api_used: str  # the version envd speaks to it
     os: str = ""
-    arch: str = ""
+    arch: str = ""  # "" when learnt from a ping (it does not say)
 
     @property
     def api(self) -> Version:
@@ -82,16 +86,52 @@ def negotiate(doc: object, where: str) -> EngineInfo:
     engine_api = parse(str(doc.get("ApiVersion") or ""))
     if engine_api is None:
         raise EngineUnavailable(f"the engine at {where} did not say which API version it speaks")
+    return _info(
+        where,
+        engine_api,
+        kind=_kind(doc),
+        version=str(doc.get("Version") or ""),
+        os=str(doc.get("Os") or ""),
+        arch=str(doc.get("Arch") or ""),
+    )
+
+
+# A ping's ``Server`` header: "Docker/20.10.24+dfsg1 (linux)", "Libpod/4.3.1 (linux)".
+_SERVER_RE = re.compile(r"^(Docker|Libpod)/([^\s()]+)(?:\s+\((\w+)\))?$")
+
+
+def from_ping(headers: Mapping[str, str], where: str) -> EngineInfo | None:
+    """The ``EngineInfo`` a ``/_ping`` answer's headers give (lower-case names), or None
+    when they do not name both the engine and its API version (then ask ``/version``).
+
+    Docker and Podman both send ``Api-Version`` (the newest version they speak,
+    as ``/version``'s ``ApiVersion``) and ``Server``; reading them spares a
+    round trip on every command, and ``/version`` makes dockerd ask containerd
+    (the slowest of the calls a one-service change makes before its work).
+    Refuses an engine older than ``OLDEST`` as ``negotiate`` does.
+    """
+    engine_api = parse(headers.get("api-version", ""))
+    server = _SERVER_RE.match(headers.get("server", "").strip())
+    if engine_api is None or server is None:
+        return None
+    name, version, os_name = server.groups()
+    kind = "Podman" if name == "Libpod" else "Docker"
+    return _info(where, engine_api, kind=kind, version=version, os=os_name or "")
+
+
+def _info(
+    where: str, engine_api: Version, *, kind: str, version: str, os: str, arch: str = ""
+) -> EngineInfo:
     if engine_api < OLDEST:
         raise EngineUnavailable(
             f"the engine at {where} speaks Docker API {render(engine_api)}, older than the"
             f" {render(OLDEST)} envd needs (Docker 20.10 or newer, Podman 4 or newer)"
         )
     return EngineInfo(
-        kind=_kind(doc),
-        version=str(doc.get("Version") or ""),
+        kind=kind,
+        version=version,
         api_version=render(engine_api),
         api_used=render(min(engine_api, NEWEST)),
-        os=str(doc.get("Os") or ""),
-        arch=str(doc.get("Arch") or ""),
+        os=os,
+        arch=arch,
     )

@@ -1,0 +1,133 @@
+"""What the commands most runs use load at start-up: nothing a cached run does not need.
+
+Every ``envd up``, ``down`` and ``status`` pays for its imports before it can
+ask the engine anything (issue 15: a one-service change within 1.3x the
+engine's own work). These tests import the modules those commands load, in a
+fresh interpreter, and name the heavy ones that must stay out: the spec's
+pydantic models (only a spec the desired cache cannot serve needs them), the
+Docker SDK, ``http.client``/``email`` (the engine speaks through envd's own
+HTTP client), ``ssl``, ``asyncio``, the daemon's server stack, ``difflib`` (the
+"did you mean" hints) and the spec's locator and interpolation (error paths and
+full loads). A structural check, not a timing: it fails naming the module and
+who imported it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import REPO
+
+# The modules `envd up` (with or without --once), `envd down` and `envd status`
+# import before their first engine call when the desired cache serves them.
+PATH_MODULES = (
+    "envd.cli.app",
+    "envd.cli.project",
+    "envd.cli._common",
+    "envd.cli._status",
+    "envd.cli.progress",
+    "envd.inputs.prepare",
+    "envd.inputs.desired_cache",
+    "envd.inputs.desired_patch",
+    "envd.inputs.approvals",
+    "envd.inputs.keys",
+    "envd.core.status",
+    "envd.run.converge",
+    "envd.run.project_lock",
+    "envd.run.teardown",
+    "envd.engine.docker.client",
+    "envd.daemon.process",
+    "envd.spec.read",
+    "envd.spec.paths",
+)
+
+HEAVY = (
+    "pydantic",
+    "pydantic_core",
+    "docker",
+    "requests",
+    "urllib3",
+    "http.client",
+    "email",
+    "ssl",
+    "asyncio",
+    "uvicorn",
+    "starlette",
+    "difflib",
+    "tomllib",
+    "subprocess",
+    "secrets",
+    "envd.spec.models",
+    "envd.spec.load",
+    "envd.spec.locate",
+    "envd.spec.interpolate",
+    "envd.spec.hints",
+    "envd.interop",
+    "envd.swarm",
+    "envd.daemon.server",
+    "envd.daemon.client",
+)
+
+# Run in a fresh interpreter: which modules are loaded, and who first imported each.
+_PROBE = """
+import builtins, json, sys
+first = {}
+real_import = builtins.__import__
+
+def tracing(name, globals=None, locals=None, fromlist=(), level=0):
+    before = set(sys.modules)
+    try:
+        return real_import(name, globals, locals, fromlist, level)
+    finally:
+        who = (globals or {}).get("__name__", "?")
+        for new in set(sys.modules) - before:
+            first.setdefault(new, who)
+
+builtins.__import__ = tracing
+import importlib
+for module in sys.argv[1:]:
+    importlib.import_module(module)
+for module in sys.modules:  # what importlib loaded directly, and the interpreter's own
+    first.setdefault(module, "(the probe or the interpreter)")
+print(json.dumps(first))
+"""
+
+
+def _loaded(modules: tuple[str, ...]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENVD_")}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=True,
+    ).stdout
+    first: dict[str, str] = json.loads(out)
+    return first
+
+
+@pytest.fixture(scope="module")
+def loaded() -> dict[str, str]:
+    return _loaded(PATH_MODULES)
+
+
+@pytest.mark.parametrize("heavy", HEAVY)
+def test_the_up_down_and_status_path_loads_no_heavy_module(
+    loaded: dict[str, str], heavy: str
+) -> None:
+    """Importing what up, down and status load leaves this module (and its submodules) out."""
+    hits = {m: who for m, who in loaded.items() if m == heavy or m.startswith(heavy + ".")}
+    assert not hits, f"{heavy} is imported on the start-up path: {hits}"
+
+
+def test_the_probe_sees_what_it_imports(loaded: dict[str, str]) -> None:
+    """The probe records the modules it imported and who asked (so an absence means something)."""
+    assert set(PATH_MODULES) <= set(loaded)
+    assert loaded["envd.values.types"].startswith("envd.")
+    assert "pydantic" in _loaded(("envd.spec.models",))
