@@ -1,7 +1,7 @@
 """The daemon's watchers: file changes routed by watch rules, and the engine's event stream.
 
 Everything runs on the fake engine with an injected clock; ``FileWatcher.handle``
-is called directly with the paths watchfiles would report, and the engine event
+is called directly with the paths the file watcher would report, and the engine event
 follower is run in the test's thread against a scripted stream.
 """
 
@@ -19,7 +19,7 @@ import structlog
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, ignored, protected_files
 from envd.spec.models import WatchRule
 from envd.values.errors import EngineError, EngineUnavailable
-from tests.helpers import DaemonWorld
+from tests.helpers import DaemonWorld, wait_for
 
 SPEC = """\
 [project]
@@ -138,6 +138,25 @@ def test_sync_rule_copies_changed_files_into_every_running_replica(setup: Setup)
     assert (kind, resource, phase, extra) == ("sync", "service web", "done", {"service": "web"})
     # The injected clock moved 0.25 s between the two reads: the message says so.
     assert message == "1 file(s) copied, 0 removed in 250 ms into 2 container(s)"
+
+
+def test_the_running_watcher_syncs_an_edit_and_ends_when_the_daemon_stops(
+    setup: Setup,
+) -> None:
+    """The watcher's own thread (inotify on Linux) copies an edit into the replicas and
+    ends once the daemon's stop event is set."""
+    setup.watcher.start()
+    count = iter(range(10**6))
+
+    def synced() -> bool:
+        # Written again on every try: the first may land before the tree is watched.
+        setup.write("src/live.py", f"v{next(count)}")
+        return "/app/src/live.py" in setup.files("unitd-web-1")
+
+    wait_for(synced, 10, 0.05, "the edit synced by the running watcher")
+    setup.watcher.stop_event.set()
+    setup.watcher.join(5)
+    assert not setup.watcher.is_alive()
 
 
 def test_a_burst_is_one_archive_per_rule(setup: Setup) -> None:
