@@ -8,7 +8,7 @@ The swarm calls go through the ``SwarmEngine`` interface of
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -19,16 +19,14 @@ from envd.run.retry import retry
 from envd.spec.load import LoadedSpec
 from envd.swarm.desired import desire_swarm
 from envd.swarm.mapping import SwarmDesired
-from envd.swarm.ops import observe_swarm, remove_network, wait_converged
-from envd.swarm.plan import (
-    CONFIGS,
-    SECRETS,
-    ObservedVersioned,
-    SwarmPlan,
-    Versioned,
-    VersionedKind,
-    plan_swarm,
+from envd.swarm.ops import (
+    VersionedObjects,
+    observe_swarm,
+    remove_network,
+    versioned_objects,
+    wait_converged,
 )
+from envd.swarm.plan import ObservedVersioned, SwarmPlan, Versioned, plan_swarm
 from envd.values.errors import (
     Conflict,
     UsageError,
@@ -75,25 +73,8 @@ class DeployResult:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Objects:
-    """One kind of versioned object (secrets, configs) and the engine's calls for it."""
-
-    kind: VersionedKind
-    create: Callable[[str, Mapping[str, str], bytes], str]
-    listing: Callable[[Mapping[str, str]], Sequence[ObservedVersioned]]
-    remove: Callable[[str], None]
-
-
-def _objects(engine: SwarmEngine) -> tuple[_Objects, _Objects]:
-    return (
-        _Objects(SECRETS, engine.create_secret, engine.list_secrets, engine.remove_secret),
-        _Objects(CONFIGS, engine.create_config, engine.list_configs, engine.remove_config),
-    )
-
-
 def _create_versions(
-    objects: _Objects,
+    objects: VersionedObjects,
     plan: SwarmPlan,
     wanted: Mapping[str, Versioned],
     observed: Sequence[ObservedVersioned],
@@ -158,7 +139,7 @@ def deploy(
             pass  # created meanwhile: converged is converged
         emit(Event("create-network", action.resource, "", "done"))
 
-    secrets, configs = _objects(engine)
+    secrets, configs = versioned_objects(engine)
     common = desired.common_labels()
     secret_ids = _create_versions(secrets, plan, desired.secrets, observed.secrets, common, emit)
     config_ids = _create_versions(configs, plan, desired.configs, observed.configs, common, emit)
