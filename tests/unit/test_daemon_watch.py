@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -378,15 +378,7 @@ def test_the_backoff_is_capped() -> None:
     assert delays[-1] == 2.0 and max(delays) == 2.0
 
 
-def test_a_directory_sync_rule_leaves_the_specs_secret_files_and_dotenv_out(tmp_path: Path) -> None:
-    """A sync rule over a directory holding a file secret or .env copies neither; it says so once."""
-    root = tmp_path.resolve()
-    (root / "secrets").mkdir()
-    (root / "secrets" / "db_password.txt").write_text("hunter2")
-    (root / ".env").write_text("PGPW=hunter2\n")
-    world = DaemonWorld(
-        root,
-        """\
+SECRET_SPEC = """\
 [project]
 name = "unitd"
 
@@ -396,15 +388,14 @@ file = "secrets/db_password.txt"
 [services.web]
 image = "envd-local/busybox:latest"
 command = ["sleep", "3600"]
-watch = [{ path = ".", action = "sync", target = "/app" }]
-""",
-    )
+watch = [{rule}]
+"""
+
+
+def secret_world(root: Path, rule: str, publish: Callable[..., None]) -> tuple[DaemonWorld, Syncer]:
+    """A converged project with a file secret, and a Syncer guarding the spec's secret files."""
+    world = DaemonWorld(root, SECRET_SPEC.format(rule=rule))
     world.converge()
-    published: list[tuple[str, str]] = []
-
-    def publish(kind: str, resource: str, message: str, phase: str, **extra: object) -> None:
-        published.append((message, phase))
-
     syncer = Syncer(
         world.engine,
         root,
@@ -412,6 +403,21 @@ watch = [{ path = ".", action = "sync", target = "/app" }]
         StepClock(),
         protected=lambda: protected_files(world.reconciler.loaded, root),
     )
+    return world, syncer
+
+
+def test_a_directory_sync_rule_leaves_the_specs_secret_files_and_dotenv_out(tmp_path: Path) -> None:
+    """A sync rule over a directory holding a file secret or .env copies neither; it says so once."""
+    root = tmp_path.resolve()
+    (root / "secrets").mkdir()
+    (root / "secrets" / "db_password.txt").write_text("hunter2")
+    (root / ".env").write_text("PGPW=hunter2\n")
+    published: list[tuple[str, str]] = []
+
+    def publish(kind: str, resource: str, message: str, phase: str, **extra: object) -> None:
+        published.append((message, phase))
+
+    world, syncer = secret_world(root, '{ path = ".", action = "sync", target = "/app" }', publish)
     loaded = world.reconciler.loaded
     assert loaded is not None
     rules = {n: list(s.watch) for n, s in loaded.active_services().items() if s.watch}
@@ -448,28 +454,10 @@ def test_a_rule_naming_a_secret_file_itself_copies_it(tmp_path: Path) -> None:
     root = tmp_path.resolve()
     (root / "secrets").mkdir()
     (root / "secrets" / "db_password.txt").write_text("hunter2")
-    world = DaemonWorld(
+    world, syncer = secret_world(
         root,
-        """\
-[project]
-name = "unitd"
-
-[secrets.db]
-file = "secrets/db_password.txt"
-
-[services.web]
-image = "envd-local/busybox:latest"
-command = ["sleep", "3600"]
-watch = [{ path = "secrets/db_password.txt", action = "sync", target = "/app/pw" }]
-""",
-    )
-    world.converge()
-    syncer = Syncer(
-        world.engine,
-        root,
+        '{ path = "secrets/db_password.txt", action = "sync", target = "/app/pw" }',
         lambda *a, **k: None,
-        StepClock(),
-        protected=lambda: protected_files(world.reconciler.loaded, root),
     )
     loaded = world.reconciler.loaded
     assert loaded is not None
