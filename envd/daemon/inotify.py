@@ -92,6 +92,7 @@ class TreeWatch:
         self._skip = frozenset(skip)
         self._warn = warn
         self._full = False
+        self._writing: set[str] = set()  # files modified and not yet closed
         self._paths: dict[int, str] = {}  # watch descriptor -> directory
         self._watched: dict[str, int] = {}  # directory -> watch descriptor
         try:
@@ -190,6 +191,11 @@ class TreeWatch:
             return  # a subdirectory: its parent's watch reports it
         path = os.path.join(base, name) if name else base
         out.add(path)
+        if not mask & IN_ISDIR:
+            if mask & (IN_CREATE | IN_MODIFY):
+                self._writing.add(path)
+            elif mask & (IN_CLOSE_WRITE | IN_DELETE | IN_MOVED_FROM):
+                self._writing.discard(path)
         if mask & IN_ISDIR:
             if mask & IN_MOVED_FROM:
                 self._forget(path)
@@ -204,9 +210,12 @@ class TreeWatch:
             return "stop"
         return "change" if self._fd in ready else "quiet"
 
-    def changes(self, quiet: float, most: float) -> Iterator[set[str]]:
+    def changes(self, quiet: float, most: float, settle: float = 0.5) -> Iterator[set[str]]:
         """Bursts of changed paths: a burst ends after ``quiet`` s without a change, or
-        ``most`` s after it began. Ends when ``stop()`` is called."""
+        ``most`` s after it began; but while a file written in it is still open for
+        writing (a write descheduled between truncate and write on a loaded machine),
+        up to ``settle`` s for its close, so a half-written file is not handed over.
+        Ends when ``stop()`` is called."""
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
@@ -215,14 +224,20 @@ class TreeWatch:
                 return
             out: set[str] = set()
             self._read(out)
-            deadline = time.monotonic() + most
-            while (left := deadline - time.monotonic()) > 0:
+            began = time.monotonic()
+            while True:
+                end = began + (settle if self._writing & out else most)
+                left = end - time.monotonic()
+                if left <= 0:
+                    break
                 state = self._wait(poller, min(quiet, left))
                 if state == "stop":
                     return
-                if state == "quiet":
+                if state == "quiet" and not self._writing & out:
                     break
-                self._read(out)
+                if state == "change":
+                    self._read(out)
+            self._writing.clear()  # whatever is still open goes now; its close comes later
             if out:
                 yield out
 

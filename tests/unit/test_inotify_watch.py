@@ -100,6 +100,22 @@ def test_a_directory_moved_in_is_walked_and_one_moved_out_is_forgotten(
     wait_for(lambda: watching.tree.watched == watched - 2, 5, 0.005, "two watches dropped")
 
 
+def test_a_file_still_open_for_writing_is_handed_over_once_closed(
+    root: Path, watching: Watching
+) -> None:
+    """A write paused mid-file (a loaded machine) is not handed over half done: the burst
+    waits for the file's close."""
+    target = root / "src" / "half.txt"
+    with open(target, "w") as f:
+        f.write("first half ")
+        f.flush()
+        threading.Event().wait(0.15)  # the pause under test: longer than a burst's quiet
+        assert watching.bursts == []
+        f.write("second half")
+    watching.wait_seen(target)
+    assert len(watching.bursts) == 1
+
+
 def test_skipped_directories_are_not_entered(root: Path, watching: Watching) -> None:
     """Writes under a skipped directory (.git) reach nobody; the next real edit does."""
     (root / ".git" / "HEAD").write_text("ref: x")
