@@ -560,7 +560,8 @@ def report(r: dict[str, Any]) -> str:
         f"Sync: {s['edits']} edits; min {s['min_ms']:.0f} ms, max {s['max_ms']:.0f} ms; "
         f"{s['cross_checked']} cross-checked with `docker exec cat` polling: exec p50 "
         f"{s['exec_p50_ms']:.0f} ms, exec later than the event by {s['exec_minus_event_p50_ms']:.0f} ms"
-        f" (p50; the probe's own cost); unexpected events: {s['odd_events']}."
+        f" (p50; the probe's own cost); unexpected events: {s['odd_events']};"
+        f" edits that arrived in two syncs: {s.get('split_edits', 0)}."
     )
     if peers:
         parts = []
