@@ -347,6 +347,7 @@ class Bench(DaemonProbe):
         by_event: list[float] = []
         by_exec: list[tuple[float, float]] = []  # (event ms, exec ms) for cross-checked edits
         errors = 0
+        split = 0  # edits that took two syncs to arrive whole
         for i in range(edits):
             rel = f"f{i % 10}.txt"
             text = f"edit {i} {secrets.token_hex(4)}\n"
@@ -375,8 +376,19 @@ class Bench(DaemonProbe):
                 by_exec.append((ev_ms, exec_ms))
             # Final content check for every edit (outside the timed window).
             code, out = web.exec_run(["cat", f"/app/src/{rel}"])
-            if code != 0 or out.decode() != text:
-                raise SystemExit(f"bench_daemon: edit {i} is not what the container holds")
+            while code != 0 or out.decode() != text:
+                # The write reached the watcher in two bursts (the writer descheduled
+                # mid-file on a loaded machine): the next sync completes it, and
+                # that one is when the edit became visible.
+                try:
+                    ev = events.get(timeout=10)
+                except queue.Empty:
+                    raise SystemExit(
+                        f"bench_daemon: edit {i} is not what the container holds"
+                    ) from None
+                split += 1
+                by_event[-1] = (float(ev["time"]) - t0) * 1000
+                code, out = web.exec_run(["cat", f"/app/src/{rel}"])
             # Drain stray events (none expected) so the next edit pairs with its own.
             while not events.empty():
                 events.get_nowait()
@@ -391,6 +403,7 @@ class Bench(DaemonProbe):
             "exec_p50_ms": pct([e for _, e in by_exec], 0.5),
             "exec_minus_event_p50_ms": pct([e - v for v, e in by_exec], 0.5),
             "odd_events": errors,
+            "split_edits": split,
         }
 
     def spec_edit(self, repeat: int) -> tuple[list[float], list[float]]:
@@ -547,7 +560,8 @@ def report(r: dict[str, Any]) -> str:
         f"Sync: {s['edits']} edits; min {s['min_ms']:.0f} ms, max {s['max_ms']:.0f} ms; "
         f"{s['cross_checked']} cross-checked with `docker exec cat` polling: exec p50 "
         f"{s['exec_p50_ms']:.0f} ms, exec later than the event by {s['exec_minus_event_p50_ms']:.0f} ms"
-        f" (p50; the probe's own cost); unexpected events: {s['odd_events']}."
+        f" (p50; the probe's own cost); unexpected events: {s['odd_events']};"
+        f" edits that arrived in two syncs: {s.get('split_edits', 0)}."
     )
     if peers:
         parts = []

@@ -147,6 +147,19 @@ def project_cleanup(project: str, client: Callable[[], Any | None]) -> Iterator[
             remove_project_objects(engine, project)
 
 
+def toml_string(text: str) -> str:
+    """``text`` as a TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
 def free_tcp_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (for publishing a container port)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

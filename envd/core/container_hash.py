@@ -50,36 +50,44 @@ _HASHED_FIELDS = (
 )
 
 
-# What each hashed value held when hashes were first given out. Those fields
-# are always hashed; a field added since joins the hash only when it differs
-# from its default, so the containers an older envd created keep their hashes
-# and an upgrade recreates nothing. (New fields need no entry here.)
+# The create request's fields when hashes were first given out (containers'
+# and swarm tasks' alike). Those fields are always hashed where they are hashed
+# at all; a field added since joins the hash only when it differs from its
+# default, so what an older envd created keeps its hash and an upgrade
+# recreates nothing. (New fields need no entry here.)
+FIRST_CREATE_FIELDS = frozenset(
+    {
+        "name",
+        "image",
+        "labels",
+        "command",
+        "entrypoint",
+        "working_dir",
+        "user",
+        "hostname",
+        "env",
+        "ports",
+        "mounts",
+        "tmpfs",
+        "networks",
+        "healthcheck",
+        "restart",
+        "init",
+        "stop_signal",
+        "stop_timeout",
+        "read_only",
+        "cap_add",
+        "cap_drop",
+        "secrets",
+        "auto_remove",
+        "tty",
+        "stdin_open",
+        "anonymous_volumes",
+    }
+)
+# The same for each value inside a create request that is hashed field by field.
 _FIRST_FIELDS: Mapping[str, frozenset[str]] = {
-    "ContainerCreate": frozenset(
-        {
-            "image",
-            "command",
-            "entrypoint",
-            "working_dir",
-            "user",
-            "hostname",
-            "env",
-            "ports",
-            "mounts",
-            "tmpfs",
-            "networks",
-            "healthcheck",
-            "restart",
-            "init",
-            "stop_signal",
-            "stop_timeout",
-            "read_only",
-            "cap_add",
-            "cap_drop",
-            "labels",
-            "secrets",
-        }
-    ),
+    "ContainerCreate": FIRST_CREATE_FIELDS,
     "Mount": frozenset({"type", "target", "source", "read_only"}),
     "Healthcheck": frozenset({"test", "interval_s", "timeout_s", "retries", "start_period_s"}),
     "NetworkAttachment": frozenset({"network", "aliases"}),

@@ -48,6 +48,11 @@ TICK = 2.0
 # every TICK. Never rarer than SAFETY_CAP.
 SAFETY_SHARE = 2000.0
 SAFETY_CAP = 30.0
+# With nothing to watch (no container has a healthcheck, none is healing, no
+# dependent restarts with its dependency) only an engine event can give the
+# supervisor work, and events wake it: the safety net then looks every
+# SAFETY_CAP s, not every TICK (an idle daemon's largest cost after the file
+# watcher's).
 LOG_LINES = 10
 _WAKE_ON = ("start", "die", "stop", "destroy", "create", "health_status", "oom", "kill")
 
@@ -87,6 +92,7 @@ class Supervisor:
         self._said_off: set[str] = set()  # containers whose "healing is off" was said
         # (service, dependency start) pairs handled: a failed restart is not retried in a loop.
         self._restarted: set[tuple[str, float]] = set()
+        self.watching = True  # the last look found something only a look would see change
 
     # ------------------------------------------------------------------ threads
     def start(self) -> None:
@@ -124,7 +130,7 @@ class Supervisor:
             try:
                 cpu = time.thread_time()
                 self.check()
-                tick = min(SAFETY_CAP, max(TICK, (time.thread_time() - cpu) * SAFETY_SHARE))
+                tick = self.next_tick(time.thread_time() - cpu)
                 if not said and self.desired() is not None:
                     said = True
                     self._started()
@@ -132,6 +138,12 @@ class Supervisor:
                 pass  # transient: the next wake looks again
             except Exception:  # a bug must not end supervision: log it, go on
                 self.log.exception("supervisor.crash")
+
+    def next_tick(self, look_cpu: float) -> float:
+        """Seconds until the safety net's next look, after one that cost ``look_cpu``."""
+        if not self.watching:
+            return SAFETY_CAP
+        return min(SAFETY_CAP, max(TICK, look_cpu * SAFETY_SHARE))
 
     # ------------------------------------------------------------------ one look
     def check(self) -> None:
@@ -143,6 +155,12 @@ class Supervisor:
         self._heal_all(desired, containers)
         self._confirm_healed(containers)
         self._restart_dependents(desired)
+        self.watching = bool(
+            self._healing
+            or self._due
+            or restart_watched(desired)
+            or any(c.health for c in containers)
+        )
 
     def _started(self) -> None:
         """Say once, after the first look, what the heal records restored from .envd/ hold."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from envd.core.desired import DesiredProject
+from envd.daemon.inotify import TreeWatch
 from envd.daemon.log import Logger
 
 # The sync side lives in envd.daemon.sync; callers meet it here too.
@@ -32,9 +33,16 @@ from envd.values.errors import EnvdError
 
 Trigger = Callable[[str], object]
 
+# A burst of file events is handed over once BURST_QUIET s pass without one, or
+# BURST_MOST s after it began: an editor's save (truncate, write, close, often
+# a rename) is one burst; a long checkout is several, each one archive.
+BURST_QUIET = 0.01
+BURST_MOST = 0.03
+
 
 class FileWatcher(threading.Thread):
-    """watchfiles over the project directory; routes changes to sync or a trigger."""
+    """Watches the project directory (inotify on Linux, else watchfiles' polling);
+    routes changes to sync or a trigger."""
 
     def __init__(
         self,
@@ -56,25 +64,51 @@ class FileWatcher(threading.Thread):
         self.log = log
 
     def run(self) -> None:
-        from watchfiles import watch
-
         root = self.project_dir.resolve()
 
-        def keep(_: object, path: str) -> bool:
+        def keep(path: str) -> bool:
             rel = os.path.relpath(path, root)
             return not any(p in IGNORED_DIRS for p in rel.split(os.sep))
 
         try:
+            tree = TreeWatch(root, IGNORED_DIRS, self._watch_full)
+        except OSError as exc:  # not Linux, or no inotify: watchfiles' polling loop
+            self.log.info("watch.polling", reason=str(exc))
+            self._poll(root, keep)
+            return
+
+        # The stop event cannot wake poll(2); a thread parked on it can, at no
+        # cost while it waits.
+        def stop_on_event() -> None:
+            self.stop_event.wait()
+            tree.stop()
+
+        threading.Thread(target=stop_on_event, name="envd-files-stop", daemon=True).start()
+        try:
+            for changes in tree.changes(quiet=BURST_QUIET, most=BURST_MOST):
+                paths = {Path(p) for p in changes if keep(p)}
+                if paths:
+                    self.handle(paths)
+        except Exception as exc:  # the daemon keeps running without file events
+            self.log.error("watch.failed", error=str(exc))
+        finally:
+            tree.close()
+
+    def _watch_full(self, message: str) -> None:
+        self.log.warning("watch.limit", message=message)
+
+    def _poll(self, root: Path, keep: Callable[[str], bool]) -> None:
+        from watchfiles import watch
+
+        try:
             for changes in watch(
                 root,
-                watch_filter=keep,
+                watch_filter=lambda _, path: keep(path),
                 stop_event=self.stop_event,
                 debounce=30,
                 # watchfiles' loop wakes every `step` ms even when idle and
-                # hands a change over one to two steps after it happened: 10 ms
-                # cost 0.5 % CPU; 50 ms cost 0.05 % but ~100 ms of every sync;
-                # 20 ms costs ~0.2 % and ~31 ms (issue 13's sync targets, p50
-                # ≤ 150 ms, p95 ≤ 300 ms; docs/benchmarks.md).
+                # hands a change over one to two steps after it happened: 20 ms
+                # costs ~0.2 % CPU and ~31 ms of every sync (docs/benchmarks.md).
                 step=20,
                 rust_timeout=1000,
                 yield_on_timeout=False,

@@ -231,12 +231,7 @@ class _Converter(ServiceConverter):
             vol: dict[str, Any] = {}
             for k, v in body.items():
                 if k == "external":
-                    if isinstance(v, dict):  # the old `external: {name: x}`
-                        vol["external"] = True
-                        if v.get("name") is not None:
-                            vol["name"] = as_text(f"{path}.external.name", v["name"])
-                    else:
-                        vol["external"] = as_bool(f"{path}.external", v)
+                    vol.update(_external(path, v))
                 elif k in ("name", "driver"):
                     vol[k] = as_text(f"{path}.{k}", v)
                 elif k in ("driver_opts", "labels"):
@@ -257,12 +252,7 @@ class _Converter(ServiceConverter):
             net: dict[str, Any] = {}
             for k, v in body.items():
                 if k == "external":
-                    if isinstance(v, dict):
-                        net["external"] = True
-                        if v.get("name") is not None:
-                            net["name"] = as_text(f"{path}.external.name", v["name"])
-                    else:
-                        net["external"] = as_bool(f"{path}.external", v)
+                    net.update(_external(path, v))
                 elif k in ("name", "driver"):
                     if k == "driver" and v == "overlay":
                         self.note(
@@ -327,3 +317,13 @@ class _Converter(ServiceConverter):
                 if k not in ("file", "environment", "external") and not str(k).startswith("x-"):
                     self.unsupported(f"{path}.{k}")
         return out
+
+
+def _external(path: str, value: Any) -> dict[str, Any]:
+    """A volume's or network's ``external``: a bool, or the old ``external: {name: x}``."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {"external": True}
+        if value.get("name") is not None:
+            out["name"] = as_text(f"{path}.external.name", value["name"])
+        return out
+    return {"external": as_bool(f"{path}.external", value)}

@@ -67,37 +67,30 @@ def _str_map(value: Any) -> Any:
     return value
 
 
+# A table of plain values, or a list of KEY=VALUE strings (Compose's two forms).
+_MAP_SCHEMA = WithJsonSchema(
+    {
+        "anyOf": [
+            {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+            },
+            {"type": "array", "items": {"type": "string"}},
+        ]
+    }
+)
+
 StrMap = Annotated[
     dict[str, str],
     BeforeValidator(_str_map),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": ["string", "number", "boolean"]},
-                },
-                {"type": "array", "items": {"type": "string"}},
-            ]
-        }
-    ),
+    _MAP_SCHEMA,
 ]
 
 # Env values may be None: ``["KEY"]`` passes KEY through from envd's environment.
 EnvMap = Annotated[
     dict[str, str | None],
     BeforeValidator(_str_map),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {
-                    "type": "object",
-                    "additionalProperties": {"type": ["string", "number", "boolean"]},
-                },
-                {"type": "array", "items": {"type": "string"}},
-            ]
-        }
-    ),
+    _MAP_SCHEMA,
 ]
 
 

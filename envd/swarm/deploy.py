@@ -8,6 +8,7 @@ The swarm calls go through the ``SwarmEngine`` interface of
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 
@@ -17,9 +18,15 @@ from envd.engine.swarm.base import SwarmEngine
 from envd.run.retry import retry
 from envd.spec.load import LoadedSpec
 from envd.swarm.desired import desire_swarm
-from envd.swarm.mapping import CONFIG_LABEL, SECRET_LABEL, SwarmDesired
-from envd.swarm.ops import observe_swarm, remove_network, wait_converged
-from envd.swarm.plan import SwarmPlan, plan_swarm
+from envd.swarm.mapping import SwarmDesired
+from envd.swarm.ops import (
+    VersionedObjects,
+    observe_swarm,
+    remove_network,
+    versioned_objects,
+    wait_converged,
+)
+from envd.swarm.plan import ObservedVersioned, SwarmPlan, Versioned, plan_swarm
 from envd.values.errors import (
     Conflict,
     UsageError,
@@ -66,6 +73,32 @@ class DeployResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def _create_versions(
+    objects: VersionedObjects,
+    plan: SwarmPlan,
+    wanted: Mapping[str, Versioned],
+    observed: Sequence[ObservedVersioned],
+    common: Mapping[str, str],
+    emit: Emit,
+) -> dict[str, str]:
+    """Create the planned versions of one kind; every version's id by name."""
+    ids = {o.name: o.id for o in observed}
+    for action in plan.of(objects.kind.create):
+        obj = wanted[action.name]
+        emit(Event(action.kind, action.resource, action.reason, "working"))
+        try:
+            ids[obj.name] = objects.create(obj.name, obj.labels, obj.value)
+        except Conflict:
+            # Same name → same value (the name holds its digest): adopt it.
+            for o in objects.listing({objects.kind.label: obj.key, **common}):
+                if o.name == obj.name:
+                    ids[obj.name] = o.id
+            if obj.name not in ids:
+                raise
+        emit(Event(action.kind, action.resource, "", "done"))
+    return ids
+
+
 def deploy(
     engine: SwarmEngine,
     desired: SwarmDesired,
@@ -106,35 +139,10 @@ def deploy(
             pass  # created meanwhile: converged is converged
         emit(Event("create-network", action.resource, "", "done"))
 
-    secret_ids = {s.name: s.id for s in observed.secrets}
-    for action in plan.of("create-secret"):
-        sec = desired.secrets[action.name]
-        emit(Event("create-secret", action.resource, action.reason, "working"))
-        try:
-            secret_ids[sec.name] = engine.create_secret(sec.name, sec.labels, sec.value)
-        except Conflict:
-            # Same name → same value (the name holds its digest): adopt it.
-            for s in engine.list_secrets({SECRET_LABEL: sec.key, **desired.common_labels()}):
-                if s.name == sec.name:
-                    secret_ids[sec.name] = s.id
-            if sec.name not in secret_ids:
-                raise
-        emit(Event("create-secret", action.resource, "", "done"))
-
-    # configs (Compose's `configs`): as secrets, a name holds its content's digest
-    config_ids = {c.name: c.id for c in observed.configs}
-    for action in plan.of("create-config"):
-        cfg = desired.configs[action.name]
-        emit(Event("create-config", action.resource, action.reason, "working"))
-        try:
-            config_ids[cfg.name] = engine.create_config(cfg.name, cfg.labels, cfg.value)
-        except Conflict:
-            for c in engine.list_configs({CONFIG_LABEL: cfg.key, **desired.common_labels()}):
-                if c.name == cfg.name:
-                    config_ids[cfg.name] = c.id
-            if cfg.name not in config_ids:
-                raise
-        emit(Event("create-config", action.resource, "", "done"))
+    secrets, configs = versioned_objects(engine)
+    common = desired.common_labels()
+    secret_ids = _create_versions(secrets, plan, desired.secrets, observed.secrets, common, emit)
+    config_ids = _create_versions(configs, plan, desired.configs, observed.configs, common, emit)
 
     by_name = {s.name: s for s in observed.services}
     service_ids = {s.name: s.id for s in observed.services}
@@ -166,8 +174,8 @@ def deploy(
 
     # Only once the consumers run the new version may an old secret (or config) go.
     deadline = clock.monotonic() + 30.0
-    removers = {"remove-secret": engine.remove_secret, "remove-config": engine.remove_config}
-    for action in plan.of("remove-secret", "remove-config"):
+    removers = {o.kind.remove: o.remove for o in (secrets, configs)}
+    for action in plan.of(secrets.kind.remove, configs.kind.remove):
         emit(Event(action.kind, action.resource, action.reason, "working"))
         if retry(partial(removers[action.kind], action.name), clock, deadline) is None:
             emit(Event(action.kind, action.resource, "", "done"))

@@ -67,6 +67,10 @@ def desire_swarm(
     env_labels = {labels.ENVIRONMENT: desired.environment} if desired.environment else {}
     notes: list[str] = []
 
+    def stack_labels(**extra: str) -> dict[str, str]:
+        """The labels of every swarm object of this deploy, and ``extra``."""
+        return {**common, **env_labels, STACK_NAMESPACE: project, **extra}
+
     networks: dict[str, SwarmNetwork] = {}
     for key, net in sorted(desired.networks.items()):
         if net.external:
@@ -79,14 +83,7 @@ def desire_swarm(
         networks[key] = SwarmNetwork(
             key=key,
             name=net.name,
-            labels={
-                **user,
-                **common,
-                **env_labels,
-                STACK_NAMESPACE: project,
-                labels.NETWORK: key,
-                labels.VERSION: __version__,
-            },
+            labels={**user, **stack_labels(**{labels.NETWORK: key, labels.VERSION: __version__})},
             internal=net.internal,
             driver=driver,
         )
@@ -109,12 +106,7 @@ def desire_swarm(
             secrets[sname] = SwarmSecret(
                 key=ssec.source,
                 name=sname,
-                labels={
-                    **common,
-                    **env_labels,
-                    STACK_NAMESPACE: project,
-                    SECRET_LABEL: ssec.source,
-                },
+                labels=stack_labels(**{SECRET_LABEL: ssec.source}),
                 value=sfile.value,
             )
             target = sfile.target
@@ -130,12 +122,7 @@ def desire_swarm(
             configs[cname] = SwarmConfig(
                 key=scfg.source,
                 name=cname,
-                labels={
-                    **common,
-                    **env_labels,
-                    STACK_NAMESPACE: project,
-                    CONFIG_LABEL: scfg.source,
-                },
+                labels=stack_labels(**{CONFIG_LABEL: scfg.source}),
                 value=cfile.value,
             )
             config_refs.append(
@@ -241,12 +228,7 @@ def desire_swarm(
         )
         spec = SwarmServiceSpec(
             name=service_name(project, name),
-            labels={
-                **common,
-                **env_labels,
-                STACK_NAMESPACE: project,
-                labels.SERVICE: name,
-            },
+            labels=stack_labels(**{labels.SERVICE: name}),
             container=container,
             replicas=dsvc.replicas,
             networks=tuple(NetworkAttachment(a.network, a.aliases) for a in t.networks),

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+from envd.core.container_hash import FIRST_CREATE_FIELDS
 from envd.core.desired import DesiredService
 from envd.core.hashing import at_default, digest, hash_fields, plain_deep
 
@@ -237,42 +238,9 @@ def _container_plain(container: ContainerCreate) -> dict[str, Any]:
     for f in fields(container):
         # Any other field envd learned after swarm hashes were first given out
         # (configs, exposed ports, network mode, a restart count…) joins only when set.
-        if f.name not in _FIRST_TASK_FIELDS and f.name in out and at_default(f, out[f.name]):
+        if f.name not in FIRST_CREATE_FIELDS and f.name in out and at_default(f, out[f.name]):
             del out[f.name]
     return out
-
-
-# The create request's fields when swarm services were first hashed.
-_FIRST_TASK_FIELDS = frozenset(
-    [
-        "name",
-        "image",
-        "labels",
-        "command",
-        "entrypoint",
-        "working_dir",
-        "user",
-        "hostname",
-        "env",
-        "ports",
-        "mounts",
-        "tmpfs",
-        "networks",
-        "healthcheck",
-        "restart",
-        "init",
-        "stop_signal",
-        "stop_timeout",
-        "read_only",
-        "cap_add",
-        "cap_drop",
-        "secrets",
-        "auto_remove",
-        "tty",
-        "stdin_open",
-        "anonymous_volumes",
-    ]
-)
 
 
 def _attachments_plain(networks: Any) -> list[dict[str, Any]]:

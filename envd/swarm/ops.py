@@ -4,7 +4,7 @@ waiting for services to run their current spec, ``down`` and ``status``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -19,7 +19,14 @@ from envd.swarm.mapping import (
     SwarmService,
     project_labels,
 )
-from envd.swarm.plan import SwarmObserved, changed_fields
+from envd.swarm.plan import (
+    CONFIGS,
+    SECRETS,
+    ObservedVersioned,
+    SwarmObserved,
+    VersionedKind,
+    changed_fields,
+)
 from envd.values import labels
 from envd.values.errors import (
     EngineError,
@@ -281,6 +288,24 @@ class DownResult:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class VersionedObjects:
+    """One kind of versioned object (secrets, configs) and the engine's calls for it."""
+
+    kind: VersionedKind
+    create: Callable[[str, Mapping[str, str], bytes], str]
+    listing: Callable[[Mapping[str, str]], Sequence[ObservedVersioned]]
+    remove: Callable[[str], None]
+
+
+def versioned_objects(engine: SwarmEngine) -> tuple[VersionedObjects, VersionedObjects]:
+    """Secrets, then configs."""
+    return (
+        VersionedObjects(SECRETS, engine.create_secret, engine.list_secrets, engine.remove_secret),
+        VersionedObjects(CONFIGS, engine.create_config, engine.list_configs, engine.remove_config),
+    )
+
+
 def down(
     engine: SwarmEngine,
     project: str,
@@ -300,20 +325,16 @@ def down(
         result.services.append(svc.name)
         emit(Event("remove", f"service {svc.name}", "", "done"))
     deadline = clock.monotonic() + timeout
-    for sec in sorted(engine.list_secrets(common), key=lambda s: s.name):
-        emit(Event("remove-secret", f"secret {sec.name}", "", "working"))
-        if retry(partial(engine.remove_secret, sec.id), clock, deadline) is None:
-            result.secrets.append(sec.name)
-            emit(Event("remove-secret", f"secret {sec.name}", "", "done"))
-        else:
-            result.warnings.append(f"secret {sec.name} is still in use")
-    for cfg in sorted(engine.list_configs(common), key=lambda c: c.name):
-        emit(Event("remove-config", f"config {cfg.name}", "", "working"))
-        if retry(partial(engine.remove_config, cfg.id), clock, deadline) is None:
-            result.configs.append(cfg.name)
-            emit(Event("remove-config", f"config {cfg.name}", "", "done"))
-        else:
-            result.warnings.append(f"config {cfg.name} is still in use")
+    secrets, configs = versioned_objects(engine)
+    for objects, removed in ((secrets, result.secrets), (configs, result.configs)):
+        noun, kind = objects.kind.noun, objects.kind.remove
+        for obj in sorted(objects.listing(common), key=lambda o: o.name):
+            emit(Event(kind, f"{noun} {obj.name}", "", "working"))
+            if retry(partial(objects.remove, obj.id), clock, deadline) is None:
+                removed.append(obj.name)
+                emit(Event(kind, f"{noun} {obj.name}", "", "done"))
+            else:
+                result.warnings.append(f"{noun} {obj.name} is still in use")
     # The tasks' containers leave their networks asynchronously.
     for net in sorted(engine.list_swarm_networks(common), key=lambda n: n.name):
         emit(Event("remove-network", f"network {net.name}", "", "working"))

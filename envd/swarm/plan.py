@@ -4,12 +4,13 @@ and return typed actions, each with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from envd.core.hashing import changed_fields as core_changed_fields
 from envd.core.networks import orphan_networks
-from envd.swarm.mapping import CONFIG_LABEL, SECRET_LABEL, SwarmDesired
+from envd.swarm.mapping import CONFIG_LABEL, SECRET_LABEL, SwarmConfig, SwarmDesired, SwarmSecret
 from envd.values import labels
 from envd.values.swarm_types import (
     ObservedConfig,
@@ -67,6 +68,70 @@ class SwarmPlan:
         return [a for a in self.actions if a.kind in kinds]
 
 
+@dataclass(frozen=True)
+class VersionedKind:
+    """Secrets and configs are immutable in a swarm and versioned alike: a name
+    holds its value's digest, so a new value is a new object, made before the
+    services move to it, and the old one goes once nothing uses it."""
+
+    noun: str
+    label: str  # the label naming the spec's key on every version
+    create: SwarmActionKind
+    remove: SwarmActionKind
+    changed: str  # why a new version is made
+
+
+SECRETS = VersionedKind(
+    "secret", SECRET_LABEL, "create-secret", "remove-secret", "its value changed"
+)
+CONFIGS = VersionedKind(
+    "config", CONFIG_LABEL, "create-config", "remove-config", "its content changed"
+)
+Versioned = SwarmSecret | SwarmConfig
+ObservedVersioned = ObservedSecret | ObservedConfig
+
+
+@dataclass(frozen=True)
+class VersionedActions:
+    creates: list[SwarmAction]
+    removes: list[SwarmAction]
+
+
+def versioned(
+    kind: VersionedKind,
+    desired: Mapping[str, Versioned],
+    observed: Sequence[ObservedVersioned],
+) -> VersionedActions:
+    """The versions of one kind to create (missing ones) and to remove (unwanted ones)."""
+    have = {o.name for o in observed}
+    creates = [
+        SwarmAction(
+            kind.create,
+            f"{kind.noun} {name}",
+            kind.changed
+            if any(o.labels.get(kind.label) == obj.key for o in observed)
+            else "does not exist",
+            name,
+        )
+        for name, obj in sorted(desired.items())
+        if name not in have
+    ]
+    keys = {obj.key for obj in desired.values()}
+    removes = [
+        SwarmAction(
+            kind.remove,
+            f"{kind.noun} {obs.name}",
+            "replaced by a new version"
+            if obs.labels.get(kind.label, "") in keys
+            else "no longer used",
+            obs.id,
+        )
+        for obs in sorted(observed, key=lambda o: o.name)
+        if obs.name not in desired
+    ]
+    return VersionedActions(creates, removes)
+
+
 def changed_fields(old: str, new: str) -> list[str]:
     """``envd.core.hashing.changed_fields``, container fields named as in the spec."""
     return sorted(k.removeprefix("container.") for k in core_changed_fields(old, new))
@@ -81,19 +146,9 @@ def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
             actions.append(
                 SwarmAction("create-network", f"network {net.name}", "does not exist", net.name)
             )
-    have_secrets = {s.name for s in observed.secrets}
-    for name, sec in sorted(desired.secrets.items()):
-        if name not in have_secrets:
-            others = [s.name for s in observed.secrets if s.labels.get(SECRET_LABEL) == sec.key]
-            reason = "its value changed" if others else "does not exist"
-            actions.append(SwarmAction("create-secret", f"secret {name}", reason, name))
-    # configs: immutable in swarm; new content is a new version
-    have_configs = {c.name for c in observed.configs}
-    for name, cfg in sorted(desired.configs.items()):
-        if name not in have_configs:
-            others = [c.name for c in observed.configs if c.labels.get(CONFIG_LABEL) == cfg.key]
-            reason = "its content changed" if others else "does not exist"
-            actions.append(SwarmAction("create-config", f"config {name}", reason, name))
+    secrets = versioned(SECRETS, desired.secrets, observed.secrets)
+    configs = versioned(CONFIGS, desired.configs, observed.configs)
+    actions += secrets.creates + configs.creates
     by_name = {s.name: s for s in observed.services}
     for svc_key, svc in sorted(desired.services.items()):
         resource = f"service {svc.spec.name}"
@@ -120,28 +175,7 @@ def plan_swarm(desired: SwarmDesired, observed: SwarmObserved) -> SwarmPlan:
                     obs.labels.get(labels.SERVICE, ""),
                 )
             )
-    for obs_secret in sorted(observed.secrets, key=lambda s: s.name):
-        if obs_secret.name not in desired.secrets:
-            key = obs_secret.labels.get(SECRET_LABEL, "")
-            reason = (
-                "replaced by a new version"
-                if any(s.key == key for s in desired.secrets.values())
-                else "no longer used"
-            )
-            actions.append(
-                SwarmAction("remove-secret", f"secret {obs_secret.name}", reason, obs_secret.id)
-            )
-    for obs_config in sorted(observed.configs, key=lambda c: c.name):
-        if obs_config.name not in desired.configs:
-            key = obs_config.labels.get(CONFIG_LABEL, "")
-            reason = (
-                "replaced by a new version"
-                if any(c.key == key for c in desired.configs.values())
-                else "no longer used"
-            )
-            actions.append(
-                SwarmAction("remove-config", f"config {obs_config.name}", reason, obs_config.id)
-            )
+    actions += secrets.removes + configs.removes
     for obs_net in orphan_networks(desired.networks.values(), observed.networks):
         actions.append(
             SwarmAction("remove-network", f"network {obs_net.name}", "no longer used", obs_net.id)

@@ -11,7 +11,7 @@ import pytest
 from envd.cli import containers
 from envd.cli.app import run_cli
 from envd.engine.fake import FakeEngine
-from tests.helpers import cli_in_process, fake_cli_engine
+from tests.helpers import cli_in_process
 
 SPEC = """\
 [project]
@@ -51,13 +51,6 @@ def proj(tmp_path: Path, marker: Path) -> Path:
     root.mkdir()
     (root / "envd.toml").write_text(SPEC.format(marker=marker))
     return root
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """One fake engine for every CLI module that asks for the engine."""
-    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1", "worker:1")
-    return engine
 
 
 cli = cli_in_process

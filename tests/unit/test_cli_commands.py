@@ -25,7 +25,7 @@ from envd.values.errors import (
     SpecError,
     UsageError,
 )
-from tests.helpers import cli_in_process, fake_cli_engine
+from tests.helpers import cli_in_process
 
 SPEC = """\
 [project]
@@ -44,12 +44,7 @@ services.web.env = { MODE = "ci" }
 """
 
 
-@pytest.fixture(autouse=True)
-def _state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever envd keeps per user goes to a temporary directory; no ENVD_ENV from outside."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv("ENVD_ENV", raising=False)
-    monkeypatch.delenv("ENVD_PROFILES", raising=False)
+pytestmark = pytest.mark.usefixtures("private_state")
 
 
 @pytest.fixture
@@ -58,13 +53,6 @@ def proj(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "envd.toml").write_text(SPEC)
     return root
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """One fake engine for every CLI module that asks for the engine."""
-    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1", "worker:1")
-    return engine
 
 
 cli = cli_in_process

@@ -1,7 +1,7 @@
 """The daemon's watchers: file changes routed by watch rules, and the engine's event stream.
 
 Everything runs on the fake engine with an injected clock; ``FileWatcher.handle``
-is called directly with the paths watchfiles would report, and the engine event
+is called directly with the paths the file watcher would report, and the engine event
 follower is run in the test's thread against a scripted stream.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import structlog
 from envd.daemon.watch import EngineEvents, FileWatcher, Syncer, ignored, protected_files
 from envd.spec.models import WatchRule
 from envd.values.errors import EngineError, EngineUnavailable
-from tests.helpers import DaemonWorld
+from tests.helpers import DaemonWorld, wait_for
 
 SPEC = """\
 [project]
@@ -138,6 +138,25 @@ def test_sync_rule_copies_changed_files_into_every_running_replica(setup: Setup)
     assert (kind, resource, phase, extra) == ("sync", "service web", "done", {"service": "web"})
     # The injected clock moved 0.25 s between the two reads: the message says so.
     assert message == "1 file(s) copied, 0 removed in 250 ms into 2 container(s)"
+
+
+def test_the_running_watcher_syncs_an_edit_and_ends_when_the_daemon_stops(
+    setup: Setup,
+) -> None:
+    """The watcher's own thread (inotify on Linux) copies an edit into the replicas and
+    ends once the daemon's stop event is set."""
+    setup.watcher.start()
+    count = iter(range(10**6))
+
+    def synced() -> bool:
+        # Written again on every try: the first may land before the tree is watched.
+        setup.write("src/live.py", f"v{next(count)}")
+        return "/app/src/live.py" in setup.files("unitd-web-1")
+
+    wait_for(synced, 10, 0.05, "the edit synced by the running watcher")
+    setup.watcher.stop_event.set()
+    setup.watcher.join(5)
+    assert not setup.watcher.is_alive()
 
 
 def test_a_burst_is_one_archive_per_rule(setup: Setup) -> None:
@@ -359,15 +378,7 @@ def test_the_backoff_is_capped() -> None:
     assert delays[-1] == 2.0 and max(delays) == 2.0
 
 
-def test_a_directory_sync_rule_leaves_the_specs_secret_files_and_dotenv_out(tmp_path: Path) -> None:
-    """A sync rule over a directory holding a file secret or .env copies neither; it says so once."""
-    root = tmp_path.resolve()
-    (root / "secrets").mkdir()
-    (root / "secrets" / "db_password.txt").write_text("hunter2")
-    (root / ".env").write_text("PGPW=hunter2\n")
-    world = DaemonWorld(
-        root,
-        """\
+SECRET_SPEC = """\
 [project]
 name = "unitd"
 
@@ -377,15 +388,14 @@ file = "secrets/db_password.txt"
 [services.web]
 image = "envd-local/busybox:latest"
 command = ["sleep", "3600"]
-watch = [{ path = ".", action = "sync", target = "/app" }]
-""",
-    )
+watch = [{rule}]
+"""
+
+
+def secret_world(root: Path, rule: str, publish: Callable[..., None]) -> tuple[DaemonWorld, Syncer]:
+    """A converged project with a file secret, and a Syncer guarding the spec's secret files."""
+    world = DaemonWorld(root, SECRET_SPEC.format(rule=rule))
     world.converge()
-    published: list[tuple[str, str]] = []
-
-    def publish(kind: str, resource: str, message: str, phase: str, **extra: object) -> None:
-        published.append((message, phase))
-
     syncer = Syncer(
         world.engine,
         root,
@@ -393,6 +403,21 @@ watch = [{ path = ".", action = "sync", target = "/app" }]
         StepClock(),
         protected=lambda: protected_files(world.reconciler.loaded, root),
     )
+    return world, syncer
+
+
+def test_a_directory_sync_rule_leaves_the_specs_secret_files_and_dotenv_out(tmp_path: Path) -> None:
+    """A sync rule over a directory holding a file secret or .env copies neither; it says so once."""
+    root = tmp_path.resolve()
+    (root / "secrets").mkdir()
+    (root / "secrets" / "db_password.txt").write_text("hunter2")
+    (root / ".env").write_text("PGPW=hunter2\n")
+    published: list[tuple[str, str]] = []
+
+    def publish(kind: str, resource: str, message: str, phase: str, **extra: object) -> None:
+        published.append((message, phase))
+
+    world, syncer = secret_world(root, '{ path = ".", action = "sync", target = "/app" }', publish)
     loaded = world.reconciler.loaded
     assert loaded is not None
     rules = {n: list(s.watch) for n, s in loaded.active_services().items() if s.watch}
@@ -429,28 +454,10 @@ def test_a_rule_naming_a_secret_file_itself_copies_it(tmp_path: Path) -> None:
     root = tmp_path.resolve()
     (root / "secrets").mkdir()
     (root / "secrets" / "db_password.txt").write_text("hunter2")
-    world = DaemonWorld(
+    world, syncer = secret_world(
         root,
-        """\
-[project]
-name = "unitd"
-
-[secrets.db]
-file = "secrets/db_password.txt"
-
-[services.web]
-image = "envd-local/busybox:latest"
-command = ["sleep", "3600"]
-watch = [{ path = "secrets/db_password.txt", action = "sync", target = "/app/pw" }]
-""",
-    )
-    world.converge()
-    syncer = Syncer(
-        world.engine,
-        root,
+        '{ path = "secrets/db_password.txt", action = "sync", target = "/app/pw" }',
         lambda *a, **k: None,
-        StepClock(),
-        protected=lambda: protected_files(world.reconciler.loaded, root),
     )
     loaded = world.reconciler.loaded
     assert loaded is not None

@@ -19,6 +19,7 @@ from envd.inputs import prepare as prepare_mod
 from envd.inputs.prepare import prepare, prepare_desired
 from envd.inputs.target import Target
 from envd.values.errors import SpecError
+from tests.helpers import toml_string
 
 SPEC = """\
 [project]
@@ -247,24 +248,12 @@ _VALUES = st.one_of(
 )
 
 
-def _toml_str(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
 def _toml_value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
         return repr(v)
-    return _toml_str(v) if isinstance(v, str) else str(v)
+    return toml_string(v) if isinstance(v, str) else str(v)
 
 
 @settings(
@@ -278,7 +267,7 @@ def test_any_env_table_gives_the_full_load_s_state(
     result equals a full load's, applied or fallen back."""
     project = _project(tmp_path_factory.mktemp("prop"))
     _up(project)
-    table = "{ " + ", ".join(f"{_toml_str(k)} = {_toml_value(v)}" for k, v in env.items()) + " }"
+    table = "{ " + ", ".join(f"{toml_string(k)} = {_toml_value(v)}" for k, v in env.items()) + " }"
     if which == "api":
         _edit(project, 'env = { MODE = "dev", COUNT = 1 }', f"env = {table}")
     else:

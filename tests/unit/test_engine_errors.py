@@ -7,6 +7,7 @@ with the engine down instead of dropping the connection.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator
@@ -85,11 +86,12 @@ def short_dir() -> Iterator[Path]:
         yield Path(d)
 
 
-def test_the_daemon_answers_status_with_the_engine_down(tmp_path: Path, short_dir: Path) -> None:
-    """`envd status` asking a daemon whose engine is down gets an answer, not a dropped connection."""
+@contextlib.contextmanager
+def daemon_on_a_down_engine(root: Path, short_dir: Path) -> Iterator[Path]:
+    """A daemon's control API (one pass done, then the engine gone) serving on the socket given."""
     engine = FakeEngine()
     engine.add_image(IMAGE)
-    r = _reconciler(tmp_path, engine)
+    r = _reconciler(root, engine)
     _pass(r)
     engine.available = False
     sock = short_dir / "d.sock"
@@ -97,9 +99,15 @@ def test_the_daemon_answers_status_with_the_engine_down(tmp_path: Path, short_di
     server = make_server(sock, r, EventHub(), lambda: None, log)
     server.start()
     try:
-        report = DaemonClient(sock, timeout=10.0).status()
+        yield sock
     finally:
         server.stop(timeout=10)
+
+
+def test_the_daemon_answers_status_with_the_engine_down(tmp_path: Path, short_dir: Path) -> None:
+    """`envd status` asking a daemon whose engine is down gets an answer, not a dropped connection."""
+    with daemon_on_a_down_engine(tmp_path, short_dir) as sock:
+        report = DaemonClient(sock, timeout=10.0).status()
     assert "not reachable" in report["engine_error"]
     # No "services": the CLI then asks the engine itself and exits 3 on EngineUnavailable.
     assert "services" not in report
@@ -136,20 +144,9 @@ def test_envd_status_with_the_engine_down_exits_3_through_the_daemon(
     from envd.cli.app import run_cli
     from envd.daemon import process
 
-    engine = FakeEngine()
-    engine.add_image(IMAGE)
-    r = _reconciler(tmp_path, engine)
-    _pass(r)
-    engine.available = False
-    sock = short_dir / "d.sock"
-    log = structlog.wrap_logger(logging.getLogger("test.engine-errors"))
-    server = make_server(sock, r, EventHub(), lambda: None, log)
-    server.start()
-    monkeypatch.setattr(process, "running", lambda *_: DaemonClient(sock, timeout=10.0))
-    try:
+    with daemon_on_a_down_engine(tmp_path, short_dir) as sock:
+        monkeypatch.setattr(process, "running", lambda *_: DaemonClient(sock, timeout=10.0))
         # The CLI then asks the engine itself: in unit tests DOCKER_HOST names no socket.
         code = run_cli(["status", "-C", str(tmp_path)])
-    finally:
-        server.stop(timeout=10)
     assert code == 3
     assert "not reachable" in capsys.readouterr().err

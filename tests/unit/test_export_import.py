@@ -611,3 +611,19 @@ def test_import_and_export_commands(tmp_path: Path, home: Path) -> None:
     assert kinds == ["ConfigMap", "Deployment", "Service", "Deployment"]
     bad = run_envd(["export", "--format", "compose", "--secret-values"], cwd=tmp_path)
     assert bad.returncode == 2
+
+
+def test_the_old_external_name_form_imports_for_volumes_and_networks() -> None:
+    """Compose's old `external: {name: x}` makes an external volume or network named x;
+    a plain `external: true` keeps the key as the name."""
+    import tomllib
+
+    text = (
+        "services:\n  web:\n    image: nginx\n"
+        "volumes:\n  data: {external: {name: shared_data}}\n  plain: {external: true}\n"
+        "networks:\n  front: {external: {name: edge}}\n"
+    )
+    doc = tomllib.loads(import_compose(text).toml)
+    assert doc["volumes"]["data"] == {"external": True, "name": "shared_data"}
+    assert doc["volumes"]["plain"] == {"external": True}
+    assert doc["networks"]["front"] == {"external": True, "name": "edge"}

@@ -20,7 +20,7 @@ from envd.daemon.paths import StatePaths
 from envd.engine.fake import FakeEngine
 from envd.run.oneoff import run_one_off
 from envd.run.project_lock import converging
-from tests.helpers import DaemonWorld, FakeReconciler, fake_cli_engine, serving, wait_for
+from tests.helpers import DaemonWorld, FakeReconciler, serving, wait_for
 
 SPEC = """\
 [project]
@@ -46,13 +46,6 @@ def proj(tmp_path: Path) -> Path:
     root.mkdir()
     (root / "envd.toml").write_text(SPEC)
     return root
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    """One fake engine for every CLI module that asks for the engine."""
-    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1")
-    return engine
 
 
 def stubborn_daemon(argv: list[str]) -> subprocess.Popen[str]:

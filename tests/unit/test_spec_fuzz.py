@@ -33,6 +33,7 @@ from hypothesis import strategies as st
 from envd.spec.load import load
 from envd.spec.read import preflight
 from envd.values.errors import SpecError, UsageError
+from tests.helpers import toml_string
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -361,19 +362,7 @@ def to_toml(tree: dict[str, Any]) -> str:
 
 
 def _key(key: Any) -> str:
-    return _string(str(key))
-
-
-def _string(text: str) -> str:
-    out = []
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
+    return toml_string(str(key))
 
 
 def _value(value: Any) -> str:
@@ -388,7 +377,7 @@ def _value(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return repr(value)
     if isinstance(value, str):
-        return _string(value)
+        return toml_string(value)
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, list):

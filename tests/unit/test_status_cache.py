@@ -11,7 +11,6 @@ import pytest
 from envd.engine.fake import FakeEngine
 from envd.inputs import prepare as prepare_mod
 from tests.helpers import cli_in_process as cli
-from tests.helpers import fake_cli_engine
 
 SPEC = """\
 [project]
@@ -27,18 +26,7 @@ depends_on = { web = "started" }
 """
 
 
-@pytest.fixture(autouse=True)
-def _state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Whatever envd keeps per user goes to a temporary directory."""
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    monkeypatch.delenv("ENVD_ENV", raising=False)
-    monkeypatch.delenv("ENVD_PROFILES", raising=False)
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1")
-    return engine
+pytestmark = pytest.mark.usefixtures("private_state")
 
 
 def _status(capsys: pytest.CaptureFixture[str], proj: Path) -> dict[str, object]:

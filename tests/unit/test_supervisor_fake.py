@@ -317,3 +317,30 @@ def test_log_lines_shown_by_status_and_events_mask_secret_values(tmp_path: Path)
         "login with *** failed",
         "ok",
     ]
+
+
+def test_the_safety_net_looks_rarely_only_when_nothing_can_change_unseen(tmp_path: Path) -> None:
+    """With no healthcheck, no healing and no restart dependents the safety net looks every
+    SAFETY_CAP s (engine events wake the supervisor); with a healthcheck, every TICK."""
+    from envd.daemon.supervisor import SAFETY_CAP, TICK
+
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    quiet = Rig(plain, '[project]\nname = "shop"\n\n[services.api]\nimage = "api"\n')
+    quiet.sup.check()
+    assert quiet.sup.next_tick(0.0) == SAFETY_CAP
+    checked = tmp_path / "checked"
+    checked.mkdir()
+    watched = Rig(checked)
+    watched.sup.check()
+    assert watched.sup.next_tick(0.0) == TICK
+    # A dependent that restarts with its dependency keeps the tick even without healthchecks.
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    spec = SPEC.replace('healthcheck = { test = ["CMD", "true"] }\n', "").replace(
+        'condition = "healthy", ', 'condition = "started", '
+    )
+    spec = spec.replace('depends_on = { db = "healthy" }', 'depends_on = { db = "started" }')
+    dependent = Rig(deps, spec)
+    dependent.sup.check()
+    assert dependent.sup.next_tick(0.0) == TICK
