@@ -39,6 +39,13 @@ def main() -> None:
         code = try_up(argv, os.environ)
         if code is not None:
             _leave(code)
+    if "status" in argv and "--json" in argv and os.environ.get("ENVD_LEAN") != "off":
+        # A running daemon's report, printed without loading the CLI.
+        from envd.cli.lean_status import try_status
+
+        code = try_status(argv, os.environ)
+        if code is not None:
+            _leave(code)
     from envd.cli.app import run_cli
 
     _leave(run_cli())

@@ -1,0 +1,77 @@
+"""``envd status --json`` against a running daemon, answered before click loads.
+
+With a daemon running, ``status --json`` prints the daemon's report as it
+comes; the full path spends most of its time importing click, the CLI and
+``http.client``. ``envd.__main__`` asks this module first: it reads the
+daemon's socket path from the same arguments, asks ``GET /v1/status`` with
+the same peer check as ``envd.daemon.client`` (a socket served by another
+user gets nothing), and prints the report exactly as the full path does.
+Anything else — no socket, no answer, an error answer, a report without
+services (the daemon's spec is broken: the full path observes the engine
+itself), other flags, the text table — returns None and the full path runs.
+``ENVD_LEAN=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from envd.cli.lean_wire import WireError, get
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, str | None] | None:
+    """(the daemon's socket, the environment) of ``envd [globals] status --json``, or None."""
+    from envd.daemon.paths import StatePaths
+    from envd.spec.paths import resolve_paths
+
+    project_dir: str | None = None
+    file: str | None = None
+    environment: str | None = None
+    i = 0
+    while i < len(argv) and argv[i] != "status":
+        flag = argv[i]
+        if flag == "--debug":
+            i += 1
+            continue
+        if flag not in ("-C", "-f", "--file", "--env", "--profile") or i + 1 >= len(argv):
+            return None
+        value = argv[i + 1]
+        if not value or value.startswith("-"):
+            return None
+        if flag == "-C":
+            project_dir = value
+        elif flag in ("-f", "--file"):
+            file = value
+        elif flag == "--env":
+            environment = value
+        i += 2  # --profile: the daemon's report does not depend on it
+    if list(argv[i + 1 :]) != ["--json"]:
+        return None
+    if environment is None:
+        environment = environ.get("ENVD_ENV") or None
+    _, base = resolve_paths(project_dir, file)
+    return StatePaths.for_project(base, environment).socket, environment
+
+
+def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
+    """Print a running daemon's status report and return 0, or None: take the full path."""
+    try:
+        found = parse(argv, environ)
+        if found is None or not found[0].exists():
+            return None
+        answer = get(str(found[0]), "/v1/status", 10.0, peer_uid=os.geteuid())
+        if answer.status != 200:
+            return None
+        report = json.loads(answer.body or b"null")
+    except (WireError, OSError, ValueError):
+        return None
+    except Exception:  # any doubt: the full path decides
+        return None
+    if not isinstance(report, dict) or "services" not in report:
+        return None
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    return 0
