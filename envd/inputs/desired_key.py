@@ -17,6 +17,7 @@ from pathlib import Path
 
 from envd import __version__
 from envd.inputs.safefile import read_regular
+from envd.inputs.target import Target
 from envd.values.keys import Keys
 
 CACHE_FILE = "desired.cache"
@@ -42,17 +43,14 @@ _SHELL_BOOKKEEPING = ("_", "SHLVL", "OLDPWD", "ENVD_LEAN")
 
 def compute(
     keys: Keys,
-    target: object,
+    target: Target,
     environ: Mapping[str, str],
     frozen: bool,
     spec_file: Path,
     base: Path,
     extra: str = "",
 ) -> tuple[str, str, bytes | None]:
-    """(the key over every input, the key over all but the spec's bytes, those bytes).
-
-    ``target`` is an ``envd.inputs.target.Target`` or anything with its fields.
-    """
+    """(the key over every input, the key over all but the spec's bytes, those bytes)."""
     h = hmac.new(keys.cache_key, FORMAT, hashlib.sha256)
 
     def feed(*parts: object) -> None:
