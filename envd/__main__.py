@@ -2,8 +2,8 @@
 
 ``envd init`` is dispatched before anything heavy is imported so that the
 tiny init starts fast; so are the lean answers of a no-op ``up --once``
-(``envd.cli.lean_up``) and of ``status`` against a running daemon
-(``envd.cli.lean_status``), each of which gives way to the click CLI on any
+(``envd.cli._lean_up``) and of ``status`` against a running daemon
+(``envd.cli._lean_status``), each of which gives way to the click CLI on any
 doubt. Every other command goes through the click CLI.
 """
 
@@ -34,14 +34,14 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if "--once" in argv and "up" in argv and os.environ.get("ENVD_LEAN") != "off":
         # A no-op `up --once` answered from stdlib-only code when certain.
-        from envd.cli.lean_up import try_up
+        from envd.cli._lean_up import try_up
 
         code = try_up(argv, os.environ)
         if code is not None:
             _leave(code)
     if "status" in argv and "--json" in argv and os.environ.get("ENVD_LEAN") != "off":
         # A running daemon's report, printed without loading the CLI.
-        from envd.cli.lean_status import try_status
+        from envd.cli._lean_status import try_status
 
         code = try_status(argv, os.environ)
         if code is not None:

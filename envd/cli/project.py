@@ -257,7 +257,7 @@ def up(
         # Another envd converging this project first: wait, then re-plan from what it left.
         with holding(desired.project, "envd up --once", lock_wait):
             # A run that changes nothing leaves a witness the lean entry answers the
-            # next identical run from (envd.cli.lean_up).
+            # next identical run from (envd.cli._lean_up).
             witness = None if force or no_wait else _lean_begin(desired)
             the_plan, result = converge(
                 eng,
@@ -297,20 +297,20 @@ def up(
 def _lean_begin(desired: Any) -> Any:
     import os
 
-    from envd.cli import lean_up
+    from envd.cli import _lean_up
     from envd.run.converge import image_refs
 
     try:
-        return lean_up.begin(desired.project, image_refs(desired), os.environ)
+        return _lean_up.begin(desired.project, image_refs(desired), os.environ)
     except Exception:  # only the next run is slower
         return None
 
 
 def _noting(progress: Any, witness: Any) -> Any:
-    from envd.cli import lean_up
+    from envd.cli import _lean_up
 
     def emit(ev: Any) -> None:
-        lean_up.note(witness, ev.kind, ev.resource, ev.message, ev.phase, ev.service)
+        _lean_up.note(witness, ev.kind, ev.resource, ev.message, ev.phase, ev.service)
         progress(ev)
 
     return emit
@@ -319,10 +319,10 @@ def _noting(progress: Any, witness: Any) -> Any:
 def _lean_finish(obj: Ctx, witness: Any, desired: Any, result: Any, warned: list[str]) -> None:
     import os
 
-    from envd.cli import lean_up
+    from envd.cli import _lean_up
 
     try:
-        lean_up.finish(
+        _lean_up.finish(
             witness,
             project_dir=obj.project_dir,
             file=obj.file,

@@ -1,6 +1,6 @@
 """The desired cache's key, computed with the standard library alone.
 
-Split from ``envd.inputs.desired_cache`` so the lean entry (``envd.cli.lean_up``)
+Split from ``envd.inputs.desired_cache`` so the lean entry (``envd.cli._lean_up``)
 can tell whether the cached desired state still stands without importing
 the codec, the desired-state values or pydantic. Both compute the key here,
 so they can never disagree about it.

@@ -1,4 +1,4 @@
-"""The lean entry (``envd.cli.lean_up``, ``envd.cli.lean_status``) answers only when certain.
+"""The lean entry (``envd.cli._lean_up``, ``envd.cli._lean_status``) answers only when certain.
 
 A fake Docker engine and a fake daemon serve HTTP on unix sockets in a
 thread; the lean code talks to them exactly as to the real ones. Every
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from envd.cli import lean_status, lean_up
+from envd.cli import _lean_status, _lean_up
 from envd.inputs import desired_key
 from envd.inputs.keys import load_keys
 from envd.values.keys import Keys
@@ -106,19 +106,19 @@ class World:
 
     def witness(self) -> None:
         """What a full no-op `up --once` leaves: the desired cache and the witness."""
-        args = lean_up.parse(self.argv, self.env)
+        args = _lean_up.parse(self.argv, self.env)
         assert args is not None
-        found = lean_up._inputs(args, self.env, self.keys)
+        found = _lean_up._inputs(args, self.env, self.keys)
         assert found is not None
         key = found[1]
         body = json.dumps({"key": key, "files": [], "paths": [], "secrets": [], "builds": []})
         cache = self.dir / ".envd" / desired_key.CACHE_FILE
         cache.write_bytes(self.keys.seal(body.encode()) + body.encode())
         os.chmod(cache, 0o600)
-        witnessing = lean_up.begin("p", ["busybox"], self.env)
+        witnessing = _lean_up.begin("p", ["busybox"], self.env)
         assert witnessing is not None
-        lean_up.note(witnessing, "ready", "service a", "ready", "done", "a")
-        lean_up.finish(
+        _lean_up.note(witnessing, "ready", "service a", "ready", "done", "a")
+        _lean_up.finish(
             witnessing,
             project_dir=str(self.dir),
             file=None,
@@ -133,7 +133,7 @@ class World:
 
     @property
     def witness_file(self) -> Path:
-        return lean_up.witness_path(self.dir, None)
+        return _lean_up.witness_path(self.dir, None)
 
 
 @pytest.fixture
@@ -151,13 +151,13 @@ def test_a_witnessed_state_is_answered_with_the_witnessed_output(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The same inputs and the same engine answers print what the full path printed, exit 0."""
-    assert lean_up.try_up(world.argv, world.env) == 0
+    assert _lean_up.try_up(world.argv, world.env) == 0
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
         "envd.toml:1:1: warning: X is not set\n✔ service a: Ready\nProject p is up: 1 service(s) ready.\n"
     )
-    assert lean_up.try_up([*world.argv, "--json"], world.env) == 0
+    assert _lean_up.try_up([*world.argv, "--json"], world.env) == 0
     out, _ = capsys.readouterr()
     assert json.loads(out.splitlines()[-1]) == {
         "result": "ok",
@@ -239,17 +239,17 @@ def test_any_change_or_hostile_state_takes_the_full_path(
 ) -> None:
     """A planted, foreign or linked witness, an edited input or a different engine state is a miss."""
     _HOSTILE[change](world)
-    assert lean_up.try_up(world.argv, world.env) is None
+    assert _lean_up.try_up(world.argv, world.env) is None
     assert capsys.readouterr() == ("", "")
 
 
 def test_the_witness_is_not_written_when_the_engine_changed_during_the_run(world: World) -> None:
     """An engine answering differently after the full path's run than before leaves no witness."""
     world.witness_file.unlink()
-    witnessing = lean_up.begin("p", ["busybox"], world.env)
+    witnessing = _lean_up.begin("p", ["busybox"], world.env)
     assert witnessing is not None
     _containers(world, [_container("c1", "p-a-1", "exited", "Exited (1) 1 second ago")])
-    lean_up.finish(
+    _lean_up.finish(
         witnessing,
         project_dir=str(world.dir),
         file=None,
@@ -282,26 +282,26 @@ def test_the_witness_is_not_written_when_the_engine_changed_during_the_run(world
 )
 def test_only_the_flags_it_can_answer_exactly_are_lean(argv: list[str]) -> None:
     """Flags that change what `up` does (or that the lean entry does not parse) go to the full path."""
-    assert lean_up.parse(argv, {}) is None
+    assert _lean_up.parse(argv, {}) is None
 
 
 def test_the_lean_flags_parse_as_click_would() -> None:
     """-C/-f/--env/--profile before `up`, --json/--strict/--timeout after it, ENVD_ENV as default."""
-    args = lean_up.parse(
+    args = _lean_up.parse(
         ["-C", "d", "--env", "ci", "--profile", "x", "up", "--once", "--json", "--timeout", "5"],
         {"ENVD_ENV": "other"},
     )
-    assert args == lean_up.Args("d", None, "ci", frozenset({"x"}), True, False)
-    assert lean_up.parse(["up", "--once"], {"ENVD_ENV": "ci"}) == lean_up.Args(
+    assert args == _lean_up.Args("d", None, "ci", frozenset({"x"}), True, False)
+    assert _lean_up.parse(["up", "--once"], {"ENVD_ENV": "ci"}) == _lean_up.Args(
         None, None, "ci", frozenset(), False, False
     )
-    assert lean_up.parse(["up", "--once"], {"ENVD_PROFILES": "x"}) is None
+    assert _lean_up.parse(["up", "--once"], {"ENVD_PROFILES": "x"}) is None
 
 
 def test_the_lean_modules_import_no_heavy_module() -> None:
     """Importing the lean entry loads no click, pydantic, Docker SDK, engine stack or http.client."""
     code = (
-        "import sys, envd.__main__, envd.cli.lean_up, envd.cli.lean_status;"
+        "import sys, envd.__main__, envd.cli._lean_up, envd.cli._lean_status;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('click','pydantic','docker',"
         "'rich') or m.startswith(('envd.engine','envd.core','envd.run.converge','envd.cli.app',"
         "'envd.daemon.client','http.client','email'))))"
@@ -325,7 +325,7 @@ def test_status_json_prints_the_daemons_report_as_the_full_path_does(
     """The report comes out as ``json.dumps(report, indent=2)``, exit 0."""
     report = {"daemon": {"pid": 1}, "services": [{"name": "a", "drift": []}], "orphans": []}
     project = _status_world(tmp_path, serve, report)
-    assert lean_status.try_status(["-C", str(project), "status", "--json"], {}) == 0
+    assert _lean_status.try_status(["-C", str(project), "status", "--json"], {}) == 0
     assert capsys.readouterr().out == json.dumps(report, indent=2) + "\n"
 
 
@@ -347,8 +347,8 @@ def test_status_gives_way_when_the_daemon_cannot_answer_alone(
 ) -> None:
     """A broken spec, an error answer, other flags or no daemon leave it to the full path."""
     project = _status_world(tmp_path, serve, report, code)
-    assert lean_status.try_status(["-C", str(project), "status", *argv_tail], {}) is None
-    assert lean_status.try_status(["-C", str(tmp_path), "status", "--json"], {}) is None
+    assert _lean_status.try_status(["-C", str(project), "status", *argv_tail], {}) is None
+    assert _lean_status.try_status(["-C", str(tmp_path), "status", "--json"], {}) is None
 
 
 def test_the_key_module_and_the_cache_agree() -> None:

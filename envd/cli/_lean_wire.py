@@ -1,6 +1,6 @@
 """HTTP/1.1 GETs over a unix socket with the standard library alone, for the lean entry.
 
-``envd.cli.lean_up`` and ``envd.cli.lean_status`` answer before click, the
+``envd.cli._lean_up`` and ``envd.cli._lean_status`` answer before click, the
 engine adapter or ``http.client`` are imported. They ask a few GETs of the
 Docker engine's socket or of the project daemon's, and anything unexpected
 (a refused connection, a short or malformed answer, a status other than the

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from envd.cli.lean_wire import WireError, get
+from envd.cli._lean_wire import WireError, get
 
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, str | None] | None:

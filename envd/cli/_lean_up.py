@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from envd.cli.lean_wire import WireError, get
+from envd.cli._lean_wire import WireError, get
 from envd.inputs import desired_key
 from envd.inputs.target import Target
 from envd.values import labels
