@@ -27,7 +27,7 @@ Only what it can do exactly takes this path: a unix-socket Docker engine
 (not TLS, ssh or Podman, whose health needs more calls), a spec without
 secrets or builds, and the flags ``--once``, ``--json``, ``--strict``,
 ``--timeout N`` after ``up`` and ``-C``, ``-f``, ``--env``, ``--profile``,
-``--debug`` before it. ``ENVD_LEAN=off`` turns it off.
+``--debug`` before it. ``ENVD_LEAN=off`` makes envd take the full path.
 """
 
 from __future__ import annotations
@@ -389,8 +389,8 @@ class Witnessing:
 
 def begin(project: str, refs: Sequence[str], environ: Mapping[str, str]) -> Witnessing | None:
     """Under the converge lock, before the full path observes: the engine's answers."""
-    if environ.get("ENVD_LEAN") == "off":
-        return None
+    # Also with ENVD_LEAN=off (which only stops the lean answer), so both
+    # paths can be compared on the same witness.
     engine = engine_socket(environ)
     if engine is None:
         return None
