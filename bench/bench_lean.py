@@ -43,11 +43,13 @@ def _env(lean: bool) -> dict[str, str]:
     return env
 
 
-def _line(name: str, times: list[float]) -> str:
+def _line(name: str, times: list[float], cpu: list[float]) -> str:
     ms = sorted(t * 1000 for t in times)
+    cpu_ms = sorted(c * 1000 for c in cpu)
     return (
-        f"  {name:<22} median {statistics.median(ms):7.1f} ms"
-        f"  (min {ms[0]:.1f}, max {ms[-1]:.1f}, n={len(ms)})"
+        f"  {name:<22} wall median {statistics.median(ms):7.1f} ms"
+        f" (min {ms[0]:.1f}, max {ms[-1]:.1f}); CPU median {statistics.median(cpu_ms):6.1f} ms"
+        f" (min {cpu_ms[0]:.1f}, max {cpu_ms[-1]:.1f}); n={len(ms)}"
     )
 
 
@@ -97,6 +99,7 @@ def bench_up(n: int, repeat: int, before: str | None, v2: str) -> None:
         if before:
             tools["envd before"] = ([before, "up", "--once"], _env(True))
         times: dict[str, list[float]] = {k: [] for k in tools}
+        cpu: dict[str, list[float]] = {k: [] for k in tools}
         for _ in range(repeat):
             for label, (argv, env) in tools.items():
                 cwd = {"compose v2 up -d": v2_dir, "envd before": root / "before"}.get(
@@ -105,9 +108,10 @@ def bench_up(n: int, repeat: int, before: str | None, v2: str) -> None:
                 r = run(argv, cwd, env)
                 assert r.code == 0, f"{label}: {r.output[-2000:]}"
                 times[label].append(r.seconds)
+                cpu[label].append(r.cpu_s)
         print(f"no-op up at {n} services ({repeat} alternating rounds):")
         for label, t in times.items():
-            print(_line(label, t))
+            print(_line(label, t, cpu[label]))
         lean = statistics.median(times["envd lean"])
         print(f"  lean / v2: {lean / statistics.median(times['compose v2 up -d']):.2f}")
     finally:
@@ -129,6 +133,7 @@ def bench_status(sizes: list[int], repeat: int, before: str | None) -> None:
             if before:
                 tools["before"] = ([before, "status", "--json"], _env(True))
             times: dict[str, list[float]] = {k: [] for k in tools}
+            cpu: dict[str, list[float]] = {k: [] for k in tools}
             for _ in range(2):
                 run(status, root, _env(True))
             for _ in range(repeat):
@@ -136,9 +141,10 @@ def bench_status(sizes: list[int], repeat: int, before: str | None) -> None:
                     r = run(argv, root, env)
                     assert r.code == 0, f"{label}: {r.output[-2000:]}"
                     times[label].append(r.seconds)
+                    cpu[label].append(r.cpu_s)
             print(f"status --json, warm daemon, {n} services ({repeat} alternating rounds):")
             for label, t in times.items():
-                print(_line(label, t))
+                print(_line(label, t, cpu[label]))
         finally:
             envd.down_untimed()
 
