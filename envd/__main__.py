@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping
 
 
 def main() -> None:
@@ -36,19 +37,28 @@ def main() -> None:
         # A no-op `up --once` answered from stdlib-only code when certain.
         from envd.cli._lean_up import try_up
 
-        code = try_up(argv, os.environ)
+        code = _lean(try_up, argv)
         if code is not None:
             _leave(code)
-    if "status" in argv and "--json" in argv and os.environ.get("ENVD_LEAN") != "off":
+    if "status" in argv and os.environ.get("ENVD_LEAN") != "off":
         # A running daemon's report, printed without loading the CLI.
         from envd.cli._lean_status import try_status
 
-        code = try_status(argv, os.environ)
+        code = _lean(try_status, argv)
         if code is not None:
             _leave(code)
     from envd.cli.app import run_cli
 
     _leave(run_cli())
+
+
+def _lean(
+    answer: Callable[[list[str], Mapping[str, str]], int | None], argv: list[str]
+) -> int | None:
+    try:
+        return answer(argv, os.environ)
+    except BrokenPipeError:  # as the CLI: nobody reads the answer any more
+        return 0
 
 
 def _leave(code: int) -> None:

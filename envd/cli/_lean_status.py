@@ -1,14 +1,14 @@
-"""``envd status --json`` against a running daemon, answered before click loads.
+"""``envd status`` against a running daemon, answered before click loads.
 
-With a daemon running, ``status --json`` prints the daemon's report as it
-comes; the full path spends most of its time importing click, the CLI and
+With a daemon running, ``status`` prints the daemon's report (as JSON with
+``--json``, else as the text ``envd.cli._status_text`` renders); the full path spends most of its time importing click, the CLI and
 ``http.client``. ``envd.__main__`` asks this module first: it reads the
 daemon's socket path from the same arguments, asks ``GET /v1/status`` with
 the same peer check as ``envd.daemon.client`` (a socket served by another
 user gets nothing), and prints the report exactly as the full path does.
 Anything else — no socket, no answer, an error answer, a report without
 services (the daemon's spec is broken: the full path observes the engine
-itself), other flags, the text table — returns None and the full path runs.
+itself), other flags — returns None and the full path runs.
 ``ENVD_LEAN=off`` turns it off.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from envd.cli._lean_wire import WireError, get
 
 
-def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, str | None] | None:
-    """(the daemon's socket, the environment) of ``envd [globals] status --json``, or None."""
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] | None:
+    """(the daemon's socket, --json) of ``envd [globals] status [--json]``, or None."""
     from envd.daemon.paths import StatePaths
     from envd.spec.paths import resolve_paths
 
@@ -49,12 +49,13 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, str | 
         elif flag == "--env":
             environment = value
         i += 2  # --profile: the daemon's report does not depend on it
-    if list(argv[i + 1 :]) != ["--json"]:
+    rest = list(argv[i + 1 :])
+    if rest not in ([], ["--json"]):
         return None
     if environment is None:
         environment = environ.get("ENVD_ENV") or None
     _, base = resolve_paths(project_dir, file)
-    return StatePaths.for_project(base, environment).socket, environment
+    return StatePaths.for_project(base, environment).socket, bool(rest)
 
 
 def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
@@ -73,5 +74,14 @@ def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
         return None
     if not isinstance(report, dict) or "services" not in report:
         return None
-    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    if found[1]:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    from envd.cli._status_text import render
+
+    try:
+        lines = render(report)
+    except Exception:  # a report this envd cannot read: the full path says so
+        return None
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0

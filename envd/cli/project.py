@@ -18,11 +18,9 @@ from envd.cli._common import (
     _rel,
     _target_opt,
     engine,
-    engine_line,
     err,
     holding,
     lock_opt,
-    table,
 )
 from envd.values.errors import (
     EngineError,
@@ -455,8 +453,6 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
 
         run_status(obj, as_json)
         return
-    import datetime
-
     from envd.daemon import process
     from envd.spec.paths import resolve_paths
 
@@ -489,49 +485,11 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    info = report.get("daemon")
-    if info:
-        when = info.get("last_reconcile")
-        at = datetime.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else "never"
-        click.echo(f"daemon pid {info['pid']}: last reconcile at {at} ({info['last_result']})")
-        if info.get("last_error"):
-            click.echo(f"last error: {info['last_error']}")
-    else:
-        click.echo("no daemon runs for this project (`envd up` starts one)")
-    from envd.cli._status import print_details, state_cell
+    from envd.cli._status_text import render
 
-    if report.get("engine"):
-        click.echo(engine_line(report["engine"]))
-    rows = [("SERVICE", "STATE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
-    for s in report["services"]:
-        rows.append(
-            (
-                s["name"],
-                state_cell(s),
-                str(s["desired_replicas"]),
-                s["actual"],
-                s["health"] or "-",
-                ",".join(c["id"] for c in s["containers"]) or "-",
-                "; ".join(s["drift"]) or "-",
-            )
-        )
-    for o in report["orphans"]:
-        rows.append(
-            (
-                o["service"] or "?",
-                "orphan",
-                "0",
-                o["status"],
-                "-",
-                o["id"],
-                "orphan: not in the spec",
-            )
-        )
-    table(rows)
-    print_details(report)
-    unchecked = sorted({n for s in report["services"] for n in s.get("secrets_not_checked", ())})
-    if unchecked:
-        click.echo(f"secrets not checked (their values come from commands): {', '.join(unchecked)}")
+    # One renderer for this command and the lean entry (envd.cli._lean_status).
+    for line in render(report):
+        click.echo(line)
 
 
 COMMANDS = (validate, plan, up, down, status)

@@ -141,7 +141,7 @@ def test_a_no_op_up_once_prints_the_same_both_ways_and_changes_give_way(
 def test_status_json_with_a_daemon_prints_the_same_both_ways(
     project_dir: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """With a daemon running, the lean ``status --json`` prints the full path's report."""
+    """With a daemon running, the lean ``status`` (text and --json) prints the full path's report."""
     project_dir.write(SPEC)
     up = _default(project_dir, "up", "--timeout", "60")
     assert up.returncode == 0, describe(up)
@@ -162,5 +162,11 @@ def test_status_json_with_a_daemon_prints_the_same_both_ways(
 
         assert steady(lean.stdout) == steady(full.stdout)
         assert lean.stderr == full.stderr == ""
+        assert _lean_answers(project_dir, capsys, "status")
+        lean, full = _default(project_dir, "status"), _full(project_dir, "status")
+        assert lean.returncode == full.returncode == 0, describe(lean) + describe(full)
+        # The first line names the last pass's time, which a pass between the two may move.
+        assert lean.stdout.splitlines()[1:] == full.stdout.splitlines()[1:]
+        assert "SERVICE" in lean.stdout and lean.stderr == full.stderr == ""
     finally:
         assert _default(project_dir, "down").returncode == 0
