@@ -10,7 +10,6 @@ words the problem.
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 
@@ -117,7 +116,3 @@ def _dechunk(data: bytes) -> bytes:
             raise WireError("truncated chunk")
         out.append(data[start : start + size])
         pos = start + size + 2
-
-
-def euid() -> int:
-    return os.geteuid()

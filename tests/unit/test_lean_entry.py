@@ -357,3 +357,25 @@ def test_the_key_module_and_the_cache_agree() -> None:
     from envd.inputs import desired_cache
 
     assert desired_cache._key is desired_key.compute
+
+
+def test_the_wire_reads_chunked_and_sized_answers_and_refuses_broken_ones() -> None:
+    """A chunked or sized answer is read whole; a short, truncated or non-HTTP one raises."""
+    from envd.cli._lean_wire import WireError, parse
+
+    chunked = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n"
+    )
+    assert parse(chunked).body == b"[1,2]"
+    sized = b"HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\nServer: Docker/1\r\n\r\n{}"
+    answer = parse(sized)
+    assert (answer.status, answer.headers["server"], answer.body) == (404, "Docker/1", b"{}")
+    for broken in (
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n{}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n[1]",
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        b"HTTP/1.1 200 OK",
+    ):
+        with pytest.raises(WireError):
+            parse(broken)
