@@ -109,7 +109,9 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Args | None:
                 seconds = float(rest.pop(0))
             except ValueError:
                 return None
-            if not (math.isfinite(seconds) and seconds > 0):
+            # A deadline shorter than a second could run out while the full path
+            # looks (it would then fail): only a clearly ample one is answered here.
+            if not (math.isfinite(seconds) and seconds >= 1):
                 return None
         else:
             return None

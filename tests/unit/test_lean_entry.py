@@ -272,6 +272,7 @@ def test_the_witness_is_not_written_when_the_engine_changed_during_the_run(world
         ["up", "--once", "--rerun", "a"],
         ["up", "--once", "--no-wait"],
         ["up", "--once", "--timeout", "0"],
+        ["up", "--once", "--timeout", "0.5"],
         ["up", "--once", "--timeout", "nan"],
         ["up", "--once", "--frozen"],
         ["up", "--once", "--lock-timeout", "3"],
