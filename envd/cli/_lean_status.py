@@ -25,7 +25,6 @@ from envd.cli._lean_wire import WireError, get
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] | None:
     """(the daemon's socket, --json) of ``envd [globals] status [--json]``, or None."""
-    from envd.daemon.paths import StatePaths
     from envd.spec.paths import resolve_paths
 
     project_dir: str | None = None
@@ -55,7 +54,14 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] 
     if environment is None:
         environment = environ.get("ENVD_ENV") or None
     _, base = resolve_paths(project_dir, file)
-    return StatePaths.for_project(base, environment).socket, bool(rest)
+    return socket_path(base, environment), bool(rest)
+
+
+def socket_path(project_dir: Path, environment: str | None) -> Path:
+    """``envd.daemon.paths.StatePaths.for_project(...).socket``, without importing
+    dataclasses (a unit test keeps the two equal)."""
+    base = project_dir / ".envd"
+    return (base / f"env-{environment}" if environment else base) / "daemon.sock"
 
 
 def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:

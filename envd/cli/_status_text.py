@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from envd.core.status_text import state_text
+
+# typing costs a few milliseconds to import; the lean entry renders this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def engine_line(desc: Mapping[str, str]) -> str:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+
+# typing costs a few milliseconds to import; the lean entry renders this.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def state_text(entry: Mapping[str, Any], when: str = "") -> str:

@@ -380,3 +380,25 @@ def test_the_wire_reads_chunked_and_sized_answers_and_refuses_broken_ones() -> N
     ):
         with pytest.raises(WireError):
             parse(broken)
+
+
+@pytest.mark.parametrize("environment", [None, "ci"])
+def test_the_lean_status_asks_the_daemons_own_socket(environment: str | None) -> None:
+    """The lean client's socket path is the one the daemon binds (StatePaths)."""
+    from envd.daemon.paths import StatePaths
+
+    base = Path("/p")
+    want = StatePaths.for_project(base, environment).socket
+    assert _lean_status.socket_path(base, environment) == want
+
+
+def test_the_lean_status_imports_no_dataclasses() -> None:
+    """`status` against a daemon loads neither dataclasses nor typing before it answers."""
+    code = (
+        "import sys, envd.__main__, envd.cli._lean_status, envd.cli._status_text;"
+        "print(sorted(m for m in ('dataclasses', 'typing', 'inspect') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
