@@ -1,13 +1,17 @@
 """Process entry point.
 
 ``envd init`` is dispatched before anything heavy is imported so that the
-tiny init starts fast; every other command goes through the click CLI.
+tiny init starts fast; so are the lean answers of a no-op ``up --once``
+(``envd.cli._lean_up``) and of ``status`` against a running daemon
+(``envd.cli._lean_status``), each of which gives way to the click CLI on any
+doubt. Every other command goes through the click CLI.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Mapping
 
 
 def main() -> None:
@@ -27,10 +31,34 @@ def main() -> None:
     # envd is an application: third-party pydantic plugins have no business in
     # its spec models, and finding them scans every installed distribution's
     # metadata on each start (~10 ms).
+    # (Set before the lean entry: the desired-cache key covers the environment.)
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    if "--once" in argv and "up" in argv and os.environ.get("ENVD_LEAN") != "off":
+        # A no-op `up --once` answered from stdlib-only code when certain.
+        from envd.cli._lean_up import try_up
+
+        code = _lean(try_up, argv)
+        if code is not None:
+            _leave(code)
+    if "status" in argv and os.environ.get("ENVD_LEAN") != "off":
+        # A running daemon's report, printed without loading the CLI.
+        from envd.cli._lean_status import try_status
+
+        code = _lean(try_status, argv)
+        if code is not None:
+            _leave(code)
     from envd.cli.app import run_cli
 
     _leave(run_cli())
+
+
+def _lean(
+    answer: Callable[[list[str], Mapping[str, str]], int | None], argv: list[str]
+) -> int | None:
+    try:
+        return answer(argv, os.environ)
+    except BrokenPipeError:  # as the CLI: nobody reads the answer any more
+        return 0
 
 
 def _leave(code: int) -> None:

@@ -57,12 +57,9 @@ def engine() -> DockerEngine:
 
 def engine_line(desc: dict[str, str]) -> str:
     """One line naming the engine envd talks to, for ``status``."""
-    context = desc.get("context") or ""
-    via = f", context {context}" if context and context != "default" else ""
-    return (
-        f"engine: {desc.get('name', '?')} {desc.get('version', '?')} at"
-        f" {desc.get('endpoint', '?')}{via} (API {desc.get('api_version', '?')})"
-    )
+    from envd.cli._status_text import engine_line as line
+
+    return line(desc)
 
 
 def err(message: str) -> None:
@@ -169,9 +166,10 @@ def _int(text: str, flag: str) -> int:
 
 def table(rows: Sequence[Sequence[str]]) -> None:
     """Print rows as left-aligned columns (the first row is the header)."""
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)).rstrip())
+    from envd.cli._status_text import table_lines
+
+    for line in table_lines(rows):
+        click.echo(line)
 
 
 def lock_opt(f: F) -> F:

@@ -1,14 +1,11 @@
-"""What `envd status` shows of the supervisor: the STATE column, heal counts,
-a one-shot's result and the last log lines of a failed or flapping service.
+"""What `envd status` shows of the supervisor without a daemon: heal counts read
+from its state file (the text itself is ``envd.cli._status_text``'s).
 """
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
-
-import click
 
 from envd.core.heal import HealRecord
 
@@ -35,38 +32,3 @@ def offline_supervision(eng: Any, desired: Any, report: dict[str, Any], project_
             "flapping_since": r.flapping_since,
         }
     add_supervision(eng, desired, report, heal)
-
-
-def when(ts: object) -> str:
-    if not isinstance(ts, int | float):
-        return ""
-    return datetime.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def state_cell(entry: dict[str, Any]) -> str:
-    from envd.core.status import state_text
-
-    return state_text(entry, when(entry.get("finished_at")))
-
-
-def print_details(report: dict[str, Any]) -> None:
-    """Below the table: why a service failed or flaps, with its last log lines."""
-    for s in report.get("services", []):
-        lines = s.get("last_logs")
-        if s.get("state") == "flapping":
-            since = when((s.get("heal") or {}).get("flapping_since"))
-            click.echo(
-                f"{s['name']}: flapping since {since}: envd stopped healing it;"
-                f" fix it, then `envd up --rerun {s['name']}`"
-            )
-        elif s.get("state") == "failed" and s.get("oneshot"):
-            click.echo(
-                f"{s['name']}: one-shot failed (exit {s.get('exit_code')}); it runs again when"
-                f" its inputs change or with `envd up --rerun {s['name']}`"
-            )
-        elif not lines:
-            continue
-        if lines:
-            click.echo(f"--- last {len(lines)} log lines of {s['name']} ---")
-            for line in lines:
-                click.echo(f"  {s['name']} | {line}")

@@ -18,11 +18,9 @@ from envd.cli._common import (
     _rel,
     _target_opt,
     engine,
-    engine_line,
     err,
     holding,
     lock_opt,
-    table,
 )
 from envd.values.errors import (
     EngineError,
@@ -36,8 +34,11 @@ _strict_opt = click.option(
 )
 
 
-def _warnings(obj: Ctx, strict: bool, select: bool = True) -> list[dict[str, Any]]:
-    """Print the spec's warnings (unset variables) to stderr; raise when strict."""
+def _warnings(
+    obj: Ctx, strict: bool, select: bool = True, lines: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Print the spec's warnings (unset variables) to stderr; raise when strict.
+    ``lines``: also appended there as printed (the lean entry's witness)."""
     from dataclasses import asdict
 
     from envd.spec.read import preflight, render_warning
@@ -47,6 +48,8 @@ def _warnings(obj: Ctx, strict: bool, select: bool = True) -> list[dict[str, Any
     )
     for w in found:
         click.echo(render_warning(w), err=True)
+        if lines is not None:
+            lines.append(render_warning(w))
     return [asdict(w) for w in found]
 
 
@@ -217,7 +220,8 @@ def up(
 
     # A bad ENVD_LOCK_TIMEOUT is exit 2 here, not in every pass of the daemon it would start.
     lock_wait = timeout_from(lock_timeout)
-    _warnings(obj, strict)
+    warned: list[str] = []
+    _warnings(obj, strict, lines=warned)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic);
     # refuses what this user has not approved before anything runs.
     desired, commands = prepare_for_up(obj.target(), frozen=frozen)
@@ -250,15 +254,20 @@ def up(
     try:
         # Another envd converging this project first: wait, then re-plan from what it left.
         with holding(desired.project, "envd up --once", lock_wait):
-            _, result = converge(
+            # A run that changes nothing leaves a witness the lean entry answers the
+            # next identical run from (envd.cli._lean_up).
+            witness = None if force or no_wait else _lean_begin(desired)
+            the_plan, result = converge(
                 eng,
                 desired,
-                progress,
+                progress if witness is None else _noting(progress, witness),
                 wait_ready=not no_wait,
                 timeout=timeout,
                 force_recreate=force,
                 events=True,
             )
+            if witness is not None and not the_plan.changes and not the_plan.problems:
+                _lean_finish(obj, witness, desired, result, warned)
     except EnvironmentFailed as exc:
         progress.close()
         from envd.cli._up import report_failures
@@ -278,6 +287,53 @@ def up(
         )
     else:
         click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
+
+
+# --------------------------------------------------------------------------- the lean entry's witness
+
+
+def _lean_begin(desired: Any) -> Any:
+    import os
+
+    from envd.cli import _lean_up
+    from envd.run.converge import image_refs
+
+    try:
+        return _lean_up.begin(desired.project, image_refs(desired), os.environ)
+    except Exception:  # only the next run is slower
+        return None
+
+
+def _noting(progress: Any, witness: Any) -> Any:
+    from envd.cli import _lean_up
+
+    def emit(ev: Any) -> None:
+        _lean_up.note(witness, ev.kind, ev.resource, ev.message, ev.phase, ev.service)
+        progress(ev)
+
+    return emit
+
+
+def _lean_finish(obj: Ctx, witness: Any, desired: Any, result: Any, warned: list[str]) -> None:
+    import os
+
+    from envd.cli import _lean_up
+
+    try:
+        _lean_up.finish(
+            witness,
+            project_dir=obj.project_dir,
+            file=obj.file,
+            environment=obj.environment,
+            profiles=obj.profiles,
+            project=desired.project,
+            state_dir=str(desired.project_dir),
+            services={n: p.settled or p.state for n, p in result.items()},
+            warnings=warned,
+            environ=os.environ,
+        )
+    except Exception:  # only the next run is slower
+        return
 
 
 @click.command()
@@ -397,8 +453,6 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
 
         run_status(obj, as_json)
         return
-    import datetime
-
     from envd.daemon import process
     from envd.spec.paths import resolve_paths
 
@@ -431,49 +485,11 @@ def status(obj: Ctx, as_json: bool, target: str) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    info = report.get("daemon")
-    if info:
-        when = info.get("last_reconcile")
-        at = datetime.datetime.fromtimestamp(when).strftime("%H:%M:%S") if when else "never"
-        click.echo(f"daemon pid {info['pid']}: last reconcile at {at} ({info['last_result']})")
-        if info.get("last_error"):
-            click.echo(f"last error: {info['last_error']}")
-    else:
-        click.echo("no daemon runs for this project (`envd up` starts one)")
-    from envd.cli._status import print_details, state_cell
+    from envd.cli._status_text import render
 
-    if report.get("engine"):
-        click.echo(engine_line(report["engine"]))
-    rows = [("SERVICE", "STATE", "DESIRED", "ACTUAL", "HEALTH", "CONTAINERS", "DRIFT")]
-    for s in report["services"]:
-        rows.append(
-            (
-                s["name"],
-                state_cell(s),
-                str(s["desired_replicas"]),
-                s["actual"],
-                s["health"] or "-",
-                ",".join(c["id"] for c in s["containers"]) or "-",
-                "; ".join(s["drift"]) or "-",
-            )
-        )
-    for o in report["orphans"]:
-        rows.append(
-            (
-                o["service"] or "?",
-                "orphan",
-                "0",
-                o["status"],
-                "-",
-                o["id"],
-                "orphan: not in the spec",
-            )
-        )
-    table(rows)
-    print_details(report)
-    unchecked = sorted({n for s in report["services"] for n in s.get("secrets_not_checked", ())})
-    if unchecked:
-        click.echo(f"secrets not checked (their values come from commands): {', '.join(unchecked)}")
+    # One renderer for this command and the lean entry (envd.cli._lean_status).
+    for line in render(report):
+        click.echo(line)
 
 
 COMMANDS = (validate, plan, up, down, status)

@@ -15,6 +15,7 @@ from typing import Any
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
 from envd.core.plan import Action, Plan
+from envd.core.status_text import state_text as state_text  # the STATE column, light
 
 NOT_CHECKED = "secrets not checked"
 
@@ -181,16 +182,3 @@ def service_state(entry: Mapping[str, Any], flapping: bool = False) -> str:
     if "dead" in statuses:
         return "failed"
     return str(sorted(statuses)[0])
-
-
-def state_text(entry: Mapping[str, Any], when: str = "") -> str:
-    """The STATE column: ``completed (exit 0) at T``, ``failed (exit 3)``, ``healthy (2 heals)``."""
-    state = str(entry.get("state") or "-")
-    if state in ("completed", "failed") and entry.get("exit_code") is not None:
-        state += f" (exit {entry['exit_code']})"
-        if when:
-            state += f" at {when}"
-    heals = (entry.get("heal") or {}).get("heals") or 0
-    if heals:
-        state += f" ({heals} heal{'s' if heals != 1 else ''})"
-    return state

@@ -32,20 +32,18 @@ produces the proper error message.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
-from envd import __version__
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_codec as codec
+from envd.inputs import desired_key
 from envd.inputs.buildctx import BuildInputs
 from envd.inputs.desired_patch import RawSections
 from envd.inputs.safefile import UnsafeStateDir, own_dir, read_regular, write_replacing
@@ -57,13 +55,13 @@ if TYPE_CHECKING:
     from envd.inputs.secrets import CommandValue
     from envd.spec.load import LoadedSpec
 
-CACHE_FILE = "desired.cache"
-# 3: JSON under a derived seal key (2 was a pickle); 4: paths by where they resolve
-_FORMAT = b"envd-desired-cache/4"
-_SEAL = 32  # bytes of HMAC-SHA256 in front of the JSON
-# Far above any real entry (50 services make about 100 KB): a bigger file is
-# not ours, and is refused before it is read.
-MAX_BYTES = 16 * 1024 * 1024
+# The key, the file's name, format and limits: envd.inputs.desired_key (stdlib
+# only, shared with the lean entry).
+CACHE_FILE = desired_key.CACHE_FILE
+_SEAL = desired_key.SEAL
+MAX_BYTES = desired_key.MAX_BYTES
+_key = desired_key.compute
+_code_fingerprint = desired_key.code_fingerprint
 
 
 @dataclass(frozen=True)
@@ -113,10 +111,6 @@ _decode_entry = codec.table(
     raw_top=codec.optional(codec.string_map),
     raw_services=codec.optional(codec.string_map),
 )
-# The code a desired state is computed by: inputs and the layers below it (the
-# import contracts keep inputs from importing anything else of envd).
-_ENVD = Path(__file__).resolve().parent.parent
-_CODE_DIRS = tuple(str(_ENVD / d) for d in ("values", "spec", "core", "inputs"))
 
 
 def lookup(
@@ -391,92 +385,9 @@ def _with_secret_values(
     )
 
 
-def _key(
-    keys: Keys,
-    target: Target,
-    environ: Mapping[str, str],
-    frozen: bool,
-    spec_file: Path,
-    base: Path,
-    extra: str = "",
-) -> tuple[str, str, bytes | None]:
-    """(the key over every input, the key over all but the spec's bytes, those bytes)."""
-    h = hmac.new(keys.cache_key, _FORMAT, hashlib.sha256)
-
-    def feed(*parts: object) -> None:
-        for part in parts:
-            data = part if isinstance(part, bytes) else repr(part).encode()
-            h.update(len(data).to_bytes(8, "big") + data)
-
-    feed(__version__, sys.version, _code_fingerprint())
-    feed(
-        str(spec_file),
-        str(base),
-        target.environment,
-        sorted(target.profiles),
-        target.swarm,
-        frozen,
-    )
-    spec_bytes: bytes | None = None
-    try:
-        spec_bytes = read_regular(spec_file, MAX_BYTES)
-    except FileNotFoundError:
-        pass
-    texts = [spec_bytes or b""]
-    for path in (base / ".env", base / "envd.lock"):
-        try:
-            # A FIFO or a device here makes a miss (NotRegular), not a hang.
-            data = read_regular(path, MAX_BYTES)
-            texts.append(data)
-            feed(data)
-        except FileNotFoundError:
-            feed(None)
-    feed(sorted(_keyed_environ(environ, texts).items()), extra)
-    base_key = h.hexdigest()
-    feed(spec_bytes)
-    return h.hexdigest(), base_key, spec_bytes
-
-
-# What the shell sets about itself, different with every way of starting envd
-# (`_` is the command's path: `time envd up` after `envd up` changes it). They
-# leave the key unless the spec or .env names them, so a miss is not bought
-# with nothing a spec reads.
-_SHELL_BOOKKEEPING = ("_", "SHLVL", "OLDPWD")
-
-
-def _keyed_environ(environ: Mapping[str, str], texts: list[bytes]) -> Mapping[str, str]:
-    named = {
-        name
-        for name in _SHELL_BOOKKEEPING
-        if any(f"${name}".encode() in t or f"${{{name}".encode() in t for t in texts)
-        or (name != "_" and any(name.encode() in t for t in texts))
-    }
-    return {k: v for k, v in environ.items() if k not in _SHELL_BOOKKEEPING or k in named}
-
-
 def _real(path: Path) -> str | None:
     """Where ``path`` resolves to (links followed), or None when it does not exist."""
     return os.path.realpath(path) if path.exists() else None
-
-
-def _code_fingerprint() -> str:
-    """Size and mtime of every module that computes a desired state: changed code is a
-    changed input."""
-    # One scandir per package and one stat per module: this runs on every
-    # hit, so it avoids os.walk's extra per-entry work.
-    lines: list[str] = []
-    stack = list(_CODE_DIRS)
-    while stack:
-        directory = stack.pop()
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            if entry.name.endswith(".py"):
-                st = entry.stat()
-                lines.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
-            elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _file_digest(path: Path, keys: Keys) -> str | None:

@@ -1,0 +1,93 @@
+"""``envd status`` against a running daemon, answered before click loads.
+
+With a daemon running, ``status`` prints the daemon's report (as JSON with
+``--json``, else as the text ``envd.cli._status_text`` renders); the full path spends most of its time importing click, the CLI and
+``http.client``. ``envd.__main__`` asks this module first: it reads the
+daemon's socket path from the same arguments, asks ``GET /v1/status`` with
+the same peer check as ``envd.daemon.client`` (a socket served by another
+user gets nothing), and prints the report exactly as the full path does.
+Anything else — no socket, no answer, an error answer, a report without
+services (the daemon's spec is broken: the full path observes the engine
+itself), other flags — returns None and the full path runs.
+``ENVD_LEAN=off`` turns it off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from envd.cli._lean_wire import WireError, get
+
+
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] | None:
+    """(the daemon's socket, --json) of ``envd [globals] status [--json]``, or None."""
+    from envd.spec.paths import resolve_paths
+
+    project_dir: str | None = None
+    file: str | None = None
+    environment: str | None = None
+    i = 0
+    while i < len(argv) and argv[i] != "status":
+        flag = argv[i]
+        if flag == "--debug":
+            i += 1
+            continue
+        if flag not in ("-C", "-f", "--file", "--env", "--profile") or i + 1 >= len(argv):
+            return None
+        value = argv[i + 1]
+        if not value or value.startswith("-"):
+            return None
+        if flag == "-C":
+            project_dir = value
+        elif flag in ("-f", "--file"):
+            file = value
+        elif flag == "--env":
+            environment = value
+        i += 2  # --profile: the daemon's report does not depend on it
+    rest = list(argv[i + 1 :])
+    if rest not in ([], ["--json"]):
+        return None
+    if environment is None:
+        environment = environ.get("ENVD_ENV") or None
+    _, base = resolve_paths(project_dir, file)
+    return socket_path(base, environment), bool(rest)
+
+
+def socket_path(project_dir: Path, environment: str | None) -> Path:
+    """``envd.daemon.paths.StatePaths.for_project(...).socket``, without importing
+    dataclasses (a unit test keeps the two equal)."""
+    base = project_dir / ".envd"
+    return (base / f"env-{environment}" if environment else base) / "daemon.sock"
+
+
+def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
+    """Print a running daemon's status report and return 0, or None: take the full path."""
+    try:
+        found = parse(argv, environ)
+        if found is None or not found[0].exists():
+            return None
+        answer = get(str(found[0]), "/v1/status", 10.0, peer_uid=os.geteuid())
+        if answer.status != 200:
+            return None
+        report = json.loads(answer.body or b"null")
+    except (WireError, OSError, ValueError):
+        return None
+    except Exception:  # any doubt: the full path decides
+        return None
+    if not isinstance(report, dict) or "services" not in report:
+        return None
+    if found[1]:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    from envd.cli._status_text import render
+
+    try:
+        lines = render(report)
+    except Exception:  # a report this envd cannot read: the full path says so
+        return None
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    return 0
