@@ -25,13 +25,22 @@ NETWORK_RELEASE_GRACE = 5.0
 
 
 def stop_and_remove(
-    engine: Engine, container_id: str, timeout: int | None, *, volumes: bool, stop: bool = True
+    engine: Engine,
+    container_id: str,
+    timeout: int | None,
+    *,
+    volumes: bool,
+    stop: bool = True,
+    mounted: tuple[str, ...] | None = None,
 ) -> None:
-    """Stop (with the container's own signal and grace) and remove; gone already is done."""
+    """Stop (with the container's own signal and grace) and remove; gone already is done.
+
+    ``mounted``: the volume names the engine's list showed (spares an inspect).
+    """
     try:
         if stop:
             engine.stop_container(container_id, timeout)
-        engine.remove_container(container_id, volumes=volumes)
+        engine.remove_container(container_id, volumes=volumes, mounted=mounted)
     except NotFound:
         pass
 
@@ -58,7 +67,9 @@ def remove_all(
         running = c.status in ("running", "restarting", "paused")
         if pre_stop is not None and c.status == "running":
             hooks.pre_stop(engine, c.id, pre_stop(c), f"container {c.name}", c.service, emit)
-        stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
+        stop_and_remove(
+            engine, c.id, stop_timeout(c), volumes=volumes, stop=running, mounted=c.volumes
+        )
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
 
     # Podman refuses to remove a container others share a namespace of
