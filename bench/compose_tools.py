@@ -294,9 +294,18 @@ Tool = Project | EngineTool
 
 
 def make_projects(
-    n: int, image: str, root: Path, envd_cmd: list[str], v2: str, v1: str | None
+    n: int,
+    image: str,
+    root: Path,
+    envd_cmd: list[str],
+    v2: str,
+    v1: str | None,
+    prefix: str = "bench",
 ) -> list[Tool]:
-    """The tools of one size, in the order of round 1 (v1 only when installed)."""
+    """The tools of one size, in the order of round 1 (v1 only when installed).
+
+    ``prefix`` starts every project name, so runs sharing an engine stay apart.
+    """
     # Fixed names: should the engine leak a project network (see `check`),
     # the next run reuses it instead of leaking another address pool.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ENVD_", "COMPOSE_"))}
@@ -310,22 +319,22 @@ def make_projects(
         directory.mkdir()
         if tool == "envd":
             tools.append(
-                Project("envd", f"benchenvd-{n}", directory, n, image, envd_cmd, env, ENVD_LABEL)
+                Project("envd", f"{prefix}envd-{n}", directory, n, image, envd_cmd, env, ENVD_LABEL)
             )
             tools[-1].probe_port = free_port()
         elif tool == "v2":
-            name = f"benchcomposev2-{n}"
+            name = f"{prefix}composev2-{n}"
             base = [v2, "-p", name, "--ansi", "never"]
             tools.append(Project("v2", name, directory, n, image, base, env, COMPOSE_LABEL))
             tools[-1].probe_port = free_port()
         elif tool == "v1" and v1 is not None:
-            name = f"benchcompose{n}"
+            name = f"{prefix}compose{n}"
             base = [v1, "-p", name, "--no-ansi"]
             tools.append(Project("v1", name, directory, n, image, base, env, COMPOSE_LABEL))
             tools[-1].probe_port = free_port()
         elif tool == "engine":
             names = tools[0].service_names
-            tools.append(EngineTool(f"benchengine-{n}", n, image, names, probe_port=free_port()))
+            tools.append(EngineTool(f"{prefix}engine-{n}", n, image, names, probe_port=free_port()))
     return tools
 
 

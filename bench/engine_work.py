@@ -101,7 +101,9 @@ class EngineProject:
     def _down_one(self, service: str) -> None:
         cid = self.ids.pop(service)
         self.engine.stop_container(cid, self.stop_timeout)
-        self.engine.remove_container(cid, volumes=True)
+        # Its containers mount no volume, which the adapter needs no inspect
+        # to know (mounted=()): the stop and the delete are the engine's work.
+        self.engine.remove_container(cid, volumes=True, mounted=())
 
     def _cold(self) -> None:
         self.engine.create_network(self.network, {labels.PROJECT: self.name})
