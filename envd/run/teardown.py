@@ -22,6 +22,11 @@ from envd.values.types import ExecHook, ObservedContainer
 
 # How long a network may still count endpoints of just-removed containers.
 NETWORK_RELEASE_GRACE = 5.0
+# Stops and removes in flight during `down`. Fewer (8) looked slightly faster
+# for 50 containers that exit at once (the engine serialises their network
+# teardown), but each wave of services that wait out their grace period costs
+# that whole period: 16 halves those waves.
+DOWN_WORKERS = 16
 
 
 def stop_and_remove(
@@ -50,7 +55,7 @@ def remove_all(
     containers: Iterable[ObservedContainer],
     stop_timeout: Callable[[ObservedContainer], int | None],
     emit: Emit = discard,
-    workers: int = 16,
+    workers: int = DOWN_WORKERS,
     volumes: bool = False,
     pre_stop: Callable[[ObservedContainer], Sequence[ExecHook]] | None = None,
 ) -> None:
