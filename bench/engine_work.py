@@ -108,7 +108,11 @@ class EngineProject:
         self.engine.remove_container(cid, volumes=True, mounted=())
 
     def _cold(self) -> None:
-        self.engine.create_network(self.network, {labels.PROJECT: self.name})
+        # A network the engine leaked on an earlier run (moby#42119: "has active
+        # endpoints" with none attached) is reused, as the tools reuse theirs,
+        # rather than taking another address pool or failing the run.
+        if not self.engine.network_exists(self.network):
+            self.engine.create_network(self.network, {labels.PROJECT: self.name})
         parallel(lambda i: self._up_one(self.services[i]), len(self.services))
 
     def _noop(self) -> None:
