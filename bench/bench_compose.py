@@ -41,6 +41,7 @@ import datetime as _dt
 import math
 import os
 import platform
+import re
 import shlex
 import signal
 import statistics
@@ -178,6 +179,7 @@ def bench_size(
     envd_cmd: list[str],
     v2: str,
     v1: str | None,
+    steps: tuple[str, ...] = STEPS,
     prefix: str = "bench",
 ) -> Result:
     tools = make_projects(n, image, root, envd_cmd, v2, v1, prefix)
@@ -196,7 +198,8 @@ def bench_size(
             for p in tools:
                 p.generation = {}
                 p.write()
-            for step in STEPS:
+            # Every other step needs the project up: cold runs even when not timed.
+            for step in [s for s in STEPS if s in steps or s == "cold"]:
                 if step == "change":
                     for p in tools:
                         p.generation[changed] = rep + 1
@@ -209,7 +212,8 @@ def bench_size(
                     if probe is not None:
                         result.downtime.setdefault(p.tool, []).append(probe.finish())
                     state[p.tool] = check(p, step, r, state[p.tool], changed, result.warnings)
-                    result.add(p.tool, step, r)
+                    if step in steps:
+                        result.add(p.tool, step, r)
                     print(
                         f"  N={n} rep {rep + 1}/{repeat} {TOOL_TITLES[p.tool]:<10} {step:<6} "
                         f"{r.seconds:7.3f} s  rss {_mb(r.rss_mb)} MB  cpu {r.cpu_s:5.2f} s",
@@ -237,11 +241,11 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "inf"
 
 
-def rows(results: list[Result], target_n: int) -> list[list[str]]:
+def rows(results: list[Result], target_n: int, steps: tuple[str, ...] = STEPS) -> list[list[str]]:
     out = []
     for res in results:
-        has_v1 = ("v1", "cold") in res.times
-        for step in STEPS:
+        has_v1 = any(tool == "v1" for tool, _ in res.times)
+        for step in steps:
             e, v2, g = res.median("envd", step), res.median("v2", step), res.median("engine", step)
             v1 = res.median("v1", step) if has_v1 else 0.0
             ratio = e / v2 if v2 else float("inf")
@@ -312,8 +316,10 @@ def downtime_lines(results: list[Result]) -> list[str]:
 
 def rss_lines(results: list[Result], target_n: int) -> list[str]:
     lines = []
-    up = ("cold", "noop", "change")
     for res in results:
+        up = [s for s in ("cold", "noop", "change") if ("envd", s) in res.rss]
+        if not up:  # --steps timed no up
+            continue
         up_rss = max(res.peak_rss("envd", s) for s in up)
         judged = res.services == target_n
         mark = (
@@ -324,7 +330,7 @@ def rss_lines(results: list[Result], target_n: int) -> list[str]:
         peers = [
             f"{TOOL_TITLES[t]} up: {max(res.peak_rss(t, s) for s in up):.1f} MB"
             for t in ("v2", "v1")
-            if (t, "cold") in res.times
+            if (t, up[0]) in res.times
         ]
         lines.append(
             f"peak RSS of `envd up --once` at {res.services} services: "
@@ -434,10 +440,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--markdown", metavar="FILE", help="also write the results as markdown")
     ap.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help=f"comma-separated steps to time (default {','.join(STEPS)}); cold up runs "
+        "untimed when another step needs the project up",
+    )
+    ap.add_argument(
         "--prefix",
         default="bench",
-        help="start of every project name (default bench: benchenvd-50, ...); runs sharing"
-        " an engine need different ones",
+        help="start of every project name (default bench), so runs sharing an engine stay apart",
     )
     ap.add_argument(
         "--envd",
@@ -461,6 +472,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.services.split(",") if s.strip()]
+    steps = tuple(s for s in STEPS if s in {x.strip() for x in args.steps.split(",")})
+    if not steps or not re.fullmatch(r"[a-z0-9]+", args.prefix):
+        print(
+            "bench_compose: --steps names none of " + ",".join(STEPS) + " or --prefix is"
+            " not lower-case letters and digits",
+            file=sys.stderr,
+        )
+        return 2
     if subprocess.run(["docker", "image", "inspect", args.image], capture_output=True).returncode:
         print(
             f"bench_compose: image {args.image} not found; "
@@ -482,7 +501,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for n in sizes:
                 results.append(
-                    bench_size(n, args.repeat, args.image, Path(tmp), envd_cmd, v2, v1, args.prefix)
+                    bench_size(
+                        n, args.repeat, args.image, Path(tmp), envd_cmd, v2, v1, steps, args.prefix
+                    )
                 )
         except BenchError as exc:
             print(f"bench_compose: {exc}", file=sys.stderr)
@@ -490,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("bench_compose: interrupted (every project was torn down)", file=sys.stderr)
             return 130
-    body = rows(results, args.target_services)
+    body = rows(results, args.target_services, steps)
     extra = downtime_lines(results) + rss_lines(results, args.target_services)
     for res in results:
         for w in dict.fromkeys(res.warnings):

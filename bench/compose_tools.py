@@ -304,7 +304,8 @@ def make_projects(
 ) -> list[Tool]:
     """The tools of one size, in the order of round 1 (v1 only when installed).
 
-    ``prefix`` starts every project name (two runs on one engine need different ones)."""
+    ``prefix`` starts every project name, so runs sharing an engine stay apart.
+    """
     # Fixed names: should the engine leak a project network (see `check`),
     # the next run reuses it instead of leaking another address pool.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ENVD_", "COMPOSE_"))}

@@ -8,7 +8,8 @@ exactly the engine calls a Compose-like tool cannot avoid — the floor that
 * cold up   — create a labelled network, then create + start N containers
 * no-op up  — one labelled list call
 * change    — stop + remove + create + start of the one changed container
-* down      — stop + remove the N containers, then remove the network
+* down      — stop + remove the N containers (as many in flight as ``envd down``),
+  then remove the network
 
 Import it with ``bench/`` on ``sys.path`` (a script in ``bench/`` has it).
 """
@@ -31,6 +32,7 @@ if str(REPO) not in sys.path:
 from downtime import CONTAINER_PORT, HTTPD  # noqa: E402
 
 from envd.engine.docker.client import DockerEngine  # noqa: E402
+from envd.run.teardown import DOWN_WORKERS  # noqa: E402
 from envd.values import labels  # noqa: E402
 from envd.values.types import ContainerCreate, NetworkAttachment, PortBinding  # noqa: E402
 
@@ -101,10 +103,16 @@ class EngineProject:
     def _down_one(self, service: str) -> None:
         cid = self.ids.pop(service)
         self.engine.stop_container(cid, self.stop_timeout)
-        self.engine.remove_container(cid, volumes=True)
+        # Its containers mount no volume, which the adapter needs no inspect
+        # to know (mounted=()): the stop and the delete are the engine's work.
+        self.engine.remove_container(cid, volumes=True, mounted=())
 
     def _cold(self) -> None:
-        self.engine.create_network(self.network, {labels.PROJECT: self.name})
+        # A network the engine leaked on an earlier run (moby#42119: "has active
+        # endpoints" with none attached) is reused, as the tools reuse theirs,
+        # rather than taking another address pool or failing the run.
+        if not self.engine.network_exists(self.network):
+            self.engine.create_network(self.network, {labels.PROJECT: self.name})
         parallel(lambda i: self._up_one(self.services[i]), len(self.services))
 
     def _noop(self) -> None:
@@ -116,7 +124,8 @@ class EngineProject:
 
     def _down(self) -> None:
         up = list(self.ids)
-        parallel(lambda i: self._down_one(up[i]), len(up))
+        # As many in flight as `envd down` keeps: the same engine work, minus envd.
+        parallel(lambda i: self._down_one(up[i]), len(up), DOWN_WORKERS)
         self.engine.remove_network(self.network)
 
     def run(self, step: str, changed: str) -> EngineRun:

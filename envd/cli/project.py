@@ -365,11 +365,12 @@ def down(
         return
     from envd.cli.progress import make_progress
     from envd.daemon import process
-    from envd.inputs.prepare import prepare
     from envd.run.teardown import remove_all, remove_declared_volumes, remove_networks
 
     desired = _cached_desired(obj.target())
     if desired is None:
+        from envd.inputs.prepare import prepare
+
         _, desired = prepare(obj.target(), read_secret_values=False)
     eng = engine()
     # The daemon goes first, or it would repair what down removes; a daemon

@@ -139,19 +139,22 @@ def stop(
     never signalled). ``notify`` hears each escalation; a daemon still there
     at the end raises ``EnvdError``.
     """
-    from envd.daemon.client import DaemonClient, ForeignDaemon
     from envd.daemon.escalate import escalate, is_daemon
 
     paths = StatePaths.for_project(project_dir, environment)
-    try:
-        client = running(project_dir, environment)
-    except ForeignDaemon:
-        if os.geteuid() != 0:
-            raise
-        # Root may stop another user's daemon of this project (one in the envd
-        # image runs as its own user): a stop request carries nothing of ours,
-        # and root could end that process anyway.
-        client = DaemonClient(paths.socket, trust_foreign=True)
+    client: DaemonClient | None = None
+    if paths.socket.exists():  # else no client to import (http.client): `down`'s usual case
+        from envd.daemon.client import DaemonClient, ForeignDaemon
+
+        try:
+            client = running(project_dir, environment)
+        except ForeignDaemon:
+            if os.geteuid() != 0:
+                raise
+            # Root may stop another user's daemon of this project (one in the envd
+            # image runs as its own user): a stop request carries nothing of ours,
+            # and root could end that process anyway.
+            client = DaemonClient(paths.socket, trust_foreign=True)
     pid = _pid(paths)
     if client is None and not (pid is not None and _alive(pid) and is_daemon(pid, project_dir)):
         return False

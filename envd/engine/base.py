@@ -117,12 +117,15 @@ class Engine(Protocol):
         ``None``: after the grace period the container was created with.
         """
 
-    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+    def remove_container(
+        self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+    ) -> None:
         """Remove a (stopped) container and envd's secret volumes with it.
 
         Its other anonymous volumes stay unless ``volumes`` is set; then they go
         too, including ones handed over from a replaced container. Named
-        volumes always stay.
+        volumes always stay. ``mounted``: the volume names a list showed it
+        mounting (``ObservedContainer.volumes``), which may spare an inspect.
         """
 
     def rename_container(self, container_id: str, name: str) -> None: ...

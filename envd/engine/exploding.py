@@ -118,7 +118,9 @@ class ExplodingEngine:
     def stop_container(self, container_id: str, timeout: int | None) -> None:
         _explode("stop_container")
 
-    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+    def remove_container(
+        self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+    ) -> None:
         _explode("remove_container")
 
     def rename_container(self, container_id: str, name: str) -> None:

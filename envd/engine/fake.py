@@ -89,6 +89,7 @@ class FakeEngine(FakeState):
                     ports=c.ports if c.status == "running" else (),
                     status_text="Up" if c.status == "running" else c.status.capitalize(),
                     network_mode=c.network_mode,
+                    volumes=_volume_names(c),
                 )
                 for c in self._containers.values()
                 if c.spec.labels.get(labels.PROJECT) == project
@@ -363,10 +364,16 @@ class FakeEngine(FakeState):
             self.exit_container(c.id, STOPPED_EXIT_CODE)
             self._event(c, "stop")
 
-    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+    def remove_container(
+        self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+    ) -> None:
         with self._lock:
             self._enter("remove_container", container_id)
             c = self._get(container_id)
+            if mounted is not None and sorted(mounted) != sorted(_volume_names(c)):
+                # What the list said of this container must be what it mounts:
+                # the real adapter trusts it to skip the inspect.
+                raise EngineError(f"container {container_id}: mounts {mounted} are not its own")
             if c.status == "running":
                 self.exit_container(c.id, 137)
             if c.id in self._containers:
@@ -470,3 +477,8 @@ class FakeEngine(FakeState):
                         q.put(event)
             self._subscribers.append((project, q))
         return drain(q, until)
+
+
+def _volume_names(c: FakeContainer) -> tuple[str, ...]:
+    """The volumes a container mounts, as the engine's list shows them (issue 15)."""
+    return tuple(m.source for m in c.mounts if m.type == "volume")

@@ -22,16 +22,30 @@ from envd.values.types import ExecHook, ObservedContainer
 
 # How long a network may still count endpoints of just-removed containers.
 NETWORK_RELEASE_GRACE = 5.0
+# Stops and removes in flight during `down`. Fewer (8) looked slightly faster
+# for 50 containers that exit at once (the engine serialises their network
+# teardown), but each wave of services that wait out their grace period costs
+# that whole period: 16 halves those waves.
+DOWN_WORKERS = 16
 
 
 def stop_and_remove(
-    engine: Engine, container_id: str, timeout: int | None, *, volumes: bool, stop: bool = True
+    engine: Engine,
+    container_id: str,
+    timeout: int | None,
+    *,
+    volumes: bool,
+    stop: bool = True,
+    mounted: tuple[str, ...] | None = None,
 ) -> None:
-    """Stop (with the container's own signal and grace) and remove; gone already is done."""
+    """Stop (with the container's own signal and grace) and remove; gone already is done.
+
+    ``mounted``: the volume names the engine's list showed (spares an inspect).
+    """
     try:
         if stop:
             engine.stop_container(container_id, timeout)
-        engine.remove_container(container_id, volumes=volumes)
+        engine.remove_container(container_id, volumes=volumes, mounted=mounted)
     except NotFound:
         pass
 
@@ -41,7 +55,7 @@ def remove_all(
     containers: Iterable[ObservedContainer],
     stop_timeout: Callable[[ObservedContainer], int | None],
     emit: Emit = discard,
-    workers: int = 16,
+    workers: int = DOWN_WORKERS,
     volumes: bool = False,
     pre_stop: Callable[[ObservedContainer], Sequence[ExecHook]] | None = None,
 ) -> None:
@@ -58,7 +72,9 @@ def remove_all(
         running = c.status in ("running", "restarting", "paused")
         if pre_stop is not None and c.status == "running":
             hooks.pre_stop(engine, c.id, pre_stop(c), f"container {c.name}", c.service, emit)
-        stop_and_remove(engine, c.id, stop_timeout(c), volumes=volumes, stop=running)
+        stop_and_remove(
+            engine, c.id, stop_timeout(c), volumes=volumes, stop=running, mounted=c.volumes
+        )
         emit(Event("remove", f"container {c.name}", "removed", "done", c.service))
 
     # Podman refuses to remove a container others share a namespace of

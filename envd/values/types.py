@@ -252,6 +252,10 @@ class ObservedContainer:
     # HostConfig.NetworkMode as the engine reports it: "container:<id>" once
     # resolved, so a replaced namespace owner shows.
     network_mode: str = ""
+    # down (issue 15): the names of the volumes the list shows mounted, so
+    # removing the container needs no inspect to look for anonymous ones to take
+    # along; None when the list does not say (Podman): then it inspects.
+    volumes: tuple[str, ...] | None = field(default=None, compare=False)
 
     @property
     def service(self) -> str:

@@ -20,7 +20,9 @@ class RefusesOwnerFirst(FakeEngine):
     def stop_container(self, container_id: str, timeout: int | None = None) -> None:
         return None
 
-    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+    def remove_container(
+        self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+    ) -> None:
         assert not (container_id == "owner" and "joined" not in self.removed), (
             "owner removed while joined still uses its network namespace"
         )
@@ -41,7 +43,9 @@ def test_down_removes_containers_in_anothers_namespace_first() -> None:
 class PodmanRefusal(RefusesOwnerFirst):
     """Like Podman: the owner is refused with a conflict (not removed) while joined exists."""
 
-    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+    def remove_container(
+        self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+    ) -> None:
         if container_id == "owner" and "joined" not in self.removed:
             raise Conflict("container owner has dependent containers which must be removed", 409)
         self.removed.append(container_id)
@@ -61,7 +65,9 @@ def test_down_reports_a_container_the_engine_keeps_refusing() -> None:
     """A refusal that outlasts the others is the caller's error, not swallowed."""
 
     class Always(RefusesOwnerFirst):
-        def remove_container(self, container_id: str, volumes: bool = False) -> None:
+        def remove_container(
+            self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+        ) -> None:
             raise Conflict("removal of container x is already in progress", 409)
 
     c = ObservedContainer(id="x", name="p-x-1", labels={}, status="exited")

@@ -298,7 +298,15 @@ class DockerEngine(EngineSession, HostSettingsApi):
             timeout=max(self.timeout, timeout + 30.0),
         )
 
-    def remove_container(self, container_id: str, volumes: bool = False) -> None:
+    def remove_container(
+        self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
+    ) -> None:
+        podman = self.engine_info().is_podman
+        if mounted is not None and not podman and not payloads.may_be_anonymous(mounted):
+            # The list showed no volume the engine named: none to take along,
+            # so no inspect (one call per container less in `down`).
+            self._delete_container(container_id, volumes)
+            return
         # Anonymous volumes holding secrets go with their container even when
         # the others stay (`down` without -v). With -v the engine removes the
         # anonymous volumes it created, not those handed over by name: we do.
@@ -306,7 +314,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
         mounts = self._mounts(resp.json()) if resp.status == 200 else []
         # Podman's v=1 also removes an anonymous volume another container
         # mounts by name (Docker's only the ones made for this one): we do it.
-        self._delete_container(container_id, volumes and not self.engine_info().is_podman)
+        self._delete_container(container_id, volumes and not podman)
         for m in mounts:
             if m.secrets or (volumes and m.anonymous):
                 with contextlib.suppress(NotFound, Conflict):

@@ -460,9 +460,28 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
                 ports=ports,
                 status_text=status_text,
                 network_mode=str((c.get("HostConfig") or {}).get("NetworkMode") or ""),
+                volumes=_listed_volumes(c),
             )
         )
     return out
+
+
+# --- down without an inspect per container (issue 15)
+def _listed_volumes(c: Json) -> tuple[str, ...] | None:
+    """The volume names a list entry shows mounted; None when it has no ``Mounts``."""
+    listed = c.get("Mounts")
+    if not isinstance(listed, list):
+        return None
+    return tuple(
+        str(m.get("Name") or "")
+        for m in listed
+        if isinstance(m, dict) and m.get("Type") == "volume"
+    )
+
+
+def may_be_anonymous(volume_names: tuple[str, ...]) -> bool:
+    """Whether any of these volumes is named like one the engine named itself (64 hex)."""
+    return any(_ANONYMOUS_NAME.fullmatch(name) for name in volume_names)
 
 
 def observed_networks(doc: Json) -> list[ObservedNetwork]:
