@@ -21,8 +21,6 @@ from pydantic import (
 from envd.spec.configs import ConfigDef as ConfigDef
 from envd.spec.configs import ServiceConfig as ServiceConfig
 from envd.spec.configs import ServiceConfigs
-
-# The parts of a service live in service_parts; callers meet them here.
 from envd.spec.host_isolation import (
     DeviceEntry,
     Gpus,
@@ -53,13 +51,16 @@ from envd.spec.model_base import (
 )
 from envd.spec.net_parts import ContainerName, Expose, Ipam, NetworkMode, network_rules
 
-# The parts of a service live in service_parts; callers meet them here.
+# The parts of a service live in service_parts and ports; callers meet them here.
+from envd.spec.ports import Port as Port
+from envd.spec.ports import Ports
+
+# The parts of a service live in service_parts and ports; callers meet them here.
 from envd.spec.service_parts import Build as Build
 from envd.spec.service_parts import (
     BuildSection,
     DependsOn,
     Networks,
-    Ports,
     ServiceSecrets,
     Signal,
     Volumes,
@@ -68,7 +69,6 @@ from envd.spec.service_parts import Dependency as Dependency
 from envd.spec.service_parts import Heal as Heal
 from envd.spec.service_parts import Healthcheck as Healthcheck
 from envd.spec.service_parts import Hook as Hook
-from envd.spec.service_parts import Port as Port
 from envd.spec.service_parts import ServiceNetwork as ServiceNetwork
 from envd.spec.service_parts import ServiceSecret as ServiceSecret
 from envd.spec.service_parts import VolumeMount as VolumeMount

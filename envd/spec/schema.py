@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from envd.spec import configs, models, service_parts
+from envd.spec import configs, models, ports, service_parts
 from envd.spec.models import Spec
 
 SCHEMA_ID = "https://envd.dev/schemas/envd.schema.json"
@@ -20,7 +20,7 @@ def json_schema() -> dict[str, Any]:
     # Spec alone cannot resolve.
     found = [
         obj
-        for module in (models, service_parts, configs)
+        for module in (models, service_parts, ports, configs)
         for obj in vars(module).values()
         if isinstance(obj, type)
         and issubclass(obj, BaseModel)
