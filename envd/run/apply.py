@@ -495,7 +495,3 @@ class Applier:
 
 def _first_container(p: ServiceProgress) -> str:
     return p.containers[0].id if p.containers else ""
-
-
-def container_ids(progress: Mapping[str, ServiceProgress]) -> dict[str, list[str]]:
-    return {n: [c.id for c in p.containers] for n, p in progress.items()}
