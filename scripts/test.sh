@@ -76,7 +76,9 @@ step pytest run_pytest "$@"
 # in docs/compatibility.md, Podman; run on Podman, such a test fails, not skips).
 on_podman() { DOCKER_HOST=unix:///run/envd-podman/podman.sock run_pytest "$@"; }
 if [[ $# -eq 0 && "${ENVD_SKIP_PODMAN:-0}" != 1 ]]; then
-  step podman on_podman tests/contract/test_engine_contract.py tests/e2e \
+  step podman on_podman tests/contract/test_engine_contract.py \
+    tests/contract/test_engine_contract_net.py tests/contract/test_host_settings_contract.py \
+    tests/contract/test_configs_contract.py tests/e2e \
     -k "not fake" -m "not needs_engine_healthchecks and not needs_swarm"
 fi
 
