@@ -248,6 +248,10 @@ class DockerEngine(EngineSession, HostSettingsApi):
         if refusal is not None:
             raise EngineError(refusal)
         body = payloads.create_body(spec, self.api)
+        if spec.entrypoint == () and self.engine_info().is_podman:
+            # Podman reads an empty Entrypoint as unset and keeps the image's;
+            # [""] clears it there, as the Docker CLI's `--entrypoint ''` does.
+            body["Entrypoint"] = [""]
         doc = self._call(
             "POST",
             "/containers/create",
