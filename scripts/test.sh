@@ -79,7 +79,7 @@ on_podman() { DOCKER_HOST=unix:///run/envd-podman/podman.sock run_pytest "$@"; }
 podman_tests=(
   tests/contract/test_engine_contract.py tests/contract/test_engine_contract_net.py
   tests/contract/test_host_settings_contract.py tests/contract/test_configs_contract.py
-  tests/e2e
+  tests/contract/test_events_contract.py tests/e2e
   tests/integration/test_anonymous_volumes_real.py tests/integration/test_builds.py
   tests/integration/test_compose_corpus_v2.py tests/integration/test_compose_v2_round_trip.py
   tests/integration/test_configs_real.py tests/integration/test_engine_smoke.py
