@@ -87,6 +87,7 @@ podman_tests=(
   tests/integration/test_init_pid1.py tests/integration/test_interop_docker.py
   tests/integration/test_networks_real.py tests/integration/test_real_engine.py
   tests/integration/test_remote_engines.py tests/integration/test_secrets_real.py
+  tests/integration/test_stop_signals.py
 )
 if [[ $# -eq 0 && "${ENVD_SKIP_PODMAN:-0}" != 1 ]]; then
   step podman on_podman "${podman_tests[@]}" \
