@@ -328,38 +328,3 @@ def test_event_objects_split_on_newlines_and_skip_junk() -> None:
     """Newline-delimited JSON objects come out one by one; non-objects and bad lines are skipped."""
     chunks = iter([b'{"a": 1}\n{"b"', b': 2}\n[1]\nnot json\n\n{"c": 3}\n'])
     assert list(json_objects(chunks)) == [{"a": 1}, {"b": 2}, {"c": 3}]
-
-
-def test_podman_is_known_from_its_ping_without_asking_version(socket_dir: Path) -> None:
-    """Podman's ping headers give its identity and API version, so its slow /version
-    (it runs dpkg per component) is never asked; Docker's ping is followed by /version."""
-    sock = socket_dir / "podman.sock"
-    asked: list[str] = []
-    ping = (
-        b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nLibpod-Api-Version: 4.3.1\r\n"
-        b"Server: Libpod/4.3.1 (linux)\r\nContent-Length: 2\r\n\r\nOK"
-    )
-    empty = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
-
-    def handle(conn: socket.socket) -> None:
-        conn.settimeout(5)
-        request = conn.recv(65536).decode()
-        asked.append(request.split(" ", 2)[1])
-        conn.sendall(ping if "/_ping" in request else empty)
-
-    _serve(sock, handle, connections=2)
-    eng = DockerEngine(host=f"unix://{sock}", timeout=5)
-    eng.ping()
-    assert (eng.engine_info().kind, eng.engine_info().version) == ("Podman", "4.3.1")
-    assert eng.engine_info().api_used == "1.41"
-    assert eng.list_volumes("p") == []
-    assert [a.split("?")[0] for a in asked] == ["/_ping", "/v1.41/volumes"]
-
-
-def test_a_podman_ping_too_old_is_refused(socket_dir: Path) -> None:
-    """A Podman whose ping says API 1.40 is refused with the same sentence /version would give."""
-    sock = socket_dir / "podman.sock"
-    old = b"HTTP/1.1 200 OK\r\nApi-Version: 1.40\r\nLibpod-Api-Version: 3.4.4\r\nContent-Length: 2\r\n\r\nOK"
-    _serve(sock, _answers(old))
-    with pytest.raises(EngineUnavailable, match=r"speaks Docker API 1\.40, older than the 1\.41"):
-        DockerEngine(host=f"unix://{sock}", timeout=5).ping()

@@ -71,12 +71,11 @@ class DockerEngine(EngineSession, HostSettingsApi):
     # --- observe -----------------------------------------------------------
     def ping(self) -> None:
         try:
-            status, headers = get_once(self._endpoint.connect, "/_ping", self.timeout)
+            status = get_once(self._endpoint.connect, "/_ping", self.timeout)
         except (OSError, ProtocolError, StaleConnection, ValueError) as exc:
             raise self._unavailable(exc) from None
         if status != 200:
             raise self._unavailable(f"it answered HTTP {status} to a ping")
-        self._adopt_ping(headers)
         self.engine_info()  # an engine too old for envd is refused here, once
 
     def list_containers(self, project: str) -> list[ObservedContainer]:

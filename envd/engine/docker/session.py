@@ -98,13 +98,6 @@ class EngineSession:
                 self._info = versions.negotiate(answer, self.host)
             return self._info
 
-    def _adopt_ping(self, headers: Mapping[str, str]) -> None:
-        """Take the engine's identity from a ping's headers where they say all ``/version``
-        would (Podman's), so the slow ``/version`` is not asked (``versions.from_ping``)."""
-        with self._info_lock:
-            if self._info is None:
-                self._info = versions.from_ping(headers, self.host)
-
     def describe(self) -> dict[str, str]:
         """Which engine this is and how envd reaches it (for ``status``)."""
         info = self.engine_info()

@@ -179,9 +179,8 @@ class Connection:
 
 def get_once(
     open_socket: Callable[[float | None], socket.socket], url: str, timeout: float | None
-) -> tuple[int, dict[str, str]]:
-    """The status and headers (lower-case names) of one GET on a connection of its own,
-    closed after it.
+) -> int:
+    """The status of one GET on a connection of its own, closed after it.
 
     An engine shutting down closes only its listener and still answers on
     kept-alive connections until it exits: a fresh connection tells the truth.
@@ -190,7 +189,7 @@ def get_once(
     try:
         status, headers = conn.request("GET", url, {}, None, timeout)
         b"".join(conn.body_chunks("GET", status, headers))
-        return status, headers
+        return status
     finally:
         conn.close()
 

@@ -11,7 +11,6 @@ builds the payload for the version in use (see docs/compatibility.md,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from envd.values.errors import EngineUnavailable
@@ -96,21 +95,3 @@ def negotiate(doc: object, where: str) -> EngineInfo:
         os=str(doc.get("Os") or ""),
         arch=str(doc.get("Arch") or ""),
     )
-
-
-def from_ping(headers: Mapping[str, str], where: str) -> EngineInfo | None:
-    """The ``EngineInfo`` a ping's headers (lower-case names) give, or None to ask ``/version``.
-
-    Only Podman's ping says all envd needs (``Api-Version`` and its own version in
-    ``Libpod-Api-Version``); its ``/version`` runs ``dpkg -S`` for each of its
-    components on Debian, seconds on a busy machine, for every envd command.
-    """
-    podman = headers.get("libpod-api-version")
-    if not podman:
-        return None
-    doc = {
-        "ApiVersion": headers.get("api-version", ""),
-        "Version": podman,
-        "Components": [{"Name": "Podman Engine", "Version": podman}],
-    }
-    return negotiate(doc, where)
