@@ -74,9 +74,23 @@ step pytest run_pytest "$@"
 # Docker API (docs/compatibility.md); only on a full run. Deselected there: the
 # tests needing what Podman cannot do on this machine (each marker is explained
 # in docs/compatibility.md, Podman; run on Podman, such a test fails, not skips).
+# The integration files left out are listed, with the reason, in the same section.
 on_podman() { DOCKER_HOST=unix:///run/envd-podman/podman.sock run_pytest "$@"; }
+podman_tests=(
+  tests/contract/test_engine_contract.py tests/contract/test_engine_contract_net.py
+  tests/contract/test_host_settings_contract.py tests/contract/test_configs_contract.py
+  tests/contract/test_events_contract.py tests/e2e
+  tests/integration/test_anonymous_volumes_real.py tests/integration/test_builds.py
+  tests/integration/test_compose_corpus_v2.py tests/integration/test_compose_v2_round_trip.py
+  tests/integration/test_configs_real.py tests/integration/test_engine_smoke.py
+  tests/integration/test_environments_real.py tests/integration/test_host_settings_compose.py
+  tests/integration/test_init_pid1.py tests/integration/test_interop_docker.py
+  tests/integration/test_networks_real.py tests/integration/test_real_engine.py
+  tests/integration/test_remote_engines.py tests/integration/test_secrets_real.py
+  tests/integration/test_stop_signals.py
+)
 if [[ $# -eq 0 && "${ENVD_SKIP_PODMAN:-0}" != 1 ]]; then
-  step podman on_podman tests/contract/test_engine_contract.py tests/e2e \
+  step podman on_podman "${podman_tests[@]}" \
     -k "not fake" -m "not needs_engine_healthchecks and not needs_swarm"
 fi
 

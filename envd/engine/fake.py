@@ -34,6 +34,7 @@ from envd.engine.fake_state import (
     labels_key,
 )
 from envd.engine.host_defaults import engine_filled
+from envd.engine.secret_paths import config_refusal
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
@@ -262,6 +263,9 @@ class FakeEngine(FakeState):
     def create_container(self, spec: ContainerCreate) -> str:
         with self._lock:
             self._enter("create_container", spec.name)
+            refusal = config_refusal(spec)
+            if refusal is not None:
+                raise EngineError(refusal)
             if any(c.name == spec.name for c in self._containers.values()):
                 raise Conflict(
                     f'Conflict. The container name "/{spec.name}" is already in use', 409
@@ -301,12 +305,6 @@ class FakeEngine(FakeState):
                 c.files[target] = FakeFile(s.value, s.mode, s.uid, s.gid)
             # configs: written into the root filesystem like the engine's archive API does
             for cf in spec.configs:
-                if spec.read_only:
-                    raise EngineError(
-                        f"writing configs into container {spec.name}: container rootfs is "
-                        "marked read-only",
-                        500,
-                    )
                 c.files[posixpath.normpath(cf.target)] = FakeFile(cf.value, cf.mode, cf.uid, cf.gid)
             c.mounts = self._make_mounts(spec, img)
             self._containers[c.id] = c

@@ -1,4 +1,4 @@
-"""Where an engine puts a container's secret files: shared by every ``Engine``.
+"""Where an engine puts a container's secret and config files: shared by every ``Engine``.
 
 The real engine and the fake must agree on it (the contract suite checks the
 anonymous volumes a read-only container with secrets gets), so it is one
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 
-from envd.values.types import SecretFile
+from envd.values.types import ContainerCreate, SecretFile
 
 # Where secrets go by default; with a read-only root filesystem an anonymous
 # volume is mounted there so the archive API may write into it.
@@ -46,3 +46,30 @@ def secrets_by_root(secrets: tuple[SecretFile, ...]) -> dict[str, tuple[SecretFi
         root = next(r for r in roots if is_under(target, r))
         out.setdefault(root, []).append(s)
     return {root: tuple(group) for root, group in sorted(out.items())}
+
+
+def config_refusal(spec: ContainerCreate) -> str | None:
+    """Why ``spec``'s configs cannot be written into its container, or None.
+
+    Configs go into the root filesystem through the archive API. Docker refuses
+    that write on a read-only root or into a read-only mount; Podman performs it
+    (into the volume or host directory behind a mount), so every engine refuses
+    it itself, before creating anything.
+    """
+    if not spec.configs:
+        return None
+    if spec.read_only:
+        targets = ", ".join(sorted(c.target for c in spec.configs))
+        return (
+            f"container {spec.name}: configs ({targets}) cannot be written into a"
+            " read-only root filesystem (read_only = true)"
+        )
+    for cf in spec.configs:
+        target = posixpath.normpath(cf.target)
+        for m in spec.mounts:
+            if m.read_only and is_under(target, posixpath.normpath(m.target)):
+                return (
+                    f"container {spec.name}: config {target} cannot be written into"
+                    f" read-only mount {m.target}"
+                )
+    return None

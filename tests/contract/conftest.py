@@ -102,11 +102,14 @@ class World:
     def cleanup(self) -> None:
         """Remove everything labelled with this project (and images built)."""
         eng = self.engine
-        for c in eng.list_containers(self.project):
-            try:
-                eng.remove_container(c.id, volumes=True)
-            except EngineError:
-                pass
+        # Twice: Podman refuses to remove a container another joined the network
+        # namespace of (network_mode container:) while that one exists.
+        for _ in range(2):
+            for c in eng.list_containers(self.project):
+                try:
+                    eng.remove_container(c.id, volumes=True)
+                except EngineError:
+                    pass
         for n in eng.list_networks(self.project):
             try:
                 eng.remove_network(n.name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from envd.values.errors import EngineError
-from envd.values.types import ConfigFile, SecretFile
+from envd.values.types import ConfigFile, Mount, SecretFile
 
 from .conftest import World
 
@@ -28,9 +28,34 @@ def test_configs_are_files_with_content_owner_and_mode(world: World) -> None:
 
 
 def test_configs_refused_on_a_read_only_root_filesystem(world: World) -> None:
-    """The engine cannot write a config into a read-only rootfs: the create fails and leaves no container."""
+    """envd refuses a config on a read-only rootfs before creating anything, in one sentence
+    naming the container and the file (Docker would refuse the write, Podman would perform it)."""
     eng = world.engine
     spec = world.spec("ro", read_only=True, configs=(ConfigFile("/x.conf", value=b"x"),))
-    with pytest.raises(EngineError):
+    with pytest.raises(EngineError) as info:
         eng.create_container(spec)
-    assert not [c for c in eng.list_containers(world.project) if c.name == spec.name]
+    assert str(info.value) == (
+        f"container {spec.name}: configs (/x.conf) cannot be written into a read-only root"
+        " filesystem (read_only = true)"
+    )
+    assert eng.list_containers(world.project) == []
+
+
+def test_configs_refused_in_a_read_only_mount(world: World) -> None:
+    """A config whose target lies in a read-only mount is refused before anything is created
+    (Podman would write it into the volume behind the mount)."""
+    eng = world.engine
+    vol = world.name("ro")
+    eng.create_volume(vol, world.labels())
+    spec = world.spec(
+        "in-mount",
+        mounts=(Mount("volume", "/etc/app", vol, read_only=True),),
+        configs=(ConfigFile("/etc/app/site.conf", value=b"x"),),
+    )
+    with pytest.raises(EngineError) as info:
+        eng.create_container(spec)
+    assert str(info.value) == (
+        f"container {spec.name}: config /etc/app/site.conf cannot be written into read-only"
+        " mount /etc/app"
+    )
+    assert eng.list_containers(world.project) == []

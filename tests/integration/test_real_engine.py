@@ -430,11 +430,26 @@ def test_every_create_field_reaches_the_engine(engine: DockerEngine, project: st
         assert {"A=1", "B=x=y"} <= set(cfg["Env"])
         assert cfg["Labels"]["dev.envd.service"] == "all"
         assert set(cfg["ExposedPorts"]) == {"80/tcp", "53/udp"}
-        assert host["PortBindings"]["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": ""}]
-        mounts = {m["Target"]: m for m in host["Mounts"]}
-        assert mounts["/data"]["Source"] == vol and mounts["/data"]["ReadOnly"] is True
-        assert mounts["/host"]["Type"] == "bind" and mounts["/host"]["Source"] == "/etc"
-        assert host["Tmpfs"] == {"/scratch": "size=1m"}
+        # Podman's inspect (docs/compatibility.md, Podman) shows the port it chose, has no
+        # HostConfig.Mounts (the top-level Mounts has them), adds its own tmpfs on /run, /tmp
+        # and /var/tmp of a read-only container, gives the stop signal as a number and
+        # NetworkMode "bridge" for a user network.
+        podman = engine.engine_info().is_podman
+        [binding] = host["PortBindings"]["80/tcp"]
+        assert binding["HostIp"] == "127.0.0.1"
+        assert binding["HostPort"].isdigit() if podman else binding["HostPort"] == ""
+        if podman:
+            mounts = {m["Destination"]: m for m in doc["Mounts"]}
+            assert mounts["/data"]["Name"] == vol and mounts["/data"]["RW"] is False
+            assert mounts["/host"]["Type"] == "bind" and mounts["/host"]["Source"] == "/etc"
+            assert mounts["/host"]["RW"] is False
+            assert host["Tmpfs"]["/scratch"].split(",")[0] == "size=1m"
+            assert set(host["Tmpfs"]) == {"/scratch", "/run", "/tmp", "/var/tmp"}
+        else:
+            mounts = {m["Target"]: m for m in host["Mounts"]}
+            assert mounts["/data"]["Source"] == vol and mounts["/data"]["ReadOnly"] is True
+            assert mounts["/host"]["Type"] == "bind" and mounts["/host"]["Source"] == "/etc"
+            assert host["Tmpfs"] == {"/scratch": "size=1m"}
         hc = cfg["Healthcheck"]
         assert hc == {
             "Test": ["CMD", "true"],
@@ -445,10 +460,10 @@ def test_every_create_field_reaches_the_engine(engine: DockerEngine, project: st
         }
         assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 0}
         assert host["Init"] is True and host["ReadonlyRootfs"] is True
-        assert (cfg["StopSignal"], cfg["StopTimeout"]) == ("SIGINT", 7)
+        assert (cfg["StopSignal"], cfg["StopTimeout"]) == ("2" if podman else "SIGINT", 7)
         assert (host["CapAdd"], host["CapDrop"]) == (["NET_ADMIN"], ["MKNOD"])
         assert (cfg["Tty"], cfg["OpenStdin"]) == (True, True)
-        assert host["NetworkMode"] == net_a
+        assert host["NetworkMode"] == ("bridge" if podman else net_a)
         nets = doc["NetworkSettings"]["Networks"]
         assert set(nets) == {net_a, net_b}
         assert "alpha" in nets[net_a]["Aliases"] and "beta" in nets[net_b]["Aliases"]

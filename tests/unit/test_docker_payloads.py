@@ -234,6 +234,21 @@ def test_container_list_entries() -> None:
     assert payloads.observed_containers(None) == []
 
 
+def test_podmans_own_states_read_as_dockers() -> None:
+    """Podman's "stopped" (exited, cleanup pending) reads as exited with its code, in the list
+    and in an inspect; "configured" and "initialized" as created, "stopping" as running."""
+    doc = [
+        {"Id": "a", "State": "stopped", "Status": "Exited (3) 1 second ago"},
+        {"Id": "b", "State": "configured", "Status": "Created"},
+        {"Id": "c", "State": "initialized", "Status": "Created"},
+        {"Id": "d", "State": "stopping", "Status": "Up 2 seconds"},
+    ]
+    got = [(c.status, c.exit_code) for c in payloads.observed_containers(doc)]
+    assert got == [("exited", 3), ("created", None), ("created", None), ("running", None)]
+    state = payloads.container_state({"Id": "a", "State": {"Status": "stopped", "ExitCode": 3}})
+    assert (state.status, state.exit_code) == ("exited", 3)
+
+
 @pytest.mark.parametrize(
     ("state", "healthcheck", "want"),
     [

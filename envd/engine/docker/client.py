@@ -34,7 +34,7 @@ from envd.engine.docker.transport import (
     json_objects,
     stream_lines,
 )
-from envd.engine.secret_paths import secrets_by_root
+from envd.engine.secret_paths import config_refusal, secrets_by_root
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, NotFound
 from envd.values.types import (
@@ -83,15 +83,21 @@ class DockerEngine(EngineSession, HostSettingsApi):
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
         found = payloads.observed_containers(self._call("GET", "/containers/json", q).json())
         if self.engine_info().is_podman:
-            # Podman's list shows no health: ask each running container's inspect.
-            found = [self._with_health(c) if c.status == "running" else c for c in found]
+            # Podman's list shows neither health nor HostConfig (the planner needs
+            # the id a `container:` network mode joined): ask each one's inspect.
+            found = [self._podman_inspected(c) for c in found]
         return found
 
-    def _with_health(self, c: ObservedContainer) -> ObservedContainer:
+    def _podman_inspected(self, c: ObservedContainer) -> ObservedContainer:
         try:
-            return dataclasses.replace(c, health=self.container_state(c.id).health)
+            doc = self._inspect_container(c.id)
         except NotFound:
             return c
+        mode = str((doc.get("HostConfig") or {}).get("NetworkMode") or "")
+        if c.status != "running":
+            return dataclasses.replace(c, network_mode=mode)
+        health = payloads.container_state(doc).health
+        return dataclasses.replace(c, health=health, network_mode=mode)
 
     def list_networks(self, project: str) -> list[ObservedNetwork]:
         q = payloads.project_filter(project)
@@ -233,7 +239,20 @@ class DockerEngine(EngineSession, HostSettingsApi):
         return str(((doc.get("Config") or {}).get("Labels") or {}).get(labels.PROJECT) or "")
 
     def create_container(self, spec: ContainerCreate) -> str:
+        refusal = config_refusal(spec)
+        if refusal is None and spec.host.device_requests and self.engine_info().is_podman:
+            # Podman 4's Docker API accepts DeviceRequests and drops them (podman#22645).
+            refusal = (
+                f"container {spec.name}: Podman's Docker API ignores GPU device requests"
+                " (gpus), so the container would start without its GPUs"
+            )
+        if refusal is not None:
+            raise EngineError(refusal)
         body = payloads.create_body(spec, self.api)
+        if spec.entrypoint == () and self.engine_info().is_podman:
+            # Podman reads an empty Entrypoint as unset and keeps the image's;
+            # [""] clears it there, as the Docker CLI's `--entrypoint ''` does.
+            body["Entrypoint"] = [""]
         doc = self._call(
             "POST",
             "/containers/create",
@@ -264,7 +283,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
         return cid
 
     def _write_secrets(self, cid: str, spec: ContainerCreate) -> None:
-        if spec.configs:  # read-only files (the checks refuse them with read_only)
+        if spec.configs:  # read-only files (config_refusal checked where they may go)
             tar = payloads.secrets_tar(spec.configs, "/", parents=False)
             self._put_archive(cid, "/", tar, f"writing configs into container {spec.name}")
         what = f"writing secrets into container {spec.name}"

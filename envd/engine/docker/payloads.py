@@ -45,6 +45,15 @@ Json = Any  # a decoded JSON value from the engine
 _ANONYMOUS_NAME = re.compile(r"[0-9a-f]{64}")  # how the engine names anonymous volumes
 _HEALTH_RE = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 _EXITED_RE = re.compile(r"^Exited \((-?\d+)\)")
+# Podman's own states where Docker's API has none: "stopped" is an exited container
+# whose cleanup has not run yet (it turns "exited" moments later), "stopping" still
+# runs, "configured"/"initialized" were never started.
+_PODMAN_STATES = {
+    "stopped": "exited",
+    "stopping": "running",
+    "configured": "created",
+    "initialized": "created",
+}
 
 
 # --------------------------------------------------------------------------- small parts
@@ -430,6 +439,7 @@ def observed_containers(doc: Json) -> list[ObservedContainer]:
     out: list[ObservedContainer] = []
     for c in doc or []:
         status = str(c.get("State") or "")
+        status = _PODMAN_STATES.get(status, status)
         status_text = str(c.get("Status") or "")
         exit_code: int | None = None
         if status in ("exited", "dead"):
@@ -538,6 +548,7 @@ def container_state(doc: Json) -> ContainerState:
     """A container inspect."""
     state = doc.get("State") or {}
     status = str(state.get("Status") or "")
+    status = _PODMAN_STATES.get(status, status)
     hc = (doc.get("Config") or {}).get("Healthcheck") or {}
     test = hc.get("Test") or []
     has_hc = bool(test) and test[0] != "NONE"
