@@ -42,7 +42,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from envd.engine.docker.payloads import engine_time  # noqa: E402
+from envd.engine.docker.answers import engine_time  # noqa: E402
 from envd.spec.durations import parse_duration  # noqa: E402
 
 IMAGE = "envd-local/busybox:latest"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from envd.engine.docker import payloads
+from envd.engine.docker import answers, payloads
 from envd.engine.secret_paths import secret_roots, secrets_by_root
 from envd.engine.swarm import payloads as swarm_payloads
 from envd.values import labels
@@ -221,7 +221,7 @@ def test_container_list_entries() -> None:
         {"Id": "c2", "Names": [], "State": "exited", "Status": "Exited (137) 2 minutes ago"},
         {"Id": "c3", "State": "exited", "Status": "Exited (-1) now"},
     ]
-    web, gone, odd = payloads.observed_containers(doc)
+    web, gone, odd = answers.observed_containers(doc)
     assert (web.name, web.status, web.health, web.exit_code) == (
         "p-web-1",
         "running",
@@ -231,7 +231,7 @@ def test_container_list_entries() -> None:
     assert web.ports == (PortBinding(80, "tcp", "0.0.0.0", 8080),)
     assert (gone.name, gone.exit_code, gone.health, gone.labels) == ("", 137, None, {})
     assert odd.exit_code == -1
-    assert payloads.observed_containers(None) == []
+    assert answers.observed_containers(None) == []
 
 
 def test_podmans_own_states_read_as_dockers() -> None:
@@ -243,9 +243,9 @@ def test_podmans_own_states_read_as_dockers() -> None:
         {"Id": "c", "State": "initialized", "Status": "Created"},
         {"Id": "d", "State": "stopping", "Status": "Up 2 seconds"},
     ]
-    got = [(c.status, c.exit_code) for c in payloads.observed_containers(doc)]
+    got = [(c.status, c.exit_code) for c in answers.observed_containers(doc)]
     assert got == [("exited", 3), ("created", None), ("created", None), ("running", None)]
-    state = payloads.container_state({"Id": "a", "State": {"Status": "stopped", "ExitCode": 3}})
+    state = answers.container_state({"Id": "a", "State": {"Status": "stopped", "ExitCode": 3}})
     assert (state.status, state.exit_code) == ("exited", 3)
 
 
@@ -275,7 +275,7 @@ def test_container_state_from_an_inspect(
 ) -> None:
     """Exit codes only once stopped; health only while running and only with a real healthcheck."""
     doc = {"Id": "c1", "State": state, "Config": {"Healthcheck": {"Test": healthcheck}}}
-    got: ContainerState = payloads.container_state(doc)
+    got: ContainerState = answers.container_state(doc)
     assert (got.status, got.exit_code, got.health, got.has_healthcheck) == want
 
 
@@ -292,21 +292,21 @@ def test_mounts_mark_anonymous_volumes_and_then_secret_ones() -> None:
             {"Type": "bind", "Source": "/host", "Destination": "/h"},
         ],
     }
-    found = payloads.mounts(doc)
+    found = answers.mounts(doc)
     assert [(m.target, m.anonymous, m.read_only) for m in found] == [
         ("/run/secrets", True, False),
         ("/handed", True, False),
         ("/n", False, True),
         ("/h", False, False),
     ]
-    marked = payloads.mark_secret_volumes(found, {"Volumes": [{"Name": HEX}]})
+    marked = answers.mark_secret_volumes(found, {"Volumes": [{"Name": HEX}]})
     assert marked[0] == ObservedMount("volume", "/run/secrets", HEX, False, True, True)
     assert [m.secrets for m in marked[1:]] == [False, False, False]
 
 
 def test_image_networks_and_volumes() -> None:
     """Image labels, digests and declared volumes; network and volume lists keep their labels."""
-    image = payloads.observed_image(
+    image = answers.observed_image(
         "app:1",
         {
             "Id": "sha256:i",
@@ -320,13 +320,13 @@ def test_image_networks_and_volumes() -> None:
         ("/a", "/b"),
         {},
     )
-    (net,) = payloads.observed_networks([{"Id": "n1", "Name": "p_default", "Labels": None}])
+    (net,) = answers.observed_networks([{"Id": "n1", "Name": "p_default", "Labels": None}])
     assert (net.id, net.name, net.labels) == ("n1", "p_default", {})
-    (vol,) = payloads.observed_volumes({"Volumes": [{"Name": "p_data", "Labels": {"k": "v"}}]})
+    (vol,) = answers.observed_volumes({"Volumes": [{"Name": "p_data", "Labels": {"k": "v"}}]})
     assert (vol.name, vol.labels) == ("p_data", {"k": "v"})
-    assert payloads.observed_volumes({"Volumes": None}) == []
-    assert payloads.stop_timeout({"Config": {}}) == 10
-    assert payloads.stop_timeout({"Config": {"StopTimeout": 3}}) == 3
+    assert answers.observed_volumes({"Volumes": None}) == []
+    assert answers.stop_timeout({"Config": {}}) == 10
+    assert answers.stop_timeout({"Config": {"StopTimeout": 3}}) == 3
 
 
 def test_swarm_tasks_and_services() -> None:

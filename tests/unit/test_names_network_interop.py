@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from envd.engine.docker import payloads
+from envd.engine.docker import answers, payloads
 from envd.interop.compose_export import to_compose
 from envd.interop.compose_import import import_compose
 from envd.interop.k8s_export import to_k8s
@@ -184,5 +184,5 @@ def test_network_payload_and_answer_carry_ipam() -> None:
     }
     assert body["EnableIPv6"] is True
     assert "IPAM" not in payloads.network_body("n", {}, "bridge", False, (1, 41))
-    [net] = payloads.observed_networks([{"Id": "x", "Name": "n", **body}])
+    [net] = answers.observed_networks([{"Id": "x", "Name": "n", **body}])
     assert net.ipam == (pool,) and net.enable_ipv6 and net.ipam_driver == "default"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from envd.engine.docker import host_payloads, payloads
+from envd.engine.docker import answers, host_payloads, payloads
 from envd.engine.docker.host_api import HostSettingsApi
 from envd.engine.docker.payloads import Json
 from envd.engine.docker.session import DEFAULT_TIMEOUT, EngineSession
@@ -81,7 +81,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
 
     def list_containers(self, project: str) -> list[ObservedContainer]:
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
-        found = payloads.observed_containers(self._call("GET", "/containers/json", q).json())
+        found = answers.observed_containers(self._call("GET", "/containers/json", q).json())
         if self.engine_info().is_podman:
             # Podman's list shows neither health nor HostConfig (the planner needs
             # the id a `container:` network mode joined): ask each one's inspect.
@@ -96,16 +96,16 @@ class DockerEngine(EngineSession, HostSettingsApi):
         mode = str((doc.get("HostConfig") or {}).get("NetworkMode") or "")
         if c.status != "running":
             return dataclasses.replace(c, network_mode=mode)
-        health = payloads.container_state(doc).health
+        health = answers.container_state(doc).health
         return dataclasses.replace(c, health=health, network_mode=mode)
 
     def list_networks(self, project: str) -> list[ObservedNetwork]:
         q = payloads.project_filter(project)
-        return payloads.observed_networks(self._call("GET", "/networks", q).json())
+        return answers.observed_networks(self._call("GET", "/networks", q).json())
 
     def list_volumes(self, project: str) -> list[ObservedVolume]:
         q = payloads.project_filter(project)
-        return payloads.observed_volumes(self._call("GET", "/volumes", q).json())
+        return answers.observed_volumes(self._call("GET", "/volumes", q).json())
 
     def inspect_image(self, ref: str) -> ObservedImage | None:
         resp = self._send("GET", f"/images/{quote(ref, safe='/:@')}/json")
@@ -113,7 +113,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
             return None
         if resp.status != 200:
             raise self._error(resp, f"image {ref}")
-        return payloads.observed_image(ref, resp.json())
+        return answers.observed_image(ref, resp.json())
 
     def registry_digest(self, ref: str) -> str | None:
         """The manifest digest the registry serves for ``ref`` now (no pull), or None
@@ -130,7 +130,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
         ).json()
 
     def container_state(self, container_id: str) -> ContainerState:
-        return payloads.container_state(self._inspect_container(container_id))
+        return answers.container_state(self._inspect_container(container_id))
 
     # --- images ------------------------------------------------------------
     def pull_image(self, ref: str, progress: ProgressFn | None = None) -> ObservedImage:
@@ -308,7 +308,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
 
     def stop_container(self, container_id: str, timeout: int | None) -> None:
         if timeout is None:
-            timeout = payloads.stop_timeout(self._inspect_container(container_id))
+            timeout = answers.stop_timeout(self._inspect_container(container_id))
         self._call(
             "POST",
             f"/containers/{quote(container_id)}/stop",
@@ -321,7 +321,7 @@ class DockerEngine(EngineSession, HostSettingsApi):
         self, container_id: str, volumes: bool = False, mounted: tuple[str, ...] | None = None
     ) -> None:
         podman = self.engine_info().is_podman
-        if mounted is not None and not podman and not payloads.may_be_anonymous(mounted):
+        if mounted is not None and not podman and not answers.may_be_anonymous(mounted):
             # The list showed no volume the engine named: none to take along,
             # so no inspect (one call per container less in `down`).
             self._delete_container(container_id, volumes)
@@ -361,11 +361,11 @@ class DockerEngine(EngineSession, HostSettingsApi):
 
     def _mounts(self, doc: Json) -> list[ObservedMount]:
         """A container's mounts from its inspect (plus one volume list if any is anonymous)."""
-        out = payloads.mounts(doc, self.engine_info().is_podman)
+        out = answers.mounts(doc, self.engine_info().is_podman)
         if any(m.anonymous and not m.secrets for m in out):
             q = {"filters": payloads.filters(label=[f"{labels.SECRETS_VOLUME}=1"])}
             vols = self._call("GET", "/volumes", q, what="listing volumes").json()
-            out = payloads.mark_secret_volumes(out, vols)
+            out = answers.mark_secret_volumes(out, vols)
         return out
 
     def rename_container(self, container_id: str, name: str) -> None:
