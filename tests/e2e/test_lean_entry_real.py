@@ -21,7 +21,8 @@ import pytest
 from envd.cli import _lean_status, _lean_up
 from tests.helpers import BUSYBOX, describe, envd_env, run_envd
 
-pytestmark = pytest.mark.usefixtures("busybox_image")
+# Service b has a healthcheck: Podman without systemd never runs it (docs/compatibility.md).
+pytestmark = [pytest.mark.usefixtures("busybox_image"), pytest.mark.needs_engine_healthchecks]
 
 SPEC = f"""
 [services.a]
