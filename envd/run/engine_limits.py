@@ -34,8 +34,14 @@ def refuse_ignored_limits(engine: Engine, desired: DesiredProject) -> None:
     if not why:
         return
     first, fields = next(iter(limited.items()))
-    others = sorted(limited)[1:]
-    also = f" (so do services {_join(others)})" if others else ""
+    others = [repr(name) for name in sorted(limited)[1:]]
+    also = ""
+    if others:
+        also = (
+            f" (so does service {others[0]})"
+            if len(others) == 1
+            else f" (so do services {_join(others)})"
+        )
     raise UsageError(
         f"service {first!r} sets {_join(fields)}{also}, which {why} silently ignores:"
         " the containers would run without those limits; use rootful Podman or a host"

@@ -117,13 +117,14 @@ class EngineSession:
         """
         if not self.engine_info().is_podman:
             return ""
-        with self._info_lock:
-            if self._limits_note is None:
-                resp = self._send("GET", "/info")
-                if resp.status != 200:
-                    raise self._error(resp, "engine info")
-                self._limits_note = versions.ignored_limits(resp.json())
-            return self._limits_note
+        if self._limits_note is None:
+            # Not under _info_lock: the request itself reads the API version.
+            # Two threads asking at once both ask; the answers agree.
+            resp = self._send("GET", "/info")
+            if resp.status != 200:
+                raise self._error(resp, "engine info")
+            self._limits_note = versions.ignored_limits(resp.json())
+        return self._limits_note
 
     def describe(self) -> dict[str, str]:
         """Which engine this is and how envd reaches it (for ``status``)."""
