@@ -136,6 +136,8 @@ def host_canonical(spec: ContainerCreate) -> dict[str, Any]:
 _CGROUP_LIMITS = ("nano_cpus", "memory", "memory_reservation", "memory_swap", "pids_limit")
 
 
-def cgroup_limits(host: HostSettings) -> list[str]:
-    """The spec names of the cgroup resource limits ``host`` sets (``cpus``, ``mem_limit``…)."""
-    return [_SPEC_NAMES.get(f, f) for f in _CGROUP_LIMITS if getattr(host, f) > 0]
+def resource_limits(host: HostSettings) -> list[str]:
+    """The spec names of the resource limits ``host`` sets: the cgroup ones (``cpus``,
+    ``mem_limit``…), then ``ulimits``."""
+    found = [_SPEC_NAMES.get(f, f) for f in _CGROUP_LIMITS if getattr(host, f) > 0]
+    return [*found, "ulimits"] if host.ulimits else found

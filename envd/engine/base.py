@@ -44,8 +44,8 @@ class Engine(Protocol):
 
     def ignored_limits(self) -> str:
         """This engine, named ("rootless Podman on cgroups v1"), when it would create a
-        container without its CPU, memory, swap and pids limits and say so nowhere the
-        caller sees; "" when it applies them (every other engine). Asked only when a
+        container without its CPU, memory, swap and pids limits and ulimits, and say so
+        nowhere the caller sees; "" when it applies them (every other engine). Asked only when a
         spec sets such a limit; an engine may ask its own info once for it."""
 
     # --- observe -----------------------------------------------------------

@@ -1,7 +1,8 @@
 """Refusing resource limits the engine would silently drop.
 
 Rootless Podman on cgroups v1 creates a container without the CPU, memory,
-swap and pids limits it was asked for and says so only in its own log. A
+swap and pids limits it was asked for and says so only in its own log; its
+Docker API drops the container's ulimits there too (seen with Podman 4.3). A
 service that counts on a limit must not run unbounded unnoticed, so such a
 spec is refused before anything is created. The engine is asked (once, it
 caches the answer) only when some service sets a limit: most specs set none,
@@ -11,7 +12,7 @@ and every command would otherwise pay a round trip.
 from __future__ import annotations
 
 from envd.core.desired import DesiredProject
-from envd.core.host_settings import cgroup_limits
+from envd.core.host_settings import resource_limits
 from envd.engine.base import Engine
 from envd.values.errors import UsageError
 
@@ -21,12 +22,12 @@ def _join(names: list[str]) -> str:
 
 
 def refuse_ignored_limits(engine: Engine, desired: DesiredProject) -> None:
-    """Raise ``UsageError`` (exit 2) when a service sets a cgroup limit ``engine`` drops
+    """Raise ``UsageError`` (exit 2) when a service sets a resource limit ``engine`` drops
     (``Engine.ignored_limits`` names the engine then: "rootless Podman on cgroups v1")."""
     limited = {
         name: found
         for name, svc in sorted(desired.services.items())
-        if (found := cgroup_limits(svc.template.host))
+        if (found := resource_limits(svc.template.host))
     }
     if not limited:
         return

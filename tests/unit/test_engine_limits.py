@@ -42,7 +42,7 @@ pids_limit = 100
 image = "{IMAGE}"
 """
 
-# -1 asks for no cgroup limit (unlimited pids, unlimited swap); shm and ulimits are not cgroups.
+# -1 asks for no limit (unlimited pids, unlimited swap); shm_size is a tmpfs size.
 UNLIMITED = f"""
 [project]
 name = "limits"
@@ -52,7 +52,6 @@ image = "{IMAGE}"
 pids_limit = -1
 memswap_limit = -1
 shm_size = "64m"
-ulimits = {{ nofile = 1024, nproc = 512 }}
 """
 
 REFUSAL = (
@@ -89,7 +88,7 @@ def test_converge_refuses_limits_the_engine_drops_before_creating_anything(
 
 
 def test_every_limit_field_is_named(tmp_path: Path) -> None:
-    """cpus, mem_limit, mem_reservation and memswap_limit are each named when set."""
+    """cpus, mem_limit, mem_reservation, memswap_limit and ulimits are each named when set."""
     text = f"""
     [services.web]
     image = "{IMAGE}"
@@ -97,11 +96,12 @@ def test_every_limit_field_is_named(tmp_path: Path) -> None:
     mem_limit = "64m"
     mem_reservation = "32m"
     memswap_limit = "128m"
+    ulimits = {{ nofile = 1024 }}
     """
     with pytest.raises(UsageError) as info:
         converge(_fake(ROOTLESS_V1), _desired(tmp_path, text), wait_ready=False)
     assert str(info.value).startswith(
-        "service 'web' sets cpus, mem_limit, mem_reservation and memswap_limit, which"
+        "service 'web' sets cpus, mem_limit, mem_reservation, memswap_limit and ulimits, which"
         " rootless Podman on cgroups v1 silently ignores"
     )
 
@@ -118,7 +118,7 @@ def test_limits_converge_where_the_engine_applies_them(tmp_path: Path) -> None:
 
 
 def test_the_engine_is_not_asked_when_no_limit_is_set(tmp_path: Path) -> None:
-    """A spec without cgroup limits (-1, shm_size, ulimits) converges on rootless cgroups-v1
+    """A spec without resource limits (-1, shm_size) converges on rootless cgroups-v1
     Podman without asking the engine about limits at all."""
     eng = _fake(ROOTLESS_V1)
     converge(eng, _desired(tmp_path, UNLIMITED), wait_ready=False)

@@ -110,7 +110,7 @@ class EngineSession:
 
     def ignored_limits(self) -> str:
         """The engine, named, when it would silently drop a container's CPU, memory, swap
-        and pids limits, or "" when it applies them (``Engine.ignored_limits``).
+        and pids limits and ulimits, or "" when it applies them (``Engine.ignored_limits``).
 
         Only rootless Podman on cgroups v1 does (it says so in its own log
         only); Docker is never asked. Podman is asked its ``/info`` once.

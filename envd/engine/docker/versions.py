@@ -141,8 +141,9 @@ def ignored_limits(info: object) -> str:
     """The engine whose ``/info`` is ``info``, named, when it drops resource limits, or "".
 
     Rootless Podman on cgroups v1 cannot hand a container a cgroup of its own,
-    so it creates the container without its CPU, memory, swap and pids limits
-    (Podman's compatible ``/info`` has ``Rootless`` and ``CgroupVersion``).
+    so it creates the container without its CPU, memory, swap and pids limits;
+    its Docker API drops the ulimits there too. Podman's compatible ``/info``
+    has ``Rootless`` and ``CgroupVersion``.
     """
     if not isinstance(info, dict):
         return ""
