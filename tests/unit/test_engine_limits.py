@@ -19,7 +19,7 @@ from envd.spec.load import load
 from envd.values.errors import UsageError
 from envd.values.keys import Keys
 from tests.engine_replay import ReplayEngine
-from tests.helpers import cli_in_process
+from tests.helpers import DAEMON_SPEC, DaemonWorld, cli_in_process
 
 KEYS = Keys(b"unit-test-hash-key")
 ROOTLESS_V1 = "rootless Podman on cgroups v1"
@@ -189,3 +189,23 @@ def test_docker_is_never_asked_its_info() -> None:
     eng = ReplayEngine([_exchange("/version", DOCKER_VERSION)])
     assert eng.ignored_limits() == ""
     assert eng.urls == ["/version"]
+
+
+def test_a_daemon_pass_refuses_an_added_limit_and_keeps_what_runs(tmp_path: Path) -> None:
+    """A spec edited to add a limit on rootless cgroups-v1 Podman: the daemon's pass records
+    the refusal as invalid-spec (no retry loop) and leaves the running containers alone."""
+    world = DaemonWorld(tmp_path)
+    world.engine.limits_dropped_because = ROOTLESS_V1
+    r = world.reconciler
+    r.trigger("start")
+    world.run_next()
+    assert r.state.last_result == "ok" and world.engine.limit_queries == 0
+    ids = {n: c.id for n, c in world.containers().items()}
+    calls = len(world.engine.mutating_calls())
+    world.write(DAEMON_SPEC.format(web_color="x", worker_color="y") + 'mem_limit = "64m"\n')
+    r.trigger("files changed: envd.toml")
+    world.run_next()
+    assert r.state.last_result == "invalid-spec"
+    assert r.state.last_error.startswith("service 'worker' sets mem_limit, which rootless Podman")
+    assert {n: c.id for n, c in world.containers().items()} == ids
+    assert world.engine.mutating_calls()[calls:] == []
