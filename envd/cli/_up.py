@@ -34,11 +34,8 @@ def up_with_daemon(
 ) -> None:
     from envd.cli.progress import make_progress
     from envd.daemon import process
-    from envd.run.engine_limits import refuse_ignored_limits
     from envd.values.events import Event
 
-    # Here, not only in the daemon's pass: exit 2 before a daemon is started.
-    refuse_ignored_limits(eng, desired)
     client = process.running(project_dir, desired.environment)
     started = client is None
     if client is None:
