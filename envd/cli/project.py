@@ -236,7 +236,9 @@ def up(
                 "--force-recreate needs --once (the daemon never recreates unchanged containers)"
             )
         from envd.cli._up import up_with_daemon
+        from envd.run.engine_limits import refuse_ignored_limits
 
+        refuse_ignored_limits(eng, desired)  # exit 2 before a daemon is started
         up_with_daemon(
             obj, project_dir, desired, eng, None if no_wait else timeout, as_json, commands, rerun
         )

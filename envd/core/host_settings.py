@@ -128,3 +128,16 @@ def host_canonical(spec: ContainerCreate) -> dict[str, Any]:
         if value != getattr(_DEFAULT_HOST, f.name):
             data[_SPEC_NAMES.get(f.name, f.name)] = plain_deep(value)
     return data
+
+
+# --- resource limits an engine may drop (rootless Podman on cgroups v1) -----
+# The cgroup limits of HostSettings, under their spec names. -1 (unlimited
+# pids or swap) asks for no cgroup limit, so it is not one.
+_CGROUP_LIMITS = ("nano_cpus", "memory", "memory_reservation", "memory_swap", "pids_limit")
+
+
+def resource_limits(host: HostSettings) -> list[str]:
+    """The spec names of the resource limits ``host`` sets: the cgroup ones (``cpus``,
+    ``mem_limit``…), then ``ulimits``."""
+    found = [_SPEC_NAMES.get(f, f) for f in _CGROUP_LIMITS if getattr(host, f) > 0]
+    return [*found, "ulimits"] if host.ulimits else found

@@ -42,6 +42,7 @@ from envd.run.apply import AfterStart
 from envd.run.converge import converge, plan_project
 from envd.run.project_lock import LockBusy, converging
 from envd.spec.load import LoadedSpec
+from envd.values import errors
 from envd.values.errors import EngineError, EngineUnavailable, EnvironmentFailed, SpecError
 from envd.values.events import Clock, Event, Phase, SystemClock
 
@@ -354,8 +355,9 @@ class Reconciler:
             # The pass's own last observation, not another list: O(changed) per pass.
             self._running = running_in(self.engine, progress)
             self.backoff.succeeded()
-        except SpecError as exc:
-            # Terminal until the spec changes: keep what runs, say why.
+        except (SpecError, errors.UsageError) as exc:
+            # Terminal until the spec changes: keep what runs, say why (a UsageError:
+            # e.g. limits this engine would drop, envd.run.engine_limits).
             result, error = "invalid-spec", str(exc)
             self.backoff.succeeded()
         except (EnvironmentFailed, LockBusy) as exc:

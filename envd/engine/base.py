@@ -42,6 +42,12 @@ class Engine(Protocol):
         """Which engine this is, for ``status``: ``endpoint``, ``context``, ``name``
         ("Docker", "Podman"), ``version`` and ``api_version`` (the one spoken)."""
 
+    def ignored_limits(self) -> str:
+        """This engine, named ("rootless Podman on cgroups v1"), when it would create a
+        container without its CPU, memory, swap and pids limits and ulimits, and say so
+        nowhere the caller sees; "" when it applies them (every other engine). Asked only when a
+        spec sets such a limit; an engine may ask its own info once for it."""
+
     # --- observe -----------------------------------------------------------
     def list_containers(self, project: str) -> list[ObservedContainer]:
         """All containers (any state) labelled with this project, in one call."""

@@ -43,6 +43,9 @@ class ExplodingEngine:
     def describe(self) -> dict[str, str]:
         _explode("describe")
 
+    def ignored_limits(self) -> str:
+        _explode("ignored_limits")
+
     def list_containers(self, project: str) -> list[ObservedContainer]:
         _explode("list_containers")
 

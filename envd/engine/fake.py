@@ -75,6 +75,12 @@ class FakeEngine(FakeState):
             "api_version": "1.41",
         }
 
+    def ignored_limits(self) -> str:
+        with self._lock:
+            self._enter("ignored_limits")
+            self.limit_queries += 1
+            return self.limits_dropped_because
+
     def list_containers(self, project: str) -> list[ObservedContainer]:
         with self._lock:
             self._enter("list_containers")

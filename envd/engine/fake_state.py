@@ -142,6 +142,10 @@ class FakeState:
         self.exec_options: list[tuple[str, tuple[str, ...], ExecOptions]] = []
         self.events: list[dict[str, Any]] = []  # every container event, in order
         self._subscribers: list[tuple[str, queue.Queue[dict[str, Any] | None]]] = []
+        # Engines that drop resource limits (rootless Podman, cgroups v1): what
+        # ignored_limits() answers, and how often it was asked.
+        self.limits_dropped_because = ""
+        self.limit_queries = 0
 
     # --- test controls -----------------------------------------------------
     def add_image(

@@ -15,6 +15,7 @@ from envd.core.observed import Observed
 from envd.core.plan import Plan, PlanProblem, make_plan
 from envd.engine.base import Engine
 from envd.run.apply import AfterStart, Applier
+from envd.run.engine_limits import refuse_ignored_limits
 from envd.run.observe import observe
 from envd.run.readiness import ServiceProgress
 from envd.values.errors import EnvironmentFailed, ServiceFailure
@@ -98,6 +99,7 @@ def converge(
     created nor recreated until started again. ``events``: wait for readiness
     on the engine's event stream (``envd.run.engine_wake``), not by polling.
     """
+    refuse_ignored_limits(engine, desired)  # before anything is pulled or created
     plan, observed = plan_project(
         engine, desired, force_recreate=force_recreate, restart_exited=restart_exited
     )

@@ -15,6 +15,7 @@ from envd.core.desired import DesiredProject
 from envd.engine.base import Engine
 from envd.run.bind_dirs import create_bind_dirs
 from envd.run.converge import plan_project, refuse_problems
+from envd.run.engine_limits import refuse_ignored_limits
 from envd.run.images import apply_images
 from envd.run.resources import RESOURCE_KINDS, apply_resource
 from envd.values import labels
@@ -60,6 +61,7 @@ def _create(
     engine: Engine, desired: DesiredProject, service: str, command: list[str] | None
 ) -> str:
     """Pull or build the service's image, make the spec's networks and volumes, create the container."""
+    refuse_ignored_limits(engine, desired)
     plan, _ = plan_project(engine, desired)
     refuse_problems(plan)
     needed = [a for a in plan.image_actions if a.service == service]

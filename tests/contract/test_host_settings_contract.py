@@ -180,3 +180,16 @@ def test_platform_is_a_create_parameter(world: World) -> None:
     assert eng.container_host(cid).platform == ""
     eng.start_container(cid)
     assert wait_for(lambda: eng.container_state(cid).status == "running", timeout=30)
+
+
+def test_the_engine_says_truly_whether_it_drops_limits(world: World) -> None:
+    """``ignored_limits`` names the engine exactly when a created container's memory limit
+    and ulimits do not read back (rootless Podman on cgroups v1), and is "" where they do."""
+    eng = world.engine
+    asked = HostSettings(memory=64 * MIB, ulimits=(Ulimit("nofile", 1024, 2048),))
+    cid = eng.create_container(world.spec("dropped", host=asked))
+    seen = eng.container_host(cid)
+    kept = seen.memory == 64 * MIB and any(u.soft == 1024 for u in seen.ulimits)
+    dropped = seen.memory == 0 and not any(u.soft == 1024 for u in seen.ulimits)
+    assert kept != dropped, seen
+    assert eng.ignored_limits() == ("" if kept else "rootless Podman on cgroups v1")

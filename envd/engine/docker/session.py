@@ -57,6 +57,7 @@ class EngineSession:
         self._local = threading.local()
         self._info: EngineInfo | None = None
         self._info_lock = threading.Lock()
+        self._limits_note: str | None = None  # ignored_limits(), asked once
         self._images = SdkImages(
             target, timeout, self.api_version, self._api_error, self._unavailable
         )
@@ -106,6 +107,24 @@ class EngineSession:
             with self._info_lock:
                 if self._info is None:
                     self._info = info
+
+    def ignored_limits(self) -> str:
+        """The engine, named, when it would silently drop a container's CPU, memory, swap
+        and pids limits and ulimits, or "" when it applies them (``Engine.ignored_limits``).
+
+        Only rootless Podman on cgroups v1 does (it says so in its own log
+        only); Docker is never asked. Podman is asked its ``/info`` once.
+        """
+        if not self.engine_info().is_podman:
+            return ""
+        if self._limits_note is None:
+            # Not under _info_lock: the request itself reads the API version.
+            # Two threads asking at once both ask; the answers agree.
+            resp = self._send("GET", "/info")
+            if resp.status != 200:
+                raise self._error(resp, "engine info")
+            self._limits_note = versions.ignored_limits(resp.json())
+        return self._limits_note
 
     def describe(self) -> dict[str, str]:
         """Which engine this is and how envd reaches it (for ``status``)."""

@@ -135,3 +135,18 @@ def _info(
         os=os,
         arch=arch,
     )
+
+
+def ignored_limits(info: object) -> str:
+    """The engine whose ``/info`` is ``info``, named, when it drops resource limits, or "".
+
+    Rootless Podman on cgroups v1 cannot hand a container a cgroup of its own,
+    so it creates the container without its CPU, memory, swap and pids limits;
+    its Docker API drops the ulimits there too. Podman's compatible ``/info``
+    has ``Rootless`` and ``CgroupVersion``.
+    """
+    if not isinstance(info, dict):
+        return ""
+    if info.get("Rootless") is True and str(info.get("CgroupVersion") or "") == "1":
+        return "rootless Podman on cgroups v1"
+    return ""
