@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from envd.cli._lean_args import split_globals
 from envd.cli._lean_wire import WireError, get
 
 
@@ -27,28 +28,11 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] 
     """(the daemon's socket, --json) of ``envd [globals] status [--json]``, or None."""
     from envd.spec.paths import resolve_paths
 
-    project_dir: str | None = None
-    file: str | None = None
-    environment: str | None = None
-    i = 0
-    while i < len(argv) and argv[i] != "status":
-        flag = argv[i]
-        if flag == "--debug":
-            i += 1
-            continue
-        if flag not in ("-C", "-f", "--file", "--env", "--profile") or i + 1 >= len(argv):
-            return None
-        value = argv[i + 1]
-        if not value or value.startswith("-"):
-            return None
-        if flag == "-C":
-            project_dir = value
-        elif flag in ("-f", "--file"):
-            file = value
-        elif flag == "--env":
-            environment = value
-        i += 2  # --profile: the daemon's report does not depend on it
-    rest = list(argv[i + 1 :])
+    found = split_globals(argv, "status")
+    if found is None:
+        return None
+    # --profile: the daemon's report does not depend on it
+    project_dir, file, environment, _, rest = found
     if rest not in ([], ["--json"]):
         return None
     if environment is None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from envd.cli._lean_args import split_globals
 from envd.cli._lean_wire import WireError, get
 from envd.inputs import desired_key
 from envd.inputs.target import Target
@@ -68,34 +69,11 @@ class Args:
 
 def parse(argv: Sequence[str], environ: Mapping[str, str]) -> Args | None:
     """The flags of a lean-able ``up``; None for anything else (the full path parses it)."""
-    project_dir: str | None = None
-    file: str | None = None
-    environment: str | None = None
-    profiles: list[str] = []
-    i = 0
-    while i < len(argv) and argv[i] != "up":
-        flag = argv[i]
-        if flag == "--debug":
-            i += 1
-            continue
-        if flag not in ("-C", "-f", "--file", "--env", "--profile") or i + 1 >= len(argv):
-            return None
-        value = argv[i + 1]
-        if not value or value.startswith("-"):
-            return None
-        if flag == "-C":
-            project_dir = value
-        elif flag in ("-f", "--file"):
-            file = value
-        elif flag == "--env":
-            environment = value
-        else:
-            profiles.append(value)
-        i += 2
-    if i >= len(argv):
+    found = split_globals(argv, "up")
+    if found is None:
         return None
+    project_dir, file, environment, profiles, rest = found
     once = as_json = strict = False
-    rest = list(argv[i + 1 :])
     while rest:
         flag = rest.pop(0)
         if flag == "--once":
