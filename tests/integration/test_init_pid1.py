@@ -117,32 +117,33 @@ ORPHANS = r"""
 import os, time
 parent = os.getppid()
 assert parent == 1, parent
+read_end, write_end = os.pipe()
 for _ in range(5):
     middle = os.fork()
     if middle == 0:
-        if os.fork() == 0:
+        orphan = os.fork()
+        if orphan == 0:
             deadline = time.monotonic() + 10
             while os.getppid() != 1 and time.monotonic() < deadline:
                 pass  # exit only once orphaned and re-parented to PID 1
             os._exit(0)
+        os.write(write_end, f"{orphan}\n".encode())
         os._exit(0)
     os.waitpid(middle, 0)
+os.close(write_end)
+orphans = [int(line) for line in os.read(read_end, 4096).split()]
+assert len(orphans) == 5, orphans
 
-def zombies():
-    found = 0
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                state = handle.read().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        found += state == "Z"
-    return found
+def alive(pid):
+    # A zombie still has /proc/PID: gone means PID 1 has reaped it.
+    return os.path.exists(f"/proc/{pid}")
 
+# Waiting on the orphans' own PIDs, not on a count of zombies: an orphan still
+# spinning towards its exit is no zombie yet, and a count read then says 0 too early.
 deadline = time.monotonic() + 10
-while zombies() and time.monotonic() < deadline:
+while any(alive(pid) for pid in orphans) and time.monotonic() < deadline:
     time.sleep(0.01)
-print("zombies left:", zombies(), flush=True)
+print("zombies left:", sum(alive(pid) for pid in orphans), flush=True)
 """
 
 
