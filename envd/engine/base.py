@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
+from envd.values.limit_support import LimitSupport
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
@@ -42,11 +43,12 @@ class Engine(Protocol):
         """Which engine this is, for ``status``: ``endpoint``, ``context``, ``name``
         ("Docker", "Podman"), ``version`` and ``api_version`` (the one spoken)."""
 
-    def ignored_limits(self) -> str:
-        """This engine, named ("rootless Podman on cgroups v1"), when it would create a
-        container without its CPU, memory, swap and pids limits and ulimits, and say so
-        nowhere the caller sees; "" when it applies them (every other engine). Asked only when a
-        spec sets such a limit; an engine may ask its own info once for it."""
+    def ignored_limits(self) -> LimitSupport:
+        """The resource limits this engine would create a container without while saying
+        so nowhere the caller sees (rootless Podman on cgroups v1 drops them all, Docker
+        without a cgroup manager the cgroup ones, Docker on a kernel without swap
+        accounting the swap limit), with the engine named; ``APPLIES_ALL`` for most.
+        Asked only when a spec sets such a limit; an engine may ask its own info once."""
 
     # --- observe -----------------------------------------------------------
     def list_containers(self, project: str) -> list[ObservedContainer]:

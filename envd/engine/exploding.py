@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from envd.values.limit_support import LimitSupport
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
@@ -43,7 +44,7 @@ class ExplodingEngine:
     def describe(self) -> dict[str, str]:
         _explode("describe")
 
-    def ignored_limits(self) -> str:
+    def ignored_limits(self) -> LimitSupport:
         _explode("ignored_limits")
 
     def list_containers(self, project: str) -> list[ObservedContainer]:

@@ -37,6 +37,7 @@ from envd.engine.host_defaults import engine_filled
 from envd.engine.secret_paths import config_refusal
 from envd.values import labels
 from envd.values.errors import Conflict, EngineError, NotFound
+from envd.values.limit_support import LimitSupport
 from envd.values.types import (
     BuildRequest,
     ContainerCreate,
@@ -75,11 +76,11 @@ class FakeEngine(FakeState):
             "api_version": "1.41",
         }
 
-    def ignored_limits(self) -> str:
+    def ignored_limits(self) -> LimitSupport:
         with self._lock:
             self._enter("ignored_limits")
             self.limit_queries += 1
-            return self.limits_dropped_because
+            return self.limit_support
 
     def list_containers(self, project: str) -> list[ObservedContainer]:
         with self._lock:

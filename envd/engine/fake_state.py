@@ -34,6 +34,7 @@ from typing import Any
 from envd.engine.secret_paths import secret_roots
 from envd.values import labels
 from envd.values.errors import EngineUnavailable, NotFound
+from envd.values.limit_support import APPLIES_ALL, LimitSupport
 from envd.values.types import (
     ContainerCreate,
     ExecOptions,
@@ -142,9 +143,9 @@ class FakeState:
         self.exec_options: list[tuple[str, tuple[str, ...], ExecOptions]] = []
         self.events: list[dict[str, Any]] = []  # every container event, in order
         self._subscribers: list[tuple[str, queue.Queue[dict[str, Any] | None]]] = []
-        # Engines that drop resource limits (rootless Podman, cgroups v1): what
-        # ignored_limits() answers, and how often it was asked.
-        self.limits_dropped_because = ""
+        # Engines that drop resource limits (rootless Podman on cgroups v1, Docker
+        # without cgroups): what ignored_limits() answers, and how often it was asked.
+        self.limit_support: LimitSupport = APPLIES_ALL
         self.limit_queries = 0
 
     # --- test controls -----------------------------------------------------

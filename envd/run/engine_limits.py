@@ -1,12 +1,15 @@
 """Refusing resource limits the engine would silently drop.
 
-Rootless Podman on cgroups v1 creates a container without the CPU, memory,
-swap and pids limits it was asked for and says so only in its own log; its
-Docker API drops the container's ulimits there too (seen with Podman 4.3). A
-service that counts on a limit must not run unbounded unnoticed, so such a
-spec is refused before anything is created. The engine is asked (once, it
-caches the answer) only when some service sets a limit: most specs set none,
-and every command would otherwise pay a round trip.
+Some engines create a container without limits it was asked for and say so
+only in their own log or in a create warning nobody reads: rootless Podman on
+cgroups v1 drops CPU, memory, swap and pids limits and (through its Docker API,
+seen with Podman 4.3) ulimits; Docker without a cgroup manager (rootless, no
+systemd or cgroups v1) drops every cgroup limit; Docker on a kernel without
+swap accounting drops the swap limit. A service that counts on a limit must
+not run unbounded unnoticed, so such a spec is refused before anything is
+created. The engine is asked (once, it caches the answer) only when some
+service sets a limit: most specs set none, and every command would otherwise
+pay a round trip.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ def _join(names: list[str]) -> str:
 
 def refuse_ignored_limits(engine: Engine, desired: DesiredProject) -> None:
     """Raise ``UsageError`` (exit 2) when a service sets a resource limit ``engine`` drops
-    (``Engine.ignored_limits`` names the engine then: "rootless Podman on cgroups v1")."""
+    (``Engine.ignored_limits`` names the engine and what makes it apply them)."""
     limited = {
         name: found
         for name, svc in sorted(desired.services.items())
@@ -31,11 +34,16 @@ def refuse_ignored_limits(engine: Engine, desired: DesiredProject) -> None:
     }
     if not limited:
         return
-    why = engine.ignored_limits()
-    if not why:
+    support = engine.ignored_limits()
+    dropped = {
+        name: kept
+        for name, fields in limited.items()
+        if (kept := [f for f in fields if f in support.drops])
+    }
+    if not dropped:
         return
-    first, fields = next(iter(limited.items()))
-    others = [repr(name) for name in sorted(limited)[1:]]
+    first, fields = next(iter(dropped.items()))
+    others = [repr(name) for name in sorted(dropped)[1:]]
     also = ""
     if others:
         also = (
@@ -44,7 +52,7 @@ def refuse_ignored_limits(engine: Engine, desired: DesiredProject) -> None:
             else f" (so do services {_join(others)})"
         )
     raise UsageError(
-        f"service {first!r} sets {_join(fields)}{also}, which {why} silently ignores:"
-        " the containers would run without those limits; use rootful Podman or a host"
-        " with cgroups v2, or remove the limits from the spec"
+        f"service {first!r} sets {_join(fields)}{also}, which {support.engine} silently"
+        f" ignores: the containers would run without those limits; {support.remedy},"
+        " or remove the limits from the spec"
     )

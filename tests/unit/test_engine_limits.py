@@ -18,11 +18,16 @@ from envd.run.oneoff import run_one_off
 from envd.spec.load import load
 from envd.values.errors import UsageError
 from envd.values.keys import Keys
+from envd.values.limit_support import ALL_LIMITS, APPLIES_ALL, CGROUP_LIMITS, LimitSupport
 from tests.engine_replay import ReplayEngine
 from tests.helpers import DAEMON_SPEC, DaemonWorld, cli_in_process
 
 KEYS = Keys(b"unit-test-hash-key")
-ROOTLESS_V1 = "rootless Podman on cgroups v1"
+ROOTLESS_V1 = LimitSupport(
+    drops=frozenset(ALL_LIMITS),
+    engine="rootless Podman on cgroups v1",
+    remedy="use rootful Podman or a host with cgroups v2",
+)
 IMAGE = "envd-local/busybox:latest"
 
 LIMITED = f"""
@@ -66,10 +71,10 @@ def _desired(tmp_path: Path, text: str) -> DesiredProject:
     return desire(load(tmp_path, environ={}), {}, keys=KEYS)
 
 
-def _fake(dropped: str = "") -> FakeEngine:
+def _fake(support: LimitSupport = APPLIES_ALL) -> FakeEngine:
     eng = FakeEngine()
     eng.add_image(IMAGE)
-    eng.limits_dropped_because = dropped
+    eng.limit_support = support
     return eng
 
 
@@ -109,7 +114,7 @@ def test_every_limit_field_is_named(tmp_path: Path) -> None:
 def test_limits_converge_where_the_engine_applies_them(tmp_path: Path) -> None:
     """Docker, rootful Podman and cgroups-v2 Podman (no reason given) take the limits, and
     the engine is asked once for the whole pass."""
-    eng = _fake("")
+    eng = _fake()
     desired = _desired(tmp_path, LIMITED)
     converge(eng, desired, wait_ready=False)
     assert eng.limit_queries == 1
@@ -168,34 +173,113 @@ def _exchange(path: str, answer: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("info", "named"),
+    ("info", "support"),
     [
         ({"Rootless": True, "CgroupVersion": "1"}, ROOTLESS_V1),
-        ({"Rootless": False, "CgroupVersion": "1"}, ""),
-        ({"Rootless": True, "CgroupVersion": "2"}, ""),
-        ({"CgroupVersion": "1"}, ""),
+        ({"Rootless": False, "CgroupVersion": "1", "SwapLimit": False}, APPLIES_ALL),
+        ({"Rootless": True, "CgroupVersion": "2"}, APPLIES_ALL),
     ],
 )
-def test_podman_is_asked_its_info_once(info: dict[str, Any], named: str) -> None:
+def test_podman_is_asked_its_info_once(info: dict[str, Any], support: LimitSupport) -> None:
     """The adapter reads Podman's /info (Rootless, CgroupVersion) once, however often asked:
-    only rootless on cgroups v1 is named."""
+    only rootless on cgroups v1 drops limits."""
     eng = ReplayEngine([_exchange("/version", PODMAN_VERSION), _exchange("/info", info)])
-    assert (eng.ignored_limits(), eng.ignored_limits()) == (named, named)
+    assert (eng.ignored_limits(), eng.ignored_limits()) == (support, support)
     assert eng.script == []
 
 
-def test_docker_is_never_asked_its_info() -> None:
-    """Against Docker the adapter answers "" without an /info round trip."""
-    eng = ReplayEngine([_exchange("/version", DOCKER_VERSION)])
-    assert eng.ignored_limits() == ""
-    assert eng.urls == ["/version"]
+# Docker 20.10's /info on this machine (rootful, cgroups v1, every controller there).
+DOCKER_INFO = {
+    "CgroupDriver": "cgroupfs",
+    "CgroupVersion": "1",
+    "MemoryLimit": True,
+    "SwapLimit": True,
+    "CpuCfsPeriod": True,
+    "CpuCfsQuota": True,
+    "PidsLimit": True,
+    "SecurityOptions": ["name=seccomp,profile=default"],
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "drops"),
+    [
+        ({}, frozenset()),
+        # Rootless Docker without a cgroup manager: every cgroup limit, not ulimits.
+        (
+            {"CgroupDriver": "none", "SecurityOptions": ["name=rootless"]},
+            frozenset(CGROUP_LIMITS),
+        ),
+        # A kernel without swap accounting (Docker warns "No swap limit support").
+        ({"SwapLimit": False}, frozenset({"memswap_limit"})),
+        ({"MemoryLimit": False}, frozenset({"mem_limit", "mem_reservation"})),
+        ({"PidsLimit": False, "CpuCfsQuota": False}, frozenset({"pids_limit", "cpus"})),
+    ],
+)
+def test_docker_is_asked_its_info_once(changes: dict[str, Any], drops: frozenset[str]) -> None:
+    """Docker's /info is read once: a cgroup driver "none" drops every cgroup limit, a
+    capability flag that is false drops the limits it governs, and ulimits always apply."""
+    info = {**DOCKER_INFO, **changes}
+    eng = ReplayEngine([_exchange("/version", DOCKER_VERSION), _exchange("/info", info)])
+    first, second = eng.ignored_limits(), eng.ignored_limits()
+    assert first == second and first.drops == drops
+    assert bool(first.engine) == bool(drops)
+    assert eng.script == []
+
+
+def test_rootless_docker_refusal_names_the_engine_and_spares_ulimits(tmp_path: Path) -> None:
+    """On Docker without cgroups a cpus/mem_limit service is refused naming the engine;
+    a service with only ulimits is not."""
+    info = {**DOCKER_INFO, "CgroupDriver": "none"}
+    eng = ReplayEngine([_exchange("/version", DOCKER_VERSION), _exchange("/info", info)])
+    support = eng.ignored_limits()
+    fake = _fake(support)
+    with pytest.raises(UsageError) as refused:
+        converge(fake, _desired(tmp_path, LIMITED), wait_ready=False)
+    assert str(refused.value) == (
+        "service 'db' sets pids_limit (so does service 'web'), which Docker without cgroups"
+        " (rootless, no cgroup manager) silently ignores: the containers would run without"
+        " those limits; run rootless Docker on cgroups v2 with systemd, or rootful Docker,"
+        " or remove the limits from the spec"
+    )
+    only_ulimits = f"""
+    [services.web]
+    image = "{IMAGE}"
+    ulimits = {{ nofile = 1024 }}
+    """
+    converge(_fake(support), _desired(tmp_path, only_ulimits), wait_ready=False)
+
+
+def test_a_kernel_without_swap_accounting_refuses_only_the_swap_limit(tmp_path: Path) -> None:
+    """SwapLimit false: memswap_limit is refused, naming only that field; mem_limit alone
+    converges."""
+    info = {**DOCKER_INFO, "SwapLimit": False}
+    support = ReplayEngine(
+        [_exchange("/version", DOCKER_VERSION), _exchange("/info", info)]
+    ).ignored_limits()
+    text = f"""
+    [services.web]
+    image = "{IMAGE}"
+    mem_limit = "64m"
+    memswap_limit = "128m"
+    """
+    with pytest.raises(UsageError) as refused:
+        converge(_fake(support), _desired(tmp_path, text), wait_ready=False)
+    assert str(refused.value).startswith(
+        "service 'web' sets memswap_limit, which this Docker engine (its kernel lacks"
+        " SwapLimit support) silently ignores"
+    )
+    eng = _fake(support)
+    desired = _desired(tmp_path, text.replace('memswap_limit = "128m"', ""))
+    converge(eng, desired, wait_ready=False)
+    assert len(eng.list_containers(desired.project)) == 1
 
 
 def test_a_daemon_pass_refuses_an_added_limit_and_keeps_what_runs(tmp_path: Path) -> None:
     """A spec edited to add a limit on rootless cgroups-v1 Podman: the daemon's pass records
     the refusal as invalid-spec (no retry loop) and leaves the running containers alone."""
     world = DaemonWorld(tmp_path)
-    world.engine.limits_dropped_because = ROOTLESS_V1
+    world.engine.limit_support = ROOTLESS_V1
     r = world.reconciler
     r.trigger("start")
     world.run_next()

@@ -32,6 +32,7 @@ from envd.engine.docker.versions import EngineInfo
 from envd.spec import engine_host
 from envd.spec.engine_host import EngineHost
 from envd.values.errors import EngineError, EngineUnavailable
+from envd.values.limit_support import LimitSupport
 
 DEFAULT_TIMEOUT = 60.0
 _DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
@@ -57,7 +58,7 @@ class EngineSession:
         self._local = threading.local()
         self._info: EngineInfo | None = None
         self._info_lock = threading.Lock()
-        self._limits_note: str | None = None  # ignored_limits(), asked once
+        self._limits_note: LimitSupport | None = None  # ignored_limits(), asked once
         self._images = SdkImages(
             target, timeout, self.api_version, self._api_error, self._unavailable
         )
@@ -108,15 +109,13 @@ class EngineSession:
                 if self._info is None:
                     self._info = info
 
-    def ignored_limits(self) -> str:
-        """The engine, named, when it would silently drop a container's CPU, memory, swap
-        and pids limits and ulimits, or "" when it applies them (``Engine.ignored_limits``).
+    def ignored_limits(self) -> LimitSupport:
+        """The resource limits this engine would create a container without, saying so
+        only in its own log or a create warning (``Engine.ignored_limits``).
 
-        Only rootless Podman on cgroups v1 does (it says so in its own log
-        only); Docker is never asked. Podman is asked its ``/info`` once.
+        Asked of the engine's ``/info`` once per session, and only when a spec
+        sets a limit (the caller's rule): most specs set none.
         """
-        if not self.engine_info().is_podman:
-            return ""
         if self._limits_note is None:
             # Not under _info_lock: the request itself reads the API version.
             # Two threads asking at once both ask; the answers agree.

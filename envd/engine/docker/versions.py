@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping
 
 from envd.values.errors import EngineUnavailable
+from envd.values.limit_support import ALL_LIMITS, APPLIES_ALL, CGROUP_LIMITS, LimitSupport
 from envd.values.record import value
 
 Version = tuple[int, int]
@@ -137,16 +138,59 @@ def _info(
     )
 
 
-def ignored_limits(info: object) -> str:
-    """The engine whose ``/info`` is ``info``, named, when it drops resource limits, or "".
+def ignored_limits(info: object) -> LimitSupport:
+    """Which resource limits the engine whose ``/info`` is ``info`` would silently drop.
 
     Rootless Podman on cgroups v1 cannot hand a container a cgroup of its own,
     so it creates the container without its CPU, memory, swap and pids limits;
     its Docker API drops the ulimits there too. Podman's compatible ``/info``
     has ``Rootless`` and ``CgroupVersion``.
+
+    Docker without a cgroup manager (``CgroupDriver`` "none": rootless Docker on
+    cgroups v1, or on v2 without systemd) runs containers without any cgroup
+    limit. Otherwise Docker reports per limit whether its kernel supports it
+    (``MemoryLimit``, ``SwapLimit``, ``CpuCfsQuota``, ``PidsLimit``); one that is
+    false is discarded at create with only a warning in the create answer
+    ("Limitation discarded"). A CPU quota it cannot apply is refused by Docker
+    itself, but named here too, so the refusal comes before anything is made.
+    Ulimits are rlimits, not cgroups: Docker applies them either way.
     """
     if not isinstance(info, dict):
-        return ""
+        return APPLIES_ALL
     if info.get("Rootless") is True and str(info.get("CgroupVersion") or "") == "1":
-        return "rootless Podman on cgroups v1"
-    return ""
+        return LimitSupport(
+            drops=frozenset(ALL_LIMITS),
+            engine="rootless Podman on cgroups v1",
+            remedy="use rootful Podman or a host with cgroups v2",
+        )
+    if "Rootless" in info:  # Podman's /info: rootful, or rootless on cgroups v2
+        return APPLIES_ALL
+    if info.get("CgroupDriver") == "none":
+        return LimitSupport(
+            drops=frozenset(CGROUP_LIMITS),
+            engine="Docker without cgroups (rootless, no cgroup manager)",
+            remedy="run rootless Docker on cgroups v2 with systemd, or rootful Docker",
+        )
+    unsupported = {
+        flag for flag in ("MemoryLimit", "SwapLimit", "CpuCfsQuota", "PidsLimit")
+        if info.get(flag) is False
+    }  # fmt: skip
+    drops = {
+        name
+        for name, flag in (
+            ("cpus", "CpuCfsQuota"),
+            ("mem_limit", "MemoryLimit"),
+            ("mem_reservation", "MemoryLimit"),
+            ("memswap_limit", "SwapLimit"),
+            ("pids_limit", "PidsLimit"),
+        )
+        if flag in unsupported
+    }
+    if not drops:
+        return APPLIES_ALL
+    missing = ", ".join(sorted(unsupported))
+    return LimitSupport(
+        drops=frozenset(drops),
+        engine=f"this Docker engine (its kernel lacks {missing} support)",
+        remedy="enable those cgroup controllers on the host (for swap: swapaccount=1)",
+    )
