@@ -124,7 +124,7 @@ class Reconciler:
         self._stopping = False
         self._listeners: list[DesiredListener] = []
         self.status_hooks: list[StatusHook] = []
-        self._plans = PlanMemo()  # status reuses a plan whose inputs are unchanged
+        self.plans = PlanMemo()  # status reuses a plan whose inputs are unchanged
         self.rerun_hooks: list[Callable[[frozenset[str]], None]] = []
         # Each service's last settled state ("ready", "completed", "failed"):
         # a background pass reports only what changed, not fifty "ready" lines.
@@ -466,5 +466,5 @@ class Reconciler:
             self.desired,
             self.actions.stopped,
             self.status_hooks,
-            self._plans,
+            self.plans,
         )
