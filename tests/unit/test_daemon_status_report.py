@@ -102,3 +102,32 @@ def test_a_new_pass_plans_status_afresh(world: World) -> None:
     assert r.plans.planned == planned + 1
     assert report["in_sync"] is True
     assert _service(report, "web")["containers"] != before
+
+
+def test_make_plan_never_reads_what_observed_equality_leaves_out(world: World) -> None:
+    """The plan reused while observations compare equal must not depend on a container
+    field equality ignores (``status_text``, ``volumes``): make_plan never reads one."""
+    import dataclasses
+
+    from envd.core.observed import Observed
+    from envd.core.plan import make_plan
+    from envd.run.observe import observe
+
+    ignored = {f.name for f in dataclasses.fields(ObservedContainer) if not f.compare}
+    assert ignored == {"status_text", "volumes"}
+
+    class Watched(ObservedContainer):
+        def __getattribute__(self, name: str) -> object:
+            if name in ignored:
+                raise AssertionError(f"make_plan read {name}")
+            return super().__getattribute__(name)
+
+    desired = world.reconciler.desired
+    assert desired is not None
+    seen = observe(world.engine, desired.project, [BUSYBOX])
+    watched = tuple(
+        Watched(**{f.name: getattr(c, f.name) for f in dataclasses.fields(c)})
+        for c in seen.containers
+    )
+    plan = make_plan(desired, Observed(watched, seen.networks, seen.volumes, seen.images))
+    assert [a.kind for a in plan.actions] == ["ok", "ok"]
