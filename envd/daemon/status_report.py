@@ -10,6 +10,8 @@ last one. ``Observed`` equality leaves out what the planner never reads (a
 container's ``status_text``, "Up 3 minutes", and its listed volumes), so a
 converged project's status costs its engine calls and the report, not a plan
 over every service (issue 15: ~14 ms of a ~70 ms answer at 500 services).
+The report shows no plan problems, so the ``container_name`` owner queries
+``plan_project`` adds for ``up`` are not asked here.
 """
 
 from __future__ import annotations
