@@ -108,6 +108,7 @@ def render(report: Mapping[str, Any]) -> list[str]:
             )
         )
     out.extend(table_lines(rows))
+    out.extend(f"project drift: {d}" for d in report.get("drift", ()))
     out.extend(detail_lines(report))
     unchecked = sorted({n for s in report["services"] for n in s.get("secrets_not_checked", ())})
     if unchecked:

@@ -19,6 +19,11 @@ from envd.core.status_text import state_text as state_text  # the STATE column, 
 
 NOT_CHECKED = "secrets not checked"
 
+# What the project itself lacks or has in excess, outside any one service: a
+# network or volume removed behind envd's back shows in status, not only to the
+# next pass.
+PROJECT_KINDS = frozenset({"create-network", "recreate-network", "remove-network", "create-volume"})
+
 
 def unchecked_secrets(plan: Plan, unread: Mapping[str, tuple[str, ...]]) -> Plan:
     """``plan`` with the secrets field of ``unread`` services left uncompared.
@@ -153,12 +158,18 @@ def project_status(
         for c in observed.containers
         if c.service not in desired.services
     ]
+    project_drift = [
+        f"{a.kind} {a.resource}: {a.reason}"
+        for a in plan.actions
+        if a.kind in PROJECT_KINDS and not a.service
+    ]
     return {
         "project": desired.project,
         "environment": desired.environment,
         "services": services,
         "orphans": orphans,
-        "in_sync": all(s["in_sync"] for s in services) and not orphans,
+        "drift": project_drift,
+        "in_sync": all(s["in_sync"] for s in services) and not orphans and not project_drift,
     }
 
 

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from envd.core.desired import DesiredProject
-from envd.core.status import hold, project_status
 from envd.daemon.actions import ServiceActions
 from envd.daemon.engine_return import running_ids, running_in, start_stopped_by_engine
 from envd.daemon.hub import EventHub
 from envd.daemon.log import Logger
+from envd.daemon.status_report import PlanMemo, StatusHook, daemon_status
 from envd.daemon.timing import Backoff, Debouncer
 from envd.engine.base import Engine
 from envd.inputs.prepare import Target, prepare
@@ -78,7 +78,6 @@ class PassRequest:
 
 
 # supervisor: what `envd status` adds per service (heal counts, one-shot results)
-StatusHook = Callable[[DesiredProject, dict[str, Any]], None]
 
 
 @dataclass
@@ -125,6 +124,7 @@ class Reconciler:
         self._stopping = False
         self._listeners: list[DesiredListener] = []
         self.status_hooks: list[StatusHook] = []
+        self.plans = PlanMemo()  # status reuses a plan whose inputs are unchanged
         self.rerun_hooks: list[Callable[[frozenset[str]], None]] = []
         # Each service's last settled state ("ready", "completed", "failed"):
         # a background pass reports only what changed, not fifty "ready" lines.
@@ -460,38 +460,11 @@ class Reconciler:
 
     # ------------------------------------------------------------------ queries
     def status(self) -> dict[str, Any]:
-        st = self.state
-        report: dict[str, Any] = {
-            "daemon": {
-                "pid": os.getpid(),
-                "generation": st.generation,
-                "completed": st.completed,
-                "passes": st.passes,
-                "last_reconcile": st.last_reconcile,
-                "last_result": st.last_result,
-                "last_error": st.last_error or None,
-            }
-        }
-        try:
-            report["engine"] = self.engine.describe()
-        except EngineError as exc:
-            report["engine_error"] = str(exc)
-        desired = self.desired
-        if desired is not None:
-            try:
-                plan, observed = plan_project(self.engine, desired, restart_exited=False)
-                stopped = self.actions.stopped
-                if stopped:
-                    reason = "stopped on purpose; `envd start` starts it"
-                    plan, _ = hold(plan, dict.fromkeys(stopped & set(desired.services), reason))
-                report.update(project_status(desired, observed, plan))
-                for hook in self.status_hooks:
-                    hook(desired, report)
-                for svc in report["services"]:
-                    svc["stopped_on_purpose"] = svc["name"] in stopped
-                    if svc["stopped_on_purpose"]:
-                        # Not "failed": its exit was asked for (and may still be under way).
-                        svc["state"] = "stopping" if svc["running"] else "stopped"
-            except (EngineUnavailable, EngineError) as exc:
-                report["engine_error"] = str(exc)
-        return report
+        return daemon_status(
+            self.state,
+            self.engine,
+            self.desired,
+            self.actions.stopped,
+            self.status_hooks,
+            self.plans,
+        )

@@ -380,3 +380,38 @@ def test_event_objects_split_on_newlines_and_skip_junk() -> None:
     """Newline-delimited JSON objects come out one by one; non-objects and bad lines are skipped."""
     chunks = iter([b'{"a": 1}\n{"b"', b': 2}\n[1]\nnot json\n\n{"c": 3}\n'])
     assert list(json_objects(chunks)) == [{"a": 1}, {"b": 2}, {"c": 3}]
+
+
+def _listed(*containers: tuple[str, str]) -> bytes:
+    body = json.dumps(
+        [
+            {
+                "Id": cid,
+                "Names": [f"/{name}"],
+                "Labels": {"dev.envd.project": "p"},
+                "State": "running",
+                "Status": "Up 3 minutes",
+            }
+            for cid, name in containers
+        ]
+    ).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def test_a_container_list_is_parsed_again_unless_its_bytes_repeat(socket_dir: Path) -> None:
+    """The same answer again reuses the last parse (issue 15: status at 500 services);
+    any other answer, or the same bytes for another project, is parsed afresh."""
+    sock = socket_dir / "docker.sock"
+    both, one = _listed(("a1", "p-a-1"), ("b1", "p-b-1")), _listed(("a1", "p-a-1"))
+    _serve(sock, _answers(VERSION, both, both, one, one, one))
+    eng = DockerEngine(host=f"unix://{sock}", timeout=5)
+    first = eng.list_containers("p")
+    first.clear()  # a caller's own list: the next answer does not share it
+    again = eng.list_containers("p")
+    assert [c.name for c in again] == ["p-a-1", "p-b-1"]
+    gone = eng.list_containers("p")
+    assert [c.name for c in gone] == ["p-a-1"]
+    assert gone[0] is not again[0]
+    assert eng.list_containers("p")[0] is gone[0]
+    other = eng.list_containers("q")
+    assert [c.name for c in other] == ["p-a-1"] and other[0] is not gone[0]

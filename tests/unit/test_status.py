@@ -182,3 +182,28 @@ def test_report_names_the_project_environment_and_images() -> None:
         ("api", "img/api:1"),
         ("web", "img/web:1"),
     ]
+
+
+def test_a_network_or_volume_the_project_lacks_is_project_drift() -> None:
+    """A project-level action (a network or volume to create) is listed as the
+    report's own drift and puts the project out of sync, though no service drifts."""
+    actions = (
+        Action("create-network", "network shop_default", "does not exist", name="shop_default"),
+        Action("create-volume", "volume shop_data", "does not exist", name="shop_data"),
+    )
+    report = _status([_container("web")], actions)
+    assert report["drift"] == [
+        "create-network network shop_default: does not exist",
+        "create-volume volume shop_data: does not exist",
+    ]
+    assert report["services"][0]["in_sync"] is True
+    assert report["in_sync"] is False
+
+
+def test_the_text_status_prints_the_project_drift() -> None:
+    """`envd status` (text) names each project-level drift below the table."""
+    from envd.cli._status_text import render
+
+    action = Action("create-network", "network shop_default", "does not exist", name="x")
+    lines = render(_status([_container("web")], (action,)))
+    assert "project drift: create-network network shop_default: does not exist" in lines

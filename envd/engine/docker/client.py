@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import posixpath
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -79,9 +80,20 @@ class DockerEngine(EngineSession, HostSettingsApi):
         self.learn_from_ping(headers)
         self.engine_info()  # an engine too old for envd is refused here, once
 
+    # status at 500 services (issue 15): the list's answer, read again, is often
+    # byte for byte the last one (the engine's "Up 3 minutes" moves once a
+    # minute); its parse, a pure function of those bytes, is then reused.
+    _listed: tuple[str, bytes, tuple[ObservedContainer, ...]] | None = None
+
     def list_containers(self, project: str) -> list[ObservedContainer]:
         q: dict[str, str | int] = {"all": 1, **payloads.project_filter(project)}
-        found = answers.observed_containers(self._call("GET", "/containers/json", q).json())
+        body = self._call("GET", "/containers/json", q).body
+        last = self._listed
+        if last is not None and last[0] == project and last[1] == body:
+            found = list(last[2])
+        else:
+            found = answers.observed_containers(json.loads(body) if body else None)
+            self._listed = (project, body, tuple(found))
         if self.engine_info().is_podman:
             # Podman's list shows neither health nor HostConfig (the planner needs
             # the id a `container:` network mode joined): ask each one's inspect.
