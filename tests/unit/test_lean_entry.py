@@ -385,11 +385,12 @@ def test_the_wire_reads_chunked_and_sized_answers_and_refuses_broken_ones() -> N
 @pytest.mark.parametrize("environment", [None, "ci"])
 def test_the_lean_status_asks_the_daemons_own_socket(environment: str | None) -> None:
     """The lean client's socket path is the one the daemon binds (StatePaths)."""
+    from envd.cli._lean_args import daemon_socket
     from envd.daemon.paths import StatePaths
 
     base = Path("/p")
     want = StatePaths.for_project(base, environment).socket
-    assert _lean_status.socket_path(base, environment) == want
+    assert daemon_socket(str(base), environment) == str(want)
 
 
 def test_the_lean_status_imports_no_dataclasses() -> None:
