@@ -33,7 +33,15 @@ try:
         parse_constant = _CONSTANTS.__getitem__
 
     _scan: Callable[[str, int], tuple[Any, int]] | None = _json.make_scanner(_Context())  # type: ignore[arg-type]
-except (ImportError, AttributeError, TypeError):  # pragma: no cover - CPython has _json
+    # The accelerators are private: an interpreter whose differ falls back to json.
+    if _scan is None or _scan('[1, "\\u00e9"]', 0) != ([1, "é"], 13):
+        raise TypeError("another _json")
+    _probe = _json.make_encoder(
+        {}, str, _json.encode_basestring_ascii, None, ":", ",", True, False, True
+    )
+    if "".join(_probe({"b": ["é", 1.5], "a": None}, 0)) != '{"a":null,"b":["\\u00e9",1.5]}':
+        raise TypeError("another _json")
+except (ImportError, AttributeError, TypeError, ValueError, StopIteration):  # pragma: no cover
     _json = None  # type: ignore[assignment]
     _scan = None
 
