@@ -140,6 +140,7 @@ LEAN_MODULES = (
     "envd.__main__",
     "envd.cli._lean_read",
     "envd.cli._lean_status",
+    "envd.cli._status_text",
     "envd.cli.progress",
     "envd.inputs.desired_key",
     "envd.inputs.approvals",
