@@ -15,7 +15,7 @@ import os
 import sys
 
 from envd.cli._lean_args import daemon_socket, resolve_paths, split_globals
-from envd.cli._lean_wire import Answer, WireError, get_all
+from envd.cli._lean_wire import Answer, Asked, WireError, get_all
 from envd.values import jsontext, labels
 from envd.values.sha import sha256
 
@@ -166,11 +166,6 @@ def _plain_unix_host(environ: Mapping[str, str]) -> str | None:
     return _DEFAULT_HOST if not (isinstance(current, str) and current) else None
 
 
-def _ask(sock: str, urls: list[str]) -> list[Any]:
-    """The engine's answers to ``urls`` (asked side by side), decoded."""
-    return [_decode(url, answer) for url, answer in zip(urls, get_all(sock, urls), strict=True)]
-
-
 def _decode(url: str, answer: Answer) -> Any:
     # Podman serves the Docker API too, but its list shows no health: the
     # full path asks more, so only Docker's answers are fingerprinted here.
@@ -218,11 +213,25 @@ def parens(text: str) -> list[str]:
 
 def engine_state(sock: str, project: str, refs: Sequence[str]) -> tuple[str, list[Any]]:
     """(a fingerprint of what the engine has for ``project``, its container list)."""
+    urls = engine_questions(project, refs)
+    return fingerprint(urls, get_all(sock, urls), refs)
+
+
+def engine_questions(project: str, refs: Sequence[str]) -> list[str]:
+    """What ``engine_state`` asks: the project's containers, networks and volumes, and
+    each image's inspect."""
     flt = quote(jsontext.dumps({"label": [f"{labels.PROJECT}={project}"]}, canonical=True))
     lists = [f"/containers/json?all=1&filters={flt}", f"/networks?filters={flt}"]
     lists.append(f"/volumes?filters={flt}")
-    images = [f"/images/{quote(ref, safe='/:@')}/json" for ref in refs]
-    containers, networks, volumes, *found = _ask(sock, lists + images)
+    return lists + [f"/images/{quote(ref, safe='/:@')}/json" for ref in refs]
+
+
+def fingerprint(
+    urls: list[str], answers: list[Answer], refs: Sequence[str]
+) -> tuple[str, list[Any]]:
+    """``engine_state`` of the engine's answers to ``engine_questions``."""
+    decoded = [_decode(url, answer) for url, answer in zip(urls, answers, strict=True)]
+    containers, networks, volumes, *found = decoded
     if not isinstance(containers, list) or not isinstance(networks, list):
         raise WireError("unexpected answer")
     seen: list[Any] = []
@@ -350,30 +359,15 @@ def _try(args: Args, environ: Mapping[str, str]) -> int | None:
     from envd.inputs import desired_key
 
     keys = keys_if_any(environ)
-    if keys is None:
+    paths = resolve_paths(args.project_dir, args.file)
+    if keys is None or paths is None or not state_dir_safe(paths[1]):
         return None
-    found = inputs(args, environ, keys)
-    if found is None:
-        return None
-    base, key, cache = found
-    if cache is None or not state_dir_safe(base):
-        return None
-    body = desired_key.read_sealed(witness_file(base, args.environment), keys)
+    body = desired_key.read_sealed(witness_file(paths[1], args.environment), keys)
     if body is None:
         return None
     w = jsontext.loads(body)
-    if not isinstance(w, dict) or w.get("format") != FORMAT or w.get("key") != key:
+    if not isinstance(w, dict) or w.get("format") != FORMAT:
         return None
-    if w.get("cache") != sha256(cache).hexdigest():
-        return None
-    if args.strict and w["warnings"]:
-        return None  # --strict turns them into an error: the full path's to say
-    for path, want in w["files"]:
-        if _digest(path, keys) != want:
-            return None
-    for path, real in w["paths"]:
-        if real is None or _real(path) != real:
-            return None  # a missing bind source is created by `up`: not a no-op
     engine = engine_socket(environ)
     if engine is None or engine[0] != w["host"]:
         return None
@@ -382,11 +376,36 @@ def _try(args: Args, environ: Mapping[str, str]) -> int | None:
     with _lock(w["project"]) as free:
         if not free:
             return None  # another envd converges it: the full path waits its turn
-        fingerprint, containers = engine_state(engine[1], w["project"], w["refs"])
-        if fingerprint != w["engine"] or not settled(containers):
+        # The engine works on its answers while the inputs are checked (they
+        # decide whether the witness applies at all; nothing is printed before).
+        urls = engine_questions(w["project"], w["refs"])
+        with Asked(engine[1], urls) as asked:
+            if not _inputs_unchanged(args, environ, keys, w):
+                return None
+            found, containers = fingerprint(urls, asked.answers(), w["refs"])
+        if found != w["engine"] or not settled(containers):
             return None
     _print(w, args.as_json)
     return 0
+
+
+def _inputs_unchanged(
+    args: Args, environ: Mapping[str, str], keys: Keys, w: Mapping[str, Any]
+) -> bool:
+    """The witness's key, cache, files and paths are what these arguments see now."""
+    found = inputs(args, environ, keys)
+    if found is None:
+        return False
+    _, key, cache = found
+    if cache is None or w.get("key") != key or w.get("cache") != sha256(cache).hexdigest():
+        return False
+    if args.strict and w["warnings"]:
+        return False  # --strict turns them into an error: the full path's to say
+    for path, want in w["files"]:
+        if _digest(path, keys) != want:
+            return False
+    # A missing bind source is created by `up`: not a no-op.
+    return all(real is not None and _real(path) == real for path, real in w["paths"])
 
 
 class _lock:

@@ -58,26 +58,54 @@ def get(path: str, url: str, timeout: float = 10.0, *, peer_uid: int | None = No
 def get_all(
     path: str, urls: list[str], timeout: float = 10.0, *, peer_uid: int | None = None
 ) -> list[Answer]:
-    """``GET`` each of ``urls`` on the unix socket at ``path``, the answers in order.
+    """``GET`` each of ``urls`` on the unix socket at ``path``, the answers in order."""
+    with Asked(path, urls, timeout, peer_uid=peer_uid) as asked:
+        return asked.answers()
+
+
+class Asked:
+    """``GET`` requests sent, their answers not read yet (a context manager that
+    closes the connections).
 
     Every request is sent (one connection each) before the first answer is
-    read, so the server works on them side by side: the wait is the slowest
-    answer's, not their sum.
+    read, so the server works on them side by side, and while the caller does
+    its own work: the wait is the slowest answer's, not their sum.
     """
-    socks: list[_socket.socket] = []
-    try:
+
+    def __init__(
+        self, path: str, urls: list[str], timeout: float = 10.0, *, peer_uid: int | None = None
+    ) -> None:
+        self.socks: list[_socket.socket] = []
         try:
             for url in urls:
                 sock = connect(path, timeout, peer_uid=peer_uid)
-                socks.append(sock)
+                self.socks.append(sock)
                 request = f"GET {url} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
                 sock.sendall(request.encode("ascii"))
-            return [parse(_read(sock)) for sock in socks]
+        except OSError as exc:
+            self.close()
+            raise WireError(str(exc)) from None
+        except BaseException:
+            self.close()
+            raise
+
+    def answers(self) -> list[Answer]:
+        """Every answer, read to its end, in the order asked."""
+        try:
+            return [parse(_read(sock)) for sock in self.socks]
         except OSError as exc:
             raise WireError(str(exc)) from None
-    finally:
-        for sock in socks:
+
+    def close(self) -> None:
+        for sock in self.socks:
             sock.close()
+        self.socks = []
+
+    def __enter__(self) -> Asked:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _read(sock: _socket.socket) -> bytes:
