@@ -263,3 +263,43 @@ def test_the_env_key_is_judged_as_the_regexes_judged_it(text: str) -> None:
 def test_the_key_file_is_judged_as_the_regex_judged_it(data: bytes) -> None:
     """A key file holds 64 hex digits and at most one newline (the old regex)."""
     assert key_store._hex_key(data) == bool(re.fullmatch(rb"[0-9a-fA-F]{64}\n?", data))
+
+
+def test_questions_asked_side_by_side_are_answered_in_the_order_asked(tmp_path: Path) -> None:
+    """get_all sends every GET before reading any answer and returns the answers in order;
+    a socket nobody serves is a WireError (the full path's to word)."""
+    import socketserver
+    import threading
+
+    from envd.cli._lean_wire import WireError, get_all
+
+    second_asked = threading.Event()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            url = self.rfile.readline().decode().split(" ")[1]
+            while self.rfile.readline() not in (b"\r\n", b""):
+                pass
+            body = url.encode()
+            if url == "/second":
+                second_asked.set()
+            # The first answer waits for the second question: a client that read
+            # it before asking the second would get "one by one".
+            elif not second_asked.wait(10):
+                body = b"one by one"
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    path = str(tmp_path / "s.sock")
+    server = Server(path, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        answers = get_all(path, ["/first", "/second", "/third"])
+        assert [a.body for a in answers] == [b"/first", b"/second", b"/third"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(WireError):
+        get_all(str(tmp_path / "nobody.sock"), ["/x"])
