@@ -53,21 +53,21 @@ def _line(name: str, times: list[float], cpu: list[float]) -> str:
     )
 
 
-def bench_up(n: int, repeat: int, before: str | None, v2: str) -> None:
-    root = Path(tempfile.mkdtemp(prefix="w6-lean-bench-"))
+def bench_up(n: int, repeat: int, before: str | None, v2: str, prefix: str) -> None:
+    root = Path(tempfile.mkdtemp(prefix=f"{prefix}-bench-"))
     envd_dir = root / "envd"
     v2_dir = root / "v2"
     envd_dir.mkdir()
     v2_dir.mkdir()
-    name = f"w6-lean-up-{n}"
+    name = f"{prefix}-up-{n}"
     envd = Project("envd", name, envd_dir, n, IMAGE, envd_command(), _env(True), ENVD_LABEL)
     compose = Project(
         "v2",
-        f"w6-lean-v2-{n}",
+        f"{prefix}-v2-{n}",
         v2_dir,
         n,
         IMAGE,
-        [v2, "-p", f"w6-lean-v2-{n}", "--ansi", "never"],
+        [v2, "-p", f"{prefix}-v2-{n}", "--ansi", "never"],
         _env(True),
         COMPOSE_LABEL,
     )
@@ -78,7 +78,7 @@ def bench_up(n: int, repeat: int, before: str | None, v2: str) -> None:
         old_dir = root / "before"
         old_dir.mkdir()
         old = Project(
-            "envd", f"w6-lean-old-{n}", old_dir, n, IMAGE, [before], _env(True), ENVD_LABEL
+            "envd", f"{prefix}-old-{n}", old_dir, n, IMAGE, [before], _env(True), ENVD_LABEL
         )
         projects.append(old)
     try:
@@ -119,10 +119,10 @@ def bench_up(n: int, repeat: int, before: str | None, v2: str) -> None:
             p.down_untimed()
 
 
-def bench_status(sizes: list[int], repeat: int, before: str | None) -> None:
+def bench_status(sizes: list[int], repeat: int, before: str | None, prefix: str) -> None:
     for n in sizes:
-        root = Path(tempfile.mkdtemp(prefix="w6-lean-status-"))
-        name = f"w6-lean-status-{n}"
+        root = Path(tempfile.mkdtemp(prefix=f"{prefix}-status-"))
+        name = f"{prefix}-status-{n}"
         envd = Project("envd", name, root, n, IMAGE, envd_command(), _env(True), ENVD_LABEL)
         try:
             envd.write()
@@ -156,12 +156,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=12)
     ap.add_argument("--before", default=None, help="another envd console script to compare")
     ap.add_argument("--compose-v2", default=COMPOSE_V2_DEFAULT)
+    # Projects are named after it: two people benchmarking one engine must not share names.
+    ap.add_argument("--prefix", default="lean-bench", help="project name prefix")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")
     if args.services:
-        bench_up(args.services, args.repeat, args.before, args.compose_v2)
+        bench_up(args.services, args.repeat, args.before, args.compose_v2, args.prefix)
     if args.status:
-        bench_status([int(s) for s in args.status.split(",")], args.repeat, args.before)
+        bench_status(
+            [int(s) for s in args.status.split(",")], args.repeat, args.before, args.prefix
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 ``envd init`` is dispatched before anything heavy is imported so that the
 tiny init starts fast; so are the lean answers of a no-op ``up --once``
-(``envd.cli._lean_up``) and of ``status`` against a running daemon
+(``envd.cli._lean_up``, read by ``envd.cli._lean_read``) and of ``status`` against a running daemon
 (``envd.cli._lean_status``), each of which gives way to the click CLI on any
 doubt. Every other command goes through the click CLI.
 """
@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the lean answers run first: nothing loaded for types
+    from collections.abc import Callable, Mapping
 
 
 def main() -> None:
@@ -35,7 +38,7 @@ def main() -> None:
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if "--once" in argv and "up" in argv and os.environ.get("ENVD_LEAN") != "off":
         # A no-op `up --once` answered from stdlib-only code when certain.
-        from envd.cli._lean_up import try_up
+        from envd.cli._lean_read import try_up
 
         code = _lean(try_up, argv)
         if code is not None:

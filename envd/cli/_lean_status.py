@@ -14,20 +14,20 @@ itself), other flags — returns None and the full path runs.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
-from pathlib import Path
 
-from envd.cli._lean_args import split_globals
+from envd.cli._lean_args import daemon_socket, resolve_paths, split_globals
 from envd.cli._lean_wire import WireError, get
+from envd.values import jsontext
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # nothing loaded for types: this answers in a few milliseconds
+    from collections.abc import Mapping, Sequence
 
 
-def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] | None:
+def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[str, bool] | None:
     """(the daemon's socket, --json) of ``envd [globals] status [--json]``, or None."""
-    from envd.spec.paths import resolve_paths
-
     found = split_globals(argv, "status")
     if found is None:
         return None
@@ -37,27 +37,22 @@ def parse(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[Path, bool] 
         return None
     if environment is None:
         environment = environ.get("ENVD_ENV") or None
-    _, base = resolve_paths(project_dir, file)
-    return socket_path(base, environment), bool(rest)
-
-
-def socket_path(project_dir: Path, environment: str | None) -> Path:
-    """``envd.daemon.paths.StatePaths.for_project(...).socket``, without importing
-    dataclasses (a unit test keeps the two equal)."""
-    base = project_dir / ".envd"
-    return (base / f"env-{environment}" if environment else base) / "daemon.sock"
+    paths = resolve_paths(project_dir, file)
+    if paths is None:
+        return None
+    return daemon_socket(paths[1], environment), bool(rest)
 
 
 def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     """Print a running daemon's status report and return 0, or None: take the full path."""
     try:
         found = parse(argv, environ)
-        if found is None or not found[0].exists():
+        if found is None or not os.path.exists(found[0]):
             return None
-        answer = get(str(found[0]), "/v1/status", 10.0, peer_uid=os.geteuid())
+        answer = get(found[0], "/v1/status", 10.0, peer_uid=os.geteuid())
         if answer.status != 200:
             return None
-        report = json.loads(answer.body or b"null")
+        report = jsontext.loads(answer.body or b"null")
     except (WireError, OSError, ValueError):
         return None
     except Exception:  # any doubt: the full path decides
@@ -65,7 +60,7 @@ def try_status(argv: Sequence[str], environ: Mapping[str, str]) -> int | None:
     if not isinstance(report, dict) or "services" not in report:
         return None
     if found[1]:
-        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        sys.stdout.write(jsontext.dumps_indented(report) + "\n")
         return 0
     from envd.cli._status_text import render
 

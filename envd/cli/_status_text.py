@@ -8,13 +8,13 @@ their output cannot drift apart.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
 
 from envd.core.status_text import state_text
 
-# typing costs a few milliseconds to import; the lean entry renders this.
+# typing (and collections.abc) cost milliseconds to import; the lean entry renders this.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
 

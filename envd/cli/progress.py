@@ -5,12 +5,14 @@ The only module besides ``cli`` that writes to the terminal.
 
 from __future__ import annotations
 
-import json
 import sys
-import threading
-from typing import IO, Any
+from _thread import allocate_lock
 
-from envd.values.events import Event
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the lean entry prints through here: nothing loaded for types
+    from typing import IO, Any
+
+    from envd.values.events import Event
 
 _SYMBOL = {"working": "…", "done": "✔", "error": "✘", "waiting": "·", "info": " "}
 _LABEL = {
@@ -76,17 +78,27 @@ _DONE_WITH_MESSAGE = frozenset({"heal", "healed", "restart-dependent"})
 
 
 def _describe(ev: Event) -> str:
-    if ev.phase == "done":
-        verb = _DONE_LABEL.get(ev.kind) or _LABEL.get(ev.kind, ev.kind.capitalize())
-        if ev.kind in _DONE_WITH_MESSAGE and ev.message:
-            return f"{verb} ({ev.message})"
+    return describe(ev.kind, ev.phase, ev.message)
+
+
+def describe(kind: str, phase: str, message: str) -> str:
+    """The words after ``resource:`` in a plain progress line."""
+    if phase == "done":
+        verb = _DONE_LABEL.get(kind) or _LABEL.get(kind, kind.capitalize())
+        if kind in _DONE_WITH_MESSAGE and message:
+            return f"{verb} ({message})"
         return verb
-    verb = _LABEL.get(ev.kind, ev.kind.capitalize())
-    if ev.phase == "error":
-        return f"{verb}: {ev.message}"
-    if ev.message and ev.kind not in ("pull", "build"):
-        return f"{verb} ({ev.message})"
+    verb = _LABEL.get(kind, kind.capitalize())
+    if phase == "error":
+        return f"{verb}: {message}"
+    if message and kind not in ("pull", "build"):
+        return f"{verb} ({message})"
     return verb
+
+
+def plain_line(phase: str, resource: str, text: str) -> str:
+    """One plain progress line (without its newline)."""
+    return f"{_SYMBOL[phase]} {resource}: {text}"
 
 
 class PlainProgress:
@@ -94,16 +106,14 @@ class PlainProgress:
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def __call__(self, ev: Event) -> None:
         streaming = ev.phase == "working" and ev.kind in ("pull", "build") and ev.message
         if streaming and not ev.message.startswith(("image not", "build context", "pull policy")):
             return  # streaming build/pull output is too chatty for plain logs
         with self.lock:
-            print(
-                f"{_SYMBOL[ev.phase]} {ev.resource}: {_describe(ev)}", file=self.stream, flush=True
-            )
+            print(plain_line(ev.phase, ev.resource, _describe(ev)), file=self.stream, flush=True)
 
     def close(self) -> None:
         return None
@@ -112,9 +122,11 @@ class PlainProgress:
 class JsonProgress:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def __call__(self, ev: Event) -> None:
+        import json
+
         with self.lock:
             print(json.dumps({"event": ev.to_json()}), file=self.stream, flush=True)
 
@@ -131,7 +143,7 @@ class TtyProgress:
 
         self.console = Console(stderr=True)
         self.rows: dict[str, tuple[str, str]] = {}
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
         self.live = Live(
             self._render(), console=self.console, refresh_per_second=10, transient=False
         )
@@ -184,7 +196,7 @@ class LazyTtyProgress:
     def __init__(self) -> None:
         self.buffered: list[Event] = []
         self.live: Any = None
-        self.lock = threading.Lock()
+        self.lock = allocate_lock()
 
     def __call__(self, ev: Event) -> None:
         with self.lock:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-# typing costs a few milliseconds to import; the lean entry renders this.
+# typing (and collections.abc) cost milliseconds to import; the lean entry renders this.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 

@@ -15,17 +15,19 @@ environment overlay, and holds the digest of each approved item
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from envd.values.errors import UsageError
+from envd.values import jsontext
+from envd.values.error_base import UsageError
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the lean entry computes state_token: no pathlib, json or typing loaded
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+    from typing import Any
+
     from envd.inputs.consent import ReachItem
     from envd.spec.load import LoadedSpec
 
@@ -35,9 +37,17 @@ _FORMAT = 1
 
 
 def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    from pathlib import Path
+
+    return Path(_state_dir(environ))
+
+
+def _state_dir(environ: Mapping[str, str] | None = None) -> str:
     environ = os.environ if environ is None else environ
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "envd"
+    state = environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "envd")
 
 
 def key_of(loaded: LoadedSpec) -> str:
@@ -45,20 +55,20 @@ def key_of(loaded: LoadedSpec) -> str:
     return _key(loaded.file, loaded.project_dir, loaded.environment)
 
 
-def _key(spec_file: Path, project_dir: Path, environment: str | None) -> str:
+def _key(spec_file: str | Path, project_dir: str | Path, environment: str | None) -> str:
     return "\n".join(
         (os.path.realpath(project_dir), os.path.realpath(spec_file), environment or "")
     )
 
 
-def _check_dir(path: Path, create: bool) -> bool:
+def _check_dir(path: str, create: bool) -> bool:
     """True when ``path`` is this user's private directory; False when absent (and not created)."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         if not create:
             return False
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         try:
             os.mkdir(path, 0o700)
         except FileExistsError:
@@ -74,10 +84,10 @@ def _check_dir(path: Path, create: bool) -> bool:
 
 
 def _read(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    folder = state_dir(environ)
+    folder = _state_dir(environ)
     if not _check_dir(folder, create=False):
         return {}
-    path = folder / FILE
+    path = os.path.join(folder, FILE)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -96,7 +106,7 @@ def _read(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if len(raw) > _CAP:
         raise UsageError(f"refusing to read {path}: larger than {_CAP} bytes")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = jsontext.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise UsageError(f"{path} is not valid JSON; remove it and approve again") from None
     if not isinstance(data, dict) or not isinstance(data.get("approvals"), dict):
@@ -106,12 +116,14 @@ def _read(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 
 
 def _write(approvals: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> None:
-    folder = state_dir(environ)
+    import json
+
+    folder = _state_dir(environ)
     _check_dir(folder, create=True)
-    path = folder / FILE
+    path = os.path.join(folder, FILE)
     if os.path.islink(path):
         raise UsageError(f"refusing to write {path}: it is a symbolic link")
-    tmp = folder / f".{FILE}.{os.getpid()}.tmp"
+    tmp = os.path.join(folder, f".{FILE}.{os.getpid()}.tmp")
     body = json.dumps({"format": _FORMAT, "approvals": approvals}, indent=1, sort_keys=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
@@ -121,8 +133,8 @@ def _write(approvals: Mapping[str, Any], environ: Mapping[str, str] | None = Non
             os.fsync(fh.fileno())
         os.replace(tmp, path)  # rename replaces a link itself, never its target
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def approved_digests(key: str, environ: Mapping[str, str] | None = None) -> frozenset[str]:
@@ -166,10 +178,13 @@ def listing(environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
 
 
 def state_token(
-    spec_file: Path, project_dir: Path, environment: str | None, environ: Mapping[str, str]
+    spec_file: str | Path,
+    project_dir: str | Path,
+    environment: str | None,
+    environ: Mapping[str, str],
 ) -> str:
     """What a cached desired state must be keyed on so a revoked or changed
     approval is never bypassed: this spec's approved digests and ENVD_ALLOW."""
     key = _key(spec_file, project_dir, environment)
     allow = environ.get("ENVD_ALLOW", "")
-    return json.dumps([allow, sorted(approved_digests(key))])
+    return jsontext.dumps([allow, sorted(approved_digests(key))])

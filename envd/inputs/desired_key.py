@@ -8,17 +8,31 @@ so they can never disagree about it.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import sys
-from collections.abc import Mapping
-from pathlib import Path
 
 from envd import __version__
 from envd.inputs.safefile import read_regular
-from envd.inputs.target import Target
-from envd.values.keys import Keys
+from envd.values.sha import Hmac, compare_digest, sha256
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # nothing loaded for types: the lean entry computes this key too
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Protocol
+
+    from envd.values.keys import Keys
+
+    class Aim(Protocol):
+        """What of a ``Target`` the key covers (the lean entry passes its own arguments)."""
+
+        @property
+        def environment(self) -> str | None: ...
+        @property
+        def profiles(self) -> frozenset[str]: ...
+        @property
+        def swarm(self) -> bool: ...
+
 
 CACHE_FILE = "desired.cache"
 # 3: JSON under a derived seal key (2 was a pickle); 4: paths by where they resolve
@@ -30,8 +44,8 @@ MAX_BYTES = 16 * 1024 * 1024
 
 # The code a desired state is computed by: inputs and the layers below it (the
 # import contracts keep inputs from importing anything else of envd).
-_ENVD = Path(__file__).resolve().parent.parent
-_CODE_DIRS = tuple(str(_ENVD / d) for d in ("values", "spec", "core", "inputs"))
+_ENVD = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+_CODE_DIRS = tuple(os.path.join(_ENVD, d) for d in ("values", "spec", "core", "inputs"))
 
 # What the shell sets about itself, different with every way of starting envd
 # (`_` is the command's path: `time envd up` after `envd up` changes it), and
@@ -43,15 +57,18 @@ _SHELL_BOOKKEEPING = ("_", "SHLVL", "OLDPWD", "ENVD_LEAN")
 
 def compute(
     keys: Keys,
-    target: Target,
+    target: Aim,
     environ: Mapping[str, str],
     frozen: bool,
-    spec_file: Path,
-    base: Path,
+    spec_file: str | Path,
+    base: str | Path,
     extra: str = "",
 ) -> tuple[str, str, bytes | None]:
-    """(the key over every input, the key over all but the spec's bytes, those bytes)."""
-    h = hmac.new(keys.cache_key, FORMAT, hashlib.sha256)
+    """(the key over every input, the key over all but the spec's bytes, those bytes).
+
+    ``spec_file`` and ``base`` are absolute, as ``envd.spec.paths.resolve_paths``
+    gives them (a string or a ``Path``: the key covers their text)."""
+    h = Hmac(keys.cache_key, FORMAT)
 
     def feed(*parts: object) -> None:
         for part in parts:
@@ -73,7 +90,7 @@ def compute(
     except FileNotFoundError:
         pass
     texts = [spec_bytes or b""]
-    for path in (base / ".env", base / "envd.lock"):
+    for path in (os.path.join(base, ".env"), os.path.join(base, "envd.lock")):
         try:
             # A FIFO or a device here makes a miss (NotRegular), not a hang.
             data = read_regular(path, MAX_BYTES)
@@ -115,10 +132,10 @@ def code_fingerprint() -> str:
                 lines.append(f"{entry.path}\0{st.st_size}\0{st.st_mtime_ns}")
             elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    return sha256("\n".join(lines).encode()).hexdigest()
 
 
-def read_sealed(path: Path, keys: Keys) -> bytes | None:
+def read_sealed(path: str | Path, keys: Keys) -> bytes | None:
     """The body of a sealed state file of ours, or None (missing, a link, a FIFO,
     someone else's, too big, or a seal this user's key did not make)."""
     try:
@@ -128,4 +145,4 @@ def read_sealed(path: Path, keys: Keys) -> bytes | None:
     if len(raw) <= SEAL:
         return None
     seal, body = raw[:SEAL], raw[SEAL:]
-    return body if hmac.compare_digest(seal, keys.seal(body)) else None
+    return body if compare_digest(seal, keys.seal(body)) else None

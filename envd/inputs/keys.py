@@ -17,22 +17,39 @@ place, so no crash leaves an empty key behind.
 from __future__ import annotations
 
 import os
-import re
 import stat
-from collections.abc import Mapping
-from pathlib import Path
 
-from envd.values.errors import UsageError
+from envd.values.error_base import UsageError
 from envd.values.keys import Keys
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the lean entry reads the key too: no pathlib, re or typing loaded
+    from collections.abc import Mapping
+    from pathlib import Path
 
 # A key file read once stays this process's key for that path: a daemon keeps
 # its key (and so its containers) even if the file is removed under it.
-_FILE_KEYS: dict[Path, bytes] = {}
+_FILE_KEYS: dict[str, bytes] = {}
 
-_HEX_KEY = re.compile(rb"[0-9a-fA-F]{64}\n?")  # what envd writes, or `openssl rand -hex 32`
-_HEX = re.compile(r"[0-9a-fA-F]+")
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+_BASE64_DIGITS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-")
 _MAX_READ = 4096  # more than any valid key file; a huge file is refused, not read
+
+
+def _hex_key(data: bytes) -> bool:
+    """What envd writes, or `openssl rand -hex 32`: 64 hex digits and an optional newline."""
+    body = data[:-1] if data.endswith(b"\n") else data
+    return len(body) == 64 and _all_in(body.decode("latin-1"), _HEX_DIGITS)
+
+
+def _all_in(text: str, alphabet: frozenset[str]) -> bool:
+    return bool(text) and all(c in alphabet for c in text)
+
+
+def _base64(text: str) -> bool:
+    """Base64 digits (either alphabet) and at most two ``=`` of padding."""
+    body = text.rstrip("=")
+    return len(text) - len(body) <= 2 and _all_in(body, _BASE64_DIGITS)
 
 
 class HashKeyRefused(UsageError):
@@ -41,8 +58,17 @@ class HashKeyRefused(UsageError):
 
 def key_file(environ: Mapping[str, str]) -> Path:
     """Where the per-user key lives (it may not exist yet)."""
-    state = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state) / "envd" / "hash-key"
+    from pathlib import Path
+
+    return Path(key_path(environ))
+
+
+def key_path(environ: Mapping[str, str]) -> str:
+    """``key_file`` as a string."""
+    state = environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "envd", "hash-key")
 
 
 def load_keys(environ: Mapping[str, str] | None = None) -> Keys:
@@ -58,7 +84,7 @@ def load_keys(environ: Mapping[str, str] | None = None) -> Keys:
         check_env_key(env_key)
         # The bytes as given, not decoded: labels stay what earlier envd made.
         return Keys(env_key.encode())
-    path = key_file(environ)
+    path = key_path(environ)
     cached = _FILE_KEYS.get(path)
     if cached is None:
         cached = _FILE_KEYS[path] = _read_or_create(path)
@@ -68,9 +94,9 @@ def load_keys(environ: Mapping[str, str] | None = None) -> Keys:
 def check_env_key(value: str) -> None:
     """Refuse an ``ENVD_HASH_KEY`` that cannot hold 32 random bytes."""
     text = value.strip()
-    if _HEX.fullmatch(text):
+    if _all_in(text, _HEX_DIGITS):
         short = len(text) < 64
-    elif _BASE64.fullmatch(text):
+    elif _base64(text):
         short = len(text.rstrip("=")) < 43
     else:
         raise HashKeyRefused(
@@ -84,7 +110,7 @@ def check_env_key(value: str) -> None:
         )
 
 
-def _read_or_create(path: Path) -> bytes:
+def _read_or_create(path: str) -> bytes:
     key = _read(path)
     if key is not None:
         return key
@@ -95,7 +121,7 @@ def _read_or_create(path: Path) -> bytes:
     return key
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str) -> bytes | None:
     """The key in ``path``; None when there is no file; refused when it is not safely ours."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -118,7 +144,7 @@ def _read(path: Path) -> bytes | None:
         data = os.read(fd, _MAX_READ)
     finally:
         os.close(fd)
-    if not _HEX_KEY.fullmatch(data):
+    if not _hex_key(data):
         raise HashKeyRefused(
             f"the hash key file {path} does not hold a key (64 hex digits; it has"
             f" {len(data)} bytes); remove it to let envd create a new key"
@@ -137,8 +163,11 @@ def _unsafe(st: os.stat_result) -> str:
     return ""
 
 
-def _create(path: Path) -> None:
-    """Write a fresh key beside ``path`` and link it into place; the first writer wins."""
+def _create(where: str) -> None:
+    """Write a fresh key beside ``where`` and link it into place; the first writer wins."""
+    from pathlib import Path
+
+    path = Path(where)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from pathlib import Path
 
-from envd.values.errors import EnvdError
+from envd.values.error_base import EnvdError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # paths may be strings: the lean entry loads no pathlib
+    from pathlib import Path
 
 
 class NotRegular(OSError):
     """The path is not a regular file (of ours, when asked) within the size cap."""
 
 
-def read_regular(path: Path, cap: int, *, follow: bool = True, own: bool = False) -> bytes:
+def read_regular(path: str | Path, cap: int, *, follow: bool = True, own: bool = False) -> bytes:
     """The bytes of ``path``: a regular file of at most ``cap`` bytes (``own``: ours).
 
     Raises ``FileNotFoundError`` when it does not exist, ``NotRegular`` when it
@@ -61,7 +64,8 @@ def write_replacing(path: Path, data: bytes, mode: int) -> None:
     so a planted link at a predictable name cannot redirect the write; the
     rename replaces a link at ``path`` itself, never its target.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(tmp, flags, mode)
     try:
@@ -69,7 +73,10 @@ def write_replacing(path: Path, data: bytes, mode: int) -> None:
             fh.write(data)
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
 
 
 class UnsafeStateDir(EnvdError):

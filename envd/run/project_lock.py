@@ -23,30 +23,27 @@ import errno
 import fcntl
 import json
 import os
-import re
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from envd.run.lock_file import LockDirectoryUnsafe, lock_base, open_lock_file
+from envd.run.lock_file import write_holder as _write_holder
 from envd.values.errors import EnvdError, UsageError
 from envd.values.record import value
+
+__all__ = ["LockDirectoryUnsafe", "open_lock_file"]  # the lock's file: envd.run.lock_file
 
 DEFAULT_TIMEOUT = 60.0
 TIMEOUT_VARIABLE = "ENVD_LOCK_TIMEOUT"
 POLL_SECONDS = 0.05
 _HOLDER_MAX_BYTES = 4096
 _NAME_GRACE = 0.5
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,100}")
 
 
 class LockBusy(EnvdError):
     """Another envd kept converging the project past the wait bound (or the wait was cancelled)."""
-
-
-class LockDirectoryUnsafe(EnvdError):
-    """The lock directory could be planted or replaced by another user."""
 
 
 @value
@@ -75,83 +72,8 @@ def timeout_from(option: float | None) -> float:
 
 def lock_directory() -> tuple[Path, tuple[str, ...]]:
     """The trusted base directory and the parts envd creates under it."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if xdg and os.path.isabs(xdg) and os.path.isdir(xdg):
-        return Path(xdg), ("envd", "locks")
-    return Path("/tmp"), (f"envd-{os.geteuid()}", "locks")
-
-
-def _open_private_dir(parent_fd: int, name: str, shown: Path) -> int:
-    """Create (0700) or open ``name`` under ``parent_fd``, refusing anything another user controls."""
-    try:
-        os.mkdir(name, 0o700, dir_fd=parent_fd)
-    except FileExistsError:
-        pass
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent_fd)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise LockDirectoryUnsafe(
-                f"refusing the lock directory {shown}: it is a symbolic link or not a directory"
-            ) from None
-        raise LockDirectoryUnsafe(
-            f"cannot open the lock directory {shown}: {exc.strerror}"
-        ) from None
-    info = os.fstat(fd)
-    problem = ""
-    if info.st_uid != os.geteuid():
-        problem = f"it belongs to uid {info.st_uid}, not to you (uid {os.geteuid()})"
-    elif info.st_mode & 0o022:
-        problem = f"other users can write to it (mode {stat.S_IMODE(info.st_mode):o})"
-    if problem:
-        os.close(fd)
-        raise LockDirectoryUnsafe(f"refusing the lock directory {shown}: {problem}")
-    return fd
-
-
-def _file_name(project: str) -> str:
-    if _SAFE_NAME.fullmatch(project):
-        return f"{project}.lock"
-    import hashlib
-
-    return f"project-{hashlib.sha256(project.encode()).hexdigest()[:24]}.lock"
-
-
-def open_lock_file(project: str, directory: Path | None = None) -> int:
-    """The project's lock file, opened read-write (never through a link), mode 0600."""
-    if directory is None:
-        base, parts = lock_directory()
-    else:
-        base, parts = directory.parent, (directory.name,)
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
-    shown = base
-    try:
-        for part in parts:
-            shown = shown / part
-            child = _open_private_dir(fd, part, shown)
-            os.close(fd)
-            fd = child
-        name = _file_name(project)
-        try:
-            lock_fd = os.open(
-                name,
-                os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                0o600,
-                dir_fd=fd,
-            )
-        except OSError as exc:
-            raise LockDirectoryUnsafe(
-                f"cannot open the lock file {shown / name}: {exc.strerror}"
-            ) from None
-    finally:
-        os.close(fd)
-    info = os.fstat(lock_fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
-        os.close(lock_fd)
-        raise LockDirectoryUnsafe(
-            f"refusing the lock file {shown / name}: not a regular file of yours"
-        )
-    return lock_fd
+    base, parts = lock_base()
+    return Path(base), parts
 
 
 def read_holder(fd: int) -> Holder | None:
@@ -162,12 +84,6 @@ def read_holder(fd: int) -> Holder | None:
         return Holder(int(record["pid"]), str(record["command"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _write_holder(fd: int, command: str) -> None:
-    data = json.dumps({"pid": os.getpid(), "command": command}).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, data, 0)
 
 
 def waiting_message(project: str, holder: Holder | None) -> str:

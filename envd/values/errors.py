@@ -25,21 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envd.values.error_base import EnvdError, UsageError
 from envd.values.record import value
 
-
-class EnvdError(Exception):
-    """Base of every error envd reports to a user."""
-
-    exit_code = 1
-    transient = False
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = ["EnvdError", "UsageError"]  # and the rest below; these two live in error_base
 
 
 @value
@@ -72,12 +61,6 @@ class SpecError(EnvdError):
             problems = [problems]
         self.problems: list[SpecProblem] = problems
         super().__init__("\n".join(p.render() for p in problems))
-
-
-class UsageError(EnvdError):
-    """The command line itself is wrong."""
-
-    exit_code = 2
 
 
 class LockMismatch(EnvdError):

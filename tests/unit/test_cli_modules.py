@@ -73,6 +73,7 @@ def test_no_command_module_imports_the_app_or_another_command_module(path: Path)
         "envd.cli._status",
         "envd.cli.progress",
         "envd.cli._lean_args",
+        "envd.cli._lean_read",
         "envd.cli._lean_up",
         "envd.cli._lean_wire",
         "envd.cli._status_text",

@@ -385,11 +385,12 @@ def test_the_wire_reads_chunked_and_sized_answers_and_refuses_broken_ones() -> N
 @pytest.mark.parametrize("environment", [None, "ci"])
 def test_the_lean_status_asks_the_daemons_own_socket(environment: str | None) -> None:
     """The lean client's socket path is the one the daemon binds (StatePaths)."""
+    from envd.cli._lean_args import daemon_socket
     from envd.daemon.paths import StatePaths
 
     base = Path("/p")
     want = StatePaths.for_project(base, environment).socket
-    assert _lean_status.socket_path(base, environment) == want
+    assert daemon_socket(str(base), environment) == str(want)
 
 
 def test_the_lean_status_imports_no_dataclasses() -> None:
@@ -402,3 +403,25 @@ def test_the_lean_status_imports_no_dataclasses() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_a_hit_loads_none_of_what_the_lean_path_has_no_time_for(world: World) -> None:
+    """A real hit (in a fresh interpreter) answers without loading any LEAN_HEAVY module."""
+    from tests.unit.test_start_up_imports import LEAN_HEAVY
+
+    code = (
+        "import os, sys\n"
+        "from envd.cli._lean_read import try_up\n"
+        f"rc = try_up({world.argv!r}, {world.env!r})\n"
+        f"heavy = {LEAN_HEAVY!r}\n"
+        "sys.stdout.write(repr((rc, sorted(m for m in sys.modules if m.split('.')[0] in heavy"
+        " or m in heavy))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**world.env, "XDG_RUNTIME_DIR": os.environ["XDG_RUNTIME_DIR"]},
+    ).stdout
+    assert out == "(0, [])"

@@ -131,3 +131,90 @@ def test_the_probe_sees_what_it_imports(loaded: dict[str, str]) -> None:
     assert set(PATH_MODULES) <= set(loaded)
     assert loaded["envd.values.types"].startswith("envd.")
     assert "pydantic" in _loaded(("envd.spec.models",))
+
+
+# The lean entry's no-op `up --once` (envd.cli._lean_read) and what it loads
+# on a hit: it runs before anything else, so its budget is a few milliseconds
+# (issue 15: ≤ 0.25x Compose v2's no-op, whose floor is the interpreter itself).
+LEAN_MODULES = (
+    "envd.__main__",
+    "envd.cli._lean_read",
+    "envd.cli._lean_status",
+    "envd.cli._status_text",
+    "envd.cli.progress",
+    "envd.inputs.desired_key",
+    "envd.inputs.approvals",
+    "envd.inputs.keys",
+    "envd.inputs.safefile",
+    "envd.run.lock_file",
+    "envd.values.keys",
+)
+
+# Each costs the lean path from 0.3 to 7 ms (measured with -X importtime).
+LEAN_HEAVY = (
+    "dataclasses",
+    "inspect",
+    "typing",
+    "collections",
+    "contextlib",
+    "json",
+    "re",
+    "enum",
+    "pathlib",
+    "fnmatch",
+    "urllib",
+    "ipaddress",
+    "socket",
+    "selectors",
+    "struct",
+    "hashlib",
+    "_hashlib",
+    "hmac",
+    "threading",
+    "envd.values.record",
+    "envd.values.errors",
+    "envd.values.events",
+    "envd.inputs.target",
+    "envd.spec",
+    "envd.daemon",
+    "envd.run.project_lock",
+)
+
+
+# Imports nothing itself before it looks (the probe above loads json, and so re).
+_LEAN_PROBE = """
+import sys
+before = set(sys.modules)
+for module in sys.argv[1:]:
+    __import__(module)
+print("\\n".join(sorted(set(sys.modules) - before)))
+"""
+
+
+@pytest.fixture(scope="module")
+def lean_loaded() -> set[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ENVD_")}
+    out = subprocess.run(
+        [sys.executable, "-c", _LEAN_PROBE, *LEAN_MODULES],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+@pytest.mark.parametrize("heavy", LEAN_HEAVY)
+def test_the_lean_entry_loads_none_of_what_it_has_no_time_for(
+    lean_loaded: set[str], heavy: str
+) -> None:
+    """The lean up/status modules (and those a hit loads) leave this module out."""
+    hits = sorted(m for m in lean_loaded if m == heavy or m.startswith(heavy + "."))
+    assert not hits, f"{heavy} is imported on the lean entry's path: {hits}"
+
+
+def test_the_lean_probe_sees_what_it_imports(lean_loaded: set[str]) -> None:
+    """The lean probe lists what the lean modules loaded (so an absence means something)."""
+    assert set(LEAN_MODULES) <= lean_loaded
+    assert "_json" in lean_loaded
