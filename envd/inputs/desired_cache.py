@@ -132,11 +132,14 @@ def lookup_with_commands(
     extra: str = "",
     *,
     run_commands: bool = True,
+    outcome: list[str] | None = None,
 ) -> tuple[DesiredProject, dict[str, CommandValue]] | None:
     """``lookup``, and what each ``command`` source printed on this (re)read.
 
     ``run_commands=False`` (a read-only command such as ``status``): an entry
     with a ``command`` secret source is a miss, so no host command runs.
+    ``outcome``: gets "hit" (every input as stored) or "patched" (a spec edit
+    applied, ``_patched``) appended when the answer is not None.
     """
     try:
         spec_file, base = resolve_paths(target.project_dir, target.file)
@@ -158,11 +161,17 @@ def lookup_with_commands(
             return None
         key, base_key, spec_bytes = _key(keys, target, environ, frozen, spec_file, base, extra)
         if data.get("key") == key:
-            return _revalidate(entry, base, environ, keys)
+            found = _revalidate(entry, base, environ, keys)
+            kind = "hit"
         # --frozen checks the lock's per-service digests (env too): the full load's.
-        if base_key and data.get("base") == base_key and spec_bytes is not None and not frozen:
-            return _patched(entry, key, spec_bytes, spec_file, base, target, environ, keys)
-        return None
+        elif base_key and data.get("base") == base_key and spec_bytes is not None and not frozen:
+            found = _patched(entry, key, spec_bytes, spec_file, base, target, environ, keys)
+            kind = "patched"
+        else:
+            return None
+        if found is not None and outcome is not None:
+            outcome.append(kind)
+        return found
     except Exception:  # any doubt is a miss, and the slow path speaks
         return None
 
