@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from envd.core.desired import DesiredProject, desire
+from envd.core.plan import aside_name
 from envd.engine.fake import FakeEngine
 from envd.run.converge import converge
 from envd.run.teardown import remove_all
@@ -92,13 +93,18 @@ def test_recreate_hands_anonymous_volumes_over(tmp_path: Path) -> None:
         before[PGDATA].source,
         before["/cache"].source,
     }
-    # The order stays stop → remove → create → start, and nothing removes a volume.
-    assert eng.mutating_calls() == [
+    # The order stays stop → rename aside → create → start, the old one removed
+    # meanwhile, and nothing removes a volume.
+    calls = eng.mutating_calls()
+    assert calls[:2] == [
         ("stop_container", old),
-        ("remove_container", old),
+        ("rename_container", old, aside_name("shop-db-1", old)),
+    ]
+    assert [c for c in calls if c[0] != "remove_container"][2:] == [
         ("create_container", "shop-db-1"),
         ("start_container", new),
     ]
+    assert calls.count(("remove_container", old)) == 1 and len(calls) == 5
     said = [e.message for e in events if e.kind == "recreate"]
     assert f"keeping anonymous volume(s) at /cache, {PGDATA}" in said
 

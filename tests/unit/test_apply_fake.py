@@ -12,7 +12,7 @@ import pytest
 
 from envd.core.desired import DesiredProject, desire
 from envd.core.observed import Observed
-from envd.core.plan import make_plan
+from envd.core.plan import aside_name, make_plan
 from envd.engine.exploding import ExplodingEngine
 from envd.engine.fake import FakeEngine
 from envd.run.apply import Applier
@@ -203,12 +203,17 @@ def test_one_changed_service_is_recreated_and_no_other(tmp_path: Path) -> None:
         ("recreate", "api", "changed: command")
     ]
     new_api = container_id(engine, "shop", "shop-api-1")
-    assert engine.mutating_calls() == [
+    calls = engine.mutating_calls()
+    # Stopped and renamed aside first; removed while its successor is created and started.
+    assert calls[:2] == [
         ("stop_container", old_api),
-        ("remove_container", old_api),
+        ("rename_container", old_api, aside_name("shop-api-1", old_api)),
+    ]
+    assert [c for c in calls if c[0] != "remove_container"][2:] == [
         ("create_container", "shop-api-1"),
         ("start_container", new_api),
     ]
+    assert calls.count(("remove_container", old_api)) == 1 and len(calls) == 5
     assert container_id(engine, "shop", "shop-db-1") == old_db
     assert engine.container_spec(new_api or "").command == ("serve", "--debug")
 
