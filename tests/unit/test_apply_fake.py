@@ -67,6 +67,26 @@ def index_of(calls: list[tuple[str, ...]], call: tuple[str, ...]) -> int:
     return calls.index(call)
 
 
+def assert_replaced(calls: list[tuple[str, ...]], old: str, new: str | None, name: str) -> None:
+    """A recreate's calls: the old container renamed aside first (freeing the name), then
+    stopped while the new one is created, the new one started only once the old one
+    stopped, the old one removed once stopped; nothing else."""
+    at = calls.index
+    assert calls[0] == ("rename_container", old, aside_name(name, old))
+    assert sorted(calls) == sorted(
+        [
+            calls[0],
+            ("stop_container", old),
+            ("create_container", name),
+            ("start_container", new),
+            ("remove_container", old),
+        ]
+    )
+    assert at(("stop_container", old)) < at(("start_container", new))
+    assert at(("create_container", name)) < at(("start_container", new))
+    assert at(("stop_container", old)) < at(("remove_container", old))
+
+
 HEALTH_GATED = """\
 [project]
 name = "shop"
@@ -203,17 +223,7 @@ def test_one_changed_service_is_recreated_and_no_other(tmp_path: Path) -> None:
         ("recreate", "api", "changed: command")
     ]
     new_api = container_id(engine, "shop", "shop-api-1")
-    calls = engine.mutating_calls()
-    # Stopped and renamed aside first; removed while its successor is created and started.
-    assert calls[:2] == [
-        ("stop_container", old_api),
-        ("rename_container", old_api, aside_name("shop-api-1", old_api)),
-    ]
-    assert [c for c in calls if c[0] != "remove_container"][2:] == [
-        ("create_container", "shop-api-1"),
-        ("start_container", new_api),
-    ]
-    assert calls.count(("remove_container", old_api)) == 1 and len(calls) == 5
+    assert_replaced(engine.mutating_calls(), old_api, new_api, "shop-api-1")
     assert container_id(engine, "shop", "shop-db-1") == old_db
     assert engine.container_spec(new_api or "").command == ("serve", "--debug")
 

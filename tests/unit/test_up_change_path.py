@@ -18,6 +18,7 @@ from envd.cli import _lean_up
 from envd.core.desired import DesiredProject, desire
 from envd.core.plan import aside_name
 from envd.engine.fake import FakeEngine
+from envd.run.apply import Applier
 from envd.run.converge import converge, plan_project
 from envd.spec.load import load
 from envd.values.errors import EngineError, EnvironmentFailed
@@ -174,3 +175,49 @@ def test_an_old_container_that_cannot_be_removed_fails_the_run_after_its_success
     plan, _ = converge(engine, changed, clock=FakeClock(), timeout=60)
     assert [(a.kind, a.resource) for a in plan.changes] == [("remove", f"container {aside}")]
     assert set(_by_name(engine)) == {"shop-web-1", "shop-worker-1"}
+
+
+def test_a_recreate_never_runs_two_containers_nor_gives_one_name_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a service is replaced, the new container is created only under a free name
+    and started only once the old one has stopped."""
+    engine = _engine()
+    converge(engine, _desired(tmp_path, SPEC), clock=FakeClock(), timeout=60)
+    real_create, real_start = engine.create_container, engine.start_container
+    seen: list[str] = []
+
+    def create(spec: ContainerCreate) -> str:
+        assert spec.name not in {c.name for c in engine.list_containers("shop")}
+        seen.append("create")
+        return real_create(spec)
+
+    def start(cid: str) -> None:
+        running = [c.name for c in engine.list_containers("shop") if c.status == "running"]
+        assert running == ["shop-worker-1"], running
+        seen.append("start")
+        real_start(cid)
+
+    monkeypatch.setattr(engine, "create_container", create)
+    monkeypatch.setattr(engine, "start_container", start)
+    converge(
+        engine, _desired(tmp_path, SPEC.replace('"dev"', '"prod"')), clock=FakeClock(), timeout=60
+    )
+    assert seen == ["create", "start"]
+
+
+def test_recreating_more_services_than_workers_finishes(tmp_path: Path) -> None:
+    """Every service recreated at once with two workers: each recreate's side work (the
+    create, the removal) runs on a pool of its own, so none waits behind the others."""
+    many = "".join(
+        f'[services.s{i}]\nimage = "web:1"\nenv = {{ G = "0" }}\n\n' for i in range(6)
+    ).replace("[services.s0]", '[project]\nname = "shop"\n\n[services.s0]')
+    engine = _engine()
+    desired = _desired(tmp_path, many)
+    plan, observed = plan_project(engine, desired)
+    Applier(engine, desired, clock=FakeClock(), workers=2).apply(plan, observed, timeout=60)
+    changed = _desired(tmp_path, many.replace('"0"', '"1"'))
+    plan, observed = plan_project(engine, changed)
+    assert [a.kind for a in plan.changes] == ["recreate"] * 6
+    Applier(engine, changed, clock=FakeClock(), workers=2).apply(plan, observed, timeout=60)
+    assert sorted(_by_name(engine)) == [f"shop-s{i}-1" for i in range(6)]
