@@ -15,7 +15,11 @@ the services use; only the uptime in a container's status text is left out,
 its health and exit code kept), and what it printed. The engine was asked
 the same questions before and after the full path's own observation, and
 the witness is written only when both answers agree, so it describes the
-state the full path judged. A lean run recomputes the key (stdlib only,
+state the full path judged. Only a run whose desired state the cache served
+exactly as stored asks those questions: after a spec edit (the cache patched
+or the spec loaded) a run almost always changes something, and the questions
+would only delay it; when such a run changes nothing after all, the next
+no-op takes the full path once and writes the witness. A lean run recomputes the key (stdlib only,
 ``envd.inputs.desired_key``), checks the cache's bytes, the files and paths,
 that no daemon socket exists and the converge lock is free (it holds it
 while it looks), asks the engine the same questions, and prints the

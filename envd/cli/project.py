@@ -224,7 +224,8 @@ def up(
     _warnings(obj, strict, lines=warned)
     # From .envd/desired.cache when nothing it depends on changed (no pydantic);
     # refuses what this user has not approved before anything runs.
-    desired, commands = prepare_for_up(obj.target(), frozen=frozen)
+    came_from: list[str] = []
+    desired, commands = prepare_for_up(obj.target(), frozen=frozen, outcome=came_from)
     project_dir = Path(desired.project_dir)
     unknown = sorted(set(rerun) - set(desired.services))
     if unknown:
@@ -257,8 +258,12 @@ def up(
         # Another envd converging this project first: wait, then re-plan from what it left.
         with holding(desired.project, "envd up --once", lock_wait):
             # A run that changes nothing leaves a witness the lean entry answers the
-            # next identical run from (envd.cli._lean_up).
-            witness = None if force or no_wait else _lean_begin(desired)
+            # next identical run from (envd.cli._lean_up). Only a desired state the
+            # cache served as stored is witnessed: after a spec edit the run almost
+            # always changes something, and the witness's engine questions would
+            # only delay it (the next no-op then takes this path and writes it).
+            witnessing = not force and not no_wait and came_from == ["hit"]
+            witness = _lean_begin(desired) if witnessing else None
             the_plan, result = converge(
                 eng,
                 desired,

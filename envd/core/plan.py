@@ -31,6 +31,7 @@ from envd.core.plan_values import Action as Action
 from envd.core.plan_values import ActionKind as ActionKind
 from envd.core.plan_values import Plan as Plan
 from envd.core.plan_values import PlanProblem as PlanProblem
+from envd.core.plan_values import aside_name as aside_name
 from envd.values import labels
 from envd.values.types import ObservedContainer
 
@@ -254,7 +255,11 @@ def _service_actions(
         for c in found:
             if c is not primary:
                 generated = c.name.startswith(f"{project}-{svc.name}-")
-                renamed = bool(svc.fixed_name) or not generated  # container_name set or unset
+                # container_name set or unset; a container set aside by a recreate
+                # (stopped and renamed, apply) is what an interrupted change left.
+                renamed = (bool(svc.fixed_name) or not generated) and c.name != aside_name(
+                    name, c.id
+                )
                 actions.append(
                     Action(
                         "remove",

@@ -32,6 +32,13 @@ ActionKind = Literal[
 ONESHOT_DONE = "completed (exited 0)"
 ONESHOT_FAILED = "failed (exited with code"
 
+
+def aside_name(name: str, container_id: str) -> str:
+    """What a recreated container is renamed to once stopped, so its successor can take
+    ``name`` before it is removed (Compose's ``<id12>_<name>``): never a name envd gives."""
+    return f"{container_id[:12]}_{name}"
+
+
 # Every action changes something except the two that only report.
 MUTATING: frozenset[str] = frozenset(get_args(ActionKind)) - {"pending", "ok"}
 

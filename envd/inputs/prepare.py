@@ -146,11 +146,17 @@ def prepare_desired(
 
 
 def prepare_for_up(
-    target: Target, environ: Mapping[str, str] | None = None, frozen: bool = False
+    target: Target,
+    environ: Mapping[str, str] | None = None,
+    frozen: bool = False,
+    *,
+    outcome: list[str] | None = None,
 ) -> tuple[DesiredProject, dict[str, CommandValue]]:
     """``prepare_desired``, and what each approved ``command`` secret source
     printed (run once, here): ``envd up`` hands those to its daemon, which
-    never runs a host command itself."""
+    never runs a host command itself. ``outcome`` gets where the desired state
+    came from appended: "hit" (the cache, every input as stored), "patched" (the
+    cache with a spec edit applied) or "loaded" (the spec, the full way)."""
     from envd.inputs.approvals import state_token
     from envd.spec.paths import resolve_paths
 
@@ -158,10 +164,14 @@ def prepare_for_up(
     keys = load_keys()
     spec_file, base = resolve_paths(target.project_dir, target.file)
     approval = state_token(spec_file, base, target.environment, environ)
-    cached = desired_cache.lookup_with_commands(target, environ, frozen, keys, approval)
+    cached = desired_cache.lookup_with_commands(
+        target, environ, frozen, keys, approval, outcome=outcome
+    )
     if cached is not None:
         return cached
     loaded, desired = prepare(target, environ, frozen=frozen, keys=keys, acting=True)
+    if outcome is not None:
+        outcome.append("loaded")
     desired_cache.store(
         target, environ, frozen, loaded, desired, build_inputs(loaded), keys, approval
     )

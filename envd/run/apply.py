@@ -6,10 +6,15 @@ service's containers are touched only once each of its dependencies meets its
 proceed in parallel on a bounded pool, and — when asked — it waits until every
 service is running and healthy (or completed) and reports the ones that are not.
 
-Recreate is stop → remove → create → start: at no moment do two containers
-claim one name, and a crash between any two steps leaves a state the next plan
-repairs (a stopped stale container is recreated, a missing one created, a
-created one started).
+Recreate renames the old container aside, then stops it while the new one is
+created, starts the new one once the old one has stopped, and removes the old
+one meanwhile: the creation and the removal are off the path to ready (the
+engine's stop, then its start, are what a one-service change waits for). At
+no moment do two containers claim one name (the old one gives its name up
+before the new one takes it: ``aside_name``), never do both run, and a crash
+between any two steps leaves a state the next plan repairs (a stopped stale
+container is recreated, a missing one created, a created one started, one
+set aside — running or not — removed as left over from an interrupted change).
 
 Like Compose, a recreate hands the old container's anonymous volumes (an
 image's ``VOLUME``, a spec entry without a source) over to the new one at the
@@ -26,7 +31,7 @@ from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
-from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
+from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan, aside_name
 from envd.engine.base import Engine
 from envd.run import hooks
 from envd.run.bind_dirs import create_bind_dirs
@@ -90,6 +95,11 @@ class Applier:
         # Wait for readiness on the engine's events (envd.run.engine_wake), not a timer.
         self._waits = Waits(engine, desired.project, self.clock, poll_interval, events)
         self._images: Mapping[str, ObservedImage | None] = {}
+        # Side work of a recreate (creating the new container, removing the old):
+        # a pool of its own, so an action never waits on a task queued behind it.
+        self._side: ThreadPoolExecutor | None = None
+        # Containers set aside by a recreate, being removed (see the module's docstring).
+        self._leaving: list[tuple[Future[None], str, str]] = []  # (removal, service, aside name)
 
     # ------------------------------------------------------------------ phases
     def apply(
@@ -102,7 +112,10 @@ class Applier:
         """Run the plan; raise EnvironmentFailed listing services that did not converge."""
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         self._images = observed.images
-        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+        with (
+            ThreadPoolExecutor(max_workers=self.workers) as pool,
+            ThreadPoolExecutor(max_workers=self.workers) as self._side,
+        ):
             self._parallel(pool, [a for a in plan.actions if a.kind in RESOURCE_KINDS])
             self._check_external()
             # Missing bind sources become directories, as with Compose (before
@@ -113,10 +126,11 @@ class Applier:
                 progress = self._converge(pool, plan, observed, wait_ready, deadline)
             finally:
                 self._waits.close()
+            gone = self._removed_aside()
             self._parallel(
                 pool, [a for a in plan.actions if a.kind == "remove-network"], tolerate=True
             )
-        failures = [
+        failures = gone + [
             ServiceFailure(p.name, p.error or "failed", _first_container(p))
             for p in progress.values()
             if p.settled == FAILED
@@ -198,17 +212,9 @@ class Applier:
             if action.kind == "recreate":
                 spec = self._hand_over_volumes(action, spec)
                 self._pre_stop(action)
-                # Without its volumes: from here on they belong to the new
-                # container (a crash before it exists leaves them orphaned,
-                # never deleted).
-                self._stop_remove(action.container_id, action.stop_timeout)
-            try:
-                cid = e.create_container(spec)
-            except Conflict:
-                raise EngineError(
-                    f"a container named {spec.name!r} already exists and is not"
-                    " managed by this project; remove or rename it"
-                ) from None
+                cid = self._replace(action, spec)
+            else:
+                cid = self._create(spec)
             e.start_container(cid)
             self._started(action, cid)
         elif action.kind == "ok":
@@ -249,6 +255,52 @@ class Applier:
                 self.clock,
                 hooks.secret_values(svc),
             )
+
+    def _create(self, spec: ContainerCreate) -> str:
+        try:
+            return self.engine.create_container(spec)
+        except Conflict:
+            raise EngineError(
+                f"a container named {spec.name!r} already exists and is not"
+                " managed by this project; remove or rename it"
+            ) from None
+
+    def _replace(self, action: Action, spec: ContainerCreate) -> str:
+        """The new container of a recreate, created while the old one (renamed aside,
+        freeing its name) stops; the old one is removed in the background."""
+        aside = aside_name(spec.name, action.container_id)
+        try:
+            self.engine.rename_container(action.container_id, aside)
+        except NotFound:
+            return self._create(spec)  # gone already: its name is free
+        assert self._side is not None
+        created = self._side.submit(self._create, spec)
+        try:
+            self.engine.stop_container(action.container_id, action.stop_timeout)
+        except NotFound:
+            pass
+        # Without its volumes: from here on they belong to the new container
+        # (a crash before it exists leaves them orphaned, never deleted).
+        removal = self._side.submit(
+            stop_and_remove, self.engine, action.container_id, None, volumes=False, stop=False
+        )
+        self._leaving.append((removal, action.service, aside))
+        return created.result()
+
+    def _removed_aside(self) -> list[ServiceFailure]:
+        """Wait until the containers set aside are gone; each one that could not be
+        removed fails its service's run (the next plan removes it)."""
+        failures = []
+        for removal, service, aside in self._leaving:
+            try:
+                removal.result()
+            except EngineError as exc:
+                if exc.exit_code == 3:
+                    raise
+                failures.append(ServiceFailure(service, f"remove container {aside} failed: {exc}"))
+                self.emit(Event("failed", f"container {aside}", str(exc), "error", service))
+        self._leaving.clear()
+        return failures
 
     def _stop_remove(self, container_id: str, timeout: int | None) -> None:
         # Anonymous volumes stay, as with Compose: a recreate hands them over,
@@ -325,8 +377,11 @@ class Applier:
         services = self.desired.services
         progress = {name: ServiceProgress(name) for name in services}
         by_service = observed.by_service()
+        # The remove phase took these away already (a leftover set aside by an
+        # interrupted recreate among them): they say nothing about the service.
+        removed = {a.container_id for a in plan.actions if a.kind == "remove"}
         for name, p in progress.items():
-            p.containers = list(by_service.get(name, []))
+            p.containers = [c for c in by_service.get(name, []) if c.id not in removed]
             if name in self.held:
                 p.state, p.settled = CONVERGED, READY
         running: dict[Future[None], str] = {}

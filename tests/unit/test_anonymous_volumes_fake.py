@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from envd.core.desired import DesiredProject, desire
+from envd.core.plan import aside_name
 from envd.engine.fake import FakeEngine
 from envd.run.converge import converge
 from envd.run.teardown import remove_all
@@ -92,13 +93,19 @@ def test_recreate_hands_anonymous_volumes_over(tmp_path: Path) -> None:
         before[PGDATA].source,
         before["/cache"].source,
     }
-    # The order stays stop → remove → create → start, and nothing removes a volume.
-    assert eng.mutating_calls() == [
-        ("stop_container", old),
-        ("remove_container", old),
-        ("create_container", "shop-db-1"),
-        ("start_container", new),
-    ]
+    # Renamed aside, stopped while the new one is created, started after; the old one
+    # removed meanwhile, and nothing removes a volume.
+    calls = eng.mutating_calls()
+    assert calls[0] == ("rename_container", old, aside_name("shop-db-1", old))
+    assert sorted(calls[1:]) == sorted(
+        [
+            ("stop_container", old),
+            ("create_container", "shop-db-1"),
+            ("start_container", new),
+            ("remove_container", old),
+        ]
+    )
+    assert calls.index(("stop_container", old)) < calls.index(("start_container", new))
     said = [e.message for e in events if e.kind == "recreate"]
     assert f"keeping anonymous volume(s) at /cache, {PGDATA}" in said
 

@@ -12,7 +12,7 @@ import pytest
 
 from envd.core.desired import DesiredProject, desire
 from envd.core.observed import Observed
-from envd.core.plan import make_plan
+from envd.core.plan import aside_name, make_plan
 from envd.engine.exploding import ExplodingEngine
 from envd.engine.fake import FakeEngine
 from envd.run.apply import Applier
@@ -65,6 +65,26 @@ def container_id(engine: FakeEngine, project: str, name: str) -> str | None:
 
 def index_of(calls: list[tuple[str, ...]], call: tuple[str, ...]) -> int:
     return calls.index(call)
+
+
+def assert_replaced(calls: list[tuple[str, ...]], old: str, new: str | None, name: str) -> None:
+    """A recreate's calls: the old container renamed aside first (freeing the name), then
+    stopped while the new one is created, the new one started only once the old one
+    stopped, the old one removed once stopped; nothing else."""
+    at = calls.index
+    assert calls[0] == ("rename_container", old, aside_name(name, old))
+    assert sorted(calls) == sorted(
+        [
+            calls[0],
+            ("stop_container", old),
+            ("create_container", name),
+            ("start_container", new),
+            ("remove_container", old),
+        ]
+    )
+    assert at(("stop_container", old)) < at(("start_container", new))
+    assert at(("create_container", name)) < at(("start_container", new))
+    assert at(("stop_container", old)) < at(("remove_container", old))
 
 
 HEALTH_GATED = """\
@@ -203,12 +223,7 @@ def test_one_changed_service_is_recreated_and_no_other(tmp_path: Path) -> None:
         ("recreate", "api", "changed: command")
     ]
     new_api = container_id(engine, "shop", "shop-api-1")
-    assert engine.mutating_calls() == [
-        ("stop_container", old_api),
-        ("remove_container", old_api),
-        ("create_container", "shop-api-1"),
-        ("start_container", new_api),
-    ]
+    assert_replaced(engine.mutating_calls(), old_api, new_api, "shop-api-1")
     assert container_id(engine, "shop", "shop-db-1") == old_db
     assert engine.container_spec(new_api or "").command == ("serve", "--debug")
 

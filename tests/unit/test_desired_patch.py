@@ -4,6 +4,7 @@ exactly falls back to the full load (same result, same error)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from envd.core.desired import DesiredProject
 from envd.inputs import desired_cache
+from envd.inputs import desired_codec as codec
 from envd.inputs import keys as keymod
 from envd.inputs import prepare as prepare_mod
 from envd.inputs.prepare import prepare, prepare_desired
@@ -170,6 +172,10 @@ def test_an_env_edit_is_applied_without_a_full_load(project: Path, loads: Loads,
         )
         == patched
     )
+    # Stored exactly as a whole new encoding would store it (only the changed
+    # services were encoded again).
+    doc = json.loads((project / ".envd" / desired_cache.CACHE_FILE).read_bytes()[32:])
+    assert doc == codec.encode(desired_cache._decode_entry(doc))
 
 
 def _approval(project: Path) -> str:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from envd.core.desired import DesiredDependency, DesiredProject, canonical, desire
-from envd.core.plan import make_plan
+from envd.core.plan import aside_name, make_plan
 from envd.engine.fake import FakeEngine
 from envd.inputs import desired_codec as codec
 from envd.run.bind_dirs import missing_bind_dirs
@@ -69,9 +69,9 @@ def test_container_name_is_the_containers_name(tmp_path: Path) -> None:
     ]
 
 
-def test_container_name_recreate_removes_the_old_container_first(tmp_path: Path) -> None:
-    """A changed service with container_name is recreated: the old container is removed
-    before the new one is created under the same name (never two at once)."""
+def test_container_name_recreate_frees_the_name_first(tmp_path: Path) -> None:
+    """A changed service with container_name is recreated: the old container gives the
+    name up (renamed aside) before the new one is created under it (never two at once)."""
     eng = engine("pg", "api")
     up(eng, desired_from(tmp_path, NAMED))
     old = next(c.id for c in eng.list_containers("shop") if c.service == "db")
@@ -82,9 +82,10 @@ def test_container_name_recreate_removes_the_old_container_first(tmp_path: Path)
     assert (action.kind, action.reason) == ("recreate", "changed: env")
     up(eng, changed)
     calls = eng.mutating_calls()
-    assert calls.index(("remove_container", old)) < calls.index(
+    assert calls.index(("rename_container", old, aside_name("shop-postgres", old))) < calls.index(
         ("create_container", "shop-postgres")
     )
+    assert ("remove_container", old) in calls
     assert names(eng)["db"] == "shop-postgres"
 
 
