@@ -376,11 +376,15 @@ def _try(args: Args, environ: Mapping[str, str]) -> int | None:
     with _lock(w["project"]) as free:
         if not free:
             return None  # another envd converges it: the full path waits its turn
-        # The engine works on its answers while the inputs are checked (they
-        # decide whether the witness applies at all; nothing is printed before).
+        # The key first: after an edit (the one-change path) it misses, and the
+        # engine is then spared four questions it would answer for nothing
+        # while the full path starts. The files and paths are checked while the
+        # engine works on its answers (nothing is printed before both agree).
+        if not _key_unchanged(args, environ, keys, w):
+            return None
         urls = engine_questions(w["project"], w["refs"])
         with Asked(engine[1], urls) as asked:
-            if not _inputs_unchanged(args, environ, keys, w):
+            if not _files_unchanged(keys, w):
                 return None
             found, containers = fingerprint(urls, asked.answers(), w["refs"])
         if found != w["engine"] or not settled(containers):
@@ -389,18 +393,21 @@ def _try(args: Args, environ: Mapping[str, str]) -> int | None:
     return 0
 
 
-def _inputs_unchanged(
+def _key_unchanged(
     args: Args, environ: Mapping[str, str], keys: Keys, w: Mapping[str, Any]
 ) -> bool:
-    """The witness's key, cache, files and paths are what these arguments see now."""
+    """The witness's key and cache are what these arguments see now."""
     found = inputs(args, environ, keys)
     if found is None:
         return False
     _, key, cache = found
     if cache is None or w.get("key") != key or w.get("cache") != sha256(cache).hexdigest():
         return False
-    if args.strict and w["warnings"]:
-        return False  # --strict turns them into an error: the full path's to say
+    return not (args.strict and w["warnings"])  # --strict: an error, the full path's to say
+
+
+def _files_unchanged(keys: Keys, w: Mapping[str, Any]) -> bool:
+    """The files and paths the witness's cache revalidates are as it saw them."""
     for path, want in w["files"]:
         if _digest(path, keys) != want:
             return False

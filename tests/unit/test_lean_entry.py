@@ -31,6 +31,7 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     routes: Routes
     server_header: str
+    asked: list[str]
 
 
 class _Handler(socketserver.StreamRequestHandler):
@@ -40,6 +41,7 @@ class _Handler(socketserver.StreamRequestHandler):
             pass
         url = line.split(" ")[1]
         server: _Server = self.server  # type: ignore[assignment]
+        server.asked.append(url)
         status, doc = server.routes.get(url.split("?")[0], (404, {"message": "no such"}))
         body = json.dumps(doc).encode()
         head = (
@@ -57,6 +59,7 @@ def serve(tmp_path: Path) -> Iterator[Callable[[str, Routes, str], _Server]]:
         server = _Server(path, _Handler)
         server.routes = routes
         server.server_header = header
+        server.asked = []
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
         return server
@@ -241,6 +244,18 @@ def test_any_change_or_hostile_state_takes_the_full_path(
     _HOSTILE[change](world)
     assert _lean_up.try_up(world.argv, world.env) is None
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize("edit", ["edited spec", "changed variable", "new .env"])
+def test_an_edit_asks_the_engine_nothing(world: World, edit: str) -> None:
+    """After an edit (the one-change path) the lean attempt gives way before asking the
+    engine anything: the full path that follows has the engine to itself."""
+    assert _lean_up.try_up(world.argv, world.env) == 0
+    assert world.engine.asked, "a hit asks the engine"
+    world.engine.asked.clear()
+    _HOSTILE[edit](world)
+    assert _lean_up.try_up(world.argv, world.env) is None
+    assert world.engine.asked == []
 
 
 def test_the_witness_is_not_written_when_the_engine_changed_during_the_run(world: World) -> None:
