@@ -198,8 +198,9 @@ def bench_size(
             for p in tools:
                 p.generation = {}
                 p.write()
-            # Every other step needs the project up: cold runs even when not timed.
-            for step in [s for s in STEPS if s in steps or s == "cold"]:
+            # Every other step needs the project up, and the next round needs it
+            # gone: cold and down run in every round, timed only when asked.
+            for step in [s for s in STEPS if s in steps or s in ("cold", "down")]:
                 if step == "change":
                     for p in tools:
                         p.generation[changed] = rep + 1
