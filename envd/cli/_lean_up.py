@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,7 +55,16 @@ from envd.cli._lean_read import (
 from envd.cli._lean_wire import WireError
 from envd.inputs import desired_key
 
-__all__ = ["Args", "begin", "finish", "note", "parse", "try_up", "witness_path"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from envd.core.desired import DesiredProject
+    from envd.run.readiness import ServiceProgress
+    from envd.values.events import Event
+
+__all__ = [
+    "Args", "begin", "begin_run", "finish", "finish_run", "note", "noting", "parse", "try_up",
+    "witness_path",
+]  # fmt: skip
 
 # The read side lives in envd.cli._lean_read (it runs before anything else is
 # loaded); what the writer below must compute exactly as it does comes from there.
@@ -165,3 +174,59 @@ def finish(
     path = witness_path(base, environment)
     own_dir(path.parent)
     write_replacing(path, keys.seal(data) + data, 0o600)
+
+
+# --------------------------------------------------------------------------- the full path's glue
+# Any failure here only makes the next identical run take the full path again.
+
+
+def begin_run(desired: DesiredProject) -> Witnessing | None:
+    """``begin`` for the full ``up --once``'s desired state (its project, its images)."""
+    import os
+
+    from envd.run.converge import image_refs
+
+    try:
+        return begin(desired.project, image_refs(desired), os.environ)
+    except Exception:
+        return None
+
+
+def noting(progress: Callable[[Event], None], witness: Witnessing) -> Callable[[Event], None]:
+    """``progress`` that also notes each event in ``witness``."""
+
+    def emit(ev: Event) -> None:
+        note(witness, ev.kind, ev.resource, ev.message, ev.phase, ev.service)
+        progress(ev)
+
+    return emit
+
+
+def finish_run(
+    witness: Witnessing,
+    project_dir: str | None,
+    file: str | None,
+    environment: str | None,
+    profiles: frozenset[str],
+    desired: DesiredProject,
+    result: Mapping[str, ServiceProgress],
+    warned: list[str],
+) -> None:
+    """``finish`` after a full ``up --once`` whose plan changed nothing."""
+    import os
+
+    try:
+        finish(
+            witness,
+            project_dir=project_dir,
+            file=file,
+            environment=environment,
+            profiles=profiles,
+            project=desired.project,
+            state_dir=str(desired.project_dir),
+            services={n: p.settled or p.state for n, p in result.items()},
+            warnings=warned,
+            environ=os.environ,
+        )
+    except Exception:
+        return

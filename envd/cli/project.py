@@ -263,18 +263,23 @@ def up(
             # always changes something, and the witness's engine questions would
             # only delay it (the next no-op then takes this path and writes it).
             witnessing = not force and not no_wait and came_from == ["hit"]
-            witness = _lean_begin(desired) if witnessing else None
+            if witnessing:
+                from envd.cli import _lean_up
+            witness = _lean_up.begin_run(desired) if witnessing else None
             the_plan, result = converge(
                 eng,
                 desired,
-                progress if witness is None else _noting(progress, witness),
+                progress if witness is None else _lean_up.noting(progress, witness),
                 wait_ready=not no_wait,
                 timeout=timeout,
                 force_recreate=force,
                 events=True,
             )
             if witness is not None and not the_plan.changes and not the_plan.problems:
-                _lean_finish(obj, witness, desired, result, warned)
+                _lean_up.finish_run(
+                    witness, obj.project_dir, obj.file, obj.environment, obj.profiles,
+                    desired, result, warned,
+                )  # fmt: skip
     except EnvironmentFailed as exc:
         progress.close()
         from envd.cli._up import report_failures
@@ -294,53 +299,6 @@ def up(
         )
     else:
         click.echo(f"Project {desired.project} is up: {len(result)} service(s) ready.", err=True)
-
-
-# --------------------------------------------------------------------------- the lean entry's witness
-
-
-def _lean_begin(desired: Any) -> Any:
-    import os
-
-    from envd.cli import _lean_up
-    from envd.run.converge import image_refs
-
-    try:
-        return _lean_up.begin(desired.project, image_refs(desired), os.environ)
-    except Exception:  # only the next run is slower
-        return None
-
-
-def _noting(progress: Any, witness: Any) -> Any:
-    from envd.cli import _lean_up
-
-    def emit(ev: Any) -> None:
-        _lean_up.note(witness, ev.kind, ev.resource, ev.message, ev.phase, ev.service)
-        progress(ev)
-
-    return emit
-
-
-def _lean_finish(obj: Ctx, witness: Any, desired: Any, result: Any, warned: list[str]) -> None:
-    import os
-
-    from envd.cli import _lean_up
-
-    try:
-        _lean_up.finish(
-            witness,
-            project_dir=obj.project_dir,
-            file=obj.file,
-            environment=obj.environment,
-            profiles=obj.profiles,
-            project=desired.project,
-            state_dir=str(desired.project_dir),
-            services={n: p.settled or p.state for n, p in result.items()},
-            warnings=warned,
-            environ=os.environ,
-        )
-    except Exception:  # only the next run is slower
-        return
 
 
 @click.command()

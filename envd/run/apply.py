@@ -6,32 +6,22 @@ service's containers are touched only once each of its dependencies meets its
 proceed in parallel on a bounded pool, and — when asked — it waits until every
 service is running and healthy (or completed) and reports the ones that are not.
 
-Recreate renames the old container aside, then stops it while the new one is
-created, starts the new one once the old one has stopped, and removes the old
-one meanwhile: the creation and the removal are off the path to ready (the
-engine's stop, then its start, are what a one-service change waits for). At
-no moment do two containers claim one name (the old one gives its name up
-before the new one takes it: ``aside_name``), never do both run, and a crash
-between any two steps leaves a state the next plan repairs (a stopped stale
-container is recreated, a missing one created, a created one started, one
-set aside — running or not — removed as left over from an interrupted change).
-
-Like Compose, a recreate hands the old container's anonymous volumes (an
-image's ``VOLUME``, a spec entry without a source) over to the new one at the
-same paths, so their data survives config changes. The old container is
-removed without its volumes; only ``down -v`` deletes anonymous volumes.
+A recreate sets the old container aside and makes its successor beside it
+(``envd.run.recreate``), handing over its anonymous volumes as Compose does
+(``envd.run.volume_handover``); a crash between any two steps leaves a state
+the next plan repairs (a stopped stale container is recreated, a missing one
+created, a created one started, one set aside removed). Only ``down -v``
+deletes anonymous volumes.
 """
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import replace
 
 from envd.core.desired import DesiredProject
 from envd.core.observed import Observed
-from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan, aside_name
+from envd.core.plan import ONESHOT_DONE, ONESHOT_FAILED, Action, Plan
 from envd.engine.base import Engine
 from envd.run import hooks
 from envd.run.bind_dirs import create_bind_dirs
@@ -48,14 +38,15 @@ from envd.run.readiness import (
     settle,
     timeout_reason,
 )
+from envd.run.recreate import Recreates, create_container
 from envd.run.resources import RESOURCE_KINDS, apply_resource
 from envd.run.teardown import stop_and_remove
+from envd.run.volume_handover import hand_over_volumes
 from envd.values import labels
-from envd.values.errors import Conflict, EngineError, EnvironmentFailed, NotFound, ServiceFailure
+from envd.values.errors import EngineError, EnvironmentFailed, ServiceFailure
 from envd.values.events import Clock, Emit, Event, Phase, SystemClock, discard
 from envd.values.types import (
     ContainerCreate,
-    Mount,
     ObservedContainer,
     ObservedImage,
 )
@@ -95,11 +86,7 @@ class Applier:
         # Wait for readiness on the engine's events (envd.run.engine_wake), not a timer.
         self._waits = Waits(engine, desired.project, self.clock, poll_interval, events)
         self._images: Mapping[str, ObservedImage | None] = {}
-        # Side work of a recreate (creating the new container, removing the old):
-        # a pool of its own, so an action never waits on a task queued behind it.
-        self._side: ThreadPoolExecutor | None = None
-        # Containers set aside by a recreate, being removed (see the module's docstring).
-        self._leaving: list[tuple[Future[None], str, str]] = []  # (removal, service, aside name)
+        self._recreates = Recreates(engine, self.emit)
 
     # ------------------------------------------------------------------ phases
     def apply(
@@ -114,7 +101,7 @@ class Applier:
         self._images = observed.images
         with (
             ThreadPoolExecutor(max_workers=self.workers) as pool,
-            ThreadPoolExecutor(max_workers=self.workers) as self._side,
+            self._recreates.side_pool(self.workers),
         ):
             self._parallel(pool, [a for a in plan.actions if a.kind in RESOURCE_KINDS])
             self._check_external()
@@ -126,7 +113,7 @@ class Applier:
                 progress = self._converge(pool, plan, observed, wait_ready, deadline)
             finally:
                 self._waits.close()
-            gone = self._removed_aside()
+            gone = self._recreates.removed_aside()
             self._parallel(
                 pool, [a for a in plan.actions if a.kind == "remove-network"], tolerate=True
             )
@@ -212,9 +199,9 @@ class Applier:
             if action.kind == "recreate":
                 spec = self._hand_over_volumes(action, spec)
                 self._pre_stop(action)
-                cid = self._replace(action, spec)
+                cid = self._recreates.replace(action, spec)
             else:
-                cid = self._create(spec)
+                cid = create_container(e, spec)
             e.start_container(cid)
             self._started(action, cid)
         elif action.kind == "ok":
@@ -256,52 +243,6 @@ class Applier:
                 hooks.secret_values(svc),
             )
 
-    def _create(self, spec: ContainerCreate) -> str:
-        try:
-            return self.engine.create_container(spec)
-        except Conflict:
-            raise EngineError(
-                f"a container named {spec.name!r} already exists and is not"
-                " managed by this project; remove or rename it"
-            ) from None
-
-    def _replace(self, action: Action, spec: ContainerCreate) -> str:
-        """The new container of a recreate, created while the old one (renamed aside,
-        freeing its name) stops; the old one is removed in the background."""
-        aside = aside_name(spec.name, action.container_id)
-        try:
-            self.engine.rename_container(action.container_id, aside)
-        except NotFound:
-            return self._create(spec)  # gone already: its name is free
-        assert self._side is not None
-        created = self._side.submit(self._create, spec)
-        try:
-            self.engine.stop_container(action.container_id, action.stop_timeout)
-        except NotFound:
-            pass
-        # Without its volumes: from here on they belong to the new container
-        # (a crash before it exists leaves them orphaned, never deleted).
-        removal = self._side.submit(
-            stop_and_remove, self.engine, action.container_id, None, volumes=False, stop=False
-        )
-        self._leaving.append((removal, action.service, aside))
-        return created.result()
-
-    def _removed_aside(self) -> list[ServiceFailure]:
-        """Wait until the containers set aside are gone; each one that could not be
-        removed fails its service's run (the next plan removes it)."""
-        failures = []
-        for removal, service, aside in self._leaving:
-            try:
-                removal.result()
-            except EngineError as exc:
-                if exc.exit_code == 3:
-                    raise
-                failures.append(ServiceFailure(service, f"remove container {aside} failed: {exc}"))
-                self.emit(Event("failed", f"container {aside}", str(exc), "error", service))
-        self._leaving.clear()
-        return failures
-
     def _stop_remove(self, container_id: str, timeout: int | None) -> None:
         # Anonymous volumes stay, as with Compose: a recreate hands them over,
         # and a container scaled away or left out of the spec leaves them
@@ -310,60 +251,21 @@ class Applier:
         stop_and_remove(self.engine, container_id, timeout, volumes=False)
 
     def _hand_over_volumes(self, action: Action, spec: ContainerCreate) -> ContainerCreate:
-        """``spec`` with the old container's anonymous volumes mounted at the same paths.
-
-        A path the spec mounts something else at (a named volume, a bind, a
-        tmpfs) keeps what the spec says; an anonymous volume the spec asks for
-        at that path is the old one. Only paths the new container would get an
-        anonymous volume at are served (the spec's entries without a source and
-        the new image's ``VOLUME``s), as Compose does: a volume the spec and the
-        image dropped is left behind, not mounted. envd's secret volumes are
-        never handed over: they go with their container.
-        """
-        try:
-            old = self.engine.container_mounts(action.container_id)
-        except NotFound:
-            return spec  # gone already: nothing to hand over
-        named = {v.name for v in self.desired.volumes.values()}
-        anonymous = {
-            posixpath.normpath(m.target): m
-            for m in old
-            if m.type == "volume" and m.anonymous and not m.secrets and m.source not in named
-        }
-        image = self._images.get(self.desired.services[action.service].image_ref)
-        if image is not None:  # unknown image: keep everything rather than guess
-            wanted = {posixpath.normpath(p) for p in image.volumes} | {
-                posixpath.normpath(m.target)
-                for m in spec.mounts
-                if m.type == "volume" and not m.source
-            }
-            anonymous = {path: m for path, m in anonymous.items() if path in wanted}
-        if not anonymous:
-            return spec
-        mounts: list[Mount] = []
-        for m in spec.mounts:
-            prev = anonymous.pop(posixpath.normpath(m.target), None)
-            if prev is not None and m.type == "volume" and not m.source:
-                mounts.append(replace(m, source=prev.source))
-            else:
-                mounts.append(m)
-        for path, _ in spec.tmpfs:
-            anonymous.pop(posixpath.normpath(path), None)
-        mounts += [Mount("volume", m.target, m.source, m.read_only) for m in anonymous.values()]
-        handed = tuple(m.source for m in mounts if m not in spec.mounts)
-        if not handed:
-            return spec
-        where = ", ".join(sorted(m.target for m in mounts if m.source in handed))
-        self.emit(
-            Event(
-                action.kind,
-                action.resource,
-                f"keeping anonymous volume(s) at {where}",
-                "working",
-                action.service,
-            )
+        svc = self.desired.services[action.service]
+        handed, where = hand_over_volumes(
+            self.engine, self.desired, self._images.get(svc.image_ref), action.container_id, spec
         )
-        return replace(spec, mounts=tuple(mounts), anonymous_volumes=handed)
+        if where:
+            self.emit(
+                Event(
+                    action.kind,
+                    action.resource,
+                    f"keeping anonymous volume(s) at {where}",
+                    "working",
+                    action.service,
+                )
+            )
+        return handed
 
     # ------------------------------------------------------------------ scheduling
     def _converge(
