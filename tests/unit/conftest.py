@@ -1,5 +1,6 @@
 """Unit tests keep their converge locks in a directory of their own, not the user's runtime dir;
-the CLI's tests share their fake engine and private state directory from here."""
+the CLI's tests share their fake engine, private state directory and project directory
+from here."""
 
 from __future__ import annotations
 
@@ -36,3 +37,12 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     engine (a module may define its own ``fake``)."""
     engine: FakeEngine = fake_cli_engine(monkeypatch, "web:1", "worker:1")
     return engine
+
+
+@pytest.fixture
+def proj(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A project directory ``shop`` whose envd.toml is the asking module's ``SPEC``."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    (root / "envd.toml").write_text(request.module.SPEC)
+    return root

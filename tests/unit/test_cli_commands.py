@@ -47,14 +47,6 @@ services.web.env = { MODE = "ci" }
 pytestmark = pytest.mark.usefixtures("private_state")
 
 
-@pytest.fixture
-def proj(tmp_path: Path) -> Path:
-    root = tmp_path / "shop"
-    root.mkdir()
-    (root / "envd.toml").write_text(SPEC)
-    return root
-
-
 cli = cli_in_process
 
 

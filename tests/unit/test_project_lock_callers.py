@@ -40,14 +40,6 @@ while True:
 """
 
 
-@pytest.fixture
-def proj(tmp_path: Path) -> Path:
-    root = tmp_path / "shop"
-    root.mkdir()
-    (root / "envd.toml").write_text(SPEC)
-    return root
-
-
 def stubborn_daemon(argv: list[str]) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, "-c", STUBBORN, *argv], stdout=subprocess.PIPE, text=True

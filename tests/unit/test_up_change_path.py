@@ -43,14 +43,6 @@ pytestmark = pytest.mark.usefixtures("private_state")
 
 
 @pytest.fixture
-def proj(tmp_path: Path) -> Path:
-    root = tmp_path / "shop"
-    root.mkdir()
-    (root / "envd.toml").write_text(SPEC)
-    return root
-
-
-@pytest.fixture
 def begun(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The projects ``begin`` was asked to witness, in order."""
     calls: list[str] = []
