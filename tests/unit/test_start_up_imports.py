@@ -98,17 +98,21 @@ print(json.dumps(first))
 """
 
 
-def _loaded(modules: tuple[str, ...]) -> dict[str, str]:
+def _probe(script: str, modules: tuple[str, ...]) -> str:
+    """What ``script`` prints, run in a fresh interpreter with ``modules`` as its arguments."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ENVD_")}
-    out = subprocess.run(
-        [sys.executable, "-c", _PROBE, *modules],
+    return subprocess.run(
+        [sys.executable, "-c", script, *modules],
         capture_output=True,
         text=True,
         cwd=REPO,
         env=env,
         check=True,
     ).stdout
-    first: dict[str, str] = json.loads(out)
+
+
+def _loaded(modules: tuple[str, ...]) -> dict[str, str]:
+    first: dict[str, str] = json.loads(_probe(_PROBE, modules))
     return first
 
 
@@ -193,16 +197,7 @@ print("\\n".join(sorted(set(sys.modules) - before)))
 
 @pytest.fixture(scope="module")
 def lean_loaded() -> set[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ENVD_")}
-    out = subprocess.run(
-        [sys.executable, "-c", _LEAN_PROBE, *LEAN_MODULES],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=env,
-        check=True,
-    ).stdout
-    return set(out.split())
+    return set(_probe(_LEAN_PROBE, LEAN_MODULES).split())
 
 
 @pytest.mark.parametrize("heavy", LEAN_HEAVY)
