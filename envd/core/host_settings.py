@@ -14,6 +14,7 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from envd.core.hashing import plain_deep
+from envd.values.limit_support import CGROUP_LIMITS
 from envd.values.types import (
     ContainerCreate,
     DeviceMapping,
@@ -130,10 +131,12 @@ def host_canonical(spec: ContainerCreate) -> dict[str, Any]:
     return data
 
 
-# --- resource limits an engine may drop (rootless Podman on cgroups v1) -----
-# The cgroup limits of HostSettings, under their spec names. -1 (unlimited
-# pids or swap) asks for no cgroup limit, so it is not one.
-_CGROUP_LIMITS = ("nano_cpus", "memory", "memory_reservation", "memory_swap", "pids_limit")
+# --- resource limits an engine may drop (Engine.ignored_limits) -------------
+# The HostSettings fields of the cgroup limits values.limit_support names (one
+# list: what an engine drops and what a spec sets are named alike). -1
+# (unlimited pids or swap) asks for no cgroup limit, so it is not one.
+_FIELD_OF = {spec: field for field, spec in _SPEC_NAMES.items()}
+_CGROUP_LIMITS = tuple(_FIELD_OF.get(name, name) for name in CGROUP_LIMITS)
 
 
 def resource_limits(host: HostSettings) -> list[str]:

@@ -138,6 +138,16 @@ def _info(
     )
 
 
+# Docker's /info flag saying whether its kernel supports each limit.
+_LIMIT_FLAGS = {
+    "cpus": "CpuCfsQuota",
+    "mem_limit": "MemoryLimit",
+    "mem_reservation": "MemoryLimit",
+    "memswap_limit": "SwapLimit",
+    "pids_limit": "PidsLimit",
+}
+
+
 def ignored_limits(info: object) -> LimitSupport:
     """Which resource limits the engine whose ``/info`` is ``info`` would silently drop.
 
@@ -171,24 +181,10 @@ def ignored_limits(info: object) -> LimitSupport:
             engine="Docker without cgroups (rootless, no cgroup manager)",
             remedy="run rootless Docker on cgroups v2 with systemd, or rootful Docker",
         )
-    unsupported = {
-        flag for flag in ("MemoryLimit", "SwapLimit", "CpuCfsQuota", "PidsLimit")
-        if info.get(flag) is False
-    }  # fmt: skip
-    drops = {
-        name
-        for name, flag in (
-            ("cpus", "CpuCfsQuota"),
-            ("mem_limit", "MemoryLimit"),
-            ("mem_reservation", "MemoryLimit"),
-            ("memswap_limit", "SwapLimit"),
-            ("pids_limit", "PidsLimit"),
-        )
-        if flag in unsupported
-    }
+    drops = {name for name, flag in _LIMIT_FLAGS.items() if info.get(flag) is False}
     if not drops:
         return APPLIES_ALL
-    missing = ", ".join(sorted(unsupported))
+    missing = ", ".join(sorted({_LIMIT_FLAGS[name] for name in drops}))
     return LimitSupport(
         drops=frozenset(drops),
         engine=f"this Docker engine (its kernel lacks {missing} support)",
