@@ -156,13 +156,9 @@ def first_paint(args: argparse.Namespace, pdir: Path) -> int:
     from playwright.sync_api import sync_playwright
 
     pdir.joinpath("envd.toml").write_text(multi_spec(args.services))
-    up = envd("up", "--timeout", "120", cwd=pdir)
-    if up.returncode != 0:
-        print(up.stderr, file=sys.stderr)
+    url = up_dashboard(pdir, 120)
+    if url is None:
         return 1
-    found = re.search(r"Dashboard: (\S+)", up.stderr)
-    assert found, up.stderr
-    url = found.group(1)
     loads: list[tuple[float, dict[str, float | None]]] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
@@ -230,6 +226,18 @@ def envd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def up_dashboard(pdir: Path, timeout: int) -> str | None:
+    """``envd up`` in ``pdir`` (its daemon serves the dashboard): the dashboard's URL, or
+    None after printing why the up failed."""
+    up = envd("up", "--timeout", str(timeout), cwd=pdir)
+    if up.returncode != 0:
+        print(up.stderr, file=sys.stderr)
+        return None
+    found = re.search(r"Dashboard: (\S+)", up.stderr)
+    assert found, up.stderr
+    return found.group(1)
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -271,18 +279,15 @@ def main() -> int:
             envd("down", cwd=pdir)
             shutil.rmtree(root, ignore_errors=True)
     try:
-        up = envd("up", "--timeout", "60", cwd=pdir)
-        if up.returncode != 0:
-            print(up.stderr, file=sys.stderr)
+        url = up_dashboard(pdir, 60)
+        if url is None:
             return 1
-        url = re.search(r"Dashboard: (\S+)", up.stderr)
-        assert url, up.stderr
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
                 executable_path=args.chromium, headless=True, args=["--no-sandbox"]
             )
             page = browser.new_page(bypass_csp=True)  # the probes below are evaluated strings
-            page.goto(url.group(1))
+            page.goto(url)
             page.wait_for_selector('#services tr[data-service="web"] code')
             page.wait_for_selector("#live.live")
             for _ in range(args.rounds):
