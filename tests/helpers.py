@@ -131,6 +131,38 @@ def remove_project_objects(client: Any, project: str, timeout: float = 60.0) -> 
     )
 
 
+def remove_by_hand(client: Any, name: str, timeout: float = 10.0) -> str:
+    """``docker rm -f NAME`` as a user types it, and the id it removed.
+
+    Asked again while Docker 20.10 fails it on its own race ("unable to remove
+    filesystem ... directory not empty", leaving the container dead for the next
+    removal to finish). Each try removes the container by the id it had, never
+    a successor envd may create under the name meanwhile.
+    """
+    import docker
+
+    cid = str(client.containers.get(name).id)
+    tries = 0
+
+    def removed() -> bool:
+        nonlocal tries
+        tries += 1
+        try:
+            client.api.remove_container(cid, force=True)
+        except docker.errors.NotFound:
+            if tries == 1:
+                raise
+            return True  # the dead container was removed by someone else meanwhile
+        except docker.errors.APIError as exc:
+            if "unable to remove filesystem" not in str(exc):
+                raise
+            return False
+        return True
+
+    wait_for(removed, timeout=timeout, interval=0.1, message=f"{name} removed by hand")
+    return cid
+
+
 @contextlib.contextmanager
 def project_cleanup(project: str, client: Callable[[], Any | None]) -> Iterator[str]:
     """Yield ``project``; afterwards, even on error, remove its Docker objects.

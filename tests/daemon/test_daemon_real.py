@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, describe, envd_env, run_envd, wait_for
+from tests.helpers import REPO, describe, envd_env, remove_by_hand, run_envd, wait_for
 
 pytestmark = [pytest.mark.docker]
 
@@ -323,7 +323,7 @@ def test_removed_container_is_recreated(
     up(project_dir)
     name = f"{project_name}-worker-1"
     old = running_id(docker_client, name)
-    docker_client.containers.get(name).remove(force=True)
+    remove_by_hand(docker_client, name)
     new = wait_for(
         lambda: (cid := running_id(docker_client, name)) and cid != old and cid,
         timeout=10,
@@ -667,7 +667,7 @@ def test_events_json_streams_json_lines(
     first = next_event(time.monotonic() + 30)
     assert first is not None and first["seq"] == 1, seen
     replayed = len(seen)
-    docker_client.containers.get(f"{project_name}-worker-1").remove(force=True)
+    remove_by_hand(docker_client, f"{project_name}-worker-1")
 
     repaired = False
     deadline = time.monotonic() + 15

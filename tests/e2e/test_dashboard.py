@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser import chromium
-from tests.helpers import BUSYBOX, describe, free_tcp_port, run_envd, wait_for
+from tests.helpers import BUSYBOX, describe, free_tcp_port, remove_by_hand, run_envd, wait_for
 
 pytestmark = pytest.mark.usefixtures("busybox_image")
 
@@ -103,7 +103,7 @@ def test_the_page_follows_the_engine(
     old = docker_client.containers.get(f"{project_name}-db-1").id
     assert page.inner_text(f"{row} code") == old[:12]
     before = page.locator("#timeline li").count()
-    docker_client.containers.get(f"{project_name}-db-1").remove(force=True)
+    remove_by_hand(docker_client, f"{project_name}-db-1")
     wait_for(
         lambda: page.locator("#timeline li").count() > before,
         timeout=10,

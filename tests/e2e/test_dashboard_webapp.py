@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from tests.browser import chromium
-from tests.helpers import describe, free_tcp_port, project_cleanup, run_envd, wait_for
+from tests.helpers import (
+    describe,
+    free_tcp_port,
+    project_cleanup,
+    remove_by_hand,
+    run_envd,
+    wait_for,
+)
 
 # The page's green is "healthy": the example's services must run their healthchecks.
 pytestmark = [pytest.mark.usefixtures("debian_image"), pytest.mark.needs_engine_healthchecks]
@@ -108,7 +115,7 @@ def test_a_container_removed_by_hand_turns_red_then_green_without_a_reload(
     page.goto(webapp.url)
     wait_for(lambda: _state(page, "cache") == "healthy", timeout=60, message="cache healthy")
     page.evaluate(RECORD, "cache")
-    webapp.client.containers.get(f"{webapp.project}-cache-1").remove(force=True)
+    remove_by_hand(webapp.client, f"{webapp.project}-cache-1")
     wait_for(
         lambda: any("st-err" in c for c in page.evaluate("window.__seen")),
         timeout=20,

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from envd.cli import _lean_status, _lean_up
-from tests.helpers import BUSYBOX, describe, envd_env, run_envd
+from tests.helpers import BUSYBOX, describe, envd_env, remove_by_hand, run_envd
 
 # Service b has a healthcheck: Podman without systemd never runs it (docs/compatibility.md).
 pytestmark = [pytest.mark.usefixtures("busybox_image"), pytest.mark.needs_engine_healthchecks]
@@ -110,7 +110,7 @@ def test_a_no_op_up_once_prints_the_same_both_ways_and_changes_give_way(
     assert _default(project_dir, "up", "--once").returncode == 0  # a no-op again: witnessed
     assert _lean_answers(project_dir, capsys, "up", "--once")
 
-    docker_client.containers.get(f"{project_name}-b-1").remove(force=True)
+    remove_by_hand(docker_client, f"{project_name}-b-1")
     assert not _lean_answers(project_dir, capsys, "up", "--once")
     assert _default(project_dir, "up", "--once").returncode == 0
     assert _default(project_dir, "up", "--once").returncode == 0
