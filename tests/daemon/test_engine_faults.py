@@ -64,7 +64,7 @@ def test_daemon_waits_for_the_engine_and_converges_on_its_return(
     # The event stream follows the engine again: a removed container comes
     # back long before the periodic resync (60 s) would notice.
     removed = names[0]
-    assert private_engine.docker("rm", "-f", removed).returncode == 0
+    private_engine.remove_by_hand(removed)
     wait_for(
         lambda: removed in private_engine.running_names(project_name),
         timeout=15,
