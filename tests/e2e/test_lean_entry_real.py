@@ -126,7 +126,7 @@ def test_a_no_op_up_once_prints_the_same_both_ways_and_changes_give_way(
     try:
         assert not _lean_answers(project_dir, capsys, "up", "--once")
     finally:
-        extra.remove(force=True)
+        remove_by_hand(docker_client, str(extra.name))
     assert _lean_answers(project_dir, capsys, "up", "--once")
 
     os.environ["W6_LEAN_PROBE"] = "1"
