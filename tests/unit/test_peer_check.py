@@ -15,24 +15,29 @@ from envd.daemon.client import DaemonClient, ForeignDaemon
 NOBODY = 65534
 
 
-def _serve_as_nobody(path: Path, report: int) -> None:
-    """In a forked child: listen on ``path`` as uid nobody, write how many bytes arrived."""
+def _serve_as_nobody(path: Path, report: int, connections: int) -> None:
+    """In a forked child: listen on ``path`` as uid nobody, take ``connections``
+    connections, write how many bytes arrived on them."""
     received = 0
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.bind(str(path))
         os.setgid(NOBODY)
         os.setuid(NOBODY)
-        sock.listen(1)  # the peer credentials are those at listen()
+        sock.listen(connections)  # the peer credentials are those at listen()
         os.write(report, b"R")
         sock.settimeout(10)
-        conn, _ = sock.accept()
-        conn.settimeout(10)
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            received += len(chunk)
+        # Listening until every expected client has come: a socket closed after
+        # the first would refuse the second, which is not what is under test.
+        for _ in range(connections):
+            conn, _ = sock.accept()
+            conn.settimeout(10)
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                received += len(chunk)
+            conn.close()
     finally:
         os.write(report, f"{received}\n".encode())
         os._exit(0)
@@ -47,7 +52,7 @@ def test_the_client_refuses_another_users_daemon(tmp_path: Path) -> None:
     child = os.fork()
     if child == 0:
         os.close(read_end)
-        _serve_as_nobody(path, write_end)
+        _serve_as_nobody(path, write_end, connections=2)
     os.close(write_end)
     try:
         assert os.read(read_end, 1) == b"R"
