@@ -62,7 +62,7 @@ def run_status(obj: Ctx, as_json: bool) -> None:
     """`envd status --target swarm`: per service replicas, tasks and drift."""
     from envd.inputs.prepare import prepare
     from envd.swarm.deploy import prepare_swarm
-    from envd.swarm.ops import status as swarm_status
+    from envd.swarm.status import status as swarm_status
 
     loaded = obj.load(swarm=True)
     eng = swarm_engine()
@@ -105,3 +105,14 @@ def run_status(obj: Ctx, as_json: bool) -> None:
                 f"  {t['id']}  slot {t['slot']:<3} {t['node']:<16} {t['state']:<10}"
                 f" desired {t['desired_state']:<9}{mark}{error}"
             )
+    for kind in ("secrets", "configs"):
+        if not report[kind]:
+            continue
+        click.echo(f"\n{kind}:")
+        table(
+            [("NAME", "VERSION", "STATE", "SERVICES")]
+            + [
+                (v["name"], v["swarm_name"], v["state"], ", ".join(v["services"]) or "-")
+                for v in report[kind]
+            ]
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from envd.core.hashing import changed_fields as core_changed_fields
 from envd.core.networks import orphan_networks
@@ -130,6 +130,56 @@ def versioned(
         if obs.name not in desired
     ]
     return VersionedActions(creates, removes)
+
+
+def version_rows(
+    kind: VersionedKind,
+    desired: Mapping[str, Versioned] | None,
+    observed: Sequence[ObservedVersioned],
+    running: Mapping[str, Sequence[str]],
+    wanted_by: Mapping[str, Sequence[str]],
+) -> list[dict[str, Any]]:
+    """Pure: the ``status`` rows of one kind's versions (no value, only names).
+
+    A deployed version is "current" (the spec's), "previous version" (of a key
+    the spec still has: a deploy removes it once no task uses it) or "not in
+    the spec"; a version the spec wants that the swarm lacks is "not deployed".
+    Without a desired state (the spec did not load) each is "deployed".
+    ``running``: the services the swarm runs mounting each versioned name;
+    ``wanted_by``: the spec's services that will mount it (for "not deployed").
+    """
+    keys = {obj.key for obj in (desired or {}).values()}
+    rows: list[dict[str, Any]] = []
+    for obs in sorted(observed, key=lambda o: o.name):
+        key = obs.labels.get(kind.label, obs.name)
+        if desired is None:
+            state = "deployed"
+        elif obs.name in desired:
+            state = "current"
+        else:
+            state = "previous version" if key in keys else "not in the spec"
+        rows.append(
+            {
+                "name": key,
+                "swarm_name": obs.name,
+                "id": obs.id[:12],
+                "state": state,
+                "services": sorted(running.get(obs.name, ())),
+            }
+        )
+    have = {o.name for o in observed}
+    for name, obj in sorted((desired or {}).items()):
+        if name not in have:
+            rows.append(
+                {
+                    "name": obj.key,
+                    "swarm_name": name,
+                    "id": "",
+                    "state": "not deployed",
+                    "services": sorted(wanted_by.get(name, ())),
+                }
+            )
+    return rows
 
 
 def changed_fields(old: str, new: str) -> list[str]:

@@ -111,6 +111,9 @@ class ObservedService:
     running_tasks: int | None = None
     desired_tasks: int | None = None
     ports: tuple[PublishedPort, ...] = ()  # as the endpoint reports them (assigned ports too)
+    # The versioned secret and config names its spec mounts (names only, never a value).
+    secrets: tuple[str, ...] = ()
+    configs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

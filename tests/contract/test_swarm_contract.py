@@ -110,6 +110,9 @@ def test_secrets_are_created_listed_and_removed_but_never_read_back(
     ref = SecretRef(secret=name, target="token")
     sid = eng.create_service(w.service("user", secrets=(ref,)), {name: secret_id})
     _running(w, sid, "h1", 1)
+    (user,) = [svc for svc in eng.list_services(w.labels()) if svc.id == sid]
+    assert (user.secrets, user.configs) == ((name,), ())  # the names it mounts, not a value
+    assert value.decode() not in repr(eng.list_services(w.labels()))
     with pytest.raises(Conflict):
         eng.remove_secret(secret_id)
     eng.remove_service(sid)
@@ -158,6 +161,8 @@ def test_configs_are_mounted_with_their_mode_and_cannot_go_while_used(
     spec = replace(spec, container=replace(spec.container, read_only=True))
     sid = eng.create_service(spec, {}, {name: config_id})
     (task,) = _running(w, sid, "h1", 1)
+    (web,) = [svc for svc in eng.list_services(w.labels()) if svc.id == sid]
+    assert (web.secrets, web.configs) == ((), (name,))
     assert _task_file(w, task, w.name("web"), "/etc/site.conf") == (b"listen 80;\n", "440 101 102")
     with pytest.raises(Conflict):
         eng.remove_config(config_id)

@@ -97,6 +97,17 @@ def test_deploy_mounts_file_and_inline_configs_and_new_content_replaces_the_vers
     proc = envd_cli("status", "--target", "swarm", "--json", timeout=60)
     assert proc.returncode == 0, describe(proc)
     assert [s["drift"] for s in json.loads(proc.stdout)["services"]] == [""], proc.stdout
+    configs = json.loads(proc.stdout)["configs"]
+    assert sorted(r["name"] for r in configs) == ["app.conf", "motd"], proc.stdout
+    assert {r["swarm_name"] for r in configs} == first
+    assert {r["state"] for r in configs} == {"current"}
+    text = envd_cli("status", "--target", "swarm", timeout=60)
+    assert text.returncode == 0, describe(text)
+    listed = text.stdout.split("\nconfigs:\n", 1)[1].splitlines()
+    assert listed[0].split() == ["NAME", "VERSION", "STATE", "SERVICES"], text.stdout
+    assert sorted(line.split()[1:] for line in listed[1:]) == sorted(
+        [n, "current", "web"] for n in first
+    ), text.stdout
 
     again = _deploy(envd_cli)
     assert again["changes"] == [], again

@@ -190,6 +190,11 @@ def test_deploy_serves_replicas_with_a_secret_and_a_noop_redeploy_changes_nothin
     report = _status(envd_cli, "s3cret-1")
     web = next(s for s in report["services"] if s["name"] == "web")
     assert web["desired_replicas"] == 2 and web["running"] == 2
+    secret = {r["swarm_name"]: (r["name"], r["state"], r["services"]) for r in report["secrets"]}
+    assert secret == {
+        name: ("token", "current", ["web"]) for name in _secret_names(swarm, project_name)
+    }
+    assert "s3cret-1" not in json.dumps(report)
     ports = _published_ports(report, "web")
     assert ports
     for port in ports:
@@ -226,6 +231,14 @@ def test_an_edit_rolls_only_its_service_and_a_rotated_secret_replaces_the_old_on
     ports = _published_ports(_status(envd_cli, "s3cret-1"), "web")
     for port in ports:
         assert wait_for(lambda p=port: "bonjour" in _get(p), timeout=30, ignore=(OSError,))
+
+    pending = _status(envd_cli, "s3cret-2")
+    assert [(r["swarm_name"] in old_secrets, r["state"]) for r in pending["secrets"]] == [
+        (True, "previous version"),
+        (False, "not deployed"),
+    ]
+    assert [s["drift"] for s in pending["services"] if s["name"] == "web"] == ["changed: secrets"]
+    assert "s3cret-2" not in json.dumps(pending)
 
     rotated = _deploy(envd_cli, "s3cret-2")
     kinds = sorted(c["kind"] for c in rotated["changes"])

@@ -4,6 +4,7 @@ their uid/gid/mode, replaced (and the old version removed) when their content ch
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from envd.swarm.desired import desire_swarm
 from envd.swarm.mapping import SWARM_CONFIG_MAX, SwarmDesired
 from envd.swarm.ops import down
 from envd.swarm.plan import SwarmObserved, plan_swarm
+from envd.swarm.status import status as swarm_status
 from envd.values import labels
 from envd.values.errors import SpecError, UsageError
 from envd.values.events import FakeClock
@@ -236,3 +238,28 @@ def test_a_config_a_swarm_would_reject_is_refused_before_the_deploy(
     with pytest.raises(UsageError) as info:
         _desired(tmp_path, motd=motd)
     assert str(info.value).startswith("configs.motd: ")
+
+
+def test_status_lists_config_versions_and_the_services_mounting_them(tmp_path: Path) -> None:
+    """Each config version is listed with its state and the spec's services mounting it;
+    edited content shows the deployed version as previous and the new one as not deployed."""
+    engine = FakeSwarm()
+    deploy(engine, _desired(tmp_path, worker='configs = ["site"]'), clock=FakeClock())
+    site, motd = _name("site", b"listen 80;\n"), _name("motd", b"hi")
+    report = swarm_status(engine, "cfgs", _desired(tmp_path, worker='configs = ["site"]'))
+    assert [(r["name"], r["swarm_name"], r["state"], r["services"]) for r in report["configs"]] == [
+        ("motd", motd, "current", ["web"]),
+        ("site", site, "current", ["web", "worker"]),
+    ]
+    assert report["secrets"] == []
+
+    edited = swarm_status(
+        engine, "cfgs", _desired(tmp_path, site="listen 81;\n", worker='configs = ["site"]')
+    )
+    states = {(r["swarm_name"], r["state"], tuple(r["services"])) for r in edited["configs"]}
+    assert states == {
+        (motd, "current", ("web",)),
+        (site, "previous version", ("web", "worker")),
+        (_name("site", b"listen 81;\n"), "not deployed", ("web", "worker")),
+    }
+    assert "listen" not in json.dumps(edited)

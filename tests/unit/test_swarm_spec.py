@@ -29,6 +29,7 @@ from envd.swarm.mapping import (
 )
 from envd.swarm.ops import down, require_manager, service_state
 from envd.swarm.plan import SwarmObserved, plan_swarm
+from envd.swarm.status import status as swarm_status
 from envd.values import labels
 from envd.values.errors import EnvironmentFailed
 from envd.values.events import FakeClock
@@ -427,3 +428,47 @@ def test_the_lock_pins_the_image_a_swarm_service_runs(tmp_path: Path) -> None:
     want = desire_swarm(desired, loaded, {locked: None})
     assert want.services["web"].spec.container.image == locked
     assert "dev.envd.image-id" not in want.services["web"].spec.container.labels
+
+
+def test_status_lists_secret_versions_by_state_and_never_a_value(tmp_path: Path) -> None:
+    """`status --target swarm` names each secret version: current, pending (not deployed) and
+    the previous one a rotation leaves until the deploy; never a value."""
+    engine = FakeSwarm()
+    deploy(engine, _desired(tmp_path, token=b"v1"), clock=FakeClock())
+    v1 = f"shop_token_{KEYS.digest(b'v1')[:12]}"
+    v2 = f"shop_token_{KEYS.digest(b'v2')[:12]}"
+
+    now = swarm_status(engine, "shop", _desired(tmp_path, token=b"v1"))
+    assert [(r["name"], r["swarm_name"], r["state"], r["services"]) for r in now["secrets"]] == [
+        ("token", v1, "current", ["web"])
+    ]
+    assert now["configs"] == []
+
+    rotated = swarm_status(engine, "shop", _desired(tmp_path, token=b"v2"))
+    assert [(r["swarm_name"], r["state"], r["services"]) for r in rotated["secrets"]] == [
+        (v1, "previous version", ["web"]),  # what the swarm runs until the deploy
+        (v2, "not deployed", ["web"]),
+    ]
+    web = next(s for s in rotated["services"] if s["name"] == "web")
+    assert web["drift"] == "changed: secrets"
+    assert "v2" not in json.dumps(rotated) and "v1" not in json.dumps(rotated).replace(v1, "")
+
+    deploy(engine, _desired(tmp_path, token=b"v2"), clock=FakeClock())
+    after = swarm_status(engine, "shop", _desired(tmp_path, token=b"v2"))
+    assert [(r["swarm_name"], r["state"]) for r in after["secrets"]] == [(v2, "current")]
+
+    # The spec did not load (no desired state): versions are listed as deployed.
+    blind = swarm_status(engine, "shop", None)
+    assert [(r["name"], r["state"]) for r in blind["secrets"]] == [("token", "deployed")]
+
+
+def test_status_lists_a_secret_no_longer_in_the_spec(tmp_path: Path) -> None:
+    """A version whose key the spec dropped is "not in the spec" until a deploy removes it."""
+    engine = FakeSwarm()
+    deploy(engine, _desired(tmp_path), clock=FakeClock())
+    want = _desired(tmp_path)
+    without = replace(want, secrets={})
+    report = swarm_status(engine, "shop", without)
+    assert [(r["state"], r["services"]) for r in report["secrets"]] == [
+        ("not in the spec", ["web"])
+    ]

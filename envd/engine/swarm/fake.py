@@ -331,6 +331,8 @@ class FakeSwarm(FakeObjects):
                     ),
                     desired_tasks=s.spec.replicas,
                     ports=s.ports,
+                    secrets=tuple(r.secret for r in s.spec.secrets),
+                    configs=tuple(r.config for r in s.spec.configs),
                 )
                 for s in self._services.values()
                 if _has(s.spec.labels, labels)

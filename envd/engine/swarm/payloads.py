@@ -211,6 +211,12 @@ def observed_services(doc: Json) -> list[ObservedService]:
                 running_tasks=status.get("RunningTasks"),
                 desired_tasks=status.get("DesiredTasks"),
                 ports=published_ports(s.get("Endpoint")),
+                secrets=tuple(
+                    str(x.get("SecretName") or "") for x in container.get("Secrets") or []
+                ),
+                configs=tuple(
+                    str(x.get("ConfigName") or "") for x in container.get("Configs") or []
+                ),
             )
         )
     return out
