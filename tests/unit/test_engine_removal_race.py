@@ -1,4 +1,4 @@
-"""A forced removal Docker 20.10 fails on its own race is asked again; other failures are not.
+"""Engine answers that are a race inside the engine are asked again; other failures are not.
 
 Docker's exit handler may write the container's state file while a forced
 removal empties its directory; the removal then answers 500 "unable to remove
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from envd.engine.docker import client
+from envd.engine.docker import session
 from envd.values.errors import EngineError
 from tests.engine_replay import ReplayEngine
 
@@ -53,10 +53,27 @@ def test_any_other_failure_of_a_removal_is_reported_at_once() -> None:
 def test_a_race_that_does_not_clear_fails_naming_the_container(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(client, "_REMOVAL_RACE_S", 0.0)
+    # The same race, allowed no time to clear.
+    races = tuple((*r[:4], 0.0) if r[0] == "DELETE" else r for r in session._RACES)
+    monkeypatch.setattr(session, "_RACES", races)
     eng = ReplayEngine([VERSION, _delete(500, RACE)])
     with pytest.raises(EngineError) as failed:
         eng.remove_container(CID, mounted=())
     assert str(failed.value) == RACE["message"]
     assert failed.value.status == 500
+    assert eng.script == []
+
+
+def test_podmans_read_of_a_just_exited_container_is_asked_again() -> None:
+    """The same mechanism serves Podman's race: a GET answered 500 "no such process"."""
+    inspect = f"/containers/{CID}/json"
+    gone = {"message": "read /proc/4242/cgroup: no such process", "cause": "no such process"}
+    eng = ReplayEngine(
+        [
+            VERSION,
+            {"method": "GET", "path": inspect, "status": 500, "answer": gone},
+            {"method": "GET", "path": inspect, "status": 200, "answer": {"Id": CID, "Mounts": []}},
+        ]
+    )
+    assert eng.container_mounts(CID) == []
     assert eng.script == []

@@ -18,7 +18,6 @@ import contextlib
 import dataclasses
 import json
 import posixpath
-import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -56,10 +55,6 @@ if TYPE_CHECKING:
     from envd.engine.base import ProgressFn
 
 __all__ = ["DEFAULT_TIMEOUT", "DockerEngine"]
-
-# How long a removal that lost Docker's race with its own exit handling is asked again.
-_REMOVAL_RACE_S = 5.0
-_REMOVAL_RETRY_STEP_S = 0.1
 
 
 def _inside(path: str, root: str) -> bool:
@@ -366,22 +361,12 @@ class DockerEngine(EngineSession, HostSettingsApi):
                     self.remove_volume(name)
 
     def _delete_container(self, container_id: str, volumes: bool) -> None:
-        path, query = f"/containers/{quote(container_id)}", {"v": int(volumes), "force": 1}
-        deadline = time.monotonic() + _REMOVAL_RACE_S
-        while True:
-            resp = self._send("DELETE", path, query)
-            if resp.status in (200, 204):
-                return
-            # Docker 20.10 can fail a forced removal when its own exit handler
-            # writes the container's state file while the removal empties the
-            # directory ("unable to remove filesystem ... directory not empty").
-            # The container is left dead and a second removal completes it.
-            if resp.status != 500 or b"unable to remove filesystem" not in resp.body:
-                break
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(_REMOVAL_RETRY_STEP_S)
-        raise self._error(resp, f"container {container_id}")
+        self._call(
+            "DELETE",
+            f"/containers/{quote(container_id)}",
+            {"v": int(volumes), "force": 1},
+            what=f"container {container_id}",
+        )
 
     def container_mounts(self, container_id: str) -> list[ObservedMount]:
         return self._mounts(self._inspect_container(container_id))

@@ -11,8 +11,10 @@ engine's own message otherwise (Podman's 500s mapped by their ``cause``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -37,6 +39,28 @@ from envd.values.limit_support import LimitSupport
 DEFAULT_TIMEOUT = 60.0
 _DEFAULT_TIMEOUT = -1.0  # "the engine's default read timeout"; None: no limit
 _JSON = {"Content-Type": "application/json"}
+
+# Engine answers that are a race inside the engine and go away when asked again:
+# (method, text in the 500's body, times asked again at most, pause before each,
+# within how many seconds).
+_RACES: tuple[tuple[str, bytes, int, float, float], ...] = (
+    # Podman answers a read about a container whose process exited between its
+    # own steps with "read /proc/N/...: no such process"; asked again, it
+    # answers from the exited state.
+    ("GET", b"no such process", 2, 0.0, math.inf),
+    # Docker 20.10 can fail a forced removal when its own exit handler writes
+    # the container's state file while the removal empties the directory
+    # ("unable to remove filesystem ... directory not empty"); the container is
+    # left dead and a second removal completes it.
+    ("DELETE", b"unable to remove filesystem", 50, 0.1, 5.0),
+)
+
+
+def _race(method: str, resp: Response) -> tuple[str, bytes, int, float, float] | None:
+    """The entry of ``_RACES`` this answer is, if any."""
+    if resp.status != 500:
+        return None
+    return next((r for r in _RACES if r[0] == method and r[1] in resp.body), None)
 
 
 class EngineSession:
@@ -201,13 +225,15 @@ class EngineSession:
         **kw: Any,
     ) -> Response:
         resp = self._send(method, path, query, body, **kw)
-        for _ in range(2):
-            # Podman answers a read about a container whose process exited
-            # between its own steps with a 500 "read /proc/N/...: no such
-            # process"; asked again, it answers from the exited state.
-            if resp.status != 500 or method != "GET" or b"no such process" not in resp.body:
-                break
-            resp = self._send(method, path, query, body, **kw)
+        race = _race(method, resp)
+        if race is not None:
+            _, _, tries, step_s, within_s = race
+            deadline = time.monotonic() + within_s
+            for _ in range(tries):
+                if _race(method, resp) is not race or time.monotonic() >= deadline:
+                    break
+                time.sleep(step_s)
+                resp = self._send(method, path, query, body, **kw)
         if resp.status in ok:
             return resp
         raise self._error(resp, what)
