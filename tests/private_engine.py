@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import BUSYBOX, no_engine, wait_for
+from tests.helpers import BUSYBOX, no_engine, remove_by_hand
 
 START_TIMEOUT = 60.0
 
@@ -81,20 +81,14 @@ class PrivateEngine:
         )
 
     def remove_by_hand(self, name: str) -> None:
-        """``docker rm -f NAME`` by the id it has now, asked again while Docker 20.10
-        fails it on its own race ("unable to remove filesystem"; see helpers.remove_by_hand)."""
-        found = self.docker("inspect", "--format", "{{.Id}}", name)
-        assert found.returncode == 0, found.stderr
-        cid = found.stdout.strip()
+        """``docker rm -f NAME`` on this engine, as ``helpers.remove_by_hand`` does it."""
+        import docker
 
-        def removed() -> bool:
-            done = self.docker("rm", "-f", cid)
-            if done.returncode == 0 or "No such container" in done.stderr:
-                return True
-            assert "unable to remove filesystem" in done.stderr, done.stderr
-            return False
-
-        wait_for(removed, timeout=10, interval=0.1, message=f"{name} removed by hand")
+        client = docker.DockerClient(base_url=self.host, timeout=30)
+        try:
+            remove_by_hand(client, name)
+        finally:
+            client.close()
 
     def answers(self) -> bool:
         return self.docker("version", "--format", "{{.Server.Version}}", timeout=10).returncode == 0
