@@ -163,6 +163,26 @@ def remove_by_hand(client: Any, name: str, timeout: float = 10.0) -> str:
     return cid
 
 
+def run_to_end(
+    client: Any, image: str, command: list[str], timeout: float = 60.0, **kw: Any
+) -> bytes:
+    """``docker run --rm IMAGE COMMAND``'s output, and fail unless it exits 0.
+
+    Not the SDK's blocking ``containers.run``: that follows the log stream, which
+    Podman 4.3 can leave open for ever when the container exits before the follow
+    starts. Here the container runs detached, its exit is awaited with a deadline,
+    and its logs are read once it has exited.
+    """
+    container = client.containers.run(image, command, detach=True, **kw)
+    try:
+        code = container.wait(timeout=timeout)["StatusCode"]
+        out: bytes = container.logs(stdout=True, stderr=False)
+        assert code == 0, f"{command} exited {code}: {container.logs().decode(errors='replace')}"
+        return out
+    finally:
+        container.remove(force=True)
+
+
 @contextlib.contextmanager
 def project_cleanup(project: str, client: Callable[[], Any | None]) -> Iterator[str]:
     """Yield ``project``; afterwards, even on error, remove its Docker objects.

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import REPO, describe, run_envd, wait_for
+from tests.helpers import REPO, describe, run_envd, run_to_end, wait_for
 
 pytestmark = [pytest.mark.docker]
 
@@ -159,11 +159,11 @@ def test_sync_exec_and_lifecycle_hooks_run_in_the_container(
     )
     proc = envd(project_dir, "down")
     assert proc.returncode == 0, describe(proc)
-    out = docker_client.containers.run(
+    out = run_to_end(
+        docker_client,
         BUSYBOX,
         ["cat", "/log/events"],
         volumes={f"{project_name}_hooklog": {"bind": "/log", "mode": "ro"}},
-        remove=True,
     )
     assert out.decode() == "started:post\nstopping\n"
     log = (project_dir / ".envd" / "daemon.log").read_text()

@@ -13,6 +13,7 @@ from tests.helpers import (
     PROJECT_LABEL,
     project_cleanup,
     remaining_project_objects,
+    run_to_end,
     wait_for,
 )
 
@@ -33,10 +34,10 @@ def test_local_test_image_exists(docker_client: Any, image: str) -> None:
 def test_busybox_image_runs_the_applets_tests_use(busybox_image: str, docker_client: Any) -> None:
     """The busybox image starts in a second and has sh, httpd, nc, wget and sleep."""
     applets = ("sh", "httpd", "nc", "wget", "sleep")
-    out = docker_client.containers.run(
+    out = run_to_end(
+        docker_client,
         busybox_image,
         ["sh", "-c", f"for a in {' '.join(applets)}; do [ -x /bin/$a ] && echo $a; done"],
-        remove=True,
     )
     assert tuple(out.decode().split()) == applets
 
